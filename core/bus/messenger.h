@@ -1,0 +1,88 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/bus/client.h"
+#include "core/bus/topics.h"
+#include "core/common/result.h"
+#include "core/crypto/crypto.h"
+#include "core/loop/loop.h"
+#include "core/wire/codec.h"
+
+// Sealed messaging on top of the bus client: one identity's mailbox, routing of opened messages
+// by body type, and request/response with correlation id + reply mailbox inside the payload.
+namespace hmq::core::bus {
+
+enum class rpc_errc { ok = 0, timeout = 1, stopped = 2 };
+
+// Lifecycle: construct with a started-or-not client; on(...) handlers; start() subscribes to the
+// own mailbox (and any extra topics given to listen()); stop() fails pending requests with
+// rpc_errc::stopped. Loop thread only.
+class messenger {
+ public:
+  using message_handler = std::function<void(const wire::opened&)>;
+  using response_handler = std::function<void(result<wire::opened>)>;
+
+  messenger(loop::scheduler& loop, client& c, wire::codec& codec, topics t = {});
+  ~messenger();
+
+  // This identity's mailbox id and topic.
+  const std::string& mailbox() const { return mailbox_; }
+  std::string mailbox_topic() const { return topics_.mailbox(mailbox_); }
+
+  // Route opened messages whose body is `type` to h (replaces an earlier handler). Messages
+  // with no handler and responses with no pending request are dropped and counted.
+  void on(wire::fb::Body type, message_handler h);
+  // Also open and route messages arriving on `filter` (e.g. the exchange's shared RPC topic).
+  void listen(std::string filter);
+  void start();
+  void stop();
+
+  // Seal `message` (a finished Message buffer) to `recipient` and publish it on `topic`
+  // (default: the recipient's mailbox).
+  void send(const crypto::public_key& recipient, std::span<const uint8_t> message,
+            publish_options o = {}, std::string topic = {}, completion done = {});
+
+  // Request/response: fills correlation_id and reply_to (own mailbox) into `h`, builds the
+  // message, seals and publishes it, and calls `on_response` once with the response (a
+  // message with the same correlation id from `recipient`) or rpc_errc::timeout.
+  void request(const crypto::public_key& recipient, std::string topic, wire::header h,
+               wire::fb::Body type,
+               const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
+               std::chrono::milliseconds timeout, response_handler on_response,
+               publish_options o = {});
+
+  // Reply to a request `req`: correlation id copied, sent to its reply_to mailbox.
+  void respond(const wire::opened& req, wire::fb::Body type,
+               const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
+               publish_options o = {});
+
+  uint64_t dropped_unrouted() const { return dropped_unrouted_; }
+  uint64_t dropped_rejected() const { return dropped_rejected_; }
+
+ private:
+  void on_inbound(const inbound& in);
+
+  loop::scheduler& loop_;
+  client& client_;
+  wire::codec& codec_;
+  topics topics_;
+  std::string mailbox_;
+  std::vector<std::string> extra_filters_;
+  std::unordered_map<uint8_t, message_handler> handlers_;
+  struct pending { crypto::public_key peer; response_handler cb; loop::timer_handle timer; };
+  std::unordered_map<uint64_t, pending> pending_;
+  uint64_t dropped_unrouted_ = 0;
+  uint64_t dropped_rejected_ = 0;
+  bool started_ = false;
+};
+
+}  // namespace hmq::core::bus
+
+template <>
+struct std::is_error_code_enum<hmq::core::bus::rpc_errc> : std::true_type {};

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace hmq::core::bus {
+
+// Topic names (docs/protocol.md). Only opaque ids ever appear in a topic.
+struct topics {
+  std::string prefix = "hmq/v1";
+
+  std::string rpc() const { return prefix + "/x/rpc"; }
+  // Shared subscription so several exchange replicas split the RPC load.
+  std::string rpc_shared() const { return "$share/exchange/" + rpc(); }
+  std::string mailbox(std::string_view id) const { return prefix + "/mb/" + std::string(id); }
+  std::string heartbeat(std::string_view id) const { return prefix + "/hb/" + std::string(id); }
+  std::string heartbeat_all() const { return prefix + "/hb/+"; }
+  std::string presence(std::string_view id) const { return prefix + "/presence/" + std::string(id); }
+  std::string presence_all() const { return prefix + "/presence/+"; }
+  std::string events(std::string_view orgtag) const { return prefix + "/ev/" + std::string(orgtag); }
+};
+
+}  // namespace hmq::core::bus

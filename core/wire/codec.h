@@ -1,0 +1,128 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <unordered_set>
+#include <vector>
+
+#include "core/common/result.h"
+#include "core/crypto/crypto.h"
+#include "core/loop/loop.h"
+#include "schema/envelope_generated.h"
+#include "schema/message_generated.h"
+
+// Encode/decode of envelopes and messages. Every buffer from the network goes through open(),
+// which runs the FlatBuffers Verifier before any field is read.
+namespace hmq::core::wire {
+
+namespace fb = ::hmq::wire::fb;
+
+constexpr uint8_t protocol_version = 1;
+
+// Each rejection has its own code and counter. Order is part of the metrics output; append only.
+enum class errc {
+  ok = 0,
+  too_large,          // envelope bigger than limits.max_envelope_bytes
+  too_small,          // shorter than any valid envelope (includes empty)
+  not_an_envelope,    // FlatBuffers Verifier or file identifier rejected the outer buffer
+  bad_version,        // protocol version not spoken here
+  bad_sender_key,     // sender key missing or not 32 bytes
+  bad_nonce,          // nonce missing or not 24 bytes
+  decrypt_failed,     // MAC check failed: tampered, wrong recipient or wrong sender key
+  not_a_message,      // decrypted bytes fail the Verifier for Message
+  missing_body,       // Message has no body (union NONE)
+  duplicate,          // (sender, id) seen within the window: a replay
+  too_old,            // sent_ms older than now - max_skew
+  too_new,            // sent_ms newer than now + max_skew
+  count_              // number of codes; keep last
+};
+const std::error_category& category();
+std::error_code make_error_code(errc e);
+std::string_view name(errc e);  // "decrypt_failed", ... for counters and logs
+
+struct limits {
+  size_t max_envelope_bytes = 256 * 1024;
+  int64_t max_skew_ms = 5 * 60 * 1000;    // replay window; duplicates are remembered this long
+  size_t max_remembered_ids = 200'000;     // dedup memory bound; oldest forgotten first
+};
+
+// Rejection and acceptance counters, readable from any thread.
+class counters {
+ public:
+  void add(errc e) { c_[static_cast<size_t>(e)].fetch_add(1, std::memory_order_relaxed); }
+  uint64_t get(errc e) const { return c_[static_cast<size_t>(e)].load(std::memory_order_relaxed); }
+  uint64_t accepted() const { return get(errc::ok); }
+  uint64_t rejected() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(errc::count_)> c_{};
+};
+
+// A verified, decrypted, fresh message. `message()` points into `bytes`.
+struct opened {
+  crypto::public_key sender{};
+  std::vector<uint8_t> bytes;  // verified Message buffer
+  const fb::Message* message() const { return fb::GetMessage(bytes.data()); }
+};
+
+// Header fields of a message to build; id and sent_ms are filled in by build_message when 0.
+struct header {
+  uint64_t id = 0;
+  int64_t sent_ms = 0;
+  uint64_t correlation_id = 0;
+  std::string reply_to;
+};
+
+// Builds a finished Message buffer. `body` adds the body table to the builder and returns its
+// offset; `type` is the union tag. Example:
+//   build_message(h, clock, fb::Body::Cancel, [&](auto& b) { return fb::CreateCancel(b, ...).Union(); });
+std::vector<uint8_t> build_message(header h, const loop::clock& clock, fb::Body type,
+                                   const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body);
+// Same from the object API: msg.id/sent_ms filled in when 0.
+std::vector<uint8_t> build_message(fb::MessageT msg, const loop::clock& clock);
+
+// Seals and opens envelopes for one identity. Not thread-safe: owned by the loop thread
+// (counters may be read from anywhere).
+class codec {
+ public:
+  codec(const crypto::box_keypair& self, const loop::clock& clock, limits l = {});
+
+  // Seal a finished Message buffer for `recipient`: Envelope{version, self pk, nonce, box}.
+  std::vector<uint8_t> seal(std::span<const uint8_t> message, const crypto::public_key& recipient) const;
+
+  // Verify the envelope, decrypt, verify the Message, check the skew window and duplicates.
+  // Every failure returns its own errc and bumps its counter; success bumps errc::ok.
+  result<opened> open(std::span<const uint8_t> envelope);
+
+  // Peek at the sender key of an envelope after verifying it (no decryption). For routing
+  // decisions only (e.g. rate limits); never trust it before open() succeeds.
+  static result<crypto::public_key> peek_sender(std::span<const uint8_t> envelope, size_t max_bytes);
+
+  const crypto::public_key& public_key() const { return self_.pk; }
+  const counters& stats() const { return stats_; }
+  const limits& config() const { return limits_; }
+
+ private:
+  result<opened> reject(errc e, std::string detail);
+  bool remember(const crypto::public_key& sender, uint64_t id, int64_t now_ms);
+
+  const crypto::box_keypair& self_;
+  const loop::clock& clock_;
+  limits limits_;
+  counters stats_;
+  // Replay memory: (sender, id) keys with their arrival time, expired after max_skew_ms.
+  struct seen_entry { std::string key; int64_t at_ms; };
+  std::unordered_set<std::string> seen_;
+  std::deque<seen_entry> seen_order_;
+};
+
+}  // namespace hmq::core::wire
+
+template <>
+struct std::is_error_code_enum<hmq::core::wire::errc> : std::true_type {};

@@ -1,0 +1,1 @@
+// Keeps hmq_test_support non-empty before any support source exists.
