@@ -107,6 +107,7 @@ class event_loop final : public scheduler {
   const clock* clock_;
   asio::io_context io_;
   std::unique_ptr<impl> impl_;
+  std::shared_ptr<void> keep_alive_;  // signal re-arm closure
 };
 
 // Unit-test scheduler: nothing runs until the test says so. post() queues; advance() moves the
