@@ -671,7 +671,7 @@ class handler {
     HMQ_CHECK(check_text("email", u.email, max_name));
     std::string key = u.org + "/" + u.username;
     bool self = is_user() && p_.org == u.org && p_.id == u.username;
-    if (!can_admin(u.org) && !(self && !insert)) return denied("modify users of", u.org);
+    if (!can_admin(u.org) && !(self && !insert)) return denied("modify", u.org);
     if (u.org == "root" && u.username == "root" && !p_.root) return denied_on("modify", "user", key);
     std::string h;
     if (!u.password.empty()) {
@@ -707,7 +707,7 @@ class handler {
     if (!n.arch.empty()) HMQ_CHECK(check_arch("arch", n.arch));
     HMQ_CHECK(check_service_user_inputs("user_inputs", n.user_inputs));
     std::string key = n.org + "/" + n.id;
-    if (!can_write(n.org) && !(!insert && is_node(n.org, n.id))) return denied("modify nodes of", n.org);
+    if (!can_write(n.org) && !(!insert && is_node(n.org, n.id))) return denied("modify", n.org);
     std::string h;
     if (!n.token.empty()) {
       auto r = s_.hash(n.token);
@@ -767,7 +767,7 @@ class handler {
       if (a.patterns[i]->node_org.empty()) a.patterns[i]->node_org = a.patterns[i]->pattern_org;
     }
     std::string key = a.org + "/" + a.id;
-    if (!can_admin(a.org)) return denied("modify agbots of", a.org);
+    if (!can_admin(a.org)) return denied("modify", a.org);
     std::string h;
     if (!a.token.empty()) {
       auto r = s_.hash(a.token);
@@ -820,7 +820,7 @@ class handler {
     std::string id = service_id(s.url, s.version, s.arch);
     HMQ_CHECK(check_text("url", id, max_url));
     std::string key = s.org + "/" + id;
-    if (!can_write(s.org)) return denied("modify services of", s.org);
+    if (!can_write(s.org)) return denied("modify", s.org);
     for (auto& d : s.dockauths) d->token = seal_token(d->token);
     HMQ_CHECK(tx([&]() -> step {
       HMQ_CHECK(need_org(s.org));
@@ -840,7 +840,7 @@ class handler {
   step put_pattern(fb::PatternT p, bool insert) {
     HMQ_CHECK(check_pattern(p));
     std::string key = p.org + "/" + p.name;
-    if (!can_write(p.org)) return denied("modify patterns of", p.org);
+    if (!can_write(p.org)) return denied("modify", p.org);
     HMQ_CHECK(tx([&]() -> step {
       HMQ_CHECK(need_org(p.org));
       auto cur = db_.blob_get(table::patterns, p.org, p.name);
@@ -990,7 +990,7 @@ class handler {
         break;
       }
       case fb::ResourceKind::user: {
-        if (!can_admin(key.org)) return denied("delete users of", key.org);
+        if (!can_admin(key.org)) return denied("modify", key.org);
         if (key.org == "root" && key.id == "root") return forbidden("user root/root cannot be deleted");
         HMQ_CHECK(tx([&]() -> step {
           auto d = db_.row_delete(table::users, key.org, key.id);
@@ -1001,7 +1001,7 @@ class handler {
         break;
       }
       case fb::ResourceKind::node: {
-        if (!can_write(key.org)) return denied("delete nodes of", key.org);
+        if (!can_write(key.org)) return denied("modify", key.org);
         HMQ_CHECK(tx([&]() -> step {
           auto n = load<fb::Node>(table::nodes, key.org, key.id);
           if (!n) return nf;
@@ -1015,7 +1015,7 @@ class handler {
         break;
       }
       case fb::ResourceKind::agbot: {
-        if (!can_admin(key.org)) return denied("delete agbots of", key.org);
+        if (!can_admin(key.org)) return denied("modify", key.org);
         HMQ_CHECK(tx([&]() -> step {
           auto d = db_.row_delete(table::agbots, key.org, key.id);
           if (!d) return internal(d.err());
@@ -1025,7 +1025,7 @@ class handler {
         break;
       }
       case fb::ResourceKind::service: {
-        if (!can_write(key.org)) return denied("delete services of", key.org);
+        if (!can_write(key.org)) return denied("modify", key.org);
         HMQ_CHECK(tx([&]() -> step {
           auto s = load<fb::Service>(table::services, key.org, key.id);
           if (!s) return nf;
@@ -1037,7 +1037,7 @@ class handler {
         break;
       }
       case fb::ResourceKind::pattern: {
-        if (!can_write(key.org)) return denied("delete patterns of", key.org);
+        if (!can_write(key.org)) return denied("modify", key.org);
         HMQ_CHECK(tx([&]() -> step {
           auto exists = db_.blob_get(table::patterns, key.org, key.id);
           if (!exists) return internal(exists.err());
@@ -1382,7 +1382,7 @@ class handler {
     pat->UnPackTo(&p);
     HMQ_CHECK(check_agbot_pattern("pattern", p));
     if (p.node_org.empty()) p.node_org = p.pattern_org;
-    if (!can_admin(org)) return denied("modify agbots of", org);
+    if (!can_admin(org)) return denied("modify", org);
     std::string key = org + "/" + id;
     fb::AgbotT stored;
     HMQ_CHECK(tx([&]() -> step {
