@@ -294,8 +294,19 @@ void random_bytes(std::span<uint8_t> out) {
   randombytes_buf(out.data(), out.size());
 }
 
+bool canonical_box_key(const public_key& pk) {
+  if (pk[31] & 0x80) return false;
+  // Little-endian value >= p = 2^255 - 19 means 0x7f, thirty 0xff bytes, and a first byte >= 0xed.
+  if (pk[31] != 0x7f || pk[0] < 0xed) return true;
+  for (size_t i = 1; i < 31; ++i) {
+    if (pk[i] != 0xff) return true;
+  }
+  return false;
+}
+
 bool usable_box_key(const public_key& pk) {
   init();
+  if (!canonical_box_key(pk)) return false;
   // crypto_box refuses peers whose shared point is all zeros (small-order keys); try it with a
   // throwaway secret, which is exactly what crypto_box_beforenm checks.
   static const box_keypair probe = box_keypair::generate();

@@ -94,8 +94,14 @@ nonce random_nonce();
 uint64_t random_u64();
 void random_bytes(std::span<uint8_t> out);
 
-// False for keys crypto_box refuses (small-order points): check keys that come from the
-// network (e.g. at registration) so sealing to them cannot fail later.
+// True for an X25519 public key in the one encoding libsodium generates: bit 255 clear and the
+// value below 2^255-19. Other encodings alias a canonical key (X25519 ignores bit 255 and reduces
+// mod p), so accepting them would give one sender several identities and let a replay with a
+// re-encoded sender key slip past duplicate detection. Cheap: no curve arithmetic.
+bool canonical_box_key(const public_key& pk);
+
+// False for keys crypto_box refuses (small-order points) or that are not canonical: check keys
+// that come from the network (e.g. at registration) so sealing to them cannot fail later.
 bool usable_box_key(const public_key& pk);
 
 // crypto_box_easy: returns mac || ciphertext (plain.size() + mac_size bytes), or an empty vector

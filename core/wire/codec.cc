@@ -165,12 +165,17 @@ result<opened> codec::open(std::span<const uint8_t> envelope) {
   if (sender_key == nullptr || sender_key->size() != crypto::public_key_size) {
     return reject(errc::bad_sender_key, {});
   }
+  crypto::public_key sender;
+  std::memcpy(sender.data(), sender_key->data(), sender.size());
+  if (!crypto::canonical_box_key(sender)) {
+    return reject(errc::bad_sender_key, "not a canonical X25519 key");
+  }
   const auto* nonce_bytes = env->nonce();
   if (nonce_bytes == nullptr || nonce_bytes->size() != crypto::nonce_size) {
     return reject(errc::bad_nonce, {});
   }
   opened out;
-  std::memcpy(out.sender.data(), sender_key->data(), out.sender.size());
+  out.sender = sender;
   crypto::nonce n;
   std::memcpy(n.data(), nonce_bytes->data(), n.size());
   const auto* ciphertext = env->ciphertext();
@@ -255,6 +260,7 @@ result<crypto::public_key> codec::peek_sender(std::span<const uint8_t> envelope,
   }
   crypto::public_key pk;
   std::memcpy(pk.data(), k->data(), pk.size());
+  if (!crypto::canonical_box_key(pk)) return error{make_error_code(errc::bad_sender_key), {}};
   return pk;
 }
 

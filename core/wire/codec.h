@@ -31,7 +31,7 @@ enum class errc {
   too_small,          // shorter than any valid envelope (includes empty)
   not_an_envelope,    // FlatBuffers Verifier or file identifier rejected the outer buffer
   bad_version,        // protocol version not spoken here
-  bad_sender_key,     // sender key missing or not 32 bytes
+  bad_sender_key,     // sender key missing, not 32 bytes or not canonical
   bad_nonce,          // nonce missing or not 24 bytes
   decrypt_failed,     // MAC check failed: tampered, wrong recipient or wrong sender key
   not_a_message,      // decrypted bytes fail the Verifier for Message
