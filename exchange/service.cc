@@ -781,8 +781,6 @@ class handler {
       auto cur = load<fb::Agbot>(table::agbots, a.org, a.id);
       if (insert && cur) return already_exists("agbot", key);
       if (!insert && !cur) return not_found("agbot", key);
-      for (size_t i = 0; i < a.patterns.size(); ++i)
-        HMQ_CHECK(check_servable("patterns[" + std::to_string(i) + "]", *a.patterns[i], a.org));
       if (insert) {
         a.public_key.clear();
         a.mailbox.clear();
@@ -802,8 +800,12 @@ class handler {
             if (auto e = db_.agbot_remove_pattern(a.org, a.id, p); !e) return internal(e.err());
         }
       }
-      for (const auto& p : a.patterns)
-        if (auto e = db_.agbot_add_pattern(a.org, a.id, *p); !e) return internal(e.err());
+      // Checked as they are added: a refusal at entry i relies on the rollback to undo the agbot
+      // row and entries 0..i-1.
+      for (size_t i = 0; i < a.patterns.size(); ++i) {
+        HMQ_CHECK(check_servable("patterns[" + std::to_string(i) + "]", *a.patterns[i], a.org));
+        if (auto e = db_.agbot_add_pattern(a.org, a.id, *a.patterns[i]); !e) return internal(e.err());
+      }
       auto pats = db_.agbot_patterns(a.org, a.id);
       if (!pats) return internal(pats.err());
       stored.patterns.clear();
@@ -1169,6 +1171,7 @@ class handler {
 
   step register_node(const fb::RegisterNode& op) {
     if (p_.kind != fb::AuthKind::node) return forbidden("only a node may register itself");
+    if (!crypto::usable_box_key(sender_)) return invalid("sender_key", "not a usable X25519 public key");
     std::string pattern = str(op.pattern()), arch = str(op.arch()), name = str(op.name());
     HMQ_CHECK(check_qualified("pattern", pattern));
     HMQ_CHECK(check_arch("arch", arch));
@@ -1410,6 +1413,7 @@ class handler {
 
   step agbot_hello() {
     if (p_.kind != fb::AuthKind::agbot) return forbidden("only an agbot may say hello");
+    if (!crypto::usable_box_key(sender_)) return invalid("sender_key", "not a usable X25519 public key");
     fb::AgbotT stored;
     HMQ_CHECK(tx([&]() -> step {
       auto a = load<fb::Agbot>(table::agbots, p_.org, p_.id);

@@ -93,7 +93,8 @@ class exchange_service : public ::testing::Test {
     return to_blob<fb::RpcRequest>(req);
   }
 
-  outcome call(const creds& c, fb::RpcOpUnion op, const crypto::public_key& sender = {}) {
+  outcome call(const creds& c, fb::RpcOpUnion op) { return call(c, std::move(op), caller_.pk); }
+  outcome call(const creds& c, fb::RpcOpUnion op, const crypto::public_key& sender) {
     auto buf = request_bytes(c, std::move(op));
     flatbuffers::Verifier v(buf.data(), buf.size());
     EXPECT_TRUE(v.VerifyBuffer<fb::RpcRequest>(nullptr));
@@ -220,6 +221,7 @@ class exchange_service : public ::testing::Test {
   }
 
   crypto::box_keypair self_ = crypto::box_keypair::generate();
+  crypto::box_keypair caller_ = crypto::box_keypair::generate();  // sender key of requests
   core::loop::manual_clock clock_;
   std::unique_ptr<db> db_;
   std::unique_ptr<service> svc_;
@@ -258,6 +260,12 @@ TEST_F(exchange_service, refuses_request_without_credentials) {
   auto buf = to_blob<fb::RpcRequest>(req);
   auto r = svc_->handle({}, *flatbuffers::GetRoot<fb::RpcRequest>(buf.data()));
   EXPECT_EQ(r.response.status, RpcStatus::unauthorized);
+}
+
+TEST_F(exchange_service, refuses_registration_with_an_unusable_key) {
+  acme();
+  EXPECT_EQ(call(n1_, register_op("acme/p1"), crypto::public_key{}).response.error_field, "sender_key");
+  EXPECT_EQ(count("nodes WHERE mailbox != ''"), 0);
 }
 
 TEST_F(exchange_service, caches_verified_credentials_until_the_secret_changes) {
