@@ -134,18 +134,33 @@ int run(const app_options& o) {
     log->info("signal {}: stopping after {} requests", sig, served);
     shutdown();
   });
+  // Ready = both subscriptions confirmed by the broker. The completions are registered first
+  // with no handler; messenger.start() then installs its handlers on the same filters before
+  // the client connects, so no message can arrive without a handler.
+  int confirmed = 0;
+  auto on_subscribed = [&](core::result<void> r) {
+    if (!r) {
+      log->error("subscribe failed: {}", r.err().message());
+      exit_code = 1;
+      shutdown();
+      return;
+    }
+    if (++confirmed == 2) {
+      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(), mailbox.c_str());
+      std::fflush(stderr);
+      log->info("serving {} as {}", topics.rpc_shared(), mailbox);
+    }
+  };
   loop.post([&] {
+    client.subscribe(topics.rpc_shared(), 1, nullptr, on_subscribed);
+    client.subscribe(messenger.mailbox_topic(), 1, nullptr, on_subscribed);
+    messenger.start();
     client.start([&](core::result<void> r) {
       if (!r) {
         log->error("cannot connect to {}: {}", o.broker, r.err().message());
         exit_code = 1;
         shutdown();
-        return;
       }
-      messenger.start();
-      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(), mailbox.c_str());
-      std::fflush(stderr);
-      log->info("serving {} as {}", topics.rpc_shared(), mailbox);
     });
   });
   loop.run();
