@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <utility>
 
 #include "core/bus/client.h"
 #include "core/bus/messenger.h"
@@ -125,7 +126,9 @@ int run(const app_options& o) {
   messenger.listen(topics.rpc_shared());
 
   int exit_code = 0;
+  bool stopping = false;
   auto shutdown = [&] {
+    if (std::exchange(stopping, true)) return;
     messenger.stop();
     client.stop();
     loop.stop();
@@ -139,6 +142,7 @@ int run(const app_options& o) {
   // the client connects, so no message can arrive without a handler.
   int confirmed = 0;
   auto on_subscribed = [&](core::result<void> r) {
+    if (stopping) return;
     if (!r) {
       log->error("subscribe failed: {}", r.err().message());
       exit_code = 1;
