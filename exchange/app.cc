@@ -22,25 +22,28 @@ namespace wire = core::wire;
 
 void add_flags(CLI::App& cli, app_options& o) {
   cli.add_option("--broker", o.broker, "MQTT broker URI (tcp://, ssl://)")->capture_default_str();
-  cli.add_option("--data-dir", o.data_dir,
-                 "Directory for exchange.key (the exchange's X25519 key pair, 0600) and exchange.db "
-                 "(SQLite store); replicas share it")
+  cli.add_option(
+         "--data-dir", o.data_dir,
+         "Directory for exchange.key (the exchange's X25519 key pair, 0600) and exchange.db "
+         "(SQLite store); replicas share it")
       ->capture_default_str();
   cli.add_option("--root-password", o.root_password,
                  "Password of the superuser root/root, hashed and (re)set at start; may come from "
                  "the environment. Required on the first start")
       ->envname("HMQ_ROOT_PASSWORD");
-  cli.add_option("--hash-strength", o.hash_strength,
-                 "Argon2id cost for new password/token hashes: interactive (default, ~50 ms, 64 MB), "
-                 "moderate (slower, 256 MB) or minimum (tests only)")
+  cli.add_option(
+         "--hash-strength", o.hash_strength,
+         "Argon2id cost for new password/token hashes: interactive (default, ~50 ms, 64 MB), "
+         "moderate (slower, 256 MB) or minimum (tests only)")
       ->check(CLI::IsMember({"interactive", "moderate", "minimum"}))
       ->capture_default_str();
   cli.add_option("--topic-prefix", o.topic_prefix, "Prefix of every topic")->capture_default_str();
   cli.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
-  cli.add_option("--instance", o.instance,
-                 "Name of this replica when several share one data dir (makes the MQTT client id unique)");
+  cli.add_option(
+      "--instance", o.instance,
+      "Name of this replica when several share one data dir (makes the MQTT client id unique)");
   cli.add_flag("--print-public-key", o.print_public_key,
                "Print the exchange's base64 public key (creating the key pair if needed) and exit");
 }
@@ -49,7 +52,8 @@ core::result<crypto::hash_strength> parse_hash_strength(const std::string& s) {
   if (s == "interactive") return crypto::hash_strength::interactive;
   if (s == "moderate") return crypto::hash_strength::moderate;
   if (s == "minimum") return crypto::hash_strength::minimum;
-  return core::error{make_error_code(std::errc::invalid_argument), "unknown hash strength '" + s + "'"};
+  return core::error{make_error_code(std::errc::invalid_argument),
+                     "unknown hash strength '" + s + "'"};
 }
 
 int run(const app_options& o) {
@@ -66,7 +70,8 @@ int run(const app_options& o) {
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
-    std::fprintf(stderr, "hmq-exchange: cannot create data dir %s: %s\n", o.data_dir.c_str(), ec.message().c_str());
+    std::fprintf(stderr, "hmq-exchange: cannot create data dir %s: %s\n", o.data_dir.c_str(),
+                 ec.message().c_str());
     return 1;
   }
   auto keys = crypto::load_or_create_box_keypair(o.data_dir / "exchange.key");
@@ -83,7 +88,8 @@ int run(const app_options& o) {
 
   auto store = db::open(o.data_dir / "exchange.db");
   if (!store) {
-    log->error("cannot open store {}: {}", (o.data_dir / "exchange.db").string(), store.err().message());
+    log->error("cannot open store {}: {}", (o.data_dir / "exchange.db").string(),
+               store.err().message());
     return 1;
   }
   core::loop::event_loop loop;
@@ -121,7 +127,8 @@ int run(const app_options& o) {
     events.publish(out.events);
     ++served;
     if (out.response.status != wire::fb::RpcStatus::ok)
-      log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(req->op_type()), out.response.error_message);
+      log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(req->op_type()),
+                 out.response.error_message);
   });
   messenger.listen(topics.rpc_shared());
 
@@ -150,7 +157,8 @@ int run(const app_options& o) {
       return;
     }
     if (++confirmed == 2) {
-      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(), mailbox.c_str());
+      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(),
+                   mailbox.c_str());
       std::fflush(stderr);
       log->info("serving {} as {}", topics.rpc_shared(), mailbox);
     }

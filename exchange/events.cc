@@ -6,7 +6,8 @@
 namespace hmq::exchange {
 namespace {
 
-result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_address>& to, const fb::EventT& e) {
+result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_address>& to,
+                                           const fb::EventT& e) {
   std::vector<addressed_event> out;
   out.reserve(to.size());
   for (const auto& a : to) {
@@ -21,7 +22,8 @@ result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_addres
 
 }  // namespace
 
-result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind, const fb::NodeT& node,
+result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind,
+                                                        const fb::NodeT& node,
                                                         std::string_view pattern) {
   auto q = split_qualified(pattern);
   if (!q) return std::vector<addressed_event>{};
@@ -38,7 +40,8 @@ result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kin
   return stamp(d, *to, e);
 }
 
-result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind, std::string_view org,
+result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
                                                            std::string_view name) {
   auto to = d.agbots_serving_pattern(org, name, "");
   if (!to) return to.err();
@@ -50,8 +53,10 @@ result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind 
   return stamp(d, *to, e);
 }
 
-result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind, std::string_view org,
-                                                           std::string_view url, std::string_view id) {
+result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
+                                                           std::string_view url,
+                                                           std::string_view id) {
   auto to = d.agbots_serving_service(org, url);
   if (!to) return to.err();
   fb::EventT e;
@@ -62,8 +67,9 @@ result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind 
 }
 
 std::vector<uint8_t> event_message(const fb::EventT& e, const core::loop::clock& clock) {
-  return core::wire::build_message({}, clock, fb::Body::Event,
-                                   [&](flatbuffers::FlatBufferBuilder& b) { return fb::Event::Pack(b, &e).Union(); });
+  return core::wire::build_message(
+      {}, clock, fb::Body::Event,
+      [&](flatbuffers::FlatBufferBuilder& b) { return fb::Event::Pack(b, &e).Union(); });
 }
 
 void event_publisher::publish(const std::vector<addressed_event>& events) {

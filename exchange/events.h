@@ -27,19 +27,24 @@ struct addressed_event {
 
 // Inside a transaction: the events for agbots that serve `pattern` ("org/name") for nodes of
 // node.org. Each event gets the recipient's next sequence number.
-result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind, const fb::NodeT& node,
+result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind,
+                                                        const fb::NodeT& node,
                                                         std::string_view pattern);
 // Inside a transaction: events for agbots serving pattern org/name.
-result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind, std::string_view org,
+result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
                                                            std::string_view name);
 // Inside a transaction: events for agbots serving a pattern that references service org+url.
-result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind, std::string_view org,
-                                                           std::string_view url, std::string_view id);
+result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
+                                                           std::string_view url,
+                                                           std::string_view id);
 
 // Seals and publishes addressed events (QoS 1) to each recipient's mailbox. Loop thread only.
 class event_publisher {
  public:
-  event_publisher(core::bus::messenger& m, const core::loop::clock& clock) : messenger_(m), clock_(clock) {}
+  event_publisher(core::bus::messenger& m, const core::loop::clock& clock)
+      : messenger_(m), clock_(clock) {}
   void publish(const std::vector<addressed_event>& events);
   uint64_t published() const { return published_; }
 

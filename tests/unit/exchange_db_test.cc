@@ -1,6 +1,5 @@
 // The exchange store: migrations, reopening, secret-free blobs, cascades.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,7 +12,8 @@ namespace {
 namespace fs = std::filesystem;
 
 struct temp_file {
-  fs::path path = fs::temp_directory_path() / ("hmq-exchange-db-" + std::to_string(::getpid()) + ".db");
+  fs::path path =
+      fs::temp_directory_path() / ("hmq-exchange-db-" + std::to_string(::getpid()) + ".db");
   ~temp_file() {
     for (auto suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
   }
