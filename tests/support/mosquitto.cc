@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -88,6 +89,8 @@ void mosquitto_broker::write_config() {
   out << "persistence_location " << dir_.path().string() << "/\n";
   out << "persistence_file " << persistence_file().filename().string() << "\n";
   out << "log_dest stderr\n";
+  // Information level logs each database save; wait_for_autosave() watches for it.
+  out << "log_type information\n";
   // Mosquitto started as root drops to user "mosquitto", which cannot write our temp dir.
   out << "user " << current_user() << "\n";
   for (const auto& l : opts_.extra_config) out << l << "\n";
@@ -146,6 +149,41 @@ bool mosquitto_broker::running() { return proc_ && proc_->is_running(); }
 
 void mosquitto_broker::save_now() {
   if (proc_) proc_->kill(SIGUSR1);
+}
+
+namespace {
+
+size_t count_of(const std::string& text, std::string_view needle) {
+  size_t n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+// Inode of the persistence file (0 if absent): mosquitto writes "<file>.new" and renames it
+// over the old file, so a finished save shows as a new inode.
+ino_t inode_of(const std::filesystem::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+}  // namespace
+
+bool mosquitto_broker::wait_for_autosave(std::chrono::milliseconds timeout) {
+  static constexpr std::string_view marker = "Saving in-memory database";
+  const size_t saves_before = count_of(log(), marker);
+  const ino_t inode_before = inode_of(persistence_file());
+  const std::filesystem::path tmp = persistence_file().string() + ".new";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // No event to wait on from outside the broker: look at its log and files with short naps.
+  // Done = a save started after this call (its log line) and its file was renamed into place.
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (count_of(log(), marker) > saves_before && !std::filesystem::exists(tmp) &&
+        inode_of(persistence_file()) != inode_before) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 std::string mosquitto_broker::log() const { return read_file(log_file()); }

@@ -51,6 +51,10 @@ class mosquitto_broker {
 
   // SIGUSR1: ask mosquitto to write its database now (it does so from its main loop).
   void save_now();
+  // Wait (bounded) until the broker starts a database save after this call: everything the
+  // broker acknowledged before the call is then on disk, so a kill_hard() cannot lose it. Uses
+  // the shipped autosave (it does not force a save). False on timeout.
+  bool wait_for_autosave(std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
   const std::filesystem::path& dir() const { return dir_.path(); }
   std::filesystem::path config_file() const { return dir_ / "mosquitto.conf"; }
