@@ -6,6 +6,9 @@
 #include <vector>
 
 #include "core/bus/client.h"
+#include "core/bus/messenger.h"
+#include "core/crypto/crypto.h"
+#include "core/wire/codec.h"
 #include "tests/support/loop_thread.h"
 #include "tests/support/mosquitto.h"
 
@@ -341,6 +344,161 @@ TEST(bus_client, stop_fails_in_flight_operations_with_stopped) {
   });
   ASSERT_TRUE(w.wait([&] { return !codes.empty(); }));
   EXPECT_EQ(codes.front(), bus::errc::stopped);
+}
+
+// --- messenger: sealed request/response over a real broker --------------------------------------
+
+namespace fb = core::wire::fb;
+
+// One identity on the loop: key pair, client, codec and messenger.
+struct party {
+  loop_thread& lt;
+  core::crypto::box_keypair keys = core::crypto::box_keypair::generate();
+  std::unique_ptr<bus::client> c;
+  std::unique_ptr<core::wire::codec> codec;
+  std::unique_ptr<bus::messenger> m;
+
+  party(loop_thread& l, const mosquitto_broker& b, const std::string& id) : lt(l) {
+    lt.call([&] {
+      c = std::make_unique<bus::client>(lt.loop(), client_options(b, id));
+      codec = std::make_unique<core::wire::codec>(keys, lt.loop().time());
+      m = std::make_unique<bus::messenger>(lt.loop(), *c, *codec);
+    });
+  }
+  ~party() {
+    lt.call([&] {
+      m.reset();
+      c.reset();
+    });
+  }
+  // Start listening and connect; returns once the own mailbox subscription is acknowledged.
+  bool start() {
+    auto p = std::make_shared<std::promise<bool>>();
+    auto f = p->get_future();
+    lt.call([&] {
+      m->start();
+      c->start();
+      // A second subscribe of the same filter completes once the broker holds it.
+      c->subscribe(m->mailbox_topic(), 1, nullptr, [p](core::result<void> r) { p->set_value(r.ok()); });
+    });
+    if (f.wait_for(30s) != std::future_status::ready || !f.get()) return false;
+    // subscribe() above replaced the messenger's handler with nullptr: restart it to put it back.
+    lt.call([&] {
+      m->stop();
+      m->start();
+    });
+    return true;
+  }
+};
+
+auto empty_request = [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateRpcRequest(b).Union(); };
+
+TEST(bus_messenger, request_gets_the_response_from_the_key_it_was_sent_to) {
+  // Sealed round trip: agent -> exchange mailbox -> response to the agent's mailbox.
+  mosquitto_broker broker;
+  loop_thread lt;
+  party agent(lt, broker, "agent-1");
+  party exchange(lt, broker, "exchange-1");
+  lt.call([&] {
+    exchange.m->on(fb::Body::RpcRequest, [&](const core::wire::opened& req) {
+      exchange.m->respond(req, fb::Body::RpcResponse, [](flatbuffers::FlatBufferBuilder& b) {
+        return fb::CreateRpcResponse(b, fb::RpcStatus::ok).Union();
+      });
+    });
+  });
+  ASSERT_TRUE(agent.start());
+  ASSERT_TRUE(exchange.start());
+
+  waiter w;
+  std::optional<core::result<core::wire::opened>> got;
+  lt.call([&] {
+    agent.m->request(exchange.keys.pk, {}, {}, fb::Body::RpcRequest, empty_request, 30s,
+                     [&](core::result<core::wire::opened> r) { w.update([&] { got.emplace(std::move(r)); }); });
+  });
+  ASSERT_TRUE(w.wait([&] { return got.has_value(); }));
+  ASSERT_TRUE(got->ok()) << got->err().message();
+  const auto& resp = got->value();
+  EXPECT_TRUE(core::crypto::equal(resp.sender, exchange.keys.pk));
+  ASSERT_EQ(resp.message()->body_type(), fb::Body::RpcResponse);
+  EXPECT_EQ(resp.message()->body_as_RpcResponse()->status(), fb::RpcStatus::ok);
+}
+
+TEST(bus_messenger, drops_a_forged_response_from_another_key_and_garbage) {
+  // A third party that learns the correlation id must not be able to answer in the exchange's
+  // name, and bytes that are no envelope are counted, not fatal.
+  mosquitto_broker broker;
+  loop_thread lt;
+  party agent(lt, broker, "agent-2");
+  party exchange(lt, broker, "exchange-2");
+  party mallory(lt, broker, "mallory-2");
+  lt.call([&] {
+    exchange.m->on(fb::Body::RpcRequest, [&](const core::wire::opened& req) {
+      // Mallory answers first, with the right correlation id, to the agent's mailbox.
+      core::wire::header h;
+      h.correlation_id = req.message()->correlation_id();
+      auto forged = core::wire::build_message(h, lt.loop().time(), fb::Body::RpcResponse,
+                                              [](flatbuffers::FlatBufferBuilder& b) {
+                                                return fb::CreateRpcResponse(b, fb::RpcStatus::forbidden).Union();
+                                              });
+      mallory.m->send(req.sender, forged, {}, {}, [&, req](core::result<void>) {
+        // Then the real answer, once the forgery is at the broker (same client order is not
+        // guaranteed across two publishers, so chain on the PUBACK).
+        exchange.m->respond(req, fb::Body::RpcResponse, [](flatbuffers::FlatBufferBuilder& b) {
+          return fb::CreateRpcResponse(b, fb::RpcStatus::ok).Union();
+        });
+      });
+    });
+  });
+  ASSERT_TRUE(agent.start());
+  ASSERT_TRUE(exchange.start());
+  ASSERT_TRUE(mallory.start());
+
+  waiter w;
+  std::optional<core::result<core::wire::opened>> got;
+  lt.call([&] {
+    agent.c->publish(agent.m->mailbox_topic(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20});
+    agent.m->request(exchange.keys.pk, {}, {}, fb::Body::RpcRequest, empty_request, 30s,
+                     [&](core::result<core::wire::opened> r) { w.update([&] { got.emplace(std::move(r)); }); });
+  });
+  ASSERT_TRUE(w.wait([&] { return got.has_value(); }));
+  ASSERT_TRUE(got->ok()) << got->err().message();
+  EXPECT_TRUE(core::crypto::equal(got->value().sender, exchange.keys.pk));
+  EXPECT_EQ(got->value().message()->body_as_RpcResponse()->status(), fb::RpcStatus::ok);
+  auto [unrouted, rejected] = lt.call([&] { return std::pair(agent.m->dropped_unrouted(), agent.m->dropped_rejected()); });
+  EXPECT_EQ(unrouted, 1u);  // the forgery
+  EXPECT_EQ(rejected, 1u);  // the garbage
+}
+
+TEST(bus_messenger, request_without_answer_times_out) {
+  mosquitto_broker broker;
+  loop_thread lt;
+  party agent(lt, broker, "agent-3");
+  auto nobody = core::crypto::box_keypair::generate();
+  ASSERT_TRUE(agent.start());
+  waiter w;
+  std::optional<std::error_code> code;
+  lt.call([&] {
+    agent.m->request(nobody.pk, {}, {}, fb::Body::RpcRequest, empty_request, 200ms,
+                     [&](core::result<core::wire::opened> r) { w.update([&] { code = r.code(); }); });
+  });
+  ASSERT_TRUE(w.wait([&] { return code.has_value(); }));
+  EXPECT_EQ(*code, bus::rpc_errc::timeout);
+}
+
+TEST(bus_messenger, stop_fails_pending_requests_with_stopped) {
+  mosquitto_broker broker;
+  loop_thread lt;
+  party agent(lt, broker, "agent-4");
+  auto nobody = core::crypto::box_keypair::generate();
+  ASSERT_TRUE(agent.start());
+  std::optional<std::error_code> code;
+  lt.call([&] {
+    agent.m->request(nobody.pk, {}, {}, fb::Body::RpcRequest, empty_request, 30s,
+                     [&](core::result<core::wire::opened> r) { code = r.code(); });
+    agent.m->stop();
+  });
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, bus::rpc_errc::stopped);
 }
 
 }  // namespace
