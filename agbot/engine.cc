@@ -1,6 +1,7 @@
 #include "agbot/engine.h"
 
 #include <algorithm>
+#include <cassert>
 #include <utility>
 
 #include "agbot/errc.h"
@@ -10,12 +11,6 @@ namespace hmq::agbot {
 namespace {
 
 using fb::AgreementState;
-
-std::string default_id() {
-  std::array<uint8_t, 16> b{};
-  core::crypto::random_bytes(b);
-  return core::crypto::to_hex(b);
-}
 
 std::string node_pattern_key(const std::string& org, const std::string& id,
                              const std::string& pattern) {
@@ -28,8 +23,9 @@ std::string slot_of(const std::string& node_org, const std::string& node_id,
   return node_org + "/" + node_id + "|" + pattern + "|" + service_org + "/" + service_url;
 }
 
+// Public keys are not secret: a plain comparison is fine.
 bool same_key(const core::crypto::public_key& a, const core::crypto::public_key& b) {
-  return core::crypto::equal(a, b);
+  return a == b;
 }
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string{}; }
@@ -59,8 +55,10 @@ engine::engine(core::loop::scheduler& loop, engine_config cfg, exchange_api& x, 
       x_(x),
       out_(out),
       store_(store),
-      ids_(ids ? std::move(ids) : id_source(default_id)),
-      log_(core::log::get("agbot")) {}
+      ids_(std::move(ids)),
+      log_(core::log::get("agbot")) {
+  assert(ids_);
+}
 
 engine::~engine() { stop(); }
 
@@ -383,6 +381,15 @@ void engine::build_and_send(const std::string& slot, const fb::NodeT& node,
   flatbuffers::FlatBufferBuilder b;
   b.Finish(fb::Proposal::Pack(b, &p));
   a.proposal.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  // The Verifier also checks each nested Deployment: never propose bytes no agent can read.
+  flatbuffers::Verifier v(a.proposal.data(), a.proposal.size());
+  if (!v.VerifyBuffer<fb::Proposal>(nullptr)) {
+    ++stats_.prepare_failures;
+    log_->warn("agreement {} node {}: a service of {} has an unreadable deployment; not proposed",
+               a.id, a.node(), pattern_key);
+    backoff(slot, a.node_org, a.node_id, pattern_key);
+    return;
+  }
 
   // Persist before sending (docs/protocol.md): a crash after this line resumes the proposal.
   if (auto r = store_.insert(a); !r) {

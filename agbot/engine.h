@@ -59,9 +59,9 @@ class engine {
  public:
   using id_source = std::function<std::string()>;
 
-  // `ids` makes agreement ids (default: 16 random bytes as hex); tests pass a counter.
+  // `ids` makes agreement ids: random_agreement_id in the daemon, a counter in tests.
   engine(core::loop::scheduler& loop, engine_config cfg, exchange_api& x, outbox& out,
-         agreement_store& store, id_source ids = {});
+         agreement_store& store, id_source ids);
   ~engine();
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
@@ -172,5 +172,7 @@ class engine {
 
 // 32 lowercase hex characters (docs/protocol.md).
 bool valid_agreement_id(std::string_view id);
+// 16 random bytes as lowercase hex (agbot/ids.cc, the only user of the RNG here).
+std::string random_agreement_id();
 
 }  // namespace hmq::agbot
