@@ -4,6 +4,7 @@
 
 #include "agbot/agreement_store.h"
 #include "agbot/app.h"
+#include "agbot/engine.h"
 
 namespace hmq::agbot {
 namespace {
@@ -72,6 +73,20 @@ TEST(agbot_store, refuses_two_live_agreements_for_one_slot) {
   ASSERT_TRUE(s->set_message_confirmed(a.id));
   ASSERT_TRUE(s->set_exchange_synced(a.id));
   EXPECT_EQ(s->load_unsettled()->size(), 1u);
+}
+
+}  // namespace
+}  // namespace hmq::agbot
+
+namespace hmq::agbot {
+namespace {
+
+TEST(agbot_ids, random_agreement_ids_are_32_lowercase_hex_and_distinct) {
+  auto a = random_agreement_id();
+  auto b = random_agreement_id();
+  EXPECT_TRUE(valid_agreement_id(a)) << a;
+  EXPECT_NE(a, b);
+  EXPECT_FALSE(valid_agreement_id("ABCDEF0123456789ABCDEF0123456789"));
 }
 
 }  // namespace
