@@ -109,7 +109,7 @@ int run(const app_options& o) {
   bus::client client(loop, bo);
   wire::codec codec(*keys, loop.time());
   bus::messenger messenger(loop, client, codec, topics);
-  event_publisher events(messenger, loop.time());
+  event_publisher events(messenger, *store, loop.time());
 
   uint64_t served = 0;
   messenger.on(wire::fb::Body::RpcRequest, [&](const wire::opened& m) {
@@ -161,6 +161,7 @@ int run(const app_options& o) {
                    mailbox.c_str());
       std::fflush(stderr);
       log->info("serving {} as {}", topics.rpc_shared(), mailbox);
+      events.publish_pending();
     }
   };
   loop.post([&] {

@@ -94,7 +94,18 @@ CREATE TABLE agreements (
 );
 )sql";
 
-constexpr std::array<core::store::migration, 1> migrations{{{1, schema_v1}}};
+// Version 2: events wait here from the transaction that produced them until the broker has
+// acknowledged their publish, so a crash between COMMIT and publish loses none.
+constexpr std::string_view schema_v2 = R"sql(
+CREATE TABLE event_outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient BLOB NOT NULL,
+  mailbox TEXT NOT NULL,
+  event BLOB NOT NULL
+);
+)sql";
+
+constexpr std::array<core::store::migration, 2> migrations{{{1, schema_v1}, {2, schema_v2}}};
 
 std::string_view table_name(table t) {
   switch (t) {
@@ -505,6 +516,47 @@ result<uint64_t> db::next_event_seq(std::string_view org, std::string_view id) {
   auto seq = static_cast<uint64_t>((*st)->column_int(0));
   (*st)->reset();
   return seq;
+}
+
+// ---- event outbox
+
+result<int64_t> db::outbox_add(const core::crypto::public_key& recipient, std::string_view mailbox,
+                               const fb::EventT& e) {
+  auto st = db_.cached("INSERT INTO event_outbox (recipient, mailbox, event) VALUES (?, ?, ?)");
+  if (!st) return st.err();
+  auto blob = to_blob<fb::Event>(e);
+  (*st)->bind(1, std::span<const uint8_t>(recipient)).bind(2, mailbox).bind(3, span_of(blob));
+  if (auto r = (*st)->exec(); !r) return r.err();
+  return db_.last_insert_rowid();
+}
+
+result<void> db::outbox_delete(int64_t id) {
+  auto st = db_.cached("DELETE FROM event_outbox WHERE id = ?");
+  if (!st) return st.err();
+  (*st)->bind(1, id);
+  if (auto r = (*st)->exec(); !r) return r.err();
+  return {};
+}
+
+result<std::vector<outbox_entry>> db::outbox_all() {
+  auto st = db_.cached("SELECT id, recipient, mailbox, event FROM event_outbox ORDER BY id");
+  if (!st) return st.err();
+  std::vector<outbox_entry> out;
+  for (;;) {
+    auto row = (*st)->step();
+    if (!row) return row.err();
+    if (!*row) break;
+    auto pk = (*st)->column_blob(1);
+    auto e = from_blob<fb::Event>(span_of((*st)->column_blob(3)));
+    if (pk.size() != core::crypto::public_key_size || !e) continue;
+    outbox_entry o;
+    o.id = (*st)->column_int(0);
+    std::copy(pk.begin(), pk.end(), o.recipient.begin());
+    o.mailbox = (*st)->column_text(2);
+    o.event = std::move(*e);
+    out.push_back(std::move(o));
+  }
+  return out;
 }
 
 // ---- services

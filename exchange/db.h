@@ -64,6 +64,14 @@ struct agbot_address {
   std::string mailbox;
 };
 
+// An event waiting for the broker's acknowledgement.
+struct outbox_entry {
+  int64_t id = 0;
+  core::crypto::public_key recipient{};
+  std::string mailbox;
+  fb::EventT event;
+};
+
 // One page of keys+blobs.
 struct blob_row {
   std::string org;
@@ -137,6 +145,12 @@ class db {
   // Bump and return the agbot's event sequence (persisted: survives restarts and is shared by
   // replicas on the same store).
   result<uint64_t> next_event_seq(std::string_view org, std::string_view id);
+
+  // ---- event outbox (written in the change's transaction, deleted once published)
+  result<int64_t> outbox_add(const core::crypto::public_key& recipient, std::string_view mailbox,
+                             const fb::EventT& e);
+  result<void> outbox_delete(int64_t id);
+  result<std::vector<outbox_entry>> outbox_all();
 
   // ---- services
   result<void> service_put(const fb::ServiceT& s, std::string_view id, bool insert);

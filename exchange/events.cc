@@ -15,6 +15,9 @@ result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_addres
     if (!seq) return seq.err();
     addressed_event ev{a.public_key, a.mailbox, e};
     ev.event.seq = *seq;
+    auto id = d.outbox_add(ev.recipient, ev.mailbox, ev.event);
+    if (!id) return id.err();
+    ev.outbox_id = *id;
     out.push_back(std::move(ev));
   }
   return out;
@@ -72,14 +75,25 @@ std::vector<uint8_t> event_message(const fb::EventT& e, const core::loop::clock&
       [&](flatbuffers::FlatBufferBuilder& b) { return fb::Event::Pack(b, &e).Union(); });
 }
 
+void event_publisher::send(const addressed_event& ev) {
+  auto msg = event_message(ev.event, clock_);
+  core::bus::publish_options o;
+  o.qos = 1;
+  messenger_.send(ev.recipient, msg, o, {}, [this, id = ev.outbox_id](core::result<void> r) {
+    // Not acknowledged (stopped, broker gone): the row stays and goes out at the next start.
+    if (r && id > 0) (void)db_.outbox_delete(id);
+  });
+  ++published_;
+}
+
 void event_publisher::publish(const std::vector<addressed_event>& events) {
-  for (const auto& ev : events) {
-    auto msg = event_message(ev.event, clock_);
-    core::bus::publish_options o;
-    o.qos = 1;
-    messenger_.send(ev.recipient, msg, o);
-    ++published_;
-  }
+  for (const auto& ev : events) send(ev);
+}
+
+void event_publisher::publish_pending() {
+  auto pending = db_.outbox_all();
+  if (!pending) return;
+  for (auto& p : *pending) send(addressed_event{p.recipient, p.mailbox, std::move(p.event), p.id});
 }
 
 }  // namespace hmq::exchange

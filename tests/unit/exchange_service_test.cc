@@ -426,9 +426,9 @@ TEST_F(exchange_service, pattern_must_reference_existing_service_versions) {
 
 TEST_F(exchange_service, refused_requests_leave_the_store_unchanged) {
   acme();
-  auto tables = {"orgs",           "users",    "nodes",    "agbots",
-                 "agbot_patterns", "services", "patterns", "pattern_services",
-                 "agreements"};
+  auto tables = {"orgs",           "users",       "nodes",    "agbots",
+                 "agbot_patterns", "services",    "patterns", "pattern_services",
+                 "agreements",     "event_outbox"};
   std::vector<int64_t> before;
   for (auto t : tables) before.push_back(count(t));
   // Refused for many reasons: validation, authorization, existence, a check deep inside.
@@ -621,6 +621,9 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   EXPECT_EQ(r.events[0].event.kind, fb::EventKind::node_registered);
   EXPECT_EQ(r.events[0].event.node_mailbox, n->mailbox);
   EXPECT_EQ(r.events[0].event.seq, 1u);
+  // Committed with the change; the publisher deletes it once the broker has it.
+  EXPECT_GT(r.events[0].outbox_id, 0);
+  EXPECT_EQ(count("event_outbox"), 1);
 
   // The agbot now finds the node, its key, and may record agreements for it.
   fb::SearchPatternNodesT s;
