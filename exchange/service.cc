@@ -1061,6 +1061,15 @@ class handler {
           for (const auto& r : *pats)
             HMQ_CHECK(add_events(
                 address_pattern_event(db_, fb::EventKind::pattern_removed, r.org, r.id)));
+          // Its registered nodes go too, possibly from patterns of other orgs.
+          auto nodes = db_.blob_list(table::nodes, key.org, "", UINT32_MAX);
+          if (!nodes) return internal(nodes.err());
+          for (const auto& r : *nodes) {
+            auto n = from_blob<fb::Node>(r.blob);
+            if (!n || n->pattern.empty()) continue;
+            HMQ_CHECK(add_events(
+                address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
+          }
           auto deleted = db_.org_delete(key.org);
           if (!deleted) return internal(deleted.err());
           if (!*deleted) return nf;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "core/crypto/crypto.h"
@@ -732,10 +733,29 @@ TEST_F(exchange_service, lists_page_by_last_id) {
 TEST_F(exchange_service, deleting_an_org_removes_everything_in_it) {
   acme();
   ASSERT_EQ(call(n1_, register_op("acme/p1")).response.status, RpcStatus::ok);
+  // An agbot of another org serving acme's (public) pattern hears about the node and pattern.
+  ASSERT_EQ(
+      call(bob_, update_op(pattern("acme", "p1", "acme", "https://acme.com/gps", "1.0.0", true)))
+          .response.status,
+      RpcStatus::ok);
+  make_org("ops");
+  auto ag = make_agbot("ops", "ag");
+  fb::AgbotAddPatternT add;
+  add.agbot_org = "ops";
+  add.agbot_id = "ag";
+  add.pattern = std::make_unique<fb::AgbotPatternT>();
+  add.pattern->pattern_org = "acme";
+  add.pattern->pattern = "p1";
+  ASSERT_EQ(call(root(), op(std::move(add))).response.status, RpcStatus::ok);
+  ASSERT_EQ(call(ag, op(fb::AgbotHelloT{})).response.status, RpcStatus::ok);
   EXPECT_EQ(call(alice_, delete_op(fb::ResourceKind::org, "acme", "")).response.status,
             RpcStatus::forbidden);
-  ASSERT_EQ(call(root(), delete_op(fb::ResourceKind::org, "acme", "")).response.status,
-            RpcStatus::ok);
+  auto del = call(root(), delete_op(fb::ResourceKind::org, "acme", ""));
+  ASSERT_EQ(del.response.status, RpcStatus::ok);
+  std::set<fb::EventKind> kinds;
+  for (auto& e : del.events) kinds.insert(e.event.kind);
+  EXPECT_EQ(kinds, (std::set<fb::EventKind>{fb::EventKind::pattern_removed,
+                                            fb::EventKind::node_unregistered}));
   for (auto t : {"users", "nodes", "services", "patterns", "pattern_services"})
     EXPECT_EQ(count(t), t == std::string("users") ? 1 : 0) << t;
   EXPECT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status,
