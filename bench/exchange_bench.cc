@@ -206,6 +206,11 @@ void print(const char* what, int clients, const result_line& r) {
   std::printf("%-22s clients=%d  %9.0f round trips/s   p50 %7.3f ms   p99 %7.3f ms   errors %llu\n",
               what, clients, r.per_second, r.p50_ms, r.p99_ms,
               static_cast<unsigned long long>(r.errors));
+  // One machine-readable line per figure for scripts/bench.sh (bench/results/latest.json).
+  std::printf(
+      "BENCH_JSON {\"name\":\"%s\",\"clients\":%d,\"round_trips_per_s\":%.1f,"
+      "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%llu}\n",
+      what, clients, r.per_second, r.p50_ms, r.p99_ms, static_cast<unsigned long long>(r.errors));
   std::fflush(stdout);
 }
 
