@@ -81,6 +81,7 @@ struct sign_keypair {
   public_key pk{};
   secret sk;  // 64 bytes (libsodium's seed+pk form)
   static sign_keypair generate();
+  // From the 64-byte form (its embedded public key must match) or a 32-byte seed.
   static result<sign_keypair> from_secret(std::span<const uint8_t> sk);
 };
 
@@ -93,13 +94,26 @@ nonce random_nonce();
 uint64_t random_u64();
 void random_bytes(std::span<uint8_t> out);
 
-// crypto_box_easy: returns mac || ciphertext (plain.size() + mac_size bytes).
+// True for an X25519 public key in the one encoding libsodium generates: bit 255 clear and the
+// value below 2^255-19. Other encodings alias a canonical key (X25519 ignores bit 255 and reduces
+// mod p), so accepting them would give one sender several identities and let a replay with a
+// re-encoded sender key slip past duplicate detection. Cheap: no curve arithmetic.
+bool canonical_box_key(const public_key& pk);
+
+// False for keys crypto_box refuses (small-order points) or that are not canonical: check keys
+// that come from the network (e.g. at registration) so sealing to them cannot fail later.
+bool usable_box_key(const public_key& pk);
+
+// crypto_box_easy: returns mac || ciphertext (plain.size() + mac_size bytes), or an empty vector
+// when the recipient key is unusable (see usable_box_key).
 bytes box_seal(std::span<const uint8_t> plain, const nonce& n, const public_key& recipient,
                const secret& sender_sk);
 // crypto_box_open_easy: errc::decrypt_failed on any tampering or wrong key.
 result<bytes> box_open(std::span<const uint8_t> boxed, const nonce& n, const public_key& sender,
                        const secret& recipient_sk);
 
+// An empty shared_key (k.size() == 0) when the peer key is unusable; sealing with it returns
+// an empty vector and opening fails with errc::bad_key.
 shared_key precompute(const public_key& peer, const secret& own_sk);
 bytes box_seal_with(std::span<const uint8_t> plain, const nonce& n, const shared_key& k);
 result<bytes> box_open_with(std::span<const uint8_t> boxed, const nonce& n, const shared_key& k);
@@ -137,7 +151,8 @@ result<void> write_key_file(const std::filesystem::path& p, std::span<const uint
 result<secret> read_secret_key_file(const std::filesystem::path& p);
 result<bytes> read_public_key_file(const std::filesystem::path& p);
 
-// Load the box key pair at `p` (secret key file) or create and save one if it does not exist.
+// Load the box key pair at `p` (secret key file) or create and save one if it does not exist
+// (creating the parent directory, 0700, and writing the public key to `p`.pub, 0644).
 result<box_keypair> load_or_create_box_keypair(const std::filesystem::path& p);
 
 }  // namespace hmq::core::crypto

@@ -3,7 +3,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <span>
 #include <string>
@@ -32,7 +31,7 @@ enum class errc {
   too_small,          // shorter than any valid envelope (includes empty)
   not_an_envelope,    // FlatBuffers Verifier or file identifier rejected the outer buffer
   bad_version,        // protocol version not spoken here
-  bad_sender_key,     // sender key missing or not 32 bytes
+  bad_sender_key,     // sender key missing, not 32 bytes or not canonical
   bad_nonce,          // nonce missing or not 24 bytes
   decrypt_failed,     // MAC check failed: tampered, wrong recipient or wrong sender key
   not_a_message,      // decrypted bytes fail the Verifier for Message
@@ -46,10 +45,16 @@ const std::error_category& category();
 std::error_code make_error_code(errc e);
 std::string_view name(errc e);  // "decrypt_failed", ... for counters and logs
 
+// No honestly built envelope is shorter: FlatBuffers root offset and file identifier (8),
+// vtable header (4), table offset (4), three vector offsets (12), the vectors' lengths (12),
+// sender key (32), nonce (24), MAC (16), and a Message of at least root offset, identifier,
+// vtable header, table offset and body offset (20). Anything shorter is rejected as too_small.
+constexpr size_t min_envelope_bytes = 8 + 4 + 4 + 12 + 12 + 32 + 24 + 16 + 20;
+
 struct limits {
   size_t max_envelope_bytes = 256 * 1024;
   int64_t max_skew_ms = 5 * 60 * 1000;    // replay window; duplicates are remembered this long
-  size_t max_remembered_ids = 200'000;     // dedup memory bound; oldest forgotten first
+  size_t max_remembered_ids = 200'000;     // dedup memory bound; soonest-expiring forgotten first
 };
 
 // Rejection and acceptance counters, readable from any thread.
@@ -110,16 +115,28 @@ class codec {
 
  private:
   result<opened> reject(errc e, std::string detail);
-  bool remember(const crypto::public_key& sender, uint64_t id, int64_t now_ms);
+  // Forgets expired entries, then records (sender, id); false if it was already there.
+  bool remember(const crypto::public_key& sender, uint64_t id, int64_t sent_ms, int64_t now_ms);
+
+  // Replay memory: (sender, id) of every accepted message until its sent_ms + max_skew_ms has
+  // passed (from then on a replay is rejected as too_old anyway). A min-heap on that expiry
+  // forgets the soonest-safe entries first, also when max_remembered_ids forces it.
+  using seen_key = std::array<uint8_t, crypto::public_key_size + sizeof(uint64_t)>;
+  struct seen_hash {
+    uint64_t seed;  // random per codec: senders pick ids, so they must not pick collisions
+    size_t operator()(const seen_key& k) const;
+  };
+  struct seen_entry {
+    int64_t expires_ms;
+    seen_key key;
+  };
 
   const crypto::box_keypair& self_;
   const loop::clock& clock_;
   limits limits_;
   counters stats_;
-  // Replay memory: (sender, id) keys with their arrival time, expired after max_skew_ms.
-  struct seen_entry { std::string key; int64_t at_ms; };
-  std::unordered_set<std::string> seen_;
-  std::deque<seen_entry> seen_order_;
+  std::unordered_set<seen_key, seen_hash> seen_;
+  std::vector<seen_entry> seen_heap_;  // std::push_heap order: soonest expiry on top
 };
 
 }  // namespace hmq::core::wire
