@@ -5,6 +5,13 @@ target_compile_options(hmq_warnings INTERFACE -Wall -Wextra -Wpedantic)
 if(HMQ_WERROR)
   target_compile_options(hmq_warnings INTERFACE -Werror)
 endif()
+# libFuzzer steers by coverage, so the code under test (core, components), not only the
+# *_fuzz.cc file, must carry the coverage hooks; -fsanitize=fuzzer is linked into the fuzzers
+# alone (tests/fuzz/CMakeLists.txt). Use a separate build directory for this.
+if(HMQ_BUILD_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
 if(HMQ_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
   add_link_options(-fsanitize=address,undefined)

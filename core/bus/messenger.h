@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <system_error>
 #include <unordered_map>
 #include <vector>
 
@@ -19,6 +21,8 @@
 namespace hmq::core::bus {
 
 enum class rpc_errc { ok = 0, timeout = 1, stopped = 2 };
+const std::error_category& rpc_category();
+std::error_code make_error_code(rpc_errc e);
 
 // Lifecycle: construct with a started-or-not client; on(...) handlers; start() subscribes to the
 // own mailbox (and any extra topics given to listen()); stop() fails pending requests with
@@ -80,6 +84,8 @@ class messenger {
   uint64_t dropped_unrouted_ = 0;
   uint64_t dropped_rejected_ = 0;
   bool started_ = false;
+  // Cleared on destruction: bus completions already posted to the loop check it.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace hmq::core::bus

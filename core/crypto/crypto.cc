@@ -55,6 +55,10 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// libsodium declares its pointer arguments non-null, even for empty input; a default
+// string_view has a null data().
+const char* non_null(std::string_view s) { return s.data() != nullptr ? s.data() : ""; }
+
 std::string errno_text(int e) { return std::strerror(e); }
 
 std::string mode_text(mode_t m) {
@@ -291,6 +295,7 @@ uint64_t random_u64() {
 
 void random_bytes(std::span<uint8_t> out) {
   init();
+  if (out.empty()) return;  // randombytes_buf's pointer must not be null
   randombytes_buf(out.data(), out.size());
 }
 
@@ -404,7 +409,7 @@ result<std::string> hash_password(std::string_view password, hash_strength s) {
       break;
   }
   char out[crypto_pwhash_STRBYTES];
-  if (crypto_pwhash_str_alg(out, password.data(), password.size(), ops, mem,
+  if (crypto_pwhash_str_alg(out, non_null(password), password.size(), ops, mem,
                             crypto_pwhash_ALG_ARGON2ID13) != 0) {
     return fail(errc::hash_failed, "Argon2id could not allocate its memory");
   }
@@ -418,7 +423,7 @@ bool verify_password(std::string_view hash, std::string_view password) {
   if (hash.find('\0') != std::string_view::npos) return false;
   char buf[crypto_pwhash_STRBYTES] = {};
   std::memcpy(buf, hash.data(), hash.size());
-  return crypto_pwhash_str_verify(buf, password.data(), password.size()) == 0;
+  return crypto_pwhash_str_verify(buf, non_null(password), password.size()) == 0;
 }
 
 bytes generic_hash(std::span<const uint8_t> in, size_t out_len, std::span<const uint8_t> key) {
@@ -451,6 +456,7 @@ std::string to_hex(std::span<const uint8_t> b) {
 result<bytes> from_hex(std::string_view hex) {
   init();
   if (hex.size() % 2 != 0) return fail(errc::bad_key, "hex has an odd number of digits");
+  if (hex.empty()) return bytes{};  // libsodium's pointers must not be null
   bytes out(hex.size() / 2);
   size_t n = 0;
   // A null hex_end makes libsodium fail unless every character was consumed.

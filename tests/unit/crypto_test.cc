@@ -200,6 +200,8 @@ TEST(crypto_password, verifies_right_and_rejects_wrong_password) {
   EXPECT_TRUE(verify_password(*h, "s3cret-token"));
   EXPECT_FALSE(verify_password(*h, "s3cret-tokeN"));
   EXPECT_FALSE(verify_password(*h, ""));
+  EXPECT_FALSE(verify_password(*h, std::string_view{}));
+  EXPECT_TRUE(hash_password(std::string_view{}, hash_strength::minimum));
   EXPECT_FALSE(verify_password("not a hash", "s3cret-token"));
   EXPECT_FALSE(verify_password("", "s3cret-token"));
   EXPECT_FALSE(verify_password(std::string(500, '$'), "s3cret-token"));
