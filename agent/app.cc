@@ -7,6 +7,7 @@
 #include "agent/control_api.h"
 #include "agent/engine.h"
 #include "agent/exchange_adapter.h"
+#include "agent/messenger_outbox.h"
 #include "core/bus/client.h"
 #include "core/bus/messenger.h"
 #include "core/control/control.h"

@@ -1,6 +1,5 @@
 #include "agent/exchange_adapter.h"
 
-#include "core/wire/codec.h"
 
 namespace hmq::agent {
 namespace {
@@ -43,14 +42,6 @@ void exchange_adapter::get_agbot_key(const node_identity& n, const std::string& 
                       if (!r) return cb(r.err());
                       cb(r->public_key);
                     });
-}
-
-void messenger_outbox::send(const crypto::public_key& to, fb::Body type, const body_builder& body) {
-  auto bytes = core::wire::build_message(core::wire::header{}, clock_, type, body);
-  core::bus::publish_options o;
-  o.qos = 1;
-  o.message_expiry_s = expiry_s_;
-  m_.send(to, bytes, o);
 }
 
 }  // namespace hmq::agent

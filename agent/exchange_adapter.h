@@ -1,12 +1,9 @@
 #pragma once
 
-#include <cstdint>
-
 #include "agent/seams.h"
-#include "core/bus/messenger.h"
 #include "exchange/client.h"
 
-// Production adapters for the agent's seams: the exchange client and the messenger.
+// Production adapter for the agent's exchange seam over the exchange client library.
 namespace hmq::agent {
 
 class exchange_adapter final : public exchange_api {
@@ -21,20 +18,6 @@ class exchange_adapter final : public exchange_api {
 
  private:
   hmq::exchange::client& c_;
-};
-
-// Protocol messages travel to the recipient's mailbox with QoS 1; a proposal-time message that
-// nobody reads within `expiry_s` is useless, so it carries an MQTT v5 message expiry.
-class messenger_outbox final : public outbox {
- public:
-  messenger_outbox(core::bus::messenger& m, const core::loop::clock& clock, uint32_t expiry_s)
-      : m_(m), clock_(clock), expiry_s_(expiry_s) {}
-  void send(const crypto::public_key& to, fb::Body type, const body_builder& body) override;
-
- private:
-  core::bus::messenger& m_;
-  const core::loop::clock& clock_;
-  uint32_t expiry_s_;
 };
 
 }  // namespace hmq::agent

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <optional>
@@ -249,7 +250,11 @@ TEST_F(agent_engine, accepts_valid_proposal_and_persists_before_replying) {
 
 TEST_F(agent_engine, rejects_tampered_deployment_signature_with_115_and_keeps_nothing) {
   auto p = proposal();
-  p.services[0]->service->deployment.back() ^= 0x01;  // one bit after signing
+  // One letter of the image name after signing: still a valid Deployment buffer.
+  auto& dep = p.services[0]->service->deployment;
+  auto it = std::search(dep.begin(), dep.end(), std::begin("registry"), std::end("registry") - 1);
+  ASSERT_NE(it, dep.end());
+  *it = 'R';
   deliver(proposal_msg(std::move(p)));
   ASSERT_EQ(out_.replies().size(), 1u);
   EXPECT_EQ(out_.replies()[0]->decision(), fb::ReplyDecision::reject);
