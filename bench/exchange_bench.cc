@@ -1,0 +1,353 @@
+// Exchange RPC round trips per second (create node, get node) with 1 and 8 concurrent clients,
+// against a real mosquitto and a real hmq-exchange, next to the raw MQTT request/response rate
+// (a plain echo between two bus clients, no sealing) measured in the same run.
+//
+// Usage: exchange_bench [--seconds N] [--hash-strength interactive|moderate|minimum]
+// The strength is the exchange's Argon2id cost for the node tokens that "create node" hashes.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/bus/client.h"
+#include "core/bus/messenger.h"
+#include "core/crypto/crypto.h"
+#include "core/loop/loop.h"
+#include "core/wire/codec.h"
+#include "schema/message_generated.h"
+
+extern char** environ;
+
+namespace {
+
+namespace crypto = hmq::core::crypto;
+namespace bus = hmq::core::bus;
+namespace wire = hmq::core::wire;
+namespace fb = hmq::wire::fb;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+int free_port() {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Waits for `needle` in the file (inotify on its directory).
+bool wait_for_text(const fs::path& file, const std::string& needle, std::chrono::milliseconds timeout) {
+  int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  inotify_add_watch(fd, file.parent_path().c_str(), IN_MODIFY | IN_CREATE);
+  auto deadline = steady::now() + timeout;
+  bool found = false;
+  while (!(found = read_file(file).find(needle) != std::string::npos)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
+    if (left <= 0ms) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
+      char buf[4096];
+      while (::read(fd, buf, sizeof buf) > 0) {
+      }
+    }
+  }
+  ::close(fd);
+  return found;
+}
+
+struct child {
+  pid_t pid = -1;
+  child(std::vector<std::string> argv, const fs::path& log) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    if (posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) != 0) pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~child() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+    }
+  }
+};
+
+// One bus identity on its own loop thread.
+struct endpoint {
+  hmq::core::loop::event_loop loop;
+  crypto::box_keypair keys = crypto::box_keypair::generate();
+  wire::codec codec{keys, loop.time()};
+  std::unique_ptr<bus::client> client;
+  std::unique_ptr<bus::messenger> messenger;
+  std::thread thread;
+
+  explicit endpoint(const std::string& uri, bool with_messenger = true) {
+    bus::options o;
+    o.broker_uri = uri;
+    o.client_id = "bench-" + crypto::mailbox_id(keys.pk);
+    o.clean_start = true;
+    client = std::make_unique<bus::client>(loop, o);
+    if (with_messenger) messenger = std::make_unique<bus::messenger>(loop, *client, codec);
+    thread = std::thread([this] { loop.run(); });
+    std::promise<bool> up;
+    loop.post([&] {
+      client->start([&](hmq::core::result<void> r) {
+        if (r && messenger) messenger->start();
+        up.set_value(r.ok());
+      });
+    });
+    if (!up.get_future().get()) std::fprintf(stderr, "bench: connect to %s failed\n", uri.c_str());
+  }
+  ~endpoint() {
+    loop.post([this] {
+      if (messenger) messenger->stop();
+      client->stop();
+      loop.stop();
+    });
+    thread.join();
+  }
+};
+
+struct result_line {
+  double per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  uint64_t errors = 0;
+};
+
+// Runs `clients` closed loops for `dur`: start(i, done) issues one request and calls done(ok)
+// on its loop thread when it is answered.
+template <typename Start>
+result_line closed_loop(int clients, std::chrono::milliseconds dur, std::vector<hmq::core::loop::event_loop*> loops,
+                        Start start) {
+  std::mutex mu;
+  std::vector<double> lat;
+  std::atomic<uint64_t> count{0}, errors{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> running{clients};
+  std::promise<void> all_done;
+  auto t0 = steady::now();
+  std::vector<std::function<void()>> next(clients);
+  for (int i = 0; i < clients; ++i) {
+    next[i] = [&, i] {
+      auto sent = steady::now();
+      start(i, [&, i, sent](bool ok) {
+        double ms = std::chrono::duration<double, std::milli>(steady::now() - sent).count();
+        if (ok) {
+          ++count;
+          std::lock_guard lk(mu);
+          lat.push_back(ms);
+        } else {
+          ++errors;
+        }
+        if (stop.load()) {
+          if (--running == 0) all_done.set_value();
+          return;
+        }
+        next[i]();
+      });
+    };
+  }
+  for (int i = 0; i < clients; ++i) loops[i]->post(next[i]);
+  std::this_thread::sleep_for(dur);
+  stop = true;
+  auto elapsed = std::chrono::duration<double>(steady::now() - t0).count();
+  all_done.get_future().wait_for(40s);
+  result_line r;
+  r.per_second = static_cast<double>(count.load()) / elapsed;
+  r.errors = errors.load();
+  std::lock_guard lk(mu);
+  std::sort(lat.begin(), lat.end());
+  if (!lat.empty()) {
+    r.p50_ms = lat[lat.size() / 2];
+    r.p99_ms = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)];
+  }
+  return r;
+}
+
+void print(const char* what, int clients, const result_line& r) {
+  std::printf("%-22s clients=%d  %9.0f round trips/s   p50 %7.3f ms   p99 %7.3f ms   errors %llu\n", what,
+              clients, r.per_second, r.p50_ms, r.p99_ms, static_cast<unsigned long long>(r.errors));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int seconds = 3;
+  std::string strength = "minimum";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--hash-strength") == 0) strength = argv[i + 1];
+  }
+  auto dur = std::chrono::milliseconds(seconds * 1000);
+  crypto::init();
+  fs::path self = fs::read_symlink("/proc/self/exe");
+  fs::path exchange_bin = self.parent_path().parent_path() / "exchange" / "hmq-exchange";
+  fs::path dir = fs::temp_directory_path() / ("hmq-exchange-bench-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+
+  int port = free_port();
+  std::ofstream(dir / "mosquitto.conf") << "listener " << port << " 127.0.0.1\nallow_anonymous true\n"
+                                        << "set_tcp_nodelay true\npersistence false\nmax_queued_messages 100000\n";
+  child broker({"/usr/sbin/mosquitto", "-c", (dir / "mosquitto.conf").string()}, dir / "mosquitto.log");
+  std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
+  std::this_thread::sleep_for(300ms);  // start-up only; nothing is measured here
+
+  auto xkeys = crypto::load_or_create_box_keypair(dir / "data" / "exchange.key");
+  if (!xkeys) {
+    std::fprintf(stderr, "bench: %s\n", xkeys.err().message().c_str());
+    return 1;
+  }
+  child exchange({exchange_bin.string(), "--broker", uri, "--data-dir", (dir / "data").string(), "--root-password",
+                  "rootpw", "--hash-strength", strength, "--log-level", "warn"},
+                 dir / "exchange.log");
+  if (!wait_for_text(dir / "exchange.log", "hmq-exchange ready", 20s)) {
+    std::fprintf(stderr, "bench: exchange did not start:\n%s\n", read_file(dir / "exchange.log").c_str());
+    return 1;
+  }
+  std::printf("exchange bench: mosquitto + hmq-exchange on loopback, %d s per line, token hash strength %s\n",
+              seconds, strength.c_str());
+
+  // ---- raw MQTT echo: requesters publish to echo/<i>, one echo client answers on reply/<i>.
+  {
+    endpoint echo(uri, false);
+    std::vector<std::unique_ptr<endpoint>> req;
+    for (int i = 0; i < 8; ++i) req.push_back(std::make_unique<endpoint>(uri, false));
+    std::vector<std::function<void(bool)>> waiting(8);
+    std::promise<void> subscribed;
+    std::atomic<int> subs{0};
+    echo.loop.post([&] {
+      echo.client->subscribe("bench/echo/+", 1, [&](const bus::inbound& in) {
+        echo.client->publish("bench/reply/" + in.topic.substr(in.topic.rfind('/') + 1), in.payload);
+      }, [&](hmq::core::result<void>) { if (++subs == 9) subscribed.set_value(); });
+    });
+    for (int i = 0; i < 8; ++i) {
+      req[i]->loop.post([&, i] {
+        req[i]->client->subscribe("bench/reply/" + std::to_string(i), 1, [&, i](const bus::inbound&) {
+          auto w = std::move(waiting[i]);
+          if (w) w(true);
+        }, [&](hmq::core::result<void>) { if (++subs == 9) subscribed.set_value(); });
+      });
+    }
+    subscribed.get_future().wait_for(10s);
+    std::vector<hmq::core::loop::event_loop*> loops;
+    for (auto& r : req) loops.push_back(&r->loop);
+    std::vector<uint8_t> payload(100, 0x5a);
+    for (int clients : {1, 8}) {
+      auto r = closed_loop(clients, dur, loops, [&](int i, std::function<void(bool)> done) {
+        waiting[i] = std::move(done);
+        req[i]->client->publish("bench/echo/" + std::to_string(i), payload);
+      });
+      print("raw MQTT echo (QoS 1)", clients, r);
+    }
+  }
+
+  // ---- exchange RPCs
+  std::vector<std::unique_ptr<endpoint>> peers;
+  for (int i = 0; i < 8; ++i) peers.push_back(std::make_unique<endpoint>(uri));
+  std::vector<hmq::core::loop::event_loop*> loops;
+  for (auto& p : peers) loops.push_back(&p->loop);
+  auto rpc = [&](int i, std::shared_ptr<fb::RpcRequestT> req, std::function<void(bool)> done) {
+    peers[i]->messenger->request(
+        xkeys->pk, bus::topics{}.rpc(), wire::header{}, fb::Body::RpcRequest,
+        [&](flatbuffers::FlatBufferBuilder& b) { return fb::RpcRequest::Pack(b, req.get()).Union(); }, 30s,
+        [done](hmq::core::result<wire::opened> r) {
+          const fb::RpcResponse* resp = r ? r->message()->body_as_RpcResponse() : nullptr;
+          done(resp && resp->status() == fb::RpcStatus::ok);
+        });
+  };
+  auto request = [](fb::RpcOpUnion op) {
+    auto req = std::make_shared<fb::RpcRequestT>();
+    req->auth = std::make_unique<fb::AuthT>();
+    req->auth->kind = fb::AuthKind::user;
+    req->auth->org = "root";
+    req->auth->id = "root";
+    req->auth->secret = "rootpw";
+    req->op = std::move(op);
+    return req;
+  };
+  {
+    fb::OrgT o;
+    o.name = "bench";
+    fb::CreateResourceT c;
+    c.resource.Set(std::move(o));
+    fb::RpcOpUnion u;
+    u.Set(std::move(c));
+    std::promise<bool> p;
+    loops[0]->post([&] { rpc(0, request(std::move(u)), [&](bool ok) { p.set_value(ok); }); });
+    if (!p.get_future().get()) {
+      std::fprintf(stderr, "bench: cannot create org\n");
+      return 1;
+    }
+  }
+  std::atomic<uint64_t> next_id{0};
+  for (int clients : {1, 8}) {
+    auto r = closed_loop(clients, dur, loops, [&](int i, std::function<void(bool)> done) {
+      fb::NodeT n;
+      n.org = "bench";
+      n.id = "n" + std::to_string(next_id++);
+      n.token = "token";
+      fb::CreateResourceT c;
+      c.resource.Set(std::move(n));
+      fb::RpcOpUnion u;
+      u.Set(std::move(c));
+      rpc(i, request(std::move(u)), std::move(done));
+    });
+    print("exchange create node", clients, r);
+  }
+  uint64_t created = next_id.load();
+  for (int clients : {1, 8}) {
+    auto r = closed_loop(clients, dur, loops, [&](int i, std::function<void(bool)> done) {
+      fb::GetResourceT g;
+      g.key = std::make_unique<fb::ResourceKeyT>();
+      g.key->kind = fb::ResourceKind::node;
+      g.key->org = "bench";
+      g.key->id = "n" + std::to_string(crypto::random_u64() % std::max<uint64_t>(created, 1));
+      fb::RpcOpUnion u;
+      u.Set(std::move(g));
+      rpc(i, request(std::move(u)), std::move(done));
+    });
+    print("exchange get node", clients, r);
+  }
+  peers.clear();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return 0;
+}

@@ -1,0 +1,155 @@
+#include "exchange/app.h"
+
+#include <cstdio>
+#include <memory>
+
+#include "core/bus/client.h"
+#include "core/bus/messenger.h"
+#include "core/bus/topics.h"
+#include "core/log/log.h"
+#include "core/loop/loop.h"
+#include "core/wire/codec.h"
+#include "exchange/db.h"
+#include "exchange/events.h"
+#include "exchange/service.h"
+
+namespace hmq::exchange {
+
+namespace crypto = core::crypto;
+namespace bus = core::bus;
+namespace wire = core::wire;
+
+void add_flags(CLI::App& cli, app_options& o) {
+  cli.add_option("--broker", o.broker, "MQTT broker URI (tcp://, ssl://)")->capture_default_str();
+  cli.add_option("--data-dir", o.data_dir,
+                 "Directory for exchange.key (the exchange's X25519 key pair, 0600) and exchange.db "
+                 "(SQLite store); replicas share it")
+      ->capture_default_str();
+  cli.add_option("--root-password", o.root_password,
+                 "Password of the superuser root/root, hashed and (re)set at start; may come from "
+                 "the environment. Required on the first start")
+      ->envname("HMQ_ROOT_PASSWORD");
+  cli.add_option("--hash-strength", o.hash_strength,
+                 "Argon2id cost for new password/token hashes: interactive (default, ~50 ms, 64 MB), "
+                 "moderate (slower, 256 MB) or minimum (tests only)")
+      ->check(CLI::IsMember({"interactive", "moderate", "minimum"}))
+      ->capture_default_str();
+  cli.add_option("--topic-prefix", o.topic_prefix, "Prefix of every topic")->capture_default_str();
+  cli.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  cli.add_option("--instance", o.instance,
+                 "Name of this replica when several share one data dir (makes the MQTT client id unique)");
+  cli.add_flag("--print-public-key", o.print_public_key,
+               "Print the exchange's base64 public key (creating the key pair if needed) and exit");
+}
+
+core::result<crypto::hash_strength> parse_hash_strength(const std::string& s) {
+  if (s == "interactive") return crypto::hash_strength::interactive;
+  if (s == "moderate") return crypto::hash_strength::moderate;
+  if (s == "minimum") return crypto::hash_strength::minimum;
+  return core::error{make_error_code(std::errc::invalid_argument), "unknown hash strength '" + s + "'"};
+}
+
+int run(const app_options& o) {
+  auto log = core::log::get("exchange");
+  if (!core::log::set_level(o.log_level)) {
+    std::fprintf(stderr, "hmq-exchange: unknown log level '%s'\n", o.log_level.c_str());
+    return 2;
+  }
+  auto strength = parse_hash_strength(o.hash_strength);
+  if (!strength) {
+    std::fprintf(stderr, "hmq-exchange: %s\n", strength.err().message().c_str());
+    return 2;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "hmq-exchange: cannot create data dir %s: %s\n", o.data_dir.c_str(), ec.message().c_str());
+    return 1;
+  }
+  auto keys = crypto::load_or_create_box_keypair(o.data_dir / "exchange.key");
+  if (!keys) {
+    std::fprintf(stderr, "hmq-exchange: %s\n", keys.err().message().c_str());
+    return 1;
+  }
+  std::string key_b64 = crypto::to_base64(keys->pk);
+  if (o.print_public_key) {
+    std::printf("%s\n", key_b64.c_str());
+    return 0;
+  }
+  std::string mailbox = crypto::mailbox_id(keys->pk);
+
+  auto store = db::open(o.data_dir / "exchange.db");
+  if (!store) {
+    log->error("cannot open store {}: {}", (o.data_dir / "exchange.db").string(), store.err().message());
+    return 1;
+  }
+  core::loop::event_loop loop;
+  service_options so;
+  so.strength = *strength;
+  service svc(*store, *keys, loop.time(), so);
+  if (auto r = svc.bootstrap_root(o.root_password); !r) {
+    log->error("cannot set up the root user: {}", r.err().message());
+    return 1;
+  }
+
+  bus::topics topics{o.topic_prefix};
+  bus::options bo;
+  bo.broker_uri = o.broker;
+  bo.client_id = "hmq-x-" + mailbox + (o.instance.empty() ? "" : "-" + o.instance);
+  bo.clean_start = false;
+  bus::client client(loop, bo);
+  wire::codec codec(*keys, loop.time());
+  bus::messenger messenger(loop, client, codec, topics);
+  event_publisher events(messenger, loop.time());
+
+  uint64_t served = 0;
+  messenger.on(wire::fb::Body::RpcRequest, [&](const wire::opened& m) {
+    const auto* msg = m.message();
+    const auto* req = msg->body_as_RpcRequest();
+    if (!req || !msg->reply_to() || msg->reply_to()->size() == 0) {
+      log->warn("dropped an RPC request without a reply mailbox");
+      return;
+    }
+    auto out = svc.handle(m.sender, *req);
+    // handle() has committed (or refused) before we answer: an acknowledged write is durable.
+    messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
+      return wire::fb::RpcResponse::Pack(b, &out.response).Union();
+    });
+    events.publish(out.events);
+    ++served;
+    if (out.response.status != wire::fb::RpcStatus::ok)
+      log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(req->op_type()), out.response.error_message);
+  });
+  messenger.listen(topics.rpc_shared());
+
+  int exit_code = 0;
+  auto shutdown = [&] {
+    messenger.stop();
+    client.stop();
+    loop.stop();
+  };
+  loop.on_signals([&](int sig) {
+    log->info("signal {}: stopping after {} requests", sig, served);
+    shutdown();
+  });
+  loop.post([&] {
+    client.start([&](core::result<void> r) {
+      if (!r) {
+        log->error("cannot connect to {}: {}", o.broker, r.err().message());
+        exit_code = 1;
+        shutdown();
+        return;
+      }
+      messenger.start();
+      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(), mailbox.c_str());
+      std::fflush(stderr);
+      log->info("serving {} as {}", topics.rpc_shared(), mailbox);
+    });
+  });
+  loop.run();
+  return exit_code;
+}
+
+}  // namespace hmq::exchange

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/common/result.h"
+#include "core/crypto/crypto.h"
+
+// The hmq-exchange daemon: key pair, store, bus client and the RPC loop (docs/exchange.md).
+namespace hmq::exchange {
+
+struct app_options {
+  std::string broker = "tcp://127.0.0.1:1883";
+  std::filesystem::path data_dir = "exchange-data";
+  std::string root_password;
+  std::string hash_strength = "interactive";
+  std::string topic_prefix = "hmq/v1";
+  std::string log_level = "info";
+  // Distinguishes replicas that share one data dir (and so one key): the MQTT client id must be
+  // unique per connection or the broker disconnects the older one.
+  std::string instance;
+  bool print_public_key = false;
+};
+
+// Registers every flag on `cli` (main.cc adds --config on top).
+void add_flags(CLI::App& cli, app_options& o);
+
+core::result<core::crypto::hash_strength> parse_hash_strength(const std::string& s);
+
+// Runs until SIGINT/SIGTERM; returns the process exit code. Prints
+// "hmq-exchange ready: key=<b64> mailbox=<id>" to stderr once it serves requests.
+int run(const app_options& o);
+
+}  // namespace hmq::exchange

@@ -1,0 +1,88 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/common/result.h"
+#include "core/crypto/crypto.h"
+#include "core/loop/loop.h"
+#include "exchange/db.h"
+#include "exchange/events.h"
+
+// The exchange's RPC handler: authentication, authorization, validation and the store writes for
+// one RpcRequest, with no bus. The app feeds it opened requests and sends back the response and
+// the addressed events; tests call it directly on an in-memory store.
+//
+// Thread contract: loop thread only (owns the db connection and the credential cache).
+namespace hmq::exchange {
+
+struct service_options {
+  core::crypto::hash_strength strength = core::crypto::hash_strength::interactive;
+  // Verified credentials remembered (principal -> keyed hash of the secret); cleared when full.
+  size_t credential_cache_max = 100'000;
+  uint32_t default_page = 100;
+  uint32_t max_page = 1000;
+};
+
+// What one request produced: the response, and events to publish once it is committed.
+struct outcome {
+  fb::RpcResponseT response;
+  std::vector<addressed_event> events;
+};
+
+// An authenticated caller.
+struct principal {
+  fb::AuthKind kind = fb::AuthKind::unspecified;
+  std::string org;
+  std::string id;
+  bool admin = false;  // org admin user
+  bool root = false;   // root/root: the superuser
+  std::string str() const;
+};
+
+class service {
+ public:
+  // `self` is the exchange's own key pair: registry tokens are sealed to it at rest.
+  service(db& d, const core::crypto::box_keypair& self, const core::loop::clock& clock, service_options o = {});
+
+  // Creates org "root" when missing and (re)sets root/root's password. An empty password leaves
+  // an existing root user alone (and fails when there is none, since nobody could log in).
+  result<void> bootstrap_root(std::string_view root_password);
+
+  outcome handle(const core::crypto::public_key& sender, const fb::RpcRequest& req);
+
+  uint64_t credential_cache_hits() const { return cache_hits_; }
+  uint64_t credential_cache_misses() const { return cache_misses_; }
+
+  struct rpc_error {
+    fb::RpcStatus status = fb::RpcStatus::internal;
+    std::string message;
+    std::string field;
+  };
+
+ private:
+  struct cached_credential {
+    std::string stored_hash;  // the hash it was verified against: a changed hash (another replica) misses
+    core::crypto::bytes mac;  // keyed BLAKE2b of the secret
+  };
+
+  result<std::string> hash(std::string_view secret);
+  bool verify_cached(const std::string& key, const std::string& stored_hash, std::string_view secret);
+  void forget(const std::string& key) { cache_.erase(key); }
+
+  db& db_;
+  const core::crypto::box_keypair& self_;
+  const core::loop::clock& clock_;
+  service_options opts_;
+  core::crypto::secret cache_key_;
+  std::unordered_map<std::string, cached_credential> cache_;
+  uint64_t cache_hits_ = 0;
+  uint64_t cache_misses_ = 0;
+
+  friend class handler;
+};
+
+}  // namespace hmq::exchange
