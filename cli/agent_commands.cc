@@ -35,9 +35,12 @@ void add_socket_option(CLI::App* cmd, const std::shared_ptr<socket_opt>& s) {
       ->capture_default_str();
 }
 
-[[noreturn]] void die(std::ostream& err, const std::string& msg) {
-  err << "hmq: " << msg << "\n";
-  throw CLI::RuntimeError(1);
+// Exit codes as the rest of hmq (cli/commands.h): 1 usage, 2 refused, 3 unreachable.
+constexpr int exit_usage = 1, exit_refused = 2, exit_unreachable = 3;
+
+[[noreturn]] void die(std::ostream& err, const std::string& msg, int code = exit_usage) {
+  err << "hmq: error: " << msg << "\n";
+  throw CLI::RuntimeError(code);
 }
 
 // One request; a refusal ({"ok": false}) or a transport failure ends the command.
@@ -46,10 +49,11 @@ json ask(const std::string& socket, const json& req, std::ostream& err) {
   if (!r) {
     if (r.code() == core::control::make_error_code(core::control::errc::connect_failed))
       die(err, "cannot reach the agent at " + socket + " (is hmq-agent running? set --agent-socket or HMQ_AGENT_SOCKET): " +
-                   r.err().detail);
-    die(err, r.err().message());
+                   r.err().detail,
+          exit_unreachable);
+    die(err, r.err().message(), exit_unreachable);
   }
-  if (!(*r)["ok"].get<bool>()) die(err, (*r).value("error", std::string("request failed")));
+  if (!(*r)["ok"].get<bool>()) die(err, (*r).value("error", std::string("request failed")), exit_refused);
   return std::move(*r);
 }
 
