@@ -37,6 +37,7 @@ namespace crypto = core::crypto;
 const std::string hmq_bin = std::string(HMQ_BINARY_DIR) + "/cli/hmq";
 const std::string exchange_bin = std::string(HMQ_BINARY_DIR) + "/exchange/hmq-exchange";
 const std::string agent_bin = std::string(HMQ_BINARY_DIR) + "/agent/hmq-agent";
+const std::string agbot_bin = std::string(HMQ_BINARY_DIR) + "/agbot/hmq-agbot";
 const std::string root_password = "root-secret";
 
 std::string slurp(const std::filesystem::path& p) {
@@ -270,6 +271,37 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
     codec.reset();
     bus.reset();
   });
+}
+
+TEST_F(agent_process, real_agbot_and_agent_finalize_and_unregister_cancels_with_105) {
+  // The publisher key hmq signed the service with is trusted on the node.
+  std::string pub = slurp(dir_ / ".hmq" / "keys" / "hmq-signing.public.key");
+  while (!pub.empty() && (pub.back() == '\n' || pub.back() == '\r')) pub.pop_back();
+  ASSERT_EQ(control({{"op", "key_import"}, {"key", pub}, {"name", "hmq"}})["ok"], true);
+  json r = control({{"op", "register"}, {"node", "acme/node1"}, {"token", "tok1"}, {"pattern", "acme/gps"},
+                    {"arch", "amd64"}});
+  ASSERT_EQ(r["ok"], true) << r.dump();
+
+  auto agbot = test::process::start({{agbot_bin, "--broker", broker_.uri(), "--exchange-key", exchange_key_, "--org",
+                                      "acme", "--id", "bot1", "--token", "bottok", "--data-dir",
+                                      (dir_ / "agbot").string()},
+                                     {},
+                                     dir_ / "agbot.log"});
+  ASSERT_TRUE(eventually([&] {
+    json l = control({{"op", "agreement_list"}});
+    return l["ok"] == true && l["agreements"].size() == 1 && l["agreements"][0]["state"] == "finalized" &&
+           l["agreements"][0]["exchange_synced"] == true;
+  })) << "agent:\n" << slurp(dir_ / "agent.log") << "agbot:\n" << slurp(dir_ / "agbot.log");
+  json l = control({{"op", "agreement_list"}});
+  EXPECT_EQ(l["agreements"][0]["agbot"], "acme/bot1");
+  EXPECT_EQ(l["agreements"][0]["service"]["url"], "https://acme.com/gps");
+
+  ASSERT_EQ(control({{"op", "unregister"}})["ok"], true);
+  l = control({{"op", "agreement_list"}});
+  ASSERT_EQ(l["agreements"].size(), 1u);
+  EXPECT_EQ(l["agreements"][0]["state"], "cancelled");
+  EXPECT_EQ(l["agreements"][0]["reason"], 105);
+  EXPECT_EQ(l["agreements"][0]["reason_text"], "user requested");
 }
 
 }  // namespace
