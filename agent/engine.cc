@@ -89,6 +89,11 @@ result<void> engine::start() {
       deploy(id);
     }
     if (!a.exchange_synced) sync_exchange(id);
+    // Persisted as cancelled but the Cancel may never have left: send it again.
+    if (a.state == agreement_state::cancelled && a.cancel_unsent) {
+      lg()->info("agreement {}: re-sending Cancel {}", id, a.reason);
+      send_cancel(a);
+    }
   }
   // A registration the exchange never confirmed (crash in between) is sent again.
   auto reg = store_.registration();
@@ -424,6 +429,7 @@ void engine::cancel_local(const std::string& id, uint16_t reason, std::string me
   next.reason_message = std::move(message);
   // Only a finalized agreement has an exchange record to delete.
   next.exchange_synced = !was_finalized;
+  next.cancel_unsent = notify_agbot;
   if (!persist(next)) return;
   it->second = std::move(next);
   finalize_timers_.erase(id);
@@ -550,10 +556,25 @@ void engine::send_reply(const crypto::public_key& to, const std::string& id, boo
 }
 
 void engine::send_cancel(const stored_agreement& a) {
-  out_.send(a.agbot_key, fb::Body::Cancel, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateCancelDirect(b, a.id.c_str(), static_cast<fb::CancelReason>(a.reason), a.reason_message.c_str())
-        .Union();
-  });
+  out_.send(
+      a.agbot_key, fb::Body::Cancel,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        return fb::CreateCancelDirect(b, a.id.c_str(), static_cast<fb::CancelReason>(a.reason),
+                                      a.reason_message.c_str())
+            .Union();
+      },
+      [this, id = a.id, alive = alive_](result<void> r) {
+        if (!*alive) return;
+        auto it = agreements_.find(id);
+        if (it == agreements_.end() || !it->second.cancel_unsent) return;
+        if (!r) {
+          // Not taken by the broker: the next start sends it again.
+          lg()->warn("agreement {}: Cancel not sent: {}", id, r.err().message());
+          return;
+        }
+        it->second.cancel_unsent = false;
+        (void)persist(it->second);
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
