@@ -196,6 +196,11 @@ void engine::on_proposal(const core::wire::opened& m) {
     send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed), "node is not registered");
     return;
   }
+  if (pending_proposals_.size() >= opts_.max_pending_proposals) {
+    ++stats_.dropped_busy;  // no Reply: the agbot retries after its reply timeout
+    lg()->warn("agreement {}: dropped proposal, {} lookups in flight", id, pending_proposals_.size());
+    return;
+  }
   // The sender must be the agbot it claims to be: its key is the one the exchange holds for it.
   pending_proposals_.insert(id);
   auto msg = std::make_shared<core::wire::opened>(m);

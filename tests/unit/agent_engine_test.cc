@@ -502,6 +502,21 @@ TEST_F(agent_engine, agreement_verify_answers_exists_only_to_the_proposer) {
   EXPECT_FALSE(verify(crypto::box_keypair::generate(), agreement_a));
 }
 
+TEST_F(agent_engine, proposal_flood_is_bounded_while_agbot_lookups_are_in_flight) {
+  // Each new proposal costs an exchange lookup; past the bound they are dropped, not queued.
+  opts_.max_pending_proposals = 2;
+  make_engine();
+  for (const char* id : {"00000000000000000000000000000001", "00000000000000000000000000000002",
+                         "00000000000000000000000000000003"}) {
+    auto p = proposal(id);
+    p.services[0] = service(std::string("https://acme.com/s") + id);
+    eng_->on_message(proposal_msg(std::move(p)));
+  }
+  EXPECT_EQ(eng_->stats().dropped_busy, 1u);
+  loop_.run_pending();
+  EXPECT_EQ(out_.replies().size(), 2u);
+}
+
 TEST_F(agent_engine, proposal_with_malformed_agreement_id_is_dropped) {
   deliver(proposal_msg(proposal("not-hex")));
   EXPECT_TRUE(out_.messages.empty());
