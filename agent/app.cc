@@ -1,0 +1,117 @@
+#include "agent/app.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "agent/control_api.h"
+#include "agent/engine.h"
+#include "agent/exchange_adapter.h"
+#include "agent/messenger_outbox.h"
+#include "core/bus/client.h"
+#include "core/bus/messenger.h"
+#include "core/control/control.h"
+#include "core/crypto/crypto.h"
+#include "core/log/log.h"
+#include "core/loop/loop.h"
+#include "core/wire/codec.h"
+#include "exchange/client.h"
+
+namespace hmq::agent {
+namespace {
+
+int fail(const std::string& what) {
+  std::fprintf(stderr, "hmq-agent: %s\n", what.c_str());
+  return 1;
+}
+
+result<crypto::public_key> load_exchange_key(const std::string& s) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(s, ec)) {
+    auto b = crypto::read_public_key_file(s);
+    if (!b) return b.err();
+    if (b->size() != crypto::public_key_size)
+      return core::error{crypto::make_error_code(crypto::errc::bad_key), s + ": not a 32-byte key"};
+    crypto::public_key k{};
+    std::copy(b->begin(), b->end(), k.begin());
+    return k;
+  }
+  return crypto::parse_public_key(s);
+}
+
+}  // namespace
+
+int run(const config& c) {
+  if (!core::log::set_level(c.log_level)) return fail("unknown log level " + c.log_level);
+  auto lg = core::log::get("agent");
+  crypto::init();
+  // Everything the agent writes (key, database with the node token, socket) is owner-only.
+  ::umask(0077);
+  std::error_code ec;
+  std::filesystem::create_directories(c.data_dir, ec);
+  if (ec) return fail("cannot create data dir " + c.data_dir.string() + ": " + ec.message());
+
+  auto keys = crypto::load_or_create_box_keypair(c.data_dir / "agent.key");
+  if (!keys) return fail("node key: " + keys.err().message());
+  auto xkey = load_exchange_key(c.exchange_key);
+  if (!xkey) return fail("--exchange-key: " + xkey.err().message());
+  auto store = agent_store::open(c.data_dir / "agent.db");
+  if (!store) return fail("agent.db: " + store.err().message());
+
+  core::loop::event_loop loop;
+  core::wire::codec codec(*keys, loop.time());
+  core::bus::topics topics{c.topic_prefix};
+  const std::string mailbox = crypto::mailbox_id(keys->pk);
+  core::bus::options bo;
+  bo.broker_uri = c.broker;
+  bo.client_id = "hmq-agent-" + mailbox;  // stable: the persistent session keeps proposals while offline
+  core::bus::client bus(loop, bo);
+  core::bus::messenger messenger(loop, bus, codec, topics);
+  hmq::exchange::client xclient(loop, messenger, *xkey, topics);
+
+  exchange_adapter xa(xclient);
+  messenger_outbox out(messenger, loop.time(), static_cast<uint32_t>(c.finalize_timeout_s));
+  memory_runtime rt(loop, /*auto_complete=*/true);
+  engine_options eo;
+  eo.finalize_timeout = std::chrono::seconds(c.finalize_timeout_s);
+  engine eng(loop, *store, xa, out, rt, eo);
+  for (auto type : {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
+    messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
+
+  if (auto s = eng.start(); !s) return fail("resuming from agent.db: " + s.err().message());
+
+  control_api api(eng, {mailbox, crypto::to_base64(keys->pk), [&bus] { return bus.connected(); }});
+  core::control::server ctl(loop.io(), c.socket_path(),
+                            [&api](const core::control::json& req, core::control::reply_fn reply) {
+                              api.handle(req, std::move(reply));
+                            });
+  if (auto s = ctl.start(); !s) return fail("control socket: " + s.err().message());
+
+  int exit_code = 0;
+  auto shutdown = [&] {
+    ctl.stop();
+    eng.stop();
+    messenger.stop();
+    bus.stop();
+    loop.stop();
+  };
+  loop.on_signals([&](int sig) {
+    lg->info("signal {}: stopping", sig);
+    shutdown();
+  });
+  messenger.start();
+  bus.start([&](result<void> r) {
+    if (r) {
+      lg->info("connected to {} as mailbox {}", c.broker, mailbox);
+      return;
+    }
+    lg->error("broker {}: {}", c.broker, r.err().message());
+    exit_code = 1;
+    shutdown();
+  });
+  lg->info("hmq-agent running: data {} control {}", c.data_dir.string(), c.socket_path().string());
+  loop.run();
+  return exit_code;
+}
+
+}  // namespace hmq::agent

@@ -1,0 +1,27 @@
+#include "agent/config.h"
+
+namespace hmq::agent {
+
+void add_flags(CLI::App& app, config& c) {
+  app.set_config("--config", "", "Read options from this TOML/INI file (same names as the flags)");
+  app.add_option("--broker", c.broker, "MQTT broker URI (tcp://, ssl://)")->capture_default_str();
+  app.add_option("--exchange-key", c.exchange_key,
+                 "The exchange's public key (base64 or hex) or the path of its .pub file; pinned, "
+                 "like a CA certificate")
+      ->required();
+  app.add_option("--data-dir", c.data_dir,
+                 "Directory for the node key pair (agent.key, 0600) and the agent's SQLite (agent.db)")
+      ->capture_default_str();
+  app.add_option("--control-socket", c.control_socket,
+                 "Unix socket of the local control API used by `hmq` (default <data-dir>/agent.sock)");
+  app.add_option("--finalize-timeout", c.finalize_timeout_s,
+                 "Seconds to wait for the agbot's ReplyAck after accepting; then cancel with 107")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--topic-prefix", c.topic_prefix, "MQTT topic prefix shared by every party")->capture_default_str();
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
+}  // namespace hmq::agent

@@ -1,0 +1,29 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+// hmq-agent's configuration: flags, or the same names in a --config file (TOML/INI).
+namespace hmq::agent {
+
+struct config {
+  std::string broker = "tcp://127.0.0.1:1883";
+  std::string exchange_key;                       // base64/hex, or a path to the exchange's .pub file
+  std::filesystem::path data_dir = "/var/lib/hmq/agent";
+  std::filesystem::path control_socket;           // empty: <data_dir>/agent.sock
+  int finalize_timeout_s = 60;
+  std::string topic_prefix = "hmq/v1";
+  std::string log_level = "info";
+
+  std::filesystem::path socket_path() const {
+    return control_socket.empty() ? data_dir / "agent.sock" : control_socket;
+  }
+};
+
+// Adds every option (with its --help text) to `app`.
+void add_flags(CLI::App& app, config& c);
+
+}  // namespace hmq::agent

@@ -1,0 +1,648 @@
+#include "agent/engine.h"
+
+#include <algorithm>
+
+#include "agent/reasons.h"
+#include "core/log/log.h"
+#include "exchange/ids.h"
+
+namespace hmq::agent {
+namespace {
+
+class category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "agent"; }
+  std::string message(int c) const override {
+    switch (static_cast<errc>(c)) {
+      case errc::ok: return "ok";
+      case errc::not_registered: return "node is not registered";
+      case errc::already_registered: return "node is already registered";
+      case errc::bad_request: return "bad request";
+      case errc::store_failed: return "agent database error";
+    }
+    return "unknown";
+  }
+};
+
+std::shared_ptr<spdlog::logger> lg() {
+  static auto l = core::log::get("agent");
+  return l;
+}
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+bool is_live(agreement_state s) { return s == agreement_state::accepted || s == agreement_state::finalized; }
+
+constexpr auto reason_code = [](fb::CancelReason r) { return static_cast<uint16_t>(r); };
+
+// The top-level service of a proposal (the one the exchange record names).
+const fb::Service* top_level(const fb::Proposal& p) {
+  if (!p.services()) return nullptr;
+  for (const auto* s : *p.services())
+    if (s && s->is_top_level() && s->service()) return s->service();
+  return nullptr;
+}
+
+const fb::Proposal* proposal_of(const std::vector<uint8_t>& bytes) {
+  flatbuffers::Verifier v(bytes.data(), bytes.size());
+  if (!fb::VerifyMessageBuffer(v)) return nullptr;
+  return fb::GetMessage(bytes.data())->body_as_Proposal();
+}
+
+bool same_service(const fb::Service& a, const fb::Service& b) {
+  return str(a.org()) == str(b.org()) && str(a.url()) == str(b.url());
+}
+
+}  // namespace
+
+const std::error_category& category() {
+  static const category_impl c;
+  return c;
+}
+std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
+
+bool valid_agreement_id(std::string_view id) {
+  return id.size() == 32 &&
+         std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+engine::engine(core::loop::scheduler& loop, agent_store& store, exchange_api& x, outbox& out, runtime& rt,
+               engine_options o)
+    : loop_(loop), store_(store), x_(x), out_(out), rt_(rt), opts_(o) {}
+
+engine::~engine() { stop(); }
+
+result<void> engine::start() {
+  *alive_ = true;
+  auto all = store_.agreements();
+  if (!all) return all.err();
+  int64_t now = loop_.time().now_ms();
+  for (auto& a : *all) agreements_[a.id] = std::move(a);
+  for (auto& [id, a] : agreements_) {
+    if (a.state == agreement_state::accepted) {
+      // Waits for the ReplyAck the persistent session still delivers, until the deadline.
+      int64_t left = a.accepted_ms + opts_.finalize_timeout.count() - now;
+      lg()->info("agreement {}: resumed as accepted, finalize deadline in {} ms", id, std::max<int64_t>(left, 0));
+      arm_finalize_timer(id, std::chrono::milliseconds(std::max<int64_t>(left, 0)));
+    } else if (a.state == agreement_state::finalized) {
+      lg()->info("agreement {}: resumed as finalized, handing workload to the runtime", id);
+      deploy(id);
+    }
+    if (!a.exchange_synced) sync_exchange(id);
+    // Persisted as cancelled but the Cancel may never have left: send it again.
+    if (a.state == agreement_state::cancelled && a.cancel_unsent) {
+      lg()->info("agreement {}: re-sending Cancel {}", id, a.reason);
+      send_cancel(a);
+    }
+  }
+  // A registration the exchange never confirmed (crash in between) is sent again.
+  auto reg = store_.registration();
+  if (reg && *reg && !(*reg)->confirmed) {
+    const auto& r = **reg;
+    lg()->info("node {}/{}: re-sending unconfirmed registration", r.node.org, r.node.id);
+    node_registration nr{r.node, r.pattern, r.arch, {}};
+    x_.register_node(nr, [this, alive = alive_](result<void> res) {
+      if (!*alive || !res) return;
+      auto cur = store_.registration();
+      if (cur && *cur) {
+        (*cur)->confirmed = true;
+        (void)store_.put_registration(**cur);
+      }
+    });
+  }
+  return core::ok();
+}
+
+void engine::stop() {
+  *alive_ = false;
+  finalize_timers_.clear();
+  resync_timer_.cancel();
+}
+
+std::vector<stored_agreement> engine::agreements() const {
+  std::vector<stored_agreement> out;
+  for (const auto& [id, a] : agreements_) out.push_back(a);
+  std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) { return x.accepted_ms < y.accepted_ms; });
+  return out;
+}
+
+size_t engine::live_agreements() const {
+  return static_cast<size_t>(std::count_if(agreements_.begin(), agreements_.end(),
+                                           [](const auto& kv) { return is_live(kv.second.state); }));
+}
+
+void engine::on_message(const core::wire::opened& m) {
+  switch (m.message()->body_type()) {
+    case fb::Body::Proposal: return on_proposal(m);
+    case fb::Body::ReplyAck: return on_reply_ack(m);
+    case fb::Body::Cancel: return on_cancel(m);
+    case fb::Body::AgreementVerify: return on_verify(m);
+    default:
+      ++stats_.dropped_unrouted;
+      lg()->debug("dropped message with body {}", fb::EnumNameBody(m.message()->body_type()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proposal
+
+void engine::on_proposal(const core::wire::opened& m) {
+  ++stats_.proposals;
+  const auto* p = m.message()->body_as_Proposal();
+  if (!p || !p->agreement_id() || !valid_agreement_id(p->agreement_id()->string_view())) {
+    ++stats_.dropped_malformed;
+    lg()->warn("dropped proposal without a valid agreement id");
+    return;
+  }
+  std::string id = p->agreement_id()->str();
+  if (auto it = agreements_.find(id); it != agreements_.end()) {
+    auto& a = it->second;
+    if (!crypto::equal(a.agbot_key, m.sender)) {
+      ++stats_.dropped_not_owner;
+      lg()->warn("agreement {}: dropped proposal from a key that did not propose it", id);
+      return;
+    }
+    // Answered, not re-processed: the agbot gets the same Reply it got (or should have got).
+    ++stats_.duplicates;
+    if (is_live(a.state)) {
+      lg()->info("agreement {}: re-delivered proposal, replying accept again", id);
+      send_reply(m.sender, id, true, 0, "");
+    } else {
+      uint16_t r = a.reason ? a.reason : reason_code(fb::CancelReason::policy_changed);
+      lg()->info("agreement {}: proposal for a cancelled agreement, replying reject {}", id, r);
+      send_reply(m.sender, id, false, r, "agreement was cancelled: " + std::string(reason_text(r)));
+    }
+    return;
+  }
+  if (pending_proposals_.count(id)) {
+    ++stats_.duplicates;  // the lookup in flight answers it
+    return;
+  }
+  auto agbot = exchange::split_qualified(str(p->agbot()));
+  if (!agbot) {
+    ++stats_.dropped_malformed;
+    lg()->warn("agreement {}: dropped proposal with a bad agbot name", id);
+    return;
+  }
+  auto reg = store_.registration();
+  if (!reg) {
+    ++stats_.store_errors;
+    lg()->error("agreement {}: cannot read registration: {}", id, reg.err().message());
+    return;
+  }
+  if (!*reg) {
+    ++stats_.rejected;
+    lg()->info("agreement {}: rejected, node is not registered", id);
+    send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed), "node is not registered");
+    return;
+  }
+  if (pending_proposals_.size() >= opts_.max_pending_proposals) {
+    ++stats_.dropped_busy;  // no Reply: the agbot retries after its reply timeout
+    lg()->warn("agreement {}: dropped proposal, {} lookups in flight", id, pending_proposals_.size());
+    return;
+  }
+  // The sender must be the agbot it claims to be: its key is the one the exchange holds for it.
+  pending_proposals_.insert(id);
+  auto msg = std::make_shared<core::wire::opened>(m);
+  x_.get_agbot_key((*reg)->node, agbot->org, agbot->name,
+                   [this, msg, id, name = agbot->str(), alive = alive_](result<crypto::public_key> k) {
+                     if (!*alive) return;
+                     pending_proposals_.erase(id);
+                     if (!k) {
+                       ++stats_.dropped_bad_agbot;
+                       lg()->warn("agreement {}: dropped proposal, key of agbot {} unavailable: {}", id, name,
+                                  k.err().message());
+                       return;
+                     }
+                     if (!crypto::equal(*k, msg->sender)) {
+                       ++stats_.dropped_bad_agbot;
+                       lg()->warn("agreement {}: dropped proposal, sender is not agbot {}", id, name);
+                       return;
+                     }
+                     decide(*msg);
+                   });
+}
+
+void engine::decide(const core::wire::opened& m) {
+  const auto* p = m.message()->body_as_Proposal();
+  std::string id = p->agreement_id()->str();
+  if (agreements_.count(id)) return;  // decided while the lookup was in flight
+  auto reg = store_.registration();
+  if (!reg || !*reg) {
+    ++stats_.rejected;
+    send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed), "node is not registered");
+    return;
+  }
+  if (auto why = evaluate(*p, **reg)) {
+    ++stats_.rejected;
+    lg()->info("agreement {}: rejected proposal from {}: {} ({}): {}", id, str(p->agbot()), why->first,
+               reason_text(why->first), why->second);
+    send_reply(m.sender, id, false, why->first, why->second);
+    return;
+  }
+  stored_agreement a;
+  a.id = id;
+  a.state = agreement_state::accepted;
+  a.agbot = str(p->agbot());
+  a.agbot_key = m.sender;
+  a.pattern = str(p->pattern());
+  if (const auto* top = top_level(*p)) {
+    a.service_org = str(top->org());
+    a.service_url = str(top->url());
+    a.service_version = str(top->version());
+  }
+  a.proposal = m.bytes;
+  a.accepted_ms = loop_.time().now_ms();
+  a.exchange_synced = true;  // nothing in the exchange until finalized
+  // Persist before the Reply: after a crash the agent still knows what it promised.
+  if (!persist(a)) return;  // no answer: the agbot times out and proposes again
+  agreements_[id] = a;
+  ++stats_.accepted;
+  lg()->info("agreement {}: accepted proposal from {} for {}", id, a.agbot, a.pattern);
+  send_reply(m.sender, id, true, 0, "");
+  arm_finalize_timer(id, opts_.finalize_timeout);
+}
+
+std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, const stored_registration& reg) {
+  using R = fb::CancelReason;
+  if (str(p.pattern()) != reg.pattern)
+    return reject_reason{reason_code(R::node_pattern_changed),
+                         "node is registered for pattern " + reg.pattern + ", not " + str(p.pattern())};
+  if (str(p.arch()) != reg.arch)
+    return reject_reason{reason_code(R::policy_changed), "node arch is " + reg.arch + ", not " + str(p.arch())};
+  if (!p.services() || p.services()->size() == 0 || !top_level(p))
+    return reject_reason{reason_code(R::policy_changed), "proposal has no top-level service"};
+  if (live_agreements() >= opts_.max_live_agreements)
+    return reject_reason{reason_code(R::policy_changed), "node runs its maximum number of agreements"};
+
+  // Services of live agreements, for the exclusive-sharing check.
+  std::vector<const fb::Service*> in_use;
+  for (const auto& [oid, other] : agreements_) {
+    if (!is_live(other.state)) continue;
+    if (const auto* op = proposal_of(other.proposal); op && op->services())
+      for (const auto* s : *op->services())
+        if (s && s->service()) in_use.push_back(s->service());
+  }
+
+  for (const auto* ps : *p.services()) {
+    const fb::Service* s = ps ? ps->service() : nullptr;
+    if (!s) return reject_reason{reason_code(R::image_data_error), "proposal has an empty service"};
+    std::string name = str(s->org()) + "/" + str(s->url()) + "@" + str(s->version());
+    if (!str(s->arch()).empty() && str(s->arch()) != reg.arch)
+      return reject_reason{reason_code(R::policy_changed), "service " + name + " is built for " + str(s->arch())};
+
+    // Signature over the exact bytes received, by a key this node trusts.
+    if (!s->deployment() || s->deployment()->size() == 0 || !s->deployment_signature() || !s->publisher_key())
+      return reject_reason{reason_code(R::image_sig_verif_failure), "service " + name + " has no signed deployment"};
+    std::span<const uint8_t> dep(s->deployment()->data(), s->deployment()->size());
+    std::span<const uint8_t> sig(s->deployment_signature()->data(), s->deployment_signature()->size());
+    std::span<const uint8_t> pub(s->publisher_key()->data(), s->publisher_key()->size());
+    if (pub.size() != crypto::public_key_size)
+      return reject_reason{reason_code(R::image_sig_verif_failure), "service " + name + " has a malformed publisher key"};
+    if (auto v = crypto::verify_detached(dep, sig, pub); !v)
+      return reject_reason{reason_code(R::image_sig_verif_failure),
+                           "deployment signature of service " + name + " does not verify"};
+    crypto::public_key pk{};
+    std::copy(pub.begin(), pub.end(), pk.begin());
+    auto trusted = store_.is_trusted(pk);
+    if (!trusted) {
+      ++stats_.store_errors;
+      return reject_reason{reason_code(R::image_sig_verif_failure), "trust store unreadable"};
+    }
+    if (!*trusted)
+      return reject_reason{reason_code(R::image_sig_verif_failure),
+                           "publisher key of service " + name + " is not in the trust store (hmq key import)"};
+    flatbuffers::Verifier dv(dep.data(), dep.size());
+    if (!dv.VerifyBuffer<fb::Deployment>(nullptr))
+      return reject_reason{reason_code(R::image_data_error), "deployment of service " + name + " is malformed"};
+
+    // Exclusive services are used by one agreement at a time, whichever side declares it.
+    for (const auto* other : in_use) {
+      if (!same_service(*s, *other)) continue;
+      if (s->sharable() == fb::Sharing::exclusive || other->sharable() == fb::Sharing::exclusive)
+        return reject_reason{reason_code(R::policy_changed),
+                             "service " + name + " is exclusive and already used by another agreement"};
+    }
+
+    // Every input without a default needs a value.
+    if (s->user_inputs()) {
+      for (const auto* def : *s->user_inputs()) {
+        if (!def || def->has_default()) continue;
+        bool found = false;
+        if (ps->user_inputs())
+          for (const auto* v : *ps->user_inputs())
+            if (v && v->value() && str(v->name()) == str(def->name())) found = true;
+        if (!found)
+          return reject_reason{reason_code(R::node_userinput_changed),
+                               "required user input " + str(def->name()) + " of service " + name + " has no value"};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ReplyAck, Cancel, AgreementVerify
+
+stored_agreement* engine::owned(const flatbuffers::String* id_str, const crypto::public_key& sender) {
+  if (!id_str || !valid_agreement_id(id_str->string_view())) {
+    ++stats_.dropped_malformed;
+    lg()->warn("dropped agreement message without a valid agreement id");
+    return nullptr;
+  }
+  auto it = agreements_.find(id_str->str());
+  if (it == agreements_.end()) {
+    ++stats_.dropped_unknown;
+    lg()->warn("agreement {}: dropped message for an unknown agreement", id_str->str());
+    return nullptr;
+  }
+  if (!crypto::equal(it->second.agbot_key, sender)) {
+    ++stats_.dropped_not_owner;
+    lg()->warn("agreement {}: dropped message from a key that did not propose it", it->first);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+void engine::on_reply_ack(const core::wire::opened& m) {
+  const auto* ack = m.message()->body_as_ReplyAck();
+  auto* a = owned(ack->agreement_id(), m.sender);
+  if (!a) return;
+  if (a->state != agreement_state::accepted) {
+    ++stats_.duplicates;
+    lg()->debug("agreement {}: ReplyAck in state {} ignored", a->id, state_name(a->state));
+    return;
+  }
+  if (!ack->still_valid()) {
+    // The agbot withdrew before finalizing: it already knows, so no Cancel goes back.
+    lg()->info("agreement {}: agbot withdrew the proposal (ReplyAck not valid)", a->id);
+    cancel_local(a->id, reason_code(fb::CancelReason::agbot_requested), "agbot withdrew the proposal", false);
+    return;
+  }
+  finalize(*a);
+}
+
+void engine::finalize(stored_agreement& a) {
+  stored_agreement next = a;
+  next.state = agreement_state::finalized;
+  next.finalized_ms = loop_.time().now_ms();
+  next.exchange_synced = false;
+  if (!persist(next)) return;
+  a = std::move(next);
+  finalize_timers_.erase(a.id);
+  ++stats_.finalized;
+  lg()->info("agreement {}: finalized", a.id);
+  std::string id = a.id;
+  sync_exchange(id);
+  deploy(id);
+}
+
+void engine::on_cancel(const core::wire::opened& m) {
+  const auto* c = m.message()->body_as_Cancel();
+  auto* a = owned(c->agreement_id(), m.sender);
+  if (!a) return;
+  if (a->state == agreement_state::cancelled) {
+    ++stats_.duplicates;
+    return;
+  }
+  uint16_t reason = static_cast<uint16_t>(c->reason());
+  if (reason == 0) reason = reason_code(fb::CancelReason::agbot_requested);
+  lg()->info("agreement {}: cancelled by agbot with {} ({})", a->id, reason, reason_text(reason));
+  cancel_local(a->id, reason, str(c->message()), false);
+}
+
+void engine::on_verify(const core::wire::opened& m) {
+  const auto* v = m.message()->body_as_AgreementVerify();
+  std::string id = str(v->agreement_id());
+  bool exists = false;
+  if (auto it = agreements_.find(id); it != agreements_.end())
+    exists = is_live(it->second.state) && crypto::equal(it->second.agbot_key, m.sender);
+  lg()->debug("agreement {}: verify -> {}", id, exists);
+  out_.send(m.sender, fb::Body::AgreementVerifyReply, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateAgreementVerifyReplyDirect(b, id.c_str(), exists).Union();
+  });
+}
+
+void engine::cancel_local(const std::string& id, uint16_t reason, std::string message, bool notify_agbot) {
+  auto it = agreements_.find(id);
+  if (it == agreements_.end() || it->second.state == agreement_state::cancelled) return;
+  stored_agreement next = it->second;
+  bool was_finalized = next.state == agreement_state::finalized;
+  next.state = agreement_state::cancelled;
+  next.cancelled_ms = loop_.time().now_ms();
+  next.reason = reason;
+  next.reason_message = std::move(message);
+  // Only a finalized agreement has an exchange record to delete.
+  next.exchange_synced = !was_finalized;
+  next.cancel_unsent = notify_agbot;
+  if (!persist(next)) return;
+  it->second = std::move(next);
+  finalize_timers_.erase(id);
+  ++stats_.cancelled;
+  lg()->info("agreement {}: cancelled with {} ({})", id, reason, reason_text(reason));
+  if (notify_agbot) send_cancel(it->second);
+  if (was_finalized) {
+    rt_.remove(id, [id, alive = alive_](result<void> r) {
+      if (*alive && !r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
+    });
+  }
+  sync_exchange(id);
+}
+
+void engine::arm_finalize_timer(const std::string& id, std::chrono::milliseconds after) {
+  finalize_timers_[id] = loop_.call_after(after, [this, id] {
+    auto it = agreements_.find(id);
+    if (it == agreements_.end() || it->second.state != agreement_state::accepted) return;
+    lg()->warn("agreement {}: no ReplyAck within {} ms", id, opts_.finalize_timeout.count());
+    cancel_local(id, reason_code(fb::CancelReason::no_reply_ack), "no ReplyAck before the finalize timeout", true);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime and exchange
+
+void engine::deploy(const std::string& id) {
+  auto it = agreements_.find(id);
+  if (it == agreements_.end()) return;
+  const auto* p = proposal_of(it->second.proposal);
+  if (!p) {
+    lg()->error("agreement {}: stored proposal unreadable", id);
+    return cancel_local(id, reason_code(fb::CancelReason::image_data_error), "stored proposal unreadable", true);
+  }
+  workload w;
+  w.agreement_id = id;
+  w.node_org = str(p->node_org());
+  w.node_id = str(p->node_id());
+  w.pattern = str(p->pattern());
+  w.arch = str(p->arch());
+  if (p->services())
+    for (const auto* s : *p->services())
+      if (s) w.services.emplace_back(*s->UnPack());
+  rt_.deploy(w, [this, id, alive = alive_](result<void> r) {
+    if (!*alive) return;
+    auto it = agreements_.find(id);
+    if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
+    if (r) {
+      lg()->info("agreement {}: workload running", id);
+      return;
+    }
+    lg()->warn("agreement {}: runtime failed: {}", id, r.err().message());
+    cancel_local(id, reason_code(fb::CancelReason::container_failure), r.err().message(), true);
+  });
+}
+
+void engine::sync_exchange(const std::string& id) {
+  auto it = agreements_.find(id);
+  if (it == agreements_.end() || it->second.exchange_synced) return;
+  auto reg = store_.registration();
+  if (!reg || !*reg) {
+    // Unregistered: the exchange dropped the node with its agreements.
+    it->second.exchange_synced = true;
+    (void)persist(it->second);
+    return;
+  }
+  const auto& node = (**reg).node;
+  agreement_state want = it->second.state;
+  auto done = [this, id, want, alive = alive_](result<void> r) {
+    if (!*alive) return;
+    auto it = agreements_.find(id);
+    if (it == agreements_.end() || it->second.state != want) return;  // a newer change syncs itself
+    if (!r) {
+      lg()->warn("agreement {}: exchange update failed, retrying later: {}", id, r.err().message());
+      return schedule_resync();
+    }
+    it->second.exchange_synced = true;
+    (void)persist(it->second);
+    lg()->debug("agreement {}: exchange record {}", id, want == agreement_state::finalized ? "put" : "deleted");
+  };
+  if (want == agreement_state::finalized) {
+    const auto& a = it->second;
+    fb::AgreementRecordT rec;
+    rec.agreement_id = a.id;
+    rec.node_org = node.org;
+    rec.node_id = node.id;
+    rec.pattern = a.pattern;
+    rec.service_url = a.service_url;
+    rec.service_org = a.service_org;
+    rec.service_version = a.service_version;
+    rec.agbot = a.agbot;
+    rec.state = fb::AgreementState::finalized;
+    rec.updated_ms = a.finalized_ms;
+    x_.put_agreement(node, rec, std::move(done));
+  } else if (want == agreement_state::cancelled) {
+    x_.delete_agreement(node, id, std::move(done));
+  }
+}
+
+void engine::schedule_resync() {
+  if (resync_timer_.active()) return;
+  resync_timer_ = loop_.call_after(opts_.exchange_retry, [this] {
+    for (const auto& [id, a] : agreements_)
+      if (!a.exchange_synced) sync_exchange(id);
+  });
+}
+
+bool engine::persist(const stored_agreement& a) {
+  if (auto r = store_.put_agreement(a); !r) {
+    ++stats_.store_errors;
+    lg()->error("agreement {}: cannot persist state {}: {}", a.id, state_name(a.state), r.err().message());
+    return false;
+  }
+  return true;
+}
+
+void engine::send_reply(const crypto::public_key& to, const std::string& id, bool accept, uint16_t reason,
+                        const std::string& message) {
+  out_.send(to, fb::Body::Reply, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateReplyDirect(b, id.c_str(), accept ? fb::ReplyDecision::accept : fb::ReplyDecision::reject,
+                                 static_cast<fb::CancelReason>(reason), message.c_str())
+        .Union();
+  });
+}
+
+void engine::send_cancel(const stored_agreement& a) {
+  out_.send(
+      a.agbot_key, fb::Body::Cancel,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        return fb::CreateCancelDirect(b, a.id.c_str(), static_cast<fb::CancelReason>(a.reason),
+                                      a.reason_message.c_str())
+            .Union();
+      },
+      [this, id = a.id, alive = alive_](result<void> r) {
+        if (!*alive) return;
+        auto it = agreements_.find(id);
+        if (it == agreements_.end() || !it->second.cancel_unsent) return;
+        if (!r) {
+          // Not taken by the broker: the next start sends it again.
+          lg()->warn("agreement {}: Cancel not sent: {}", id, r.err().message());
+          return;
+        }
+        it->second.cancel_unsent = false;
+        (void)persist(it->second);
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration and trust store
+
+void engine::register_node(node_registration r, std::string user_input_json, done_fn cb) {
+  auto cur = store_.registration();
+  if (!cur) return cb(cur.err());
+  bool was_confirmed = false;
+  if (*cur) {
+    const auto& c = **cur;
+    if (c.node.org != r.node.org || c.node.id != r.node.id || c.pattern != r.pattern)
+      return cb(core::error{make_error_code(errc::already_registered),
+                            "registered as " + c.node.org + "/" + c.node.id + " for " + c.pattern +
+                                "; run hmq unregister first"});
+    was_confirmed = c.confirmed;
+  }
+  stored_registration s{r.node, r.pattern, r.arch, std::move(user_input_json), loop_.time().now_ms(), was_confirmed};
+  // Written first: a proposal can arrive before the exchange's answer does (the exchange emits
+  // node_registered as it commits), and it is judged against this registration.
+  if (auto w = store_.put_registration(s); !w) return cb(w.err());
+  lg()->info("node {}/{}: registering for pattern {} ({})", r.node.org, r.node.id, r.pattern, r.arch);
+  x_.register_node(r, [this, s, was_confirmed, cb = std::move(cb), alive = alive_](result<void> res) mutable {
+    if (!*alive) return;
+    if (!res) {
+      lg()->warn("node {}/{}: registration refused: {}", s.node.org, s.node.id, res.err().message());
+      if (!was_confirmed) (void)store_.clear_registration();
+      return cb(res);
+    }
+    s.confirmed = true;
+    if (auto w = store_.put_registration(s); !w) return cb(w.err());
+    lg()->info("node {}/{}: registered", s.node.org, s.node.id);
+    cb(core::ok());
+  });
+}
+
+void engine::unregister_node(done_fn cb) {
+  auto cur = store_.registration();
+  if (!cur) return cb(cur.err());
+  if (!*cur) return cb(core::error{make_error_code(errc::not_registered), ""});
+  node_identity node = (**cur).node;
+  std::vector<std::string> live;
+  for (const auto& [id, a] : agreements_)
+    if (is_live(a.state)) live.push_back(id);
+  for (const auto& id : live)
+    cancel_local(id, reason_code(fb::CancelReason::user_requested), "node unregistered by its user", true);
+  lg()->info("node {}/{}: unregistering ({} agreements cancelled)", node.org, node.id, live.size());
+  x_.unregister_node(node, [this, node, cb = std::move(cb), alive = alive_](result<void> res) {
+    if (!*alive) return;
+    if (!res) {
+      lg()->warn("node {}/{}: unregister refused: {}", node.org, node.id, res.err().message());
+      return cb(res);
+    }
+    if (auto w = store_.clear_registration(); !w) return cb(w.err());
+    lg()->info("node {}/{}: unregistered", node.org, node.id);
+    cb(core::ok());
+  });
+}
+
+result<void> engine::import_key(const crypto::public_key& k, std::string name) {
+  if (auto r = store_.add_trusted_key({k, std::move(name), loop_.time().now_ms()}); !r) return r;
+  lg()->info("trusted publisher key {} added", crypto::to_hex(k));
+  return core::ok();
+}
+
+}  // namespace hmq::agent

@@ -1,0 +1,136 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "agent/agent_store.h"
+#include "agent/seams.h"
+#include "core/loop/loop.h"
+#include "core/wire/codec.h"
+
+// The agent's side of the agreement protocol (docs/protocol.md) and its registration. Receives
+// opened messages from the node's mailbox, decides, persists, answers through the outbox, records
+// finalized agreements in the exchange and hands their workloads to the runtime.
+//
+// Lifecycle: construct, start() (resumes from the store: timers of accepted agreements,
+// re-deploys finalized ones, re-sends exchange updates that did not complete), stop() cancels
+// timers and ignores callbacks still in flight. Loop thread only.
+namespace hmq::agent {
+
+enum class errc {
+  ok = 0,
+  not_registered = 1,
+  already_registered = 2,  // registered as another node/pattern: unregister first
+  bad_request = 3,         // control input that cannot be used (bad name, bad key, bad user input)
+  store_failed = 4,
+};
+const std::error_category& category();
+std::error_code make_error_code(errc e);
+
+struct engine_options {
+  // No ReplyAck this long after accepting -> Cancel 107.
+  std::chrono::milliseconds finalize_timeout{std::chrono::seconds(60)};
+  // A failed exchange update (PutAgreement/DeleteAgreement) is retried after this.
+  std::chrono::milliseconds exchange_retry{std::chrono::seconds(30)};
+  // Live (accepted + finalized) agreements a node takes at most; more proposals are rejected.
+  size_t max_live_agreements = 64;
+  // Proposals whose agbot key lookup is in flight; more are dropped so a flood of proposals
+  // with fresh agreement ids cannot turn the agent into an RPC amplifier against the exchange.
+  size_t max_pending_proposals = 32;
+};
+
+// Every drop is counted here (and logged); tests assert on these, not on log text.
+struct engine_counters {
+  uint64_t proposals = 0;
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+  uint64_t duplicates = 0;          // re-delivered Proposal/ReplyAck/Cancel answered or ignored
+  uint64_t finalized = 0;
+  uint64_t cancelled = 0;
+  uint64_t dropped_malformed = 0;   // missing or badly formed agreement id / agbot name
+  uint64_t dropped_not_owner = 0;   // message about an agreement from a key that did not propose it
+  uint64_t dropped_unknown = 0;     // ReplyAck/Cancel for an agreement this node does not have
+  uint64_t dropped_bad_agbot = 0;   // proposal sender is not the exchange's key for its agbot
+  uint64_t dropped_unrouted = 0;    // body type the agent does not handle
+  uint64_t dropped_busy = 0;        // too many proposals awaiting their agbot key lookup
+  uint64_t store_errors = 0;
+};
+
+class engine {
+ public:
+  engine(core::loop::scheduler& loop, agent_store& store, exchange_api& x, outbox& out, runtime& rt,
+         engine_options o = {});
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  result<void> start();
+  void stop();
+
+  // An opened message from the node's mailbox (any body type).
+  void on_message(const core::wire::opened& m);
+
+  // Control API.
+  void register_node(node_registration r, std::string user_input_json, done_fn cb);
+  void unregister_node(done_fn cb);
+  result<void> import_key(const crypto::public_key& k, std::string name);
+
+  result<std::optional<stored_registration>> registration() { return store_.registration(); }
+  result<std::vector<trusted_key>> trusted_keys() { return store_.trusted_keys(); }
+  // All known agreements (cancelled ones included), oldest first.
+  std::vector<stored_agreement> agreements() const;
+  size_t live_agreements() const;
+  const engine_counters& stats() const { return stats_; }
+
+ private:
+  using reject_reason = std::pair<uint16_t, std::string>;
+
+  void on_proposal(const core::wire::opened& m);
+  void decide(const core::wire::opened& m);
+  std::optional<reject_reason> evaluate(const fb::Proposal& p, const stored_registration& reg);
+  void on_reply_ack(const core::wire::opened& m);
+  void on_cancel(const core::wire::opened& m);
+  void on_verify(const core::wire::opened& m);
+
+  void finalize(stored_agreement& a);
+  void cancel_local(const std::string& id, uint16_t reason, std::string message, bool notify_agbot);
+  void arm_finalize_timer(const std::string& id, std::chrono::milliseconds after);
+  void deploy(const std::string& id);
+  void sync_exchange(const std::string& id);
+  void schedule_resync();
+  bool persist(const stored_agreement& a);
+
+  void send_reply(const crypto::public_key& to, const std::string& id, bool accept, uint16_t reason,
+                  const std::string& message);
+  void send_cancel(const stored_agreement& a);
+  // The agreement if it exists and `sender` proposed it; counts the drop otherwise.
+  stored_agreement* owned(const flatbuffers::String* id, const crypto::public_key& sender);
+
+  core::loop::scheduler& loop_;
+  agent_store& store_;
+  exchange_api& x_;
+  outbox& out_;
+  runtime& rt_;
+  engine_options opts_;
+  engine_counters stats_;
+  std::map<std::string, stored_agreement> agreements_;
+  std::map<std::string, core::loop::timer_handle> finalize_timers_;
+  std::set<std::string> pending_proposals_;  // agbot key lookup in flight
+  core::loop::timer_handle resync_timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// 32 lowercase hex characters.
+bool valid_agreement_id(std::string_view id);
+
+}  // namespace hmq::agent
+
+template <>
+struct std::is_error_code_enum<hmq::agent::errc> : std::true_type {};

@@ -1,0 +1,23 @@
+#pragma once
+
+#include "agent/seams.h"
+#include "exchange/client.h"
+
+// Production adapter for the agent's exchange seam over the exchange client library.
+namespace hmq::agent {
+
+class exchange_adapter final : public exchange_api {
+ public:
+  explicit exchange_adapter(hmq::exchange::client& c) : c_(c) {}
+  void register_node(const node_registration& r, done_fn cb) override;
+  void unregister_node(const node_identity& n, done_fn cb) override;
+  void put_agreement(const node_identity& n, const fb::AgreementRecordT& rec, done_fn cb) override;
+  void delete_agreement(const node_identity& n, const std::string& agreement_id, done_fn cb) override;
+  void get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
+                     std::function<void(result<crypto::public_key>)> cb) override;
+
+ private:
+  hmq::exchange::client& c_;
+};
+
+}  // namespace hmq::agent

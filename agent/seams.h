@@ -1,0 +1,134 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/common/result.h"
+#include "core/crypto/crypto.h"
+#include "core/loop/loop.h"
+#include "schema/message_generated.h"
+
+// The agent's I/O seams: everything the agreement engine does to the outside world goes through
+// one of these three interfaces, so the engine is unit-tested with fakes and the daemon plugs in
+// adapters over the exchange client, the messenger and (later) the Docker runtime.
+namespace hmq::agent {
+
+namespace fb = ::hmq::wire::fb;
+namespace crypto = ::hmq::core::crypto;
+using core::result;
+
+using done_fn = std::function<void(result<void>)>;
+
+// The node's exchange identity: every node RPC is authenticated with the node token.
+struct node_identity {
+  std::string org;
+  std::string id;
+  std::string token;
+};
+
+// What RegisterNode sends; the node's key is the sender key of the sealed request.
+struct node_registration {
+  node_identity node;
+  std::string pattern;  // "org/pattern"
+  std::string arch;     // Horizon name: amd64, arm64, arm, ...
+  std::vector<fb::ServiceUserInputT> user_inputs;
+};
+
+// The exchange calls the agent makes. Callbacks run once, on the loop thread.
+class exchange_api {
+ public:
+  virtual ~exchange_api() = default;
+  virtual void register_node(const node_registration& r, done_fn cb) = 0;
+  virtual void unregister_node(const node_identity& n, done_fn cb) = 0;
+  virtual void put_agreement(const node_identity& n, const fb::AgreementRecordT& rec, done_fn cb) = 0;
+  // A record that is already gone counts as success (the caller wants it gone).
+  virtual void delete_agreement(const node_identity& n, const std::string& agreement_id, done_fn cb) = 0;
+  // The switchboard key of agbot "org/id": proposals are accepted only from that key.
+  virtual void get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
+                             std::function<void(result<crypto::public_key>)> cb) = 0;
+};
+
+using body_builder = std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>;
+
+// Sends one sealed protocol message to the mailbox of the holder of `to`. `done` (optional) runs
+// once the broker has taken the message (QoS 1 PUBACK) or sending failed.
+class outbox {
+ public:
+  virtual ~outbox() = default;
+  virtual void send(const crypto::public_key& to, fb::Body type, const body_builder& body, done_fn done = {}) = 0;
+};
+
+// Everything a runtime needs to run an agreement's services (HZN_* environment included).
+struct workload {
+  std::string agreement_id;
+  std::string node_org;
+  std::string node_id;
+  std::string pattern;
+  std::string arch;
+  std::vector<fb::ProposedServiceT> services;  // signatures already verified by the engine
+};
+
+// Runs workloads. deploy() is also called again for finalized agreements after an agent restart:
+// implementations reconcile with what is running instead of starting twice.
+class runtime {
+ public:
+  virtual ~runtime() = default;
+  virtual void deploy(const workload& w, done_fn cb) = 0;
+  virtual void remove(const std::string& agreement_id, done_fn cb) = 0;
+};
+
+// In-memory runtime until the Docker runtime lands; tests drive its completions. With
+// auto_complete every call succeeds on the next loop turn; without it calls wait for finish().
+class memory_runtime final : public runtime {
+ public:
+  memory_runtime(core::loop::scheduler& loop, bool auto_complete) : loop_(loop), auto_(auto_complete) {}
+
+  void deploy(const workload& w, done_fn cb) override {
+    running_[w.agreement_id] = w;
+    ++deploys_;
+    complete(w.agreement_id, std::move(cb));
+  }
+  void remove(const std::string& agreement_id, done_fn cb) override {
+    running_.erase(agreement_id);
+    ++removes_;
+    complete(agreement_id, std::move(cb));
+  }
+  // Completes the oldest pending call for `agreement_id` with `r`. False when none is pending.
+  bool finish(const std::string& agreement_id, result<void> r = core::ok()) {
+    auto it = pending_.find(agreement_id);
+    if (it == pending_.end()) return false;
+    auto cb = std::move(it->second);
+    pending_.erase(it);
+    if (!r.ok()) running_.erase(agreement_id);
+    cb(std::move(r));
+    return true;
+  }
+
+  bool running(const std::string& id) const { return running_.count(id) != 0; }
+  size_t running_count() const { return running_.size(); }
+  const std::map<std::string, workload>& workloads() const { return running_; }
+  int deploys() const { return deploys_; }
+  int removes() const { return removes_; }
+
+ private:
+  void complete(const std::string& id, done_fn cb) {
+    if (!cb) return;
+    if (auto_) {
+      loop_.post([cb = std::move(cb)] { cb(core::ok()); });
+    } else {
+      pending_.emplace(id, std::move(cb));
+    }
+  }
+
+  core::loop::scheduler& loop_;
+  bool auto_;
+  std::map<std::string, workload> running_;
+  std::multimap<std::string, done_fn> pending_;
+  int deploys_ = 0;
+  int removes_ = 0;
+};
+
+}  // namespace hmq::agent
