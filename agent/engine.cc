@@ -477,7 +477,11 @@ void engine::deploy(const std::string& id) {
   w.arch = str(p->arch());
   if (p->services())
     for (const auto* s : *p->services())
-      if (s) w.services.emplace_back(*s->UnPack());
+      if (s) {
+        fb::ProposedServiceT t;  // UnPackTo, not UnPack: the latter returns an owning raw pointer
+        s->UnPackTo(&t);
+        w.services.push_back(std::move(t));
+      }
   rt_.deploy(w, [this, id, alive = alive_](result<void> r) {
     if (!*alive) return;
     auto it = agreements_.find(id);

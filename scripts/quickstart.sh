@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Horizon-MQ in one command, on a fresh Debian 12 machine (as root): installs what is missing,
+# builds, starts a broker, the exchange, an agbot and an agent, publishes the example services
+# and pattern signed with a fresh key, registers this machine as a node, and shows the agreement
+# and what it runs. Everything stays running afterwards so you can try the CLI.
+#
+#   scripts/quickstart.sh          start (a previous quickstart is stopped first)
+#   scripts/quickstart.sh stop     stop everything the quickstart started
+#
+# State lives in $HMQ_QUICKSTART_DIR (default /var/tmp/hmq-quickstart). HMQ_RUNTIME=memory runs
+# the agent without containers (agreements only).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$HMQ_ROOT"
+
+qs="${HMQ_QUICKSTART_DIR:-/var/tmp/hmq-quickstart}"
+runtime="${HMQ_RUNTIME:-docker}"
+bin="$HMQ_ROOT/build/release"
+
+stop_all() {
+  for pidfile in "$qs"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null && log "stopped $(basename "$pidfile" .pid) (pid $pid)"
+    rm -f "$pidfile"
+  done
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop_all
+  exit 0
+fi
+[ $# -eq 0 ] || die "usage: scripts/quickstart.sh [stop]"
+
+# start NAME CMD...: run CMD in the background with its log in $qs/NAME.log.
+start() {
+  local name=$1; shift
+  setsid "$@" >"$qs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$qs/$name.pid"
+}
+# wait_for WHAT SECONDS CMD...: retry CMD until it succeeds or time runs out.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 10))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  die "$what did not come up within ${secs}s (logs in $qs)"
+}
+
+log "1/8 installing missing Debian packages"
+install_packages "${HMQ_BUILD_PACKAGES[@]}" "${HMQ_RUNTIME_PACKAGES[@]}"
+[ "$runtime" = docker ] && install_packages "${HMQ_CONTAINER_PACKAGES[@]}"
+
+log "2/8 building (Release, build/release)"
+cmake --preset release >/dev/null
+cmake --build build/release -j "$(nproc)" --target hmq-exchange hmq-agbot hmq-agent hmq
+
+stop_all
+rm -rf "$qs"
+mkdir -p "$qs"
+port="${HMQ_BROKER_PORT:-1883}"
+if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
+  die "port $port is taken (another broker?); set HMQ_BROKER_PORT to a free port"
+fi
+broker="tcp://127.0.0.1:$port"
+
+log "3/8 starting mosquitto on $broker (config from broker-config/)"
+sed -e "s/^listener .*/listener $port 127.0.0.1/" -e "s#^persistence_location .*#persistence_location $qs/#" \
+  broker-config/mosquitto.conf >"$qs/mosquitto.conf"
+start mosquitto mosquitto -c "$qs/mosquitto.conf"
+wait_for mosquitto 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+
+registry_args=()
+if [ "$runtime" = docker ]; then
+  log "4/8 starting dockerd and a password-protected registry; building the example images"
+  start_dockerd
+  HMQ_REGISTRY_DIR="$qs/registry" scripts/build-example-images.sh | tee "$qs/images.log"
+  registry_args=(-r "$(grep '^registry-auth: ' "$qs/images.log" | tail -1 | cut -d' ' -f2)")
+else
+  log "4/8 HMQ_RUNTIME=memory: no containers, skipping Docker and the registry"
+fi
+
+log "5/8 starting hmq-exchange"
+root_pw="quickstart-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+HMQ_ROOT_PASSWORD="$root_pw" start exchange "$bin/exchange/hmq-exchange" --broker "$broker" \
+  --data-dir "$qs/exchange"
+wait_for hmq-exchange 20 grep -q "hmq-exchange ready" "$qs/exchange.log"
+export HMQ_EXCHANGE="$broker"
+export HMQ_EXCHANGE_KEY
+HMQ_EXCHANGE_KEY=$("$bin/exchange/hmq-exchange" --data-dir "$qs/exchange" --print-public-key)
+export HOME="$qs/home"
+mkdir -p "$HOME"
+hmq() { "$bin/cli/hmq" "$@"; }
+root=(exchange -u "root/root:$root_pw")
+admin=(exchange -u "myorg/admin:admin-pw")
+
+log "6/8 org, user, signing key, services and pattern"
+hmq "${root[@]}" org create myorg -l "Quickstart org"
+hmq "${root[@]}" --org myorg user create admin admin-pw admin@example.com -A
+hmq key create
+examples=examples/horizon
+[ "$runtime" = docker ] && examples=examples/quickstart
+for svc in "$examples"/*.service.definition.json; do
+  hmq "${admin[@]}" service publish -f "$svc" "${registry_args[@]}"
+done
+hmq "${admin[@]}" pattern publish -f "$examples/pattern.json"
+pattern=$(sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' "$examples/pattern.json" | head -1)
+hmq "${admin[@]}" agbot create agbot1:agbot1-token
+hmq "${admin[@]}" agbot addpattern agbot1 myorg "$pattern"
+hmq "${admin[@]}" node create node1:node1-token
+
+log "7/8 starting hmq-agbot and hmq-agent"
+start agbot "$bin/agbot/hmq-agbot" --broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" \
+  --org myorg --id agbot1 --token agbot1-token --data-dir "$qs/agbot" --control-socket "$qs/agbot.sock"
+agent_args=(--broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" --data-dir "$qs/agent")
+[ "$runtime" = docker ] && agent_args+=(--runtime docker)
+start agent "$bin/agent/hmq-agent" "${agent_args[@]}"
+export HMQ_AGENT_SOCKET="$qs/agent/agent.sock"
+wait_for hmq-agent 20 test -S "$HMQ_AGENT_SOCKET"
+hmq key import -k "$HOME/.hmq/keys/hmq-signing.public.key"
+
+log "8/8 registering this machine as node myorg/node1 for pattern myorg/$pattern"
+input_args=()
+[ -f "$examples/node.user_input.json" ] && input_args=(-f "$examples/node.user_input.json")
+hmq register -n myorg/node1 -t node1-token -p "myorg/$pattern" "${input_args[@]}"
+wait_for "the agreement" 60 bash -c "'$bin/cli/hmq' agreement list -o json | grep -q '\"finalized\"'"
+echo
+hmq agreement list
+if [ "$runtime" = docker ]; then
+  wait_for "the containers" 120 bash -c "[ \$(docker ps -q --filter label=hmq.agreement | wc -l) -ge 3 ]"
+  echo
+  docker ps --filter label=hmq.agreement --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+fi
+cat <<EOT
+
+Horizon-MQ is running (state and logs in $qs). Try:
+  export HOME=$qs/home HMQ_EXCHANGE=$broker HMQ_EXCHANGE_KEY=$HMQ_EXCHANGE_KEY HMQ_AGENT_SOCKET=$HMQ_AGENT_SOCKET
+  $bin/cli/hmq agreement list -o json
+  $bin/cli/hmq exchange -u myorg/admin:admin-pw node list
+  $bin/cli/hmq agbot agreement list --agbot-socket $qs/agbot.sock
+Stop everything with: scripts/quickstart.sh stop
+EOT
