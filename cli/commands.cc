@@ -542,6 +542,8 @@ void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind, con
 void cli_app::build(CLI::App& app) {
   app.fallthrough();
   app.require_subcommand(1);
+  // A command's output is its answer: bus chatter (connects, reconnects) only with -v.
+  core::log::set_level("warn");
   auto verbose = std::make_shared<bool>(false);
   app.add_flag("-v,--verbose", *verbose, "Log bus activity to stderr")->each([](const std::string&) {
     core::log::set_level("debug");
