@@ -7,23 +7,30 @@
 #   scripts/quickstart.sh          start (a previous quickstart is stopped first)
 #   scripts/quickstart.sh stop     stop everything the quickstart started
 #
-# State lives in $HMQ_QUICKSTART_DIR (default /var/tmp/hmq-quickstart). HMQ_RUNTIME=memory runs
-# the agent without containers (agreements only).
+# State lives in $HMQ_QUICKSTART_DIR (default /var/tmp/hmq-quickstart); the broker listens on
+# 127.0.0.1:$HMQ_BROKER_PORT (default 1883) and the example registry on 127.0.0.1:5000.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HMQ_ROOT"
 
 qs="${HMQ_QUICKSTART_DIR:-/var/tmp/hmq-quickstart}"
-runtime="${HMQ_RUNTIME:-docker}"
 bin="$HMQ_ROOT/build/release"
 
 stop_all() {
-  for pidfile in "$qs"/*.pid; do
+  for pidfile in "$qs"/*.pid "$qs"/registry/*.pid; do
     [ -e "$pidfile" ] || continue
     pid=$(cat "$pidfile")
     kill "$pid" 2>/dev/null && log "stopped $(basename "$pidfile" .pid) (pid $pid)"
     rm -f "$pidfile"
   done
+  # The workload outlives an agent restart by design; the quickstart's stop removes it too.
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    local ids
+    ids=$(docker ps -aq --filter label=hmq.agreement)
+    [ -z "$ids" ] || { docker rm -f $ids >/dev/null; log "removed the example containers"; }
+    ids=$(docker network ls -q --filter label=hmq.agreement)
+    [ -z "$ids" ] || docker network rm $ids >/dev/null || true
+  fi
 }
 
 if [ "${1:-}" = "stop" ]; then
@@ -49,8 +56,7 @@ wait_for() {
 }
 
 log "1/8 installing missing Debian packages"
-install_packages "${HMQ_BUILD_PACKAGES[@]}" "${HMQ_RUNTIME_PACKAGES[@]}"
-[ "$runtime" = docker ] && install_packages "${HMQ_CONTAINER_PACKAGES[@]}"
+install_packages "${HMQ_BUILD_PACKAGES[@]}" "${HMQ_RUNTIME_PACKAGES[@]}" "${HMQ_CONTAINER_PACKAGES[@]}"
 
 log "2/8 building (Release, build/release)"
 cmake --preset release >/dev/null
@@ -71,15 +77,12 @@ sed -e "s/^listener .*/listener $port 127.0.0.1/" -e "s#^persistence_location .*
 start mosquitto mosquitto -c "$qs/mosquitto.conf"
 wait_for mosquitto 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 
-registry_args=()
-if [ "$runtime" = docker ]; then
-  log "4/8 starting dockerd and a password-protected registry; building the example images"
-  start_dockerd
-  HMQ_REGISTRY_DIR="$qs/registry" scripts/build-example-images.sh | tee "$qs/images.log"
-  registry_args=(-r "$(grep '^registry-auth: ' "$qs/images.log" | tail -1 | cut -d' ' -f2)")
-else
-  log "4/8 HMQ_RUNTIME=memory: no containers, skipping Docker and the registry"
-fi
+log "4/8 starting dockerd and a password-protected registry; building the example images"
+start_dockerd
+export HMQ_REGISTRY_DIR="$qs/registry"
+scripts/build-example-images.sh
+export REGISTRY=127.0.0.1:${HMQ_REGISTRY_PORT:-5000}
+registry_auth="$REGISTRY:${HMQ_REGISTRY_USER:-hmq}:$(cat "$HMQ_REGISTRY_DIR/password")"
 
 log "5/8 starting hmq-exchange"
 root_pw="quickstart-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -99,13 +102,14 @@ log "6/8 org, user, signing key, services and pattern"
 hmq "${root[@]}" org create myorg -l "Quickstart org"
 hmq "${root[@]}" --org myorg user create admin admin-pw admin@example.com -A
 hmq key create
-examples=examples/horizon
-[ "$runtime" = docker ] && examples=examples/quickstart
-for svc in "$examples"/*.service.definition.json; do
-  hmq "${admin[@]}" service publish -f "$svc" "${registry_args[@]}"
+# The example files use Horizon's $HZN_ORG_ID / $ARCH / $REGISTRY substitution.
+export HZN_ORG_ID=myorg ARCH
+ARCH=$(dpkg --print-architecture)
+for svc in gps cpu consumer; do  # producers first: the consumer requires them
+  hmq "${admin[@]}" service publish -f "examples/$svc/service.definition.json" -r "$registry_auth"
 done
-hmq "${admin[@]}" pattern publish -f "$examples/pattern.json"
-pattern=$(sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' "$examples/pattern.json" | head -1)
+hmq "${admin[@]}" pattern publish -f examples/pattern.json
+pattern=hmq-example
 hmq "${admin[@]}" agbot create agbot1:agbot1-token
 hmq "${admin[@]}" agbot addpattern agbot1 myorg "$pattern"
 hmq "${admin[@]}" node create node1:node1-token
@@ -113,24 +117,25 @@ hmq "${admin[@]}" node create node1:node1-token
 log "7/8 starting hmq-agbot and hmq-agent"
 start agbot "$bin/agbot/hmq-agbot" --broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" \
   --org myorg --id agbot1 --token agbot1-token --data-dir "$qs/agbot" --control-socket "$qs/agbot.sock"
-agent_args=(--broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" --data-dir "$qs/agent")
-[ "$runtime" = docker ] && agent_args+=(--runtime docker)
-start agent "$bin/agent/hmq-agent" "${agent_args[@]}"
+start agent "$bin/agent/hmq-agent" --broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" \
+  --data-dir "$qs/agent" --runtime docker
 export HMQ_AGENT_SOCKET="$qs/agent/agent.sock"
 wait_for hmq-agent 20 test -S "$HMQ_AGENT_SOCKET"
 hmq key import -k "$HOME/.hmq/keys/hmq-signing.public.key"
 
 log "8/8 registering this machine as node myorg/node1 for pattern myorg/$pattern"
-input_args=()
-[ -f "$examples/node.user_input.json" ] && input_args=(-f "$examples/node.user_input.json")
-hmq register -n myorg/node1 -t node1-token -p "myorg/$pattern" "${input_args[@]}"
+hmq register -n myorg/node1 -t node1-token -p "myorg/$pattern"
 wait_for "the agreement" 60 bash -c "'$bin/cli/hmq' agreement list -o json | grep -q '\"finalized\"'"
 echo
 hmq agreement list
-if [ "$runtime" = docker ]; then
-  wait_for "the containers" 120 bash -c "[ \$(docker ps -q --filter label=hmq.agreement | wc -l) -ge 3 ]"
-  echo
-  docker ps --filter label=hmq.agreement --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+wait_for "the containers" 120 bash -c "[ \$(docker ps -q --filter label=hmq.agreement | wc -l) -ge 3 ]"
+echo
+docker ps --filter label=hmq.agreement --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+consumer=$(docker ps -q --filter label=hmq.agreement --filter label=hmq.service=hmq-example-consumer | head -1)
+if [ -n "$consumer" ]; then
+  sleep 3
+  echo; echo "what the consumer got from the producers over their private networks:"
+  docker logs --tail 4 "$consumer" 2>&1 | sed 's/^/  /'
 fi
 cat <<EOT
 
