@@ -54,6 +54,8 @@ struct run_result {
 };
 
 // The whole stack for the suite: broker, exchange, and the environment hmq reads.
+#define EXPECT_RUN_OK(r) EXPECT_EQ((r).exit, 0) << "stdout:\n" << (r).out << "stderr:\n" << (r).err
+
 class cli_exchange : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -145,6 +147,21 @@ class cli_exchange : public ::testing::Test {
     return hmq(std::move(args));
   }
 
+  // Publishes a digest-pinned service and a pattern using it in `org` (the exchange refuses
+  // patterns whose services do not exist, and agbot patterns that do not exist).
+  void publish_pattern(const std::string& org, const std::string& pattern) {
+    ensure_key();
+    const std::string digest = "sha256:" + std::string(64, 'b');
+    auto svc = write_file(org + ".svc.json", R"({"org": ")" + org + R"(", "url": "https://example.com/p",
+      "version": "1.0.0", "arch": "amd64", "sharable": "multiple",
+      "deployment": {"services": {"p": {"image": "127.0.0.1:1/p@)" + digest + R"("}}}})");
+    EXPECT_RUN_OK(admin(org, {"service", "publish", "-f", svc}));
+    auto pat = write_file(org + ".pattern.json", R"({"org": ")" + org + R"(", "name": ")" + pattern +
+      R"(", "services": [{"serviceUrl": "https://example.com/p", "serviceOrgid": ")" + org +
+      R"(", "serviceArch": "amd64", "serviceVersions": [{"version": "1.0.0"}]}]})");
+    EXPECT_RUN_OK(admin(org, {"pattern", "publish", "-f", pat}));
+  }
+
   std::string write_file(const std::string& name, const std::string& text) {
     auto p = *dir_ / name;
     std::ofstream(p) << text;
@@ -165,7 +182,6 @@ class cli_exchange : public ::testing::Test {
   static inline std::string key_;
 };
 
-#define EXPECT_RUN_OK(r) EXPECT_EQ((r).exit, 0) << "stdout:\n" << (r).out << "stderr:\n" << (r).err
 
 TEST_F(cli_exchange, status_answers) {
   auto r = hmq({"exchange", "status"});
@@ -197,6 +213,7 @@ TEST_F(cli_exchange, full_crud_of_orgs_users_nodes_and_agbots) {
   EXPECT_NE(r.out.find("crud/n1"), std::string::npos) << r.out;
 
   EXPECT_RUN_OK(admin("crud", {"agbot", "create", "bot1:bottok"}));
+  publish_pattern("crud", "p1");
   EXPECT_RUN_OK(admin("crud", {"agbot", "addpattern", "bot1", "crud", "p1"}));
   r = admin("crud", {"agbot", "get", "bot1", "-o", "json"});
   EXPECT_RUN_OK(r);
@@ -259,8 +276,18 @@ TEST_F(cli_exchange, service_and_pattern_with_variables_read_back_equal) {
   EXPECT_EQ(got["label"], "svc arm64");
   EXPECT_EQ(got["deployment"]["services"]["var"]["environment"][0], "A=arm64");
 
-  auto pattern_text = slurp(example("pattern.json"));
-  auto p = write_file("pattern.json", std::regex_replace(pattern_text, std::regex("\"myorg\""), "\"varorg\""));
+  // The example pattern, moved to varorg and pointed at the service just published; its
+  // user input keeps the $EVTSTREAMS_API_KEY reference that publish substitutes.
+  auto pj = json::parse(slurp(example("pattern.json")));
+  pj["org"] = "varorg";
+  pj["services"][0]["serviceUrl"] = "https://example.com/var";
+  pj["services"][0]["serviceOrgid"] = "varorg";
+  pj["services"][0]["serviceArch"] = "arm64";
+  pj["services"][0]["serviceVersions"].erase(1);
+  pj["services"][0]["serviceVersions"][0]["version"] = "3.1.4";
+  pj["userInput"][0]["serviceOrgid"] = "varorg";
+  pj["userInput"][0]["serviceUrl"] = "https://example.com/var";
+  auto p = write_file("pattern.json", pj.dump(2));
   EXPECT_RUN_OK(pub({"pattern", "publish", "-f", p}));
   r = pub({"pattern", "get", "pattern-cpu2evtstreams", "-o", "json"});
   EXPECT_RUN_OK(r);
@@ -334,6 +361,7 @@ TEST_F(cli_exchange, bad_files_are_refused_with_the_field_named) {
 
   auto pat = json::parse(slurp(example("pattern.json")));
   pat["services"][0].erase("serviceUrl");
+  pat["userInput"][0]["inputs"][0]["value"] = "literal";  // only the missing field is wrong
   r = admin("myorg", {"pattern", "publish", "-f", write_file("nosvcurl.json", pat.dump())});
   EXPECT_EQ(r.exit, 1);
   EXPECT_NE(r.err.find("missing required field 'services[0].serviceUrl'"), std::string::npos) << r.err;

@@ -1,0 +1,160 @@
+#include "agbot/app.h"
+
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "agbot/agreement_store.h"
+#include "agbot/engine.h"
+#include "agbot/exchange_adapter.h"
+#include "agbot/messenger_outbox.h"
+#include "core/bus/client.h"
+#include "core/bus/messenger.h"
+#include "core/crypto/crypto.h"
+#include "core/log/log.h"
+#include "core/loop/loop.h"
+#include "core/wire/codec.h"
+#include "exchange/client.h"
+#ifdef HMQ_AGBOT_HAS_CONTROL
+#include "core/control/control.h"
+#endif
+
+namespace hmq::agbot {
+namespace {
+
+int fail(const std::string& what) {
+  std::cerr << "hmq-agbot: " << what << "\n";
+  return 1;
+}
+
+core::result<core::crypto::public_key> load_exchange_key(const std::string& spec) {
+  if (!spec.empty() && spec.front() == '@') {
+    auto bytes = core::crypto::read_public_key_file(spec.substr(1));
+    if (!bytes) return bytes.err();
+    if (bytes->size() != core::crypto::public_key_size)
+      return core::error{core::crypto::make_error_code(core::crypto::errc::bad_key), spec};
+    core::crypto::public_key k{};
+    std::copy(bytes->begin(), bytes->end(), k.begin());
+    return k;
+  }
+  return core::crypto::parse_public_key(spec);
+}
+
+#ifdef HMQ_AGBOT_HAS_CONTROL
+core::control::json agreement_json(const agreement& a) {
+  const auto reason = static_cast<fb::CancelReason>(a.reason);
+  return {{"id", a.id},
+          {"node", a.node()},
+          {"pattern", a.pattern},
+          {"service", a.service_org + "/" + a.service_url},
+          {"version", a.service_version},
+          {"arch", a.arch},
+          {"state", fb::EnumNameAgreementState(a.state)},
+          {"reason", a.reason},
+          {"reason_text", a.reason ? fb::EnumNameCancelReason(reason) : ""},
+          {"created_ms", a.created_ms},
+          {"updated_ms", a.updated_ms}};
+}
+#endif
+
+}  // namespace
+
+int run(const app_config& cfg) {
+  if (!core::log::set_level(cfg.log_level)) return fail("unknown --log-level " + cfg.log_level);
+  auto log = core::log::get("agbot");
+  core::crypto::init();
+
+  auto exchange_key = load_exchange_key(cfg.exchange_key);
+  if (!exchange_key) return fail("--exchange-key: " + exchange_key.err().message());
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec) return fail("cannot create " + cfg.data_dir.string() + ": " + ec.message());
+  auto keys = core::crypto::load_or_create_box_keypair(cfg.data_dir / "agbot.key");
+  if (!keys) return fail("key pair: " + keys.err().message());
+  auto store = agreement_store::open(cfg.data_dir / "agbot.db");
+  if (!store) return fail("agbot.db: " + store.err().message());
+
+  core::loop::event_loop loop;
+  core::bus::topics topics{cfg.topic_prefix};
+  const std::string mailbox = core::crypto::mailbox_id(keys->pk);
+
+  core::bus::options bo;
+  bo.broker_uri = cfg.broker;
+  bo.client_id = "hmq-agbot-" + mailbox;  // stable per key: the persistent session follows it
+  core::bus::client bus(loop, bo);
+  core::wire::codec codec(*keys, loop.time());
+  core::bus::messenger messenger(loop, bus, codec, topics);
+  exchange::client xclient(loop, messenger, *exchange_key, topics);
+  exchange_adapter x(xclient, exchange::credentials::agbot(cfg.org, cfg.id, cfg.token));
+  messenger_outbox out(loop, messenger);
+
+  engine_config ec_cfg;
+  ec_cfg.org = cfg.org;
+  ec_cfg.id = cfg.id;
+  ec_cfg.exchange_key = *exchange_key;
+  ec_cfg.reply_timeout = cfg.reply_timeout;
+  ec_cfg.retry_min = cfg.retry_min;
+  ec_cfg.retry_max = cfg.retry_max;
+  ec_cfg.max_concurrent = cfg.max_concurrent;
+  engine eng(loop, ec_cfg, x, out, *store, random_agreement_id);
+
+  for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify})
+    messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
+
+#ifdef HMQ_AGBOT_HAS_CONTROL
+  std::unique_ptr<core::control::server> control;
+  if (!cfg.control_socket.empty()) {
+    control = std::make_unique<core::control::server>(
+        loop.io(), cfg.control_socket,
+        [&eng, &store](const core::control::json& req, core::control::reply_fn reply) {
+          const auto op = req.value("op", std::string{});
+          if (op != "agreement.list")
+            return reply(core::control::error_response("unknown op '" + op + "'"));
+          core::control::json list = core::control::json::array();
+          if (req.value("all", false)) {
+            auto rows = store->list(req.value("limit", size_t{1000}));
+            if (!rows) return reply(core::control::error_response(rows.err().message()));
+            for (const auto& a : *rows) list.push_back(agreement_json(a));
+          } else {
+            for (const auto& a : eng.live_agreements()) list.push_back(agreement_json(a));
+          }
+          reply(core::control::ok_response({{"agreements", std::move(list)}}));
+        });
+    if (auto r = control->start(); !r) return fail("control socket: " + r.err().message());
+  }
+#else
+  if (!cfg.control_socket.empty())
+    log->warn("--control-socket ignored: this build has no core/control");
+#endif
+
+  int exit_code = 0;
+  auto shutdown = [&] {
+    eng.stop();
+#ifdef HMQ_AGBOT_HAS_CONTROL
+    if (control) control->stop();
+#endif
+    messenger.stop();
+    bus.stop();
+    loop.stop();
+  };
+  loop.on_signals([&](int sig) {
+    log->info("signal {}: stopping", sig);
+    shutdown();
+  });
+  loop.post([&] {
+    messenger.start();
+    bus.start([&](core::result<void> r) {
+      if (!r) {
+        log->error("cannot reach broker {}: {}", cfg.broker, r.err().message());
+        exit_code = 3;
+        return shutdown();
+      }
+      log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
+      eng.start();
+    });
+  });
+  loop.run();
+  return exit_code;
+}
+
+}  // namespace hmq::agbot

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/common/result.h"
+
+// hmq-agbot as a program: configuration from flags / config file, and run() which owns the
+// event loop, bus client, messenger, exchange client, store and engine until SIGINT/SIGTERM.
+namespace hmq::agbot {
+
+struct app_config {
+  std::string broker = "tcp://127.0.0.1:1883";
+  std::string exchange_key;  // base64 / hex, or @file
+  std::string org;
+  std::string id;
+  std::string token;         // or HMQ_AGBOT_TOKEN
+  std::filesystem::path data_dir = "/var/lib/hmq-agbot";
+  std::chrono::milliseconds reply_timeout{30'000};
+  std::chrono::milliseconds retry_min{5'000};
+  std::chrono::milliseconds retry_max{300'000};
+  size_t max_concurrent = 256;
+  std::string topic_prefix = "hmq/v1";
+  std::string log_level = "info";
+  std::filesystem::path control_socket;  // empty: no control socket
+};
+
+// "30s", "500ms", "2m", "1h" or a bare number of seconds.
+core::result<std::chrono::milliseconds> parse_duration(std::string_view s);
+
+// Parses argv (CLI11, with --config FILE). Returns the exit code to use when the program should
+// end now (help printed, bad flags), else fills `out` and returns -1.
+int parse_args(int argc, const char* const* argv, app_config& out);
+
+// Runs the agbot until a signal. Returns the process exit code (0 clean, 1 config, 3 broker).
+int run(const app_config& cfg);
+
+}  // namespace hmq::agbot

@@ -1,0 +1,178 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agbot/agreement_store.h"
+#include "agbot/seams.h"
+#include "core/log/log.h"
+#include "core/loop/loop.h"
+#include "core/wire/codec.h"
+
+// The agreement bot's logic (docs/protocol.md, docs/agbot.md): learns of nodes from the
+// exchange (start-up search and events), proposes one agreement per node and top-level pattern
+// service, and drives each agreement through proposed -> finalized | cancelled.
+//
+// Lifecycle: construct, start() (resume from the store, AgbotHello, load patterns, search
+// nodes), feed every opened mailbox message to on_message(), stop() before destruction.
+// Thread contract: loop thread only; all I/O goes through the exchange_api and outbox seams.
+namespace hmq::agbot {
+
+struct engine_config {
+  std::string org;  // the agbot's org and id
+  std::string id;
+  core::crypto::public_key exchange_key{};  // events are accepted only from this key
+  std::chrono::milliseconds reply_timeout{30'000};
+  std::chrono::milliseconds retry_min{5'000};   // back-off before a node is proposed to again
+  std::chrono::milliseconds retry_max{300'000};
+  size_t max_concurrent = 256;  // node evaluations + proposals awaiting a reply
+  uint32_t page_size = 200;     // SearchPatternNodes page
+};
+
+// Counters for tests, logs and the control socket.
+struct engine_stats {
+  uint64_t proposals_sent = 0;
+  uint64_t finalized = 0;
+  uint64_t negative_replies = 0;
+  uint64_t reply_timeouts = 0;
+  uint64_t node_cancels = 0;
+  uint64_t duplicates_answered = 0;
+  uint64_t dropped_wrong_sender = 0;  // authenticated sender is not the agreement's node
+  uint64_t dropped_unknown = 0;       // agreement id we never made
+  uint64_t dropped_invalid = 0;       // malformed id, unspecified enum, missing fields
+  uint64_t nodes_not_eligible = 0;
+  uint64_t prepare_failures = 0;      // service resolution or store failed
+  uint64_t events = 0;
+  uint64_t events_ignored = 0;
+  uint64_t exchange_errors = 0;
+};
+
+class engine {
+ public:
+  using id_source = std::function<std::string()>;
+
+  // `ids` makes agreement ids: random_agreement_id in the daemon, a counter in tests.
+  engine(core::loop::scheduler& loop, engine_config cfg, exchange_api& x, outbox& out,
+         agreement_store& store, id_source ids);
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  void start();
+  void stop();
+
+  // Every opened message from the agbot's mailbox (Event, Reply, Cancel, AgreementVerify).
+  void on_message(const core::wire::opened& m);
+
+  const engine_stats& stats() const { return stats_; }
+  // Live agreements (proposed or finalized), oldest first.
+  std::vector<agreement> live_agreements() const;
+  // Patterns loaded and every served pattern's nodes listed once.
+  bool initial_search_done() const { return searches_pending_ == 0 && patterns_loaded_; }
+  size_t active() const { return evaluating_ + proposed_count_; }
+  size_t queued() const { return queue_.size(); }
+
+ private:
+  struct pattern_entry {
+    fb::AgbotPatternT served;
+    std::optional<fb::PatternT> pattern;
+    uint64_t generation = 0;
+    // Resolved service trees by "org/url|version|arch"; dropped on pattern/service change.
+    std::map<std::string, std::shared_ptr<const std::vector<fb::ServiceT>>> resolved;
+  };
+  struct consider_request {
+    std::string node_org, node_id, pattern;
+    std::optional<fb::NodeT> node;  // from a search: use as is; else fetched
+    std::optional<fb::NodeT> hint;  // from an event: used when the fetch fails transiently
+  };
+  struct backoff_state {
+    int attempts = 0;
+    core::loop::timer_handle timer;
+  };
+
+  template <typename F>
+  auto guard(F fn);
+
+  void resume();
+  void hello();
+  void load_agbot();
+  void load_pattern(const std::string& key, std::function<void()> done);
+  void search(const std::string& key, std::string token);
+  void retry_later(std::function<void()> fn);
+
+  void enqueue(consider_request r);
+  void pump();
+  void begin(consider_request r);
+  void evaluate(fb::NodeT node, const std::string& pattern_key);
+  void evaluation_done();
+  void propose(const std::string& slot, const fb::NodeT& node, const std::string& pattern_key,
+               const fb::PatternServiceT& ps, const std::string& version,
+               std::function<void()> done);
+  void build_and_send(const std::string& slot, const fb::NodeT& node,
+                      const std::string& pattern_key, const fb::PatternServiceT& ps,
+                      const std::vector<fb::ServiceT>& services);
+
+  void on_event(const core::wire::opened& m, const fb::Event& e);
+  void on_reply(const core::wire::opened& m, const fb::Reply& r);
+  void on_cancel(const core::wire::opened& m, const fb::Cancel& c);
+  void on_verify(const core::wire::opened& m, const fb::AgreementVerify& v);
+  void on_timeout(const std::string& id);
+
+  bool persist(agreement& a);
+  void cancel(agreement a, fb::CancelReason reason, bool notify_node);
+  void finalize(agreement& a, const core::wire::opened& reply);
+  void send_proposal(const agreement& a);
+  void send_reply_ack(const agreement& a, bool still_valid, const core::wire::opened* reply);
+  void send_cancel(const agreement& a);
+  void record_in_exchange(const std::string& id, int attempt);
+  void delete_in_exchange(agreement a, int attempt);
+  void backoff(const std::string& slot, const std::string& node_org, const std::string& node_id,
+               const std::string& pattern);
+  bool backing_off(const std::string& slot) const;
+  std::chrono::milliseconds retry_delay(int attempt) const;
+  uint32_t expiry_s() const;
+
+  core::loop::scheduler& loop_;
+  engine_config cfg_;
+  exchange_api& x_;
+  outbox& out_;
+  agreement_store& store_;
+  id_source ids_;
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
+  std::shared_ptr<spdlog::logger> log_;
+  engine_stats stats_;
+  bool started_ = false;
+
+  std::map<std::string, pattern_entry> patterns_;  // by "org/name"
+  bool patterns_loaded_ = false;
+  size_t searches_pending_ = 0;
+  std::vector<consider_request> early_;  // node events before the patterns were loaded
+  int hello_attempts_ = 0;
+  core::loop::timer_handle start_retry_;
+
+  std::map<std::string, agreement> live_;          // by agreement id
+  std::map<std::string, std::string> live_slots_;  // slot -> agreement id
+  std::map<std::string, core::loop::timer_handle> reply_timers_;
+  std::map<std::string, core::loop::timer_handle> exchange_retries_;
+  std::set<std::string> preparing_;                // slots between decision and persist
+  std::map<std::string, backoff_state> backoffs_;  // by slot
+  std::deque<consider_request> queue_;
+  std::set<std::string> queued_;                   // "node|pattern" in queue_
+  size_t evaluating_ = 0;
+  size_t proposed_count_ = 0;
+};
+
+// 32 lowercase hex characters (docs/protocol.md).
+bool valid_agreement_id(std::string_view id);
+// 16 random bytes as lowercase hex (agbot/ids.cc, the only user of the RNG here).
+std::string random_agreement_id();
+
+}  // namespace hmq::agbot

@@ -1,0 +1,652 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agbot/agreement_store.h"
+#include "agbot/engine.h"
+#include "agbot/errc.h"
+#include "agbot/seams.h"
+#include "core/loop/loop.h"
+
+namespace hmq::agbot {
+namespace {
+
+using namespace std::chrono_literals;
+
+core::crypto::public_key key_of(uint8_t b) {
+  core::crypto::public_key k{};
+  k.fill(b);
+  return k;
+}
+
+const core::crypto::public_key exchange_key = key_of(0xee);
+
+core::error err(errc e) { return {make_error_code(e), {}}; }
+
+// In-memory exchange: answers synchronously from maps and counts writes.
+class fake_exchange final : public exchange_api {
+ public:
+  fb::AgbotT agbot;
+  std::map<std::string, fb::PatternT> patterns;     // "org/name"
+  std::map<std::string, fb::NodeT> nodes;           // "org/id"
+  std::vector<fb::ServiceT> services;
+  std::map<std::string, fb::AgreementRecordT> agreements;  // by id
+  int puts = 0;
+  int deletes = 0;
+  int node_fetches = 0;
+
+  void hello(callback<void> cb) override { cb(core::ok()); }
+  void get_agbot(callback<fb::AgbotT> cb) override { cb(agbot); }
+  void search_pattern_nodes(const fb::AgbotPatternT& p, std::string token, uint32_t limit,
+                            callback<node_page> cb) override {
+    // Page by position in the map; the token is the next index.
+    size_t start = token.empty() ? 0 : std::stoul(token);
+    node_page page;
+    size_t i = 0, matched = 0;
+    for (const auto& [k, n] : nodes) {
+      if (n.pattern != p.pattern_org + "/" + p.pattern) continue;
+      if (matched++ < start) continue;
+      if (i == limit) {
+        page.next_page_token = std::to_string(start + i);
+        break;
+      }
+      page.nodes.push_back(n);
+      ++i;
+    }
+    cb(std::move(page));
+  }
+  void get_node(std::string org, std::string id, callback<fb::NodeT> cb) override {
+    ++node_fetches;
+    auto it = nodes.find(org + "/" + id);
+    if (it == nodes.end()) return cb(err(errc::not_found));
+    cb(it->second);
+  }
+  void get_pattern(std::string org, std::string name, callback<fb::PatternT> cb) override {
+    auto it = patterns.find(org + "/" + name);
+    if (it == patterns.end()) return cb(err(errc::not_found));
+    cb(it->second);
+  }
+  void get_service(std::string org, std::string url, std::string version, std::string arch,
+                   callback<fb::ServiceT> cb) override {
+    for (const auto& s : services)
+      if (s.org == org && s.url == url && s.version == version && s.arch == arch) return cb(s);
+    cb(err(errc::not_found));
+  }
+  void list_service_versions(std::string org, std::string url, std::string arch,
+                             callback<std::vector<std::string>> cb) override {
+    std::vector<std::string> out;
+    for (const auto& s : services)
+      if (s.org == org && s.url == url && s.arch == arch) out.push_back(s.version);
+    cb(std::move(out));
+  }
+  void get_node_key(std::string, std::string, callback<core::crypto::public_key> cb) override {
+    cb(err(errc::not_found));
+  }
+  void put_agreement(const fb::AgreementRecordT& r, callback<void> cb) override {
+    ++puts;
+    agreements[r.agreement_id] = r;
+    cb(core::ok());
+  }
+  void delete_agreement(std::string, std::string, std::string id, callback<void> cb) override {
+    ++deletes;
+    agreements.erase(id);
+    cb(core::ok());
+  }
+};
+
+// Captures sealed sends as finished Message buffers the test can read.
+class fake_outbox final : public outbox {
+ public:
+  struct sent {
+    core::crypto::public_key to{};
+    uint32_t expiry_s = 0;
+    uint64_t correlation_id = 0;
+    std::vector<uint8_t> bytes;
+    const fb::Message* msg() const { return fb::GetMessage(bytes.data()); }
+  };
+  std::vector<sent> messages;
+
+  void send(const core::crypto::public_key& to, fb::Body type, const body_builder& body,
+            uint32_t expiry_s, std::function<void(bool)> done) override {
+    messages.push_back({to, expiry_s, 0, build(type, body, 0)});
+    if (done) done(true);
+  }
+  void reply(const core::wire::opened& req, fb::Body type, const body_builder& body) override {
+    auto corr = req.message()->correlation_id();
+    messages.push_back({req.sender, 0, corr, build(type, body, corr)});
+  }
+  std::vector<const sent*> of(fb::Body type) const {
+    std::vector<const sent*> out;
+    for (const auto& m : messages)
+      if (m.msg()->body_type() == type) out.push_back(&m);
+    return out;
+  }
+
+ private:
+  static std::vector<uint8_t> build(fb::Body type, const body_builder& body, uint64_t corr) {
+    flatbuffers::FlatBufferBuilder b;
+    auto off = body(b);
+    b.Finish(fb::CreateMessage(b, 1, 0, corr, 0, type, off), fb::MessageIdentifier());
+    return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+  }
+};
+
+core::wire::opened inbound(const core::crypto::public_key& from, fb::Body type,
+                           const body_builder& body) {
+  flatbuffers::FlatBufferBuilder b;
+  auto off = body(b);
+  b.Finish(fb::CreateMessage(b, 7, 0, 42, 0, type, off), fb::MessageIdentifier());
+  core::wire::opened o;
+  o.sender = from;
+  o.bytes.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  return o;
+}
+
+std::unique_ptr<fb::ServiceUserInputT> user_input(const std::string& url, const std::string& name,
+                                                  const std::string& value) {
+  auto ui = std::make_unique<fb::ServiceUserInputT>();
+  ui->service_org = "acme";
+  ui->service_url = url;
+  auto v = std::make_unique<fb::UserInputValueT>();
+  v->name = name;
+  v->value = value;
+  ui->inputs.push_back(std::move(v));
+  return ui;
+}
+
+fb::ServiceT service(const std::string& url, const std::string& version,
+                     const std::string& arch = "amd64") {
+  fb::ServiceT s;
+  s.org = "acme";
+  s.url = url;
+  s.version = version;
+  s.arch = arch;
+  s.sharable = fb::Sharing::multiple;
+  fb::DeploymentT d;
+  auto c = std::make_unique<fb::ContainerT>();
+  c->name = url;
+  c->image = "registry.local/" + url + ":" + version;
+  c->image_digest = "sha256:00";
+  d.containers.push_back(std::move(c));
+  flatbuffers::FlatBufferBuilder b;
+  b.Finish(fb::Deployment::Pack(b, &d));
+  s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+  s.deployment_signature = std::vector<uint8_t>(64, 9);
+  s.publisher_key = std::vector<uint8_t>(32, 8);
+  return s;
+}
+
+class agbot_engine_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = agreement_store::open_memory();
+    ASSERT_TRUE(s);
+    store_ = std::make_unique<agreement_store>(std::move(*s));
+
+    auto p = std::make_unique<fb::AgbotPatternT>();
+    p->pattern_org = "acme";
+    p->pattern = "gps";
+    p->node_org = "acme";
+    x_.agbot.org = "acme";
+    x_.agbot.id = "ab1";
+    x_.agbot.patterns.push_back(std::move(p));
+
+    fb::PatternT pat;
+    pat.org = "acme";
+    pat.name = "gps";
+    auto ps = std::make_unique<fb::PatternServiceT>();
+    ps->service_org = "acme";
+    ps->service_url = "gps";
+    ps->service_arch = "amd64";
+    for (auto [v, prio] : {std::pair{"1.0.0", 2}, std::pair{"1.1.0", 1}}) {
+      auto sv = std::make_unique<fb::ServiceVersionT>();
+      sv->version = v;
+      sv->priority = std::make_unique<fb::PriorityT>();
+      sv->priority->priority_value = prio;
+      ps->service_versions.push_back(std::move(sv));
+    }
+    ps->node_health = std::make_unique<fb::NodeHealthT>();
+    ps->node_health->missing_heartbeat_interval = 120;
+    pat.services.push_back(std::move(ps));
+    pat.user_inputs.push_back(user_input("gps", "HZN_RATE", "10"));
+    x_.patterns["acme/gps"] = std::move(pat);
+
+    auto gps = service("gps", "1.1.0");
+    auto ref = std::make_unique<fb::ServiceRefT>();
+    ref->org = "acme";
+    ref->url = "location";
+    ref->version_range = "[1.0.0,2.0.0)";
+    ref->arch = "amd64";
+    gps.required_services.push_back(std::move(ref));
+    for (auto [name, def] : {std::pair{"HZN_RATE", "1"}, std::pair{"HZN_MODE", "fast"}}) {
+      auto d = std::make_unique<fb::UserInputDefT>();
+      d->name = name;
+      d->type = "string";
+      d->default_value = def;
+      d->has_default = true;
+      gps.user_inputs.push_back(std::move(d));
+    }
+    x_.services.push_back(std::move(gps));
+    x_.services.push_back(service("gps", "1.0.0"));
+    for (auto v : {"0.9.0", "1.0.0", "1.4.2", "2.0.0"}) x_.services.push_back(service("location", v));
+    x_.services.push_back(service("location", "1.9.0", "arm64"));
+  }
+
+  void add_node(const std::string& id, uint8_t key, const std::string& pattern = "acme/gps",
+                const std::string& arch = "amd64") {
+    fb::NodeT n;
+    n.org = "acme";
+    n.id = id;
+    n.arch = arch;
+    n.pattern = pattern;
+    auto k = key_of(key);
+    n.public_key.assign(k.begin(), k.end());
+    n.user_inputs.push_back(user_input("gps", "HZN_MODE", "slow-" + id));
+    x_.nodes["acme/" + id] = std::move(n);
+  }
+
+  engine_config config() {
+    engine_config c;
+    c.org = "acme";
+    c.id = "ab1";
+    c.exchange_key = exchange_key;
+    c.reply_timeout = 30s;
+    c.retry_min = 5s;
+    c.retry_max = 60s;
+    c.max_concurrent = 8;
+    c.page_size = 2;
+    return c;
+  }
+
+  void start(engine_config c) {
+    engine_ = std::make_unique<engine>(loop_, std::move(c), x_, out_, *store_, [this] {
+      char buf[33];
+      std::snprintf(buf, sizeof buf, "%032x", ++next_id_);
+      return std::string(buf);
+    });
+    engine_->start();
+    loop_.run_pending();
+  }
+  void start() { start(config()); }
+
+  void deliver(const core::wire::opened& m) {
+    engine_->on_message(m);
+    loop_.run_pending();
+  }
+
+  void node_registered(const std::string& id, uint8_t key, const std::string& pattern) {
+    deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
+      auto k = key_of(key);
+      std::vector<uint8_t> kv(k.begin(), k.end());
+      return fb::CreateEventDirect(b, fb::EventKind::node_registered, 1, "acme", id.c_str(),
+                                   pattern.c_str(), &kv, "mailbox", "amd64")
+          .Union();
+    }));
+  }
+
+  core::wire::opened reply(uint8_t from, const std::string& id, fb::ReplyDecision d,
+                           fb::CancelReason reason = fb::CancelReason::unspecified) {
+    return inbound(key_of(from), fb::Body::Reply, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateReplyDirect(b, id.c_str(), d, reason, "").Union();
+    });
+  }
+
+  std::vector<const fb::Proposal*> proposals() const {
+    std::vector<const fb::Proposal*> out;
+    for (auto* m : out_.of(fb::Body::Proposal)) out.push_back(m->msg()->body_as_Proposal());
+    return out;
+  }
+
+  core::loop::manual_scheduler loop_;
+  fake_exchange x_;
+  fake_outbox out_;
+  std::unique_ptr<agreement_store> store_;
+  std::unique_ptr<engine> engine_;
+  unsigned next_id_ = 0;
+};
+
+// An eligible node found both by the start-up search and by an event gets one proposal, with
+// the preferred version, its dependency resolved through versionRange and merged user input.
+TEST_F(agbot_engine_test, eligible_node_gets_exactly_one_proposal) {
+  add_node("n1", 1);
+  start();
+  node_registered("n1", 1, "acme/gps");
+
+  auto ps = proposals();
+  ASSERT_EQ(ps.size(), 1u);
+  const auto* p = ps[0];
+  EXPECT_EQ(out_.of(fb::Body::Proposal)[0]->to, key_of(1));
+  EXPECT_EQ(out_.of(fb::Body::Proposal)[0]->expiry_s, 30u);
+  EXPECT_EQ(p->pattern()->str(), "acme/gps");
+  EXPECT_EQ(p->node_id()->str(), "n1");
+  EXPECT_EQ(p->agbot()->str(), "acme/ab1");
+  EXPECT_EQ(p->node_health()->missing_heartbeat_interval(), 120);
+  ASSERT_EQ(p->services()->size(), 2u);
+  const auto* top = p->services()->Get(0);
+  EXPECT_TRUE(top->is_top_level());
+  EXPECT_EQ(top->service()->version()->str(), "1.1.0");  // priority 1 beats 2
+  EXPECT_EQ(top->service()->deployment_nested_root()->containers()->Get(0)->image()->str(),
+            "registry.local/gps:1.1.0");
+  std::map<std::string, std::string> inputs;
+  for (const auto* v : *top->user_inputs()) inputs[v->name()->str()] = v->value()->str();
+  EXPECT_EQ(inputs["HZN_RATE"], "10");       // pattern beats default
+  EXPECT_EQ(inputs["HZN_MODE"], "slow-n1");  // node beats default
+  const auto* dep = p->services()->Get(1);
+  EXPECT_FALSE(dep->is_top_level());
+  EXPECT_EQ(dep->service()->url()->str(), "location");
+  EXPECT_EQ(dep->service()->version()->str(), "1.4.2");  // highest amd64 in [1.0.0,2.0.0)
+
+  auto live = engine_->live_agreements();
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].state, fb::AgreementState::proposed);
+  auto stored = store_->get(live[0].id);
+  ASSERT_TRUE(stored && *stored);  // persisted (and it was persisted before the send)
+}
+
+// Several nodes over several search pages each get their proposal.
+TEST_F(agbot_engine_test, start_up_search_pages_through_all_nodes) {
+  for (int i = 0; i < 5; ++i) add_node("n" + std::to_string(i), static_cast<uint8_t>(i + 1));
+  start();
+  EXPECT_EQ(proposals().size(), 5u);
+  EXPECT_TRUE(engine_->initial_search_done());
+}
+
+// A registration event alone (node registered after start) leads to a proposal at once.
+TEST_F(agbot_engine_test, node_registered_event_triggers_proposal_without_polling) {
+  start();
+  EXPECT_TRUE(proposals().empty());
+  add_node("n1", 1);
+  node_registered("n1", 1, "acme/gps");
+  EXPECT_EQ(proposals().size(), 1u);
+}
+
+TEST_F(agbot_engine_test, node_of_another_pattern_gets_nothing) {
+  add_node("other", 3, "acme/other");
+  start();
+  node_registered("other", 3, "acme/other");
+  // Even if an event claims a served pattern, the node's own registration decides.
+  node_registered("other", 3, "acme/gps");
+  EXPECT_TRUE(proposals().empty());
+  EXPECT_TRUE(engine_->live_agreements().empty());
+}
+
+TEST_F(agbot_engine_test, node_of_unmatched_arch_gets_nothing) {
+  add_node("pi", 4, "acme/gps", "arm64");
+  start();
+  EXPECT_TRUE(proposals().empty());
+}
+
+// Accept -> finalized, one ReplyAck, one PutAgreement; a re-delivered Reply is answered with the
+// same ReplyAck and changes nothing.
+TEST_F(agbot_engine_test, redelivered_reply_is_answered_but_processed_once) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  ASSERT_EQ(out_.of(fb::Body::ReplyAck).size(), 1u);
+  EXPECT_TRUE(out_.of(fb::Body::ReplyAck)[0]->msg()->body_as_ReplyAck()->still_valid());
+  EXPECT_EQ(x_.puts, 1);
+  ASSERT_EQ(x_.agreements.count(id), 1u);
+  EXPECT_EQ(x_.agreements[id].state, fb::AgreementState::finalized);
+  EXPECT_EQ((*store_->get(id))->state, fb::AgreementState::finalized);
+
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  ASSERT_EQ(out_.of(fb::Body::ReplyAck).size(), 2u);
+  EXPECT_TRUE(out_.of(fb::Body::ReplyAck)[1]->msg()->body_as_ReplyAck()->still_valid());
+  EXPECT_EQ(out_.of(fb::Body::ReplyAck)[1]->correlation_id, 42u);
+  EXPECT_EQ(x_.puts, 1);
+  EXPECT_EQ(engine_->stats().finalized, 1u);
+  EXPECT_EQ(engine_->stats().duplicates_answered, 1u);
+  // The timer of the finalized agreement is gone: no cancel later.
+  loop_.advance(10min);
+  EXPECT_TRUE(out_.of(fb::Body::Cancel).empty());
+  EXPECT_EQ(proposals().size(), 1u);
+}
+
+TEST_F(agbot_engine_test, reply_timeout_cancels_201_and_retries_after_backoff) {
+  add_node("n1", 1);
+  start();
+  auto first = proposals().at(0)->agreement_id()->str();
+  loop_.advance(29s);
+  EXPECT_TRUE(out_.of(fb::Body::Cancel).empty());
+  loop_.advance(1s);
+  ASSERT_EQ(out_.of(fb::Body::Cancel).size(), 1u);
+  const auto* c = out_.of(fb::Body::Cancel)[0]->msg()->body_as_Cancel();
+  EXPECT_EQ(c->agreement_id()->str(), first);
+  EXPECT_EQ(c->reason(), fb::CancelReason::ab_no_reply);
+  EXPECT_EQ((*store_->get(first))->state, fb::AgreementState::cancelled);
+  EXPECT_EQ(proposals().size(), 1u);
+
+  loop_.advance(4s);
+  EXPECT_EQ(proposals().size(), 1u);  // still backing off
+  loop_.advance(1s);
+  ASSERT_EQ(proposals().size(), 2u);
+  EXPECT_NE(proposals()[1]->agreement_id()->str(), first);
+
+  // Second silence doubles the back-off.
+  loop_.advance(30s);
+  EXPECT_EQ(out_.of(fb::Body::Cancel).size(), 2u);
+  loop_.advance(9s);
+  EXPECT_EQ(proposals().size(), 2u);
+  loop_.advance(1s);
+  EXPECT_EQ(proposals().size(), 3u);
+  EXPECT_EQ(engine_->stats().reply_timeouts, 2u);
+}
+
+TEST_F(agbot_engine_test, negative_reply_cancels_202_and_backs_off) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(1, id, fb::ReplyDecision::reject, fb::CancelReason::image_sig_verif_failure));
+  auto a = *store_->get(id);
+  EXPECT_EQ(a->state, fb::AgreementState::cancelled);
+  EXPECT_EQ(a->reason, static_cast<uint16_t>(fb::CancelReason::ab_negative_reply));
+  EXPECT_TRUE(out_.of(fb::Body::ReplyAck).empty());
+  EXPECT_TRUE(engine_->live_agreements().empty());
+  EXPECT_EQ(x_.puts, 0);
+  // A new registration event during the back-off does not bypass it.
+  node_registered("n1", 1, "acme/gps");
+  EXPECT_EQ(proposals().size(), 1u);
+  loop_.advance(5s);
+  EXPECT_EQ(proposals().size(), 2u);
+}
+
+// Responses must come from the key the proposal went to.
+TEST_F(agbot_engine_test, reply_from_another_key_is_dropped_and_counted) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(9, id, fb::ReplyDecision::accept));
+  EXPECT_TRUE(out_.of(fb::Body::ReplyAck).empty());
+  EXPECT_EQ(engine_->stats().dropped_wrong_sender, 1u);
+  EXPECT_EQ((*store_->get(id))->state, fb::AgreementState::proposed);
+  deliver(inbound(key_of(9), fb::Body::Cancel, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateCancelDirect(b, id.c_str(), fb::CancelReason::user_requested).Union();
+  }));
+  EXPECT_EQ(engine_->stats().dropped_wrong_sender, 2u);
+  EXPECT_EQ(engine_->live_agreements().size(), 1u);
+}
+
+TEST_F(agbot_engine_test, malformed_and_unknown_replies_are_dropped) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(1, "not-hex", fb::ReplyDecision::accept));
+  deliver(reply(1, id, fb::ReplyDecision::unspecified));
+  deliver(reply(1, std::string(32, 'a'), fb::ReplyDecision::accept));
+  EXPECT_EQ(engine_->stats().dropped_invalid, 2u);
+  EXPECT_EQ(engine_->stats().dropped_unknown, 1u);
+  EXPECT_TRUE(out_.of(fb::Body::ReplyAck).empty());
+}
+
+TEST_F(agbot_engine_test, events_not_from_the_exchange_are_dropped) {
+  add_node("n1", 1);
+  x_.nodes["acme/n1"].pattern = "acme/gps";
+  start();
+  out_.messages.clear();
+  deliver(inbound(key_of(1), fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateEventDirect(b, fb::EventKind::node_unregistered, 1, "acme", "n1").Union();
+  }));
+  EXPECT_EQ(engine_->stats().dropped_wrong_sender, 1u);
+  EXPECT_EQ(engine_->live_agreements().size(), 1u);
+}
+
+// Cancel from the node frees it: the exchange record goes and a new agreement forms after the
+// back-off.
+TEST_F(agbot_engine_test, node_cancel_frees_node_for_a_new_agreement) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  ASSERT_EQ(x_.agreements.count(id), 1u);
+  auto cancel = inbound(key_of(1), fb::Body::Cancel, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateCancelDirect(b, id.c_str(), fb::CancelReason::container_failure).Union();
+  });
+  deliver(cancel);
+  EXPECT_EQ(x_.agreements.count(id), 0u);
+  EXPECT_EQ((*store_->get(id))->reason, static_cast<uint16_t>(fb::CancelReason::container_failure));
+  deliver(cancel);  // re-delivered: nothing changes
+  EXPECT_EQ(x_.deletes, 1);
+  EXPECT_EQ(engine_->stats().node_cancels, 1u);
+  loop_.advance(5s);
+  ASSERT_EQ(proposals().size(), 2u);
+  EXPECT_NE(proposals()[1]->agreement_id()->str(), id);
+}
+
+TEST_F(agbot_engine_test, node_unregistered_cancels_locally_without_a_message) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  x_.nodes.erase("acme/n1");
+  deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
+    return fb::CreateEventDirect(b, fb::EventKind::node_unregistered, 2, "acme", "n1").Union();
+  }));
+  EXPECT_TRUE(engine_->live_agreements().empty());
+  EXPECT_EQ((*store_->get(id))->state, fb::AgreementState::cancelled);
+  EXPECT_TRUE(out_.of(fb::Body::Cancel).empty());
+  loop_.advance(10min);
+  EXPECT_EQ(proposals().size(), 1u);
+}
+
+TEST_F(agbot_engine_test, agreement_verify_is_answered_from_the_node_only) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  auto verify = [&](uint8_t from, const std::string& aid) {
+    deliver(inbound(key_of(from), fb::Body::AgreementVerify, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateAgreementVerifyDirect(b, aid.c_str()).Union();
+    }));
+  };
+  verify(1, id);
+  verify(9, id);
+  verify(1, std::string(32, 'b'));
+  auto replies = out_.of(fb::Body::AgreementVerifyReply);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_TRUE(replies[0]->msg()->body_as_AgreementVerifyReply()->exists());
+  EXPECT_EQ(replies[0]->to, key_of(1));
+  EXPECT_EQ(replies[0]->correlation_id, 42u);
+  EXPECT_FALSE(replies[1]->msg()->body_as_AgreementVerifyReply()->exists());
+  EXPECT_EQ(engine_->stats().dropped_wrong_sender, 1u);
+}
+
+// Kill between Proposal and Reply: the restarted agbot keeps the proposal, makes no second one,
+// and finalizes when the reply arrives.
+TEST_F(agbot_engine_test, restart_from_store_resumes_without_a_second_agreement) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  engine_.reset();  // "kill"
+  loop_.advance(10s);
+
+  start();
+  node_registered("n1", 1, "acme/gps");
+  EXPECT_EQ(proposals().size(), 1u);
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  EXPECT_EQ(engine_->stats().finalized, 1u);
+  EXPECT_EQ(x_.puts, 1);
+  // The resumed timer was for the remaining 20 s only; nothing fires after finalizing.
+  loop_.advance(10min);
+  EXPECT_TRUE(out_.of(fb::Body::Cancel).empty());
+  ASSERT_EQ(engine_->live_agreements().size(), 1u);
+  EXPECT_EQ(engine_->live_agreements()[0].id, id);
+}
+
+TEST_F(agbot_engine_test, restart_after_reply_timeout_passed_cancels_and_retries) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  engine_.reset();
+  loop_.advance(31s);
+  start();
+  ASSERT_EQ(out_.of(fb::Body::Cancel).size(), 1u);
+  EXPECT_EQ(out_.of(fb::Body::Cancel)[0]->msg()->body_as_Cancel()->reason(),
+            fb::CancelReason::ab_no_reply);
+  EXPECT_EQ(proposals().size(), 1u);  // back-off first
+  loop_.advance(5s);
+  ASSERT_EQ(proposals().size(), 2u);
+  EXPECT_NE(proposals()[1]->agreement_id()->str(), id);
+}
+
+// Kill after persisting finalized but before the exchange heard of it: the restart catches up.
+TEST_F(agbot_engine_test, restart_records_finalized_agreement_the_exchange_missed) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  auto a = **store_->get(id);
+  a.state = fb::AgreementState::finalized;
+  a.exchange_synced = false;
+  a.message_confirmed = false;
+  ASSERT_TRUE(store_->update(a));
+  engine_.reset();
+  start();
+  EXPECT_EQ(x_.puts, 1);
+  ASSERT_EQ(out_.of(fb::Body::ReplyAck).size(), 1u);
+  EXPECT_TRUE((*store_->get(id))->exchange_synced);
+  EXPECT_EQ(proposals().size(), 1u);
+}
+
+// A slow node does not hold up others, and no more than max_concurrent wait for replies.
+TEST_F(agbot_engine_test, max_concurrent_bounds_proposals_in_flight) {
+  for (int i = 0; i < 5; ++i) add_node("n" + std::to_string(i), static_cast<uint8_t>(i + 1));
+  auto c = config();
+  c.max_concurrent = 2;
+  start(c);
+  ASSERT_EQ(proposals().size(), 2u);
+  EXPECT_EQ(engine_->queued(), 3u);
+  // One node answers: its slot goes to the next node at once, the silent one keeps waiting.
+  auto ps = proposals();
+  auto id = ps[1]->agreement_id()->str();
+  auto node = ps[1]->node_id()->str();
+  deliver(reply(static_cast<uint8_t>(node[1] - '0' + 1), id, fb::ReplyDecision::accept));
+  EXPECT_EQ(proposals().size(), 3u);
+  EXPECT_EQ(engine_->queued(), 2u);
+}
+
+TEST_F(agbot_engine_test, service_with_unreadable_deployment_is_not_proposed) {
+  for (auto& s : x_.services) s.deployment = {1, 2, 3};
+  add_node("n1", 1);
+  start();
+  EXPECT_TRUE(proposals().empty());
+  EXPECT_TRUE(engine_->live_agreements().empty());
+  EXPECT_EQ(engine_->stats().prepare_failures, 1u);
+}
+
+TEST_F(agbot_engine_test, unresolvable_dependency_is_not_proposed_and_retried) {
+  std::erase_if(x_.services, [](const fb::ServiceT& s) { return s.url == "location"; });
+  add_node("n1", 1);
+  start();
+  EXPECT_TRUE(proposals().empty());
+  EXPECT_EQ(engine_->stats().prepare_failures, 1u);
+  x_.services.push_back(service("location", "1.0.0"));
+  loop_.advance(5s);
+  EXPECT_EQ(proposals().size(), 1u);
+}
+
+}  // namespace
+}  // namespace hmq::agbot
