@@ -1,0 +1,11 @@
+#!/bin/sh
+# Polls http://gps/location.json and http://cpu/cpu.json (the producers' DNS aliases) and logs
+# one line per poll: "got gps=<json> cpu=<json>" or what failed.
+interval="${POLL_INTERVAL:-2}"
+echo "consumer: polling gps and cpu every ${interval}s (agreement ${HZN_AGREEMENTID:-none})"
+while :; do
+  gps=$(wget -q -T 3 -O - http://gps/location.json 2>&1) || gps="unreachable"
+  cpu=$(wget -q -T 3 -O - http://cpu/cpu.json 2>&1) || cpu="unreachable"
+  echo "got gps=${gps} cpu=${cpu}"
+  sleep "$interval"
+done
