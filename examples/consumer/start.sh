@@ -4,8 +4,9 @@
 interval="${POLL_INTERVAL:-2}"
 echo "consumer: polling gps and cpu every ${interval}s (agreement ${HZN_AGREEMENTID:-none})"
 while :; do
-  gps=$(wget -q -T 3 -O - http://gps/location.json 2>&1) || gps="unreachable"
-  cpu=$(wget -q -T 3 -O - http://cpu/cpu.json 2>&1) || cpu="unreachable"
+  # timeout(1), not wget -T: Debian's static busybox wget crashes with -T.
+  gps=$(timeout 3 wget -q -O - http://gps/location.json 2>&1) || gps="unreachable"
+  cpu=$(timeout 3 wget -q -O - http://cpu/cpu.json 2>&1) || cpu="unreachable"
   echo "got gps=${gps} cpu=${cpu}"
   sleep "$interval"
 done
