@@ -18,7 +18,8 @@ CREATE TABLE agreements (
   pattern TEXT NOT NULL, service_org TEXT NOT NULL, service_url TEXT NOT NULL,
   service_version TEXT NOT NULL, proposal BLOB NOT NULL,
   accepted_ms INTEGER NOT NULL, finalized_ms INTEGER NOT NULL, cancelled_ms INTEGER NOT NULL,
-  reason INTEGER NOT NULL, reason_message TEXT NOT NULL, exchange_synced INTEGER NOT NULL);
+  reason INTEGER NOT NULL, reason_message TEXT NOT NULL, exchange_synced INTEGER NOT NULL,
+  cancel_unsent INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE trusted_keys (key BLOB PRIMARY KEY, name TEXT NOT NULL, added_ms INTEGER NOT NULL);
 )sql"},
 }};
@@ -88,8 +89,8 @@ result<void> agent_store::clear_registration() { return db_.exec("DELETE FROM re
 result<std::vector<stored_agreement>> agent_store::agreements() {
   auto st = db_.cached(
       "SELECT id, state, agbot, agbot_key, pattern, service_org, service_url, service_version, "
-      "proposal, accepted_ms, finalized_ms, cancelled_ms, reason, reason_message, exchange_synced "
-      "FROM agreements ORDER BY accepted_ms, id");
+      "proposal, accepted_ms, finalized_ms, cancelled_ms, reason, reason_message, exchange_synced, "
+      "cancel_unsent FROM agreements ORDER BY accepted_ms, id");
   if (!st) return st.err();
   std::vector<stored_agreement> out;
   auto& s = **st;
@@ -113,6 +114,7 @@ result<std::vector<stored_agreement>> agent_store::agreements() {
     a.reason = static_cast<uint16_t>(s.column_int(12));
     a.reason_message = s.column_text(13);
     a.exchange_synced = s.column_int(14) != 0;
+    a.cancel_unsent = s.column_int(15) != 0;
     out.push_back(std::move(a));
   }
   return out;
@@ -122,7 +124,7 @@ result<void> agent_store::put_agreement(const stored_agreement& a) {
   auto st = db_.cached(
       "INSERT OR REPLACE INTO agreements (id, state, agbot, agbot_key, pattern, service_org, "
       "service_url, service_version, proposal, accepted_ms, finalized_ms, cancelled_ms, reason, "
-      "reason_message, exchange_synced) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "reason_message, exchange_synced, cancel_unsent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!st) return st.err();
   auto& s = **st;
   s.bind(1, a.id).bind(2, int64_t{static_cast<int>(a.state)}).bind(3, a.agbot);
@@ -130,6 +132,7 @@ result<void> agent_store::put_agreement(const stored_agreement& a) {
   s.bind(7, a.service_url).bind(8, a.service_version).bind(9, std::span<const uint8_t>(a.proposal));
   s.bind(10, a.accepted_ms).bind(11, a.finalized_ms).bind(12, a.cancelled_ms);
   s.bind(13, int64_t{a.reason}).bind(14, a.reason_message).bind(15, int64_t{a.exchange_synced ? 1 : 0});
+  s.bind(16, int64_t{a.cancel_unsent ? 1 : 0});
   auto e = s.exec();
   if (!e) return e.err();
   return core::ok();

@@ -42,6 +42,7 @@ struct stored_agreement {
   uint16_t reason = 0;              // CancelReason when cancelled
   std::string reason_message;
   bool exchange_synced = false;     // the exchange record matches `state`
+  bool cancel_unsent = false;       // our Cancel to the agbot is not yet acknowledged by the broker
 };
 
 struct trusted_key {

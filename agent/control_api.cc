@@ -196,6 +196,7 @@ json control_api::node_status() {
                      {"dropped_unknown", s.dropped_unknown},
                      {"dropped_bad_agbot", s.dropped_bad_agbot},
                      {"dropped_unrouted", s.dropped_unrouted},
+                     {"dropped_busy", s.dropped_busy},
                      {"store_errors", s.store_errors}};
   return ok_response(out);
 }

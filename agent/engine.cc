@@ -97,6 +97,11 @@ result<void> engine::start() {
       deploy(id);
     }
     if (!a.exchange_synced) sync_exchange(id);
+    // Persisted as cancelled but the Cancel may never have left: send it again.
+    if (a.state == agreement_state::cancelled && a.cancel_unsent) {
+      lg()->info("agreement {}: re-sending Cancel {}", id, a.reason);
+      send_cancel(a);
+    }
   }
   rt_.resumed();  // every finalized workload is handed over: the rest of what runs is orphaned
   // A registration the exchange never confirmed (crash in between) is sent again.
@@ -198,6 +203,11 @@ void engine::on_proposal(const core::wire::opened& m) {
     ++stats_.rejected;
     lg()->info("agreement {}: rejected, node is not registered", id);
     send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed), "node is not registered");
+    return;
+  }
+  if (pending_proposals_.size() >= opts_.max_pending_proposals) {
+    ++stats_.dropped_busy;  // no Reply: the agbot retries after its reply timeout
+    lg()->warn("agreement {}: dropped proposal, {} lookups in flight", id, pending_proposals_.size());
     return;
   }
   // The sender must be the agbot it claims to be: its key is the one the exchange holds for it.
@@ -433,6 +443,7 @@ void engine::cancel_local(const std::string& id, uint16_t reason, std::string me
   next.reason_message = std::move(message);
   // Only a finalized agreement has an exchange record to delete.
   next.exchange_synced = !was_finalized;
+  next.cancel_unsent = notify_agbot;
   if (!persist(next)) return;
   it->second = std::move(next);
   finalize_timers_.erase(id);
@@ -559,10 +570,25 @@ void engine::send_reply(const crypto::public_key& to, const std::string& id, boo
 }
 
 void engine::send_cancel(const stored_agreement& a) {
-  out_.send(a.agbot_key, fb::Body::Cancel, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateCancelDirect(b, a.id.c_str(), static_cast<fb::CancelReason>(a.reason), a.reason_message.c_str())
-        .Union();
-  });
+  out_.send(
+      a.agbot_key, fb::Body::Cancel,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        return fb::CreateCancelDirect(b, a.id.c_str(), static_cast<fb::CancelReason>(a.reason),
+                                      a.reason_message.c_str())
+            .Union();
+      },
+      [this, id = a.id, alive = alive_](result<void> r) {
+        if (!*alive) return;
+        auto it = agreements_.find(id);
+        if (it == agreements_.end() || !it->second.cancel_unsent) return;
+        if (!r) {
+          // Not taken by the broker: the next start sends it again.
+          lg()->warn("agreement {}: Cancel not sent: {}", id, r.err().message());
+          return;
+        }
+        it->second.cancel_unsent = false;
+        (void)persist(it->second);
+      });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ struct engine_options {
   std::chrono::milliseconds exchange_retry{std::chrono::seconds(30)};
   // Live (accepted + finalized) agreements a node takes at most; more proposals are rejected.
   size_t max_live_agreements = 64;
+  // Proposals whose agbot key lookup is in flight; more are dropped so a flood of proposals
+  // with fresh agreement ids cannot turn the agent into an RPC amplifier against the exchange.
+  size_t max_pending_proposals = 32;
 };
 
 // Every drop is counted here (and logged); tests assert on these, not on log text.
@@ -56,6 +59,7 @@ struct engine_counters {
   uint64_t dropped_unknown = 0;     // ReplyAck/Cancel for an agreement this node does not have
   uint64_t dropped_bad_agbot = 0;   // proposal sender is not the exchange's key for its agbot
   uint64_t dropped_unrouted = 0;    // body type the agent does not handle
+  uint64_t dropped_busy = 0;        // too many proposals awaiting their agbot key lookup
   uint64_t store_errors = 0;
 };
 

@@ -53,11 +53,12 @@ class exchange_api {
 
 using body_builder = std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>;
 
-// Sends one sealed protocol message to the mailbox of the holder of `to`.
+// Sends one sealed protocol message to the mailbox of the holder of `to`. `done` (optional) runs
+// once the broker has taken the message (QoS 1 PUBACK) or sending failed.
 class outbox {
  public:
   virtual ~outbox() = default;
-  virtual void send(const crypto::public_key& to, fb::Body type, const body_builder& body) = 0;
+  virtual void send(const crypto::public_key& to, fb::Body type, const body_builder& body, done_fn done = {}) = 0;
 };
 
 // Everything a runtime needs to run an agreement's services (HZN_* environment included).

@@ -67,7 +67,8 @@ std::string read_file(const fs::path& p) {
 }
 
 // Waits for `needle` in the file (inotify on its directory).
-bool wait_for_text(const fs::path& file, const std::string& needle, std::chrono::milliseconds timeout) {
+bool wait_for_text(const fs::path& file, const std::string& needle,
+                   std::chrono::milliseconds timeout) {
   int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   inotify_add_watch(fd, file.parent_path().c_str(), IN_MODIFY | IN_CREATE);
   auto deadline = steady::now() + timeout;
@@ -154,8 +155,8 @@ struct result_line {
 // Runs `clients` closed loops for `dur`: start(i, done) issues one request and calls done(ok)
 // on its loop thread when it is answered.
 template <typename Start>
-result_line closed_loop(int clients, std::chrono::milliseconds dur, std::vector<hmq::core::loop::event_loop*> loops,
-                        Start start) {
+result_line closed_loop(int clients, std::chrono::milliseconds dur,
+                        std::vector<hmq::core::loop::event_loop*> loops, Start start) {
   std::mutex mu;
   std::vector<double> lat;
   std::atomic<uint64_t> count{0}, errors{0};
@@ -202,8 +203,14 @@ result_line closed_loop(int clients, std::chrono::milliseconds dur, std::vector<
 }
 
 void print(const char* what, int clients, const result_line& r) {
-  std::printf("%-22s clients=%d  %9.0f round trips/s   p50 %7.3f ms   p99 %7.3f ms   errors %llu\n", what,
-              clients, r.per_second, r.p50_ms, r.p99_ms, static_cast<unsigned long long>(r.errors));
+  std::printf("%-22s clients=%d  %9.0f round trips/s   p50 %7.3f ms   p99 %7.3f ms   errors %llu\n",
+              what, clients, r.per_second, r.p50_ms, r.p99_ms,
+              static_cast<unsigned long long>(r.errors));
+  // One machine-readable line per figure for scripts/bench.sh (bench/results/latest.json).
+  std::printf(
+      "BENCH_JSON {\"name\":\"%s\",\"clients\":%d,\"round_trips_per_s\":%.1f,"
+      "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%llu}\n",
+      what, clients, r.per_second, r.p50_ms, r.p99_ms, static_cast<unsigned long long>(r.errors));
   std::fflush(stdout);
 }
 
@@ -224,9 +231,11 @@ int main(int argc, char** argv) {
   fs::create_directories(dir);
 
   int port = free_port();
-  std::ofstream(dir / "mosquitto.conf") << "listener " << port << " 127.0.0.1\nallow_anonymous true\n"
-                                        << "set_tcp_nodelay true\npersistence false\nmax_queued_messages 100000\n";
-  child broker({"/usr/sbin/mosquitto", "-c", (dir / "mosquitto.conf").string()}, dir / "mosquitto.log");
+  std::ofstream(dir / "mosquitto.conf")
+      << "listener " << port << " 127.0.0.1\nallow_anonymous true\n"
+      << "set_tcp_nodelay true\npersistence false\nmax_queued_messages 100000\n";
+  child broker({"/usr/sbin/mosquitto", "-c", (dir / "mosquitto.conf").string()},
+               dir / "mosquitto.log");
   std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
   std::this_thread::sleep_for(300ms);  // start-up only; nothing is measured here
 
@@ -235,15 +244,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench: %s\n", xkeys.err().message().c_str());
     return 1;
   }
-  child exchange({exchange_bin.string(), "--broker", uri, "--data-dir", (dir / "data").string(), "--root-password",
-                  "rootpw", "--hash-strength", strength, "--log-level", "warn"},
+  child exchange({exchange_bin.string(), "--broker", uri, "--data-dir", (dir / "data").string(),
+                  "--root-password", "rootpw", "--hash-strength", strength, "--log-level", "warn"},
                  dir / "exchange.log");
   if (!wait_for_text(dir / "exchange.log", "hmq-exchange ready", 20s)) {
-    std::fprintf(stderr, "bench: exchange did not start:\n%s\n", read_file(dir / "exchange.log").c_str());
+    std::fprintf(stderr, "bench: exchange did not start:\n%s\n",
+                 read_file(dir / "exchange.log").c_str());
     return 1;
   }
-  std::printf("exchange bench: mosquitto + hmq-exchange on loopback, %d s per line, token hash strength %s\n",
-              seconds, strength.c_str());
+  std::printf(
+      "exchange bench: mosquitto + hmq-exchange on loopback, %d s per line, token hash strength "
+      "%s\n",
+      seconds, strength.c_str());
 
   // ---- raw MQTT echo: requesters publish to echo/<i>, one echo client answers on reply/<i>.
   {
@@ -254,16 +266,27 @@ int main(int argc, char** argv) {
     std::promise<void> subscribed;
     std::atomic<int> subs{0};
     echo.loop.post([&] {
-      echo.client->subscribe("bench/echo/+", 1, [&](const bus::inbound& in) {
-        echo.client->publish("bench/reply/" + in.topic.substr(in.topic.rfind('/') + 1), in.payload);
-      }, [&](hmq::core::result<void>) { if (++subs == 9) subscribed.set_value(); });
+      echo.client->subscribe(
+          "bench/echo/+", 1,
+          [&](const bus::inbound& in) {
+            echo.client->publish("bench/reply/" + in.topic.substr(in.topic.rfind('/') + 1),
+                                 in.payload);
+          },
+          [&](hmq::core::result<void>) {
+            if (++subs == 9) subscribed.set_value();
+          });
     });
     for (int i = 0; i < 8; ++i) {
       req[i]->loop.post([&, i] {
-        req[i]->client->subscribe("bench/reply/" + std::to_string(i), 1, [&, i](const bus::inbound&) {
-          auto w = std::move(waiting[i]);
-          if (w) w(true);
-        }, [&](hmq::core::result<void>) { if (++subs == 9) subscribed.set_value(); });
+        req[i]->client->subscribe(
+            "bench/reply/" + std::to_string(i), 1,
+            [&, i](const bus::inbound&) {
+              auto w = std::move(waiting[i]);
+              if (w) w(true);
+            },
+            [&](hmq::core::result<void>) {
+              if (++subs == 9) subscribed.set_value();
+            });
       });
     }
     subscribed.get_future().wait_for(10s);
@@ -287,7 +310,10 @@ int main(int argc, char** argv) {
   auto rpc = [&](int i, std::shared_ptr<fb::RpcRequestT> req, std::function<void(bool)> done) {
     peers[i]->messenger->request(
         xkeys->pk, bus::topics{}.rpc(), wire::header{}, fb::Body::RpcRequest,
-        [&](flatbuffers::FlatBufferBuilder& b) { return fb::RpcRequest::Pack(b, req.get()).Union(); }, 30s,
+        [&](flatbuffers::FlatBufferBuilder& b) {
+          return fb::RpcRequest::Pack(b, req.get()).Union();
+        },
+        30s,
         [done](hmq::core::result<wire::opened> r) {
           const fb::RpcResponse* resp = r ? r->message()->body_as_RpcResponse() : nullptr;
           done(resp && resp->status() == fb::RpcStatus::ok);

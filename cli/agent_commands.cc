@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <memory>
 #include <sstream>
@@ -36,11 +37,34 @@ void add_socket_option(CLI::App* cmd, const std::shared_ptr<socket_opt>& s) {
 }
 
 // Exit codes as the rest of hmq (cli/commands.h): 1 usage, 2 refused, 3 unreachable.
-constexpr int exit_usage = 1, exit_refused = 2, exit_unreachable = 3;
+constexpr int exit_ok = 0, exit_usage = 1, exit_refused = 2, exit_unreachable = 3;
+
+struct command_failed {
+  int code;
+};
 
 [[noreturn]] void die(std::ostream& err, const std::string& msg, int code = exit_usage) {
   err << "hmq: error: " << msg << "\n";
-  throw CLI::RuntimeError(code);
+  throw command_failed{code};
+}
+
+// Runs a command body: its exit code (the message is already on `err`).
+int exit_code_of(const std::function<void()>& work) {
+  try {
+    work();
+  } catch (const command_failed& f) {
+    return f.code;
+  }
+  return exit_ok;
+}
+
+// The CLI11 callback of a command: hand the work to `defer` (the hmq binary runs it after
+// parsing) or run it now and report failure as CLI::RuntimeError(code).
+std::function<void()> as_callback(std::function<void()> work, const deferred_action& defer) {
+  return [work = std::move(work), defer] {
+    if (defer) return defer([work] { return exit_code_of(work); });
+    if (int rc = exit_code_of(work)) throw CLI::RuntimeError(rc);
+  };
 }
 
 // One request; a refusal ({"ok": false}) or a transport failure ends the command.
@@ -94,7 +118,7 @@ void check_output(const std::string& o, std::ostream& err) {
 
 }  // namespace
 
-void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
+void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err, deferred_action defer) {
   // register
   {
     struct args {
@@ -110,7 +134,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
         ->check(CLI::ExistingFile);
     cmd->add_option("--arch", a->arch, "Override the node's arch (default: this machine's, in Horizon names)");
     add_socket_option(cmd, s);
-    cmd->callback([a, s, &out, &err] {
+    cmd->callback(as_callback([a, s, &out, &err] {
       json req{{"op", "register"}, {"node", a->node}, {"token", a->token}, {"pattern", a->pattern}};
       if (!a->arch.empty()) req["arch"] = a->arch;
       if (!a->input.empty()) {
@@ -121,17 +145,17 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
       }
       ask(s->path, req, err);
       out << "node " << a->node << " registered for pattern " << a->pattern << "\n";
-    });
+    }, defer));
   }
   // unregister
   {
     auto s = std::make_shared<socket_opt>();
     auto* cmd = app.add_subcommand("unregister", "Cancel every agreement (105) and remove the node's registration");
     add_socket_option(cmd, s);
-    cmd->callback([s, &out, &err] {
+    cmd->callback(as_callback([s, &out, &err] {
       ask(s->path, {{"op", "unregister"}}, err);
       out << "node unregistered\n";
-    });
+    }, defer));
   }
   // agreement list
   {
@@ -140,7 +164,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
     auto* cmd = sub(app, "agreement", "Agreements")->add_subcommand("list", "This node's agreements: state, reason and times");
     cmd->add_option("-o,--output", *o, "json for scripts (default: a table)");
     add_socket_option(cmd, s);
-    cmd->callback([s, o, &out, &err] {
+    cmd->callback(as_callback([s, o, &out, &err] {
       check_output(*o, err);
       json r = ask(s->path, {{"op", "agreement_list"}}, err);
       const json& list = r["agreements"];
@@ -162,7 +186,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
         return;
       }
       print_table(out, rows);
-    });
+    }, defer));
   }
   // node status
   {
@@ -171,7 +195,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
     auto* cmd = sub(app, "node", "This node")->add_subcommand("status", "Registration, broker connection and agreement counters");
     cmd->add_option("-o,--output", *o, "json for scripts (default: text)");
     add_socket_option(cmd, s);
-    cmd->callback([s, o, &out, &err] {
+    cmd->callback(as_callback([s, o, &out, &err] {
       check_output(*o, err);
       json r = ask(s->path, {{"op", "node_status"}}, err);
       r.erase("ok");
@@ -198,7 +222,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
         rows.push_back({"counters:", c});
       }
       print_table(out, rows);
-    });
+    }, defer));
   }
   // key import
   {
@@ -209,7 +233,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
     cmd->add_option("-k,--key", *file, "Publisher public key file (one line of base64)")->required()->check(CLI::ExistingFile);
     cmd->add_option("--name", *name, "Name shown in the trust store (default: the file name)");
     add_socket_option(cmd, s);
-    cmd->callback([s, file, name, &out, &err] {
+    cmd->callback(as_callback([s, file, name, &out, &err] {
       std::ifstream f(*file);
       std::string line;
       std::getline(f, line);
@@ -218,7 +242,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err) {
       std::string n = name->empty() ? std::filesystem::path(*file).filename().string() : *name;
       json r = ask(s->path, {{"op", "key_import"}, {"key", line}, {"name", n}}, err);
       out << "trusted publisher key " << text(r, "key") << " (" << n << ")\n";
-    });
+    }, defer));
   }
 }
 

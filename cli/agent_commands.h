@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -11,12 +12,19 @@
 //   hmq node status [-o json]
 //   hmq key import -k publisher.pub [--name N]
 // Each takes --agent-socket (env HMQ_AGENT_SOCKET, default /var/lib/hmq/agent/agent.sock).
-// Tables for people, -o json for scripts; errors go to `err` and the command exits non-zero
-// (CLI::RuntimeError). Subcommands `agreement`, `node` and `key` are reused if they exist.
+// Tables for people, -o json for scripts; errors go to `err` with hmq's exit codes (1 usage,
+// 2 refused, 3 unreachable). Subcommands `agreement`, `node` and `key` are reused if they exist
+// (add these after hmq's own `key` command).
 namespace hmq::cli {
 
 constexpr const char* default_agent_socket = "/var/lib/hmq/agent/agent.sock";
 
-void add_agent_commands(CLI::App& app, std::ostream& out = std::cout, std::ostream& err = std::cerr);
+// Receives a parsed command's work (returns its exit code) to run after parsing.
+using deferred_action = std::function<void(std::function<int()>)>;
+
+// Without `defer` a command runs inside its CLI11 callback and a failure throws
+// CLI::RuntimeError(exit code). With it, the callback only hands the work over.
+void add_agent_commands(CLI::App& app, std::ostream& out = std::cout, std::ostream& err = std::cerr,
+                        deferred_action defer = {});
 
 }  // namespace hmq::cli

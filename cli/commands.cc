@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/agent_commands.h"
 #include "cli/horizon_json.h"
 #include "cli/registry.h"
 #include "core/bus/client.h"
@@ -423,6 +424,8 @@ class cli_app {
   std::ostream& err_;
   connection_opts conn_;
   std::function<void()> action_;
+  // Set by the agent commands (register, agreement list, ...), which talk to the local agent.
+  std::function<int()> agent_action_;
   std::unique_ptr<session> session_;
 };
 
@@ -545,6 +548,7 @@ void cli_app::build(CLI::App& app) {
   });
 
   add_key_commands(app);
+  add_agent_commands(app, out_, err_, [this](std::function<int()> f) { agent_action_ = std::move(f); });
 
   auto* ex = app.add_subcommand("exchange", "Work with the exchange (orgs, users, nodes, agbots, services, patterns)");
   ex->require_subcommand(1);
@@ -866,6 +870,7 @@ int cli_app::run(const std::vector<std::string>& args) {
     err_ << "hmq: error: " << e.what() << "\n(run with --help for usage)\n";
     return exit_usage;
   }
+  if (agent_action_) return agent_action_();
   if (!action_) {
     err_ << app.help();
     return exit_usage;

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <utility>
 
 #include "core/bus/client.h"
 #include "core/bus/messenger.h"
@@ -21,25 +22,28 @@ namespace wire = core::wire;
 
 void add_flags(CLI::App& cli, app_options& o) {
   cli.add_option("--broker", o.broker, "MQTT broker URI (tcp://, ssl://)")->capture_default_str();
-  cli.add_option("--data-dir", o.data_dir,
-                 "Directory for exchange.key (the exchange's X25519 key pair, 0600) and exchange.db "
-                 "(SQLite store); replicas share it")
+  cli.add_option(
+         "--data-dir", o.data_dir,
+         "Directory for exchange.key (the exchange's X25519 key pair, 0600) and exchange.db "
+         "(SQLite store); replicas share it")
       ->capture_default_str();
   cli.add_option("--root-password", o.root_password,
                  "Password of the superuser root/root, hashed and (re)set at start; may come from "
                  "the environment. Required on the first start")
       ->envname("HMQ_ROOT_PASSWORD");
-  cli.add_option("--hash-strength", o.hash_strength,
-                 "Argon2id cost for new password/token hashes: interactive (default, ~50 ms, 64 MB), "
-                 "moderate (slower, 256 MB) or minimum (tests only)")
+  cli.add_option(
+         "--hash-strength", o.hash_strength,
+         "Argon2id cost for new password/token hashes: interactive (default, ~50 ms, 64 MB), "
+         "moderate (slower, 256 MB) or minimum (tests only)")
       ->check(CLI::IsMember({"interactive", "moderate", "minimum"}))
       ->capture_default_str();
   cli.add_option("--topic-prefix", o.topic_prefix, "Prefix of every topic")->capture_default_str();
   cli.add_option("--log-level", o.log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
-  cli.add_option("--instance", o.instance,
-                 "Name of this replica when several share one data dir (makes the MQTT client id unique)");
+  cli.add_option(
+      "--instance", o.instance,
+      "Name of this replica when several share one data dir (makes the MQTT client id unique)");
   cli.add_flag("--print-public-key", o.print_public_key,
                "Print the exchange's base64 public key (creating the key pair if needed) and exit");
 }
@@ -48,7 +52,8 @@ core::result<crypto::hash_strength> parse_hash_strength(const std::string& s) {
   if (s == "interactive") return crypto::hash_strength::interactive;
   if (s == "moderate") return crypto::hash_strength::moderate;
   if (s == "minimum") return crypto::hash_strength::minimum;
-  return core::error{make_error_code(std::errc::invalid_argument), "unknown hash strength '" + s + "'"};
+  return core::error{make_error_code(std::errc::invalid_argument),
+                     "unknown hash strength '" + s + "'"};
 }
 
 int run(const app_options& o) {
@@ -65,7 +70,8 @@ int run(const app_options& o) {
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
-    std::fprintf(stderr, "hmq-exchange: cannot create data dir %s: %s\n", o.data_dir.c_str(), ec.message().c_str());
+    std::fprintf(stderr, "hmq-exchange: cannot create data dir %s: %s\n", o.data_dir.c_str(),
+                 ec.message().c_str());
     return 1;
   }
   auto keys = crypto::load_or_create_box_keypair(o.data_dir / "exchange.key");
@@ -82,7 +88,8 @@ int run(const app_options& o) {
 
   auto store = db::open(o.data_dir / "exchange.db");
   if (!store) {
-    log->error("cannot open store {}: {}", (o.data_dir / "exchange.db").string(), store.err().message());
+    log->error("cannot open store {}: {}", (o.data_dir / "exchange.db").string(),
+               store.err().message());
     return 1;
   }
   core::loop::event_loop loop;
@@ -102,7 +109,7 @@ int run(const app_options& o) {
   bus::client client(loop, bo);
   wire::codec codec(*keys, loop.time());
   bus::messenger messenger(loop, client, codec, topics);
-  event_publisher events(messenger, loop.time());
+  event_publisher events(messenger, *store, loop.time());
 
   uint64_t served = 0;
   messenger.on(wire::fb::Body::RpcRequest, [&](const wire::opened& m) {
@@ -120,12 +127,15 @@ int run(const app_options& o) {
     events.publish(out.events);
     ++served;
     if (out.response.status != wire::fb::RpcStatus::ok)
-      log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(req->op_type()), out.response.error_message);
+      log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(req->op_type()),
+                 out.response.error_message);
   });
   messenger.listen(topics.rpc_shared());
 
   int exit_code = 0;
+  bool stopping = false;
   auto shutdown = [&] {
+    if (std::exchange(stopping, true)) return;
     messenger.stop();
     client.stop();
     loop.stop();
@@ -134,18 +144,36 @@ int run(const app_options& o) {
     log->info("signal {}: stopping after {} requests", sig, served);
     shutdown();
   });
+  // Ready = both subscriptions confirmed by the broker. The completions are registered first
+  // with no handler; messenger.start() then installs its handlers on the same filters before
+  // the client connects, so no message can arrive without a handler.
+  int confirmed = 0;
+  auto on_subscribed = [&](core::result<void> r) {
+    if (stopping) return;
+    if (!r) {
+      log->error("subscribe failed: {}", r.err().message());
+      exit_code = 1;
+      shutdown();
+      return;
+    }
+    if (++confirmed == 2) {
+      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(),
+                   mailbox.c_str());
+      std::fflush(stderr);
+      log->info("serving {} as {}", topics.rpc_shared(), mailbox);
+      events.publish_pending();
+    }
+  };
   loop.post([&] {
+    client.subscribe(topics.rpc_shared(), 1, nullptr, on_subscribed);
+    client.subscribe(messenger.mailbox_topic(), 1, nullptr, on_subscribed);
+    messenger.start();
     client.start([&](core::result<void> r) {
       if (!r) {
         log->error("cannot connect to {}: {}", o.broker, r.err().message());
         exit_code = 1;
         shutdown();
-        return;
       }
-      messenger.start();
-      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(), mailbox.c_str());
-      std::fflush(stderr);
-      log->info("serving {} as {}", topics.rpc_shared(), mailbox);
     });
   });
   loop.run();

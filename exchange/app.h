@@ -1,9 +1,8 @@
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "core/common/result.h"
 #include "core/crypto/crypto.h"

@@ -94,20 +94,38 @@ CREATE TABLE agreements (
 );
 )sql";
 
-constexpr std::array<core::store::migration, 1> migrations{{{1, schema_v1}}};
+// Version 2: events wait here from the transaction that produced them until the broker has
+// acknowledged their publish, so a crash between COMMIT and publish loses none.
+constexpr std::string_view schema_v2 = R"sql(
+CREATE TABLE event_outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  recipient BLOB NOT NULL,
+  mailbox TEXT NOT NULL,
+  event BLOB NOT NULL
+);
+)sql";
+
+constexpr std::array<core::store::migration, 2> migrations{{{1, schema_v1}, {2, schema_v2}}};
 
 std::string_view table_name(table t) {
   switch (t) {
-    case table::users: return "users";
-    case table::nodes: return "nodes";
-    case table::agbots: return "agbots";
-    case table::services: return "services";
-    case table::patterns: return "patterns";
+    case table::users:
+      return "users";
+    case table::nodes:
+      return "nodes";
+    case table::agbots:
+      return "agbots";
+    case table::services:
+      return "services";
+    case table::patterns:
+      return "patterns";
   }
   return "users";
 }
 
-std::span<const uint8_t> span_of(const std::vector<uint8_t>& v) { return {v.data(), v.size()}; }
+std::span<const uint8_t> span_of(const std::vector<uint8_t>& v) {
+  return {v.data(), v.size()};
+}
 
 // Runs a statement that returns rows of (org, id, public_key, mailbox).
 result<std::vector<agbot_address>> read_addresses(statement* st) {
@@ -154,7 +172,9 @@ result<db> db::open_memory() {
   return out;
 }
 
-result<void> db::migrate() { return db_.migrate(migrations); }
+result<void> db::migrate() {
+  return db_.migrate(migrations);
+}
 
 // ---- orgs
 
@@ -214,8 +234,10 @@ result<std::vector<fb::OrgT>> db::org_list(std::string_view after, uint32_t limi
 
 // ---- generic rows
 
-result<std::optional<std::vector<uint8_t>>> db::blob_get(table t, std::string_view org, std::string_view id) {
-  auto st = db_.cached("SELECT blob FROM " + std::string(table_name(t)) + " WHERE org = ? AND id = ?");
+result<std::optional<std::vector<uint8_t>>> db::blob_get(table t, std::string_view org,
+                                                         std::string_view id) {
+  auto st =
+      db_.cached("SELECT blob FROM " + std::string(table_name(t)) + " WHERE org = ? AND id = ?");
   if (!st) return st.err();
   (*st)->bind_all(org, id);
   auto row = (*st)->step();
@@ -255,13 +277,21 @@ result<std::vector<blob_row>> db::blob_list(table t, std::string_view org, std::
 
 // ---- credentials
 
-result<std::optional<credential>> db::credential_of(fb::AuthKind kind, std::string_view org, std::string_view id) {
+result<std::optional<credential>> db::credential_of(fb::AuthKind kind, std::string_view org,
+                                                    std::string_view id) {
   std::string_view sql;
   switch (kind) {
-    case fb::AuthKind::user: sql = "SELECT password_hash, admin FROM users WHERE org = ? AND id = ?"; break;
-    case fb::AuthKind::node: sql = "SELECT token_hash, 0 FROM nodes WHERE org = ? AND id = ?"; break;
-    case fb::AuthKind::agbot: sql = "SELECT token_hash, 0 FROM agbots WHERE org = ? AND id = ?"; break;
-    default: return std::optional<credential>{};
+    case fb::AuthKind::user:
+      sql = "SELECT password_hash, admin FROM users WHERE org = ? AND id = ?";
+      break;
+    case fb::AuthKind::node:
+      sql = "SELECT token_hash, 0 FROM nodes WHERE org = ? AND id = ?";
+      break;
+    case fb::AuthKind::agbot:
+      sql = "SELECT token_hash, 0 FROM agbots WHERE org = ? AND id = ?";
+      break;
+    default:
+      return std::optional<credential>{};
   }
   auto st = db_.cached(sql);
   if (!st) return st.err();
@@ -277,10 +307,16 @@ result<std::optional<credential>> db::credential_of(fb::AuthKind kind, std::stri
 // ---- users
 
 result<void> db::user_insert(const fb::UserT& u, std::string_view password_hash) {
-  auto st = db_.cached("INSERT INTO users (org, id, password_hash, admin, blob) VALUES (?, ?, ?, ?, ?)");
+  auto st =
+      db_.cached("INSERT INTO users (org, id, password_hash, admin, blob) VALUES (?, ?, ?, ?, ?)");
   if (!st) return st.err();
   auto blob = to_blob<fb::User>(u);
-  (*st)->bind(1, u.org).bind(2, u.username).bind(3, password_hash).bind(4, int64_t{u.admin}).bind(5, span_of(blob));
+  (*st)
+      ->bind(1, u.org)
+      .bind(2, u.username)
+      .bind(3, password_hash)
+      .bind(4, int64_t{u.admin})
+      .bind(5, span_of(blob));
   if (auto r = (*st)->exec(); !r) return r.err();
   return {};
 }
@@ -291,7 +327,11 @@ result<void> db::user_update(const fb::UserT& u, std::string_view password_hash)
       "blob = ? WHERE org = ? AND id = ?");
   if (!st) return st.err();
   auto blob = to_blob<fb::User>(u);
-  (*st)->bind(1, password_hash).bind(2, password_hash).bind(3, int64_t{u.admin}).bind(4, span_of(blob));
+  (*st)
+      ->bind(1, password_hash)
+      .bind(2, password_hash)
+      .bind(3, int64_t{u.admin})
+      .bind(4, span_of(blob));
   (*st)->bind(5, u.org).bind(6, u.username);
   if (auto r = (*st)->exec(); !r) return r.err();
   return {};
@@ -301,7 +341,8 @@ result<void> db::user_update(const fb::UserT& u, std::string_view password_hash)
 
 result<void> db::node_insert(const fb::NodeT& n, std::string_view token_hash) {
   auto st = db_.cached(
-      "INSERT INTO nodes (org, id, token_hash, arch, pattern, public_key, mailbox, last_heartbeat_ms, "
+      "INSERT INTO nodes (org, id, token_hash, arch, pattern, public_key, mailbox, "
+      "last_heartbeat_ms, "
       "registered_ms, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!st) return st.err();
   auto blob = to_blob<fb::Node>(n);
@@ -315,7 +356,8 @@ result<void> db::node_insert(const fb::NodeT& n, std::string_view token_hash) {
 result<void> db::node_update(const fb::NodeT& n, std::string_view token_hash) {
   auto st = db_.cached(
       "UPDATE nodes SET token_hash = CASE WHEN ? = '' THEN token_hash ELSE ? END, arch = ?, "
-      "pattern = ?, public_key = ?, mailbox = ?, last_heartbeat_ms = ?, registered_ms = ?, blob = ? "
+      "pattern = ?, public_key = ?, mailbox = ?, last_heartbeat_ms = ?, registered_ms = ?, blob = "
+      "? "
       "WHERE org = ? AND id = ?");
   if (!st) return st.err();
   auto blob = to_blob<fb::Node>(n);
@@ -326,7 +368,8 @@ result<void> db::node_update(const fb::NodeT& n, std::string_view token_hash) {
   return {};
 }
 
-result<std::vector<fb::NodeT>> db::nodes_of_pattern(std::string_view pattern, std::string_view node_org,
+result<std::vector<fb::NodeT>> db::nodes_of_pattern(std::string_view pattern,
+                                                    std::string_view node_org,
                                                     std::string_view after, uint32_t limit) {
   auto st = db_.cached(
       "SELECT blob FROM nodes WHERE pattern = ? AND org = ? AND id > ? ORDER BY id LIMIT ?");
@@ -346,7 +389,8 @@ result<std::vector<fb::NodeT>> db::nodes_of_pattern(std::string_view pattern, st
 
 result<void> db::agbot_insert(const fb::AgbotT& a, std::string_view token_hash) {
   auto st = db_.cached(
-      "INSERT INTO agbots (org, id, token_hash, public_key, mailbox, blob) VALUES (?, ?, ?, ?, ?, ?)");
+      "INSERT INTO agbots (org, id, token_hash, public_key, mailbox, blob) VALUES (?, ?, ?, ?, ?, "
+      "?)");
   if (!st) return st.err();
   fb::AgbotT stored = a;
   stored.patterns.clear();
@@ -371,7 +415,8 @@ result<void> db::agbot_update(const fb::AgbotT& a, std::string_view token_hash) 
   return {};
 }
 
-result<std::vector<fb::AgbotPatternT>> db::agbot_patterns(std::string_view org, std::string_view id) {
+result<std::vector<fb::AgbotPatternT>> db::agbot_patterns(std::string_view org,
+                                                          std::string_view id) {
   auto st = db_.cached(
       "SELECT pattern_org, pattern, node_org FROM agbot_patterns WHERE org = ? AND id = ? "
       "ORDER BY pattern_org, pattern, node_org");
@@ -391,9 +436,11 @@ result<std::vector<fb::AgbotPatternT>> db::agbot_patterns(std::string_view org, 
   return out;
 }
 
-result<bool> db::agbot_add_pattern(std::string_view org, std::string_view id, const fb::AgbotPatternT& p) {
+result<bool> db::agbot_add_pattern(std::string_view org, std::string_view id,
+                                   const fb::AgbotPatternT& p) {
   auto st = db_.cached(
-      "INSERT OR IGNORE INTO agbot_patterns (org, id, pattern_org, pattern, node_org) VALUES (?, ?, ?, ?, ?)");
+      "INSERT OR IGNORE INTO agbot_patterns (org, id, pattern_org, pattern, node_org) VALUES (?, "
+      "?, ?, ?, ?)");
   if (!st) return st.err();
   (*st)->bind_all(org, id, p.pattern_org, p.pattern, p.node_org);
   auto r = (*st)->exec();
@@ -401,9 +448,11 @@ result<bool> db::agbot_add_pattern(std::string_view org, std::string_view id, co
   return *r > 0;
 }
 
-result<bool> db::agbot_remove_pattern(std::string_view org, std::string_view id, const fb::AgbotPatternT& p) {
+result<bool> db::agbot_remove_pattern(std::string_view org, std::string_view id,
+                                      const fb::AgbotPatternT& p) {
   auto st = db_.cached(
-      "DELETE FROM agbot_patterns WHERE org = ? AND id = ? AND pattern_org = ? AND pattern = ? AND node_org = ?");
+      "DELETE FROM agbot_patterns WHERE org = ? AND id = ? AND pattern_org = ? AND pattern = ? AND "
+      "node_org = ?");
   if (!st) return st.err();
   (*st)->bind_all(org, id, p.pattern_org, p.pattern, p.node_org);
   auto r = (*st)->exec();
@@ -411,8 +460,9 @@ result<bool> db::agbot_remove_pattern(std::string_view org, std::string_view id,
   return *r > 0;
 }
 
-result<bool> db::agbot_serves(std::string_view org, std::string_view id, std::string_view pattern_org,
-                              std::string_view pattern, std::string_view node_org) {
+result<bool> db::agbot_serves(std::string_view org, std::string_view id,
+                              std::string_view pattern_org, std::string_view pattern,
+                              std::string_view node_org) {
   auto st = db_.cached(
       "SELECT 1 FROM agbot_patterns WHERE org = ? AND id = ? AND pattern_org = ? AND pattern = ? "
       "AND (? = '' OR node_org = ?) LIMIT 1");
@@ -424,7 +474,8 @@ result<bool> db::agbot_serves(std::string_view org, std::string_view id, std::st
 result<bool> db::agbot_serves_service(std::string_view org, std::string_view id,
                                       std::string_view service_org, std::string_view service_url) {
   auto st = db_.cached(
-      "SELECT 1 FROM agbot_patterns p JOIN pattern_services s ON s.org = p.pattern_org AND s.id = p.pattern "
+      "SELECT 1 FROM agbot_patterns p JOIN pattern_services s ON s.org = p.pattern_org AND s.id = "
+      "p.pattern "
       "WHERE p.org = ? AND p.id = ? AND s.service_org = ? AND s.service_url = ? LIMIT 1");
   if (!st) return st.err();
   (*st)->bind_all(org, id, service_org, service_url);
@@ -455,7 +506,8 @@ result<std::vector<agbot_address>> db::agbots_serving_service(std::string_view s
 }
 
 result<uint64_t> db::next_event_seq(std::string_view org, std::string_view id) {
-  auto st = db_.cached("UPDATE agbots SET event_seq = event_seq + 1 WHERE org = ? AND id = ? RETURNING event_seq");
+  auto st = db_.cached(
+      "UPDATE agbots SET event_seq = event_seq + 1 WHERE org = ? AND id = ? RETURNING event_seq");
   if (!st) return st.err();
   (*st)->bind_all(org, id);
   auto row = (*st)->step();
@@ -466,13 +518,55 @@ result<uint64_t> db::next_event_seq(std::string_view org, std::string_view id) {
   return seq;
 }
 
+// ---- event outbox
+
+result<int64_t> db::outbox_add(const core::crypto::public_key& recipient, std::string_view mailbox,
+                               const fb::EventT& e) {
+  auto st = db_.cached("INSERT INTO event_outbox (recipient, mailbox, event) VALUES (?, ?, ?)");
+  if (!st) return st.err();
+  auto blob = to_blob<fb::Event>(e);
+  (*st)->bind(1, std::span<const uint8_t>(recipient)).bind(2, mailbox).bind(3, span_of(blob));
+  if (auto r = (*st)->exec(); !r) return r.err();
+  return db_.last_insert_rowid();
+}
+
+result<void> db::outbox_delete(int64_t id) {
+  auto st = db_.cached("DELETE FROM event_outbox WHERE id = ?");
+  if (!st) return st.err();
+  (*st)->bind(1, id);
+  if (auto r = (*st)->exec(); !r) return r.err();
+  return {};
+}
+
+result<std::vector<outbox_entry>> db::outbox_all() {
+  auto st = db_.cached("SELECT id, recipient, mailbox, event FROM event_outbox ORDER BY id");
+  if (!st) return st.err();
+  std::vector<outbox_entry> out;
+  for (;;) {
+    auto row = (*st)->step();
+    if (!row) return row.err();
+    if (!*row) break;
+    auto pk = (*st)->column_blob(1);
+    auto e = from_blob<fb::Event>(span_of((*st)->column_blob(3)));
+    if (pk.size() != core::crypto::public_key_size || !e) continue;
+    outbox_entry o;
+    o.id = (*st)->column_int(0);
+    std::copy(pk.begin(), pk.end(), o.recipient.begin());
+    o.mailbox = (*st)->column_text(2);
+    o.event = std::move(*e);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 // ---- services
 
 result<void> db::service_put(const fb::ServiceT& s, std::string_view id, bool insert) {
-  auto st = db_.cached(insert ? "INSERT INTO services (url, version, arch, public, blob, org, id) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?)"
-                              : "UPDATE services SET url = ?, version = ?, arch = ?, public = ?, blob = ? "
-                                "WHERE org = ? AND id = ?");
+  auto st = db_.cached(
+      insert ? "INSERT INTO services (url, version, arch, public, blob, org, id) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)"
+             : "UPDATE services SET url = ?, version = ?, arch = ?, public = ?, blob = ? "
+               "WHERE org = ? AND id = ?");
   if (!st) return st.err();
   auto blob = to_blob<fb::Service>(s);
   (*st)->bind(1, s.url).bind(2, s.version).bind(3, s.arch).bind(4, int64_t{s.public_});
@@ -484,7 +578,8 @@ result<void> db::service_put(const fb::ServiceT& s, std::string_view id, bool in
 result<std::optional<bool>> db::service_public(std::string_view org, std::string_view url,
                                                std::string_view version, std::string_view arch) {
   auto st = db_.cached(
-      "SELECT MAX(public) FROM services WHERE org = ? AND url = ? AND version = ? AND (? = '*' OR arch = ?) "
+      "SELECT MAX(public) FROM services WHERE org = ? AND url = ? AND version = ? AND (? = '*' OR "
+      "arch = ?) "
       "HAVING COUNT(*) > 0");
   if (!st) return st.err();
   (*st)->bind_all(org, url, version, arch, arch);
@@ -499,8 +594,9 @@ result<std::optional<bool>> db::service_public(std::string_view org, std::string
 // ---- patterns
 
 result<void> db::pattern_put(const fb::PatternT& p, bool insert) {
-  auto st = db_.cached(insert ? "INSERT INTO patterns (public, blob, org, id) VALUES (?, ?, ?, ?)"
-                              : "UPDATE patterns SET public = ?, blob = ? WHERE org = ? AND id = ?");
+  auto st =
+      db_.cached(insert ? "INSERT INTO patterns (public, blob, org, id) VALUES (?, ?, ?, ?)"
+                        : "UPDATE patterns SET public = ?, blob = ? WHERE org = ? AND id = ?");
   if (!st) return st.err();
   auto blob = to_blob<fb::Pattern>(p);
   (*st)->bind(1, int64_t{p.public_}).bind(2, span_of(blob)).bind(3, p.org).bind(4, p.name);
@@ -512,7 +608,8 @@ result<void> db::pattern_put(const fb::PatternT& p, bool insert) {
   for (const auto& s : p.services) {
     if (!s) continue;
     auto ins = db_.cached(
-        "INSERT OR IGNORE INTO pattern_services (org, id, service_org, service_url) VALUES (?, ?, ?, ?)");
+        "INSERT OR IGNORE INTO pattern_services (org, id, service_org, service_url) VALUES (?, ?, "
+        "?, ?)");
     if (!ins) return ins.err();
     (*ins)->bind_all(p.org, p.name, s->service_org, s->service_url);
     if (auto r = (*ins)->exec(); !r) return r.err();
@@ -523,7 +620,8 @@ result<void> db::pattern_put(const fb::PatternT& p, bool insert) {
 result<bool> db::pattern_references(std::string_view org, std::string_view name,
                                     std::string_view service_org, std::string_view service_url) {
   auto st = db_.cached(
-      "SELECT 1 FROM pattern_services WHERE org = ? AND id = ? AND service_org = ? AND service_url = ?");
+      "SELECT 1 FROM pattern_services WHERE org = ? AND id = ? AND service_org = ? AND service_url "
+      "= ?");
   if (!st) return st.err();
   (*st)->bind_all(org, name, service_org, service_url);
   return exists(*st);
@@ -542,8 +640,10 @@ result<void> db::agreement_put(const fb::AgreementRecordT& r) {
   return {};
 }
 
-result<std::vector<fb::AgreementRecordT>> db::agreement_list(std::string_view node_org, std::string_view node_id) {
-  auto st = db_.cached("SELECT blob FROM agreements WHERE node_org = ? AND node_id = ? ORDER BY agreement_id");
+result<std::vector<fb::AgreementRecordT>> db::agreement_list(std::string_view node_org,
+                                                             std::string_view node_id) {
+  auto st = db_.cached(
+      "SELECT blob FROM agreements WHERE node_org = ? AND node_id = ? ORDER BY agreement_id");
   if (!st) return st.err();
   (*st)->bind_all(node_org, node_id);
   std::vector<fb::AgreementRecordT> out;
@@ -551,13 +651,16 @@ result<std::vector<fb::AgreementRecordT>> db::agreement_list(std::string_view no
     auto row = (*st)->step();
     if (!row) return row.err();
     if (!*row) break;
-    if (auto r = from_blob<fb::AgreementRecord>(span_of((*st)->column_blob(0)))) out.push_back(std::move(*r));
+    if (auto r = from_blob<fb::AgreementRecord>(span_of((*st)->column_blob(0))))
+      out.push_back(std::move(*r));
   }
   return out;
 }
 
-result<bool> db::agreement_delete(std::string_view node_org, std::string_view node_id, std::string_view id) {
-  auto st = db_.cached("DELETE FROM agreements WHERE node_org = ? AND node_id = ? AND agreement_id = ?");
+result<bool> db::agreement_delete(std::string_view node_org, std::string_view node_id,
+                                  std::string_view id) {
+  auto st =
+      db_.cached("DELETE FROM agreements WHERE node_org = ? AND node_id = ? AND agreement_id = ?");
   if (!st) return st.err();
   (*st)->bind_all(node_org, node_id, id);
   auto r = (*st)->exec();

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <flatbuffers/flatbuffers.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -8,8 +10,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <flatbuffers/flatbuffers.h>
 
 #include "core/common/result.h"
 #include "core/crypto/crypto.h"
@@ -64,6 +64,14 @@ struct agbot_address {
   std::string mailbox;
 };
 
+// An event waiting for the broker's acknowledgement.
+struct outbox_entry {
+  int64_t id = 0;
+  core::crypto::public_key recipient{};
+  std::string mailbox;
+  fb::EventT event;
+};
+
 // One page of keys+blobs.
 struct blob_row {
   std::string org;
@@ -91,13 +99,15 @@ class db {
   result<std::vector<fb::OrgT>> org_list(std::string_view after, uint32_t limit);
 
   // ---- generic (org, id, blob) rows
-  result<std::optional<std::vector<uint8_t>>> blob_get(table t, std::string_view org, std::string_view id);
+  result<std::optional<std::vector<uint8_t>>> blob_get(table t, std::string_view org,
+                                                       std::string_view id);
   result<bool> row_delete(table t, std::string_view org, std::string_view id);
   result<std::vector<blob_row>> blob_list(table t, std::string_view org, std::string_view after,
                                           uint32_t limit, bool public_only = false);
 
   // ---- credentials
-  result<std::optional<credential>> credential_of(fb::AuthKind kind, std::string_view org, std::string_view id);
+  result<std::optional<credential>> credential_of(fb::AuthKind kind, std::string_view org,
+                                                  std::string_view id);
 
   // ---- users
   result<void> user_insert(const fb::UserT& u, std::string_view password_hash);
@@ -107,15 +117,18 @@ class db {
   // ---- nodes (pattern, key and mailbox come from the NodeT)
   result<void> node_insert(const fb::NodeT& n, std::string_view token_hash);
   result<void> node_update(const fb::NodeT& n, std::string_view token_hash);
-  result<std::vector<fb::NodeT>> nodes_of_pattern(std::string_view pattern, std::string_view node_org,
-                                                  std::string_view after, uint32_t limit);
+  result<std::vector<fb::NodeT>> nodes_of_pattern(std::string_view pattern,
+                                                  std::string_view node_org, std::string_view after,
+                                                  uint32_t limit);
 
   // ---- agbots (patterns live in agbot_patterns, not in the blob)
   result<void> agbot_insert(const fb::AgbotT& a, std::string_view token_hash);
   result<void> agbot_update(const fb::AgbotT& a, std::string_view token_hash);
   result<std::vector<fb::AgbotPatternT>> agbot_patterns(std::string_view org, std::string_view id);
-  result<bool> agbot_add_pattern(std::string_view org, std::string_view id, const fb::AgbotPatternT& p);
-  result<bool> agbot_remove_pattern(std::string_view org, std::string_view id, const fb::AgbotPatternT& p);
+  result<bool> agbot_add_pattern(std::string_view org, std::string_view id,
+                                 const fb::AgbotPatternT& p);
+  result<bool> agbot_remove_pattern(std::string_view org, std::string_view id,
+                                    const fb::AgbotPatternT& p);
   // Does agbot org/id serve pattern_org/pattern for nodes of node_org (empty = any node org)?
   result<bool> agbot_serves(std::string_view org, std::string_view id, std::string_view pattern_org,
                             std::string_view pattern, std::string_view node_org);
@@ -133,6 +146,12 @@ class db {
   // replicas on the same store).
   result<uint64_t> next_event_seq(std::string_view org, std::string_view id);
 
+  // ---- event outbox (written in the change's transaction, deleted once published)
+  result<int64_t> outbox_add(const core::crypto::public_key& recipient, std::string_view mailbox,
+                             const fb::EventT& e);
+  result<void> outbox_delete(int64_t id);
+  result<std::vector<outbox_entry>> outbox_all();
+
   // ---- services
   result<void> service_put(const fb::ServiceT& s, std::string_view id, bool insert);
   // Any service org/url/version with this arch ("*" = any arch)?
@@ -147,8 +166,10 @@ class db {
 
   // ---- agreements
   result<void> agreement_put(const fb::AgreementRecordT& r);
-  result<std::vector<fb::AgreementRecordT>> agreement_list(std::string_view node_org, std::string_view node_id);
-  result<bool> agreement_delete(std::string_view node_org, std::string_view node_id, std::string_view id);
+  result<std::vector<fb::AgreementRecordT>> agreement_list(std::string_view node_org,
+                                                           std::string_view node_id);
+  result<bool> agreement_delete(std::string_view node_org, std::string_view node_id,
+                                std::string_view id);
   result<int64_t> agreement_delete_all(std::string_view node_org, std::string_view node_id);
 
  private:

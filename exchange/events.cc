@@ -6,7 +6,8 @@
 namespace hmq::exchange {
 namespace {
 
-result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_address>& to, const fb::EventT& e) {
+result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_address>& to,
+                                           const fb::EventT& e) {
   std::vector<addressed_event> out;
   out.reserve(to.size());
   for (const auto& a : to) {
@@ -14,6 +15,9 @@ result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_addres
     if (!seq) return seq.err();
     addressed_event ev{a.public_key, a.mailbox, e};
     ev.event.seq = *seq;
+    auto id = d.outbox_add(ev.recipient, ev.mailbox, ev.event);
+    if (!id) return id.err();
+    ev.outbox_id = *id;
     out.push_back(std::move(ev));
   }
   return out;
@@ -21,7 +25,8 @@ result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_addres
 
 }  // namespace
 
-result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind, const fb::NodeT& node,
+result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind,
+                                                        const fb::NodeT& node,
                                                         std::string_view pattern) {
   auto q = split_qualified(pattern);
   if (!q) return std::vector<addressed_event>{};
@@ -38,7 +43,8 @@ result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kin
   return stamp(d, *to, e);
 }
 
-result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind, std::string_view org,
+result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
                                                            std::string_view name) {
   auto to = d.agbots_serving_pattern(org, name, "");
   if (!to) return to.err();
@@ -50,8 +56,10 @@ result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind 
   return stamp(d, *to, e);
 }
 
-result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind, std::string_view org,
-                                                           std::string_view url, std::string_view id) {
+result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
+                                                           std::string_view url,
+                                                           std::string_view id) {
   auto to = d.agbots_serving_service(org, url);
   if (!to) return to.err();
   fb::EventT e;
@@ -62,18 +70,30 @@ result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind 
 }
 
 std::vector<uint8_t> event_message(const fb::EventT& e, const core::loop::clock& clock) {
-  return core::wire::build_message({}, clock, fb::Body::Event,
-                                   [&](flatbuffers::FlatBufferBuilder& b) { return fb::Event::Pack(b, &e).Union(); });
+  return core::wire::build_message(
+      {}, clock, fb::Body::Event,
+      [&](flatbuffers::FlatBufferBuilder& b) { return fb::Event::Pack(b, &e).Union(); });
+}
+
+void event_publisher::send(const addressed_event& ev) {
+  auto msg = event_message(ev.event, clock_);
+  core::bus::publish_options o;
+  o.qos = 1;
+  messenger_.send(ev.recipient, msg, o, {}, [this, id = ev.outbox_id](core::result<void> r) {
+    // Not acknowledged (stopped, broker gone): the row stays and goes out at the next start.
+    if (r && id > 0) (void)db_.outbox_delete(id);
+  });
+  ++published_;
 }
 
 void event_publisher::publish(const std::vector<addressed_event>& events) {
-  for (const auto& ev : events) {
-    auto msg = event_message(ev.event, clock_);
-    core::bus::publish_options o;
-    o.qos = 1;
-    messenger_.send(ev.recipient, msg, o);
-    ++published_;
-  }
+  for (const auto& ev : events) send(ev);
+}
+
+void event_publisher::publish_pending() {
+  auto pending = db_.outbox_all();
+  if (!pending) return;
+  for (auto& p : *pending) send(addressed_event{p.recipient, p.mailbox, std::move(p.event), p.id});
 }
 
 }  // namespace hmq::exchange

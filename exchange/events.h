@@ -23,28 +23,41 @@ struct addressed_event {
   core::crypto::public_key recipient{};
   std::string mailbox;
   fb::EventT event;
+  int64_t outbox_id = 0;  // its row in event_outbox, deleted once the broker has it
 };
 
 // Inside a transaction: the events for agbots that serve `pattern` ("org/name") for nodes of
 // node.org. Each event gets the recipient's next sequence number.
-result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind, const fb::NodeT& node,
+result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kind,
+                                                        const fb::NodeT& node,
                                                         std::string_view pattern);
 // Inside a transaction: events for agbots serving pattern org/name.
-result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind, std::string_view org,
+result<std::vector<addressed_event>> address_pattern_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
                                                            std::string_view name);
 // Inside a transaction: events for agbots serving a pattern that references service org+url.
-result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind, std::string_view org,
-                                                           std::string_view url, std::string_view id);
+result<std::vector<addressed_event>> address_service_event(db& d, fb::EventKind kind,
+                                                           std::string_view org,
+                                                           std::string_view url,
+                                                           std::string_view id);
 
-// Seals and publishes addressed events (QoS 1) to each recipient's mailbox. Loop thread only.
+// Seals and publishes addressed events (QoS 1) to each recipient's mailbox and deletes each
+// from the outbox once the broker acknowledged it. Loop thread only.
 class event_publisher {
  public:
-  event_publisher(core::bus::messenger& m, const core::loop::clock& clock) : messenger_(m), clock_(clock) {}
+  event_publisher(core::bus::messenger& m, db& d, const core::loop::clock& clock)
+      : messenger_(m), db_(d), clock_(clock) {}
   void publish(const std::vector<addressed_event>& events);
+  // Publishes what a previous run (or a replica) left in the outbox. Recipients may see an
+  // event twice (same seq) if another replica is publishing it at the same moment.
+  void publish_pending();
   uint64_t published() const { return published_; }
 
  private:
+  void send(const addressed_event& ev);
+
   core::bus::messenger& messenger_;
+  db& db_;
   const core::loop::clock& clock_;
   uint64_t published_ = 0;
 };

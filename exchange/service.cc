@@ -15,7 +15,9 @@ using rpc_error = service::rpc_error;
 // nullopt = go on; an error = stop and answer it.
 using step = std::optional<rpc_error>;
 
-std::string principal::str() const { return org + "/" + id; }
+std::string principal::str() const {
+  return org + "/" + id;
+}
 
 namespace {
 
@@ -32,12 +34,17 @@ rpc_error invalid(const std::string& field, const std::string& why) {
   return {fb::RpcStatus::invalid_argument, "invalid field '" + field + "': " + why, field};
 }
 rpc_error not_found(std::string_view what, std::string_view key) {
-  return {fb::RpcStatus::not_found, std::string(what) + " '" + std::string(key) + "' not found", {}};
+  return {
+      fb::RpcStatus::not_found, std::string(what) + " '" + std::string(key) + "' not found", {}};
 }
 rpc_error already_exists(std::string_view what, std::string_view key) {
-  return {fb::RpcStatus::already_exists, std::string(what) + " '" + std::string(key) + "' already exists", {}};
+  return {fb::RpcStatus::already_exists,
+          std::string(what) + " '" + std::string(key) + "' already exists",
+          {}};
 }
-rpc_error forbidden(std::string msg) { return {fb::RpcStatus::forbidden, std::move(msg), {}}; }
+rpc_error forbidden(std::string msg) {
+  return {fb::RpcStatus::forbidden, std::move(msg), {}};
+}
 rpc_error internal(const core::error& e) {
   if (e.code == make_error_code(core::store::errc::busy))
     return {fb::RpcStatus::unavailable, "store busy, retry", {}};
@@ -45,15 +52,19 @@ rpc_error internal(const core::error& e) {
 }
 
 bool id_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-         c == '@' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '@' || c == '-';
 }
-bool digit(char c) { return c >= '0' && c <= '9'; }
+bool digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 step check_id(const std::string& field, std::string_view s) {
   if (s.empty()) return invalid(field, "required");
-  if (s.size() > max_id) return invalid(field, "longer than " + std::to_string(max_id) + " characters");
-  if (!std::all_of(s.begin(), s.end(), id_char)) return invalid(field, "only letters, digits and . _ @ - are allowed");
+  if (s.size() > max_id)
+    return invalid(field, "longer than " + std::to_string(max_id) + " characters");
+  if (!std::all_of(s.begin(), s.end(), id_char))
+    return invalid(field, "only letters, digits and . _ @ - are allowed");
   return {};
 }
 step check_text(const std::string& field, std::string_view s, size_t max, bool required = false) {
@@ -64,9 +75,11 @@ step check_text(const std::string& field, std::string_view s, size_t max, bool r
 }
 step check_url(const std::string& field, std::string_view s) {
   if (s.empty()) return invalid(field, "required");
-  if (s.size() > max_url) return invalid(field, "longer than " + std::to_string(max_url) + " characters");
+  if (s.size() > max_url)
+    return invalid(field, "longer than " + std::to_string(max_url) + " characters");
   for (char c : s)
-    if (c <= ' ' || c == 0x7f) return invalid(field, "must not contain spaces or control characters");
+    if (c <= ' ' || c == 0x7f)
+      return invalid(field, "must not contain spaces or control characters");
   return {};
 }
 bool version_ok(std::string_view s) {
@@ -93,14 +106,16 @@ bool version_ok(std::string_view s) {
 }
 step check_version(const std::string& field, std::string_view s) {
   if (s.empty()) return invalid(field, "required");
-  if (!version_ok(s)) return invalid(field, "'" + std::string(s.substr(0, 64)) + "' is not a version like 1.2.3");
+  if (!version_ok(s))
+    return invalid(field, "'" + std::string(s.substr(0, 64)) + "' is not a version like 1.2.3");
   return {};
 }
 // Horizon's versionRange: "" (any), "1.0.0" (at least), "[1.0.0,2.0.0)", "[1.0.0,INFINITY)".
 step check_version_range(const std::string& field, std::string_view s) {
   if (s.empty()) return {};
   if (s.front() != '[' && s.front() != '(') {
-    if (!version_ok(s)) return invalid(field, "'" + std::string(s.substr(0, 64)) + "' is not a version or range");
+    if (!version_ok(s))
+      return invalid(field, "'" + std::string(s.substr(0, 64)) + "' is not a version or range");
     return {};
   }
   auto comma = s.find(',');
@@ -125,7 +140,8 @@ step check_count(const std::string& field, size_t n, size_t max = max_items) {
 }
 step check_secret(const std::string& field, std::string_view s, bool required) {
   if (required && s.empty()) return invalid(field, "required");
-  if (s.size() > max_secret) return invalid(field, "longer than " + std::to_string(max_secret) + " characters");
+  if (s.size() > max_secret)
+    return invalid(field, "longer than " + std::to_string(max_secret) + " characters");
   return {};
 }
 step check_qualified(const std::string& field, std::string_view s) {
@@ -135,12 +151,13 @@ step check_qualified(const std::string& field, std::string_view s) {
   return check_id(field, q->name);
 }
 
-#define HMQ_CHECK(expr) \
-  do {                  \
+#define HMQ_CHECK(expr)              \
+  do {                               \
     if (auto e_ = (expr)) return e_; \
   } while (0)
 
-step check_service_user_inputs(const std::string& field, const std::vector<std::unique_ptr<fb::ServiceUserInputT>>& v) {
+step check_service_user_inputs(const std::string& field,
+                               const std::vector<std::unique_ptr<fb::ServiceUserInputT>>& v) {
   HMQ_CHECK(check_count(field, v.size()));
   for (size_t i = 0; i < v.size(); ++i) {
     std::string f = field + "[" + std::to_string(i) + "]";
@@ -170,7 +187,8 @@ bool digest_ok(std::string_view d) {
 
 step check_strings(const std::string& field, const std::vector<std::string>& v) {
   HMQ_CHECK(check_count(field, v.size()));
-  for (size_t i = 0; i < v.size(); ++i) HMQ_CHECK(check_text(field + "[" + std::to_string(i) + "]", v[i], max_text));
+  for (size_t i = 0; i < v.size(); ++i)
+    HMQ_CHECK(check_text(field + "[" + std::to_string(i) + "]", v[i], max_text));
   return {};
 }
 
@@ -179,7 +197,8 @@ step check_deployment(const fb::ServiceT& s) {
   if (s.deployment.empty()) return invalid("deployment", "required: a signed deployment");
   if (s.deployment.size() > max_deployment) return invalid("deployment", "larger than 128 KiB");
   flatbuffers::Verifier v(s.deployment.data(), s.deployment.size());
-  if (!v.VerifyBuffer<fb::Deployment>(nullptr)) return invalid("deployment", "not a valid Deployment buffer");
+  if (!v.VerifyBuffer<fb::Deployment>(nullptr))
+    return invalid("deployment", "not a valid Deployment buffer");
   if (s.publisher_key.size() != crypto::public_key_size)
     return invalid("publisher_key", "required: a 32-byte Ed25519 public key");
   if (s.deployment_signature.size() != crypto::signature_size)
@@ -188,7 +207,8 @@ step check_deployment(const fb::ServiceT& s) {
     return invalid("deployment_signature", "does not verify against publisher_key");
   fb::DeploymentT d;
   flatbuffers::GetRoot<fb::Deployment>(s.deployment.data())->UnPackTo(&d);
-  if (d.containers.empty()) return invalid("deployment.containers", "at least one container is required");
+  if (d.containers.empty())
+    return invalid("deployment.containers", "at least one container is required");
   HMQ_CHECK(check_count("deployment.containers", d.containers.size(), 64));
   for (size_t i = 0; i < d.containers.size(); ++i) {
     std::string f = "deployment.containers[" + std::to_string(i) + "]";
@@ -205,7 +225,8 @@ step check_deployment(const fb::ServiceT& s) {
     HMQ_CHECK(check_strings(f + ".devices", c.devices));
     HMQ_CHECK(check_strings(f + ".cap_add", c.cap_add));
     HMQ_CHECK(check_count(f + ".ports", c.ports.size()));
-    if (!c.network.empty() && c.network != "host") return invalid(f + ".network", "must be empty or host");
+    if (!c.network.empty() && c.network != "host")
+      return invalid(f + ".network", "must be empty or host");
   }
   return {};
 }
@@ -267,7 +288,8 @@ step check_pattern(const fb::PatternT& p) {
     HMQ_CHECK(check_url(f + ".service_url", s.service_url));
     HMQ_CHECK(check_id(f + ".service_org", s.service_org));
     HMQ_CHECK(check_arch(f + ".service_arch", s.service_arch, true));
-    if (s.service_versions.empty()) return invalid(f + ".service_versions", "at least one version is required");
+    if (s.service_versions.empty())
+      return invalid(f + ".service_versions", "at least one version is required");
     HMQ_CHECK(check_count(f + ".service_versions", s.service_versions.size(), 16));
     for (size_t j = 0; j < s.service_versions.size(); ++j) {
       std::string g = f + ".service_versions[" + std::to_string(j) + "]";
@@ -278,7 +300,8 @@ step check_pattern(const fb::PatternT& p) {
           return invalid(g + ".priority", "retries and durations must not be negative");
       }
     }
-    if (s.node_health && (s.node_health->missing_heartbeat_interval < 0 || s.node_health->check_agreement_status < 0))
+    if (s.node_health && (s.node_health->missing_heartbeat_interval < 0 ||
+                          s.node_health->check_agreement_status < 0))
       return invalid(f + ".node_health", "intervals must not be negative");
   }
   return check_service_user_inputs("user_inputs", p.user_inputs);
@@ -293,42 +316,59 @@ step check_agbot_pattern(const std::string& field, const fb::AgbotPatternT& p) {
 
 std::string_view kind_name(fb::ResourceKind k) {
   switch (k) {
-    case fb::ResourceKind::org: return "org";
-    case fb::ResourceKind::user: return "user";
-    case fb::ResourceKind::node: return "node";
-    case fb::ResourceKind::agbot: return "agbot";
-    case fb::ResourceKind::service: return "service";
-    case fb::ResourceKind::pattern: return "pattern";
-    default: return "resource";
+    case fb::ResourceKind::org:
+      return "org";
+    case fb::ResourceKind::user:
+      return "user";
+    case fb::ResourceKind::node:
+      return "node";
+    case fb::ResourceKind::agbot:
+      return "agbot";
+    case fb::ResourceKind::service:
+      return "service";
+    case fb::ResourceKind::pattern:
+      return "pattern";
+    default:
+      return "resource";
   }
 }
 std::string_view auth_name(fb::AuthKind k) {
   switch (k) {
-    case fb::AuthKind::user: return "user";
-    case fb::AuthKind::node: return "node";
-    case fb::AuthKind::agbot: return "agbot";
-    default: return "principal";
+    case fb::AuthKind::user:
+      return "user";
+    case fb::AuthKind::node:
+      return "node";
+    case fb::AuthKind::agbot:
+      return "agbot";
+    default:
+      return "principal";
   }
 }
 std::string cache_key_of(fb::AuthKind k, std::string_view org, std::string_view id) {
   return std::string(auth_name(k)) + ":" + std::string(org) + "/" + std::string(id);
 }
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string();
+}
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 
-service::service(db& d, const crypto::box_keypair& self, const core::loop::clock& clock, service_options o)
+service::service(db& d, const crypto::box_keypair& self, const core::loop::clock& clock,
+                 service_options o)
     : db_(d), self_(self), clock_(clock), opts_(o), cache_key_(32) {
   crypto::random_bytes({cache_key_.data(), cache_key_.size()});
 }
 
-result<std::string> service::hash(std::string_view secret) { return crypto::hash_password(secret, opts_.strength); }
+result<std::string> service::hash(std::string_view secret) {
+  return crypto::hash_password(secret, opts_.strength);
+}
 
-bool service::verify_cached(const std::string& key, const std::string& stored_hash, std::string_view secret) {
-  auto mac = crypto::generic_hash({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()}, 32,
-                                  cache_key_.view());
+bool service::verify_cached(const std::string& key, const std::string& stored_hash,
+                            std::string_view secret) {
+  auto mac = crypto::generic_hash({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()},
+                                  32, cache_key_.view());
   if (auto it = cache_.find(key); it != cache_.end() && it->second.stored_hash == stored_hash &&
                                   crypto::equal(it->second.mac, mac)) {
     ++cache_hits_;
@@ -346,8 +386,9 @@ result<void> service::bootstrap_root(std::string_view root_password) {
   if (!existing) return existing.err();
   if (root_password.empty()) {
     if (*existing) return {};
-    return core::error{make_error_code(core::store::errc::sql_error),
-                       "no root password given and no root user exists: set --root-password or HMQ_ROOT_PASSWORD"};
+    return core::error{
+        make_error_code(core::store::errc::sql_error),
+        "no root password given and no root user exists: set --root-password or HMQ_ROOT_PASSWORD"};
   }
   auto h = hash(root_password);
   if (!h) return h.err();
@@ -405,8 +446,8 @@ class handler {
       return rpc_error{fb::RpcStatus::unauthorized, "unknown credential kind", {}};
     std::string who = std::string(auth_name(kind)) + " " + org + "/" + id;
     rpc_error bad{fb::RpcStatus::unauthorized, "bad credentials for " + who, {}};
-    if (org.size() > max_id || id.size() > max_id || secret.size() > max_secret || org.empty() || id.empty() ||
-        secret.empty())
+    if (org.size() > max_id || id.size() > max_id || secret.size() > max_secret || org.empty() ||
+        id.empty() || secret.empty())
       return bad;
     auto cred = db_.credential_of(kind, org, id);
     if (!cred) return internal(cred.err());
@@ -423,7 +464,9 @@ class handler {
   // ---- authorization
 
   bool is_user() const { return p_.kind == fb::AuthKind::user; }
-  bool can_admin(std::string_view org) const { return p_.root || (is_user() && p_.admin && p_.org == org); }
+  bool can_admin(std::string_view org) const {
+    return p_.root || (is_user() && p_.admin && p_.org == org);
+  }
   bool can_write(std::string_view org) const { return p_.root || (is_user() && p_.org == org); }
   bool is_node(std::string_view org, std::string_view id) const {
     return p_.kind == fb::AuthKind::node && p_.org == org && p_.id == id;
@@ -432,12 +475,12 @@ class handler {
     return p_.kind == fb::AuthKind::agbot && p_.org == org && p_.id == id;
   }
   rpc_error denied(std::string_view verb, std::string_view org) const {
-    return forbidden(std::string(auth_name(p_.kind)) + " " + p_.str() + " may not " + std::string(verb) + " org " +
-                     std::string(org));
+    return forbidden(std::string(auth_name(p_.kind)) + " " + p_.str() + " may not " +
+                     std::string(verb) + " org " + std::string(org));
   }
   rpc_error denied_on(std::string_view verb, std::string_view what, std::string_view key) const {
-    return forbidden(std::string(auth_name(p_.kind)) + " " + p_.str() + " may not " + std::string(verb) + " " +
-                     std::string(what) + " " + std::string(key));
+    return forbidden(std::string(auth_name(p_.kind)) + " " + p_.str() + " may not " +
+                     std::string(verb) + " " + std::string(what) + " " + std::string(key));
   }
 
   // The registered pattern of the calling node ("" when the caller is not a registered node).
@@ -448,7 +491,8 @@ class handler {
   }
 
   template <typename Table>
-  std::optional<typename Table::NativeTableType> load(table t, std::string_view org, std::string_view id) {
+  std::optional<typename Table::NativeTableType> load(table t, std::string_view org,
+                                                      std::string_view id) {
     auto b = db_.blob_get(t, org, id);
     if (!b || !*b) return std::nullopt;
     return from_blob<Table>(**b);
@@ -467,7 +511,8 @@ class handler {
 
   result<bool> may_read_pattern(const fb::PatternT& p) {
     if (p.public_ || can_write(p.org)) return true;
-    if (p_.kind == fb::AuthKind::node) return caller_node_pattern() == p.org + "/" + p.name || p_.org == p.org;
+    if (p_.kind == fb::AuthKind::node)
+      return caller_node_pattern() == p.org + "/" + p.name || p_.org == p.org;
     if (p_.kind == fb::AuthKind::agbot) {
       if (p_.org == p.org) return true;
       return db_.agbot_serves(p_.org, p_.id, p.org, p.name, "");
@@ -493,7 +538,8 @@ class handler {
   // Registry tokens are given to org writers and the agbots that put them in proposals.
   result<bool> may_see_dockauth_tokens(const fb::ServiceT& s) {
     if (can_write(s.org)) return true;
-    if (p_.kind == fb::AuthKind::agbot) return db_.agbot_serves_service(p_.org, p_.id, s.org, s.url);
+    if (p_.kind == fb::AuthKind::agbot)
+      return db_.agbot_serves_service(p_.org, p_.id, s.org, s.url);
     return false;
   }
 
@@ -502,8 +548,8 @@ class handler {
   std::string seal_token(std::string_view token) {
     if (token.empty()) return {};
     auto n = crypto::random_nonce();
-    auto boxed = crypto::box_seal({reinterpret_cast<const uint8_t*>(token.data()), token.size()}, n, s_.self_.pk,
-                                  s_.self_.sk);
+    auto boxed = crypto::box_seal({reinterpret_cast<const uint8_t*>(token.data()), token.size()}, n,
+                                  s_.self_.pk, s_.self_.sk);
     std::vector<uint8_t> all(n.begin(), n.end());
     all.insert(all.end(), boxed.begin(), boxed.end());
     return std::string(sealed_prefix) + crypto::to_base64(all);
@@ -514,7 +560,8 @@ class handler {
     if (!raw || raw->size() < crypto::nonce_size + crypto::mac_size) return {};
     crypto::nonce n;
     std::copy_n(raw->begin(), crypto::nonce_size, n.begin());
-    auto plain = crypto::box_open(std::span(*raw).subspan(crypto::nonce_size), n, s_.self_.pk, s_.self_.sk);
+    auto plain =
+        crypto::box_open(std::span(*raw).subspan(crypto::nonce_size), n, s_.self_.pk, s_.self_.sk);
     if (!plain) return {};
     return std::string(plain->begin(), plain->end());
   }
@@ -572,18 +619,30 @@ class handler {
 
   step dispatch(const fb::RpcRequest& req) {
     switch (req.op_type()) {
-      case fb::RpcOp::CreateResource: return create(*req.op_as_CreateResource());
-      case fb::RpcOp::UpdateResource: return update(*req.op_as_UpdateResource());
-      case fb::RpcOp::GetResource: return get(req.op_as_GetResource()->key());
-      case fb::RpcOp::DeleteResource: return remove(req.op_as_DeleteResource()->key());
-      case fb::RpcOp::ListResources: return list(*req.op_as_ListResources());
-      case fb::RpcOp::RegisterNode: return register_node(*req.op_as_RegisterNode());
-      case fb::RpcOp::UnregisterNode: return unregister_node();
-      case fb::RpcOp::PutAgreement: return put_agreement(*req.op_as_PutAgreement());
-      case fb::RpcOp::ListAgreements: return list_agreements(*req.op_as_ListAgreements());
-      case fb::RpcOp::DeleteAgreement: return delete_agreement(*req.op_as_DeleteAgreement());
-      case fb::RpcOp::GetPublicKey: return get_public_key(req.op_as_GetPublicKey()->key());
-      case fb::RpcOp::SearchPatternNodes: return search_pattern_nodes(*req.op_as_SearchPatternNodes());
+      case fb::RpcOp::CreateResource:
+        return create(*req.op_as_CreateResource());
+      case fb::RpcOp::UpdateResource:
+        return update(*req.op_as_UpdateResource());
+      case fb::RpcOp::GetResource:
+        return get(req.op_as_GetResource()->key());
+      case fb::RpcOp::DeleteResource:
+        return remove(req.op_as_DeleteResource()->key());
+      case fb::RpcOp::ListResources:
+        return list(*req.op_as_ListResources());
+      case fb::RpcOp::RegisterNode:
+        return register_node(*req.op_as_RegisterNode());
+      case fb::RpcOp::UnregisterNode:
+        return unregister_node();
+      case fb::RpcOp::PutAgreement:
+        return put_agreement(*req.op_as_PutAgreement());
+      case fb::RpcOp::ListAgreements:
+        return list_agreements(*req.op_as_ListAgreements());
+      case fb::RpcOp::DeleteAgreement:
+        return delete_agreement(*req.op_as_DeleteAgreement());
+      case fb::RpcOp::GetPublicKey:
+        return get_public_key(req.op_as_GetPublicKey()->key());
+      case fb::RpcOp::SearchPatternNodes:
+        return search_pattern_nodes(*req.op_as_SearchPatternNodes());
       case fb::RpcOp::AgbotAddPattern: {
         const auto* op = req.op_as_AgbotAddPattern();
         return agbot_pattern(str(op->agbot_org()), str(op->agbot_id()), op->pattern(), true);
@@ -592,15 +651,19 @@ class handler {
         const auto* op = req.op_as_AgbotRemovePattern();
         return agbot_pattern(str(op->agbot_org()), str(op->agbot_id()), op->pattern(), false);
       }
-      case fb::RpcOp::AgbotHello: return agbot_hello();
-      default: return invalid("op", "unknown operation");
+      case fb::RpcOp::AgbotHello:
+        return agbot_hello();
+      default:
+        return invalid("op", "unknown operation");
     }
   }
 
   // ---- create / update
 
   step create(const fb::CreateResource& op) { return put(op.resource_type(), op.resource(), true); }
-  step update(const fb::UpdateResource& op) { return put(op.resource_type(), op.resource(), false); }
+  step update(const fb::UpdateResource& op) {
+    return put(op.resource_type(), op.resource(), false);
+  }
 
   step put(fb::Resource type, const void* r, bool insert) {
     if (!r) return invalid("resource", "required");
@@ -635,7 +698,8 @@ class handler {
         static_cast<const fb::Pattern*>(r)->UnPackTo(&p);
         return put_pattern(std::move(p), insert);
       }
-      default: return invalid("resource", "required");
+      default:
+        return invalid("resource", "required");
     }
   }
 
@@ -672,11 +736,13 @@ class handler {
     std::string key = u.org + "/" + u.username;
     bool self = is_user() && p_.org == u.org && p_.id == u.username;
     if (!can_admin(u.org) && !(self && !insert)) return denied("modify", u.org);
-    if (u.org == "root" && u.username == "root" && !p_.root) return denied_on("modify", "user", key);
+    if (u.org == "root" && u.username == "root" && !p_.root)
+      return denied_on("modify", "user", key);
     std::string h;
     if (!u.password.empty()) {
       auto r = s_.hash(u.password);
-      if (!r) return rpc_error{fb::RpcStatus::internal, "cannot hash password: " + r.err().message(), {}};
+      if (!r)
+        return rpc_error{fb::RpcStatus::internal, "cannot hash password: " + r.err().message(), {}};
       h = std::move(*r);
     }
     u.password.clear();
@@ -711,7 +777,8 @@ class handler {
     std::string h;
     if (!n.token.empty()) {
       auto r = s_.hash(n.token);
-      if (!r) return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
+      if (!r)
+        return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
       h = std::move(*r);
     }
     n.token.clear();
@@ -747,9 +814,11 @@ class handler {
   }
 
   // An agbot may only serve patterns that exist and that it can read (public or its own org).
-  step check_servable(const std::string& field, const fb::AgbotPatternT& ap, std::string_view agbot_org) {
+  step check_servable(const std::string& field, const fb::AgbotPatternT& ap,
+                      std::string_view agbot_org) {
     auto pat = load<fb::Pattern>(table::patterns, ap.pattern_org, ap.pattern);
-    if (!pat) return invalid(field, "pattern '" + ap.pattern_org + "/" + ap.pattern + "' not found");
+    if (!pat)
+      return invalid(field, "pattern '" + ap.pattern_org + "/" + ap.pattern + "' not found");
     if (!pat->public_ && pat->org != agbot_org)
       return invalid(field, "pattern '" + ap.pattern_org + "/" + ap.pattern + "' is not public");
     return {};
@@ -771,7 +840,8 @@ class handler {
     std::string h;
     if (!a.token.empty()) {
       auto r = s_.hash(a.token);
-      if (!r) return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
+      if (!r)
+        return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
       h = std::move(*r);
     }
     a.token.clear();
@@ -804,12 +874,14 @@ class handler {
       // row and entries 0..i-1.
       for (size_t i = 0; i < a.patterns.size(); ++i) {
         HMQ_CHECK(check_servable("patterns[" + std::to_string(i) + "]", *a.patterns[i], a.org));
-        if (auto e = db_.agbot_add_pattern(a.org, a.id, *a.patterns[i]); !e) return internal(e.err());
+        if (auto e = db_.agbot_add_pattern(a.org, a.id, *a.patterns[i]); !e)
+          return internal(e.err());
       }
       auto pats = db_.agbot_patterns(a.org, a.id);
       if (!pats) return internal(pats.err());
       stored.patterns.clear();
-      for (auto& p : *pats) stored.patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(p)));
+      for (auto& p : *pats)
+        stored.patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(p)));
       return {};
     }));
     if (!h.empty()) s_.forget(cache_key_of(fb::AuthKind::agbot, stored.org, stored.id));
@@ -831,7 +903,8 @@ class handler {
       if (insert && *cur) return already_exists("service", key);
       if (!insert && !*cur) return not_found("service", key);
       if (auto r = db_.service_put(s, id, insert); !r) return internal(r.err());
-      return add_events(address_service_event(db_, fb::EventKind::service_changed, s.org, s.url, id));
+      return add_events(
+          address_service_event(db_, fb::EventKind::service_changed, s.org, s.url, id));
     }));
     auto shown = present_service(std::move(s));
     if (!shown) return internal(shown.err());
@@ -853,13 +926,15 @@ class handler {
       for (size_t i = 0; i < p.services.size(); ++i) {
         const auto& ps = *p.services[i];
         for (size_t j = 0; j < ps.service_versions.size(); ++j) {
-          std::string f = "services[" + std::to_string(i) + "].service_versions[" + std::to_string(j) + "].version";
+          std::string f = "services[" + std::to_string(i) + "].service_versions[" +
+                          std::to_string(j) + "].version";
           const auto& v = ps.service_versions[j]->version;
           auto pub = db_.service_public(ps.service_org, ps.service_url, v, ps.service_arch);
           if (!pub) return internal(pub.err());
           std::string sid = ps.service_org + "/" + service_id(ps.service_url, v, ps.service_arch);
           if (!*pub) return invalid(f, "service '" + sid + "' not found");
-          if (!**pub && ps.service_org != p.org) return invalid(f, "service '" + sid + "' is not public");
+          if (!**pub && ps.service_org != p.org)
+            return invalid(f, "service '" + sid + "' is not public");
         }
       }
       if (auto r = db_.pattern_put(p, insert); !r) return internal(r.err());
@@ -935,7 +1010,8 @@ class handler {
         if (!a) return nf;
         auto pats = db_.agbot_patterns(key.org, key.id);
         if (!pats) return internal(pats.err());
-        for (auto& p : *pats) a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(p)));
+        for (auto& p : *pats)
+          a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(p)));
         set_item(std::move(*a));
         return {};
       }
@@ -962,7 +1038,8 @@ class handler {
         set_item(std::move(*p));
         return {};
       }
-      default: return invalid("key.kind", "unknown");
+      default:
+        return invalid("key.kind", "unknown");
     }
   }
 
@@ -982,7 +1059,17 @@ class handler {
           auto pats = db_.blob_list(table::patterns, key.org, "", UINT32_MAX);
           if (!pats) return internal(pats.err());
           for (const auto& r : *pats)
-            HMQ_CHECK(add_events(address_pattern_event(db_, fb::EventKind::pattern_removed, r.org, r.id)));
+            HMQ_CHECK(add_events(
+                address_pattern_event(db_, fb::EventKind::pattern_removed, r.org, r.id)));
+          // Its registered nodes go too, possibly from patterns of other orgs.
+          auto nodes = db_.blob_list(table::nodes, key.org, "", UINT32_MAX);
+          if (!nodes) return internal(nodes.err());
+          for (const auto& r : *nodes) {
+            auto n = from_blob<fb::Node>(r.blob);
+            if (!n || n->pattern.empty()) continue;
+            HMQ_CHECK(add_events(
+                address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
+          }
           auto deleted = db_.org_delete(key.org);
           if (!deleted) return internal(deleted.err());
           if (!*deleted) return nf;
@@ -993,7 +1080,8 @@ class handler {
       }
       case fb::ResourceKind::user: {
         if (!can_admin(key.org)) return denied("modify", key.org);
-        if (key.org == "root" && key.id == "root") return forbidden("user root/root cannot be deleted");
+        if (key.org == "root" && key.id == "root")
+          return forbidden("user root/root cannot be deleted");
         HMQ_CHECK(tx([&]() -> step {
           auto d = db_.row_delete(table::users, key.org, key.id);
           if (!d) return internal(d.err());
@@ -1008,7 +1096,8 @@ class handler {
           auto n = load<fb::Node>(table::nodes, key.org, key.id);
           if (!n) return nf;
           if (!n->pattern.empty())
-            HMQ_CHECK(add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
+            HMQ_CHECK(add_events(
+                address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
           auto d = db_.row_delete(table::nodes, key.org, key.id);
           if (!d) return internal(d.err());
           return {};
@@ -1031,7 +1120,8 @@ class handler {
         HMQ_CHECK(tx([&]() -> step {
           auto s = load<fb::Service>(table::services, key.org, key.id);
           if (!s) return nf;
-          HMQ_CHECK(add_events(address_service_event(db_, fb::EventKind::service_removed, s->org, s->url, key.id)));
+          HMQ_CHECK(add_events(
+              address_service_event(db_, fb::EventKind::service_removed, s->org, s->url, key.id)));
           auto d = db_.row_delete(table::services, key.org, key.id);
           if (!d) return internal(d.err());
           return {};
@@ -1044,14 +1134,16 @@ class handler {
           auto exists = db_.blob_get(table::patterns, key.org, key.id);
           if (!exists) return internal(exists.err());
           if (!*exists) return nf;
-          HMQ_CHECK(add_events(address_pattern_event(db_, fb::EventKind::pattern_removed, key.org, key.id)));
+          HMQ_CHECK(add_events(
+              address_pattern_event(db_, fb::EventKind::pattern_removed, key.org, key.id)));
           auto d = db_.row_delete(table::patterns, key.org, key.id);
           if (!d) return internal(d.err());
           return {};
         }));
         break;
       }
-      default: return invalid("key.kind", "unknown");
+      default:
+        return invalid("key.kind", "unknown");
     }
     set_empty();
     return {};
@@ -1089,7 +1181,8 @@ class handler {
       if (!rows) return internal(rows.err());
       for (auto& o : *rows) {
         if (page.items.size() == limit) {
-          page.next_page_token = page.items.empty() ? "" : page.items.back()->resource.AsOrg()->name;
+          page.next_page_token =
+              page.items.empty() ? "" : page.items.back()->resource.AsOrg()->name;
           break;
         }
         auto item = std::make_unique<fb::ResourceItemT>();
@@ -1104,11 +1197,23 @@ class handler {
     bool public_only = false;
     table t;
     switch (kind) {
-      case fb::ResourceKind::user: t = table::users; break;
-      case fb::ResourceKind::node: t = table::nodes; break;
-      case fb::ResourceKind::agbot: t = table::agbots; break;
-      case fb::ResourceKind::service: t = table::services; public_only = !reader; break;
-      default: t = table::patterns; public_only = !reader; break;
+      case fb::ResourceKind::user:
+        t = table::users;
+        break;
+      case fb::ResourceKind::node:
+        t = table::nodes;
+        break;
+      case fb::ResourceKind::agbot:
+        t = table::agbots;
+        break;
+      case fb::ResourceKind::service:
+        t = table::services;
+        public_only = !reader;
+        break;
+      default:
+        t = table::patterns;
+        public_only = !reader;
+        break;
     }
     if (!reader && !public_only) return denied("list", org);
     if (kind == fb::ResourceKind::user && !can_write(org)) return denied("list users of", org);
@@ -1141,7 +1246,8 @@ class handler {
           if (!a) continue;
           auto pats = db_.agbot_patterns(r.org, r.id);
           if (!pats) return internal(pats.err());
-          for (auto& p : *pats) a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(p)));
+          for (auto& p : *pats)
+            a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(p)));
           item->resource.Set(std::move(*a));
           break;
         }
@@ -1171,7 +1277,8 @@ class handler {
 
   step register_node(const fb::RegisterNode& op) {
     if (p_.kind != fb::AuthKind::node) return forbidden("only a node may register itself");
-    if (!crypto::usable_box_key(sender_)) return invalid("sender_key", "not a usable X25519 public key");
+    if (!crypto::usable_box_key(sender_))
+      return invalid("sender_key", "not a usable X25519 public key");
     std::string pattern = str(op.pattern()), arch = str(op.arch()), name = str(op.name());
     HMQ_CHECK(check_qualified("pattern", pattern));
     HMQ_CHECK(check_arch("arch", arch));
@@ -1183,12 +1290,14 @@ class handler {
     fb::NodeT stored;
     HMQ_CHECK(tx([&]() -> step {
       auto pat = load<fb::Pattern>(table::patterns, q.org, q.name);
-      if (!pat || (!pat->public_ && pat->org != p_.org)) return invalid("pattern", "pattern '" + pattern + "' not found");
+      if (!pat || (!pat->public_ && pat->org != p_.org))
+        return invalid("pattern", "pattern '" + pattern + "' not found");
       auto n = load<fb::Node>(table::nodes, p_.org, p_.id);
       if (!n) return not_found("node", p_.str());
       std::string old_pattern = n->pattern;
       if (!old_pattern.empty() && old_pattern != pattern) {
-        HMQ_CHECK(add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, old_pattern)));
+        HMQ_CHECK(
+            add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, old_pattern)));
         if (auto r = db_.agreement_delete_all(n->org, n->id); !r) return internal(r.err());
       }
       n->pattern = pattern;
@@ -1214,7 +1323,8 @@ class handler {
       auto n = load<fb::Node>(table::nodes, p_.org, p_.id);
       if (!n) return not_found("node", p_.str());
       if (!n->pattern.empty())
-        HMQ_CHECK(add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
+        HMQ_CHECK(
+            add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
       if (auto r = db_.agreement_delete_all(n->org, n->id); !r) return internal(r.err());
       n->pattern.clear();
       n->public_key.clear();
@@ -1231,7 +1341,8 @@ class handler {
   // ---- agreements
 
   // Node itself, org writers, or an agbot that serves the node's pattern.
-  step may_touch_agreements(std::string_view org, std::string_view id, std::optional<fb::NodeT>& node) {
+  step may_touch_agreements(std::string_view org, std::string_view id,
+                            std::optional<fb::NodeT>& node) {
     node = load<fb::Node>(table::nodes, org, id);
     std::string key = std::string(org) + "/" + std::string(id);
     if (is_node(org, id) || can_write(org)) {
@@ -1259,7 +1370,8 @@ class handler {
     if (!r.pattern.empty()) HMQ_CHECK(check_qualified("record.pattern", r.pattern));
     if (!r.service_url.empty()) HMQ_CHECK(check_url("record.service_url", r.service_url));
     if (!r.service_org.empty()) HMQ_CHECK(check_id("record.service_org", r.service_org));
-    if (!r.service_version.empty()) HMQ_CHECK(check_version("record.service_version", r.service_version));
+    if (!r.service_version.empty())
+      HMQ_CHECK(check_version("record.service_version", r.service_version));
     if (!r.agbot.empty()) HMQ_CHECK(check_qualified("record.agbot", r.agbot));
     if (r.state == fb::AgreementState::unspecified || r.state > fb::AgreementState::cancelled)
       return invalid("record.state", "must be one of proposed, accepted, finalized, cancelled");
@@ -1316,7 +1428,9 @@ class handler {
     fb::KeyInfoT info;
     if (key.kind == fb::ResourceKind::node) {
       auto n = load<fb::Node>(table::nodes, key.org, key.id);
-      if (!n) return can_write(key.org) ? not_found("node", shown) : denied_on("read the key of", "node", shown);
+      if (!n)
+        return can_write(key.org) ? not_found("node", shown)
+                                  : denied_on("read the key of", "node", shown);
       auto ok = may_read_node(key.org, key.id, n->pattern);
       if (!ok) return internal(ok.err());
       if (!*ok) return denied_on("read the key of", "node", shown);
@@ -1325,7 +1439,8 @@ class handler {
       info.mailbox = n->mailbox;
     } else if (key.kind == fb::ResourceKind::agbot) {
       auto a = load<fb::Agbot>(table::agbots, key.org, key.id);
-      bool ok = can_write(key.org) || is_agbot(key.org, key.id) || (p_.kind == fb::AuthKind::agbot && p_.org == key.org);
+      bool ok = can_write(key.org) || is_agbot(key.org, key.id) ||
+                (p_.kind == fb::AuthKind::agbot && p_.org == key.org);
       if (!ok && a && p_.kind == fb::AuthKind::node) {
         // A node may look up an agbot that serves the node's pattern.
         auto q = split_qualified(caller_node_pattern());
@@ -1377,7 +1492,8 @@ class handler {
     return {};
   }
 
-  step agbot_pattern(const std::string& org, const std::string& id, const fb::AgbotPattern* pat, bool add) {
+  step agbot_pattern(const std::string& org, const std::string& id, const fb::AgbotPattern* pat,
+                     bool add) {
     HMQ_CHECK(check_id("agbot_org", org));
     HMQ_CHECK(check_id("agbot_id", id));
     if (!pat) return invalid("pattern", "required");
@@ -1395,15 +1511,20 @@ class handler {
         HMQ_CHECK(check_servable("pattern", p, org));
         auto r = db_.agbot_add_pattern(org, id, p);
         if (!r) return internal(r.err());
-        if (!*r) return already_exists("pattern of agbot " + key, p.pattern_org + "/" + p.pattern + " for " + p.node_org);
+        if (!*r)
+          return already_exists("pattern of agbot " + key,
+                                p.pattern_org + "/" + p.pattern + " for " + p.node_org);
       } else {
         auto r = db_.agbot_remove_pattern(org, id, p);
         if (!r) return internal(r.err());
-        if (!*r) return not_found("pattern of agbot " + key, p.pattern_org + "/" + p.pattern + " for " + p.node_org);
+        if (!*r)
+          return not_found("pattern of agbot " + key,
+                           p.pattern_org + "/" + p.pattern + " for " + p.node_org);
       }
       auto pats = db_.agbot_patterns(org, id);
       if (!pats) return internal(pats.err());
-      for (auto& x : *pats) a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(x)));
+      for (auto& x : *pats)
+        a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(x)));
       stored = std::move(*a);
       return {};
     }));
@@ -1413,7 +1534,8 @@ class handler {
 
   step agbot_hello() {
     if (p_.kind != fb::AuthKind::agbot) return forbidden("only an agbot may say hello");
-    if (!crypto::usable_box_key(sender_)) return invalid("sender_key", "not a usable X25519 public key");
+    if (!crypto::usable_box_key(sender_))
+      return invalid("sender_key", "not a usable X25519 public key");
     fb::AgbotT stored;
     HMQ_CHECK(tx([&]() -> step {
       auto a = load<fb::Agbot>(table::agbots, p_.org, p_.id);
@@ -1423,7 +1545,8 @@ class handler {
       if (auto r = db_.agbot_update(*a, ""); !r) return internal(r.err());
       auto pats = db_.agbot_patterns(p_.org, p_.id);
       if (!pats) return internal(pats.err());
-      for (auto& x : *pats) a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(x)));
+      for (auto& x : *pats)
+        a->patterns.push_back(std::make_unique<fb::AgbotPatternT>(std::move(x)));
       stored = std::move(*a);
       return {};
     }));

@@ -46,7 +46,8 @@ struct principal {
 class service {
  public:
   // `self` is the exchange's own key pair: registry tokens are sealed to it at rest.
-  service(db& d, const core::crypto::box_keypair& self, const core::loop::clock& clock, service_options o = {});
+  service(db& d, const core::crypto::box_keypair& self, const core::loop::clock& clock,
+          service_options o = {});
 
   // Creates org "root" when missing and (re)sets root/root's password. An empty password leaves
   // an existing root user alone (and fails when there is none, since nobody could log in).
@@ -65,12 +66,14 @@ class service {
 
  private:
   struct cached_credential {
-    std::string stored_hash;  // the hash it was verified against: a changed hash (another replica) misses
+    std::string
+        stored_hash;  // the hash it was verified against: a changed hash (another replica) misses
     core::crypto::bytes mac;  // keyed BLAKE2b of the secret
   };
 
   result<std::string> hash(std::string_view secret);
-  bool verify_cached(const std::string& key, const std::string& stored_hash, std::string_view secret);
+  bool verify_cached(const std::string& key, const std::string& stored_hash,
+                     std::string_view secret);
   void forget(const std::string& key) { cache_.erase(key); }
 
   db& db_;

@@ -134,6 +134,9 @@ std::error_code make_error_code(errc e) { return {static_cast<int>(e), category(
 
 // ---------------------------------------------------------------------------------------------
 
+namespace {
+
+// Loop-owned state of one client (see the thread notes at the top of the file).
 struct client_state {
   // Paho's callback and action-listener interfaces. Lives as long as the async_client (declared
   // before it in impl, so destroyed after it). Never touches loop state directly.
@@ -513,6 +516,8 @@ struct client_state {
 };
 
 // ---------------------------------------------------------------------------------------------
+
+}  // namespace
 
 // The client's state is shared so that closures posted by Paho's threads can hold a weak_ptr
 // to it and become no-ops once the client is destroyed.

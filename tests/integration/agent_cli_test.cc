@@ -117,5 +117,24 @@ TEST_F(agent_cli, missing_agent_is_a_clear_error) {
   EXPECT_NE(err_.str().find("is hmq-agent running"), std::string::npos);
 }
 
+TEST_F(agent_cli, deferred_mode_runs_after_parsing_and_returns_the_exit_code) {
+  // How the hmq binary hooks the commands in: parsing only records the work.
+  CLI::App app{"hmq"};
+  std::function<int()> work;
+  add_agent_commands(app, out_, err_, [&](std::function<int()> w) { work = std::move(w); });
+  std::vector<const char*> ok{"hmq", "agreement", "list", "--agent-socket", path_.c_str()};
+  app.parse(static_cast<int>(ok.size()), const_cast<char**>(ok.data()));
+  EXPECT_TRUE(out_.str().empty());
+  ASSERT_TRUE(work);
+  EXPECT_EQ(work(), 0);
+  EXPECT_NE(out_.str().find("107"), std::string::npos);
+
+  CLI::App app2{"hmq"};
+  add_agent_commands(app2, out_, err_, [&](std::function<int()> w) { work = std::move(w); });
+  std::vector<const char*> bad{"hmq", "unregister", "--agent-socket", path_.c_str()};
+  app2.parse(static_cast<int>(bad.size()), const_cast<char**>(bad.data()));
+  EXPECT_EQ(work(), 2);
+}
+
 }  // namespace
 }  // namespace hmq::cli

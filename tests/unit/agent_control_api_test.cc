@@ -34,7 +34,7 @@ class ok_exchange final : public exchange_api {
 
 class null_outbox final : public outbox {
  public:
-  void send(const crypto::public_key&, fb::Body, const body_builder&) override {}
+  void send(const crypto::public_key&, fb::Body, const body_builder&, done_fn) override {}
 };
 
 class agent_control_api : public ::testing::Test {

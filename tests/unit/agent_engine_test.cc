@@ -77,13 +77,23 @@ class fake_outbox final : public outbox {
     std::vector<uint8_t> bytes;
     const fb::Message* message() const { return fb::GetMessage(bytes.data()); }
   };
-  void send(const crypto::public_key& to, fb::Body type, const body_builder& body) override {
+  void send(const crypto::public_key& to, fb::Body type, const body_builder& body, done_fn done) override {
     flatbuffers::FlatBufferBuilder b;
     auto off = body(b);
     fb::FinishMessageBuffer(b, fb::CreateMessage(b, ++id_, 0, 0, 0, type, off));
     messages.push_back({to, {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()}});
     if (on_send) on_send(messages.back());
+    if (done) {
+      if (hold_completions) {
+        held.push_back(std::move(done));
+      } else {
+        done(core::ok());
+      }
+    }
   }
+  // With hold_completions the broker never acknowledges (as if the process died right after).
+  bool hold_completions = false;
+  std::vector<done_fn> held;
   std::vector<const fb::Reply*> replies() const {
     std::vector<const fb::Reply*> out;
     for (const auto& m : messages)
@@ -446,6 +456,23 @@ TEST_F(agent_engine, restart_keeps_the_finalize_deadline) {
   EXPECT_EQ(out_.cancels()[0]->reason(), fb::CancelReason::no_reply_ack);
 }
 
+TEST_F(agent_engine, cancel_not_acknowledged_by_the_broker_is_sent_again_after_restart) {
+  // Persist-then-send leaves a window: a crash after persisting "cancelled" but before the
+  // broker took the Cancel. The restarted agent sends it again; an acknowledged one is not.
+  deliver(proposal_msg(proposal()));
+  out_.hold_completions = true;
+  loop_.advance(31s);  // finalize timeout -> Cancel 107, never acknowledged
+  ASSERT_EQ(out_.cancels().size(), 1u);
+  EXPECT_TRUE(stored(agreement_a)->cancel_unsent);
+  out_.hold_completions = false;
+  make_engine();
+  ASSERT_EQ(out_.cancels().size(), 2u);
+  EXPECT_EQ(out_.cancels()[1]->reason(), fb::CancelReason::no_reply_ack);
+  EXPECT_FALSE(stored(agreement_a)->cancel_unsent);
+  make_engine();
+  EXPECT_EQ(out_.cancels().size(), 2u);
+}
+
 TEST_F(agent_engine, runtime_failure_cancels_with_103) {
   memory_runtime manual(loop_, /*auto_complete=*/false);
   engine e(loop_, store_, x_, out_, manual, opts_);
@@ -473,6 +500,21 @@ TEST_F(agent_engine, agreement_verify_answers_exists_only_to_the_proposer) {
   EXPECT_TRUE(verify(agbot_, agreement_a));
   EXPECT_FALSE(verify(agbot_, agreement_b));
   EXPECT_FALSE(verify(crypto::box_keypair::generate(), agreement_a));
+}
+
+TEST_F(agent_engine, proposal_flood_is_bounded_while_agbot_lookups_are_in_flight) {
+  // Each new proposal costs an exchange lookup; past the bound they are dropped, not queued.
+  opts_.max_pending_proposals = 2;
+  make_engine();
+  for (const char* id : {"00000000000000000000000000000001", "00000000000000000000000000000002",
+                         "00000000000000000000000000000003"}) {
+    auto p = proposal(id);
+    p.services[0] = service(std::string("https://acme.com/s") + id);
+    eng_->on_message(proposal_msg(std::move(p)));
+  }
+  EXPECT_EQ(eng_->stats().dropped_busy, 1u);
+  loop_.run_pending();
+  EXPECT_EQ(out_.replies().size(), 2u);
 }
 
 TEST_F(agent_engine, proposal_with_malformed_agreement_id_is_dropped) {

@@ -1,6 +1,5 @@
 // The exchange store: migrations, reopening, secret-free blobs, cascades.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -13,18 +12,19 @@ namespace {
 namespace fs = std::filesystem;
 
 struct temp_file {
-  fs::path path = fs::temp_directory_path() / ("hmq-exchange-db-" + std::to_string(::getpid()) + ".db");
+  fs::path path =
+      fs::temp_directory_path() / ("hmq-exchange-db-" + std::to_string(::getpid()) + ".db");
   ~temp_file() {
     for (auto suffix : {"", "-wal", "-shm"}) fs::remove(path.string() + suffix);
   }
 };
 
-TEST(exchange_db, creates_schema_version_1_and_reopens_without_migrating_again) {
+TEST(exchange_db, creates_the_schema_and_reopens_without_migrating_again) {
   temp_file f;
   {
     auto d = db::open(f.path);
     ASSERT_TRUE(d) << d.err().message();
-    EXPECT_EQ(d->sql().schema_version(), 1);
+    EXPECT_EQ(d->sql().schema_version(), 2);
     fb::OrgT o;
     o.name = "acme";
     ASSERT_TRUE(d->org_insert(o));
@@ -100,6 +100,34 @@ TEST(exchange_db, agbot_event_sequence_is_persistent_and_monotonic) {
   auto d = db::open(f.path);
   ASSERT_TRUE(d);
   EXPECT_EQ(*d->next_event_seq("acme", "ag"), 3u);
+}
+
+TEST(exchange_db, outbox_keeps_events_until_deleted_across_reopen) {
+  temp_file f;
+  core::crypto::public_key pk{};
+  pk[0] = 7;
+  int64_t first = 0;
+  {
+    auto d = db::open(f.path);
+    ASSERT_TRUE(d);
+    fb::EventT e;
+    e.kind = fb::EventKind::pattern_changed;
+    e.seq = 4;
+    auto a = d->outbox_add(pk, "mb1", e);
+    auto b = d->outbox_add(pk, "mb2", e);
+    ASSERT_TRUE(a && b);
+    first = *a;
+  }
+  auto d = db::open(f.path);
+  ASSERT_TRUE(d);
+  auto all = d->outbox_all();
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].recipient, pk);
+  EXPECT_EQ((*all)[0].mailbox, "mb1");
+  EXPECT_EQ((*all)[0].event.seq, 4u);
+  ASSERT_TRUE(d->outbox_delete(first));
+  EXPECT_EQ(d->outbox_all()->size(), 1u);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "core/crypto/crypto.h"
@@ -117,7 +118,8 @@ class exchange_service : public ::testing::Test {
     u.Set(std::move(c));
     return u;
   }
-  static std::unique_ptr<fb::ResourceKeyT> key(fb::ResourceKind k, const std::string& org, const std::string& id) {
+  static std::unique_ptr<fb::ResourceKeyT> key(fb::ResourceKind k, const std::string& org,
+                                               const std::string& id) {
     auto r = std::make_unique<fb::ResourceKeyT>();
     r->kind = k;
     r->org = org;
@@ -131,15 +133,16 @@ class exchange_service : public ::testing::Test {
     u.Set(std::move(g));
     return u;
   }
-  static fb::RpcOpUnion delete_op(fb::ResourceKind k, const std::string& org, const std::string& id) {
+  static fb::RpcOpUnion delete_op(fb::ResourceKind k, const std::string& org,
+                                  const std::string& id) {
     fb::DeleteResourceT g;
     g.key = key(k, org, id);
     fb::RpcOpUnion u;
     u.Set(std::move(g));
     return u;
   }
-  static fb::RpcOpUnion list_op(fb::ResourceKind k, const std::string& org, const std::string& token = "",
-                                uint32_t limit = 0) {
+  static fb::RpcOpUnion list_op(fb::ResourceKind k, const std::string& org,
+                                const std::string& token = "", uint32_t limit = 0) {
     fb::ListResourcesT l;
     l.kind = k;
     l.org = org;
@@ -233,8 +236,10 @@ class exchange_service : public ::testing::Test {
 
 TEST_F(exchange_service, refuses_wrong_password_without_saying_which_part_was_wrong) {
   acme();
-  auto wrong = call({fb::AuthKind::user, "acme", "bob", "nope"}, get_op(fb::ResourceKind::org, "acme", ""));
-  auto unknown = call({fb::AuthKind::user, "acme", "carol", "nope"}, get_op(fb::ResourceKind::org, "acme", ""));
+  auto wrong =
+      call({fb::AuthKind::user, "acme", "bob", "nope"}, get_op(fb::ResourceKind::org, "acme", ""));
+  auto unknown = call({fb::AuthKind::user, "acme", "carol", "nope"},
+                      get_op(fb::ResourceKind::org, "acme", ""));
   EXPECT_EQ(wrong.response.status, RpcStatus::unauthorized);
   EXPECT_EQ(wrong.response.error_message, "bad credentials for user acme/bob");
   EXPECT_EQ(unknown.response.status, RpcStatus::unauthorized);
@@ -244,13 +249,15 @@ TEST_F(exchange_service, refuses_wrong_password_without_saying_which_part_was_wr
 TEST_F(exchange_service, refuses_wrong_node_and_agbot_tokens) {
   acme();
   make_agbot("acme", "ag1");
-  auto n = call({fb::AuthKind::node, "acme", "n1", "bad"}, get_op(fb::ResourceKind::node, "acme", "n1"));
+  auto n =
+      call({fb::AuthKind::node, "acme", "n1", "bad"}, get_op(fb::ResourceKind::node, "acme", "n1"));
   EXPECT_EQ(n.response.status, RpcStatus::unauthorized);
   EXPECT_EQ(n.response.error_message, "bad credentials for node acme/n1");
   auto a = call({fb::AuthKind::agbot, "acme", "ag1", "bad"}, op(fb::AgbotHelloT{}));
   EXPECT_EQ(a.response.status, RpcStatus::unauthorized);
   // A user's password is not a node token even with the same org/id.
-  auto cross = call({fb::AuthKind::node, "acme", "bob", "bob-pw"}, get_op(fb::ResourceKind::org, "acme", ""));
+  auto cross = call({fb::AuthKind::node, "acme", "bob", "bob-pw"},
+                    get_op(fb::ResourceKind::org, "acme", ""));
   EXPECT_EQ(cross.response.status, RpcStatus::unauthorized);
 }
 
@@ -264,7 +271,8 @@ TEST_F(exchange_service, refuses_request_without_credentials) {
 
 TEST_F(exchange_service, refuses_registration_with_an_unusable_key) {
   acme();
-  EXPECT_EQ(call(n1_, register_op("acme/p1"), crypto::public_key{}).response.error_field, "sender_key");
+  EXPECT_EQ(call(n1_, register_op("acme/p1"), crypto::public_key{}).response.error_field,
+            "sender_key");
   EXPECT_EQ(count("nodes WHERE mailbox != ''"), 0);
 }
 
@@ -275,16 +283,21 @@ TEST_F(exchange_service, caches_verified_credentials_until_the_secret_changes) {
   ASSERT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status, RpcStatus::ok);
   EXPECT_GE(svc_->credential_cache_hits(), before + 2);
   // The cached wrong secret never passes.
-  EXPECT_EQ(call({fb::AuthKind::user, "acme", "bob", "x"}, get_op(fb::ResourceKind::org, "acme", "")).response.status,
-            RpcStatus::unauthorized);
+  EXPECT_EQ(
+      call({fb::AuthKind::user, "acme", "bob", "x"}, get_op(fb::ResourceKind::org, "acme", ""))
+          .response.status,
+      RpcStatus::unauthorized);
   fb::UserT u;
   u.org = "acme";
   u.username = "bob";
   u.password = "new-pw";
   ASSERT_EQ(call(bob_, update_op(u)).response.status, RpcStatus::ok);
-  EXPECT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status, RpcStatus::unauthorized);
-  EXPECT_EQ(call({fb::AuthKind::user, "acme", "bob", "new-pw"}, get_op(fb::ResourceKind::org, "acme", "")).response.status,
-            RpcStatus::ok);
+  EXPECT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status,
+            RpcStatus::unauthorized);
+  EXPECT_EQ(
+      call({fb::AuthKind::user, "acme", "bob", "new-pw"}, get_op(fb::ResourceKind::org, "acme", ""))
+          .response.status,
+      RpcStatus::ok);
 }
 
 TEST_F(exchange_service, cache_misses_when_another_replica_changed_the_hash) {
@@ -297,14 +310,19 @@ TEST_F(exchange_service, cache_misses_when_another_replica_changed_the_hash) {
   u.username = "bob";
   u.password = "changed";
   auto buf = request_bytes(alice_, update_op(u));
-  ASSERT_EQ(other.handle({}, *flatbuffers::GetRoot<fb::RpcRequest>(buf.data())).response.status, RpcStatus::ok);
-  EXPECT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status, RpcStatus::unauthorized);
+  ASSERT_EQ(other.handle({}, *flatbuffers::GetRoot<fb::RpcRequest>(buf.data())).response.status,
+            RpcStatus::ok);
+  EXPECT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status,
+            RpcStatus::unauthorized);
 }
 
 TEST_F(exchange_service, root_password_is_reset_at_start) {
   ASSERT_TRUE(svc_->bootstrap_root("second"));
-  EXPECT_EQ(call(root(), get_op(fb::ResourceKind::org, "root", "")).response.status, RpcStatus::unauthorized);
-  EXPECT_EQ(call({fb::AuthKind::user, "root", "root", "second"}, get_op(fb::ResourceKind::org, "root", "")).response.status,
+  EXPECT_EQ(call(root(), get_op(fb::ResourceKind::org, "root", "")).response.status,
+            RpcStatus::unauthorized);
+  EXPECT_EQ(call({fb::AuthKind::user, "root", "root", "second"},
+                 get_op(fb::ResourceKind::org, "root", ""))
+                .response.status,
             RpcStatus::ok);
 }
 
@@ -317,7 +335,8 @@ TEST_F(exchange_service, names_the_field_of_an_unknown_sharing_mode) {
   auto r = call(bob_, create_op(s));
   EXPECT_EQ(r.response.status, RpcStatus::invalid_argument);
   EXPECT_EQ(r.response.error_field, "sharable");
-  EXPECT_EQ(r.response.error_message, "invalid field 'sharable': must be one of exclusive, singleton, multiple");
+  EXPECT_EQ(r.response.error_message,
+            "invalid field 'sharable': must be one of exclusive, singleton, multiple");
 }
 
 TEST_F(exchange_service, names_the_field_of_each_invalid_value) {
@@ -408,8 +427,9 @@ TEST_F(exchange_service, pattern_must_reference_existing_service_versions) {
 
 TEST_F(exchange_service, refused_requests_leave_the_store_unchanged) {
   acme();
-  auto tables = {"orgs", "users", "nodes", "agbots", "agbot_patterns", "services", "patterns",
-                 "pattern_services", "agreements"};
+  auto tables = {"orgs",           "users",       "nodes",    "agbots",
+                 "agbot_patterns", "services",    "patterns", "pattern_services",
+                 "agreements",     "event_outbox"};
   std::vector<int64_t> before;
   for (auto t : tables) before.push_back(count(t));
   // Refused for many reasons: validation, authorization, existence, a check deep inside.
@@ -429,8 +449,9 @@ TEST_F(exchange_service, refused_requests_leave_the_store_unchanged) {
   EXPECT_EQ(r.response.status, RpcStatus::invalid_argument);
   EXPECT_EQ(r.response.error_field, "patterns[1]");
   EXPECT_EQ(call(bob_, create_op(a)).response.status, RpcStatus::forbidden);
-  EXPECT_EQ(call(bob_, create_op(pub_.service("acme", "https://acme.com/gps", "1.0.0"))).response.status,
-            RpcStatus::already_exists);
+  EXPECT_EQ(
+      call(bob_, create_op(pub_.service("acme", "https://acme.com/gps", "1.0.0"))).response.status,
+      RpcStatus::already_exists);
   fb::NodeT n;
   n.org = "nowhere";
   n.id = "n1";
@@ -444,7 +465,8 @@ TEST_F(exchange_service, refused_requests_leave_the_store_unchanged) {
   pa.record->node_id = "n2";
   pa.record->state = fb::AgreementState::proposed;
   EXPECT_EQ(call(n1_, op(std::move(pa))).response.status, RpcStatus::forbidden);
-  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(count(*(tables.begin() + i)), before[i]) << *(tables.begin() + i);
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_EQ(count(*(tables.begin() + i)), before[i]) << *(tables.begin() + i);
   EXPECT_TRUE(db_->integrity_check());
 }
 
@@ -493,31 +515,40 @@ TEST_F(exchange_service, node_reads_only_itself) {
   acme();
   make_node(bob_, "acme", "n2");
   EXPECT_EQ(call(n1_, get_op(fb::ResourceKind::node, "acme", "n1")).response.status, RpcStatus::ok);
-  EXPECT_EQ(call(n1_, get_op(fb::ResourceKind::node, "acme", "n2")).response.status, RpcStatus::forbidden);
-  EXPECT_EQ(call(n1_, delete_op(fb::ResourceKind::node, "acme", "n2")).response.status, RpcStatus::forbidden);
+  EXPECT_EQ(call(n1_, get_op(fb::ResourceKind::node, "acme", "n2")).response.status,
+            RpcStatus::forbidden);
+  EXPECT_EQ(call(n1_, delete_op(fb::ResourceKind::node, "acme", "n2")).response.status,
+            RpcStatus::forbidden);
   fb::NodeT n;
   n.org = "acme";
   n.id = "n3";
   n.token = "t";
   EXPECT_EQ(call(n1_, create_op(n)).response.status, RpcStatus::forbidden);
-  EXPECT_EQ(call(n1_, list_op(fb::ResourceKind::node, "acme")).response.status, RpcStatus::forbidden);
+  EXPECT_EQ(call(n1_, list_op(fb::ResourceKind::node, "acme")).response.status,
+            RpcStatus::forbidden);
 }
 
 TEST_F(exchange_service, public_patterns_are_readable_by_everyone_private_ones_are_hidden) {
   acme();
   make_org("other");
   auto eve = make_user("other", "eve", false);
-  EXPECT_EQ(call(eve, get_op(fb::ResourceKind::pattern, "acme", "p1")).response.status, RpcStatus::not_found);
-  EXPECT_EQ(call(eve, get_op(fb::ResourceKind::service, "acme", service_id("https://acme.com/gps", "1.0.0", "amd64")))
+  EXPECT_EQ(call(eve, get_op(fb::ResourceKind::pattern, "acme", "p1")).response.status,
+            RpcStatus::not_found);
+  EXPECT_EQ(call(eve, get_op(fb::ResourceKind::service, "acme",
+                             service_id("https://acme.com/gps", "1.0.0", "amd64")))
                 .response.status,
             RpcStatus::not_found);
   auto p = pattern("acme", "p1", "acme", "https://acme.com/gps", "1.0.0", true);
   ASSERT_EQ(call(bob_, update_op(p)).response.status, RpcStatus::ok);
-  EXPECT_EQ(call(eve, get_op(fb::ResourceKind::pattern, "acme", "p1")).response.status, RpcStatus::ok);
+  EXPECT_EQ(call(eve, get_op(fb::ResourceKind::pattern, "acme", "p1")).response.status,
+            RpcStatus::ok);
   auto l = call(eve, list_op(fb::ResourceKind::pattern, "acme"));
   ASSERT_EQ(l.response.status, RpcStatus::ok);
   EXPECT_EQ(l.response.result.AsResourceList()->items.size(), 1u);
-  EXPECT_EQ(call(eve, list_op(fb::ResourceKind::service, "acme")).response.result.AsResourceList()->items.size(), 0u);
+  EXPECT_EQ(call(eve, list_op(fb::ResourceKind::service, "acme"))
+                .response.result.AsResourceList()
+                ->items.size(),
+            0u);
 }
 
 TEST_F(exchange_service, responses_never_carry_secrets) {
@@ -529,7 +560,8 @@ TEST_F(exchange_service, responses_never_carry_secrets) {
   ASSERT_EQ(u.response.status, RpcStatus::ok);
   EXPECT_TRUE(u.response.result.AsResourceItem()->resource.AsUser()->password.empty());
   // Nothing in the store holds a clear secret either.
-  auto st = db_->sql().prepare("SELECT COUNT(*) FROM users WHERE instr(blob, 'bob-pw') > 0 OR password_hash = 'bob-pw'");
+  auto st = db_->sql().prepare(
+      "SELECT COUNT(*) FROM users WHERE instr(blob, 'bob-pw') > 0 OR password_hash = 'bob-pw'");
   ASSERT_TRUE(st);
   ASSERT_TRUE(*st->step());
   EXPECT_EQ(st->column_int(0), 0);
@@ -546,17 +578,20 @@ TEST_F(exchange_service, registry_tokens_are_sealed_at_rest_and_shown_only_to_th
   d->token = "very-secret-token";
   s.dockauths.push_back(std::move(d));
   ASSERT_EQ(call(bob_, create_op(s)).response.status, RpcStatus::ok);
-  auto st = db_->sql().prepare("SELECT COUNT(*) FROM services WHERE instr(blob, 'very-secret-token') > 0");
+  auto st = db_->sql().prepare(
+      "SELECT COUNT(*) FROM services WHERE instr(blob, 'very-secret-token') > 0");
   ASSERT_TRUE(st);
   ASSERT_TRUE(*st->step());
   EXPECT_EQ(st->column_int(0), 0);
   std::string id = service_id("https://acme.com/reg", "1.0.0", "amd64");
   auto own = call(bob_, get_op(fb::ResourceKind::service, "acme", id));
   ASSERT_EQ(own.response.status, RpcStatus::ok);
-  EXPECT_EQ(own.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token, "very-secret-token");
+  EXPECT_EQ(own.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token,
+            "very-secret-token");
   auto foreign = call(eve, get_op(fb::ResourceKind::service, "acme", id));
   ASSERT_EQ(foreign.response.status, RpcStatus::ok);
-  EXPECT_TRUE(foreign.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token.empty());
+  EXPECT_TRUE(
+      foreign.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token.empty());
 }
 
 // ---- registration, agbots, agreements, events
@@ -587,6 +622,9 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   EXPECT_EQ(r.events[0].event.kind, fb::EventKind::node_registered);
   EXPECT_EQ(r.events[0].event.node_mailbox, n->mailbox);
   EXPECT_EQ(r.events[0].event.seq, 1u);
+  // Committed with the change; the publisher deletes it once the broker has it.
+  EXPECT_GT(r.events[0].outbox_id, 0);
+  EXPECT_EQ(count("event_outbox"), 1);
 
   // The agbot now finds the node, its key, and may record agreements for it.
   fb::SearchPatternNodesT s;
@@ -599,7 +637,8 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   gk.key = key(fb::ResourceKind::node, "acme", "n1");
   auto k = call(ag, op(std::move(gk)));
   ASSERT_EQ(k.response.status, RpcStatus::ok);
-  EXPECT_EQ(k.response.result.AsKeyInfo()->public_key, std::vector<uint8_t>(node_keys.pk.begin(), node_keys.pk.end()));
+  EXPECT_EQ(k.response.result.AsKeyInfo()->public_key,
+            std::vector<uint8_t>(node_keys.pk.begin(), node_keys.pk.end()));
   // The node may look up the agbot that serves its pattern.
   fb::GetPublicKeyT ak;
   ak.key = key(fb::ResourceKind::agbot, "acme", "ag1");
@@ -631,7 +670,8 @@ TEST_F(exchange_service, agbot_sees_only_nodes_of_patterns_it_serves) {
   s.pattern_org = "acme";
   s.pattern = "p1";
   EXPECT_EQ(call(ag, op(std::move(s))).response.status, RpcStatus::forbidden);
-  EXPECT_EQ(call(ag, get_op(fb::ResourceKind::node, "acme", "n1")).response.status, RpcStatus::forbidden);
+  EXPECT_EQ(call(ag, get_op(fb::ResourceKind::node, "acme", "n1")).response.status,
+            RpcStatus::forbidden);
   fb::PutAgreementT pa;
   pa.record = std::make_unique<fb::AgreementRecordT>();
   pa.record->agreement_id = "01";
@@ -652,7 +692,8 @@ TEST_F(exchange_service, pattern_and_service_changes_reach_serving_agbots) {
   add.pattern->pattern = "p1";
   ASSERT_EQ(call(alice_, op(std::move(add))).response.status, RpcStatus::ok);
   // Before the hello the exchange has no key to seal to: nothing is addressed.
-  auto quiet = call(bob_, update_op(pattern("acme", "p1", "acme", "https://acme.com/gps", "1.0.0")));
+  auto quiet =
+      call(bob_, update_op(pattern("acme", "p1", "acme", "https://acme.com/gps", "1.0.0")));
   EXPECT_TRUE(quiet.events.empty());
   auto keys = crypto::box_keypair::generate();
   ASSERT_EQ(call(ag, op(fb::AgbotHelloT{}), keys.pk).response.status, RpcStatus::ok);
@@ -692,11 +733,35 @@ TEST_F(exchange_service, lists_page_by_last_id) {
 TEST_F(exchange_service, deleting_an_org_removes_everything_in_it) {
   acme();
   ASSERT_EQ(call(n1_, register_op("acme/p1")).response.status, RpcStatus::ok);
-  EXPECT_EQ(call(alice_, delete_op(fb::ResourceKind::org, "acme", "")).response.status, RpcStatus::forbidden);
-  ASSERT_EQ(call(root(), delete_op(fb::ResourceKind::org, "acme", "")).response.status, RpcStatus::ok);
-  for (auto t : {"users", "nodes", "services", "patterns", "pattern_services"}) EXPECT_EQ(count(t), t == std::string("users") ? 1 : 0) << t;
-  EXPECT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status, RpcStatus::unauthorized);
-  EXPECT_EQ(call(root(), delete_op(fb::ResourceKind::org, "root", "")).response.status, RpcStatus::forbidden);
+  // An agbot of another org serving acme's (public) pattern hears about the node and pattern.
+  ASSERT_EQ(
+      call(bob_, update_op(pattern("acme", "p1", "acme", "https://acme.com/gps", "1.0.0", true)))
+          .response.status,
+      RpcStatus::ok);
+  make_org("ops");
+  auto ag = make_agbot("ops", "ag");
+  fb::AgbotAddPatternT add;
+  add.agbot_org = "ops";
+  add.agbot_id = "ag";
+  add.pattern = std::make_unique<fb::AgbotPatternT>();
+  add.pattern->pattern_org = "acme";
+  add.pattern->pattern = "p1";
+  ASSERT_EQ(call(root(), op(std::move(add))).response.status, RpcStatus::ok);
+  ASSERT_EQ(call(ag, op(fb::AgbotHelloT{})).response.status, RpcStatus::ok);
+  EXPECT_EQ(call(alice_, delete_op(fb::ResourceKind::org, "acme", "")).response.status,
+            RpcStatus::forbidden);
+  auto del = call(root(), delete_op(fb::ResourceKind::org, "acme", ""));
+  ASSERT_EQ(del.response.status, RpcStatus::ok);
+  std::set<fb::EventKind> kinds;
+  for (auto& e : del.events) kinds.insert(e.event.kind);
+  EXPECT_EQ(kinds, (std::set<fb::EventKind>{fb::EventKind::pattern_removed,
+                                            fb::EventKind::node_unregistered}));
+  for (auto t : {"users", "nodes", "services", "patterns", "pattern_services"})
+    EXPECT_EQ(count(t), t == std::string("users") ? 1 : 0) << t;
+  EXPECT_EQ(call(bob_, get_op(fb::ResourceKind::org, "acme", "")).response.status,
+            RpcStatus::unauthorized);
+  EXPECT_EQ(call(root(), delete_op(fb::ResourceKind::org, "root", "")).response.status,
+            RpcStatus::forbidden);
 }
 
 }  // namespace
