@@ -9,4 +9,7 @@ sample() {
 sample
 ( while sleep "$interval"; do sample; done ) &
 echo "cpu: sampling every ${interval}s (agreement ${HZN_AGREEMENTID:-none})"
-exec httpd -f -p 80 -h /www
+# httpd in the background so this shell, as PID 1, can honour SIGTERM (docker stop).
+httpd -f -p 80 -h /www &
+trap 'kill $! 2>/dev/null; exit 0' TERM INT
+wait
