@@ -37,9 +37,10 @@ std::string short_name(const std::string& url) {
   return sanitize(slash == std::string::npos ? u : u.substr(slash + 1));
 }
 
+// The first `bytes` bytes of BLAKE2b-128, in hex (libsodium's shortest output is 16 bytes).
 std::string hex_hash(std::string_view s, size_t bytes) {
-  auto h = crypto::generic_hash({reinterpret_cast<const uint8_t*>(s.data()), s.size()}, bytes);
-  return crypto::to_hex(h);
+  auto h = crypto::generic_hash({reinterpret_cast<const uint8_t*>(s.data()), s.size()}, 16);
+  return crypto::to_hex(h).substr(0, 2 * std::min<size_t>(bytes, 16));
 }
 
 std::string service_key(const std::string& org, const std::string& url) { return org + "/" + url; }
