@@ -273,7 +273,7 @@ class docker_runtime_test : public ::testing::Test {
 
   // wget from inside `container`, retried for a few seconds (the server may be starting).
   bool fetch_from(const std::string& container, const std::string& url, std::string* body = nullptr) {
-    auto r = sh("docker exec " + container + " sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do timeout 2 wget -q -O - " + url +
+    auto r = sh("docker exec " + container + " sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - " + url +
                 " && exit 0; sleep 0.5; done; exit 1'");
     if (body) *body = r.out;
     return r.status == 0;
@@ -333,16 +333,20 @@ TEST_F(docker_runtime_test, example_runs_with_env_labels_and_private_networks) {
   EXPECT_NE(body.find("load1"), std::string::npos) << body;
 
   // A container on no declared network can neither resolve nor reach the producer.
-  // (timeout(1), not wget -T, which crashes Debian's static busybox: a crash must not pass here.)
-  auto stranger = sh("docker run --rm --label hmq.test=1 --entrypoint timeout " + env_->image("consumer") +
-                     " 3 wget -q -O - http://gps/location.json");
+  // (timeout(1), not wget -T, which crashes Debian's static busybox: a crash must not pass here.
+  // busybox timeout(1) does not stop a wget stuck in connect(): a shell watchdog does.)
+  auto bounded = [](const std::string& url) {
+    return " -c 'wget -q -O - " + url + " & p=$!; (sleep 3; kill $p 2>/dev/null) & wait $p'";
+  };
+  auto stranger = sh("docker run --rm --label hmq.test=1 --entrypoint sh " + env_->image("consumer") +
+                     bounded("http://gps/location.json"));
   EXPECT_NE(stranger.status, 0) << stranger.out;
   EXPECT_NE(stranger.out.find("bad address"), std::string::npos) << stranger.out;
   auto gps_ip = trim(sh("docker inspect -f '{{(index .NetworkSettings.Networks \"" + gps_net + "\").IPAddress}}' " +
                         gps->name).out);
   ASSERT_FALSE(gps_ip.empty());
-  auto by_ip = sh("docker run --rm --label hmq.test=1 --entrypoint timeout " + env_->image("consumer") +
-                  " 3 wget -q -O - http://" + gps_ip + "/location.json");
+  auto by_ip = sh("docker run --rm --label hmq.test=1 --entrypoint sh " + env_->image("consumer") +
+                  bounded("http://" + gps_ip + "/location.json"));
   EXPECT_NE(by_ip.status, 0) << by_ip.out;
   EXPECT_NE(by_ip.status, 139) << "wget crashed instead of failing to connect";
 
