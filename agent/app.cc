@@ -5,6 +5,8 @@
 #include <cstdio>
 
 #include "agent/control_api.h"
+#include "agent/docker/client.h"
+#include "agent/docker/runtime.h"
 #include "agent/engine.h"
 #include "agent/exchange_adapter.h"
 #include "agent/messenger_outbox.h"
@@ -71,7 +73,25 @@ int run(const config& c) {
 
   exchange_adapter xa(xclient);
   messenger_outbox out(messenger, loop.time(), static_cast<uint32_t>(c.finalize_timeout_s));
-  memory_runtime rt(loop, /*auto_complete=*/true);
+  // The workload runtime: the Docker Engine unless --runtime memory.
+  std::unique_ptr<docker::client> dclient;
+  std::unique_ptr<runtime> rt_owner;
+  if (c.runtime == "docker") {
+    dclient = std::make_unique<docker::client>(loop, docker::client_options{.socket_path = c.docker_socket});
+    docker::runtime_options ro;
+    ro.keep_images = c.keep_images;
+    ro.crash_limit = c.crash_limit;
+    ro.crash_window = std::chrono::seconds(c.crash_window_s);
+    ro.exchange_url = c.exchange_url.empty() ? c.broker : c.exchange_url;
+    auto drt = std::make_unique<docker::docker_runtime>(loop, *dclient, ro);
+    drt->start();
+    rt_owner = std::move(drt);
+    lg->info("workload runtime: Docker Engine at {}", c.docker_socket);
+  } else {
+    rt_owner = std::make_unique<memory_runtime>(loop, /*auto_complete=*/true);
+    lg->warn("workload runtime: memory (no container will run)");
+  }
+  runtime& rt = *rt_owner;
   engine_options eo;
   eo.finalize_timeout = std::chrono::seconds(c.finalize_timeout_s);
   engine eng(loop, *store, xa, out, rt, eo);

@@ -22,6 +22,22 @@ void add_flags(CLI::App& app, config& c) {
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  // Workload runtime (agent/docker/): flags kept together so they are easy to find.
+  app.add_option("--runtime", c.runtime, "Workload runtime: docker (the Docker Engine) or memory (nothing runs)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"docker", "memory"}));
+  app.add_option("--docker-socket", c.docker_socket,
+                 "Docker Engine API socket (Podman's compatible socket works too)")
+      ->capture_default_str();
+  app.add_flag("--keep-images", c.keep_images, "Keep images no agreement uses any more instead of removing them");
+  app.add_option("--crash-limit", c.crash_limit,
+                 "Container deaths tolerated within --crash-window; one more cancels the agreement (103/108)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--crash-window", c.crash_window_s, "Seconds over which container deaths are counted")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 
 }  // namespace hmq::agent

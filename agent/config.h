@@ -17,6 +17,13 @@ struct config {
   int finalize_timeout_s = 60;
   std::string topic_prefix = "hmq/v1";
   std::string log_level = "info";
+  // Workload runtime (docs/containers.md): "docker" on the Engine's socket, or "memory" (tests).
+  std::string runtime = "docker";
+  std::string docker_socket = "/var/run/docker.sock";
+  bool keep_images = false;
+  int crash_limit = 5;
+  int crash_window_s = 60;
+  std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
 
   std::filesystem::path socket_path() const {
     return control_socket.empty() ? data_dir / "agent.sock" : control_socket;

@@ -78,6 +78,14 @@ result<void> engine::start() {
   if (!all) return all.err();
   int64_t now = loop_.time().now_ms();
   for (auto& a : *all) agreements_[a.id] = std::move(a);
+  // Runtime failures after a good deploy (crash loop): cancel with the runtime's reason.
+  rt_.on_failure([this, alive = alive_](const std::string& id, core::error e) {
+    if (!*alive) return;
+    auto it = agreements_.find(id);
+    if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
+    lg()->warn("agreement {}: workload failed: {}", id, e.message());
+    cancel_local(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
+  });
   for (auto& [id, a] : agreements_) {
     if (a.state == agreement_state::accepted) {
       // Waits for the ReplyAck the persistent session still delivers, until the deadline.
@@ -95,6 +103,7 @@ result<void> engine::start() {
       send_cancel(a);
     }
   }
+  rt_.resumed();  // every finalized workload is handed over: the rest of what runs is orphaned
   // A registration the exchange never confirmed (crash in between) is sent again.
   auto reg = store_.registration();
   if (reg && *reg && !(*reg)->confirmed) {
@@ -491,7 +500,7 @@ void engine::deploy(const std::string& id) {
       return;
     }
     lg()->warn("agreement {}: runtime failed: {}", id, r.err().message());
-    cancel_local(id, reason_code(fb::CancelReason::container_failure), r.err().message(), true);
+    cancel_local(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
   });
 }
 

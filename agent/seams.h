@@ -71,13 +71,47 @@ struct workload {
   std::vector<fb::ProposedServiceT> services;  // signatures already verified by the engine
 };
 
+// Runtime failures say which Horizon cancel reason applies: an error whose code is in this
+// category carries the fb::CancelReason as its value (113 pull, 114 registry auth, 115 digest,
+// 103/108 crash loop). Any other error means 103 container_failure.
+namespace detail {
+class cancel_reason_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "runtime"; }
+  std::string message(int c) const override {
+    const char* n = fb::EnumNameCancelReason(static_cast<fb::CancelReason>(c));
+    return n && *n ? n : "cancel reason " + std::to_string(c);
+  }
+};
+}  // namespace detail
+inline const std::error_category& cancel_reason_category() {
+  static const detail::cancel_reason_category_impl c;
+  return c;
+}
+inline core::error runtime_failure(fb::CancelReason r, std::string detail) {
+  return core::error{{static_cast<int>(r), cancel_reason_category()}, std::move(detail)};
+}
+inline uint16_t cancel_reason_of(const core::error& e, fb::CancelReason fallback) {
+  if (e.code.category() == cancel_reason_category() && e.code.value() > 0) return static_cast<uint16_t>(e.code.value());
+  return static_cast<uint16_t>(fallback);
+}
+
 // Runs workloads. deploy() is also called again for finalized agreements after an agent restart:
 // implementations reconcile with what is running instead of starting twice.
 class runtime {
  public:
+  // A workload that ran and then failed for good (a service that keeps crashing): the runtime
+  // has cleaned it up already; the engine cancels the agreement with cancel_reason_of(error).
+  using failure_fn = std::function<void(const std::string& agreement_id, core::error)>;
+
   virtual ~runtime() = default;
   virtual void deploy(const workload& w, done_fn cb) = 0;
   virtual void remove(const std::string& agreement_id, done_fn cb) = 0;
+  // Set once by the engine before start(); called on the loop thread.
+  virtual void on_failure(failure_fn) {}
+  // The engine has handed over (deploy()) every finalized agreement after a restart: whatever
+  // the runtime finds of agreements it was not given is an orphan and may be removed.
+  virtual void resumed() {}
 };
 
 // In-memory runtime until the Docker runtime lands; tests drive its completions. With

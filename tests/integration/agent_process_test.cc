@@ -99,7 +99,8 @@ class agent_process : public ::testing::Test {
     ASSERT_EQ(admin({"agbot", "addpattern", "bot1", "acme", "gps"}), 0) << slurp(dir_ / "hmq.log");
 
     agent_.emplace(test::process::start({{agent_bin, "--broker", broker_.uri(), "--exchange-key", exchange_key_,
-                                          "--data-dir", (dir_ / "agent").string(), "--finalize-timeout", "60"},
+                                          "--data-dir", (dir_ / "agent").string(), "--finalize-timeout", "60",
+                                          "--runtime", "memory"},
                                          {},
                                          dir_ / "agent.log"}));
     ASSERT_TRUE(eventually([&] { return control({{"op", "node_status"}}).value("broker_connected", false); }))
