@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 
 #include "core/bus/client.h"
+#include "exchange/db.h"
+#include "exchange/ids.h"
 #include "tests/support/fleet.h"
 #include "tests/support/loop_thread.h"
 
@@ -128,6 +130,42 @@ TEST(e2e_agreements, node_that_does_not_trust_the_signing_key_rejects_with_115_a
   EXPECT_TRUE(f.exchange_agreements(stranger).empty());
   // The agbot may be proposing again after its back-off, but never finalized anything.
   for (const auto& a : f.agbot_agreements_of(stranger, true)) EXPECT_NE(a["state"], "finalized") << a.dump();
+}
+
+TEST(e2e_agreements, node_rejects_a_deployment_whose_signature_was_tampered_with_at_rest_with_115) {
+  // True tampering: the exchange accepted a correctly signed service, then its stored copy is
+  // changed behind its back (one bit of the signature in exchange.db). The agent trusts the
+  // publisher's key, so only the signature check itself can catch it.
+  fleet_options o = with_agents(1);
+  o.start_agbot = false;
+  fleet f(o);
+  ASSERT_FLEET_UP(f);
+  f.exchange().stop();
+  {
+    auto d = exchange::db::open(f.dir() / "exchange" / "exchange.db");
+    ASSERT_TRUE(d) << d.err().message();
+    const auto id = exchange::service_id("https://acme.example/gps", "1.0.0", "amd64");
+    auto blob = d->blob_get(exchange::table::services, "acme", id);
+    ASSERT_TRUE(blob && *blob) << "service " << id << " not in exchange.db";
+    ::hmq::wire::fb::ServiceT svc;
+    flatbuffers::GetRoot<::hmq::wire::fb::Service>((*blob)->data())->UnPackTo(&svc);
+    ASSERT_EQ(svc.deployment_signature.size(), 64u);
+    svc.deployment_signature[10] ^= 0x01;
+    ASSERT_TRUE(d->service_put(svc, id, false));
+  }
+  f.exchange().start();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  ASSERT_EQ(f.register_node(0).exit, 0);
+  f.start_agbot();
+  json rejected;
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& a : f.agbot_agreements_of(0, true))
+      if (a.value("reason", 0) == 202 && a.value("node_reason", 0) == 115) rejected = a;
+    return !rejected.is_null();
+  })) << f.logs();
+  EXPECT_TRUE(f.agent_agreements(0).empty()) << f.agent_agreements(0).dump();
+  EXPECT_EQ(f.agent_call(0, {{"op", "node_status"}}).value("live_agreements", -1), 0);
+  EXPECT_TRUE(f.exchange_agreements(0).empty());
 }
 
 TEST(e2e_agreements, node_registered_for_another_pattern_gets_no_proposal) {
