@@ -15,9 +15,7 @@
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
 #include "exchange/client.h"
-#ifdef HMQ_AGBOT_HAS_CONTROL
 #include "core/control/control.h"
-#endif
 
 namespace hmq::agbot {
 namespace {
@@ -40,10 +38,9 @@ core::result<core::crypto::public_key> load_exchange_key(const std::string& spec
   return core::crypto::parse_public_key(spec);
 }
 
-#ifdef HMQ_AGBOT_HAS_CONTROL
-core::control::json agreement_json(const agreement& a) {
+core::control::json agreement_json(const agreement& a, std::optional<uint16_t> node_reason) {
   const auto reason = static_cast<fb::CancelReason>(a.reason);
-  return {{"id", a.id},
+  core::control::json j{{"id", a.id},
           {"node", a.node()},
           {"pattern", a.pattern},
           {"service", a.service_org + "/" + a.service_url},
@@ -54,8 +51,13 @@ core::control::json agreement_json(const agreement& a) {
           {"reason_text", a.reason ? fb::EnumNameCancelReason(reason) : ""},
           {"created_ms", a.created_ms},
           {"updated_ms", a.updated_ms}};
+  if (node_reason) {
+    // Why the node said no (a negative reply); the agreement's own reason is then 202.
+    j["node_reason"] = *node_reason;
+    j["node_reason_text"] = fb::EnumNameCancelReason(static_cast<fb::CancelReason>(*node_reason));
+  }
+  return j;
 }
-#endif
 
 }  // namespace
 
@@ -101,38 +103,38 @@ int run(const app_config& cfg) {
   for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify})
     messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
 
-#ifdef HMQ_AGBOT_HAS_CONTROL
+  // `hmq agbot agreement list|cancel` (docs/agbot.md "Control socket").
   std::unique_ptr<core::control::server> control;
   if (!cfg.control_socket.empty()) {
     control = std::make_unique<core::control::server>(
         loop.io(), cfg.control_socket,
         [&eng, &store](const core::control::json& req, core::control::reply_fn reply) {
           const auto op = req.value("op", std::string{});
+          if (op == "agreement.cancel") {
+            const auto id = req.value("id", std::string{});
+            if (!eng.cancel_agreement(id))
+              return reply(core::control::error_response("no live agreement '" + id + "'"));
+            return reply(core::control::ok_response({}));
+          }
           if (op != "agreement.list")
             return reply(core::control::error_response("unknown op '" + op + "'"));
           core::control::json list = core::control::json::array();
           if (req.value("all", false)) {
             auto rows = store->list(req.value("limit", size_t{1000}));
             if (!rows) return reply(core::control::error_response(rows.err().message()));
-            for (const auto& a : *rows) list.push_back(agreement_json(a));
+            for (const auto& a : *rows) list.push_back(agreement_json(a, eng.node_reason(a.id)));
           } else {
-            for (const auto& a : eng.live_agreements()) list.push_back(agreement_json(a));
+            for (const auto& a : eng.live_agreements()) list.push_back(agreement_json(a, eng.node_reason(a.id)));
           }
           reply(core::control::ok_response({{"agreements", std::move(list)}}));
         });
     if (auto r = control->start(); !r) return fail("control socket: " + r.err().message());
   }
-#else
-  if (!cfg.control_socket.empty())
-    log->warn("--control-socket ignored: this build has no core/control");
-#endif
 
   int exit_code = 0;
   auto shutdown = [&] {
     eng.stop();
-#ifdef HMQ_AGBOT_HAS_CONTROL
     if (control) control->stop();
-#endif
     messenger.stop();
     bus.stop();
     loop.stop();

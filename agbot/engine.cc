@@ -582,6 +582,13 @@ void engine::on_reply(const core::wire::opened& m, const fb::Reply& r) {
   log_->info("agreement {} node {}: rejected ({} {}: {})", id, a.node(),
              static_cast<int>(r.reason()), fb::EnumNameCancelReason(r.reason()),
              str(r.message()));
+  if (node_reasons_.emplace(id, static_cast<uint16_t>(r.reason())).second) {
+    node_reason_order_.push_back(id);
+    if (node_reason_order_.size() > 1024) {
+      node_reasons_.erase(node_reason_order_.front());
+      node_reason_order_.pop_front();
+    }
+  }
   auto slot = a.slot();
   auto node_org = a.node_org, node_id = a.node_id, pattern = a.pattern;
   a.exchange_synced = true;
@@ -776,6 +783,22 @@ bool engine::backing_off(const std::string& slot) const {
 uint32_t engine::expiry_s() const {
   auto s = (cfg_.reply_timeout.count() + 999) / 1000;
   return static_cast<uint32_t>(std::max<int64_t>(s, 1));
+}
+
+std::optional<uint16_t> engine::node_reason(const std::string& id) const {
+  auto it = node_reasons_.find(id);
+  if (it == node_reasons_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool engine::cancel_agreement(const std::string& id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return false;
+  agreement a = it->second;
+  log_->info("agreement {} node {}: cancel requested by the operator", a.id, a.node());
+  cancel(a, fb::CancelReason::ab_user_requested, true);
+  backoff(a.slot(), a.node_org, a.node_id, a.pattern);
+  return true;
 }
 
 std::vector<agreement> engine::live_agreements() const {

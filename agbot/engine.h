@@ -73,6 +73,14 @@ class engine {
   void on_message(const core::wire::opened& m);
 
   const engine_stats& stats() const { return stats_; }
+  // Operator cancel (control socket): a live agreement is cancelled with 206
+  // `ab_user_requested`, the node is told, and the node is proposed to again after the back-off.
+  // False if `id` is not a live agreement.
+  bool cancel_agreement(const std::string& id);
+  // The reason code the node gave when it rejected agreement `id` (e.g. 115: signature), kept
+  // in memory for the last 1024 rejections so operators see why (the agreement itself is
+  // cancelled with 202 ab_negative_reply, as in Horizon).
+  std::optional<uint16_t> node_reason(const std::string& id) const;
   // Live agreements (proposed or finalized), oldest first.
   std::vector<agreement> live_agreements() const;
   // Patterns loaded and every served pattern's nodes listed once.
@@ -159,6 +167,8 @@ class engine {
   core::loop::timer_handle start_retry_;
 
   std::map<std::string, agreement> live_;          // by agreement id
+  std::map<std::string, uint16_t> node_reasons_;   // see node_reason(); bounded by the deque
+  std::deque<std::string> node_reason_order_;
   std::map<std::string, std::string> live_slots_;  // slot -> agreement id
   std::map<std::string, core::loop::timer_handle> reply_timers_;
   std::map<std::string, core::loop::timer_handle> exchange_retries_;

@@ -68,13 +68,15 @@ std::function<void()> as_callback(std::function<void()> work, const deferred_act
 }
 
 // One request; a refusal ({"ok": false}) or a transport failure ends the command.
-json ask(const std::string& socket, const json& req, std::ostream& err) {
+json ask(const std::string& socket, const json& req, std::ostream& err,
+         const std::string& hint = "the agent at {} (is hmq-agent running? set --agent-socket or HMQ_AGENT_SOCKET)") {
   auto r = core::control::call(socket, req);
   if (!r) {
-    if (r.code() == core::control::make_error_code(core::control::errc::connect_failed))
-      die(err, "cannot reach the agent at " + socket + " (is hmq-agent running? set --agent-socket or HMQ_AGENT_SOCKET): " +
-                   r.err().detail,
-          exit_unreachable);
+    if (r.code() == core::control::make_error_code(core::control::errc::connect_failed)) {
+      std::string where = hint;
+      where.replace(where.find("{}"), 2, socket);
+      die(err, "cannot reach " + where + ": " + r.err().detail, exit_unreachable);
+    }
     die(err, r.err().message(), exit_unreachable);
   }
   if (!(*r)["ok"].get<bool>()) die(err, (*r).value("error", std::string("request failed")), exit_refused);
@@ -115,6 +117,19 @@ std::string text(const json& j, const char* k) {
 void check_output(const std::string& o, std::ostream& err) {
   if (!o.empty() && o != "json" && o != "table") die(err, "-o must be json or table");
 }
+
+// The agbot's control socket (hmq-agbot --control-socket), for `hmq agbot ...`.
+struct agbot_socket_opt {
+  std::string path = default_agbot_socket;
+};
+
+void add_agbot_socket_option(CLI::App* cmd, const std::shared_ptr<agbot_socket_opt>& s) {
+  cmd->add_option("--agbot-socket", s->path, "Control socket of the hmq-agbot (its --control-socket)")
+      ->envname("HMQ_AGBOT_SOCKET")
+      ->capture_default_str();
+}
+
+const std::string agbot_hint = "the agbot at {} (is hmq-agbot running with --control-socket? set --agbot-socket or HMQ_AGBOT_SOCKET)";
 
 }  // namespace
 
@@ -242,6 +257,65 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err, def
       std::string n = name->empty() ? std::filesystem::path(*file).filename().string() : *name;
       json r = ask(s->path, {{"op", "key_import"}, {"key", line}, {"name", n}}, err);
       out << "trusted publisher key " << text(r, "key") << " (" << n << ")\n";
+    }, defer));
+  }
+  add_agbot_commands(app, out, err, defer);
+}
+
+void add_agbot_commands(CLI::App& app, std::ostream& out, std::ostream& err, deferred_action defer) {
+  CLI::App* agreement = sub(*sub(app, "agbot", "The local agbot (through its control socket)"), "agreement",
+                            "The agbot's agreements");
+  // agbot agreement list
+  {
+    auto s = std::make_shared<agbot_socket_opt>();
+    auto o = std::make_shared<std::string>();
+    auto all = std::make_shared<bool>(false);
+    auto limit = std::make_shared<size_t>(1000);
+    auto* cmd = agreement->add_subcommand("list", "The agbot's live agreements (--all: cancelled ones too, newest first)");
+    cmd->add_option("-o,--output", *o, "json for scripts (default: a table)");
+    cmd->add_flag("-a,--all", *all, "Include cancelled agreements");
+    cmd->add_option("--limit", *limit, "At most this many rows with --all")->capture_default_str();
+    add_agbot_socket_option(cmd, s);
+    cmd->callback(as_callback([s, o, all, limit, &out, &err] {
+      check_output(*o, err);
+      json req{{"op", "agreement.list"}};
+      if (*all) {
+        req["all"] = true;
+        req["limit"] = *limit;
+      }
+      json r = ask(s->path, req, err, agbot_hint);
+      const json& list = r["agreements"];
+      if (*o == "json") {
+        out << list.dump(2) << "\n";
+        return;
+      }
+      std::vector<std::vector<std::string>> rows{{"ID", "NODE", "STATE", "REASON", "PATTERN", "SERVICE", "CREATED", "UPDATED"}};
+      for (const auto& a : list) {
+        std::string reason = "-";
+        if (a.value("reason", 0) != 0) reason = std::to_string(a.value("reason", 0)) + " " + text(a, "reason_text");
+        if (a.contains("node_reason"))
+          reason += " (node: " + text(a, "node_reason") + " " + text(a, "node_reason_text") + ")";
+        rows.push_back({text(a, "id"), text(a, "node"), text(a, "state"), reason, text(a, "pattern"),
+                        text(a, "service") + "@" + text(a, "version"), when(a.value("created_ms", int64_t{0})),
+                        when(a.value("updated_ms", int64_t{0}))});
+      }
+      if (rows.size() == 1) {
+        out << "no agreements\n";
+        return;
+      }
+      print_table(out, rows);
+    }, defer));
+  }
+  // agbot agreement cancel
+  {
+    auto s = std::make_shared<agbot_socket_opt>();
+    auto id = std::make_shared<std::string>();
+    auto* cmd = agreement->add_subcommand("cancel", "Cancel a live agreement (206, the node is told) and propose again after the back-off");
+    cmd->add_option("id", *id, "Agreement id (from hmq agbot agreement list)")->required();
+    add_agbot_socket_option(cmd, s);
+    cmd->callback(as_callback([s, id, &out, &err] {
+      ask(s->path, {{"op", "agreement.cancel"}, {"id", *id}}, err, agbot_hint);
+      out << "agreement " << *id << " cancelled\n";
     }, defer));
   }
 }

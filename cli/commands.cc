@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <functional>
+#include <iomanip>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -233,6 +235,23 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
   return s;
+}
+
+std::string utc_time(int64_t ms) {
+  if (ms <= 0) return "-";
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::ostringstream o;
+  o << std::put_time(&tm, "%Y-%m-%d %H:%M:%SZ");
+  return o.str();
+}
+
+json agreement_record_json(const fb::AgreementRecordT& r) {
+  return {{"id", r.agreement_id},     {"node", r.node_org + "/" + r.node_id},
+          {"pattern", r.pattern},     {"service", {{"org", r.service_org}, {"url", r.service_url}, {"version", r.service_version}}},
+          {"agbot", r.agbot},         {"state", fb::EnumNameAgreementState(r.state)},
+          {"updated_ms", r.updated_ms}};
 }
 
 std::string key_text(const std::vector<uint8_t>& k) { return k.empty() ? "" : crypto::to_base64(k); }
@@ -685,6 +704,43 @@ void cli_app::build(CLI::App& app) {
       };
     });
     add_resource_commands(*node, fb::ResourceKind::node, "node");
+  }
+  {
+    // The exchange's agreement records of one node (ListAgreements): what agents and agbots
+    // recorded once an agreement was finalized.
+    auto id = std::make_shared<std::string>();
+    auto output = std::make_shared<std::string>("table");
+    auto* c = node->add_subcommand("agreements", "Agreements the exchange records for a node");
+    c->add_option("node", *id, "[org/]node")->required();
+    c->add_option("-o,--output", *output, "Output format: table (for people) or json (for scripts)")
+        ->check(CLI::IsMember({"table", "json"}));
+    c->callback([=, this] {
+      action_ = [=, this] {
+        auto [org, nid] = qualified(*id);
+        auto& s = connect();
+        auto a = auth();
+        auto recs = s.run<std::vector<fb::AgreementRecordT>>([&, org = org, nid = nid](auto cb) {
+          s.client().list_agreements(a, org, nid, std::move(cb));
+        });
+        if (*output == "json") {
+          json arr = json::array();
+          for (const auto& r : recs) arr.push_back(agreement_record_json(r));
+          out_ << arr.dump(2) << "\n";
+          return;
+        }
+        if (recs.empty()) {
+          out_ << "no agreements\n";
+          return;
+        }
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& r : recs) {
+          rows.push_back({r.agreement_id, fb::EnumNameAgreementState(r.state), r.pattern,
+                          r.service_org + "/" + r.service_url + "@" + r.service_version, r.agbot,
+                          utc_time(r.updated_ms)});
+        }
+        print_table(out_, {"ID", "STATE", "PATTERN", "SERVICE", "AGBOT", "UPDATED"}, rows);
+      };
+    });
   }
 
   // agbot

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <fstream>
 #include <future>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -21,6 +20,7 @@
 #include "core/crypto/crypto.h"
 #include "core/wire/codec.h"
 #include "exchange/client.h"
+#include "tests/support/fleet.h"
 #include "tests/support/loop_thread.h"
 #include "tests/support/mosquitto.h"
 #include "tests/support/process.h"
@@ -34,47 +34,20 @@ using namespace std::chrono_literals;
 namespace fb = ::hmq::wire::fb;
 namespace crypto = core::crypto;
 
-const std::string hmq_bin = std::string(HMQ_BINARY_DIR) + "/cli/hmq";
-const std::string exchange_bin = std::string(HMQ_BINARY_DIR) + "/exchange/hmq-exchange";
-const std::string agent_bin = std::string(HMQ_BINARY_DIR) + "/agent/hmq-agent";
-const std::string agbot_bin = std::string(HMQ_BINARY_DIR) + "/agbot/hmq-agbot";
+// Process helpers are shared with the e2e suite (tests/support/fleet.h).
+const std::string hmq_bin = test::hmq_binary();
+const std::string agent_bin = test::agent_binary();
+const std::string agbot_bin = test::agbot_binary();
 const std::string root_password = "root-secret";
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Cross-process state has no event to wait on from here: check `pred` every 20 ms, bounded.
-template <typename P>
-bool eventually(P pred, std::chrono::milliseconds timeout = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
+using test::eventually;
+std::string slurp(const std::filesystem::path& p) { return test::read_file(p); }
 
 class agent_process : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto log = dir_ / "exchange.log";
-    exchange_.emplace(test::process::start({{exchange_bin, "--broker", broker_.uri(), "--data-dir",
-                                             (dir_ / "exchange").string(), "--root-password", root_password,
-                                             "--hash-strength", "minimum"},
-                                            {},
-                                            log}));
-    std::regex ready("hmq-exchange ready: key=([A-Za-z0-9+/=]+) mailbox=([a-z0-9]+)");
-    std::smatch m;
-    std::string text;
-    ASSERT_TRUE(eventually([&] {
-      text = slurp(log);
-      return std::regex_search(text, m, ready);
-    })) << text;
-    exchange_key_ = m[1];
+    exchange_.emplace(dir_ / "exchange", broker_.uri(), "", root_password);
+    if (HasFatalFailure()) return;
+    exchange_key_ = exchange_->key();
 
     ASSERT_EQ(hmq({"exchange", "-u", "root/root:" + root_password, "org", "create", "acme"}), 0) << slurp(dir_ / "hmq.log");
     ASSERT_EQ(hmq({"exchange", "-u", "root/root:" + root_password, "--org", "acme", "user", "create", "admin",
@@ -131,7 +104,7 @@ class agent_process : public ::testing::Test {
 
   test::temp_dir dir_{"hmq-agent-proc"};
   test::mosquitto_broker broker_;
-  std::optional<test::process> exchange_;
+  std::optional<test::exchange_process> exchange_;
   std::optional<test::process> agent_;
   std::string exchange_key_;
 };

@@ -26,6 +26,7 @@
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
 #include "exchange/db.h"
+#include "tests/support/fleet.h"
 #include "tests/support/mosquitto.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -39,96 +40,16 @@ namespace wire = core::wire;
 using namespace std::chrono_literals;
 using fb::RpcStatus;
 
-const std::string exchange_binary = std::string(HMQ_BINARY_DIR) + "/exchange/hmq-exchange";
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-size_t occurrences(const std::string& text, const std::string& needle) {
-  size_t n = 0;
-  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
-  return n;
-}
-
-// Waits (inotify on the log's directory, no polling) until `needle` occurs `count` times in the
-// file. False on timeout.
-bool wait_for_log(const std::filesystem::path& file, const std::string& needle, size_t count,
-                  std::chrono::milliseconds timeout) {
-  int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (fd < 0) return false;
-  inotify_add_watch(fd, file.parent_path().c_str(), IN_MODIFY | IN_CREATE | IN_CLOSE_WRITE);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool found = false;
-  for (;;) {
-    if (occurrences(read_file(file), needle) >= count) {
-      found = true;
-      break;
-    }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left <= 0ms) break;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
-      char buf[4096];
-      while (::read(fd, buf, sizeof buf) > 0) {
-      }
-    }
-  }
-  ::close(fd);
-  return found;
-}
+// The exchange process, its log waits and file reads are shared (tests/support/fleet.h).
+using test::exchange_process;
+using test::read_file;
+const std::string exchange_binary = test::exchange_binary();
 
 struct creds {
   fb::AuthKind kind;
   std::string org, id, secret;
 };
 const creds root{fb::AuthKind::user, "root", "root", "rootpw"};
-
-// One exchange process on `data_dir`, logging to data_dir/<instance>.log.
-class exchange_process {
- public:
-  exchange_process(const std::filesystem::path& data_dir, std::string broker_uri,
-                   std::string instance = "")
-      : dir_(data_dir), uri_(std::move(broker_uri)), instance_(std::move(instance)) {
-    start();
-  }
-  void start() {
-    test::process_spec spec;
-    spec.argv = {exchange_binary, "--broker",        uri_,     "--data-dir",
-                 dir_.string(),   "--root-password", "rootpw", "--hash-strength",
-                 "minimum",       "--log-level",     "info"};
-    if (!instance_.empty()) spec.argv.insert(spec.argv.end(), {"--instance", instance_});
-    spec.log_file = log_file();
-    proc_.emplace(test::process::start(spec));
-    ++starts_;
-    ASSERT_TRUE(wait_for_log(log_file(), "hmq-exchange ready", starts_, 20s))
-        << read_file(log_file());
-  }
-  void kill_hard() {
-    proc_->kill(SIGKILL);
-    proc_->wait_for(10s);
-  }
-  void stop() {
-    proc_->kill(SIGTERM);
-    auto st = proc_->wait_for(20s);
-    ASSERT_TRUE(st) << "exchange did not stop";
-    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << test::describe_wait_status(*st);
-  }
-  std::filesystem::path log_file() const {
-    return dir_ / ((instance_.empty() ? std::string("exchange") : instance_) + ".log");
-  }
-
- private:
-  std::filesystem::path dir_;
-  std::string uri_;
-  std::string instance_;
-  size_t starts_ = 0;
-  std::optional<test::process> proc_;
-};
 
 // A bus identity on its own loop thread that sends RPCs to the exchange.
 class peer {
