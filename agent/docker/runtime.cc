@@ -85,9 +85,15 @@ port_binding parse_port(const fb::PortBindingT& p) {
   return b;
 }
 
-std::map<std::string, std::string> base_labels(const std::string& agreement, const std::string& service,
-                                               const std::string& instance) {
-  return {{"hmq.managed", "1"}, {"hmq.agreement", agreement}, {"hmq.service", service}, {"hmq.instance", instance}};
+std::map<std::string, std::string> base_labels(const std::string& owner, const std::string& agreement,
+                                               const std::string& service, const std::string& instance) {
+  return {{"hmq.managed", "1"},     {"hmq.owner", owner},      {"hmq.agreement", agreement},
+          {"hmq.service", service}, {"hmq.instance", instance}};
+}
+
+bool owned_by(const std::map<std::string, std::string>& labels, const std::string& owner) {
+  auto it = labels.find("hmq.owner");
+  return it != labels.end() && it->second == owner;
 }
 
 struct deploy_outcome {
@@ -157,7 +163,7 @@ result<deploy_outcome> run_deploy(client& d, const std::vector<docker_runtime::p
   deploy_outcome out;
   for (const auto& inst : instances) {
     if (inst.needs_network) {
-      auto labels = base_labels(inst.users.empty() ? "" : *inst.users.begin(), inst.service, inst.key);
+      auto labels = base_labels(o.owner, inst.users.empty() ? "" : *inst.users.begin(), inst.service, inst.key);
       if (auto n = d.create_network(inst.key, labels); !n)
         return runtime_failure(R::container_failure, n.err().message());
     }
@@ -304,7 +310,7 @@ result<docker_runtime::plan> docker_runtime::make_plan(const workload& w, const 
         }
       }
       pc.hash = hex_hash(client::container_create_body(sp).dump(), 16);
-      sp.labels = base_labels(inst.shared ? "" : w.agreement_id, k, inst.key);
+      sp.labels = base_labels(o.owner, inst.shared ? "" : w.agreement_id, k, inst.key);
       sp.labels["hmq.deployment_hash"] = pc.hash;
       inst.containers.push_back(std::move(pc));
     }
@@ -473,7 +479,7 @@ void docker_runtime::resumed() {
           if (!cs) return cs.err();
           for (const auto& c : *cs) {
             auto it = c.labels.find("hmq.instance");
-            if (it == c.labels.end() || live.count(it->second)) continue;
+            if (it == c.labels.end() || live.count(it->second) || !owned_by(c.labels, opts_.owner)) continue;
             lg()->info("removing orphaned container {} (instance {})", c.name, it->second);
             if (docker_.remove_container(c.id, true)) ++removed;
           }
@@ -481,7 +487,7 @@ void docker_runtime::resumed() {
           if (!ns) return ns.err();
           for (const auto& n : *ns) {
             auto it = n.labels.find("hmq.instance");
-            if (it == n.labels.end() || live.count(it->second)) continue;
+            if (it == n.labels.end() || live.count(it->second) || !owned_by(n.labels, opts_.owner)) continue;
             lg()->info("removing orphaned network {}", n.name);
             if (docker_.remove_network(n.id)) ++removed;
           }

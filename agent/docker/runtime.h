@@ -42,6 +42,9 @@ struct runtime_options {
   std::chrono::milliseconds pull_backoff{std::chrono::seconds(1)};  // doubles per attempt
   int stop_timeout_s = 5;    // SIGTERM -> SIGKILL grace on remove
   std::string exchange_url;  // HZN_EXCHANGE_URL
+  // This agent's id (its mailbox), labelled hmq.owner on everything it creates: an agent adopts
+  // and sweeps only its own containers and networks, never another agent's on the same Engine.
+  std::string owner;
 };
 
 struct runtime_counters {

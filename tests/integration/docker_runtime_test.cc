@@ -149,6 +149,7 @@ class docker_runtime_test : public ::testing::Test {
 
   void make_runtime(runtime_options o = {}) {
     o.exchange_url = "mqtt://exchange.test";
+    o.owner = owner_;
     lt_.call([&] {
       rt_.reset();
       client_.reset();
@@ -285,6 +286,8 @@ class docker_runtime_test : public ::testing::Test {
   std::vector<std::string> agreements_;
   test::waiter failures_;
   std::map<std::string, uint16_t> failed_;
+  // This test's runtime identity: parallel test binaries and a running agent never share one.
+  const std::string owner_ = "test-" + std::to_string(::getpid());
 };
 
 TEST_F(docker_runtime_test, example_runs_with_env_labels_and_private_networks) {
@@ -460,10 +463,17 @@ TEST_F(docker_runtime_test, restart_adopts_running_containers_and_removes_orphan
   // An orphan: labelled by a runtime for an agreement nobody hands over any more.
   auto orphan = new_agreement();
   std::string orphan_name = "hmq-" + orphan.substr(0, 12) + "-stale";
-  ASSERT_EQ(sh("docker network create --label hmq.managed=1 --label hmq.agreement=" + orphan +
+  // A container of another agent on the same Engine: never adopted, never swept.
+  auto foreign = new_agreement();
+  std::string foreign_name = "hmq-" + foreign.substr(0, 12) + "-other";
+  ASSERT_EQ(sh("docker run -d --name " + foreign_name + " --label hmq.managed=1 --label hmq.owner=someone-else" +
+               " --label hmq.agreement=" + foreign + " --label hmq.instance=" + foreign_name +
+               " --entrypoint sleep " + env_->image("consumer") + " 600").status, 0);
+  ASSERT_EQ(sh("docker network create --label hmq.managed=1 --label hmq.owner=" + owner_ + " --label hmq.agreement=" + orphan +
                " --label hmq.instance=" + orphan_name + " " + orphan_name).status, 0);
   ASSERT_EQ(sh("docker run -d --name " + orphan_name + " --network " + orphan_name +
-               " --label hmq.managed=1 --label hmq.agreement=" + orphan + " --label hmq.instance=" + orphan_name +
+               " --label hmq.managed=1 --label hmq.owner=" + owner_ + " --label hmq.agreement=" + orphan +
+               " --label hmq.instance=" + orphan_name +
                " --entrypoint sleep " + env_->image("consumer") + " 600").status, 0);
 
   make_runtime();  // the agent restarted: a new runtime that knows nothing
@@ -482,6 +492,8 @@ TEST_F(docker_runtime_test, restart_adopts_running_containers_and_removes_orphan
     EXPECT_EQ(c->started_at, started[n]) << n << " was restarted";
   }
   EXPECT_TRUE(containers_of(orphan).empty());
+  EXPECT_EQ(containers_of(foreign).size(), 1u) << "another agent's container was swept";
+  (void)sh("docker rm -f " + foreign_name);
   EXPECT_TRUE(networks_of(orphan).empty());
   EXPECT_EQ(stats().orphans_removed, 2u);
   remove(id);
