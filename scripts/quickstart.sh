@@ -131,7 +131,7 @@ hmq agreement list
 wait_for "the containers" 120 bash -c "[ \$(docker ps -q --filter label=hmq.agreement | wc -l) -ge 3 ]"
 echo
 docker ps --filter label=hmq.agreement --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
-consumer=$(docker ps -q --filter label=hmq.agreement --filter label=hmq.service=hmq-example-consumer | head -1)
+consumer=$(docker ps -q --filter label=hmq.agreement --filter label=hmq.service=myorg/hmq-example-consumer | head -1)
 if [ -n "$consumer" ]; then
   sleep 3
   echo; echo "what the consumer got from the producers over their private networks:"
