@@ -34,8 +34,9 @@
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
 #include "schema/message_generated.h"
-
-extern char** environ;
+#include "tests/support/fleet.h"
+#include "tests/support/mosquitto.h"
+#include "tests/support/process.h"
 
 namespace {
 
@@ -46,68 +47,6 @@ namespace fb = hmq::wire::fb;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
-
-int free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &n);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// Waits for `needle` in the file (inotify on its directory).
-bool wait_for_text(const fs::path& file, const std::string& needle,
-                   std::chrono::milliseconds timeout) {
-  int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  inotify_add_watch(fd, file.parent_path().c_str(), IN_MODIFY | IN_CREATE);
-  auto deadline = steady::now() + timeout;
-  bool found = false;
-  while (!(found = read_file(file).find(needle) != std::string::npos)) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
-    if (left <= 0ms) break;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
-      char buf[4096];
-      while (::read(fd, buf, sizeof buf) > 0) {
-      }
-    }
-  }
-  ::close(fd);
-  return found;
-}
-
-struct child {
-  pid_t pid = -1;
-  child(std::vector<std::string> argv, const fs::path& log) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    if (posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~child() {
-    if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      int st = 0;
-      ::waitpid(pid, &st, 0);
-    }
-  }
-};
 
 // One bus identity on its own loop thread.
 struct endpoint {
@@ -230,26 +169,23 @@ int main(int argc, char** argv) {
   fs::path dir = fs::temp_directory_path() / ("hmq-exchange-bench-" + std::to_string(::getpid()));
   fs::create_directories(dir);
 
-  int port = free_port();
-  std::ofstream(dir / "mosquitto.conf")
-      << "listener " << port << " 127.0.0.1\nallow_anonymous true\n"
-      << "set_tcp_nodelay true\npersistence false\nmax_queued_messages 100000\n";
-  child broker({"/usr/sbin/mosquitto", "-c", (dir / "mosquitto.conf").string()},
-               dir / "mosquitto.log");
-  std::string uri = "tcp://127.0.0.1:" + std::to_string(port);
-  std::this_thread::sleep_for(300ms);  // start-up only; nothing is measured here
+  // The shipped broker config (tests/support), persistence off: nothing here measures disk.
+  hmq::test::mosquitto_broker broker({.extra_config = {"persistence false"}});
+  const std::string uri = broker.uri();
 
   auto xkeys = crypto::load_or_create_box_keypair(dir / "data" / "exchange.key");
   if (!xkeys) {
     std::fprintf(stderr, "bench: %s\n", xkeys.err().message().c_str());
     return 1;
   }
-  child exchange({exchange_bin.string(), "--broker", uri, "--data-dir", (dir / "data").string(),
-                  "--root-password", "rootpw", "--hash-strength", strength, "--log-level", "warn"},
-                 dir / "exchange.log");
-  if (!wait_for_text(dir / "exchange.log", "hmq-exchange ready", 20s)) {
-    std::fprintf(stderr, "bench: exchange did not start:\n%s\n",
-                 read_file(dir / "exchange.log").c_str());
+  const fs::path exchange_log = dir / "exchange.log";
+  auto exchange = hmq::test::process::start(
+      {.argv = {exchange_bin.string(), "--broker", uri, "--data-dir", (dir / "data").string(),
+                "--root-password", "rootpw", "--hash-strength", strength, "--log-level", "warn"},
+       .env = {},
+       .log_file = exchange_log});
+  if (!hmq::test::wait_for_log(exchange_log, "hmq-exchange ready", 1, 20s)) {
+    std::fprintf(stderr, "bench: exchange did not start:\n%s\n", hmq::test::read_file(exchange_log).c_str());
     return 1;
   }
   std::printf(
