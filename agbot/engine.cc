@@ -218,7 +218,12 @@ void engine::search(const std::string& key, std::string token) {
 void engine::enqueue(consider_request r) {
   if (!life_) return;
   auto key = node_pattern_key(r.node_org, r.node_id, r.pattern);
-  if (queued_.count(key)) return;
+  if (queued_.count(key)) {
+    // Already waiting: keep the newer copy of the node (an event's inputs are a snapshot).
+    for (auto& q : queue_)
+      if (q.node_org == r.node_org && q.node_id == r.node_id && q.pattern == r.pattern && r.node) q = std::move(r);
+    return;
+  }
   queued_.insert(key);
   queue_.push_back(std::move(r));
   pump();
