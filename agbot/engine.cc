@@ -218,7 +218,12 @@ void engine::search(const std::string& key, std::string token) {
 void engine::enqueue(consider_request r) {
   if (!life_) return;
   auto key = node_pattern_key(r.node_org, r.node_id, r.pattern);
-  if (queued_.count(key)) return;
+  if (queued_.count(key)) {
+    // Already waiting: keep the newer copy of the node (an event's inputs are a snapshot).
+    for (auto& q : queue_)
+      if (q.node_org == r.node_org && q.node_id == r.node_id && q.pattern == r.pattern && r.node) q = std::move(r);
+    return;
+  }
   queued_.insert(key);
   queue_.push_back(std::move(r));
   pump();
@@ -491,7 +496,17 @@ void engine::on_event(const core::wire::opened& m, const fb::Event& e) {
       hint.mailbox = str(e.node_mailbox());
       if (e.node_public_key()) hint.public_key.assign(e.node_public_key()->begin(),
                                                       e.node_public_key()->end());
-      consider_request r{org, id, pattern, {}, std::move(hint)};
+      consider_request r{org, id, pattern, {}, {}};
+      if (e.has_node_user_inputs()) {
+        // The event carries all evaluate() needs: propose without fetching the node (one bus
+        // round trip less between registration and agreement).
+        if (e.node_user_inputs())
+          for (const auto* ui : *e.node_user_inputs())
+            if (ui) hint.user_inputs.push_back(std::unique_ptr<fb::ServiceUserInputT>(ui->UnPack()));
+        r.node = std::move(hint);
+      } else {
+        r.hint = std::move(hint);  // from an older exchange: look the node up for its inputs
+      }
       log_->info("node {}/{}: registered for {}", org, id, pattern);
       if (!patterns_loaded_) return early_.push_back(std::move(r));
       if (!patterns_.count(pattern)) {

@@ -211,12 +211,22 @@ void engine::on_proposal(const core::wire::opened& m) {
     return;
   }
   // The sender must be the agbot it claims to be: its key is the one the exchange holds for it.
+  // A key the exchange confirmed recently is trusted without asking again; any other sender key
+  // is looked up (the agbot's key may have rotated) and dropped unless the exchange agrees.
+  const std::string name = agbot->str();
+  if (auto c = agbot_keys_.find(name); c != agbot_keys_.end()) {
+    if (c->second.until_ms > loop_.time().now_ms() && crypto::equal(c->second.key, m.sender))
+      return decide(m);
+    agbot_keys_.erase(c);
+  }
   pending_proposals_.insert(id);
+  ++stats_.agbot_key_lookups;
   auto msg = std::make_shared<core::wire::opened>(m);
   x_.get_agbot_key((*reg)->node, agbot->org, agbot->name,
-                   [this, msg, id, name = agbot->str(), alive = alive_](result<crypto::public_key> k) {
+                   [this, msg, id, name, alive = alive_](result<crypto::public_key> k) {
                      if (!*alive) return;
                      pending_proposals_.erase(id);
+                     if (k) remember_agbot_key(name, *k);
                      if (!k) {
                        ++stats_.dropped_bad_agbot;
                        lg()->warn("agreement {}: dropped proposal, key of agbot {} unavailable: {}", id, name,
@@ -230,6 +240,19 @@ void engine::on_proposal(const core::wire::opened& m) {
                      }
                      decide(*msg);
                    });
+}
+
+void engine::remember_agbot_key(const std::string& name, const crypto::public_key& k) {
+  int64_t now = loop_.time().now_ms();
+  if (!agbot_keys_.count(name) && agbot_keys_.size() >= std::max<size_t>(opts_.max_cached_agbot_keys, 1)) {
+    // Full: drop expired entries, else the one expiring soonest.
+    std::erase_if(agbot_keys_, [&](const auto& kv) { return kv.second.until_ms <= now; });
+    if (agbot_keys_.size() >= std::max<size_t>(opts_.max_cached_agbot_keys, 1))
+      agbot_keys_.erase(std::min_element(agbot_keys_.begin(), agbot_keys_.end(), [](const auto& a, const auto& b) {
+        return a.second.until_ms < b.second.until_ms;
+      }));
+  }
+  agbot_keys_[name] = cached_key{k, now + opts_.agbot_key_ttl.count()};
 }
 
 void engine::decide(const core::wire::opened& m) {

@@ -44,6 +44,11 @@ struct engine_options {
   // Proposals whose agbot key lookup is in flight; more are dropped so a flood of proposals
   // with fresh agreement ids cannot turn the agent into an RPC amplifier against the exchange.
   size_t max_pending_proposals = 32;
+  // Agbot keys the exchange confirmed are remembered this long, so a proposal from a known agbot
+  // needs no lookup. A proposal from any other key is looked up again (the key may have rotated);
+  // the TTL bounds how long a replaced key is still believed when nobody proposes with the new one.
+  std::chrono::milliseconds agbot_key_ttl{std::chrono::minutes(10)};
+  size_t max_cached_agbot_keys = 64;
 };
 
 // Every drop is counted here (and logged); tests assert on these, not on log text.
@@ -60,6 +65,7 @@ struct engine_counters {
   uint64_t dropped_bad_agbot = 0;   // proposal sender is not the exchange's key for its agbot
   uint64_t dropped_unrouted = 0;    // body type the agent does not handle
   uint64_t dropped_busy = 0;        // too many proposals awaiting their agbot key lookup
+  uint64_t agbot_key_lookups = 0;   // GetPublicKey calls for a proposing agbot (cache misses)
   uint64_t store_errors = 0;
 };
 
@@ -123,6 +129,14 @@ class engine {
   std::map<std::string, stored_agreement> agreements_;
   std::map<std::string, core::loop::timer_handle> finalize_timers_;
   std::set<std::string> pending_proposals_;  // agbot key lookup in flight
+  struct cached_key {
+    crypto::public_key key;
+    int64_t until_ms = 0;
+  };
+  // "org/id" -> the key the exchange last gave for that agbot; in memory only (a restart costs
+  // one lookup per agbot).
+  std::map<std::string, cached_key> agbot_keys_;
+  void remember_agbot_key(const std::string& name, const crypto::public_key& k);
   core::loop::timer_handle resync_timer_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -40,6 +40,12 @@ result<std::vector<addressed_event>> address_node_event(db& d, fb::EventKind kin
   e.node_public_key = node.public_key;
   e.node_mailbox = node.mailbox;
   e.node_arch = node.arch;
+  if (kind == fb::EventKind::node_registered) {
+    e.has_node_user_inputs = true;
+    // Deep copies: the agbot needs these to propose and would otherwise fetch the node.
+    for (const auto& ui : node.user_inputs)
+      if (ui) e.node_user_inputs.push_back(std::make_unique<fb::ServiceUserInputT>(*ui));
+  }
   return stamp(d, *to, e);
 }
 

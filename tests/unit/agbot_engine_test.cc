@@ -289,6 +289,26 @@ class agbot_engine_test : public ::testing::Test {
     }));
   }
 
+  // As the exchange sends it since events carry the node's user inputs.
+  void node_registered_with_inputs(const std::string& id, uint8_t key, const std::string& pattern,
+                                   const std::string& mode) {
+    fb::EventT e;
+    e.kind = fb::EventKind::node_registered;
+    e.seq = 1;
+    e.org = "acme";
+    e.id = id;
+    e.pattern = pattern;
+    auto k = key_of(key);
+    e.node_public_key.assign(k.begin(), k.end());
+    e.node_mailbox = "mailbox";
+    e.node_arch = "amd64";
+    e.node_user_inputs.push_back(user_input("gps", "HZN_MODE", mode));
+    e.has_node_user_inputs = true;
+    deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::Event::Pack(b, &e).Union();
+    }));
+  }
+
   core::wire::opened reply(uint8_t from, const std::string& id, fb::ReplyDecision d,
                            fb::CancelReason reason = fb::CancelReason::unspecified) {
     return inbound(key_of(from), fb::Body::Reply, [&](flatbuffers::FlatBufferBuilder& b) {
@@ -363,6 +383,29 @@ TEST_F(agbot_engine_test, node_registered_event_triggers_proposal_without_pollin
   add_node("n1", 1);
   node_registered("n1", 1, "acme/gps");
   EXPECT_EQ(proposals().size(), 1u);
+}
+
+// The event carries key, arch and user inputs: the agbot proposes without fetching the node.
+TEST_F(agbot_engine_test, node_registered_event_with_inputs_proposes_without_a_node_lookup) {
+  start();
+  node_registered_with_inputs("n1", 1, "acme/gps", "from-event");
+  EXPECT_EQ(x_.node_fetches, 0);
+  auto ps = proposals();
+  ASSERT_EQ(ps.size(), 1u);
+  EXPECT_EQ(out_.of(fb::Body::Proposal)[0]->to, key_of(1));
+  std::map<std::string, std::string> inputs;
+  for (const auto* v : *ps[0]->services()->Get(0)->user_inputs()) inputs[v->name()->str()] = v->value()->str();
+  EXPECT_EQ(inputs["HZN_MODE"], "from-event");
+  EXPECT_EQ(inputs["HZN_RATE"], "10");
+}
+
+// An event from an exchange that does not send user inputs still leads to a node lookup.
+TEST_F(agbot_engine_test, node_registered_event_without_inputs_looks_the_node_up) {
+  start();
+  add_node("n1", 1);
+  node_registered("n1", 1, "acme/gps");
+  EXPECT_EQ(x_.node_fetches, 1);
+  ASSERT_EQ(proposals().size(), 1u);
 }
 
 TEST_F(agbot_engine_test, node_of_another_pattern_gets_nothing) {

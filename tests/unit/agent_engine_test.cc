@@ -41,6 +41,7 @@ class fake_exchange final : public exchange_api {
   }
   void get_agbot_key(const node_identity&, const std::string& org, const std::string& id,
                      std::function<void(result<crypto::public_key>)> cb) override {
+    ++key_lookups;
     auto it = agbot_keys.find(org + "/" + id);
     loop_.post([cb = std::move(cb), found = it != agbot_keys.end(), k = found_key(it)] {
       if (!found) return cb(core::error{make_error_code(errc::bad_request), "no such agbot"});
@@ -49,6 +50,7 @@ class fake_exchange final : public exchange_api {
   }
 
   std::map<std::string, crypto::public_key> agbot_keys;
+  int key_lookups = 0;
   std::vector<node_registration> registrations;
   std::map<std::string, fb::AgreementRecordT> records;
   std::vector<std::string> deletes;
@@ -354,6 +356,47 @@ TEST_F(agent_engine, proposal_from_a_key_that_is_not_the_named_agbot_is_dropped)
   EXPECT_TRUE(out_.messages.empty());
   EXPECT_EQ(eng_->stats().dropped_bad_agbot, 1u);
   EXPECT_TRUE(store_.agreements().value().empty());
+}
+
+TEST_F(agent_engine, second_proposal_from_a_known_agbot_needs_no_key_lookup_and_a_changed_key_is_looked_up) {
+  auto numbered = [&](const char* id) {
+    auto p = proposal(id);
+    p.services[0] = service(std::string("https://acme.com/s") + id);
+    return p;
+  };
+  deliver(proposal_msg(numbered("00000000000000000000000000000001")));
+  EXPECT_EQ(x_.key_lookups, 1);
+  deliver(proposal_msg(numbered("00000000000000000000000000000002")));
+  EXPECT_EQ(x_.key_lookups, 1);  // the confirmed key was remembered
+  ASSERT_EQ(out_.replies().size(), 2u);
+  EXPECT_EQ(out_.replies()[1]->decision(), fb::ReplyDecision::accept);
+
+  // The agbot's key rotates: a proposal from the new key is checked with the exchange again.
+  auto rotated = crypto::box_keypair::generate();
+  x_.agbot_keys["hub/agbot1"] = rotated.pk;
+  deliver(proposal_msg(rotated, numbered("00000000000000000000000000000003")));
+  EXPECT_EQ(x_.key_lookups, 2);
+  ASSERT_EQ(out_.replies().size(), 3u);
+  EXPECT_EQ(out_.messages.back().to, rotated.pk);
+  EXPECT_EQ(out_.replies()[2]->decision(), fb::ReplyDecision::accept);
+
+  // The old key is no longer the agbot's: looked up once more, then dropped.
+  deliver(proposal_msg(numbered("00000000000000000000000000000004")));
+  EXPECT_EQ(x_.key_lookups, 3);
+  EXPECT_EQ(out_.replies().size(), 3u);
+  EXPECT_EQ(eng_->stats().dropped_bad_agbot, 1u);
+}
+
+TEST_F(agent_engine, remembered_agbot_key_is_looked_up_again_after_its_ttl) {
+  opts_.agbot_key_ttl = 1min;
+  make_engine();
+  deliver(proposal_msg(proposal(agreement_a)));
+  EXPECT_EQ(x_.key_lookups, 1);
+  loop_.advance(2min);
+  auto p = proposal(agreement_b);
+  p.services[0] = service("https://acme.com/other");
+  deliver(proposal_msg(std::move(p)));
+  EXPECT_EQ(x_.key_lookups, 2);
 }
 
 TEST_F(agent_engine, reply_ack_finalizes_records_in_exchange_and_deploys) {

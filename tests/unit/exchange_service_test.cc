@@ -610,7 +610,15 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   ASSERT_EQ(call(ag, op(fb::AgbotHelloT{}), agbot_keys.pk).response.status, RpcStatus::ok);
 
   auto node_keys = crypto::box_keypair::generate();
-  auto r = call(n1_, register_op("acme/p1"), node_keys.pk);
+  fb::RegisterNodeT reg;
+  reg.pattern = "acme/p1";
+  reg.arch = "amd64";
+  auto ui = std::make_unique<fb::ServiceUserInputT>();
+  ui->inputs.push_back(std::make_unique<fb::UserInputValueT>());
+  ui->inputs[0]->name = "HZN_MODE";
+  ui->inputs[0]->value = "fast";
+  reg.user_inputs.push_back(std::move(ui));
+  auto r = call(n1_, op(std::move(reg)), node_keys.pk);
   ASSERT_EQ(r.response.status, RpcStatus::ok) << r.response.error_message;
   const auto* n = r.response.result.AsNode();
   ASSERT_NE(n, nullptr);
@@ -622,6 +630,11 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   EXPECT_EQ(r.events[0].event.kind, fb::EventKind::node_registered);
   EXPECT_EQ(r.events[0].event.node_mailbox, n->mailbox);
   EXPECT_EQ(r.events[0].event.seq, 1u);
+  // The node's user inputs ride along, so the agbot need not fetch the node to propose.
+  EXPECT_TRUE(r.events[0].event.has_node_user_inputs);
+  ASSERT_EQ(r.events[0].event.node_user_inputs.size(), 1u);
+  ASSERT_EQ(r.events[0].event.node_user_inputs[0]->inputs.size(), 1u);
+  EXPECT_EQ(r.events[0].event.node_user_inputs[0]->inputs[0]->value, "fast");
   // Committed with the change; the publisher deletes it once the broker has it.
   EXPECT_GT(r.events[0].outbox_id, 0);
   EXPECT_EQ(count("event_outbox"), 1);
@@ -660,6 +673,7 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   ASSERT_EQ(u.events.size(), 1u);
   EXPECT_EQ(u.events[0].event.kind, fb::EventKind::node_unregistered);
   EXPECT_EQ(u.events[0].event.seq, 2u);
+  EXPECT_FALSE(u.events[0].event.has_node_user_inputs);
 }
 
 TEST_F(exchange_service, agbot_sees_only_nodes_of_patterns_it_serves) {
