@@ -671,6 +671,25 @@ TEST_F(agbot_engine_test, max_concurrent_bounds_proposals_in_flight) {
   EXPECT_EQ(engine_->queued(), 2u);
 }
 
+// Two events for a node waiting in the queue: it is proposed to once, with the newer inputs.
+TEST_F(agbot_engine_test, queued_node_is_proposed_with_the_newest_event_inputs) {
+  auto c = config();
+  c.max_concurrent = 1;
+  start(c);
+  node_registered_with_inputs("n1", 1, "acme/gps", "n1");
+  node_registered_with_inputs("n2", 2, "acme/gps", "old");
+  node_registered_with_inputs("n2", 2, "acme/gps", "new");
+  ASSERT_EQ(proposals().size(), 1u);
+  EXPECT_EQ(engine_->queued(), 1u);
+  deliver(reply(1, proposals()[0]->agreement_id()->str(), fb::ReplyDecision::accept));
+  auto ps = proposals();
+  ASSERT_EQ(ps.size(), 2u);
+  EXPECT_EQ(ps[1]->node_id()->str(), "n2");
+  std::map<std::string, std::string> inputs;
+  for (const auto* v : *ps[1]->services()->Get(0)->user_inputs()) inputs[v->name()->str()] = v->value()->str();
+  EXPECT_EQ(inputs["HZN_MODE"], "new");
+}
+
 TEST_F(agbot_engine_test, service_with_unreadable_deployment_is_not_proposed) {
   for (auto& s : x_.services) s.deployment = {1, 2, 3};
   add_node("n1", 1);
