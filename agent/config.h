@@ -23,6 +23,8 @@ struct config {
   bool keep_images = false;
   int crash_limit = 5;
   int crash_window_s = 60;
+  // Seconds between heartbeats; also the MQTT keep-alive, so heartbeats stand in for PINGREQs.
+  double heartbeat_interval_s = 60;
   std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
 
   std::filesystem::path socket_path() const {

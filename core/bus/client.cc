@@ -120,6 +120,7 @@ struct op_result {
   int rc = 0;             // Paho return code
   int reason = 0;         // MQTT v5 reason code (CONNACK/PUBACK/SUBACK)
   bool session_present = false;
+  uint16_t topic_alias_maximum = 0;  // CONNACK property; absent = 0 (no aliases)
   std::string detail;
 };
 
@@ -176,7 +177,11 @@ struct client_state {
         r.rc = tok.get_return_code();
         r.reason = static_cast<int>(tok.get_reason_code());
         if (ok && tok.get_type() == mqtt::token::Type::CONNECT) {
-          r.session_present = tok.get_connect_response().is_session_present();
+          const auto& cr = tok.get_connect_response();
+          r.session_present = cr.is_session_present();
+          if (cr.get_properties().contains(mqtt::property::TOPIC_ALIAS_MAXIMUM))
+            r.topic_alias_maximum =
+                mqtt::get<uint16_t>(cr.get_properties(), mqtt::property::TOPIC_ALIAS_MAXIMUM);
         }
         // v5 SUBACK/PUBACK carry a reason code and Paho reports success even when it says
         // "refused" (>= 0x80). We send one filter per SUBSCRIBE, so the single reason code is
@@ -326,6 +331,7 @@ struct client_state {
       return;
     }
     is_connected = true;
+    topic_alias_maximum = r.topic_alias_maximum;
     retry_delay = opts.min_retry;
     log->info("connected to {} as {} (session present: {})", addr.paho_uri, opts.client_id,
               r.session_present);
@@ -511,6 +517,7 @@ struct client_state {
   bool started = false;
   bool connecting = false;
   bool is_connected = false;
+  uint16_t topic_alias_maximum = 0;
   bool stopping = false;
   bool terminal = false;  // refused credentials: no more attempts
 };
@@ -608,6 +615,9 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
   if (o.message_expiry_s > 0) {
     props.add({mqtt::property::MESSAGE_EXPIRY_INTERVAL, static_cast<int>(o.message_expiry_s)});
   }
+  if (o.topic_alias > 0) {
+    props.add({mqtt::property::TOPIC_ALIAS, static_cast<int>(o.topic_alias)});
+  }
   auto msg = mqtt::message::create(std::move(topic), payload.data(), payload.size(), o.qos, o.retain, props);
   const uint64_t id = s.add_op(op_kind::publish, std::move(done));
   try {
@@ -629,6 +639,10 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
 }
 
 bool client::connected() const { return (*impl_)->is_connected; }
+
+void client::set_will(std::optional<last_will> w) { (*impl_)->opts.will = std::move(w); }
+
+uint16_t client::topic_alias_maximum() const { return (*impl_)->topic_alias_maximum; }
 
 void client::on_connection_change(std::function<void(bool)> fn) {
   (*impl_)->conn_listeners.push_back(std::move(fn));

@@ -64,6 +64,10 @@ struct publish_options {
   int qos = 1;
   bool retain = false;
   uint32_t message_expiry_s = 0;  // MQTT v5 message expiry; 0 = none
+  // MQTT v5 topic alias (1..topic_alias_maximum()); 0 = none. With an alias the broker maps it
+  // to `topic` for the rest of the connection; an empty `topic` then reuses the mapping. The
+  // caller owns the mapping: it must re-send the topic after every reconnect.
+  uint16_t topic_alias = 0;
 };
 
 // A received message, copied out of Paho.
@@ -102,6 +106,11 @@ class client {
   void publish(std::string topic, std::vector<uint8_t> payload, publish_options o = {}, completion done = {});
 
   bool connected() const;
+  // Replace the last will sent with the next CONNECT (e.g. a will carrying a fresh counter, so a
+  // will published after a reconnect is not a replay of the previous one).
+  void set_will(std::optional<last_will> w);
+  // The broker's Topic Alias Maximum from the last CONNACK (0: the broker takes no aliases).
+  uint16_t topic_alias_maximum() const;
   // Called on the loop thread with true on every (re)connect and false on every loss.
   void on_connection_change(std::function<void(bool)> fn);
 
