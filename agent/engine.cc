@@ -68,7 +68,13 @@ bool valid_agreement_id(std::string_view id) {
 
 engine::engine(core::loop::scheduler& loop, agent_store& store, exchange_api& x, outbox& out, runtime& rt,
                engine_options o)
-    : loop_(loop), store_(store), x_(x), out_(out), rt_(rt), opts_(o) {}
+    : loop_(loop), store_(store), x_(x), out_(out), rt_(rt), opts_(o), events_(store.db(), loop.time()) {}
+
+void engine::record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message) {
+  std::string service;
+  if (auto it = agreements_.find(id); it != agreements_.end()) service = it->second.service_url;
+  events_.add(kind, id, service, reason, message);
+}
 
 engine::~engine() { stop(); }
 
@@ -84,6 +90,7 @@ result<void> engine::start() {
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
     lg()->warn("agreement {}: workload failed: {}", id, e.message());
+    record("service_failed", id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message());
     cancel_local(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
   });
   for (auto& [id, a] : agreements_) {
@@ -269,6 +276,7 @@ void engine::decide(const core::wire::opened& m) {
     ++stats_.rejected;
     lg()->info("agreement {}: rejected proposal from {}: {} ({}): {}", id, str(p->agbot()), why->first,
                reason_text(why->first), why->second);
+    events_.add("agreement_rejected", id, "", why->first, why->second);
     send_reply(m.sender, id, false, why->first, why->second);
     return;
   }
@@ -291,6 +299,7 @@ void engine::decide(const core::wire::opened& m) {
   agreements_[id] = a;
   ++stats_.accepted;
   lg()->info("agreement {}: accepted proposal from {} for {}", id, a.agbot, a.pattern);
+  record("agreement_accepted", id, 0, "proposal from " + a.agbot + " for " + a.pattern);
   send_reply(m.sender, id, true, 0, "");
   arm_finalize_timer(id, opts_.finalize_timeout);
 }
@@ -424,6 +433,7 @@ void engine::finalize(stored_agreement& a) {
   finalize_timers_.erase(a.id);
   ++stats_.finalized;
   lg()->info("agreement {}: finalized", a.id);
+  record("agreement_finalized", a.id, 0, a.service_version);
   std::string id = a.id;
   sync_exchange(id);
   deploy(id);
@@ -472,10 +482,14 @@ void engine::cancel_local(const std::string& id, uint16_t reason, std::string me
   finalize_timers_.erase(id);
   ++stats_.cancelled;
   lg()->info("agreement {}: cancelled with {} ({})", id, reason, reason_text(reason));
+  record("agreement_cancelled", id, reason,
+         it->second.reason_message.empty() ? reason_text(reason) : std::string_view(it->second.reason_message));
   if (notify_agbot) send_cancel(it->second);
   if (was_finalized) {
-    rt_.remove(id, [id, alive = alive_](result<void> r) {
-      if (*alive && !r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
+    rt_.remove(id, [this, id, alive = alive_](result<void> r) {
+      if (!*alive) return;
+      if (!r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
+      record(r ? "workload_removed" : "remove_failed", id, 0, r ? std::string() : r.err().message());
     });
   }
   sync_exchange(id);
@@ -514,15 +528,18 @@ void engine::deploy(const std::string& id) {
         s->UnPackTo(&t);
         w.services.push_back(std::move(t));
       }
+  record("deploy_started", id, 0, "pull, verify and start");
   rt_.deploy(w, [this, id, alive = alive_](result<void> r) {
     if (!*alive) return;
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
     if (r) {
       lg()->info("agreement {}: workload running", id);
+      record("deploy_done", id, 0, "workload running");
       return;
     }
     lg()->warn("agreement {}: runtime failed: {}", id, r.err().message());
+    record("deploy_failed", id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message());
     cancel_local(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
   });
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/agent_store.h"
+#include "agent/event_log.h"
 #include "agent/seams.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
@@ -94,6 +95,8 @@ class engine {
   std::vector<stored_agreement> agreements() const;
   size_t live_agreements() const;
   const engine_counters& stats() const { return stats_; }
+  // The event log (`hmq eventlog list`); the engine appends to it.
+  event_log& events() { return events_; }
 
  private:
   using reject_reason = std::pair<uint16_t, std::string>;
@@ -138,6 +141,9 @@ class engine {
   std::map<std::string, cached_key> agbot_keys_;
   void remember_agbot_key(const std::string& name, const crypto::public_key& k);
   core::loop::timer_handle resync_timer_;
+  event_log events_;
+  // Appends to the event log with the agreement's top-level service.
+  void record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message);
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
