@@ -240,7 +240,9 @@ void fleet::publish_pattern(const std::string& name, const std::string& service,
                   {{{"version", "1.0.0"},
                     {"priority",
                      {{"priority_value", 1}, {"retries", 1}, {"retry_durations", 60}, {"verified_durations", 30}}}}}},
-                 {"nodeHealth", {{"missing_heartbeat_interval", 600}, {"check_agreement_status", 120}}}}}},
+                 {"nodeHealth",
+                  {{"missing_heartbeat_interval", opts_.missing_heartbeat_interval_s},
+                   {"check_agreement_status", opts_.check_agreement_status_s}}}}}},
               {"userInput", json::array()}};
   auto sfile = dir_ / ("service-" + service + ".json"), pfile = dir_ / ("pattern-" + name + ".json");
   std::ofstream(sfile) << svc.dump(2);
@@ -294,12 +296,12 @@ void fleet::start_agent(size_t i) {
   auto& a = agents_.at(i);
   if (a.proc && a.proc->is_running()) return;
   a.proc.reset();
-  a.proc.emplace(process::start({{agent_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
-                                  "--data-dir", (dir_ / ("agent" + std::to_string(i))).string(),
-                                  "--finalize-timeout", std::to_string(opts_.finalize_timeout_s), "--log-level",
-                                  opts_.log_level},
-                                 {},
-                                 agent_log(i)}));
+  std::vector<std::string> argv{agent_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
+                                "--data-dir", (dir_ / ("agent" + std::to_string(i))).string(),
+                                "--finalize-timeout", std::to_string(opts_.finalize_timeout_s), "--log-level",
+                                opts_.log_level};
+  argv.insert(argv.end(), opts_.agent_args.begin(), opts_.agent_args.end());
+  a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
       << tail(agent_log(i));
 }

@@ -108,6 +108,11 @@ struct fleet_options {
   std::string retry_max = "2s";
   int finalize_timeout_s = 60;
   std::string log_level = "info";
+  // The published pattern's nodeHealth (seconds).
+  int missing_heartbeat_interval_s = 600;
+  int check_agreement_status_s = 120;
+  // Extra hmq-agent flags (e.g. --heartbeat-interval).
+  std::vector<std::string> agent_args;
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin
