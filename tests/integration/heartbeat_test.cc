@@ -261,6 +261,34 @@ TEST(node_health, stopped_agent_is_cancelled_208_and_re_agreed_when_back) {
       if (a.value("id", "") == first) return a.value("state", "") == "cancelled";
     return false;
   })) << f.agent_agreements(0).dump(2);
+
+  // The agent's event log tells the story, through the CLI as an operator would read it.
+  auto r = f.hmq({"eventlog", "list", "--all", "-o", "json", "--agent-socket", f.agent_socket(0).string()});
+  ASSERT_EQ(r.exit, 0) << r.out << r.err;
+  json events = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(events.is_array()) << r.out;
+  auto has = [&](const std::string& kind, const std::string& id, int reason) {
+    for (const auto& e : events)
+      if (e.value("kind", "") == kind && e.value("agreement", "") == id && e.value("reason", 0) == reason)
+        return true;
+    return false;
+  };
+  EXPECT_TRUE(has("agreement_accepted", first, 0)) << events.dump(2);
+  EXPECT_TRUE(has("agreement_finalized", first, 0)) << events.dump(2);
+  EXPECT_TRUE(has("deploy_done", first, 0)) << events.dump(2);
+  EXPECT_TRUE(has("agreement_cancelled", first, 208)) << events.dump(2);
+  EXPECT_TRUE(eventually([&] {
+    auto again = f.hmq({"eventlog", "list", "-o", "json", "--agreement", second, "--agent-socket",
+                        f.agent_socket(0).string()});
+    json ev = json::parse(again.out, nullptr, false);
+    if (!ev.is_array()) return false;
+    for (const auto& e : ev)
+      if (e.value("kind", "") == "deploy_done") return true;
+    return false;
+  })) << "the new agreement's deploy is logged";
+  auto table = f.hmq({"eventlog", "list", "--agent-socket", f.agent_socket(0).string()});
+  EXPECT_EQ(table.exit, 0);
+  EXPECT_NE(table.out.find("208 "), std::string::npos) << table.out;
 }
 
 }  // namespace
