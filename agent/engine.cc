@@ -70,6 +70,48 @@ engine::engine(core::loop::scheduler& loop, agent_store& store, exchange_api& x,
                engine_options o)
     : loop_(loop), store_(store), x_(x), out_(out), rt_(rt), opts_(o), events_(store.db(), loop.time()) {}
 
+void engine::status_changed(const std::string& id, fb::ServiceState st, std::string error) {
+  auto& s = service_status_[id];
+  if (s.state == fb::ServiceState::running && st == fb::ServiceState::starting) ++s.restarts;
+  s.state = st;
+  if (!error.empty()) s.last_error = std::move(error);
+  // Failed/stopped entries are kept for the report until newer ones push them out.
+  if (service_status_.size() > 64)
+    for (auto it = service_status_.begin(); it != service_status_.end(); ++it)
+      if (it->second.state == fb::ServiceState::failed || it->second.state == fb::ServiceState::stopped) {
+        service_status_.erase(it);
+        break;
+      }
+  if (status_timer_.active()) return;  // coalesced into the pending report
+  const int64_t wait = std::max<int64_t>(0, last_status_ms_ + opts_.status_min_interval.count() - loop_.time().now_ms());
+  status_timer_ = loop_.call_after(std::chrono::milliseconds(wait), [this, alive = alive_] {
+    if (*alive) send_status();
+  });
+}
+
+void engine::send_status() {
+  auto reg = store_.registration();
+  if (!reg || !*reg || !(*reg)->confirmed) return;
+  fb::StatusReportT r;
+  r.reported_ms = loop_.time().now_ms();
+  for (const auto& [id, st] : service_status_) {
+    auto s = std::make_unique<fb::ServiceStatusT>();
+    s->agreement_id = id;
+    if (auto it = agreements_.find(id); it != agreements_.end()) {
+      s->service_url = it->second.service_url;
+      s->service_version = it->second.service_version;
+    }
+    s->state = st.state;
+    s->restarts = st.restarts;
+    s->last_error = st.last_error;
+    r.services.push_back(std::move(s));
+  }
+  last_status_ms_ = r.reported_ms;
+  x_.put_node_status((*reg)->node, r, [alive = alive_](result<void> res) {
+    if (*alive && !res) lg()->debug("status report not stored: {}", res.err().message());
+  });
+}
+
 void engine::record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message) {
   std::string service;
   if (auto it = agreements_.find(id); it != agreements_.end()) service = it->second.service_url;
@@ -91,6 +133,7 @@ result<void> engine::start() {
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
     lg()->warn("agreement {}: workload failed: {}", id, e.message());
     record("service_failed", id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message());
+    status_changed(id, fb::ServiceState::failed, e.message());
     cancel_local(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
   });
   for (auto& [id, a] : agreements_) {
@@ -490,6 +533,9 @@ void engine::cancel_local(const std::string& id, uint16_t reason, std::string me
       if (!*alive) return;
       if (!r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
       record(r ? "workload_removed" : "remove_failed", id, 0, r ? std::string() : r.err().message());
+      auto st = service_status_.find(id);
+      if (st != service_status_.end() && st->second.state != fb::ServiceState::failed)
+        status_changed(id, fb::ServiceState::stopped, "");
     });
   }
   sync_exchange(id);
@@ -529,6 +575,7 @@ void engine::deploy(const std::string& id) {
         w.services.push_back(std::move(t));
       }
   record("deploy_started", id, 0, "pull, verify and start");
+  status_changed(id, fb::ServiceState::starting, "");
   rt_.deploy(w, [this, id, alive = alive_](result<void> r) {
     if (!*alive) return;
     auto it = agreements_.find(id);
@@ -536,10 +583,12 @@ void engine::deploy(const std::string& id) {
     if (r) {
       lg()->info("agreement {}: workload running", id);
       record("deploy_done", id, 0, "workload running");
+      status_changed(id, fb::ServiceState::running, "");
       return;
     }
     lg()->warn("agreement {}: runtime failed: {}", id, r.err().message());
     record("deploy_failed", id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message());
+    status_changed(id, fb::ServiceState::failed, r.err().message());
     cancel_local(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
   });
 }

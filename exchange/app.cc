@@ -1,5 +1,6 @@
 #include "exchange/app.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -166,6 +167,17 @@ int run(const app_options& o) {
       return;
     }
     auto out = svc.handle(m.sender, *req);
+    // Node status: the liveness view lives in the heartbeat tracker (fresher than the store).
+    if (req->op_type() == wire::fb::RpcOp::GetNodeStatus &&
+        out.response.status == wire::fb::RpcStatus::ok) {
+      if (auto* ns = out.response.result.AsNodeStatus()) {
+        if (auto v = hb.node(ns->node_org, ns->node_id)) {
+          ns->online = v->online;
+          ns->running_agreements = v->running_agreements;
+          ns->last_heartbeat_ms = std::max(ns->last_heartbeat_ms, v->last_heartbeat_ms);
+        }
+      }
+    }
     // handle() has committed (or refused) before we answer: an acknowledged write is durable.
     messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
       return wire::fb::RpcResponse::Pack(b, &out.response).Union();

@@ -135,6 +135,7 @@ void heartbeat_tracker::on_heartbeat(std::string_view mailbox, std::span<const u
     return;
   }
   ++stats_.accepted;
+  e->heard = true;
   e->last_counter = f->counter;
   e->last_ms = clock_.now_ms();
   e->running = f->body.running_agreements;
@@ -171,6 +172,7 @@ void heartbeat_tracker::on_presence(std::string_view mailbox, std::span<const ui
   if (f->kind == wire::frame_kind::offline) {
     if (!e->stale && !e->offline) mark(*e, transition::offline);
   } else {
+    e->heard = true;
     e->last_ms = clock_.now_ms();
     if (e->stale || e->offline) mark(*e, transition::online);
   }
@@ -281,7 +283,7 @@ std::optional<heartbeat_tracker::node_view> heartbeat_tracker::node(std::string_
                                                                     std::string_view id) const {
   for (const auto& [mb, e] : entries_)
     if (e.node.org == org && e.node.id == id)
-      return node_view{e.last_ms, !e.stale && !e.offline, e.running};
+      return node_view{e.heard ? e.last_ms : 0, !e.stale && !e.offline, e.running};
   return std::nullopt;
 }
 

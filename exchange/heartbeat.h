@@ -95,6 +95,7 @@ class heartbeat_tracker {
     uint16_t running = 0;
     bool stale = false;
     bool offline = false;  // its last will arrived and nothing since
+    bool heard = false;    // a frame arrived since this exchange started
     bool dirty = false;
   };
   enum class transition { stale, offline, online };

@@ -292,3 +292,41 @@ TEST(node_health, stopped_agent_is_cancelled_208_and_re_agreed_when_back) {
 }
 
 }  // namespace
+
+namespace {
+
+// `hmq exchange node status` shows what an operator needs without logging in to the node:
+// liveness from heartbeats and the services of the agent's latest status report.
+TEST(node_status, exchange_node_status_shows_liveness_and_running_services) {
+  hmq::test::fleet_options fo;
+  fo.agents = 1;
+  fo.agent_args = {"--runtime", "memory", "--heartbeat-interval", "0.5"};
+  hmq::test::fleet f(fo);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  ASSERT_EQ(f.register_node(0).exit, 0);
+  auto id = f.wait_finalized_everywhere(0);
+  ASSERT_FALSE(id.empty()) << f.logs();
+  json st;
+  ASSERT_TRUE(eventually([&] {
+    auto r = f.admin({"node", "status", f.node(0), "-o", "json"});
+    if (r.exit != 0) return false;
+    st = json::parse(r.out, nullptr, false);
+    if (!st.is_object() || !st.value("online", false) || st.value("running_agreements", 0) != 1) return false;
+    for (const auto& s : st["services"])
+      if (s.value("agreement_id", "") == id && s.value("state", "") == "running") return true;
+    return false;
+  })) << st.dump(2) << f.logs();
+  EXPECT_GT(st.value("last_heartbeat_ms", int64_t{0}), 0);
+  EXPECT_GT(st.value("received_ms", int64_t{0}), 0);
+  auto table = f.admin({"node", "status", f.node(0)});
+  ASSERT_EQ(table.exit, 0) << table.err;
+  std::printf("%s", table.out.c_str());
+  EXPECT_NE(table.out.find(": online"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("running"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(id), std::string::npos) << table.out;
+  // A node that is not there is a clear error, not an empty status.
+  auto missing = f.admin({"node", "status", "nosuchnode"});
+  EXPECT_NE(missing.exit, 0);
+}
+
+}  // namespace
