@@ -294,12 +294,12 @@ void fleet::start_agent(size_t i) {
   auto& a = agents_.at(i);
   if (a.proc && a.proc->is_running()) return;
   a.proc.reset();
-  a.proc.emplace(process::start({{agent_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
-                                  "--data-dir", (dir_ / ("agent" + std::to_string(i))).string(),
-                                  "--finalize-timeout", std::to_string(opts_.finalize_timeout_s), "--log-level",
-                                  opts_.log_level},
-                                 {},
-                                 agent_log(i)}));
+  std::vector<std::string> argv{agent_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
+                                "--data-dir", (dir_ / ("agent" + std::to_string(i))).string(),
+                                "--finalize-timeout", std::to_string(opts_.finalize_timeout_s), "--log-level",
+                                opts_.log_level};
+  if (!opts_.agent_runtime.empty()) argv.insert(argv.end(), {"--runtime", opts_.agent_runtime});
+  a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
       << tail(agent_log(i));
 }

@@ -108,6 +108,8 @@ struct fleet_options {
   std::string retry_max = "2s";
   int finalize_timeout_s = 60;
   std::string log_level = "info";
+  // hmq-agent --runtime (docker | memory); empty: the agent's default.
+  std::string agent_runtime;
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin
