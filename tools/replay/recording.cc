@@ -174,6 +174,20 @@ result<writer> writer::create(const std::filesystem::path& path, const file_head
   return w;
 }
 
+writer::writer(writer&& o) noexcept
+    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), records_(o.records_), bytes_(o.bytes_) {}
+
+writer& writer::operator=(writer&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) (void)close();
+    path_ = std::move(o.path_);
+    fd_ = std::exchange(o.fd_, -1);
+    records_ = o.records_;
+    bytes_ = o.bytes_;
+  }
+  return *this;
+}
+
 writer::~writer() {
   if (fd_ >= 0) (void)close();
 }

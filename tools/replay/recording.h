@@ -75,8 +75,11 @@ class writer {
  public:
   // Creates (truncates) `path` and writes the header.
   static core::result<writer> create(const std::filesystem::path& path, const file_header& h);
-  writer(writer&&) noexcept = default;
-  writer& operator=(writer&&) noexcept = default;
+  // Move-only: the moved-from writer gives up the file descriptor.
+  writer(writer&& o) noexcept;
+  writer& operator=(writer&& o) noexcept;
+  writer(const writer&) = delete;
+  writer& operator=(const writer&) = delete;
   ~writer();
 
   core::result<void> append(const record& r);
