@@ -114,6 +114,27 @@ std::string random_client_id() {
 
 enum class op_kind { connect, publish, subscribe, unsubscribe };
 
+// MQTT v5 publish properties of a received message (runs on Paho's thread; may throw, the
+// caller catches).
+void copy_properties(const mqtt::properties& p, inbound& in) {
+  using P = mqtt::property;
+  if (p.contains(P::MESSAGE_EXPIRY_INTERVAL)) in.message_expiry_s = mqtt::get<uint32_t>(p, P::MESSAGE_EXPIRY_INTERVAL);
+  if (p.contains(P::CONTENT_TYPE)) in.content_type = mqtt::get<std::string>(p, P::CONTENT_TYPE);
+  if (p.contains(P::RESPONSE_TOPIC)) in.response_topic = mqtt::get<std::string>(p, P::RESPONSE_TOPIC);
+  if (p.contains(P::CORRELATION_DATA)) {
+    auto c = mqtt::get<std::string>(p, P::CORRELATION_DATA);
+    in.correlation_data.assign(c.begin(), c.end());
+  }
+  if (p.contains(P::PAYLOAD_FORMAT_INDICATOR)) {
+    in.payload_utf8 = mqtt::get<uint8_t>(p, P::PAYLOAD_FORMAT_INDICATOR) == 1;
+  }
+  const size_t n = p.count(P::USER_PROPERTY);
+  for (size_t i = 0; i < n; ++i) {
+    auto [k, v] = mqtt::get<mqtt::string_pair>(p, P::USER_PROPERTY, i);
+    in.user_props.emplace_back(std::move(k), std::move(v));
+  }
+}
+
 // What a Paho completion tells the loop, copied out on Paho's thread.
 struct op_result {
   bool ok = false;
@@ -161,6 +182,7 @@ struct client_state {
                           reinterpret_cast<const uint8_t*>(p.data()) + p.size());
         in.qos = msg->get_qos();
         in.retained = msg->is_retained();
+        copy_properties(msg->get_properties(), in);
         post([in = std::move(in)](client_state& s) { s.on_message(in); });
       } catch (...) {
       }
@@ -387,7 +409,8 @@ struct client_state {
     const uint64_t id = add_op(op_kind::subscribe, {}, filter);
     it->second.in_flight = id;
     try {
-      const mqtt::subscribe_options so(false, false, mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
+      const mqtt::subscribe_options so(false, opts.retain_as_published,
+                                       mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
       cli->subscribe(filter, it->second.qos, reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
                      *bridge_, so);
     } catch (const std::exception& e) {
@@ -618,6 +641,14 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
   if (o.topic_alias > 0) {
     props.add({mqtt::property::TOPIC_ALIAS, static_cast<int>(o.topic_alias)});
   }
+  if (!o.content_type.empty()) props.add({mqtt::property::CONTENT_TYPE, o.content_type});
+  if (!o.response_topic.empty()) props.add({mqtt::property::RESPONSE_TOPIC, o.response_topic});
+  if (!o.correlation_data.empty()) {
+    props.add({mqtt::property::CORRELATION_DATA,
+               mqtt::binary(o.correlation_data.begin(), o.correlation_data.end())});
+  }
+  if (o.payload_utf8) props.add({mqtt::property::PAYLOAD_FORMAT_INDICATOR, 1});
+  for (const auto& [k, v] : o.user_props) props.add({mqtt::property::USER_PROPERTY, k, v});
   auto msg = mqtt::message::create(std::move(topic), payload.data(), payload.size(), o.qos, o.retain, props);
   const uint64_t id = s.add_op(op_kind::publish, std::move(done));
   try {

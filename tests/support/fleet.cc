@@ -301,6 +301,7 @@ void fleet::start_agent(size_t i) {
                                 "--finalize-timeout", std::to_string(opts_.finalize_timeout_s), "--log-level",
                                 opts_.log_level};
   argv.insert(argv.end(), opts_.agent_args.begin(), opts_.agent_args.end());
+  if (!opts_.agent_runtime.empty()) argv.insert(argv.end(), {"--runtime", opts_.agent_runtime});
   a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
       << tail(agent_log(i));

@@ -113,6 +113,8 @@ struct fleet_options {
   int check_agreement_status_s = 120;
   // Extra hmq-agent flags (e.g. --heartbeat-interval).
   std::vector<std::string> agent_args;
+  // hmq-agent --runtime (docker | memory); empty: the agent's default.
+  std::string agent_runtime;
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin
