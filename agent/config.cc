@@ -37,6 +37,11 @@ void add_flags(CLI::App& app, config& c) {
   app.add_option("--crash-window", c.crash_window_s, "Seconds over which container deaths are counted")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  app.add_option("--upgrade-verify-window", c.upgrade_verify_window_s,
+                 "Seconds a new version must run without crashing during an upgrade; a failure inside "
+                 "restores the previous version")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
   app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 
