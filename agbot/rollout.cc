@@ -155,6 +155,14 @@ core::result<void> rollout_controller::load() {
       failures_[st->column_text(0)][st->column_text(1)] = f;
     }
   }
+  // Failures since a rollout started count against its limit again.
+  for (auto& [k, r] : rollouts_)
+    for (const auto& [slot, n] : r.nodes) {
+      bool failed = n.state == rollout_node_state::failed || n.state == rollout_node_state::rolled_back;
+      if (auto f = failures_.find(slot); f != failures_.end())
+        for (const auto& [v, fl] : f->second) failed = failed || fl.first_ms >= r.started_ms;
+      if (failed) r.failed_slots.insert(slot);
+    }
   for (const auto& [k, r] : rollouts_)
     log_->info("rollout {} {} -> {}: resumed ({}, {} node(s), {} in flight)", r.pattern, r.service, r.target,
                fb::EnumNameRolloutState(r.state), r.nodes.size(),
@@ -464,6 +472,13 @@ fb::RolloutStatusT rollout_controller::status_of(const rollout& r) const {
   s.max_failures = r.max_failures;
   s.total_nodes = static_cast<uint32_t>(r.running.size());
   s.failed_nodes = static_cast<uint32_t>(r.failed_slots.size());
+  s.rollout_nodes = static_cast<uint32_t>(r.nodes.size());
+  // A halted rollout's pending nodes will not move: only its in-flight ones are still open.
+  const bool halted = r.state == fb::RolloutState::halted;
+  s.open_nodes = static_cast<uint32_t>(std::count_if(r.nodes.begin(), r.nodes.end(), [halted](const auto& kv) {
+    return kv.second.state == rollout_node_state::in_flight ||
+           (!halted && kv.second.state == rollout_node_state::pending);
+  }));
   s.started_ms = r.started_ms;
   s.updated_ms = loop_.time().now_ms();
   std::map<std::string, fb::RolloutVersionStatusT> by;

@@ -172,6 +172,10 @@ class db {
                                 std::string_view id);
   result<int64_t> agreement_delete_all(std::string_view node_org, std::string_view node_id);
 
+  // ---- rollout progress, one row per pattern, service and publishing agbot
+  result<void> rollout_put(const fb::RolloutStatusT& s);
+  result<std::vector<fb::RolloutStatusT>> rollout_list(std::string_view pattern);  // "org/name"
+
  private:
   explicit db(core::store::database d) : db_(std::move(d)) {}
   result<void> migrate();
