@@ -187,6 +187,7 @@ class engine {
   std::deque<std::string> node_reason_order_;
   std::map<std::string, std::string> live_slots_;  // slot -> agreement id
   std::map<std::string, std::string> upgrade_slots_;  // slot -> live agreement superseding it
+  std::set<std::string> upgrade_starting_;  // slots whose upgrade waits for the node's record
   std::map<std::string, core::loop::timer_handle> upgrade_timers_;  // by upgrade agreement id
   std::unique_ptr<rollout_controller> rollout_;
   std::map<std::string, core::loop::timer_handle> reply_timers_;

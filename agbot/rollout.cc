@@ -253,6 +253,16 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
     r.batch_pause_s = up ? up->batch_pause_s : 0;
     r.max_failures = up ? up->max_failures : 0;
     r.updated_ms = now;
+    // In flight here but nothing under way in the engine (the agbot stopped between the two):
+    // start that node again.
+    for (const auto& c : current)
+      if (auto n = r.nodes.find(c.slot);
+          n != r.nodes.end() && n->second.state == rollout_node_state::in_flight && !c.upgrading) {
+        log_->info("rollout {} {}: {} was in flight without an upgrade agreement, pending again", pattern_key,
+                   skey, c.slot);
+        n->second.state = rollout_node_state::pending;
+        save_node(r, c.slot, n->second);
+      }
     for (const auto& [c, target] : moves) {
       auto n = r.nodes.find(c->slot);
       if (n != r.nodes.end() && n->second.state == rollout_node_state::in_flight) continue;
@@ -605,9 +615,11 @@ bool engine::start_upgrade(const std::string& slot, const std::string& version) 
     if (s && s->service_org == old.service_org && s->service_url == old.service_url) ps = s.get();
   if (!ps) return false;
   // The node's current user inputs belong in the new proposal: read the node once.
+  upgrade_starting_.insert(slot);
   x_.get_node(old.node_org, old.node_id,
               [this, w = std::weak_ptr<int>(life_), slot, version, old, ps = *ps](core::result<fb::NodeT> n) {
                 if (w.expired()) return;
+                upgrade_starting_.erase(slot);
                 auto cur = live_slots_.find(slot);
                 if (!n || cur == live_slots_.end() || cur->second != old.id || upgrade_slots_.count(slot) ||
                     n->pattern != old.pattern) {
@@ -633,7 +645,9 @@ void engine::replan(const std::string& pattern_key, const std::set<std::string>&
   std::vector<slot_version> current;
   for (const auto& [id, a] : live_) {
     if (a.pattern != pattern_key || !a.supersedes.empty() || a.state != AgreementState::finalized) continue;
-    current.push_back({a.slot(), a.service_version, upgrade_slots_.count(a.slot()) != 0});
+    const auto s = a.slot();
+    current.push_back({s, a.service_version,
+                       upgrade_slots_.count(s) || preparing_.count(s) || upgrade_starting_.count(s)});
   }
   rollout_->plan(*pit->second.pattern, pattern_key, current, force_versions);
 }

@@ -964,12 +964,16 @@ void cli_app::add_rollout_commands(CLI::App& app) {
   auto output = std::make_shared<std::string>("table");
   auto watch = std::make_shared<bool>(false);
   auto interval = std::make_shared<double>(1.0);
+  auto target = std::make_shared<std::string>();
   auto* st = ro->add_subcommand("status", "Per version: nodes upgraded, in progress, failed, rolled back");
   st->add_option("pattern", *pattern, "[org/]pattern")->required();
   st->add_option("-o,--output", *output, "Output format: table (for people) or json (for scripts)")
       ->check(CLI::IsMember({"table", "json"}));
   st->add_flag("-w,--watch", *watch,
                "Follow the rollout with a progress bar until it completes (exit 0) or halts (exit 4)");
+  st->add_option("--target", *target,
+                 "Only rollouts to this version (with --watch: wait for it to start, so a rollout that "
+                 "just finished is not mistaken for the one you published)");
   st->add_option("--interval", *interval, "Seconds between refreshes with --watch")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
@@ -987,8 +991,11 @@ void cli_app::add_rollout_commands(CLI::App& app) {
       auto& s = connect();
       auto a = auth();
       auto fetch = [&, org = org, name = name] {
-        return s.run<std::vector<fb::RolloutStatusT>>(
+        auto all = s.run<std::vector<fb::RolloutStatusT>>(
             [&](auto cb) { s.client().get_rollout_status(a, org, name, std::move(cb)); });
+        if (!target->empty())
+          std::erase_if(all, [&](const fb::RolloutStatusT& r) { return r.target_version != *target; });
+        return all;
       };
       if (!*watch) {
         auto all = fetch();
@@ -1010,7 +1017,8 @@ void cli_app::add_rollout_commands(CLI::App& app) {
         if (*output == "json") {
           lines.push_back(rollout_json(all).dump());
         } else if (all.empty()) {
-          lines.push_back("waiting for a rollout of " + org + "/" + name + " ...");
+          lines.push_back("waiting for a rollout of " + org + "/" + name +
+                          (target->empty() ? std::string() : " to " + *target) + " ...");
         } else {
           for (const auto& r : all) lines.push_back(rollout_progress_line(r));
         }

@@ -82,8 +82,8 @@ TEST(rollout, upgrades_every_node_within_max_in_flight_and_halts_a_crashing_vers
   f.publish_service_version("1.2.0", {"HMQ_TEST_CRASH=1"});
   f.publish_pattern_versions({"1.2.0", "1.1.0", "1.0.0"}, 2, 0, 2);
   // --watch follows the rollout to its end and exits 4 because it halted.
-  auto watch = f.hmq({"rollout", "status", f.options().org + "/" + f.options().pattern, "--watch", "--interval", "0.2",
-                      "-u", f.options().org + "/admin:admin-pw"});
+  auto watch = f.hmq({"rollout", "status", f.options().org + "/" + f.options().pattern, "--watch", "--target", "1.2.0",
+                      "--interval", "0.2", "-u", f.options().org + "/admin:admin-pw"});
   EXPECT_EQ(watch.exit, 4) << watch.out << watch.err << f.logs();
   EXPECT_NE(watch.out.find("halted"), std::string::npos) << watch.out;
   EXPECT_NE(watch.out.find("1.2.0"), std::string::npos) << watch.out;
