@@ -145,6 +145,7 @@ void engine::resume() {
       }
     }
   }
+  resume_upgrades();
   // The reply timeout passed while we were down: cancel (201) and retry after back-off.
   for (const auto& id : expired) on_timeout(id);
 }

@@ -143,6 +143,7 @@ class engine {
   void upgrade_failed(agreement a, uint16_t reason, bool after_swap);
   void upgrade_succeeded(const std::string& old_id);
   void on_service_changed(const std::string& org, const std::string& id);
+  void resume_upgrades();
 
   void on_event(const core::wire::opened& m, const fb::Event& e);
   void on_reply(const core::wire::opened& m, const fb::Reply& r);

@@ -253,6 +253,18 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
     r.batch_pause_s = up ? up->batch_pause_s : 0;
     r.max_failures = up ? up->max_failures : 0;
     r.updated_ms = now;
+    // In flight for a slot that has no live agreement any more: it cannot finish.
+    for (auto n = r.nodes.begin(); n != r.nodes.end();) {
+      if (n->second.state == rollout_node_state::in_flight && !r.running.count(n->first)) {
+        log_->info("rollout {} {}: {} has no live agreement, leaves the rollout", pattern_key, skey, n->first);
+        if (db_)
+          if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
+            (void)(*st)->bind_all(rk, n->first).exec();
+        n = r.nodes.erase(n);
+      } else {
+        ++n;
+      }
+    }
     // In flight here but nothing under way in the engine (the agbot stopped between the two):
     // start that node again.
     for (const auto& c : current)
@@ -637,6 +649,22 @@ bool engine::start_upgrade(const std::string& slot, const std::string& version) 
                 propose(slot, node, old.pattern, ps, version, [] {}, old.id);
               });
   return true;
+}
+
+// After a restart: an upgrade agreement whose superseded agreement is no longer live finished
+// (the node's Cancel 210 was handled but the agbot stopped before it promoted the new one).
+void engine::resume_upgrades() {
+  std::vector<std::string> done;
+  for (const auto& [slot, up_id] : upgrade_slots_)
+    if (!live_slots_.count(slot)) done.push_back(slot);
+  for (const auto& slot : done) {
+    auto up_id = upgrade_slots_[slot];
+    auto it = live_.find(up_id);
+    if (it == live_.end()) continue;
+    log_->info("agreement {} node {}: resumed upgrade whose old agreement {} is over; it is the node's agreement now",
+               up_id, it->second.node(), it->second.supersedes);
+    upgrade_succeeded(it->second.supersedes);
+  }
 }
 
 void engine::replan(const std::string& pattern_key, const std::set<std::string>& force_versions) {
