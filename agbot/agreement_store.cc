@@ -33,12 +33,21 @@ CREATE UNIQUE INDEX agreements_one_live
   ON agreements(node_org, node_id, pattern, service_org, service_url) WHERE state IN (1, 3);
 CREATE INDEX agreements_updated ON agreements(updated_ms);
 )sql"},
+    // Upgrades: a live agreement may be shadowed by one live agreement that supersedes it
+    // (docs/agbot.md "Rollouts"); still never two plain or two superseding ones per slot.
+    {2, R"sql(
+ALTER TABLE agreements ADD COLUMN supersedes TEXT NOT NULL DEFAULT '';
+DROP INDEX agreements_one_live;
+CREATE UNIQUE INDEX agreements_one_live
+  ON agreements(node_org, node_id, pattern, service_org, service_url, supersedes <> '')
+  WHERE state IN (1, 3);
+)sql"},
 };
 
 constexpr std::string_view columns =
     "id, node_org, node_id, pattern, service_org, service_url, service_version, arch, node_key, "
     "state, reason, created_ms, updated_ms, deadline_ms, message_confirmed, exchange_synced, "
-    "proposal";
+    "proposal, supersedes";
 
 agreement read_row(const core::store::statement& s) {
   agreement a;
@@ -60,6 +69,7 @@ agreement read_row(const core::store::statement& s) {
   a.message_confirmed = s.column_int(14) != 0;
   a.exchange_synced = s.column_int(15) != 0;
   a.proposal = s.column_blob(16);
+  a.supersedes = s.column_text(17);
   return a;
 }
 
@@ -104,7 +114,7 @@ core::result<void> agreement_store::init() { return db_.migrate(migrations); }
 
 core::result<void> agreement_store::insert(const agreement& a) {
   auto st = db_.cached(std::string("INSERT INTO agreements (") + std::string(columns) +
-                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!st) return st.err();
   auto& s = **st;
   s.bind_all(a.id, a.node_org, a.node_id, a.pattern, a.service_org, a.service_url,
@@ -118,6 +128,7 @@ core::result<void> agreement_store::insert(const agreement& a) {
   s.bind(15, static_cast<int64_t>(a.message_confirmed));
   s.bind(16, static_cast<int64_t>(a.exchange_synced));
   s.bind(17, std::span<const uint8_t>(a.proposal));
+  s.bind(18, a.supersedes);
   auto r = s.exec();
   if (!r) return r.err();
   return core::ok();
@@ -145,6 +156,15 @@ core::result<void> agreement_store::set_message_confirmed(const std::string& id)
   auto st = db_.cached("UPDATE agreements SET message_confirmed = 1 WHERE id = ?");
   if (!st) return st.err();
   (*st)->bind(1, id);
+  auto r = (*st)->exec();
+  if (!r) return r.err();
+  return core::ok();
+}
+
+core::result<void> agreement_store::set_supersedes(const std::string& id, const std::string& supersedes) {
+  auto st = db_.cached("UPDATE agreements SET supersedes = ? WHERE id = ?");
+  if (!st) return st.err();
+  (*st)->bind_all(supersedes, id);
   auto r = (*st)->exec();
   if (!r) return r.err();
   return core::ok();

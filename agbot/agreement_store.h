@@ -41,6 +41,9 @@ struct agreement {
   // cancelled: DeleteAgreement done).
   bool exchange_synced = false;
   std::vector<uint8_t> proposal;  // the Proposal table, finished on its own, for a resend
+  // Upgrade: the live agreement this one replaces once the node verified it; empty otherwise
+  // (and cleared when the upgrade succeeded and this became the slot's agreement).
+  std::string supersedes;
 
   // "node_org/node_id|pattern|service_org/service_url": at most one live agreement per slot.
   std::string slot() const;
@@ -60,6 +63,9 @@ class agreement_store {
   core::result<void> update(const agreement& a);
   core::result<void> set_message_confirmed(const std::string& id);
   core::result<void> set_exchange_synced(const std::string& id);
+  core::result<void> set_supersedes(const std::string& id, const std::string& supersedes);
+  // agbot.db itself, for tables other modules keep next to the agreements (rollouts).
+  core::store::database& db() { return db_; }
   core::result<std::optional<agreement>> get(const std::string& id);
   // Live agreements plus cancelled ones the exchange or node still has to hear about.
   core::result<std::vector<agreement>> load_unsettled();

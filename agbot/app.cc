@@ -51,6 +51,7 @@ core::control::json agreement_json(const agreement& a, std::optional<uint16_t> n
           {"reason_text", a.reason ? fb::EnumNameCancelReason(reason) : ""},
           {"created_ms", a.created_ms},
           {"updated_ms", a.updated_ms}};
+  if (!a.supersedes.empty()) j["supersedes"] = a.supersedes;  // an upgrade not verified yet
   if (node_reason) {
     // Why the node said no (a negative reply); the agreement's own reason is then 202.
     j["node_reason"] = *node_reason;
@@ -98,6 +99,7 @@ int run(const app_config& cfg) {
   ec_cfg.retry_min = cfg.retry_min;
   ec_cfg.retry_max = cfg.retry_max;
   ec_cfg.max_concurrent = cfg.max_concurrent;
+  ec_cfg.upgrade_timeout = cfg.upgrade_timeout;
   engine eng(loop, ec_cfg, x, out, *store, random_agreement_id);
 
   for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify,
@@ -116,6 +118,26 @@ int run(const app_config& cfg) {
             if (!eng.cancel_agreement(id))
               return reply(core::control::error_response("no live agreement '" + id + "'"));
             return reply(core::control::ok_response({}));
+          }
+          if (op == "rollout.status") {
+            // Rollouts as the agbot sees them, plus the largest number of upgrades it ever had
+            // in flight at once (tests assert max_in_flight with it).
+            core::control::json list = core::control::json::array();
+            for (const auto& st : eng.rollouts().status()) {
+              core::control::json versions = core::control::json::array();
+              for (const auto& v : st.versions)
+                if (v)
+                  versions.push_back({{"version", v->version}, {"running", v->running}, {"upgraded", v->upgraded},
+                                      {"in_progress", v->in_progress}, {"pending", v->pending},
+                                      {"failed", v->failed}, {"rolled_back", v->rolled_back}});
+              list.push_back({{"pattern", st.pattern}, {"service", st.service_org + "/" + st.service_url},
+                              {"state", fb::EnumNameRolloutState(st.state)}, {"target", st.target_version},
+                              {"failed_nodes", st.failed_nodes}, {"open_nodes", st.open_nodes},
+                              {"versions", std::move(versions)}});
+            }
+            return reply(core::control::ok_response({{"rollouts", std::move(list)},
+                                                     {"peak_in_flight", eng.rollouts().peak_in_flight()},
+                                                     {"in_flight", eng.rollouts().in_flight()}}));
           }
           if (op != "agreement.list")
             return reply(core::control::error_response("unknown op '" + op + "'"));

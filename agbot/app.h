@@ -25,6 +25,7 @@ struct app_config {
   std::string topic_prefix = "hmq/v1";
   std::string log_level = "info";
   std::filesystem::path control_socket;  // empty: no control socket
+  std::chrono::milliseconds upgrade_timeout{600'000};  // see engine_config::upgrade_timeout
 };
 
 // "30s", "500ms", "2m", "1h" or a bare number of seconds.

@@ -58,6 +58,11 @@ int parse_args(int argc, const char* const* argv, app_config& out) {
   app.add_option("--topic-prefix", out.topic_prefix, "MQTT topic prefix")->capture_default_str();
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  std::string upgrade_timeout = "10m";
+  app.add_option("--upgrade-timeout", upgrade_timeout,
+                 "how long a finalized upgrade agreement may take to be verified by the node before it "
+                 "is cancelled and counts as failed (e.g. 10m)")
+      ->capture_default_str();
   app.add_option("--control-socket", out.control_socket,
                  "unix socket for `hmq agbot agreement list` (off when empty)");
   try {
@@ -73,7 +78,8 @@ int parse_args(int argc, const char* const* argv, app_config& out) {
   }
   for (auto [text, dst] : {std::pair{&reply_timeout, &out.reply_timeout},
                            std::pair{&retry_min, &out.retry_min},
-                           std::pair{&retry_max, &out.retry_max}}) {
+                           std::pair{&retry_max, &out.retry_max},
+                           std::pair{&upgrade_timeout, &out.upgrade_timeout}}) {
     auto d = parse_duration(*text);
     if (!d || d->count() == 0) {
       std::cerr << "hmq-agbot: bad duration '" << *text << "'\n";

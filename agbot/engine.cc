@@ -58,6 +58,19 @@ engine::engine(core::loop::scheduler& loop, engine_config cfg, exchange_api& x, 
       ids_(std::move(ids)),
       log_(core::log::get("agbot")) {
   assert(ids_);
+  rollout_controller::hooks h;
+  h.start_upgrade = [this](const std::string& slot, const std::string& version) {
+    return start_upgrade(slot, version);
+  };
+  h.publish = [this](const fb::RolloutStatusT& st) {
+    x_.put_rollout_status(st, guard([this, p = st.pattern](core::result<void> r) {
+      if (!r) {
+        ++stats_.exchange_errors;
+        log_->warn("rollout {}: PutRolloutStatus failed ({})", p, r.err().message());
+      }
+    }));
+  };
+  rollout_ = std::make_unique<rollout_controller>(loop_, &store_.db(), cfg_.org + "/" + cfg_.id, std::move(h));
 }
 
 engine::~engine() { stop(); }
@@ -65,6 +78,7 @@ engine::~engine() { stop(); }
 void engine::start() {
   if (started_) return;
   started_ = true;
+  if (auto r = rollout_->load(); !r) log_->error("cannot load rollouts: {}", r.err().message());
   resume();
   hello();
   arm_verify();
@@ -74,6 +88,7 @@ void engine::stop() {
   if (!life_) return;
   life_.reset();
   reply_timers_.clear();
+  upgrade_timers_.clear();
   exchange_retries_.clear();
   backoffs_.clear();
   start_retry_.cancel();
@@ -99,7 +114,10 @@ void engine::resume() {
       if (!a.exchange_synced) delete_in_exchange(a, 0);
       continue;
     }
-    live_slots_[a.slot()] = a.id;
+    if (a.supersedes.empty())
+      live_slots_[a.slot()] = a.id;
+    else
+      upgrade_slots_[a.slot()] = a.id;
     auto& stored = live_[a.id] = a;
     if (a.state == AgreementState::proposed) {
       ++proposed_count_;
@@ -116,8 +134,20 @@ void engine::resume() {
       log_->info("agreement {} node {}: resumed as finalized", a.id, a.node());
       if (!a.message_confirmed) send_reply_ack(stored, true, nullptr);
       if (!a.exchange_synced) record_in_exchange(a.id, 0);
+      if (!a.supersedes.empty()) {
+        // An upgrade the node has not confirmed yet: give it the full time again.
+        upgrade_timers_[a.id] = loop_.call_after(cfg_.upgrade_timeout, guard([this, id = a.id] {
+          auto it = live_.find(id);
+          if (it == live_.end() || it->second.supersedes.empty()) return;
+          log_->warn("agreement {} node {}: upgrade not confirmed in time", id, it->second.node());
+          agreement u = it->second;
+          cancel(u, fb::CancelReason::ab_no_data_received, true);
+          upgrade_failed(u, static_cast<uint16_t>(fb::CancelReason::ab_no_data_received), true);
+        }));
+      }
     }
   }
+  resume_upgrades();
   // The reply timeout passed while we were down: cancel (201) and retry after back-off.
   for (const auto& id : expired) on_timeout(id);
 }
@@ -184,6 +214,7 @@ void engine::load_pattern(const std::string& key, std::function<void()> done) {
                      pe.resolved.clear();
                      log_->info("pattern {}: loaded, {} service(s)", key,
                                 pe.pattern->services.size());
+                     replan(key);
                    }
                    if (done) done();
                  }));
@@ -302,7 +333,8 @@ void engine::evaluate(fb::NodeT node, const std::string& pattern_key) {
     ++candidates;
     auto slot = slot_of(node.org, node.id, pattern_key, ps->service_org, ps->service_url);
     if (live_slots_.count(slot) || preparing_.count(slot) || backing_off(slot)) continue;
-    auto version = preferred_version(*ps);
+    auto version = rollout_->version_for(slot, *ps);
+    if (version.empty()) version = preferred_version(*ps);
     if (version.empty()) {
       log_->warn("pattern {}: service {} lists no version", pattern_key, ps->service_url);
       continue;
@@ -319,18 +351,19 @@ void engine::evaluate(fb::NodeT node, const std::string& pattern_key) {
 
 void engine::propose(const std::string& slot, const fb::NodeT& node,
                      const std::string& pattern_key, const fb::PatternServiceT& ps,
-                     const std::string& version, std::function<void()> done) {
+                     const std::string& version, std::function<void()> done,
+                     const std::string& supersedes) {
   preparing_.insert(slot);
   auto& pe = patterns_[pattern_key];
   auto cache_key = ps.service_org + "/" + ps.service_url + "|" + version + "|" + node.arch;
   if (auto c = pe.resolved.find(cache_key); c != pe.resolved.end()) {
-    build_and_send(slot, node, pattern_key, ps, *c->second);
     preparing_.erase(slot);
+    build_and_send(slot, node, pattern_key, ps, *c->second, supersedes);
     return done();
   }
   resolve_services(
       x_, ps.service_org, ps.service_url, version, node.arch,
-      guard([this, slot, node, pattern_key, ps, cache_key, gen = pe.generation,
+      guard([this, slot, node, pattern_key, ps, cache_key, gen = pe.generation, supersedes, version,
              done = std::move(done)](core::result<std::vector<fb::ServiceT>> services) {
         preparing_.erase(slot);
         auto& pe = patterns_[pattern_key];
@@ -338,21 +371,33 @@ void engine::propose(const std::string& slot, const fb::NodeT& node,
           ++stats_.prepare_failures;
           log_->warn("node {}/{}: cannot build proposal for {} {}: {}", node.org, node.id,
                      pattern_key, ps.service_url, services.err().message());
+          if (!supersedes.empty()) {
+            rollout_->on_failed(slot, version, 0, false);
+            return done();
+          }
           backoff(slot, node.org, node.id, pattern_key);
           return done();
         }
         auto shared = std::make_shared<const std::vector<fb::ServiceT>>(std::move(*services));
         if (gen == pe.generation) pe.resolved[cache_key] = shared;
         // The slot may have been taken while we were resolving (another event for the node).
-        if (!live_slots_.count(slot) && !backing_off(slot))
+        if (supersedes.empty() && !live_slots_.count(slot) && !backing_off(slot))
           build_and_send(slot, node, pattern_key, ps, *shared);
+        else if (!supersedes.empty()) {
+          auto cur = live_slots_.find(slot);
+          if (cur != live_slots_.end() && cur->second == supersedes && !upgrade_slots_.count(slot))
+            build_and_send(slot, node, pattern_key, ps, *shared, supersedes);
+          else
+            rollout_->on_abandoned(slot);
+        }
         done();
       }));
 }
 
 void engine::build_and_send(const std::string& slot, const fb::NodeT& node,
                             const std::string& pattern_key, const fb::PatternServiceT& ps,
-                            const std::vector<fb::ServiceT>& services) {
+                            const std::vector<fb::ServiceT>& services,
+                            const std::string& supersedes) {
   const auto& pattern = *patterns_[pattern_key].pattern;
   const int64_t now = loop_.time().now_ms();
   agreement a;
@@ -368,8 +413,10 @@ void engine::build_and_send(const std::string& slot, const fb::NodeT& node,
   a.state = AgreementState::proposed;
   a.created_ms = a.updated_ms = now;
   a.deadline_ms = now + cfg_.reply_timeout.count();
+  a.supersedes = supersedes;
 
   fb::ProposalT p;
+  p.supersedes = supersedes;
   p.agreement_id = a.id;
   p.pattern = pattern_key;
   p.node_org = node.org;
@@ -395,6 +442,7 @@ void engine::build_and_send(const std::string& slot, const fb::NodeT& node,
     ++stats_.prepare_failures;
     log_->warn("agreement {} node {}: a service of {} has an unreadable deployment; not proposed",
                a.id, a.node(), pattern_key);
+    if (!supersedes.empty()) return rollout_->on_failed(slot, a.service_version, 0, false);
     backoff(slot, a.node_org, a.node_id, pattern_key);
     return;
   }
@@ -404,15 +452,22 @@ void engine::build_and_send(const std::string& slot, const fb::NodeT& node,
     ++stats_.prepare_failures;
     log_->error("agreement {} node {}: not persisted, not proposed: {}", a.id, a.node(),
                 r.err().message());
+    if (!supersedes.empty()) rollout_->on_abandoned(slot);
     return;
   }
-  live_slots_[slot] = a.id;
+  if (supersedes.empty()) {
+    live_slots_[slot] = a.id;
+  } else {
+    upgrade_slots_[slot] = a.id;
+    ++stats_.upgrades_proposed;
+  }
   auto& stored = live_[a.id] = std::move(a);
   ++proposed_count_;
   reply_timers_[stored.id] = loop_.call_after(cfg_.reply_timeout,
                                               guard([this, id = stored.id] { on_timeout(id); }));
-  log_->info("agreement {} node {}: proposing {} {} ({} service(s))", stored.id, stored.node(),
-             stored.service_url, stored.service_version, services.size());
+  log_->info("agreement {} node {}: proposing {} {} ({} service(s)){}{}", stored.id, stored.node(),
+             stored.service_url, stored.service_version, services.size(),
+             supersedes.empty() ? "" : ", superseding ", supersedes);
   send_proposal(stored);
   ++stats_.proposals_sent;
 }
@@ -528,7 +583,9 @@ void engine::on_event(const core::wire::opened& m, const fb::Event& e) {
       for (auto& a : gone) {
         a.exchange_synced = true;
         log_->info("agreement {} node {}: node unregistered", a.id, a.node());
+        auto slot = a.slot();
         cancel(std::move(a), fb::CancelReason::user_requested, false);
+        rollout_->on_abandoned(slot);
       }
       const std::string prefix = org + "/" + id + "|";
       std::erase_if(backoffs_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
@@ -574,6 +631,7 @@ void engine::on_event(const core::wire::opened& m, const fb::Event& e) {
         pe.resolved.clear();
         ++pe.generation;
       }
+      if (e.kind() == fb::EventKind::service_changed) on_service_changed(org, id);
       return;
     default:
       ++stats_.events_ignored;
@@ -637,7 +695,9 @@ void engine::on_reply(const core::wire::opened& m, const fb::Reply& r) {
   auto slot = a.slot();
   auto node_org = a.node_org, node_id = a.node_id, pattern = a.pattern;
   a.exchange_synced = true;
+  agreement copy = a;
   cancel(a, fb::CancelReason::ab_negative_reply, false);
+  if (!copy.supersedes.empty()) return upgrade_failed(copy, static_cast<uint16_t>(r.reason()), false);
   backoff(slot, node_org, node_id, pattern);
 }
 
@@ -652,7 +712,20 @@ void engine::finalize(agreement& a, const core::wire::opened& reply) {
   if (proposed_count_ > 0) --proposed_count_;
   backoffs_.erase(a.slot());
   ++stats_.finalized;
-  log_->info("agreement {} node {}: finalized", a.id, a.node());
+  log_->info("agreement {} node {}: finalized{}", a.id, a.node(), a.supersedes.empty() ? "" : " (upgrade)");
+  if (a.supersedes.empty()) {
+    rollout_->on_running(a.slot(), a.service_version);
+  } else {
+    upgrade_timers_[a.id] = loop_.call_after(cfg_.upgrade_timeout, guard([this, id = a.id] {
+      auto it = live_.find(id);
+      if (it == live_.end() || it->second.supersedes.empty()) return;
+      log_->warn("agreement {} node {}: upgrade not confirmed within {} ms, cancelling", id,
+                 it->second.node(), cfg_.upgrade_timeout.count());
+      agreement u = it->second;
+      cancel(u, fb::CancelReason::ab_no_data_received, true);
+      upgrade_failed(u, static_cast<uint16_t>(fb::CancelReason::ab_no_data_received), true);
+    }));
+  }
   send_reply_ack(a, true, nullptr);
   // The reply() path has no completion; send() above confirms. Duplicates use reply().
   (void)reply;
@@ -685,7 +758,27 @@ void engine::on_cancel(const core::wire::opened& m, const fb::Cancel& c) {
              str(c.message()));
   a.exchange_synced = a.state != AgreementState::finalized;
   auto slot = a.slot();
+  if (!a.supersedes.empty()) {
+    // The node gave up on the upgrade (reject after accept, crash loop in the verification
+    // window): it restored the agreement this one superseded.
+    const bool after_swap = a.state == AgreementState::finalized;
+    agreement copy = a;
+    cancel(a, c.reason(), false);
+    return upgrade_failed(copy, static_cast<uint16_t>(c.reason()), after_swap);
+  }
+  if (c.reason() == fb::CancelReason::ab_upgrade_superseded) {
+    auto up = upgrade_slots_.find(slot);
+    if (up != upgrade_slots_.end()) {
+      auto u = live_.find(up->second);
+      if (u != live_.end() && u->second.state == AgreementState::finalized &&
+          u->second.supersedes == a.id) {
+        cancel(a, c.reason(), false);
+        return upgrade_succeeded(id);
+      }
+    }
+  }
   cancel(a, c.reason(), false);
+  rollout_->on_running(slot, {});
   backoff(slot, a.node_org, a.node_id, a.pattern);
 }
 
@@ -721,7 +814,10 @@ void engine::on_timeout(const std::string& id) {
              cfg_.reply_timeout.count());
   auto slot = a.slot();
   a.exchange_synced = true;  // never recorded in the exchange
+  agreement copy = a;
   cancel(a, fb::CancelReason::ab_no_reply, true);
+  if (!copy.supersedes.empty())
+    return upgrade_failed(copy, static_cast<uint16_t>(fb::CancelReason::ab_no_reply), false);
   backoff(slot, a.node_org, a.node_id, a.pattern);
 }
 
@@ -747,7 +843,11 @@ void engine::cancel(agreement a, fb::CancelReason reason, bool notify_node) {
   a.message_confirmed = !notify_node;
   if (!persist(a)) return;
   live_.erase(a.id);
-  live_slots_.erase(a.slot());
+  if (auto s = live_slots_.find(a.slot()); s != live_slots_.end() && s->second == a.id)
+    live_slots_.erase(s);
+  if (auto s = upgrade_slots_.find(a.slot()); s != upgrade_slots_.end() && s->second == a.id)
+    upgrade_slots_.erase(s);
+  upgrade_timers_.erase(a.id);
   reply_timers_.erase(a.id);
   exchange_retries_.erase(a.id);
   if (was_proposed && proposed_count_ > 0) --proposed_count_;

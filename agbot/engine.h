@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agbot/agreement_store.h"
+#include "agbot/rollout.h"
 #include "agbot/seams.h"
 #include "core/log/log.h"
 #include "core/loop/loop.h"
@@ -35,6 +36,9 @@ struct engine_config {
   std::chrono::milliseconds retry_max{300'000};
   size_t max_concurrent = 256;  // node evaluations + proposals awaiting a reply
   uint32_t page_size = 200;     // SearchPatternNodes page
+  // A finalized upgrade agreement the node has not confirmed (Cancel 210 of the agreement it
+  // supersedes) within this time is cancelled and counts as a failed upgrade.
+  std::chrono::milliseconds upgrade_timeout{600'000};
 };
 
 // Counters for tests, logs and the control socket.
@@ -58,6 +62,9 @@ struct engine_stats {
   uint64_t missing_cancels = 0;       // 209: the node no longer has the agreement
   uint64_t verifies_sent = 0;
   uint64_t nodes_back = 0;            // node_online events that led to a new proposal round
+  uint64_t upgrades_proposed = 0;
+  uint64_t upgrades_succeeded = 0;
+  uint64_t upgrades_failed = 0;
 };
 
 class engine {
@@ -92,6 +99,8 @@ class engine {
   bool initial_search_done() const { return searches_pending_ == 0 && patterns_loaded_; }
   size_t active() const { return evaluating_ + proposed_count_; }
   size_t queued() const { return queue_.size(); }
+  // Pattern upgrades (agbot/rollout.h).
+  const rollout_controller& rollouts() const { return *rollout_; }
 
  private:
   struct pattern_entry {
@@ -128,10 +137,18 @@ class engine {
   void evaluation_done();
   void propose(const std::string& slot, const fb::NodeT& node, const std::string& pattern_key,
                const fb::PatternServiceT& ps, const std::string& version,
-               std::function<void()> done);
+               std::function<void()> done, const std::string& supersedes = {});
   void build_and_send(const std::string& slot, const fb::NodeT& node,
                       const std::string& pattern_key, const fb::PatternServiceT& ps,
-                      const std::vector<fb::ServiceT>& services);
+                      const std::vector<fb::ServiceT>& services, const std::string& supersedes = {});
+
+  // Rollout hooks (the logic is in rollout_controller).
+  bool start_upgrade(const std::string& slot, const std::string& version);
+  void replan(const std::string& pattern_key, const std::set<std::string>& force_versions = {});
+  void upgrade_failed(agreement a, uint16_t reason, bool after_swap);
+  void upgrade_succeeded(const std::string& old_id);
+  void on_service_changed(const std::string& org, const std::string& id);
+  void resume_upgrades();
 
   void on_event(const core::wire::opened& m, const fb::Event& e);
   void on_reply(const core::wire::opened& m, const fb::Reply& r);
@@ -183,6 +200,10 @@ class engine {
   std::map<std::string, uint16_t> node_reasons_;   // see node_reason(); bounded by the deque
   std::deque<std::string> node_reason_order_;
   std::map<std::string, std::string> live_slots_;  // slot -> agreement id
+  std::map<std::string, std::string> upgrade_slots_;  // slot -> live agreement superseding it
+  std::set<std::string> upgrade_starting_;  // slots whose upgrade waits for the node's record
+  std::map<std::string, core::loop::timer_handle> upgrade_timers_;  // by upgrade agreement id
+  std::unique_ptr<rollout_controller> rollout_;
   std::map<std::string, core::loop::timer_handle> reply_timers_;
   std::map<std::string, core::loop::timer_handle> exchange_retries_;
   std::set<std::string> preparing_;                // slots between decision and persist

@@ -119,4 +119,8 @@ void exchange_adapter::delete_agreement(std::string node_org, std::string node_i
                       done_of(std::move(cb)));
 }
 
+void exchange_adapter::put_rollout_status(const fb::RolloutStatusT& status, callback<void> cb) {
+  c_.put_rollout_status(creds_, status, done_of(std::move(cb)));
+}
+
 }  // namespace hmq::agbot

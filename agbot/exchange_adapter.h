@@ -27,6 +27,7 @@ class exchange_adapter final : public exchange_api {
   void put_agreement(const fb::AgreementRecordT& record, callback<void> cb) override;
   void delete_agreement(std::string node_org, std::string node_id, std::string agreement_id,
                         callback<void> cb) override;
+  void put_rollout_status(const fb::RolloutStatusT& status, callback<void> cb) override;
 
  private:
   exchange::client& c_;

@@ -48,6 +48,12 @@ class exchange_api {
   virtual void put_agreement(const fb::AgreementRecordT& record, callback<void> cb) = 0;
   virtual void delete_agreement(std::string node_org, std::string node_id,
                                 std::string agreement_id, callback<void> cb) = 0;
+  // Rollout progress for `hmq rollout status` (PutRolloutStatus). Best effort: the default
+  // publishes nothing, so fakes that do not care need not implement it.
+  virtual void put_rollout_status(const fb::RolloutStatusT& status, callback<void> cb) {
+    (void)status;
+    cb(core::ok());
+  }
 };
 
 using body_builder =

@@ -113,6 +113,7 @@ int run(const config& c) {
   runtime& rt = *rt_owner;
   engine_options eo;
   eo.finalize_timeout = std::chrono::seconds(c.finalize_timeout_s);
+  eo.upgrade_verify_window = std::chrono::milliseconds(static_cast<int64_t>(c.upgrade_verify_window_s * 1000));
   engine eng(loop, *store, xa, out, rt, eo);
   eng_ptr = &eng;
   for (auto type : {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})

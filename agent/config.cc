@@ -42,6 +42,11 @@ void add_flags(CLI::App& app, config& c) {
                  "is set to the same value (at least 1 s), so heartbeats replace PINGREQs")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 86400.0));
+  app.add_option("--upgrade-verify-window", c.upgrade_verify_window_s,
+                 "Seconds a new version must run without crashing during an upgrade; a failure inside "
+                 "restores the previous version")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
   app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 

@@ -26,6 +26,9 @@ struct config {
   // Seconds between heartbeats; also the MQTT keep-alive, so heartbeats stand in for PINGREQs.
   double heartbeat_interval_s = 60;
   std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
+  // Seconds a new version must run without failing during an upgrade before the old one is
+  // given up (fractions allowed, for tests).
+  double upgrade_verify_window_s = 30;
 
   std::filesystem::path socket_path() const {
     return control_socket.empty() ? data_dir / "agent.sock" : control_socket;

@@ -214,7 +214,9 @@ json control_api::node_status() {
                      {"dropped_bad_agbot", s.dropped_bad_agbot},
                      {"dropped_unrouted", s.dropped_unrouted},
                      {"dropped_busy", s.dropped_busy},
-                     {"store_errors", s.store_errors}};
+                     {"store_errors", s.store_errors},
+                     {"upgrades", s.upgrades},
+                     {"rollbacks", s.rollbacks}};
   return ok_response(out);
 }
 

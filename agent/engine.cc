@@ -131,13 +131,28 @@ result<void> engine::start() {
     if (!*alive) return;
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
+    if (upgrading_.count(id)) {
+      lg()->warn("agreement {}: new version failed in its verification window: {}", id, e.message());
+      return rollback(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
+    }
     lg()->warn("agreement {}: workload failed: {}", id, e.message());
     record("service_failed", id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message());
     status_changed(id, fb::ServiceState::failed, e.message());
     cancel_local(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
   });
+  // An upgrade interrupted by a restart is done again from the start (prepare, swap, verify);
+  // the agreement it supersedes is not redeployed first.
+  std::set<std::string> superseded;
+  for (const auto& [id, a] : agreements_)
+    if (a.state == agreement_state::finalized)
+      if (auto old = superseded_by(a)) superseded.insert(*old);
   for (auto& [id, a] : agreements_) {
-    if (a.state == agreement_state::accepted) {
+    if (a.state == agreement_state::finalized && superseded.count(id)) {
+      lg()->info("agreement {}: resumed as finalized, an upgrade replacing it is in progress", id);
+    } else if (a.state == agreement_state::finalized && superseded_by(a)) {
+      lg()->info("agreement {}: resumed as finalized during its upgrade, swapping again", id);
+      upgrade(id, *superseded_by(a));
+    } else if (a.state == agreement_state::accepted) {
       // Waits for the ReplyAck the persistent session still delivers, until the deadline.
       int64_t left = a.accepted_ms + opts_.finalize_timeout.count() - now;
       lg()->info("agreement {}: resumed as accepted, finalize deadline in {} ms", id, std::max<int64_t>(left, 0));
@@ -175,6 +190,7 @@ result<void> engine::start() {
 void engine::stop() {
   *alive_ = false;
   finalize_timers_.clear();
+  upgrading_.clear();
   resync_timer_.cancel();
 }
 
@@ -356,13 +372,21 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, con
     return reject_reason{reason_code(R::policy_changed), "node arch is " + reg.arch + ", not " + str(p.arch())};
   if (!p.services() || p.services()->size() == 0 || !top_level(p))
     return reject_reason{reason_code(R::policy_changed), "proposal has no top-level service"};
-  if (live_agreements() >= opts_.max_live_agreements)
+  // An upgrade replaces a live agreement of the same agbot: that one does not count against
+  // sharing or the agreement limit.
+  std::string replaced;
+  if (p.supersedes() && p.supersedes()->size() > 0) {
+    auto it = agreements_.find(p.supersedes()->str());
+    if (it != agreements_.end() && it->second.state == agreement_state::finalized && it->second.agbot == str(p.agbot()))
+      replaced = it->first;
+  }
+  if (live_agreements() - (replaced.empty() ? 0 : 1) >= opts_.max_live_agreements)
     return reject_reason{reason_code(R::policy_changed), "node runs its maximum number of agreements"};
 
   // Services of live agreements, for the exclusive-sharing check.
   std::vector<const fb::Service*> in_use;
   for (const auto& [oid, other] : agreements_) {
-    if (!is_live(other.state)) continue;
+    if (!is_live(other.state) || oid == replaced) continue;
     if (const auto* op = proposal_of(other.proposal); op && op->services())
       for (const auto* s : *op->services())
         if (s && s->service()) in_use.push_back(s->service());
@@ -479,6 +503,7 @@ void engine::finalize(stored_agreement& a) {
   record("agreement_finalized", a.id, 0, a.service_version);
   std::string id = a.id;
   sync_exchange(id);
+  if (auto old = superseded_by(a)) return upgrade(id, *old);
   deploy(id);
 }
 
@@ -493,6 +518,8 @@ void engine::on_cancel(const core::wire::opened& m) {
   uint16_t reason = static_cast<uint16_t>(c->reason());
   if (reason == 0) reason = reason_code(fb::CancelReason::agbot_requested);
   lg()->info("agreement {}: cancelled by agbot with {} ({})", a->id, reason, reason_text(reason));
+  // The agbot gave up on an upgrade still being verified: back to the previous version.
+  if (upgrading_.count(a->id)) return rollback(a->id, reason, str(c->message()), false);
   cancel_local(a->id, reason, str(c->message()), false);
 }
 
@@ -508,7 +535,8 @@ void engine::on_verify(const core::wire::opened& m) {
   });
 }
 
-void engine::cancel_local(const std::string& id, uint16_t reason, std::string message, bool notify_agbot) {
+void engine::cancel_local(const std::string& id, uint16_t reason, std::string message, bool notify_agbot,
+                          bool remove_workload) {
   auto it = agreements_.find(id);
   if (it == agreements_.end() || it->second.state == agreement_state::cancelled) return;
   stored_agreement next = it->second;
@@ -528,7 +556,7 @@ void engine::cancel_local(const std::string& id, uint16_t reason, std::string me
   record("agreement_cancelled", id, reason,
          it->second.reason_message.empty() ? reason_text(reason) : std::string_view(it->second.reason_message));
   if (notify_agbot) send_cancel(it->second);
-  if (was_finalized) {
+  if (was_finalized && remove_workload) {
     rt_.remove(id, [this, id, alive = alive_](result<void> r) {
       if (!*alive) return;
       if (!r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
@@ -553,13 +581,14 @@ void engine::arm_finalize_timer(const std::string& id, std::chrono::milliseconds
 // ---------------------------------------------------------------------------------------------
 // Runtime and exchange
 
-void engine::deploy(const std::string& id) {
+std::optional<workload> engine::workload_of(const std::string& id) {
   auto it = agreements_.find(id);
-  if (it == agreements_.end()) return;
+  if (it == agreements_.end()) return std::nullopt;
   const auto* p = proposal_of(it->second.proposal);
   if (!p) {
     lg()->error("agreement {}: stored proposal unreadable", id);
-    return cancel_local(id, reason_code(fb::CancelReason::image_data_error), "stored proposal unreadable", true);
+    cancel_local(id, reason_code(fb::CancelReason::image_data_error), "stored proposal unreadable", true);
+    return std::nullopt;
   }
   workload w;
   w.agreement_id = id;
@@ -574,9 +603,15 @@ void engine::deploy(const std::string& id) {
         s->UnPackTo(&t);
         w.services.push_back(std::move(t));
       }
+  return w;
+}
+
+void engine::deploy(const std::string& id) {
+  auto w = workload_of(id);
+  if (!w) return;
   record("deploy_started", id, 0, "pull, verify and start");
   status_changed(id, fb::ServiceState::starting, "");
-  rt_.deploy(w, [this, id, alive = alive_](result<void> r) {
+  rt_.deploy(*w, [this, id, alive = alive_](result<void> r) {
     if (!*alive) return;
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
@@ -745,6 +780,92 @@ result<void> engine::import_key(const crypto::public_key& k, std::string name) {
   if (auto r = store_.add_trusted_key({k, std::move(name), loop_.time().now_ms()}); !r) return r;
   lg()->info("trusted publisher key {} added", crypto::to_hex(k));
   return core::ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrades: download-then-swap with a verification window (docs/agent.md "Upgrades").
+
+std::optional<std::string> engine::superseded_by(const stored_agreement& a) const {
+  const auto* p = proposal_of(a.proposal);
+  if (!p || !p->supersedes() || p->supersedes()->size() == 0) return std::nullopt;
+  auto it = agreements_.find(p->supersedes()->str());
+  if (it == agreements_.end() || it->second.state != agreement_state::finalized || it->first == a.id ||
+      !crypto::equal(it->second.agbot_key, a.agbot_key))
+    return std::nullopt;
+  return it->first;
+}
+
+void engine::upgrade(const std::string& id, const std::string& old_id) {
+  auto w = workload_of(id);
+  if (!w) return;
+  const auto& from = agreements_[old_id];
+  const auto& to = agreements_[id];
+  lg()->info("agreement {}: upgrade of {} from {} to {} (replaces agreement {}): fetching the new images first", id,
+             to.service_url, from.service_version, to.service_version, old_id);
+  upgrading_[id].old_id = old_id;
+  rt_.prepare(*w, [this, id, alive = alive_](result<void> r) {
+    if (!*alive) return;
+    auto u = upgrading_.find(id);
+    if (u == upgrading_.end()) return;  // cancelled meanwhile
+    if (!r) {
+      lg()->warn("agreement {}: new version cannot be fetched: {}", id, r.err().message());
+      return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::image_fetch_failure), r.err().message(), true);
+    }
+    // Everything is local and verified: swap. The old images stay until the new version is verified.
+    u->second.swapped = true;
+    const std::string old_id = u->second.old_id;
+    rt_.retain_images(old_id, true);
+    lg()->info("agreement {}: new version fetched, stopping agreement {}", id, old_id);
+    rt_.remove(old_id, [this, id, old_id, alive](result<void> r) {
+      if (!*alive || !upgrading_.count(id)) return;
+      if (!r) lg()->warn("agreement {}: stopping the old version failed: {}", old_id, r.err().message());
+      auto w = workload_of(id);
+      if (!w) return;
+      rt_.deploy(*w, [this, id, alive](result<void> r) {
+        if (!*alive) return;
+        auto u = upgrading_.find(id);
+        if (u == upgrading_.end()) return;
+        if (!r) {
+          lg()->warn("agreement {}: new version failed to start: {}", id, r.err().message());
+          return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
+        }
+        lg()->info("agreement {}: new version running, verifying for {} ms", id, opts_.upgrade_verify_window.count());
+        u->second.verify = loop_.call_after(opts_.upgrade_verify_window, [this, id, alive] {
+          if (*alive) upgrade_verified(id);
+        });
+      });
+    });
+  });
+}
+
+void engine::rollback(const std::string& id, uint16_t reason, std::string message, bool notify_agbot) {
+  auto u = upgrading_.find(id);
+  if (u == upgrading_.end()) return;
+  upgrade_state st = std::move(u->second);
+  upgrading_.erase(u);
+  ++stats_.rollbacks;
+  auto old = agreements_.find(st.old_id);
+  lg()->warn("agreement {}: upgrade failed with {} ({}); restoring agreement {} ({})", id, reason, reason_text(reason),
+             st.old_id, old != agreements_.end() ? old->second.service_version : std::string("?"));
+  cancel_local(id, reason, "upgrade failed, previous version restored: " + message, notify_agbot, st.swapped);
+  if (st.swapped && old != agreements_.end() && old->second.state == agreement_state::finalized) deploy(st.old_id);
+  rt_.retain_images(st.old_id, false);
+}
+
+void engine::upgrade_verified(const std::string& id) {
+  auto u = upgrading_.find(id);
+  if (u == upgrading_.end()) return;
+  const std::string old_id = u->second.old_id;
+  upgrading_.erase(u);
+  auto it = agreements_.find(id);
+  if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
+  ++stats_.upgrades;
+  lg()->info("agreement {}: upgrade verified, {} {} runs; agreement {} is superseded", id, it->second.service_url,
+             it->second.service_version, old_id);
+  // The agbot takes Cancel 210 of the old agreement as "upgrade done" (docs/protocol.md).
+  cancel_local(old_id, reason_code(fb::CancelReason::ab_upgrade_superseded), "superseded by agreement " + id, true,
+               false);
+  rt_.retain_images(old_id, false);
 }
 
 }  // namespace hmq::agent

@@ -53,6 +53,10 @@ struct engine_options {
   // the TTL bounds how long a replaced key is still believed when nobody proposes with the new one.
   std::chrono::milliseconds agbot_key_ttl{std::chrono::minutes(10)};
   size_t max_cached_agbot_keys = 64;
+  // Upgrade (a Proposal that supersedes a running agreement): the new version must run this long
+  // without failing before the old agreement is given up; a failure inside it restores the old
+  // version (docs/agent.md "Upgrades").
+  std::chrono::milliseconds upgrade_verify_window{std::chrono::seconds(30)};
 };
 
 // Every drop is counted here (and logged); tests assert on these, not on log text.
@@ -71,6 +75,8 @@ struct engine_counters {
   uint64_t dropped_busy = 0;        // too many proposals awaiting their agbot key lookup
   uint64_t agbot_key_lookups = 0;   // GetPublicKey calls for a proposing agbot (cache misses)
   uint64_t store_errors = 0;
+  uint64_t upgrades = 0;            // swaps verified: the new version replaced the old one
+  uint64_t rollbacks = 0;           // swaps undone: the previous version was restored
 };
 
 class engine {
@@ -112,9 +118,17 @@ class engine {
   void on_verify(const core::wire::opened& m);
 
   void finalize(stored_agreement& a);
-  void cancel_local(const std::string& id, uint16_t reason, std::string message, bool notify_agbot);
+  void cancel_local(const std::string& id, uint16_t reason, std::string message, bool notify_agbot,
+                    bool remove_workload = true);
   void arm_finalize_timer(const std::string& id, std::chrono::milliseconds after);
   void deploy(const std::string& id);
+  std::optional<workload> workload_of(const std::string& id);
+  // Download-then-swap from `old_id` to the finalized `id` (upgrade.cc... see engine.cc).
+  void upgrade(const std::string& id, const std::string& old_id);
+  void rollback(const std::string& id, uint16_t reason, std::string message, bool notify_agbot);
+  void upgrade_verified(const std::string& id);
+  // The live agreement a finalized agreement's proposal supersedes, if this node holds it.
+  std::optional<std::string> superseded_by(const stored_agreement& a) const;
   void sync_exchange(const std::string& id);
   void schedule_resync();
   bool persist(const stored_agreement& a);
@@ -158,6 +172,12 @@ class engine {
   void send_status();
   // Appends to the event log with the agreement's top-level service.
   void record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message);
+  struct upgrade_state {
+    std::string old_id;
+    bool swapped = false;  // the old workload is stopped (a rollback has to restart it)
+    core::loop::timer_handle verify;
+  };
+  std::map<std::string, upgrade_state> upgrading_;  // by the new agreement's id
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/common/result.h"
@@ -114,6 +116,20 @@ class runtime {
   virtual ~runtime() = default;
   virtual void deploy(const workload& w, done_fn cb) = 0;
   virtual void remove(const std::string& agreement_id, done_fn cb) = 0;
+  // Upgrade, first half (download-then-swap, docs/agent.md): fetch and verify everything `w`
+  // needs (pull, digest) without touching what runs, so a swap only starts once it can finish.
+  // Errors carry the cancel reason like deploy(). The default has nothing to fetch.
+  virtual void prepare(const workload& w, done_fn cb) {
+    (void)w;
+    cb(core::ok());
+  }
+  // While an upgrade is verified the old version's images must survive remove() so a rollback
+  // can restart it without the network: retain_images(old, true) before the swap, false once
+  // the upgrade is settled (then images nobody uses are removed as usual).
+  virtual void retain_images(const std::string& agreement_id, bool retain) {
+    (void)agreement_id;
+    (void)retain;
+  }
   // Set once by the engine before start(); called on the loop thread.
   virtual void on_failure(failure_fn) {}
   // The engine has handed over (deploy()) every finalized agreement after a restart: whatever
@@ -121,19 +137,51 @@ class runtime {
   virtual void resumed() {}
 };
 
-// In-memory runtime until the Docker runtime lands; tests drive its completions. With
+// In-memory runtime (tests, `hmq-agent --runtime memory`); tests drive its completions. With
 // auto_complete every call succeeds on the next loop turn; without it calls wait for finish().
+//
+// TEST-ONLY failure hooks, read from the environment of a deployment's containers (so a test
+// publishes a "bad" version like any other): HMQ_TEST_CRASH=1 makes the workload crash-loop
+// `crash_after` after it started (reported through on_failure with 103 container_failure);
+// HMQ_TEST_PULL_FAIL=1 makes prepare() fail with 113 image_fetch_failure. The Docker runtime
+// ignores them.
 class memory_runtime final : public runtime {
  public:
-  memory_runtime(core::loop::scheduler& loop, bool auto_complete) : loop_(loop), auto_(auto_complete) {}
+  memory_runtime(core::loop::scheduler& loop, bool auto_complete,
+                 std::chrono::milliseconds crash_after = std::chrono::milliseconds(200))
+      : loop_(loop), auto_(auto_complete), crash_after_(crash_after) {}
 
   void deploy(const workload& w, done_fn cb) override {
     running_[w.agreement_id] = w;
     ++deploys_;
+    if (has_test_flag(w, "HMQ_TEST_CRASH=1")) {
+      crash_timers_[w.agreement_id] = loop_.call_after(crash_after_, [this, id = w.agreement_id] {
+        crash_timers_.erase(id);
+        if (!running_.erase(id)) return;
+        ++crashes_;
+        if (failure_) failure_(id, runtime_failure(fb::CancelReason::container_failure, "test crash loop (HMQ_TEST_CRASH)"));
+      });
+    }
     complete(w.agreement_id, std::move(cb));
   }
+  void prepare(const workload& w, done_fn cb) override {
+    ++prepares_;
+    if (has_test_flag(w, "HMQ_TEST_PULL_FAIL=1")) {
+      loop_.post([cb = std::move(cb)] {
+        cb(runtime_failure(fb::CancelReason::image_fetch_failure, "test pull failure (HMQ_TEST_PULL_FAIL)"));
+      });
+      return;
+    }
+    if (auto_) {
+      loop_.post([cb = std::move(cb)] { cb(core::ok()); });
+    } else {
+      pending_.emplace(w.agreement_id, std::move(cb));
+    }
+  }
+  void on_failure(failure_fn f) override { failure_ = std::move(f); }
   void remove(const std::string& agreement_id, done_fn cb) override {
     running_.erase(agreement_id);
+    crash_timers_.erase(agreement_id);
     ++removes_;
     complete(agreement_id, std::move(cb));
   }
@@ -153,8 +201,26 @@ class memory_runtime final : public runtime {
   const std::map<std::string, workload>& workloads() const { return running_; }
   int deploys() const { return deploys_; }
   int removes() const { return removes_; }
+  int prepares() const { return prepares_; }
+  int crashes() const { return crashes_; }
 
  private:
+  static bool has_test_flag(const workload& w, std::string_view flag) {
+    for (const auto& s : w.services) {
+      if (!s.service || s.service->deployment.empty()) continue;
+      const auto& bytes = s.service->deployment;
+      flatbuffers::Verifier v(bytes.data(), bytes.size());
+      if (!v.VerifyBuffer<fb::Deployment>(nullptr)) continue;
+      const auto* d = flatbuffers::GetRoot<fb::Deployment>(bytes.data());
+      if (!d->containers()) continue;
+      for (const auto* c : *d->containers())
+        if (c && c->environment())
+          for (const auto* e : *c->environment())
+            if (e && e->string_view() == flag) return true;
+    }
+    return false;
+  }
+
   void complete(const std::string& id, done_fn cb) {
     if (!cb) return;
     if (auto_) {
@@ -166,6 +232,11 @@ class memory_runtime final : public runtime {
 
   core::loop::scheduler& loop_;
   bool auto_;
+  std::chrono::milliseconds crash_after_;
+  failure_fn failure_;
+  std::map<std::string, core::loop::timer_handle> crash_timers_;
+  int prepares_ = 0;
+  int crashes_ = 0;
   std::map<std::string, workload> running_;
   std::multimap<std::string, done_fn> pending_;
   int deploys_ = 0;

@@ -11,6 +11,10 @@
 #include <optional>
 #include <ostream>
 #include <sstream>
+#include <iostream>
+#include <thread>
+
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -18,6 +22,7 @@
 #include "cli/agent_commands.h"
 #include "cli/horizon_json.h"
 #include "cli/registry.h"
+#include "cli/rollout_view.h"
 #include "core/bus/client.h"
 #include "core/bus/messenger.h"
 #include "core/crypto/crypto.h"
@@ -410,6 +415,7 @@ class cli_app {
   void build(CLI::App& app);
   void add_resource_commands(CLI::App& parent, fb::ResourceKind kind, const std::string& noun);
   void add_key_commands(CLI::App& app);
+  void add_rollout_commands(CLI::App& app);
 
   xc::credentials auth() {
     if (!conn_.node_auth.empty()) return parse_auth(conn_.node_auth, fb::AuthKind::node, conn_.org, "-n/--node-auth");
@@ -798,6 +804,7 @@ void cli_app::build(CLI::App& app) {
       };
     });
   }
+  add_rollout_commands(app);
 
   // agbot
   auto* agbot = ex->add_subcommand("agbot", "Agreement bots");
@@ -999,6 +1006,94 @@ int cli_app::run(const std::vector<std::string>& args) {
   session_.reset();
   return exit_ok;
 }
+}  // namespace
+
+namespace {
+
+// `hmq rollout status ORG/PATTERN [--watch] [-o json]`: what agbots published about the
+// pattern's upgrades (PutRolloutStatus), read from the exchange so it works from anywhere.
+void cli_app::add_rollout_commands(CLI::App& app) {
+  auto* ro = app.add_subcommand("rollout", "Pattern upgrades rolled out by the agbots");
+  ro->require_subcommand(1);
+  auto pattern = std::make_shared<std::string>();
+  auto output = std::make_shared<std::string>("table");
+  auto watch = std::make_shared<bool>(false);
+  auto interval = std::make_shared<double>(1.0);
+  auto target = std::make_shared<std::string>();
+  auto* st = ro->add_subcommand("status", "Per version: nodes upgraded, in progress, failed, rolled back");
+  st->add_option("pattern", *pattern, "[org/]pattern")->required();
+  st->add_option("-o,--output", *output, "Output format: table (for people) or json (for scripts)")
+      ->check(CLI::IsMember({"table", "json"}));
+  st->add_flag("-w,--watch", *watch,
+               "Follow the rollout with a progress bar until it completes (exit 0) or halts (exit 4)");
+  st->add_option("--target", *target,
+                 "Only rollouts to this version (with --watch: wait for it to start, so a rollout that "
+                 "just finished is not mistaken for the one you published)");
+  st->add_option("--interval", *interval, "Seconds between refreshes with --watch")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  // The same connection options as `hmq exchange` (and the same environment variables).
+  st->add_option("--exchange", conn_.broker, "Broker URI the exchange listens behind (env HMQ_EXCHANGE)");
+  st->add_option("--exchange-key", conn_.exchange_key, "Exchange public key, base64, or @FILE (env HMQ_EXCHANGE_KEY)");
+  st->add_option("--org", conn_.org, "Organization of the pattern when it is not qualified (env HMQ_ORG)");
+  st->add_option("-u,--user-auth", conn_.user_auth, "User credentials [org/]user:password (env HMQ_EXCHANGE_USER_AUTH)");
+  st->add_option("-n,--node-auth", conn_.node_auth, "Act as a node: [org/]node:token (env HMQ_EXCHANGE_NODE_AUTH)");
+  st->add_option("--timeout", conn_.timeout_s, "Seconds to wait for the broker and the exchange");
+  st->add_option("--topic-prefix", conn_.topic_prefix, "Topic prefix of the deployment");
+  st->callback([=, this] {
+    action_ = [=, this] {
+      auto [org, name] = qualified(*pattern);
+      auto& s = connect();
+      auto a = auth();
+      auto fetch = [&, org = org, name = name] {
+        auto all = s.run<std::vector<fb::RolloutStatusT>>(
+            [&](auto cb) { s.client().get_rollout_status(a, org, name, std::move(cb)); });
+        if (!target->empty())
+          std::erase_if(all, [&](const fb::RolloutStatusT& r) { return r.target_version != *target; });
+        return all;
+      };
+      if (!*watch) {
+        auto all = fetch();
+        if (*output == "json")
+          out_ << rollout_json(all).dump(2) << "\n";
+        else if (all.empty())
+          out_ << "no rollout for pattern " << org << "/" << name << "\n";
+        else
+          out_ << rollout_table(all);
+        return;
+      }
+      // --watch: redraw in place on a terminal, one line per change otherwise (logs, pipes).
+      const bool tty = &out_ == &std::cout && ::isatty(STDOUT_FILENO) == 1;
+      std::vector<std::string> last;
+      size_t drawn = 0;
+      for (;;) {
+        auto all = fetch();
+        std::vector<std::string> lines;
+        if (*output == "json") {
+          lines.push_back(rollout_json(all).dump());
+        } else if (all.empty()) {
+          lines.push_back("waiting for a rollout of " + org + "/" + name +
+                          (target->empty() ? std::string() : " to " + *target) + " ...");
+        } else {
+          for (const auto& r : all) lines.push_back(rollout_progress_line(r));
+        }
+        if (lines != last) {
+          if (tty && drawn > 0) out_ << "\x1b[" << drawn << "F";  // back to the first line drawn
+          for (const auto& l : lines) out_ << (tty ? "\x1b[2K" : "") << l << "\n";
+          out_.flush();
+          drawn = lines.size();
+          last = lines;
+        }
+        if (rollouts_settled(all)) {
+          if (any_halted(all)) throw failure{exit_halted, "rollout halted: its failure limit was reached"};
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(*interval * 1000)));
+      }
+    };
+  });
+}
+
 }  // namespace
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

@@ -14,6 +14,7 @@ enum exit_code : int {
   exit_usage = 1,        // bad flags, bad input file, bad key file
   exit_refused = 2,      // the exchange (or a registry) answered with a refusal
   exit_unreachable = 3,  // broker, exchange or registry cannot be reached / no answer in time
+  exit_halted = 4,       // `hmq rollout status --watch`: a rollout halted at its failure limit
 };
 
 // Parse args (args[0] is the program name) and run the command. Normal output goes to `out`,

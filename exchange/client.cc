@@ -376,4 +376,34 @@ void client::agbot_hello(const credentials& auth, done cb) {
   call_void(auth, std::move(u), std::move(cb));
 }
 
+void client::put_rollout_status(const credentials& auth, const fb::RolloutStatusT& status, done cb) {
+  fb::PutRolloutStatusT op;
+  op.status = std::make_unique<fb::RolloutStatusT>(status);
+  fb::RpcOpUnion u;
+  u.Set(std::move(op));
+  call_void(auth, std::move(u), std::move(cb));
+}
+
+void client::get_rollout_status(const credentials& auth, std::string pattern_org, std::string pattern,
+                                callback<std::vector<fb::RolloutStatusT>> cb) {
+  fb::GetRolloutStatusT op;
+  op.pattern_org = std::move(pattern_org);
+  op.pattern = std::move(pattern);
+  fb::RpcOpUnion u;
+  u.Set(std::move(op));
+  call(auth, u, timeout_, [cb = std::move(cb)](result<rpc_reply> r) {
+    if (!r) return cb(r.err());
+    const auto* list = r->result_as<fb::RolloutStatusList>();
+    if (!list) return cb(make_error(client_errc::bad_response, "rollout status: answer carries no status list"));
+    std::vector<fb::RolloutStatusT> out;
+    if (list->statuses())
+      for (const auto* st : *list->statuses()) {
+        fb::RolloutStatusT t;
+        st->UnPackTo(&t);
+        out.push_back(std::move(t));
+      }
+    cb(std::move(out));
+  });
+}
+
 }  // namespace hmq::exchange

@@ -169,6 +169,11 @@ class client {
                             const fb::AgbotPatternT& p, done cb);
   void agbot_hello(const credentials& auth, done cb);
 
+  // Rollouts: agbots publish progress, anyone who may read the pattern reads it.
+  void put_rollout_status(const credentials& auth, const fb::RolloutStatusT& status, done cb);
+  void get_rollout_status(const credentials& auth, std::string pattern_org, std::string pattern,
+                          callback<std::vector<fb::RolloutStatusT>> cb);
+
  private:
   void call_void(const credentials& auth, fb::RpcOpUnion op, done cb);
   void list_page(const credentials& auth, fb::ResourceKind kind, std::string org, std::string token,

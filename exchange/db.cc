@@ -173,7 +173,18 @@ result<db> db::open_memory() {
 }
 
 result<void> db::migrate() {
-  return db_.migrate(migrations);
+  if (auto r = db_.migrate(migrations); !r) return r;
+  // Rollout progress (agbots publish it, `hmq rollout status` reads it). Created if missing
+  // instead of a numbered migration so it merges with other schema work in any order.
+  return db_.exec(R"sql(
+CREATE TABLE IF NOT EXISTS rollout_status (
+  pattern TEXT NOT NULL,
+  service TEXT NOT NULL,
+  agbot TEXT NOT NULL,
+  blob BLOB NOT NULL,
+  PRIMARY KEY (pattern, service, agbot)
+);
+)sql");
 }
 
 // ---- orgs
@@ -722,6 +733,34 @@ result<std::optional<db::node_status_row>> db::node_status_get(std::string_view 
   }
   (*st)->reset();
   return std::optional<node_status_row>{std::move(out)};
+}
+
+// ---- rollouts
+
+result<void> db::rollout_put(const fb::RolloutStatusT& s) {
+  auto st = db_.cached(
+      "INSERT INTO rollout_status (pattern, service, agbot, blob) VALUES (?, ?, ?, ?) "
+      "ON CONFLICT (pattern, service, agbot) DO UPDATE SET blob = excluded.blob");
+  if (!st) return st.err();
+  auto blob = to_blob<fb::RolloutStatus>(s);
+  (*st)->bind_all(s.pattern, s.service_org + "/" + s.service_url, s.agbot);
+  (*st)->bind(4, span_of(blob));
+  if (auto e = (*st)->exec(); !e) return e.err();
+  return {};
+}
+
+result<std::vector<fb::RolloutStatusT>> db::rollout_list(std::string_view pattern) {
+  auto st = db_.cached("SELECT blob FROM rollout_status WHERE pattern = ? ORDER BY service, agbot");
+  if (!st) return st.err();
+  (*st)->bind_all(pattern);
+  std::vector<fb::RolloutStatusT> out;
+  for (;;) {
+    auto row = (*st)->step();
+    if (!row) return row.err();
+    if (!*row) break;
+    if (auto r = from_blob<fb::RolloutStatus>(span_of((*st)->column_blob(0)))) out.push_back(std::move(*r));
+  }
+  return out;
 }
 
 }  // namespace hmq::exchange

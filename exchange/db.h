@@ -182,6 +182,9 @@ class db {
                                std::span<const uint8_t> report, int64_t received_ms);
   // The stored report (empty when none) and nodes.last_heartbeat_ms; nullopt: no such node.
   result<std::optional<node_status_row>> node_status_get(std::string_view org, std::string_view id);
+  // ---- rollout progress, one row per pattern, service and publishing agbot
+  result<void> rollout_put(const fb::RolloutStatusT& s);
+  result<std::vector<fb::RolloutStatusT>> rollout_list(std::string_view pattern);  // "org/name"
 
  private:
   explicit db(core::store::database d) : db_(std::move(d)) {}

@@ -405,6 +405,55 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
   });
 }
 
+void docker_runtime::prepare(const workload& w, done_fn cb) {
+  auto p = make_plan(w, opts_);
+  if (!p) {
+    loop_.post([cb = std::move(cb), e = p.err(), alive = alive_] { if (*alive && cb) cb(e); });
+    return;
+  }
+  lg()->info("agreement {}: fetching {} image(s) before the swap", w.agreement_id, p->images.size());
+  docker_.submit<void>(
+      [this, images = std::move(p->images)]() -> result<void> {
+        for (const auto& img : images)
+          if (auto r = ensure_image(docker_, img, opts_); !r) return r;
+        return core::ok();
+      },
+      [cb = std::move(cb), alive = alive_](result<void> r) {
+        if (*alive && cb) cb(std::move(r));
+      });
+}
+
+void docker_runtime::retain_images(const std::string& agreement_id, bool retain) {
+  if (retain) {
+    auto it = agreements_.find(agreement_id);
+    if (it == agreements_.end()) return;
+    auto& imgs = retained_[agreement_id];
+    for (const auto& key : it->second.instances)
+      if (auto inst = instances_.find(key); inst != instances_.end())
+        imgs.insert(imgs.end(), inst->second.images.begin(), inst->second.images.end());
+    return;
+  }
+  auto it = retained_.find(agreement_id);
+  if (it == retained_.end()) return;
+  std::vector<std::string> imgs = std::move(it->second);
+  retained_.erase(it);
+  if (opts_.keep_images) return;
+  std::set<std::string> still_used;
+  for (const auto& [k, inst] : instances_) still_used.insert(inst.images.begin(), inst.images.end());
+  for (const auto& [id, other] : retained_) still_used.insert(other.begin(), other.end());
+  std::vector<std::string> unused;
+  for (const auto& i : imgs)
+    if (!still_used.count(i)) unused.push_back(i);
+  if (unused.empty()) return;
+  docker_.submit<void>(
+      [this, unused]() -> result<void> {
+        for (const auto& img : unused)
+          if (auto r = docker_.remove_image(img); !r) lg()->info("image {} kept: {}", img, r.err().message());
+        return core::ok();
+      },
+      [](result<void>) {});
+}
+
 void docker_runtime::remove(const std::string& agreement_id, done_fn cb) {
   ++stats_.removes;
   enqueue([this, agreement_id, cb = std::move(cb)](std::function<void()> next) mutable {
@@ -444,6 +493,7 @@ void docker_runtime::cleanup(std::vector<instance> gone, std::function<void()> t
   if (!opts_.keep_images) {
     std::set<std::string> still_used;
     for (const auto& [k, inst] : instances_) still_used.insert(inst.images.begin(), inst.images.end());
+    for (const auto& [id, imgs] : retained_) still_used.insert(imgs.begin(), imgs.end());
     std::set<std::string> candidates;
     for (const auto& inst : gone)
       for (const auto& i : inst.images)

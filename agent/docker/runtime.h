@@ -73,6 +73,9 @@ class docker_runtime final : public agent::runtime {
 
   void deploy(const workload& w, done_fn cb) override;
   void remove(const std::string& agreement_id, done_fn cb) override;
+  // Pulls and verifies every image of `w` (digest = signed digest), starts nothing.
+  void prepare(const workload& w, done_fn cb) override;
+  void retain_images(const std::string& agreement_id, bool retain) override;
   void on_failure(failure_fn f) override { on_failure_ = std::move(f); }
   void resumed() override;
 
@@ -138,6 +141,8 @@ class docker_runtime final : public agent::runtime {
   runtime_options opts_;
   runtime_counters stats_;
   failure_fn on_failure_;
+  // Images of agreements being upgraded away from (retain_images): never removed meanwhile.
+  std::map<std::string, std::vector<std::string>> retained_;
   std::map<std::string, agreement> agreements_;
   std::map<std::string, instance> instances_;
   std::map<std::string, supervised> supervised_;  // container name ->

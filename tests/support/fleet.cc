@@ -211,6 +211,57 @@ void fleet::setup() {
   if (opts_.start_agbot) start_agbot();
 }
 
+void fleet::publish_service_version(const std::string& version, const std::vector<std::string>& environment) {
+  json container = {{"image", "127.0.0.1:1/" + opts_.image + "@sha256:" + std::string(64, 'a')}};
+  if (!environment.empty()) container["environment"] = environment;
+  json svc = {{"org", opts_.org},
+              {"label", opts_.service},
+              {"description", ""},
+              {"public", false},
+              {"url", "https://" + opts_.org + ".example/" + opts_.service},
+              {"version", version},
+              {"arch", "amd64"},
+              {"sharable", "multiple"},
+              {"requiredServices", json::array()},
+              {"userInput", json::array()},
+              {"deployment", {{"services", {{opts_.service, container}}}}}};
+  auto file = dir_ / ("service-" + opts_.service + "-" + version + ".json");
+  std::ofstream(file) << svc.dump(2);
+  std::vector<std::string> publish{"service", "publish", "-f", file.string()};
+  if (!opts_.registry_auth.empty()) publish.insert(publish.end(), {"-r", opts_.registry_auth});
+  auto r = admin(publish);
+  ASSERT_EQ(r.exit, 0) << "service publish " << version << "\n" << r.out << r.err;
+}
+
+void fleet::publish_pattern_versions(const std::vector<std::string>& versions, unsigned max_in_flight,
+                                     unsigned batch_pause_s, unsigned max_failures) {
+  json sv = json::array();
+  int prio = 1;
+  for (const auto& v : versions)
+    sv.push_back({{"version", v},
+                  {"priority",
+                   {{"priority_value", prio++}, {"retries", 0}, {"retry_durations", 3600}, {"verified_durations", 1}}}});
+  json pat = {{"org", opts_.org},
+              {"name", opts_.pattern},
+              {"label", ""},
+              {"description", ""},
+              {"public", false},
+              {"services",
+               {{{"serviceUrl", "https://" + opts_.org + ".example/" + opts_.service},
+                 {"serviceOrgid", opts_.org},
+                 {"serviceArch", "amd64"},
+                 {"agreementLess", false},
+                 {"serviceVersions", sv},
+                 {"nodeHealth", {{"missing_heartbeat_interval", 600}, {"check_agreement_status", 120}}}}}},
+              {"userInput", json::array()},
+              {"upgradePolicy",
+               {{"max_in_flight", max_in_flight}, {"batch_pause_s", batch_pause_s}, {"max_failures", max_failures}}}};
+  auto file = dir_ / ("pattern-" + opts_.pattern + "-" + versions.front() + ".json");
+  std::ofstream(file) << pat.dump(2);
+  auto r = admin({"pattern", "publish", "-f", file.string()});
+  ASSERT_EQ(r.exit, 0) << "pattern publish\n" << r.out << r.err;
+}
+
 void fleet::publish_pattern(const std::string& name, const std::string& service, const std::string& image,
                             const std::filesystem::path& key_dir) {
   const std::string url = "https://" + opts_.org + ".example/" + service;
@@ -343,13 +394,13 @@ void fleet::start_agbot() {
   // A socket file left by a killed agbot would make the new one fail to bind.
   std::error_code ec;
   std::filesystem::remove(agbot_socket(), ec);
-  agbot_.emplace(process::start({{agbot_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
-                                  "--org", opts_.org, "--id", "bot1", "--data-dir", (dir_ / "agbot").string(),
-                                  "--control-socket", agbot_socket().string(), "--reply-timeout", opts_.reply_timeout,
-                                  "--retry-backoff-min", opts_.retry_min, "--retry-backoff-max", opts_.retry_max,
-                                  "--log-level", opts_.log_level},
-                                 {{"HMQ_AGBOT_TOKEN", opts_.agbot_token}},
-                                 agbot_log()}));
+  std::vector<std::string> argv{agbot_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
+                                "--org", opts_.org, "--id", "bot1", "--data-dir", (dir_ / "agbot").string(),
+                                "--control-socket", agbot_socket().string(), "--reply-timeout", opts_.reply_timeout,
+                                "--retry-backoff-min", opts_.retry_min, "--retry-backoff-max", opts_.retry_max,
+                                "--log-level", opts_.log_level};
+  argv.insert(argv.end(), opts_.agbot_args.begin(), opts_.agbot_args.end());
+  agbot_.emplace(process::start({argv, {{"HMQ_AGBOT_TOKEN", opts_.agbot_token}}, agbot_log()}));
   EXPECT_TRUE(eventually([&] { return agbot_call({{"op", "agreement.list"}}).value("ok", false); }))
       << tail(agbot_log());
 }

@@ -115,6 +115,7 @@ struct fleet_options {
   std::vector<std::string> agent_args;
   // hmq-agent --runtime (docker | memory); empty: the agent's default.
   std::string agent_runtime;
+  std::vector<std::string> agbot_args;  // extra hmq-agbot flags
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin
@@ -150,6 +151,14 @@ class fleet {
   // pattern `name` using it, signed with the key in `key_dir` (default: hmq key create's).
   void publish_pattern(const std::string& name, const std::string& service, const std::string& image,
                        const std::filesystem::path& key_dir = {});
+
+  // Upgrades (docs/agbot.md "Rollouts"): publish version `version` of the served service (same
+  // image) with extra container `environment` (e.g. the memory runtime's TEST-ONLY
+  // HMQ_TEST_CRASH=1), then republish the served pattern listing `versions`, most preferred
+  // first (priority 1, 2, ...; retries 0), with an upgradePolicy.
+  void publish_service_version(const std::string& version, const std::vector<std::string>& environment = {});
+  void publish_pattern_versions(const std::vector<std::string>& versions, unsigned max_in_flight,
+                                unsigned batch_pause_s, unsigned max_failures);
 
   // ---- agents (index i: node <prefix>i)
   size_t agents() const { return agents_.size(); }

@@ -578,5 +578,121 @@ TEST_F(agent_engine, failed_registration_keeps_nothing) {
   EXPECT_FALSE(store_.registration().value().has_value());
 }
 
+// ---- upgrades (a Proposal that supersedes a running agreement)
+
+class agent_upgrade : public agent_engine {
+ protected:
+  agent_upgrade() { opts_.upgrade_verify_window = 1s; }
+
+  // agreement_a runs 1.0.0; agreement_b (1.1.0, `env` in its container) supersedes it.
+  void run_a() {
+    deliver(proposal_msg(proposal()));
+    deliver(reply_ack(agbot_, agreement_a));
+    ASSERT_TRUE(rt_.running(agreement_a));
+  }
+  fb::ProposalT upgrade_proposal(std::vector<std::string> env = {}) {
+    auto p = proposal(agreement_b);
+    p.supersedes = agreement_a;
+    auto& s = *p.services[0]->service;
+    s.version = "1.1.0";
+    fb::DeploymentT d;
+    flatbuffers::GetRoot<fb::Deployment>(s.deployment.data())->UnPackTo(&d);
+    d.containers[0]->environment = std::move(env);
+    flatbuffers::FlatBufferBuilder b;
+    b.Finish(fb::Deployment::Pack(b, &d));
+    s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+    auto sig = crypto::sign_detached(s.deployment, publisher_.sk);
+    s.deployment_signature.assign(sig.begin(), sig.end());
+    return p;
+  }
+  std::vector<const fb::Cancel*> cancels_of(const std::string& id) {
+    std::vector<const fb::Cancel*> out;
+    for (const auto* c : out_.cancels())
+      if (c->agreement_id()->str() == id) out.push_back(c);
+    return out;
+  }
+};
+
+TEST_F(agent_upgrade, fetches_first_then_swaps_and_gives_up_the_old_agreement_once_verified) {
+  run_a();
+  deliver(proposal_msg(upgrade_proposal()));
+  ASSERT_EQ(out_.replies().size(), 2u);
+  EXPECT_EQ(out_.replies()[1]->decision(), fb::ReplyDecision::accept);
+  EXPECT_TRUE(rt_.running(agreement_a));  // nothing changes before the ReplyAck
+  deliver(reply_ack(agbot_, agreement_b));
+  loop_.run_pending();
+  EXPECT_EQ(rt_.prepares(), 1);
+  EXPECT_TRUE(rt_.running(agreement_b));
+  EXPECT_FALSE(rt_.running(agreement_a));
+  EXPECT_TRUE(cancels_of(agreement_a).empty());  // still verifying
+  loop_.advance(1s);
+  ASSERT_EQ(cancels_of(agreement_a).size(), 1u);
+  EXPECT_EQ(cancels_of(agreement_a)[0]->reason(), fb::CancelReason::ab_upgrade_superseded);
+  EXPECT_TRUE(cancels_of(agreement_b).empty());
+  EXPECT_EQ(stored(agreement_a)->state, agreement_state::cancelled);
+  EXPECT_EQ(stored(agreement_b)->state, agreement_state::finalized);
+  EXPECT_TRUE(rt_.running(agreement_b));
+  EXPECT_EQ(eng_->stats().upgrades, 1u);
+}
+
+TEST_F(agent_upgrade, restores_the_previous_version_when_the_new_one_crash_loops_in_its_window) {
+  run_a();
+  deliver(proposal_msg(upgrade_proposal({"HMQ_TEST_CRASH=1"})));
+  deliver(reply_ack(agbot_, agreement_b));
+  loop_.run_pending();
+  ASSERT_TRUE(rt_.running(agreement_b));
+  loop_.advance(300ms);  // the memory runtime's test crash fires inside the 1 s window
+  loop_.run_pending();
+  ASSERT_EQ(cancels_of(agreement_b).size(), 1u);
+  EXPECT_EQ(cancels_of(agreement_b)[0]->reason(), fb::CancelReason::container_failure);
+  EXPECT_TRUE(cancels_of(agreement_a).empty());
+  EXPECT_TRUE(rt_.running(agreement_a));
+  EXPECT_FALSE(rt_.running(agreement_b));
+  EXPECT_EQ(stored(agreement_a)->state, agreement_state::finalized);
+  EXPECT_EQ(stored(agreement_b)->state, agreement_state::cancelled);
+  EXPECT_EQ(eng_->stats().rollbacks, 1u);
+  loop_.advance(2s);  // the window's end changes nothing any more
+  EXPECT_TRUE(cancels_of(agreement_a).empty());
+}
+
+TEST_F(agent_upgrade, a_failed_fetch_never_stops_the_running_version) {
+  run_a();
+  deliver(proposal_msg(upgrade_proposal({"HMQ_TEST_PULL_FAIL=1"})));
+  deliver(reply_ack(agbot_, agreement_b));
+  loop_.run_pending();
+  ASSERT_EQ(cancels_of(agreement_b).size(), 1u);
+  EXPECT_EQ(cancels_of(agreement_b)[0]->reason(), fb::CancelReason::image_fetch_failure);
+  EXPECT_TRUE(rt_.running(agreement_a));
+  EXPECT_EQ(rt_.removes(), 0);
+}
+
+TEST_F(agent_upgrade, an_agbot_cancel_during_verification_restores_the_previous_version) {
+  run_a();
+  deliver(proposal_msg(upgrade_proposal()));
+  deliver(reply_ack(agbot_, agreement_b));
+  loop_.run_pending();
+  deliver(cancel(agbot_, agreement_b, fb::CancelReason::ab_no_data_received));
+  loop_.run_pending();
+  EXPECT_TRUE(rt_.running(agreement_a));
+  EXPECT_FALSE(rt_.running(agreement_b));
+  EXPECT_TRUE(cancels_of(agreement_a).empty());
+  loop_.advance(2s);
+  EXPECT_TRUE(cancels_of(agreement_a).empty());
+}
+
+TEST_F(agent_upgrade, the_superseded_agreement_does_not_block_an_exclusive_service) {
+  // Property: an upgrade of an exclusive service is not refused as a sharing conflict.
+  auto p = proposal();
+  p.services[0]->service->sharable = fb::Sharing::exclusive;
+  deliver(proposal_msg(std::move(p)));
+  deliver(reply_ack(agbot_, agreement_a));
+  auto up = upgrade_proposal();
+  up.services[0]->service->sharable = fb::Sharing::exclusive;
+  deliver(proposal_msg(std::move(up)));
+  ASSERT_EQ(out_.replies().size(), 2u);
+  EXPECT_EQ(out_.replies()[1]->decision(), fb::ReplyDecision::accept);
+}
+
 }  // namespace
 }  // namespace hmq::agent
+

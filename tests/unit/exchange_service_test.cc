@@ -594,6 +594,54 @@ TEST_F(exchange_service, registry_tokens_are_sealed_at_rest_and_shown_only_to_th
       foreign.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token.empty());
 }
 
+// ---- rollout status (PutRolloutStatus / GetRolloutStatus)
+
+TEST_F(exchange_service, rollout_status_comes_only_from_serving_agbots_and_is_read_by_users) {
+  acme();
+  auto ag = make_agbot("acme", "ag1");
+  auto stranger = make_agbot("acme", "ag2");  // serves nothing
+  fb::AgbotAddPatternT add;
+  add.agbot_org = "acme";
+  add.agbot_id = "ag1";
+  add.pattern = std::make_unique<fb::AgbotPatternT>();
+  add.pattern->pattern_org = "acme";
+  add.pattern->pattern = "p1";
+  ASSERT_EQ(call(alice_, op(std::move(add))).response.status, RpcStatus::ok);
+  auto status = [] {
+    fb::PutRolloutStatusT put;
+    put.status = std::make_unique<fb::RolloutStatusT>();
+    put.status->pattern = "acme/p1";
+    put.status->service_org = "acme";
+    put.status->service_url = "https://acme.com/gps";
+    put.status->agbot = "acme/someone-else";  // the exchange names the caller instead
+    put.status->state = fb::RolloutState::running;
+    put.status->target_version = "1.1.0";
+    put.status->versions.push_back(std::make_unique<fb::RolloutVersionStatusT>());
+    put.status->versions[0]->version = "1.1.0";
+    put.status->versions[0]->upgraded = 3;
+    return put;
+  };
+  EXPECT_EQ(call(stranger, op(status())).response.status, RpcStatus::forbidden);
+  EXPECT_EQ(call(alice_, op(status())).response.status, RpcStatus::forbidden);
+  auto bad = status();
+  bad.status->state = fb::RolloutState::unspecified;
+  EXPECT_EQ(call(ag, op(std::move(bad))).response.status, RpcStatus::invalid_argument);
+  ASSERT_EQ(call(ag, op(status())).response.status, RpcStatus::ok);
+  ASSERT_EQ(call(ag, op(status())).response.status, RpcStatus::ok);  // replaces, no second row
+
+  fb::GetRolloutStatusT get;
+  get.pattern_org = "acme";
+  get.pattern = "p1";
+  auto r = call(bob_, op(std::move(get)));
+  ASSERT_EQ(r.response.status, RpcStatus::ok) << r.response.error_message;
+  const auto* list = r.response.result.AsRolloutStatusList();
+  ASSERT_NE(list, nullptr);
+  ASSERT_EQ(list->statuses.size(), 1u);
+  EXPECT_EQ(list->statuses[0]->agbot, "acme/ag1");
+  EXPECT_EQ(list->statuses[0]->target_version, "1.1.0");
+  EXPECT_EQ(list->statuses[0]->versions[0]->upgraded, 3u);
+}
+
 // ---- registration, agbots, agreements, events
 
 TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_agbots) {

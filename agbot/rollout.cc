@@ -1,0 +1,740 @@
+#include "agbot/rollout.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace hmq::agbot {
+namespace {
+
+// Created if missing rather than as numbered migrations: the agreement store owns agbot.db's
+// user_version, and these tables are independent of its schema.
+constexpr std::string_view tables_sql = R"sql(
+CREATE TABLE IF NOT EXISTS rollouts (
+  key TEXT PRIMARY KEY,
+  pattern TEXT NOT NULL,
+  service TEXT NOT NULL,
+  target TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  max_in_flight INTEGER NOT NULL,
+  batch_pause_s INTEGER NOT NULL,
+  max_failures INTEGER NOT NULL,
+  started_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollout_nodes (
+  key TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  from_version TEXT NOT NULL,
+  target TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (key, slot)
+);
+CREATE TABLE IF NOT EXISTS rollout_failures (
+  slot TEXT NOT NULL,
+  version TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  first_ms INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  PRIMARY KEY (slot, version)
+);
+)sql";
+
+constexpr uint32_t default_max_in_flight = 10;
+constexpr auto publish_delay = std::chrono::milliseconds(200);
+
+// "node|pattern|service" -> its parts.
+struct slot_parts {
+  std::string node, pattern, service;
+};
+std::optional<slot_parts> split_slot(const std::string& slot) {
+  auto a = slot.find('|');
+  if (a == std::string::npos) return std::nullopt;
+  auto b = slot.find('|', a + 1);
+  if (b == std::string::npos) return std::nullopt;
+  return slot_parts{slot.substr(0, a), slot.substr(a + 1, b - a - 1), slot.substr(b + 1)};
+}
+
+// Rank of `version` in `ps` (0 = most preferred); max when the pattern does not list it.
+size_t rank_of(const fb::PatternServiceT& ps, const std::string& version) {
+  auto v = versions_by_priority(ps);
+  for (size_t i = 0; i < v.size(); ++i)
+    if (v[i]->version == version) return i;
+  return std::numeric_limits<size_t>::max();
+}
+
+const fb::PriorityT* priority_of(const fb::PatternServiceT& ps, const std::string& version) {
+  for (const auto& sv : ps.service_versions)
+    if (sv && sv->version == version) return sv->priority.get();
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<const fb::ServiceVersionT*> versions_by_priority(const fb::PatternServiceT& ps) {
+  std::vector<const fb::ServiceVersionT*> out;
+  for (const auto& sv : ps.service_versions)
+    if (sv && !sv->version.empty()) out.push_back(sv.get());
+  std::stable_sort(out.begin(), out.end(), [](const auto* a, const auto* b) {
+    int64_t pa = a->priority ? a->priority->priority_value : std::numeric_limits<int64_t>::max();
+    int64_t pb = b->priority ? b->priority->priority_value : std::numeric_limits<int64_t>::max();
+    return pa < pb;
+  });
+  return out;
+}
+
+rollout_controller::rollout_controller(core::loop::scheduler& loop, core::store::database* db,
+                                       std::string agbot, hooks h)
+    : loop_(loop), db_(db), agbot_(std::move(agbot)), hooks_(std::move(h)), log_(core::log::get("rollout")) {
+  if (db_) {
+    if (auto r = db_->exec(tables_sql); !r) {
+      log_->error("cannot create rollout tables: {}; rollouts are not persisted", r.err().message());
+      db_ = nullptr;
+    }
+  }
+}
+
+rollout_controller::~rollout_controller() {
+  life_.reset();
+  for (auto& [k, r] : rollouts_) r.pause.cancel();
+  publish_timers_.clear();
+}
+
+core::result<void> rollout_controller::load() {
+  if (!db_) return core::ok();
+  {
+    auto st = db_->prepare(
+        "SELECT key, pattern, service, target, state, max_in_flight, batch_pause_s, max_failures, "
+        "started_ms, updated_ms FROM rollouts");
+    if (!st) return st.err();
+    while (true) {
+      auto row = st->step();
+      if (!row) return row.err();
+      if (!*row) break;
+      rollout r;
+      r.pattern = st->column_text(1);
+      r.service = st->column_text(2);
+      r.target = st->column_text(3);
+      r.state = static_cast<fb::RolloutState>(st->column_int(4));
+      r.max_in_flight = static_cast<uint32_t>(st->column_int(5));
+      r.batch_pause_s = static_cast<uint32_t>(st->column_int(6));
+      r.max_failures = static_cast<uint32_t>(st->column_int(7));
+      r.started_ms = st->column_int(8);
+      r.updated_ms = st->column_int(9);
+      rollouts_.emplace(st->column_text(0), std::move(r));
+    }
+  }
+  {
+    auto st = db_->prepare("SELECT key, slot, from_version, target, state, updated_ms FROM rollout_nodes");
+    if (!st) return st.err();
+    while (true) {
+      auto row = st->step();
+      if (!row) return row.err();
+      if (!*row) break;
+      auto it = rollouts_.find(st->column_text(0));
+      if (it == rollouts_.end()) continue;
+      node_entry n;
+      n.from_version = st->column_text(2);
+      n.target = st->column_text(3);
+      n.state = static_cast<rollout_node_state>(st->column_int(4));
+      n.updated_ms = st->column_int(5);
+      it->second.nodes[st->column_text(1)] = n;
+    }
+  }
+  {
+    auto st = db_->prepare("SELECT slot, version, attempts, first_ms, failed FROM rollout_failures");
+    if (!st) return st.err();
+    while (true) {
+      auto row = st->step();
+      if (!row) return row.err();
+      if (!*row) break;
+      failure f;
+      f.attempts = static_cast<int>(st->column_int(2));
+      f.first_ms = st->column_int(3);
+      f.failed = st->column_int(4) != 0;
+      failures_[st->column_text(0)][st->column_text(1)] = f;
+    }
+  }
+  // Failures since a rollout started count against its limit again.
+  for (auto& [k, r] : rollouts_)
+    for (const auto& [slot, n] : r.nodes) {
+      bool failed = n.state == rollout_node_state::failed || n.state == rollout_node_state::rolled_back;
+      if (auto f = failures_.find(slot); f != failures_.end())
+        for (const auto& [v, fl] : f->second) failed = failed || fl.first_ms >= r.started_ms;
+      if (failed) r.failed_slots.insert(slot);
+    }
+  for (const auto& [k, r] : rollouts_)
+    log_->info("rollout {} {} -> {}: resumed ({}, {} node(s), {} in flight)", r.pattern, r.service, r.target,
+               fb::EnumNameRolloutState(r.state), r.nodes.size(),
+               std::count_if(r.nodes.begin(), r.nodes.end(),
+                             [](const auto& kv) { return kv.second.state == rollout_node_state::in_flight; }));
+  return core::ok();
+}
+
+const fb::PatternServiceT* rollout_controller::service_of(const std::string& pattern,
+                                                          const std::string& service) const {
+  auto it = patterns_.find(pattern);
+  if (it == patterns_.end()) return nullptr;
+  for (const auto& ps : it->second.services)
+    if (ps && service_key(*ps) == service) return ps.get();
+  return nullptr;
+}
+
+std::string rollout_controller::version_for(const std::string& slot, const fb::PatternServiceT& ps) const {
+  auto parts = split_slot(slot);
+  const rollout* r = nullptr;
+  if (parts)
+    if (auto it = rollouts_.find(rollout_key(parts->pattern, parts->service)); it != rollouts_.end())
+      r = &it->second;
+  auto f = failures_.find(slot);
+  for (const auto* sv : versions_by_priority(ps)) {
+    if (f != failures_.end()) {
+      auto v = f->second.find(sv->version);
+      if (v != f->second.end() && v->second.failed) continue;
+    }
+    // A halted rollout's version goes to no new node.
+    if (r && r->state == fb::RolloutState::halted && r->target == sv->version) continue;
+    return sv->version;
+  }
+  return {};
+}
+
+void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pattern_key,
+                              const std::vector<slot_version>& current,
+                              const std::set<std::string>& force_versions) {
+  patterns_[pattern_key] = pattern;
+  const int64_t now = loop_.time().now_ms();
+  for (const auto& ps : pattern.services) {
+    if (!ps || ps->agreement_less) continue;
+    const std::string skey = service_key(*ps);
+    const std::string rk = rollout_key(pattern_key, skey);
+    auto ordered = versions_by_priority(*ps);
+    if (ordered.empty()) continue;
+    const std::string preferred = ordered.front()->version;
+
+    // What needs to move: slots whose best available version ranks above what they run.
+    std::vector<std::pair<const slot_version*, std::string>> moves;
+    std::map<std::string, std::string> running;
+    for (const auto& c : current) {
+      auto parts = split_slot(c.slot);
+      if (!parts || parts->pattern != pattern_key || parts->service != skey) continue;
+      running[c.slot] = c.version;
+      auto target = version_for(c.slot, *ps);
+      if (target.empty()) continue;
+      bool better = rank_of(*ps, target) < rank_of(*ps, c.version);
+      bool forced = target == c.version && force_versions.count(c.version);
+      if (better || forced) moves.emplace_back(&c, target);
+    }
+
+    auto it = rollouts_.find(rk);
+    if (it == rollouts_.end() && moves.empty()) continue;
+    if (it == rollouts_.end() || it->second.target != preferred ||
+        (!force_versions.empty() && it->second.state != fb::RolloutState::running)) {
+      // A new rollout: in-flight upgrades of an older one still report into it.
+      rollout fresh;
+      fresh.pattern = pattern_key;
+      fresh.service = skey;
+      fresh.target = preferred;
+      fresh.started_ms = now;
+      if (it != rollouts_.end()) {
+        for (auto& [slot, n] : it->second.nodes)
+          if (n.state == rollout_node_state::in_flight) fresh.nodes[slot] = n;
+        it->second.pause.cancel();
+        delete_rollout(rk);
+      }
+      it = rollouts_.insert_or_assign(rk, std::move(fresh)).first;
+      for (const auto& [slot, n] : it->second.nodes) save_node(it->second, slot, n);
+      log_->info("rollout {} {} -> {}: started, {} node(s) to upgrade", pattern_key, skey, preferred, moves.size());
+    }
+    auto& r = it->second;
+    r.running = std::move(running);
+    const auto* up = pattern.upgrade_policy.get();
+    r.max_in_flight = up && up->max_in_flight > 0 ? up->max_in_flight : default_max_in_flight;
+    r.batch_pause_s = up ? up->batch_pause_s : 0;
+    r.max_failures = up ? up->max_failures : 0;
+    r.updated_ms = now;
+    // In flight for a slot that has no live agreement any more: it cannot finish.
+    for (auto n = r.nodes.begin(); n != r.nodes.end();) {
+      if (n->second.state == rollout_node_state::in_flight && !r.running.count(n->first)) {
+        log_->info("rollout {} {}: {} has no live agreement, leaves the rollout", pattern_key, skey, n->first);
+        if (db_)
+          if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
+            (void)(*st)->bind_all(rk, n->first).exec();
+        n = r.nodes.erase(n);
+      } else {
+        ++n;
+      }
+    }
+    // In flight here but nothing under way in the engine (the agbot stopped between the two):
+    // start that node again.
+    for (const auto& c : current)
+      if (auto n = r.nodes.find(c.slot);
+          n != r.nodes.end() && n->second.state == rollout_node_state::in_flight && !c.upgrading) {
+        log_->info("rollout {} {}: {} was in flight without an upgrade agreement, pending again", pattern_key,
+                   skey, c.slot);
+        n->second.state = rollout_node_state::pending;
+        save_node(r, c.slot, n->second);
+      }
+    for (const auto& [c, target] : moves) {
+      auto n = r.nodes.find(c->slot);
+      if (n != r.nodes.end() && n->second.state == rollout_node_state::in_flight) continue;
+      if (c->upgrading) continue;  // an upgrade agreement is live: its outcome decides
+      node_entry e;
+      e.from_version = c->version;
+      e.target = target;
+      e.state = rollout_node_state::pending;
+      e.updated_ms = now;
+      r.nodes[c->slot] = e;
+      save_node(r, c->slot, e);
+    }
+    if (r.state == fb::RolloutState::complete &&
+        std::any_of(r.nodes.begin(), r.nodes.end(),
+                    [](const auto& kv) { return kv.second.state == rollout_node_state::pending; }))
+      r.state = fb::RolloutState::running;
+    save_rollout(r);
+    settle(rk);
+  }
+}
+
+rollout_controller::rollout* rollout_controller::find_by_slot(const std::string& slot, std::string* key_out) {
+  auto parts = split_slot(slot);
+  if (!parts) return nullptr;
+  auto rk = rollout_key(parts->pattern, parts->service);
+  auto it = rollouts_.find(rk);
+  if (it == rollouts_.end()) return nullptr;
+  if (key_out) *key_out = rk;
+  return &it->second;
+}
+
+size_t rollout_controller::in_flight() const {
+  size_t n = 0;
+  for (const auto& [k, r] : rollouts_)
+    for (const auto& [s, e] : r.nodes) n += e.state == rollout_node_state::in_flight;
+  return n;
+}
+
+void rollout_controller::on_running(const std::string& slot, const std::string& version) {
+  auto* r = find_by_slot(slot);
+  if (!r) return;
+  if (version.empty())
+    r->running.erase(slot);
+  else
+    r->running[slot] = version;
+}
+
+void rollout_controller::on_upgraded(const std::string& slot, const std::string& version) {
+  std::string rk;
+  auto* r = find_by_slot(slot, &rk);
+  if (!r) return;
+  r->running[slot] = version;
+  auto n = r->nodes.find(slot);
+  if (n == r->nodes.end()) return;
+  n->second.state = rollout_node_state::upgraded;
+  n->second.updated_ms = loop_.time().now_ms();
+  // Upgraded to an older rollout's target: the node still has to move on to this one's.
+  if (const auto* ps = service_of(r->pattern, r->service);
+      ps && version != r->target && rank_of(*ps, r->target) < rank_of(*ps, version) &&
+      version_for(slot, *ps) == r->target) {
+    n->second.from_version = version;
+    n->second.target = r->target;
+    n->second.state = rollout_node_state::pending;
+  }
+  log_->info("rollout {} {}: {} upgraded to {}", r->pattern, r->service, slot, version);
+  save_node(*r, slot, n->second);
+  settle(rk);
+}
+
+void rollout_controller::on_failed(const std::string& slot, const std::string& version, uint16_t reason,
+                                   bool after_swap) {
+  std::string rk;
+  auto* r = find_by_slot(slot, &rk);
+  const int64_t now = loop_.time().now_ms();
+  auto parts = split_slot(slot);
+  const fb::PatternServiceT* ps = parts ? service_of(parts->pattern, parts->service) : nullptr;
+  const fb::PriorityT* prio = ps ? priority_of(*ps, version) : nullptr;
+  auto& f = failures_[slot][version];
+  // Horizon: `retries` further attempts within `retry_durations` seconds; older failures are
+  // forgotten when the window has passed.
+  const int64_t window_ms = prio ? int64_t{prio->retry_durations} * 1000 : 0;
+  if (f.attempts == 0 || (window_ms > 0 && now - f.first_ms > window_ms)) {
+    f.attempts = 0;
+    f.first_ms = now;
+  }
+  ++f.attempts;
+  const int retries = prio ? std::max(prio->retries, 0) : 0;
+  f.failed = f.attempts > retries;
+  save_failure(slot, version, f);
+  if (!r) return;
+  auto n = r->nodes.find(slot);
+  if (n == r->nodes.end()) return;
+  auto& e = n->second;
+  e.updated_ms = now;
+  r->failed_slots.insert(slot);
+  if (!f.failed) {
+    log_->info("rollout {} {}: {} failed {} (reason {}), retry {} of {}", r->pattern, r->service, slot, version,
+               reason, f.attempts, retries);
+    e.state = rollout_node_state::pending;
+  } else {
+    std::string next = ps ? version_for(slot, *ps) : std::string{};
+    if (!next.empty() && ps && rank_of(*ps, next) < rank_of(*ps, e.from_version)) {
+      log_->info("rollout {} {}: {} failed {} (reason {}), next by priority: {}", r->pattern, r->service, slot,
+                 version, reason, next);
+      e.target = next;
+      e.state = rollout_node_state::pending;
+    } else {
+      log_->info("rollout {} {}: {} failed {} (reason {}), stays on {}", r->pattern, r->service, slot, version,
+                 reason, e.from_version);
+      e.target = version;
+      e.state = after_swap ? rollout_node_state::rolled_back : rollout_node_state::failed;
+    }
+  }
+  save_node(*r, slot, e);
+  settle(rk);
+}
+
+void rollout_controller::on_abandoned(const std::string& slot) {
+  std::string rk;
+  auto* r = find_by_slot(slot, &rk);
+  if (!r) return;
+  r->running.erase(slot);
+  if (r->nodes.erase(slot) == 0) return;
+  if (db_)
+    if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
+      (void)(*st)->bind_all(rk, slot).exec();
+  settle(rk);
+}
+
+void rollout_controller::settle(const std::string& key) {
+  auto it = rollouts_.find(key);
+  if (it == rollouts_.end()) return;
+  auto& r = it->second;
+  size_t flying = 0, pending = 0;
+  for (const auto& [s, n] : r.nodes) {
+    flying += n.state == rollout_node_state::in_flight;
+    pending += n.state == rollout_node_state::pending;
+  }
+  auto prev = r.state;
+  if (r.state == fb::RolloutState::running && r.max_failures > 0 && r.failed_slots.size() >= r.max_failures) {
+    r.state = fb::RolloutState::halted;
+    log_->warn("rollout {} {} -> {}: halted, {} node(s) failed (limit {}); {} node(s) stay where they are",
+               r.pattern, r.service, r.target, r.failed_slots.size(), r.max_failures, pending);
+  }
+  if (r.state == fb::RolloutState::running || r.state == fb::RolloutState::paused) {
+    if (flying == 0 && pending == 0) {
+      r.state = fb::RolloutState::complete;
+      log_->info("rollout {} {} -> {}: complete", r.pattern, r.service, r.target);
+    } else if (flying == 0 && !r.pause.active()) {
+      if (r.batches > 0 && r.batch_pause_s > 0) {
+        r.state = fb::RolloutState::paused;
+        r.pause = loop_.call_after(std::chrono::seconds(r.batch_pause_s), [this, key, w = std::weak_ptr<int>(life_)] {
+          if (w.expired()) return;
+          auto it = rollouts_.find(key);
+          if (it == rollouts_.end() || it->second.state != fb::RolloutState::paused) return;
+          it->second.state = fb::RolloutState::running;
+          pump(key);
+        });
+      } else {
+        pump(key);
+        return;  // pump settles again
+      }
+    }
+  }
+  if (prev != r.state) save_rollout(r);
+  publish(key);
+}
+
+void rollout_controller::pump(const std::string& key) {
+  auto it = rollouts_.find(key);
+  if (it == rollouts_.end() || it->second.state != fb::RolloutState::running) return;
+  auto& r = it->second;
+  std::vector<std::pair<std::string, std::string>> batch;
+  for (auto& [slot, n] : r.nodes) {
+    if (batch.size() >= r.max_in_flight) break;
+    if (n.state != rollout_node_state::pending) continue;
+    n.state = rollout_node_state::in_flight;
+    n.updated_ms = loop_.time().now_ms();
+    save_node(r, slot, n);
+    batch.emplace_back(slot, n.target);
+  }
+  if (batch.empty()) return settle(key);
+  ++r.batches;
+  peak_in_flight_ = std::max(peak_in_flight_, in_flight());
+  log_->info("rollout {} {} -> {}: batch {} of {} node(s)", r.pattern, r.service, r.target, r.batches, batch.size());
+  std::vector<std::string> refused;
+  for (const auto& [slot, version] : batch)
+    if (!hooks_.start_upgrade || !hooks_.start_upgrade(slot, version)) refused.push_back(slot);
+  // The hooks may have re-entered (a fake that answers at once): look the rollout up again.
+  for (const auto& slot : refused) on_abandoned(slot);
+  publish(key);
+}
+
+void rollout_controller::publish(const std::string& key) {
+  if (!hooks_.publish) return;
+  auto& t = publish_timers_[key];
+  if (t.active()) return;
+  // Coalesced: one RPC per rollout at most every publish_delay, whatever the node count.
+  t = loop_.call_after(publish_delay, [this, key, w = std::weak_ptr<int>(life_)] {
+    if (w.expired()) return;
+    auto it = rollouts_.find(key);
+    if (it != rollouts_.end()) hooks_.publish(status_of(it->second));
+  });
+}
+
+fb::RolloutStatusT rollout_controller::status_of(const rollout& r) const {
+  fb::RolloutStatusT s;
+  s.pattern = r.pattern;
+  auto slash = r.service.find('/');
+  s.service_org = r.service.substr(0, slash);
+  s.service_url = slash == std::string::npos ? std::string{} : r.service.substr(slash + 1);
+  s.agbot = agbot_;
+  s.state = r.state;
+  s.target_version = r.target;
+  s.max_in_flight = r.max_in_flight;
+  s.batch_pause_s = r.batch_pause_s;
+  s.max_failures = r.max_failures;
+  s.total_nodes = static_cast<uint32_t>(r.running.size());
+  s.failed_nodes = static_cast<uint32_t>(r.failed_slots.size());
+  s.rollout_nodes = static_cast<uint32_t>(r.nodes.size());
+  // A halted rollout's pending nodes will not move: only its in-flight ones are still open.
+  const bool halted = r.state == fb::RolloutState::halted;
+  s.open_nodes = static_cast<uint32_t>(std::count_if(r.nodes.begin(), r.nodes.end(), [halted](const auto& kv) {
+    return kv.second.state == rollout_node_state::in_flight ||
+           (!halted && kv.second.state == rollout_node_state::pending);
+  }));
+  s.started_ms = r.started_ms;
+  s.updated_ms = loop_.time().now_ms();
+  std::map<std::string, fb::RolloutVersionStatusT> by;
+  auto at = [&](const std::string& v) -> fb::RolloutVersionStatusT& {
+    auto& e = by[v];
+    e.version = v;
+    return e;
+  };
+  if (const auto* ps = service_of(r.pattern, r.service))
+    for (const auto* sv : versions_by_priority(*ps)) at(sv->version);
+  for (const auto& [slot, v] : r.running) ++at(v).running;
+  for (const auto& [slot, n] : r.nodes) {
+    auto& e = at(n.target);
+    switch (n.state) {
+      case rollout_node_state::pending: ++e.pending; break;
+      case rollout_node_state::in_flight: ++e.in_progress; break;
+      case rollout_node_state::upgraded: ++e.upgraded; break;
+      case rollout_node_state::failed: break;
+      case rollout_node_state::rolled_back: ++e.rolled_back; break;
+    }
+  }
+  for (const auto& [slot, versions] : failures_) {
+    if (!r.nodes.count(slot)) continue;
+    for (const auto& [v, f] : versions)
+      if (f.failed) ++at(v).failed;
+  }
+  for (auto& [v, e] : by) s.versions.push_back(std::make_unique<fb::RolloutVersionStatusT>(std::move(e)));
+  return s;
+}
+
+std::vector<fb::RolloutStatusT> rollout_controller::status() const {
+  std::vector<fb::RolloutStatusT> out;
+  for (const auto& [k, r] : rollouts_) out.push_back(status_of(r));
+  return out;
+}
+
+void rollout_controller::save_rollout(const rollout& r) {
+  if (!db_) return;
+  auto st = db_->cached(
+      "INSERT OR REPLACE INTO rollouts (key, pattern, service, target, state, max_in_flight, batch_pause_s, "
+      "max_failures, started_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?)");
+  if (!st) return;
+  auto& s = **st;
+  s.bind_all(rollout_key(r.pattern, r.service), r.pattern, r.service, r.target);
+  s.bind(5, static_cast<int64_t>(r.state));
+  s.bind(6, int64_t{r.max_in_flight});
+  s.bind(7, int64_t{r.batch_pause_s});
+  s.bind(8, int64_t{r.max_failures});
+  s.bind(9, r.started_ms);
+  s.bind(10, loop_.time().now_ms());
+  if (auto e = s.exec(); !e) log_->error("rollout {}: not persisted: {}", r.pattern, e.err().message());
+}
+
+void rollout_controller::save_node(const rollout& r, const std::string& slot, const node_entry& n) {
+  if (!db_) return;
+  auto st = db_->cached(
+      "INSERT OR REPLACE INTO rollout_nodes (key, slot, from_version, target, state, updated_ms) "
+      "VALUES (?,?,?,?,?,?)");
+  if (!st) return;
+  auto& s = **st;
+  s.bind_all(rollout_key(r.pattern, r.service), slot, n.from_version, n.target);
+  s.bind(5, static_cast<int64_t>(n.state));
+  s.bind(6, n.updated_ms);
+  if (auto e = s.exec(); !e) log_->error("rollout {}: node {} not persisted: {}", r.pattern, slot, e.err().message());
+}
+
+void rollout_controller::save_failure(const std::string& slot, const std::string& version, const failure& f) {
+  if (!db_) return;
+  auto st = db_->cached(
+      "INSERT OR REPLACE INTO rollout_failures (slot, version, attempts, first_ms, failed) VALUES (?,?,?,?,?)");
+  if (!st) return;
+  auto& s = **st;
+  s.bind_all(slot, version);
+  s.bind(3, int64_t{f.attempts});
+  s.bind(4, f.first_ms);
+  s.bind(5, int64_t{f.failed ? 1 : 0});
+  if (auto e = s.exec(); !e) log_->error("rollout: failure of {} not persisted: {}", slot, e.err().message());
+}
+
+void rollout_controller::delete_rollout(const std::string& key) {
+  if (!db_) return;
+  for (const char* sql : {"DELETE FROM rollouts WHERE key = ?", "DELETE FROM rollout_nodes WHERE key = ?"})
+    if (auto st = db_->cached(sql)) (void)(*st)->bind_all(key).exec();
+}
+
+}  // namespace hmq::agbot
+
+// ---------------------------------------------------------------------------------------------
+// The engine's side of rollouts: kept here so agbot/engine.cc only carries small hooks.
+
+#include "agbot/engine.h"
+#include "exchange/ids.h"
+
+namespace hmq::agbot {
+namespace {
+
+using fb::AgreementState;
+
+// The signed deployment bytes' signature of the top-level service of a stored Proposal.
+std::vector<uint8_t> proposal_signature(const std::vector<uint8_t>& bytes) {
+  flatbuffers::Verifier v(bytes.data(), bytes.size());
+  if (bytes.empty() || !v.VerifyBuffer<fb::Proposal>(nullptr)) return {};
+  const auto* p = flatbuffers::GetRoot<fb::Proposal>(bytes.data());
+  if (!p->services()) return {};
+  for (const auto* s : *p->services())
+    if (s && s->is_top_level() && s->service() && s->service()->deployment_signature())
+      return {s->service()->deployment_signature()->begin(), s->service()->deployment_signature()->end()};
+  return {};
+}
+
+}  // namespace
+
+bool engine::start_upgrade(const std::string& slot, const std::string& version) {
+  if (!life_) return false;
+  auto cur = live_slots_.find(slot);
+  if (cur == live_slots_.end() || upgrade_slots_.count(slot) || preparing_.count(slot)) return false;
+  auto it = live_.find(cur->second);
+  if (it == live_.end() || it->second.state != AgreementState::finalized) return false;
+  const agreement old = it->second;
+  auto pit = patterns_.find(old.pattern);
+  if (pit == patterns_.end() || !pit->second.pattern) return false;
+  const fb::PatternServiceT* ps = nullptr;
+  for (const auto& s : pit->second.pattern->services)
+    if (s && s->service_org == old.service_org && s->service_url == old.service_url) ps = s.get();
+  if (!ps) return false;
+  // The node's current user inputs belong in the new proposal: read the node once.
+  upgrade_starting_.insert(slot);
+  x_.get_node(old.node_org, old.node_id,
+              [this, w = std::weak_ptr<int>(life_), slot, version, old, ps = *ps](core::result<fb::NodeT> n) {
+                if (w.expired()) return;
+                upgrade_starting_.erase(slot);
+                auto cur = live_slots_.find(slot);
+                if (!n || cur == live_slots_.end() || cur->second != old.id || upgrade_slots_.count(slot) ||
+                    n->pattern != old.pattern) {
+                  if (!n) ++stats_.exchange_errors;
+                  log_->info("agreement {} node {}: upgrade to {} not started ({})", old.id, old.node(), version,
+                             n ? "agreement or registration changed" : n.err().message());
+                  return rollout_->on_abandoned(slot);
+                }
+                fb::NodeT node = std::move(*n);
+                if (node.public_key.size() != core::crypto::public_key_size)
+                  node.public_key.assign(old.node_key.begin(), old.node_key.end());
+                if (node.arch.empty()) node.arch = old.arch;
+                log_->info("agreement {} node {}: upgrading {} {} -> {}", old.id, old.node(), old.service_url,
+                           old.service_version, version);
+                propose(slot, node, old.pattern, ps, version, [] {}, old.id);
+              });
+  return true;
+}
+
+// After a restart: an upgrade agreement whose superseded agreement is no longer live finished
+// (the node's Cancel 210 was handled but the agbot stopped before it promoted the new one).
+void engine::resume_upgrades() {
+  std::vector<std::string> done;
+  for (const auto& [slot, up_id] : upgrade_slots_)
+    if (!live_slots_.count(slot)) done.push_back(slot);
+  for (const auto& slot : done) {
+    auto up_id = upgrade_slots_[slot];
+    auto it = live_.find(up_id);
+    if (it == live_.end()) continue;
+    log_->info("agreement {} node {}: resumed upgrade whose old agreement {} is over; it is the node's agreement now",
+               up_id, it->second.node(), it->second.supersedes);
+    upgrade_succeeded(it->second.supersedes);
+  }
+}
+
+void engine::replan(const std::string& pattern_key, const std::set<std::string>& force_versions) {
+  auto pit = patterns_.find(pattern_key);
+  if (pit == patterns_.end() || !pit->second.pattern) return;
+  std::vector<slot_version> current;
+  for (const auto& [id, a] : live_) {
+    if (a.pattern != pattern_key || !a.supersedes.empty() || a.state != AgreementState::finalized) continue;
+    const auto s = a.slot();
+    current.push_back({s, a.service_version,
+                       upgrade_slots_.count(s) || preparing_.count(s) || upgrade_starting_.count(s)});
+  }
+  rollout_->plan(*pit->second.pattern, pattern_key, current, force_versions);
+}
+
+void engine::upgrade_failed(agreement a, uint16_t reason, bool after_swap) {
+  ++stats_.upgrades_failed;
+  log_->info("agreement {} node {}: upgrade to {} {} failed ({} {}){}", a.id, a.node(), a.service_url,
+             a.service_version, reason, fb::EnumNameCancelReason(static_cast<fb::CancelReason>(reason)),
+             after_swap ? ", node restored the previous version" : "");
+  rollout_->on_failed(a.slot(), a.service_version, reason, after_swap);
+}
+
+void engine::upgrade_succeeded(const std::string& old_id) {
+  for (auto& [slot, up_id] : upgrade_slots_) {
+    auto it = live_.find(up_id);
+    if (it == live_.end() || it->second.supersedes != old_id) continue;
+    auto& a = it->second;
+    const std::string s = slot;
+    a.supersedes.clear();
+    if (auto r = store_.set_supersedes(a.id, ""); !r)
+      log_->error("agreement {} node {}: cannot persist upgrade: {}", a.id, a.node(), r.err().message());
+    live_slots_[s] = a.id;
+    upgrade_timers_.erase(a.id);
+    ++stats_.upgrades_succeeded;
+    log_->info("agreement {} node {}: upgrade to {} {} verified, replaces {}", a.id, a.node(), a.service_url,
+               a.service_version, old_id);
+    const std::string version = a.service_version;
+    upgrade_slots_.erase(s);
+    rollout_->on_upgraded(s, version);
+    return;
+  }
+}
+
+// A republished service version (same version, new deployment or signature) is rolled out to the
+// nodes that run the old bytes, like a new version.
+void engine::on_service_changed(const std::string& org, const std::string& id) {
+  std::map<std::string, const agreement*> affected;  // agreement id -> agreement
+  for (const auto& [aid, a] : live_)
+    if (a.supersedes.empty() && a.state == AgreementState::finalized && a.service_org == org &&
+        exchange::service_id(a.service_url, a.service_version, a.arch) == id)
+      affected[aid] = &a;
+  if (affected.empty()) return;
+  const agreement& first = *affected.begin()->second;
+  x_.get_service(org, first.service_url, first.service_version, first.arch,
+                 [this, w = std::weak_ptr<int>(life_), org, id](core::result<fb::ServiceT> s) {
+                   if (w.expired() || !s) return;
+                   std::map<std::string, std::set<std::string>> force;  // pattern -> versions
+                   for (const auto& [aid, a] : live_) {
+                     if (!a.supersedes.empty() || a.state != AgreementState::finalized || a.service_org != org ||
+                         exchange::service_id(a.service_url, a.service_version, a.arch) != id)
+                       continue;
+                     if (proposal_signature(a.proposal) != s->deployment_signature)
+                       force[a.pattern].insert(a.service_version);
+                   }
+                   for (const auto& [pattern, versions] : force) {
+                     log_->info("pattern {}: deployment of {} changed, rolling it out again", pattern, id);
+                     replan(pattern, versions);
+                   }
+                 });
+}
+
+}  // namespace hmq::agbot
