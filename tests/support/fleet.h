@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -89,6 +90,8 @@ class exchange_process {
   std::optional<process> proc_;
 };
 
+class fleet;
+
 struct fleet_options {
   size_t agents = 3;
   bool start_agbot = true;  // else start_agbot() later
@@ -108,6 +111,13 @@ struct fleet_options {
   std::string retry_max = "2s";
   int finalize_timeout_s = 60;
   std::string log_level = "info";
+  // hmq-agent's workload runtime: "memory" (nothing runs) or "docker" (the real Engine), and
+  // any further hmq-agent flags.
+  std::string agent_runtime = "memory";
+  std::vector<std::string> agent_args;
+  // When set, publishes the pattern the agbot serves (opts.pattern) instead of the default
+  // one-service pattern with a fake image; called once the org, admin and signing key exist.
+  std::function<void(fleet&)> publish;
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin
