@@ -82,6 +82,7 @@ int run(const config& c) {
     ro.keep_images = c.keep_images;
     ro.crash_limit = c.crash_limit;
     ro.crash_window = std::chrono::seconds(c.crash_window_s);
+    ro.engine_wait = std::chrono::seconds(c.docker_wait_s);
     ro.exchange_url = c.exchange_url.empty() ? c.broker : c.exchange_url;
     ro.owner = messenger.mailbox();
     auto drt = std::make_unique<docker::docker_runtime>(loop, *dclient, ro);

@@ -23,6 +23,7 @@ struct config {
   bool keep_images = false;
   int crash_limit = 5;
   int crash_window_s = 60;
+  int docker_wait_s = 60;  // how long a deploy waits for an Engine that refuses connections
   std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
 
   std::filesystem::path socket_path() const {
