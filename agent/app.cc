@@ -1,6 +1,9 @@
 #include "agent/app.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
+
+#include <MQTTAsync.h>
 
 #include <cstdio>
 
@@ -41,9 +44,25 @@ result<crypto::public_key> load_exchange_key(const std::string& s) {
   return crypto::parse_public_key(s);
 }
 
+// The agent is a long-lived, mostly idle daemon on small devices (issue 5: an idle agent with one
+// agreement under 10 MB RSS; docs/agent.md "Memory"). Two process-wide settings that must come
+// before any thread or MQTT client exists:
+// - glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each
+//   arena keeps its touched pages resident; the agent's threads allocate little, so two do.
+// - Paho would initialise OpenSSL (load its config, error strings, all ciphers) at the first
+//   client even for a plain tcp:// broker; OpenSSL >= 1.1 initialises itself when an ssl://
+//   connection first needs it, so Paho is told not to.
+void trim_process_memory() {
+  ::mallopt(M_ARENA_MAX, 2);
+  MQTTAsync_init_options paho = MQTTAsync_init_options_initializer;
+  paho.do_openssl_init = 0;
+  MQTTAsync_global_init(&paho);
+}
+
 }  // namespace
 
 int run(const config& c) {
+  trim_process_memory();
   if (!core::log::set_level(c.log_level)) return fail("unknown log level " + c.log_level);
   auto lg = core::log::get("agent");
   crypto::init();
