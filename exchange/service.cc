@@ -660,6 +660,9 @@ class handler {
   // ---- dispatch
 
   step dispatch(const fb::RpcRequest& req) {
+    // The Verifier accepts a union whose type is set but whose table is absent: every op_as_*()
+    // below would then be null (found by tests/fuzz/rpc_request_fuzz.cc).
+    if (req.op() == nullptr) return invalid("op", "required");
     switch (req.op_type()) {
       case fb::RpcOp::CreateResource:
         return create(*req.op_as_CreateResource());
