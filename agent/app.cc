@@ -1,9 +1,12 @@
 #include "agent/app.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
+#include <MQTTAsync.h>
+
 #include <cstdio>
 
 #include "agent/control_api.h"
@@ -44,9 +47,25 @@ result<crypto::public_key> load_exchange_key(const std::string& s) {
   return crypto::parse_public_key(s);
 }
 
+// The agent is a long-lived, mostly idle daemon on small devices (issue 5: an idle agent with one
+// agreement under 10 MB RSS; docs/agent.md "Memory"). Two process-wide settings that must come
+// before any thread or MQTT client exists:
+// - glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each
+//   arena keeps its touched pages resident; the agent's threads allocate little, so two do.
+// - Paho would initialise OpenSSL (load its config, error strings, all ciphers) at the first
+//   client even for a plain tcp:// broker; OpenSSL >= 1.1 initialises itself when an ssl://
+//   connection first needs it, so Paho is told not to.
+void trim_process_memory() {
+  ::mallopt(M_ARENA_MAX, 2);
+  MQTTAsync_init_options paho = MQTTAsync_init_options_initializer;
+  paho.do_openssl_init = 0;
+  MQTTAsync_global_init(&paho);
+}
+
 }  // namespace
 
 int run(const config& c) {
+  trim_process_memory();
   if (!core::log::set_level(c.log_level)) return fail("unknown log level " + c.log_level);
   auto lg = core::log::get("agent");
   crypto::init();
@@ -100,6 +119,7 @@ int run(const config& c) {
     ro.keep_images = c.keep_images;
     ro.crash_limit = c.crash_limit;
     ro.crash_window = std::chrono::seconds(c.crash_window_s);
+    ro.engine_wait = std::chrono::seconds(c.docker_wait_s);
     ro.exchange_url = c.exchange_url.empty() ? c.broker : c.exchange_url;
     ro.owner = messenger.mailbox();
     auto drt = std::make_unique<docker::docker_runtime>(loop, *dclient, ro);

@@ -29,6 +29,11 @@ void add_flags(CLI::App& app, config& c) {
   app.add_option("--docker-socket", c.docker_socket,
                  "Docker Engine API socket (Podman's compatible socket works too)")
       ->capture_default_str();
+  app.add_option("--docker-wait", c.docker_wait_s,
+                 "Seconds a deploy waits (retrying with back-off) for a Docker Engine that refuses "
+                 "connections before it cancels the agreement with 103; 0: do not wait")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   app.add_flag("--keep-images", c.keep_images, "Keep images no agreement uses any more instead of removing them");
   app.add_option("--crash-limit", c.crash_limit,
                  "Container deaths tolerated within --crash-window; one more cancels the agreement (103/108)")

@@ -25,6 +25,7 @@ struct config {
   int crash_window_s = 60;
   // Seconds between heartbeats; also the MQTT keep-alive, so heartbeats stand in for PINGREQs.
   double heartbeat_interval_s = 60;
+  int docker_wait_s = 60;  // how long a deploy waits for an Engine that refuses connections
   std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
   // Seconds a new version must run without failing during an upgrade before the old one is
   // given up (fractions allowed, for tests).

@@ -537,7 +537,9 @@ void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind, con
   add_output(get);
   get->callback([this, kind, id, output] {
     action_ = [this, kind, id, output] {
-      auto [org, name] = kind == fb::ResourceKind::org ? std::make_pair(*id, *id) : qualified(*id);
+      // Plain variables, not structured bindings: clang 14 (the fuzz preset) cannot capture those.
+      auto key = kind == fb::ResourceKind::org ? std::make_pair(*id, *id) : qualified(*id);
+      const std::string org = key.first, name = key.second;
       auto& s = connect();
       auto a = auth();
       auto r = s.run<fb::ResourceUnion>([&](auto cb) { s.client().get_resource(a, kind, org, name, std::move(cb)); });
@@ -555,7 +557,8 @@ void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind, con
   remove->add_flag("-f,--force")->description("Do not ask (accepted for hzn compatibility; hmq never asks)");
   remove->callback([this, kind, rid, noun] {
     action_ = [this, kind, rid, noun] {
-      auto [org, name] = kind == fb::ResourceKind::org ? std::make_pair(*rid, *rid) : qualified(*rid);
+      auto key = kind == fb::ResourceKind::org ? std::make_pair(*rid, *rid) : qualified(*rid);
+      const std::string org = key.first, name = key.second;
       auto& s = connect();
       auto a = auth();
       s.run_void([&](xc::client::done cb) { s.client().delete_resource(a, kind, org, name, std::move(cb)); });

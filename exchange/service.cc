@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "core/log/log.h"
 #include "exchange/ids.h"
@@ -535,11 +536,52 @@ class handler {
     return false;
   }
 
-  // Registry tokens are given to org writers and the agbots that put them in proposals.
+  // Registry tokens are given to org writers and the agbots that put them in proposals: those
+  // serving a pattern with the service, or with a service that requires it (a dependency's
+  // images are pulled with its own credentials, so the proposal must carry them too).
   result<bool> may_see_dockauth_tokens(const fb::ServiceT& s) {
     if (can_write(s.org)) return true;
-    if (p_.kind == fb::AuthKind::agbot)
-      return db_.agbot_serves_service(p_.org, p_.id, s.org, s.url);
+    if (p_.kind != fb::AuthKind::agbot) return false;
+    auto direct = db_.agbot_serves_service(p_.org, p_.id, s.org, s.url);
+    if (!direct || *direct) return direct;
+    return agbot_serves_dependency(s.org, s.url);
+  }
+
+  // Walks requiredServices from the services of every pattern the calling agbot serves (all
+  // versions, bounded) looking for org/url.
+  result<bool> agbot_serves_dependency(std::string_view org, std::string_view url) {
+    auto pats = db_.agbot_patterns(p_.org, p_.id);
+    if (!pats) return pats.err();
+    std::set<std::pair<std::string, std::string>> seen;
+    std::vector<std::pair<std::string, std::string>> todo;
+    for (const auto& ap : *pats) {
+      auto pat = load<fb::Pattern>(table::patterns, ap.pattern_org, ap.pattern);
+      if (!pat) continue;
+      for (const auto& ps : pat->services)
+        if (ps && seen.emplace(ps->service_org, ps->service_url).second) todo.emplace_back(ps->service_org, ps->service_url);
+    }
+    constexpr size_t max_services = 256;
+    while (!todo.empty() && seen.size() <= max_services) {
+      auto [sorg, surl] = todo.back();
+      todo.pop_back();
+      // Every version of sorg/surl: the org's services, read a page at a time.
+      std::string after;
+      for (;;) {
+        auto rows = db_.blob_list(table::services, sorg, after, 500);
+        if (!rows) return rows.err();
+        for (const auto& r : *rows) {
+          auto svc = from_blob<fb::Service>(r.blob);
+          if (!svc || svc->url != surl) continue;
+          for (const auto& req : svc->required_services) {
+            if (!req) continue;
+            if (req->org == org && req->url == url) return true;
+            if (seen.emplace(req->org, req->url).second) todo.emplace_back(req->org, req->url);
+          }
+        }
+        if (rows->size() < 500) break;
+        after = rows->back().id;
+      }
+    }
     return false;
   }
 
@@ -618,6 +660,9 @@ class handler {
   // ---- dispatch
 
   step dispatch(const fb::RpcRequest& req) {
+    // The Verifier accepts a union whose type is set but whose table is absent: every op_as_*()
+    // below would then be null (found by tests/fuzz/rpc_request_fuzz.cc).
+    if (req.op() == nullptr) return invalid("op", "required");
     switch (req.op_type()) {
       case fb::RpcOp::CreateResource:
         return create(*req.op_as_CreateResource());

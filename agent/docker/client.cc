@@ -412,7 +412,11 @@ result<std::vector<network_summary>> client::list_networks(const std::string& la
   auto r = request("GET", "/networks?filters=" + label_filter_query(label_filter), "");
   if (!r) return r.err();
   if (r->status != 200) return status_error("network list", r->status, r->body);
-  auto j = parse(r->body);
+  return parse_network_list(r->body);
+}
+
+result<std::vector<network_summary>> client::parse_network_list(std::string_view body) {
+  auto j = parse(body);
   if (!j.is_array()) return err(errc::bad_response, "network list: not a JSON array");
   std::vector<network_summary> out;
   for (const auto& n : j) {
@@ -553,7 +557,11 @@ result<std::vector<container_summary>> client::list_containers(const std::string
   auto r = request("GET", "/containers/json?all=1&filters=" + label_filter_query(label_filter), "");
   if (!r) return r.err();
   if (r->status != 200) return status_error("container list", r->status, r->body);
-  auto j = parse(r->body);
+  return parse_container_list(r->body);
+}
+
+result<std::vector<container_summary>> client::parse_container_list(std::string_view body) {
+  auto j = parse(body);
   if (!j.is_array()) return err(errc::bad_response, "container list: not a JSON array");
   std::vector<container_summary> out;
   for (const auto& c : j) {

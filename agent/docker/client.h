@@ -155,6 +155,7 @@ class client {
   client& operator=(const client&) = delete;
 
   void stop();
+  const std::string& socket_path() const { return opts_.socket_path; }
 
   // Runs `work` on a worker thread and posts its result to the loop. Not called after stop().
   template <typename T>
@@ -198,6 +199,8 @@ class client {
   static result<container_info> parse_container(std::string_view body);
   static result<image_info> parse_image(std::string_view body);
   static std::optional<event> parse_event(std::string_view line);
+  static result<std::vector<container_summary>> parse_container_list(std::string_view body);
+  static result<std::vector<network_summary>> parse_network_list(std::string_view body);
   // Scans a pull's progress stream; the error it reports, if any.
   static result<void> parse_pull_stream(std::string_view body);
   static json container_create_body(const container_spec& s);

@@ -156,8 +156,9 @@ result<bool> ensure_container(client& d, const docker_runtime::planned_container
   return true;
 }
 
-result<deploy_outcome> run_deploy(client& d, const std::vector<docker_runtime::planned_image>& images,
-                                  const std::vector<docker_runtime::instance>& instances, const runtime_options& o) {
+result<deploy_outcome> run_deploy_once(client& d, const std::vector<docker_runtime::planned_image>& images,
+                                       const std::vector<docker_runtime::instance>& instances,
+                                       const runtime_options& o) {
   for (const auto& img : images)
     if (auto r = ensure_image(d, img, o); !r) return r.err();
   deploy_outcome out;
@@ -176,6 +177,56 @@ result<deploy_outcome> run_deploy(client& d, const std::vector<docker_runtime::p
   return out;
 }
 
+// Worker thread: returns once the Engine answers a ping (true), or false when `deadline` passed
+// or the runtime stopped. Refused connections are retried with doubling back-off; on_wait runs
+// once, when the first ping failed.
+template <typename Stop>
+bool wait_for_engine(client& d, std::chrono::steady_clock::time_point deadline, const runtime_options& o,
+                     Stop& stop, const std::function<void()>& on_wait) {
+  auto r = d.ping();
+  if (r) return true;
+  if (r.code() != errc::transport) return true;  // it answers, if not happily: let the calls say why
+  lg()->warn("waiting for Docker Engine at {} (up to {} s): {}", d.socket_path(),
+             std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now()).count(),
+             r.err().detail);
+  if (on_wait) on_wait();
+  auto backoff = std::max(o.engine_retry_min, std::chrono::milliseconds(1));
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    {
+      std::unique_lock lock(stop.mu);
+      if (stop.cv.wait_until(lock, std::min(deadline, now + backoff), [&] { return stop.stopped; })) return false;
+    }
+    if (auto p = d.ping(); p || p.code() != errc::transport) {
+      lg()->info("Docker Engine at {} answers again", d.socket_path());
+      return true;
+    }
+    backoff = std::min(backoff * 2, std::max(o.engine_retry_max, o.engine_retry_min));
+  }
+}
+
+// Worker thread: one deploy, waiting (bounded by o.engine_wait in all) for an Engine that does
+// not answer, before the first call and again when it went away in the middle.
+template <typename Stop>
+result<deploy_outcome> run_deploy(client& d, const std::vector<docker_runtime::planned_image>& images,
+                                  const std::vector<docker_runtime::instance>& instances, const runtime_options& o,
+                                  Stop& stop, const std::function<void()>& on_wait) {
+  const auto deadline = std::chrono::steady_clock::now() + o.engine_wait;
+  for (;;) {
+    if (!wait_for_engine(d, deadline, o, stop, on_wait))
+      return runtime_failure(R::container_failure,
+                             "Docker Engine at " + d.socket_path() + " did not answer within " +
+                                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.engine_wait).count()) +
+                                 " s");
+    auto r = run_deploy_once(d, images, instances, o);
+    if (r) return r;
+    // A failure with the Engine up is the deploy's own; one with the Engine gone is waited out.
+    if (auto p = d.ping(); p || p.code() != errc::transport) return r;
+    if (std::chrono::steady_clock::now() >= deadline) return r;
+  }
+}
+
 }  // namespace
 
 docker_runtime::docker_runtime(core::loop::scheduler& loop, client& c, runtime_options o)
@@ -191,6 +242,11 @@ void docker_runtime::start() {
 }
 
 void docker_runtime::stop() {
+  {
+    std::lock_guard lock(stop_signal_->mu);
+    stop_signal_->stopped = true;
+  }
+  stop_signal_->cv.notify_all();
   *alive_ = false;
   ops_.clear();
 }
@@ -377,7 +433,13 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
   enqueue([this, id, snapshot = std::move(snapshot), images = std::move(p->images), cb = std::move(cb)](
               std::function<void()> next) mutable {
     docker_.submit<deploy_outcome>(
-        [this, images, snapshot] { return run_deploy(docker_, images, snapshot, opts_); },
+        [this, images, snapshot, stop = stop_signal_] {
+          // The counter is the loop's: the worker only posts the increment.
+          std::function<void()> on_wait = [&loop = loop_, this, alive = alive_] {
+            loop.post([this, alive] { if (*alive) ++stats_.engine_waits; });
+          };
+          return run_deploy(docker_, images, snapshot, opts_, *stop, on_wait);
+        },
         [this, id, cb = std::move(cb), next](result<deploy_outcome> r) mutable {
           auto it = agreements_.find(id);
           if (it == agreements_.end()) {  // removed meanwhile

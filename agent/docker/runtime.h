@@ -1,10 +1,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -41,6 +43,12 @@ struct runtime_options {
   int pull_attempts = 3;     // per image; an auth failure is never retried
   std::chrono::milliseconds pull_backoff{std::chrono::seconds(1)};  // doubles per attempt
   int stop_timeout_s = 5;    // SIGTERM -> SIGKILL grace on remove
+  // A deploy that finds the Engine's socket refusing (dockerd restarting, not yet up at boot)
+  // waits for it this long, retrying with back-off from engine_retry_min to engine_retry_max,
+  // before it fails with 103. Zero: fail at once.
+  std::chrono::milliseconds engine_wait{std::chrono::seconds(60)};
+  std::chrono::milliseconds engine_retry_min{std::chrono::milliseconds(250)};
+  std::chrono::milliseconds engine_retry_max{std::chrono::seconds(5)};
   std::string exchange_url;  // HZN_EXCHANGE_URL
   // This agent's id (its mailbox), labelled hmq.owner on everything it creates: an agent adopts
   // and sweeps only its own containers and networks, never another agent's on the same Engine.
@@ -58,6 +66,7 @@ struct runtime_counters {
   uint64_t removes = 0;
   uint64_t orphans_removed = 0;     // containers + networks of no known agreement
   uint64_t events = 0;
+  uint64_t engine_waits = 0;        // deploys that found the Engine down and waited for it
 };
 
 class docker_runtime final : public agent::runtime {
@@ -150,6 +159,13 @@ class docker_runtime final : public agent::runtime {
   bool op_running_ = false;
   bool started_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Wakes a worker waiting for the Engine when the runtime stops (shared with that worker).
+  struct stop_signal {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stopped = false;
+  };
+  std::shared_ptr<stop_signal> stop_signal_ = std::make_shared<stop_signal>();
 };
 
 }  // namespace hmq::agent::docker

@@ -11,10 +11,19 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <list>
+#include <mutex>
 #include <thread>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "agent/docker/client.h"
 #include "agent/docker/runtime.h"
+#include "tests/support/example_registry.h"
 #include "tests/support/loop_thread.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -26,26 +35,11 @@ namespace fb = ::hmq::wire::fb;
 using namespace std::chrono_literals;
 
 constexpr const char* docker_socket = "/var/run/docker.sock";
-constexpr const char* registry_user = "hmq";
-constexpr const char* registry_password = "s3cret-pw";
+constexpr const char* registry_user = test::example_registry::user;
+constexpr const char* registry_password = test::example_registry::password;
 
-struct shell_result {
-  int status;
-  std::string out;
-};
-
-// Runs a shell command and collects its stdout (stderr merged).
-shell_result sh(const std::string& cmd) {
-  std::string full = cmd + " 2>&1";
-  FILE* p = ::popen(full.c_str(), "r");
-  if (!p) return {-1, ""};
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = ::pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using test::shell_result;
+shell_result sh(const std::string& cmd) { return test::shell(cmd); }
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -63,56 +57,85 @@ bool eventually(P pred, std::chrono::milliseconds timeout = 30s) {
   return pred();
 }
 
-// One registry + the three example images for the whole suite.
-struct registry_env {
-  test::temp_dir dir{"hmq-docker-test"};
-  int port = 0;
-  std::optional<test::process> registry;
-  std::map<std::string, std::string> digests;  // name -> sha256:...
-  std::string error;
-
-  std::string registry_addr() const { return "127.0.0.1:" + std::to_string(port); }
-  std::string image(const std::string& name) const { return registry_addr() + "/hmq-examples/" + name + ":1.0.0"; }
-
+// "The Engine appears later": a unix socket at `path` that, once start() ran, forwards every
+// connection to the real Engine's socket. Until then nothing listens there (connections are
+// refused, as when dockerd is down). The destructor closes every connection and joins.
+class engine_relay {
+ public:
+  explicit engine_relay(std::filesystem::path path) : path_(std::move(path)) {
+    if (::pipe2(stop_, O_CLOEXEC) != 0) stop_[0] = stop_[1] = -1;
+  }
+  ~engine_relay() {
+    if (stop_[1] >= 0) (void)::write(stop_[1], "x", 1);  // stays readable: wakes every pump
+    for (auto& t : threads_) t.join();
+    for (auto& t : pumps_) t.join();  // the accept loop has ended: nobody adds any more
+    if (listen_ >= 0) ::close(listen_);
+    for (int fd : stop_)
+      if (fd >= 0) ::close(fd);
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
   bool start() {
-    port = test::free_port();
-    auto pw = sh("htpasswd -Bbn " + std::string(registry_user) + " " + registry_password);
-    if (pw.status != 0) return fail("htpasswd: " + pw.out);
-    std::ofstream(dir / "htpasswd") << pw.out;
-    std::ofstream(dir / "config.yml") << "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                                      << "    rootdirectory: " << (dir / "data").string() << "\n"
-                                      << "http:\n  addr: " << registry_addr() << "\n"
-                                      << "auth:\n  htpasswd:\n    realm: test\n    path: "
-                                      << (dir / "htpasswd").string() << "\n";
-    registry.emplace(test::process::start(
-        {{"docker-registry", "serve", (dir / "config.yml").string()}, {}, dir / "registry.log"}));
-    bool up = eventually([&] {
-      return trim(sh("curl -s -o /dev/null -w '%{http_code}' http://" + registry_addr() + "/v2/").out) == "401";
-    }, 20s);
-    if (!up) return fail("registry did not come up");
-    auto b = sh(std::string(HMQ_SOURCE_DIR) + "/scripts/build-example-images.sh --no-start --port " +
-                std::to_string(port) + " --password " + registry_password + " --dir " + (dir / "build").string());
-    if (b.status != 0) return fail("build-example-images.sh: " + b.out);
-    for (std::string name : {"gps", "cpu", "consumer"}) {
-      auto d = sh("docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' " + image(name) +
-                  " | grep @ | head -n1 | cut -d@ -f2");
-      if (trim(d.out).rfind("sha256:", 0) != 0) return fail("no digest for " + name + ": " + d.out);
-      digests[name] = trim(d.out);
+    listen_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_, 16) != 0) return false;
+    threads_.emplace_back([this] { accept_loop(); });
+    return true;
+  }
+
+ private:
+  void accept_loop() {
+    for (;;) {
+      pollfd p[2] = {{listen_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0 || p[1].revents) return;
+      int c = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      std::lock_guard lk(mu_);
+      pumps_.emplace_back([this, c] { pump(c); });
+    }
+  }
+  void pump(int c) {
+    int e = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", docker_socket);
+    if (::connect(e, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      std::array<char, 16384> buf;
+      for (;;) {
+        pollfd p[3] = {{c, POLLIN, 0}, {e, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+        if (::poll(p, 3, -1) < 0 || p[2].revents) break;
+        int from = (p[0].revents) ? c : (p[1].revents ? e : -1);
+        if (from < 0) continue;
+        ssize_t n = ::read(from, buf.data(), buf.size());
+        if (n <= 0 || !write_all(from == c ? e : c, buf.data(), static_cast<size_t>(n))) break;
+      }
+    }
+    ::close(e);
+    ::close(c);
+  }
+  static bool write_all(int fd, const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd, p, n);
+      if (w <= 0) return false;
+      p += w;
+      n -= static_cast<size_t>(w);
     }
     return true;
   }
-  bool fail(std::string e) {
-    error = std::move(e);
-    return false;
-  }
-  // Local copies gone, so the next deploy really pulls.
-  void drop_local_images() {
-    for (const auto& [name, d] : digests) {
-      (void)sh("docker rmi -f " + image(name) + " " + registry_addr() + "/hmq-examples/" + name + "@" + d);
-    }
-  }
+
+  std::filesystem::path path_;
+  int listen_ = -1;
+  int stop_[2] = {-1, -1};
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::list<std::thread> pumps_;
+
 };
 
+// One registry + the three example images for the whole suite.
+using registry_env = test::example_registry;
 registry_env* env_ = nullptr;
 
 class docker_runtime_test : public ::testing::Test {
@@ -121,19 +144,16 @@ class docker_runtime_test : public ::testing::Test {
     struct stat st;
     if (::stat(docker_socket, &st) != 0) return;
     env_ = new registry_env;
-    if (!env_->start()) std::fprintf(stderr, "docker test setup failed: %s\n", env_->error.c_str());
+    if (!env_->start()) std::fprintf(stderr, "docker test setup failed: %s\n", env_->error().c_str());
   }
   static void TearDownTestSuite() {
-    if (env_) {
-      for (const auto& [name, d] : env_->digests) (void)sh("docker rmi -f " + env_->image(name));
-    }
-    delete env_;
+    delete env_;  // removes the images' local copies
     env_ = nullptr;
   }
 
   void SetUp() override {
     if (!env_) GTEST_SKIP() << "no Docker Engine at " << docker_socket << " (start dockerd to run these tests)";
-    ASSERT_TRUE(env_->error.empty()) << env_->error;
+    ASSERT_TRUE(env_->error().empty()) << env_->error();
   }
   void TearDown() override {
     lt_.call([&] {
@@ -149,13 +169,13 @@ class docker_runtime_test : public ::testing::Test {
     }
   }
 
-  void make_runtime(runtime_options o = {}) {
+  void make_runtime(runtime_options o = {}, std::string socket = docker_socket) {
     o.exchange_url = "mqtt://exchange.test";
     o.owner = owner_;
     lt_.call([&] {
       rt_.reset();
       client_.reset();
-      client_ = std::make_unique<client>(lt_.loop(), client_options{});
+      client_ = std::make_unique<client>(lt_.loop(), client_options{.socket_path = socket});
       rt_ = std::make_unique<docker_runtime>(lt_.loop(), *client_, o);
       rt_->on_failure([this](const std::string& id, core::error e) {
         failures_.update([&] { failed_[id] = cancel_reason_of(e, fb::CancelReason::container_failure); });
@@ -229,9 +249,9 @@ class docker_runtime_test : public ::testing::Test {
     w.arch = "amd64";
     auto& e = *env_;
     w.services.push_back(service("hmq-example-consumer", true, {"hmq-example-gps", "hmq-example-cpu"},
-                                 container("consumer", e.image("consumer"), e.digests["consumer"]), password));
-    w.services.push_back(service("hmq-example-gps", false, {}, container("gps", e.image("gps"), e.digests["gps"]), password));
-    w.services.push_back(service("hmq-example-cpu", false, {}, container("cpu", e.image("cpu"), e.digests["cpu"]), password));
+                                 container("consumer", e.image("consumer"), e.digests().at("consumer")), password));
+    w.services.push_back(service("hmq-example-gps", false, {}, container("gps", e.image("gps"), e.digests().at("gps")), password));
+    w.services.push_back(service("hmq-example-cpu", false, {}, container("cpu", e.image("cpu"), e.digests().at("cpu")), password));
     return w;
   }
 
@@ -417,14 +437,14 @@ TEST_F(docker_runtime_test, image_repushed_under_signed_tag_fails_with_115_and_s
   // Sign the digest of one image, then push another image under the same tag.
   auto& e = *env_;
   std::string repo = e.registry_addr() + "/hmq-examples/repushed";
-  std::string login = "DOCKER_CONFIG=" + (e.dir / "dockercfg").string() + " ";
+  std::string login = "DOCKER_CONFIG=" + (e.dir() / "dockercfg").string() + " ";
   ASSERT_EQ(sh("echo " + std::string(registry_password) + " | " + login + "docker login -u " + registry_user +
                " --password-stdin " + e.registry_addr()).status, 0);
   ASSERT_EQ(sh(login + "docker pull -q " + e.image("cpu") + " && " + login + "docker pull -q " + e.image("gps")).status, 0);
   ASSERT_EQ(sh("docker tag " + e.image("cpu") + " " + repo + ":1.0.0 && " + login + "docker push -q " + repo + ":1.0.0").status, 0);
-  std::string signed_digest = e.digests["cpu"];
+  std::string signed_digest = e.digests().at("cpu");
   ASSERT_EQ(sh("docker tag " + e.image("gps") + " " + repo + ":1.0.0 && " + login + "docker push -q " + repo + ":1.0.0").status, 0);
-  (void)sh("docker rmi -f " + repo + ":1.0.0 " + repo + "@" + signed_digest + " " + repo + "@" + e.digests["gps"]);
+  (void)sh("docker rmi -f " + repo + ":1.0.0 " + repo + "@" + signed_digest + " " + repo + "@" + e.digests().at("gps"));
 
   make_runtime();
   auto id = new_agreement();
@@ -473,7 +493,7 @@ TEST_F(docker_runtime_test, dependency_that_keeps_crashing_fails_with_108_and_is
   // gps exits at once, every time.
   auto& gps = w.services[1];
   fb::DeploymentT d;
-  auto c = container("gps", env_->image("gps"), env_->digests["gps"]);
+  auto c = container("gps", env_->image("gps"), env_->digests().at("gps"));
   c->entrypoint = {"/bin/sh", "-c", "echo bye; exit 3"};
   d.containers.push_back(std::move(c));
   flatbuffers::FlatBufferBuilder b;
@@ -540,6 +560,65 @@ TEST_F(docker_runtime_test, restart_adopts_running_containers_and_removes_orphan
   EXPECT_TRUE(networks_of(orphan).empty());
   EXPECT_EQ(stats().orphans_removed, 2u);
   remove(id);
+  EXPECT_TRUE(containers_of(id).empty());
+}
+
+}  // namespace
+}  // namespace hmq::agent::docker
+
+namespace hmq::agent::docker {
+namespace {
+
+TEST_F(docker_runtime_test, deploy_waits_for_an_engine_that_comes_up_later) {
+  // dockerd restarting (or not up yet at boot) must not cancel agreements: the deploy waits.
+  test::temp_dir d{"hmq-late-engine"};
+  const auto sock = d / "docker.sock";
+  runtime_options o;
+  o.engine_wait = 120s;
+  o.engine_retry_min = 50ms;
+  o.engine_retry_max = 500ms;
+  make_runtime(o, sock.string());
+  auto id = new_agreement();
+  auto done = std::make_shared<std::promise<result<void>>>();
+  auto f = done->get_future();
+  lt_.call([&] {
+    rt_->deploy(example(id), [done](result<void> r) { done->set_value(std::move(r)); });
+    return 0;
+  });
+  // The deploy found nothing at the socket and waits (rather than failing).
+  ASSERT_TRUE(eventually([&] { return stats().engine_waits == 1; }, 30s));
+  EXPECT_EQ(f.wait_for(0s), std::future_status::timeout) << "the deploy must wait, not fail";
+
+  {
+    engine_relay relay(sock);
+    ASSERT_TRUE(relay.start());
+    ASSERT_EQ(f.wait_for(120s), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_TRUE(r.ok()) << r.err().message();
+    EXPECT_EQ(labelled("ps", id, "Names").size(), 3u) << "all three containers run";
+    remove(id);
+    EXPECT_TRUE(containers_of(id).empty());
+    lt_.call([&] {
+      rt_.reset();
+      client_.reset();
+      return 0;
+    });
+  }
+}
+
+TEST_F(docker_runtime_test, deploy_cancels_with_103_when_the_engine_stays_away) {
+  test::temp_dir d{"hmq-no-engine"};
+  runtime_options o;
+  o.engine_wait = 1s;
+  o.engine_retry_min = 50ms;
+  o.engine_retry_max = 200ms;
+  make_runtime(o, (d / "nothing-here.sock").string());
+  auto id = new_agreement();
+  auto r = deploy(example(id));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(cancel_reason_of(r.err(), fb::CancelReason::unspecified), 103) << r.err().message();
+  EXPECT_NE(r.err().message().find("did not answer"), std::string::npos) << r.err().message();
+  EXPECT_EQ(stats().engine_waits, 1u);
   EXPECT_TRUE(containers_of(id).empty());
 }
 

@@ -199,7 +199,10 @@ void fleet::setup() {
   must(hmq({"exchange", "-u", root, "--org", opts_.org, "user", "create", "admin", "admin-pw", "-A"}), "user create");
   must(hmq({"key", "create"}), "key create");
   if (::testing::Test::HasFatalFailure()) return;
-  publish_pattern(opts_.pattern, opts_.service, opts_.image);
+  if (opts_.publish)
+    opts_.publish(*this);
+  else
+    publish_pattern(opts_.pattern, opts_.service, opts_.image);
   if (::testing::Test::HasFatalFailure()) return;
   must(admin({"agbot", "create", "bot1:" + opts_.agbot_token}), "agbot create");
   must(admin({"agbot", "addpattern", "bot1", opts_.org, opts_.pattern}), "agbot addpattern");
@@ -350,9 +353,8 @@ void fleet::start_agent(size_t i) {
   std::vector<std::string> argv{agent_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
                                 "--data-dir", (dir_ / ("agent" + std::to_string(i))).string(),
                                 "--finalize-timeout", std::to_string(opts_.finalize_timeout_s), "--log-level",
-                                opts_.log_level};
+                                opts_.log_level, "--runtime", opts_.agent_runtime};
   argv.insert(argv.end(), opts_.agent_args.begin(), opts_.agent_args.end());
-  if (!opts_.agent_runtime.empty()) argv.insert(argv.end(), {"--runtime", opts_.agent_runtime});
   a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
       << tail(agent_log(i));

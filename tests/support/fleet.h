@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -89,6 +90,8 @@ class exchange_process {
   std::optional<process> proc_;
 };
 
+class fleet;
+
 struct fleet_options {
   size_t agents = 3;
   bool start_agbot = true;  // else start_agbot() later
@@ -111,11 +114,14 @@ struct fleet_options {
   // The published pattern's nodeHealth (seconds).
   int missing_heartbeat_interval_s = 600;
   int check_agreement_status_s = 120;
-  // Extra hmq-agent flags (e.g. --heartbeat-interval).
+  // hmq-agent's workload runtime: "memory" (nothing runs) or "docker" (the real Engine), and
+  // any further hmq-agent flags (e.g. --heartbeat-interval).
+  std::string agent_runtime = "memory";
   std::vector<std::string> agent_args;
-  // hmq-agent --runtime (docker | memory); empty: the agent's default.
-  std::string agent_runtime;
   std::vector<std::string> agbot_args;  // extra hmq-agbot flags
+  // When set, publishes the pattern the agbot serves (opts.pattern) instead of the default
+  // one-service pattern with a fake image; called once the org, admin and signing key exist.
+  std::function<void(fleet&)> publish;
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin

@@ -642,6 +642,48 @@ TEST_F(exchange_service, rollout_status_comes_only_from_serving_agbots_and_is_re
   EXPECT_EQ(list->statuses[0]->versions[0]->upgraded, 3u);
 }
 
+TEST_F(exchange_service, agbot_sees_registry_tokens_of_the_dependencies_of_the_services_it_serves) {
+  // A proposal carries every service's pull credentials; a dependency's images are pulled with
+  // its own, so an agbot serving the consumer must see the producer's token too.
+  acme();
+  auto dep = pub_.service("acme", "https://acme.com/dep", "1.0.0");
+  auto d = std::make_unique<fb::DockAuthT>();
+  d->registry = "registry.acme.com";
+  d->username = "puller";
+  d->token = "dep-token";
+  dep.dockauths.push_back(std::move(d));
+  ASSERT_EQ(call(bob_, create_op(dep)).response.status, RpcStatus::ok);
+  auto top = pub_.service("acme", "https://acme.com/top", "1.0.0");
+  auto ref = std::make_unique<fb::ServiceRefT>();
+  ref->org = "acme";
+  ref->url = "https://acme.com/dep";
+  ref->version_range = "1.0.0";
+  ref->arch = "amd64";
+  top.required_services.push_back(std::move(ref));
+  auto created = call(bob_, create_op(top));
+  ASSERT_EQ(created.response.status, RpcStatus::ok) << created.response.error_message;
+  ASSERT_EQ(call(bob_, create_op(pattern("acme", "p2", "acme", "https://acme.com/top", "1.0.0"))).response.status,
+            RpcStatus::ok);
+  auto serving = make_agbot("acme", "ag1");
+  auto other = make_agbot("acme", "ag2");  // serves p1 only, which does not need dep
+  for (auto [id, pat] : {std::pair{"ag1", "p2"}, std::pair{"ag2", "p1"}}) {
+    fb::AgbotAddPatternT add;
+    add.agbot_org = "acme";
+    add.agbot_id = id;
+    add.pattern = std::make_unique<fb::AgbotPatternT>();
+    add.pattern->pattern_org = "acme";
+    add.pattern->pattern = pat;
+    ASSERT_EQ(call(alice_, op(std::move(add))).response.status, RpcStatus::ok);
+  }
+  std::string id = service_id("https://acme.com/dep", "1.0.0", "amd64");
+  auto seen = call(serving, get_op(fb::ResourceKind::service, "acme", id));
+  ASSERT_EQ(seen.response.status, RpcStatus::ok) << seen.response.error_message;
+  EXPECT_EQ(seen.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token, "dep-token");
+  auto hidden = call(other, get_op(fb::ResourceKind::service, "acme", id));
+  ASSERT_EQ(hidden.response.status, RpcStatus::ok) << hidden.response.error_message;
+  EXPECT_TRUE(hidden.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token.empty());
+}
+
 // ---- registration, agbots, agreements, events
 
 TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_agbots) {
