@@ -67,6 +67,7 @@ int run(const config& c) {
   core::bus::options bo;
   bo.broker_uri = c.broker;
   bo.client_id = "hmq-agent-" + mailbox;  // stable: the persistent session keeps proposals while offline
+  bo.keepalive_s = c.keepalive_s;
   core::bus::client bus(loop, bo);
   core::bus::messenger messenger(loop, bus, codec, topics);
   hmq::exchange::client xclient(loop, messenger, *xkey, topics);

@@ -37,6 +37,10 @@ void add_flags(CLI::App& app, config& c) {
   app.add_option("--crash-window", c.crash_window_s, "Seconds over which container deaths are counted")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  app.add_option("--keepalive", c.keepalive_s,
+                 "MQTT keep-alive in seconds (idle traffic vs. how fast the broker notices a dead link)")
+      ->check(CLI::Range(5, 65535))
+      ->capture_default_str();
   app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 

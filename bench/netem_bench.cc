@@ -9,7 +9,7 @@
 // /sys/class/net/<veth>/statistics) during `idle_minutes` after the agreement, scaled to a day.
 // Needs root (ip netns, tc). Writes bench/results/idle_bytes.dat (minute, bytes) for the plot.
 //
-// Usage: netem_bench [idle_minutes=10]
+// Usage: netem_bench [idle_minutes=10] [hmq-agent flags...]   e.g. netem_bench 5 --keepalive 1200
 #include <unistd.h>
 
 #include <cstdio>
@@ -44,16 +44,20 @@ uint64_t counter(const std::string& dev, const char* name) {
 
 // The namespace and the veth pair; removed again on every exit path.
 struct netem_link {
-  std::string ns, host_dev, node_dev;
+  std::string ns, host_dev, node_dev, host_ip, node_ip;
   bool up = false;
   netem_link() {
     const std::string id = std::to_string(getpid() % 100000);
     ns = "hmqbench" + id;
     host_dev = "hmqh" + id;
     node_dev = "hmqn" + id;
+    // A /30 of its own, so two runs at once do not share a route.
+    const std::string net = "10.199." + std::to_string(getpid() % 250) + ".";
+    host_ip = net + "1";
+    node_ip = net + "2";
     up = sh("ip netns add " + ns) && sh("ip link add " + host_dev + " type veth peer name " + node_dev) &&
-         sh("ip link set " + node_dev + " netns " + ns) && sh("ip addr add 10.199.0.1/30 dev " + host_dev) &&
-         sh("ip link set " + host_dev + " up") && sh("ip -n " + ns + " addr add 10.199.0.2/30 dev " + node_dev) &&
+         sh("ip link set " + node_dev + " netns " + ns) && sh("ip addr add " + host_ip + "/30 dev " + host_dev) &&
+         sh("ip link set " + host_dev + " up") && sh("ip -n " + ns + " addr add " + node_ip + "/30 dev " + node_dev) &&
          sh("ip -n " + ns + " link set " + node_dev + " up") && sh("ip -n " + ns + " link set lo up") &&
          shape();
   }
@@ -95,10 +99,11 @@ int main(int argc, char** argv) {
   hmq::test::fleet_options fo;
   fo.agents = 0;
   fo.log_level = "warn";
-  fo.broker_extra_config = {"listener " + std::to_string(port) + " 10.199.0.1"};
+  fo.broker_extra_config = {"listener " + std::to_string(port) + " " + l.host_ip};
   fo.agent_wrapper = {"/usr/sbin/ip", "netns", "exec", l.ns};
-  fo.agent_broker_uri = "tcp://10.199.0.1:" + std::to_string(port);
+  fo.agent_broker_uri = "tcp://" + l.host_ip + ":" + std::to_string(port);
   fo.agent_extra_args = {"--runtime", "memory"};
+  for (int a = 2; a < argc; ++a) fo.agent_extra_args.push_back(argv[a]);
   hmq::test::fleet f(fo);
   const uint64_t b_connect0 = l.bytes();
   const auto t_connect0 = clk::now();
@@ -126,7 +131,9 @@ int main(int argc, char** argv) {
 
   // Idle: nothing happens but what the agent and the broker do on their own.
   std::this_thread::sleep_for(5s);  // let the last acknowledgements of the join settle
-  const std::string dat = std::string(HMQ_SOURCE_DIR) + "/bench/results/idle_bytes.dat";
+  std::string suffix;
+  for (int a = 2; a < argc; ++a) suffix += std::string(a == 2 ? "" : "_") + argv[a];
+  const std::string dat = std::string(HMQ_SOURCE_DIR) + "/bench/results/idle_bytes" + suffix + ".dat";
   std::ofstream out(dat);
   const uint64_t i0 = l.bytes(), p0 = l.packets();
   out << "0 0\n";

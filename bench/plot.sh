@@ -49,10 +49,15 @@ done
 [ -n "$series" ] && plot agreement_latency_cdf "set title 'Agreement latency CDF (RegisterNode sent -> agreement finalized on the node)'; \
   set xlabel 'ms'; set ylabel 'fraction of nodes'; set logscale x; set key right bottom; set yrange [0:1]; plot $series"
 
-if [ -e "$out/idle_bytes.dat" ]; then
-  plot idle_bytes "set title 'Idle agent on 64 kbit/s, 300 ms, 5 % loss: bytes on the wire (both directions)'; \
-    set xlabel 'minutes'; set ylabel 'bytes'; set key left top; plot '$out/idle_bytes.dat' using 1:2 with lines lw 2 title 'measured'"
-fi
+series=""
+for f in "$out"/idle_bytes*.dat; do
+  [ -e "$f" ] || continue
+  n=$(basename "$f" .dat); n=${n#idle_bytes}; n=${n#_}
+  series+="${series:+, }'$f' using 1:2 with linespoints lw 2 title '${n:-default flags}'"
+done
+[ -n "$series" ] && plot idle_bytes "set title 'Idle hmq-agent behind a 64 kbit/s, 5 % loss link: cumulative bytes on the wire'; \
+  set xlabel 'minutes'; set ylabel 'bytes (rx + tx frames)'; set key left top; plot $series"
+
 # Hooks for benchmarks still to land: a rollout bench writes rollout.dat (seconds, nodes on the
 # new version) and a heartbeat bench heartbeat_bytes.dat (interval s, bytes per heartbeat on the
 # wire); their plots appear once the data does.
