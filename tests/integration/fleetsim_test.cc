@@ -50,4 +50,19 @@ TEST(fleetsim, nodes_agree_despite_link_loss_and_latency) {
   EXPECT_GT(s["messages_routed"].get<uint64_t>(), 0u);
 }
 
+// Crash injection goes through the runtime seam: the engine cancels the crashed agreement and
+// the agbot proposes again, so a node deploys more than once.
+TEST(fleetsim, injected_crashes_cancel_agreements_and_nodes_get_new_ones) {
+  hmq::test::fleet_options fo;
+  fo.agents = 0;
+  hmq::test::fleet f(fo);
+  auto r = run_fleetsim(f, {"--nodes", "5", "--crash-probability", "1", "--duration", "12"});
+  ASSERT_EQ(r.exit, 0) << r.err << "\n" << f.logs();
+  auto s = json::parse(r.out);
+  EXPECT_EQ(s["agreed"], 5);
+  EXPECT_GT(s["crashes_injected"].get<uint64_t>(), 0u);
+  EXPECT_GT(s["engine"]["cancelled"].get<uint64_t>(), 0u);
+  EXPECT_GT(s["deploys"].get<uint64_t>(), 5u);
+}
+
 }  // namespace
