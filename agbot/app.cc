@@ -100,7 +100,8 @@ int run(const app_config& cfg) {
   ec_cfg.max_concurrent = cfg.max_concurrent;
   engine eng(loop, ec_cfg, x, out, *store, random_agreement_id);
 
-  for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify})
+  for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify,
+                    fb::Body::AgreementVerifyReply})
     messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
 
   // `hmq agbot agreement list|cancel` (docs/agbot.md "Control socket").

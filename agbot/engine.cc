@@ -67,6 +67,7 @@ void engine::start() {
   started_ = true;
   resume();
   hello();
+  arm_verify();
 }
 
 void engine::stop() {
@@ -76,6 +77,7 @@ void engine::stop() {
   exchange_retries_.clear();
   backoffs_.clear();
   start_retry_.cancel();
+  verify_timer_.cancel();
   queue_.clear();
   queued_.clear();
 }
@@ -268,6 +270,7 @@ void engine::evaluate(fb::NodeT node, const std::string& pattern_key) {
     evaluation_done();
   };
   if (it == patterns_.end() || !it->second.pattern) return not_eligible("pattern not served");
+  if (node_stale(node.org, node.id)) return not_eligible("stale: waiting for its heartbeat");
   if (node.pattern != pattern_key) return not_eligible("registered for another pattern");
   const auto& served = it->second.served;
   if (!served.node_org.empty() && served.node_org != node.org)
@@ -472,6 +475,8 @@ void engine::on_message(const core::wire::opened& m) {
       return on_cancel(m, *msg->body_as_Cancel());
     case fb::Body::AgreementVerify:
       return on_verify(m, *msg->body_as_AgreementVerify());
+    case fb::Body::AgreementVerifyReply:
+      return on_verify_reply(m, *msg->body_as_AgreementVerifyReply());
     default:
       ++stats_.dropped_invalid;
       log_->debug("dropped message with body {}", fb::EnumNameBody(msg->body_type()));
@@ -537,6 +542,31 @@ void engine::on_event(const core::wire::opened& m, const fb::Event& e) {
       }
       log_->info("pattern {}: changed, reloading", key);
       return load_pattern(key, {});
+    }
+    case fb::EventKind::node_offline:
+      // Its last will: the node may only be restarting. Agreements stay until it is stale.
+      log_->info("node {}/{}: offline (last will), waiting for its heartbeat", org, id);
+      return;
+    case fb::EventKind::node_stale:
+      if (!patterns_.count(pattern)) {
+        ++stats_.events_ignored;
+        return;
+      }
+      return on_node_stale(org, id);
+    case fb::EventKind::node_online: {
+      if (!patterns_.count(pattern)) {
+        ++stats_.events_ignored;
+        return;
+      }
+      fb::NodeT hint;
+      hint.org = org;
+      hint.id = id;
+      hint.pattern = pattern;
+      hint.arch = str(e.node_arch());
+      hint.mailbox = str(e.node_mailbox());
+      if (e.node_public_key())
+        hint.public_key.assign(e.node_public_key()->begin(), e.node_public_key()->end());
+      return on_node_online(consider_request{org, id, pattern, {}, std::move(hint)});
     }
     case fb::EventKind::service_changed:
     case fb::EventKind::service_removed:

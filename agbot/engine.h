@@ -53,6 +53,11 @@ struct engine_stats {
   uint64_t events = 0;
   uint64_t events_ignored = 0;
   uint64_t exchange_errors = 0;
+  // Node health governance (agbot/health.cc).
+  uint64_t heartbeat_cancels = 0;     // 208: node stale
+  uint64_t missing_cancels = 0;       // 209: the node no longer has the agreement
+  uint64_t verifies_sent = 0;
+  uint64_t nodes_back = 0;            // node_online events that led to a new proposal round
 };
 
 class engine {
@@ -134,6 +139,14 @@ class engine {
   void on_verify(const core::wire::opened& m, const fb::AgreementVerify& v);
   void on_timeout(const std::string& id);
 
+  // Node health governance (agbot/health.cc).
+  void on_node_stale(const std::string& org, const std::string& id);
+  void on_node_online(consider_request r);
+  void on_verify_reply(const core::wire::opened& m, const fb::AgreementVerifyReply& v);
+  void arm_verify();
+  void verify_agreements();
+  bool node_stale(const std::string& org, const std::string& id) const;
+
   bool persist(agreement& a);
   void cancel(agreement a, fb::CancelReason reason, bool notify_node);
   void finalize(agreement& a, const core::wire::opened& reply);
@@ -178,6 +191,8 @@ class engine {
   std::set<std::string> queued_;                   // "node|pattern" in queue_
   size_t evaluating_ = 0;
   size_t proposed_count_ = 0;
+  std::set<std::string> stale_nodes_;  // "org/id" the exchange reported stale (in memory)
+  core::loop::timer_handle verify_timer_;
 };
 
 // 32 lowercase hex characters (docs/protocol.md).

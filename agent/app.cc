@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "agent/control_api.h"
@@ -9,6 +11,7 @@
 #include "agent/docker/runtime.h"
 #include "agent/engine.h"
 #include "agent/exchange_adapter.h"
+#include "agent/heartbeat.h"
 #include "agent/messenger_outbox.h"
 #include "core/bus/client.h"
 #include "core/bus/messenger.h"
@@ -67,7 +70,21 @@ int run(const config& c) {
   core::bus::options bo;
   bo.broker_uri = c.broker;
   bo.client_id = "hmq-agent-" + mailbox;  // stable: the persistent session keeps proposals while offline
-  bo.keepalive_s = c.keepalive_s;
+  // Keep-alive = heartbeat interval: the broker hears from us every interval anyway, so a
+  // PINGREQ is only needed when a heartbeat could not go out; the broker declares the node gone
+  // (and publishes the offline will) after 1.5 intervals of silence.
+  const auto hb_interval = std::chrono::milliseconds(static_cast<int64_t>(c.heartbeat_interval_s * 1000));
+  bo.keepalive_s = std::max(1, static_cast<int>(std::ceil(c.heartbeat_interval_s)));
+  // The engine is built after the bus; the heartbeat reads its live count through this pointer.
+  const engine* eng_ptr = nullptr;
+  heartbeat_sender hb(loop, store->db(), *xkey, keys->sk, mailbox, topics,
+                      [&eng_ptr] {
+                        core::wire::heartbeat_body b;
+                        if (eng_ptr) b.running_agreements = static_cast<uint16_t>(std::min<size_t>(eng_ptr->live_agreements(), 0xffff));
+                        return b;
+                      },
+                      heartbeat_options{.interval = hb_interval});
+  bo.will = hb.will();
   core::bus::client bus(loop, bo);
   core::bus::messenger messenger(loop, bus, codec, topics);
   hmq::exchange::client xclient(loop, messenger, *xkey, topics);
@@ -97,6 +114,7 @@ int run(const config& c) {
   engine_options eo;
   eo.finalize_timeout = std::chrono::seconds(c.finalize_timeout_s);
   engine eng(loop, *store, xa, out, rt, eo);
+  eng_ptr = &eng;
   for (auto type : {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
     messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
 
@@ -111,6 +129,7 @@ int run(const config& c) {
 
   int exit_code = 0;
   auto shutdown = [&] {
+    hb.stop();
     ctl.stop();
     eng.stop();
     messenger.stop();
@@ -122,6 +141,7 @@ int run(const config& c) {
     shutdown();
   });
   messenger.start();
+  hb.start(bus);
   bus.start([&](result<void> r) {
     if (r) {
       lg->info("connected to {} as mailbox {}", c.broker, mailbox);

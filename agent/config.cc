@@ -37,10 +37,11 @@ void add_flags(CLI::App& app, config& c) {
   app.add_option("--crash-window", c.crash_window_s, "Seconds over which container deaths are counted")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
-  app.add_option("--keepalive", c.keepalive_s,
-                 "MQTT keep-alive in seconds (idle traffic vs. how fast the broker notices a dead link)")
-      ->check(CLI::Range(5, 65535))
-      ->capture_default_str();
+  app.add_option("--heartbeat-interval", c.heartbeat_interval_s,
+                 "Seconds between heartbeats to the exchange (fractions allowed); the MQTT keep-alive "
+                 "is set to the same value (at least 1 s), so heartbeats replace PINGREQs")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
   app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 

@@ -23,10 +23,9 @@ struct config {
   bool keep_images = false;
   int crash_limit = 5;
   int crash_window_s = 60;
+  // Seconds between heartbeats; also the MQTT keep-alive, so heartbeats stand in for PINGREQs.
+  double heartbeat_interval_s = 60;
   std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
-  // MQTT keep-alive: on an idle node the keep-alive pings are most of the bytes on the wire
-  // (docs/PERFORMANCE.md); a longer one saves bandwidth, the broker notices a dead link later.
-  int keepalive_s = 60;
 
   std::filesystem::path socket_path() const {
     return control_socket.empty() ? data_dir / "agent.sock" : control_socket;

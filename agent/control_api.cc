@@ -109,6 +109,23 @@ void control_api::handle(const json& req, core::control::reply_fn reply) {
   }
   if (op == "agreement_list") return reply(agreement_list());
   if (op == "node_status") return reply(node_status());
+  if (op == "eventlog_list") {
+    // Default: the last 100 events; "all": every kept one (bounded by the log's retention).
+    const bool all = req.contains("all") && req["all"].is_boolean() && req["all"].get<bool>();
+    auto evs = engine_.events().list(text_field(req, "agreement"), all ? 0 : 100);
+    if (!evs) return reply(error_response(error_text(evs.err())));
+    json arr = json::array();
+    for (const auto& e : *evs)
+      arr.push_back({{"seq", e.seq},
+                     {"time_ms", e.time_ms},
+                     {"kind", e.kind},
+                     {"agreement", e.agreement},
+                     {"service", e.service},
+                     {"reason", e.reason},
+                     {"reason_text", e.reason ? std::string(reason_text(e.reason)) : std::string()},
+                     {"message", e.message}});
+    return reply(ok_response({{"events", arr}}));
+  }
   if (op == "key_import") {
     auto key = crypto::parse_public_key(text_field(req, "key"));
     if (!key) return reply(error_response("key_import: 'key' must be a base64 or hex Ed25519 public key"));

@@ -68,7 +68,55 @@ bool valid_agreement_id(std::string_view id) {
 
 engine::engine(core::loop::scheduler& loop, agent_store& store, exchange_api& x, outbox& out, runtime& rt,
                engine_options o)
-    : loop_(loop), store_(store), x_(x), out_(out), rt_(rt), opts_(o) {}
+    : loop_(loop), store_(store), x_(x), out_(out), rt_(rt), opts_(o), events_(store.db(), loop.time()) {}
+
+void engine::status_changed(const std::string& id, fb::ServiceState st, std::string error) {
+  auto& s = service_status_[id];
+  if (s.state == fb::ServiceState::running && st == fb::ServiceState::starting) ++s.restarts;
+  s.state = st;
+  if (!error.empty()) s.last_error = std::move(error);
+  // Failed/stopped entries are kept for the report until newer ones push them out.
+  if (service_status_.size() > 64)
+    for (auto it = service_status_.begin(); it != service_status_.end(); ++it)
+      if (it->second.state == fb::ServiceState::failed || it->second.state == fb::ServiceState::stopped) {
+        service_status_.erase(it);
+        break;
+      }
+  if (status_timer_.active()) return;  // coalesced into the pending report
+  const int64_t wait = std::max<int64_t>(0, last_status_ms_ + opts_.status_min_interval.count() - loop_.time().now_ms());
+  status_timer_ = loop_.call_after(std::chrono::milliseconds(wait), [this, alive = alive_] {
+    if (*alive) send_status();
+  });
+}
+
+void engine::send_status() {
+  auto reg = store_.registration();
+  if (!reg || !*reg || !(*reg)->confirmed) return;
+  fb::StatusReportT r;
+  r.reported_ms = loop_.time().now_ms();
+  for (const auto& [id, st] : service_status_) {
+    auto s = std::make_unique<fb::ServiceStatusT>();
+    s->agreement_id = id;
+    if (auto it = agreements_.find(id); it != agreements_.end()) {
+      s->service_url = it->second.service_url;
+      s->service_version = it->second.service_version;
+    }
+    s->state = st.state;
+    s->restarts = st.restarts;
+    s->last_error = st.last_error;
+    r.services.push_back(std::move(s));
+  }
+  last_status_ms_ = r.reported_ms;
+  x_.put_node_status((*reg)->node, r, [alive = alive_](result<void> res) {
+    if (*alive && !res) lg()->debug("status report not stored: {}", res.err().message());
+  });
+}
+
+void engine::record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message) {
+  std::string service;
+  if (auto it = agreements_.find(id); it != agreements_.end()) service = it->second.service_url;
+  events_.add(kind, id, service, reason, message);
+}
 
 engine::~engine() { stop(); }
 
@@ -84,6 +132,8 @@ result<void> engine::start() {
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
     lg()->warn("agreement {}: workload failed: {}", id, e.message());
+    record("service_failed", id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message());
+    status_changed(id, fb::ServiceState::failed, e.message());
     cancel_local(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
   });
   for (auto& [id, a] : agreements_) {
@@ -269,6 +319,7 @@ void engine::decide(const core::wire::opened& m) {
     ++stats_.rejected;
     lg()->info("agreement {}: rejected proposal from {}: {} ({}): {}", id, str(p->agbot()), why->first,
                reason_text(why->first), why->second);
+    events_.add("agreement_rejected", id, "", why->first, why->second);
     send_reply(m.sender, id, false, why->first, why->second);
     return;
   }
@@ -291,6 +342,7 @@ void engine::decide(const core::wire::opened& m) {
   agreements_[id] = a;
   ++stats_.accepted;
   lg()->info("agreement {}: accepted proposal from {} for {}", id, a.agbot, a.pattern);
+  record("agreement_accepted", id, 0, "proposal from " + a.agbot + " for " + a.pattern);
   send_reply(m.sender, id, true, 0, "");
   arm_finalize_timer(id, opts_.finalize_timeout);
 }
@@ -424,6 +476,7 @@ void engine::finalize(stored_agreement& a) {
   finalize_timers_.erase(a.id);
   ++stats_.finalized;
   lg()->info("agreement {}: finalized", a.id);
+  record("agreement_finalized", a.id, 0, a.service_version);
   std::string id = a.id;
   sync_exchange(id);
   deploy(id);
@@ -472,10 +525,17 @@ void engine::cancel_local(const std::string& id, uint16_t reason, std::string me
   finalize_timers_.erase(id);
   ++stats_.cancelled;
   lg()->info("agreement {}: cancelled with {} ({})", id, reason, reason_text(reason));
+  record("agreement_cancelled", id, reason,
+         it->second.reason_message.empty() ? reason_text(reason) : std::string_view(it->second.reason_message));
   if (notify_agbot) send_cancel(it->second);
   if (was_finalized) {
-    rt_.remove(id, [id, alive = alive_](result<void> r) {
-      if (*alive && !r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
+    rt_.remove(id, [this, id, alive = alive_](result<void> r) {
+      if (!*alive) return;
+      if (!r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
+      record(r ? "workload_removed" : "remove_failed", id, 0, r ? std::string() : r.err().message());
+      auto st = service_status_.find(id);
+      if (st != service_status_.end() && st->second.state != fb::ServiceState::failed)
+        status_changed(id, fb::ServiceState::stopped, "");
     });
   }
   sync_exchange(id);
@@ -514,15 +574,21 @@ void engine::deploy(const std::string& id) {
         s->UnPackTo(&t);
         w.services.push_back(std::move(t));
       }
+  record("deploy_started", id, 0, "pull, verify and start");
+  status_changed(id, fb::ServiceState::starting, "");
   rt_.deploy(w, [this, id, alive = alive_](result<void> r) {
     if (!*alive) return;
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
     if (r) {
       lg()->info("agreement {}: workload running", id);
+      record("deploy_done", id, 0, "workload running");
+      status_changed(id, fb::ServiceState::running, "");
       return;
     }
     lg()->warn("agreement {}: runtime failed: {}", id, r.err().message());
+    record("deploy_failed", id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message());
+    status_changed(id, fb::ServiceState::failed, r.err().message());
     cancel_local(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
   });
 }

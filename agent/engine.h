@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/agent_store.h"
+#include "agent/event_log.h"
 #include "agent/seams.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
@@ -37,6 +38,9 @@ std::error_code make_error_code(errc e);
 struct engine_options {
   // No ReplyAck this long after accepting -> Cancel 107.
   std::chrono::milliseconds finalize_timeout{std::chrono::seconds(60)};
+  // Status reports to the exchange: at most one per this interval (changes in between are
+  // coalesced into the next one).
+  std::chrono::milliseconds status_min_interval{std::chrono::seconds(5)};
   // A failed exchange update (PutAgreement/DeleteAgreement) is retried after this.
   std::chrono::milliseconds exchange_retry{std::chrono::seconds(30)};
   // Live (accepted + finalized) agreements a node takes at most; more proposals are rejected.
@@ -94,6 +98,8 @@ class engine {
   std::vector<stored_agreement> agreements() const;
   size_t live_agreements() const;
   const engine_counters& stats() const { return stats_; }
+  // The event log (`hmq eventlog list`); the engine appends to it.
+  event_log& events() { return events_; }
 
  private:
   using reject_reason = std::pair<uint16_t, std::string>;
@@ -138,6 +144,20 @@ class engine {
   std::map<std::string, cached_key> agbot_keys_;
   void remember_agbot_key(const std::string& name, const crypto::public_key& k);
   core::loop::timer_handle resync_timer_;
+  event_log events_;
+  // Status report (`hmq exchange node status`): per agreement what the runtime last said.
+  struct service_status {
+    fb::ServiceState state = fb::ServiceState::starting;
+    uint32_t restarts = 0;
+    std::string last_error;
+  };
+  std::map<std::string, service_status> service_status_;
+  core::loop::timer_handle status_timer_;
+  int64_t last_status_ms_ = 0;
+  void status_changed(const std::string& id, fb::ServiceState st, std::string error);
+  void send_status();
+  // Appends to the event log with the agreement's top-level service.
+  void record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message);
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

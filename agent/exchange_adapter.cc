@@ -28,6 +28,10 @@ void exchange_adapter::put_agreement(const node_identity& n, const fb::Agreement
   c_.put_agreement(creds(n), rec, std::move(cb));
 }
 
+void exchange_adapter::put_node_status(const node_identity& n, const fb::StatusReportT& report, done_fn cb) {
+  c_.put_node_status(creds(n), report, std::move(cb));
+}
+
 void exchange_adapter::delete_agreement(const node_identity& n, const std::string& agreement_id, done_fn cb) {
   c_.delete_agreement(creds(n), n.org, n.id, agreement_id, [cb = std::move(cb)](result<void> r) {
     if (!r && r.code() == make_error_code(hmq::exchange::client_errc::not_found)) return cb(core::ok());

@@ -49,6 +49,13 @@ class exchange_api {
   // The switchboard key of agbot "org/id": proposals are accepted only from that key.
   virtual void get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
                              std::function<void(result<crypto::public_key>)> cb) = 0;
+  // The node's latest StatusReport (`hmq exchange node status`). Default: nothing to report to
+  // (test fakes that do not care).
+  virtual void put_node_status(const node_identity& n, const fb::StatusReportT& report, done_fn cb) {
+    (void)n;
+    (void)report;
+    if (cb) cb(core::ok());
+  }
 };
 
 using body_builder = std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>;

@@ -9,7 +9,7 @@
 // /sys/class/net/<veth>/statistics) during `idle_minutes` after the agreement, scaled to a day.
 // Needs root (ip netns, tc). Writes bench/results/idle_bytes.dat (minute, bytes) for the plot.
 //
-// Usage: netem_bench [idle_minutes=10] [hmq-agent flags...]   e.g. netem_bench 5 --keepalive 1200
+// Usage: netem_bench [idle_minutes=10] [hmq-agent flags...]   e.g. netem_bench 5 --heartbeat-interval 1200
 #include <unistd.h>
 
 #include <cstdio>
@@ -102,8 +102,8 @@ int main(int argc, char** argv) {
   fo.broker_extra_config = {"listener " + std::to_string(port) + " " + l.host_ip};
   fo.agent_wrapper = {"/usr/sbin/ip", "netns", "exec", l.ns};
   fo.agent_broker_uri = "tcp://" + l.host_ip + ":" + std::to_string(port);
-  fo.agent_extra_args = {"--runtime", "memory"};
-  for (int a = 2; a < argc; ++a) fo.agent_extra_args.push_back(argv[a]);
+  fo.agent_runtime = "memory";
+  for (int a = 2; a < argc; ++a) fo.agent_args.push_back(argv[a]);
   hmq::test::fleet f(fo);
   const uint64_t b_connect0 = l.bytes();
   const auto t_connect0 = clk::now();

@@ -203,6 +203,43 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err, def
       print_table(out, rows);
     }, defer));
   }
+  // eventlog list
+  {
+    auto s = std::make_shared<socket_opt>();
+    auto o = std::make_shared<std::string>();
+    auto all = std::make_shared<bool>(false);
+    auto ag = std::make_shared<std::string>();
+    auto* cmd = sub(app, "eventlog", "The agent's event log")
+                    ->add_subcommand("list", "What happened on this node: agreements, deploys, failures, cancels "
+                                             "(the last 100; --all: every kept event)");
+    cmd->add_flag("-a,--all", *all, "Every kept event (the log keeps the last 10,000)");
+    cmd->add_option("--agreement", *ag, "Only the events of this agreement id");
+    cmd->add_option("-o,--output", *o, "json for scripts (default: a table)");
+    add_socket_option(cmd, s);
+    cmd->callback(as_callback([s, o, all, ag, &out, &err] {
+      check_output(*o, err);
+      json req{{"op", "eventlog_list"}, {"all", *all}};
+      if (!ag->empty()) req["agreement"] = *ag;
+      json r = ask(s->path, req, err);
+      const json& list = r["events"];
+      if (*o == "json") {
+        out << list.dump(2) << "\n";
+        return;
+      }
+      std::vector<std::vector<std::string>> rows{{"TIME", "EVENT", "AGREEMENT", "SERVICE", "REASON", "MESSAGE"}};
+      for (const auto& e : list) {
+        std::string reason = "-";
+        if (e.value("reason", 0) != 0) reason = std::to_string(e.value("reason", 0)) + " " + text(e, "reason_text");
+        rows.push_back({when(e.value("time_ms", int64_t{0})), text(e, "kind"), text(e, "agreement"),
+                        text(e, "service"), reason, text(e, "message")});
+      }
+      if (rows.size() == 1) {
+        out << "no events\n";
+        return;
+      }
+      print_table(out, rows);
+    }, defer));
+  }
   // node status
   {
     auto s = std::make_shared<socket_opt>();

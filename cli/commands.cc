@@ -743,6 +743,62 @@ void cli_app::build(CLI::App& app) {
     });
   }
 
+  {
+    // The node's status as the exchange knows it: liveness from its heartbeats and the services
+    // of its latest StatusReport.
+    auto id = std::make_shared<std::string>();
+    auto output = std::make_shared<std::string>("table");
+    auto* c = node->add_subcommand("status", "A node's liveness and service status (heartbeats, status reports)");
+    c->add_option("node", *id, "[org/]node")->required();
+    c->add_option("-o,--output", *output, "Output format: table (for people) or json (for scripts)")
+        ->check(CLI::IsMember({"table", "json"}));
+    c->callback([=, this] {
+      action_ = [=, this] {
+        auto [org, nid] = qualified(*id);
+        auto& s = connect();
+        auto a = auth();
+        auto ns = s.run<fb::NodeStatusT>([&, org = org, nid = nid](auto cb) {
+          s.client().get_node_status(a, org, nid, std::move(cb));
+        });
+        json services = json::array();
+        if (ns.report)
+          for (const auto& sv : ns.report->services)
+            if (sv)
+              services.push_back({{"agreement_id", sv->agreement_id},
+                                  {"service_url", sv->service_url},
+                                  {"service_version", sv->service_version},
+                                  {"state", fb::EnumNameServiceState(sv->state)},
+                                  {"restarts", sv->restarts},
+                                  {"last_error", sv->last_error}});
+        if (*output == "json") {
+          json j{{"node", ns.node_org + "/" + ns.node_id},
+                 {"online", ns.online},
+                 {"last_heartbeat_ms", ns.last_heartbeat_ms},
+                 {"running_agreements", ns.running_agreements},
+                 {"reported_ms", ns.report ? ns.report->reported_ms : 0},
+                 {"received_ms", ns.received_ms},
+                 {"services", services}};
+          out_ << j.dump(2) << "\n";
+          return;
+        }
+        out_ << "node " << ns.node_org << "/" << ns.node_id << ": " << (ns.online ? "online" : "offline")
+             << "\nlast heartbeat: " << (ns.last_heartbeat_ms ? utc_time(ns.last_heartbeat_ms) : std::string("never"))
+             << "\nrunning agreements: " << ns.running_agreements
+             << "\nstatus reported: " << (ns.received_ms ? utc_time(ns.received_ms) : std::string("never")) << "\n";
+        if (services.empty()) {
+          out_ << "no services reported\n";
+          return;
+        }
+        std::vector<std::vector<std::string>> rows;
+        for (const auto& sv : services)
+          rows.push_back({sv["agreement_id"], sv["service_url"], sv["service_version"], sv["state"],
+                          std::to_string(sv["restarts"].get<uint32_t>()),
+                          sv["last_error"].get<std::string>().empty() ? "-" : sv["last_error"].get<std::string>()});
+        print_table(out_, {"AGREEMENT", "SERVICE", "VERSION", "STATE", "RESTARTS", "LAST ERROR"}, rows);
+      };
+    });
+  }
+
   // agbot
   auto* agbot = ex->add_subcommand("agbot", "Agreement bots");
   agbot->require_subcommand(1);

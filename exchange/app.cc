@@ -1,6 +1,8 @@
 #include "exchange/app.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -12,6 +14,7 @@
 #include "core/wire/codec.h"
 #include "exchange/db.h"
 #include "exchange/events.h"
+#include "exchange/heartbeat.h"
 #include "exchange/service.h"
 
 namespace hmq::exchange {
@@ -44,6 +47,11 @@ void add_flags(CLI::App& cli, app_options& o) {
   cli.add_option(
       "--instance", o.instance,
       "Name of this replica when several share one data dir (makes the MQTT client id unique)");
+  cli.add_option("--heartbeat-flush", o.heartbeat_flush_ms,
+                 "Milliseconds between the batched writes of node heartbeats (one transaction each) "
+                 "and the node stale checks")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 600'000));
   cli.add_flag("--print-public-key", o.print_public_key,
                "Print the exchange's base64 public key (creating the key pair if needed) and exit");
 }
@@ -111,6 +119,45 @@ int run(const app_options& o) {
   bus::messenger messenger(loop, client, codec, topics);
   event_publisher events(messenger, *store, loop.time());
 
+  heartbeat_tracker hb(*store, *keys, loop.time());
+  if (auto r = hb.load(); !r) {
+    log->error("cannot load nodes for heartbeat tracking: {}", r.err().message());
+    return 1;
+  }
+  const std::string hb_prefix = topics.heartbeat(""), presence_prefix = topics.presence("");
+  auto suffix = [](const std::string& topic, const std::string& prefix) -> std::string_view {
+    if (topic.size() <= prefix.size() || topic.compare(0, prefix.size(), prefix) != 0) return {};
+    return std::string_view(topic).substr(prefix.size());
+  };
+  auto log_hb_stats = [&] {
+    const auto& s = hb.stats();
+    log->info(
+        "heartbeat stats: accepted={} presence={} rejected_replay={} rejected_frame={} "
+        "unknown_node={} transactions={} rows_written={} stale_events={} online_events={} "
+        "offline_events={} tracked={}",
+        s.accepted, s.presence, s.rejected_replay, s.rejected_frame, s.unknown_node,
+        s.transactions, s.rows_written, s.stale_events, s.online_events, s.offline_events,
+        hb.tracked());
+  };
+  core::loop::timer_handle flush_timer;
+  std::function<void()> arm_flush = [&] {
+    flush_timer = loop.call_after(std::chrono::milliseconds(o.heartbeat_flush_ms), [&] {
+      if (auto evs = hb.flush(); evs) events.publish(*evs);
+      arm_flush();
+    });
+  };
+  core::loop::timer_handle stats_timer;
+  uint64_t stats_seen = ~uint64_t{0};
+  std::function<void()> arm_stats = [&] {
+    stats_timer = loop.call_after(std::chrono::seconds(60), [&] {
+      const auto& s = hb.stats();
+      uint64_t sum = s.accepted + s.presence + s.rejected_replay + s.rejected_frame + s.unknown_node;
+      if (sum != stats_seen) log_hb_stats();
+      stats_seen = sum;
+      arm_stats();
+    });
+  };
+
   uint64_t served = 0;
   messenger.on(wire::fb::Body::RpcRequest, [&](const wire::opened& m) {
     const auto* msg = m.message();
@@ -120,11 +167,25 @@ int run(const app_options& o) {
       return;
     }
     auto out = svc.handle(m.sender, *req);
+    // Node status: the liveness view lives in the heartbeat tracker (fresher than the store).
+    if (req->op_type() == wire::fb::RpcOp::GetNodeStatus &&
+        out.response.status == wire::fb::RpcStatus::ok) {
+      if (auto* ns = out.response.result.AsNodeStatus()) {
+        if (auto v = hb.node(ns->node_org, ns->node_id)) {
+          ns->online = v->online;
+          ns->running_agreements = v->running_agreements;
+          ns->last_heartbeat_ms = std::max(ns->last_heartbeat_ms, v->last_heartbeat_ms);
+        }
+      }
+    }
     // handle() has committed (or refused) before we answer: an acknowledged write is durable.
     messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
       return wire::fb::RpcResponse::Pack(b, &out.response).Union();
     });
     events.publish(out.events);
+    if (req->op_type() == wire::fb::RpcOp::RegisterNode ||
+        req->op_type() == wire::fb::RpcOp::UnregisterNode)
+      hb.forget(crypto::mailbox_id(m.sender));
     ++served;
     if (out.response.status != wire::fb::RpcStatus::ok)
       log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(req->op_type()),
@@ -136,6 +197,10 @@ int run(const app_options& o) {
   bool stopping = false;
   auto shutdown = [&] {
     if (std::exchange(stopping, true)) return;
+    flush_timer.cancel();
+    stats_timer.cancel();
+    if (auto evs = hb.flush(); evs) events.publish(*evs);
+    log_hb_stats();
     messenger.stop();
     client.stop();
     loop.stop();
@@ -156,7 +221,7 @@ int run(const app_options& o) {
       shutdown();
       return;
     }
-    if (++confirmed == 2) {
+    if (++confirmed == 4) {
       std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(),
                    mailbox.c_str());
       std::fflush(stderr);
@@ -167,6 +232,16 @@ int run(const app_options& o) {
   loop.post([&] {
     client.subscribe(topics.rpc_shared(), 1, nullptr, on_subscribed);
     client.subscribe(messenger.mailbox_topic(), 1, nullptr, on_subscribed);
+    // Heartbeats: QoS 0 (a lost one is replaced by the next). Not a shared subscription: every
+    // replica tracks every node (docs/exchange.md).
+    client.subscribe(topics.heartbeat_all(), 0, [&](const bus::inbound& in) {
+      if (auto mb = suffix(in.topic, hb_prefix); !mb.empty()) hb.on_heartbeat(mb, in.payload);
+    }, on_subscribed);
+    client.subscribe(topics.presence_all(), 1, [&](const bus::inbound& in) {
+      if (auto mb = suffix(in.topic, presence_prefix); !mb.empty()) hb.on_presence(mb, in.payload);
+    }, on_subscribed);
+    arm_flush();
+    arm_stats();
     messenger.start();
     client.start([&](core::result<void> r) {
       if (!r) {

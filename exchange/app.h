@@ -21,6 +21,8 @@ struct app_options {
   // unique per connection or the broker disconnects the older one.
   std::string instance;
   bool print_public_key = false;
+  // Heartbeat writes are batched: one transaction per this many milliseconds.
+  int heartbeat_flush_ms = 1000;
 };
 
 // Registers every flag on `cli` (main.cc adds --config on top).

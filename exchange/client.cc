@@ -265,6 +265,31 @@ void client::list_agreements(const credentials& auth, std::string node_org, std:
   });
 }
 
+void client::put_node_status(const credentials& node_auth, const fb::StatusReportT& report, done cb) {
+  fb::PutNodeStatusT op;
+  op.report = std::make_unique<fb::StatusReportT>(report);
+  fb::RpcOpUnion u;
+  u.Set(std::move(op));
+  call_void(node_auth, std::move(u), std::move(cb));
+}
+
+void client::get_node_status(const credentials& auth, std::string node_org, std::string node_id,
+                             callback<fb::NodeStatusT> cb) {
+  fb::GetNodeStatusT op;
+  op.node_org = std::move(node_org);
+  op.node_id = std::move(node_id);
+  fb::RpcOpUnion u;
+  u.Set(std::move(op));
+  call(auth, u, timeout_, [cb = std::move(cb)](result<rpc_reply> r) {
+    if (!r) return cb(r.err());
+    const auto* ns = r->result_as<fb::NodeStatus>();
+    if (!ns) return cb(make_error(client_errc::bad_response, "node status: answer carries no node status"));
+    fb::NodeStatusT t;
+    ns->UnPackTo(&t);
+    cb(std::move(t));
+  });
+}
+
 void client::delete_agreement(const credentials& auth, std::string node_org, std::string node_id,
                               std::string agreement_id, done cb) {
   fb::DeleteAgreementT op;

@@ -150,6 +150,11 @@ class client {
   void delete_agreement(const credentials& auth, std::string node_org, std::string node_id,
                         std::string agreement_id, done cb);
 
+  // Node status: a node stores its latest StatusReport; readers get it with liveness.
+  void put_node_status(const credentials& node_auth, const fb::StatusReportT& report, done cb);
+  void get_node_status(const credentials& auth, std::string node_org, std::string node_id,
+                       callback<fb::NodeStatusT> cb);
+
   // Switchboard and discovery.
   void get_public_key(const credentials& auth, fb::ResourceKind kind, std::string org, std::string id,
                       callback<key_info> cb);

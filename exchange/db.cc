@@ -675,4 +675,53 @@ result<int64_t> db::agreement_delete_all(std::string_view node_org, std::string_
   return (*st)->exec();
 }
 
+result<void> db::ensure_status_table() {
+  if (status_table_) return core::ok();
+  if (auto r = db_.exec(
+          "CREATE TABLE IF NOT EXISTS node_status (org TEXT NOT NULL, id TEXT NOT NULL, "
+          "received_ms INTEGER NOT NULL, report BLOB NOT NULL, PRIMARY KEY (org, id), "
+          "FOREIGN KEY (org, id) REFERENCES nodes(org, id) ON DELETE CASCADE)");
+      !r)
+    return r.err();
+  status_table_ = true;
+  return core::ok();
+}
+
+result<void> db::node_status_put(std::string_view org, std::string_view id,
+                                 std::span<const uint8_t> report, int64_t received_ms) {
+  if (auto r = ensure_status_table(); !r) return r.err();
+  auto st = db_.cached(
+      "INSERT INTO node_status (org, id, received_ms, report) VALUES (?, ?, ?, ?) "
+      "ON CONFLICT(org, id) DO UPDATE SET received_ms = excluded.received_ms, "
+      "report = excluded.report");
+  if (!st) return st.err();
+  (*st)->bind(1, org).bind(2, id).bind(3, received_ms).bind(4, report);
+  if (auto r = (*st)->exec(); !r) return r.err();
+  return core::ok();
+}
+
+result<std::optional<db::node_status_row>> db::node_status_get(std::string_view org,
+                                                               std::string_view id) {
+  if (auto r = ensure_status_table(); !r) return r.err();
+  auto st = db_.cached(
+      "SELECT n.last_heartbeat_ms, s.received_ms, s.report FROM nodes n LEFT JOIN node_status s "
+      "ON s.org = n.org AND s.id = n.id WHERE n.org = ? AND n.id = ?");
+  if (!st) return st.err();
+  (*st)->bind(1, org).bind(2, id);
+  auto row = (*st)->step();
+  if (!row) return row.err();
+  if (!*row) {
+    (*st)->reset();
+    return std::optional<node_status_row>{};
+  }
+  node_status_row out;
+  out.last_heartbeat_ms = (*st)->column_int(0);
+  if (!(*st)->column_is_null(1)) {
+    out.received_ms = (*st)->column_int(1);
+    out.report = (*st)->column_blob(2);
+  }
+  (*st)->reset();
+  return std::optional<node_status_row>{std::move(out)};
+}
+
 }  // namespace hmq::exchange

@@ -172,11 +172,25 @@ class db {
                                 std::string_view id);
   result<int64_t> agreement_delete_all(std::string_view node_org, std::string_view node_id);
 
+  // ---- node status (the node's latest StatusReport; own table, created on first use)
+  struct node_status_row {
+    std::vector<uint8_t> report;  // a finished StatusReport buffer
+    int64_t received_ms = 0;
+    int64_t last_heartbeat_ms = 0;
+  };
+  result<void> node_status_put(std::string_view org, std::string_view id,
+                               std::span<const uint8_t> report, int64_t received_ms);
+  // The stored report (empty when none) and nodes.last_heartbeat_ms; nullopt: no such node.
+  result<std::optional<node_status_row>> node_status_get(std::string_view org, std::string_view id);
+
  private:
   explicit db(core::store::database d) : db_(std::move(d)) {}
   result<void> migrate();
 
+  result<void> ensure_status_table();
+
   core::store::database db_;
+  bool status_table_ = false;
 };
 
 }  // namespace hmq::exchange

@@ -653,6 +653,10 @@ class handler {
       }
       case fb::RpcOp::AgbotHello:
         return agbot_hello();
+      case fb::RpcOp::PutNodeStatus:
+        return put_node_status(*req.op_as_PutNodeStatus());
+      case fb::RpcOp::GetNodeStatus:
+        return get_node_status(*req.op_as_GetNodeStatus());
       default:
         return invalid("op", "unknown operation");
     }
@@ -1399,6 +1403,56 @@ class handler {
     fb::AgreementListT l;
     for (auto& r : *rows) l.records.push_back(std::make_unique<fb::AgreementRecordT>(std::move(r)));
     set_result(std::move(l));
+    return {};
+  }
+
+  // ---- node status
+
+  // Only the node itself stores its status; the report is bounded and re-serialized from the
+  // verified object form, so nothing unverified is stored.
+  step put_node_status(const fb::PutNodeStatus& op) {
+    if (p_.kind != fb::AuthKind::node) return denied_on("report the status of", "node", p_.str());
+    if (!op.report()) return invalid("report", "required");
+    fb::StatusReportT r;
+    op.report()->UnPackTo(&r);
+    HMQ_CHECK(check_count("report.services", r.services.size(), 256));
+    for (const auto& sv : r.services) {
+      if (!sv) return invalid("report.services", "null entry");
+      HMQ_CHECK(check_text("report.services.agreement_id", sv->agreement_id, 128));
+      HMQ_CHECK(check_text("report.services.service_url", sv->service_url, 512));
+      HMQ_CHECK(check_text("report.services.service_version", sv->service_version, 128));
+      if (sv->last_error.size() > 1024) sv->last_error.resize(1024);  // keep the head, not refuse
+    }
+    const int64_t now = s_.clock_.now_ms();
+    auto blob = to_blob<fb::StatusReport>(r);
+    HMQ_CHECK(tx([&]() -> step {
+      auto n = load<fb::Node>(table::nodes, p_.org, p_.id);
+      if (!n) return not_found("node", p_.str());
+      if (auto e = db_.node_status_put(p_.org, p_.id, blob, now); !e) return internal(e.err());
+      return {};
+    }));
+    set_empty();
+    return {};
+  }
+
+  // The node, org writers and agbots serving its pattern (as for agreement records).
+  step get_node_status(const fb::GetNodeStatus& op) {
+    std::string org = str(op.node_org()), id = str(op.node_id());
+    HMQ_CHECK(check_id("node_org", org));
+    HMQ_CHECK(check_id("node_id", id));
+    std::optional<fb::NodeT> node;
+    HMQ_CHECK(may_touch_agreements(org, id, node));
+    auto row = db_.node_status_get(org, id);
+    if (!row) return internal(row.err());
+    if (!*row) return not_found("node", org + "/" + id);
+    fb::NodeStatusT ns;
+    ns.node_org = org;
+    ns.node_id = id;
+    ns.received_ms = (*row)->received_ms;
+    ns.last_heartbeat_ms = (*row)->last_heartbeat_ms;
+    if (auto rep = from_blob<fb::StatusReport>((*row)->report))
+      ns.report = std::make_unique<fb::StatusReportT>(std::move(*rep));
+    set_result(std::move(ns));
     return {};
   }
 

@@ -11,7 +11,7 @@ HMQ_BUILD_PACKAGES=(
   sqlite3 libcurl4-openssl-dev libcli11-dev nlohmann-json3-dev
 )
 HMQ_RUNTIME_PACKAGES=(mosquitto mosquitto-clients)
-HMQ_CONTAINER_PACKAGES=(docker.io docker-registry busybox-static apache2-utils)
+HMQ_CONTAINER_PACKAGES=(docker.io docker-registry busybox-static apache2-utils curl)
 HMQ_FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
 # scripts/bench.sh: plots (gnuplot) and the slow-link benchmark (ip netns, tc netem).
 HMQ_BENCH_PACKAGES=(gnuplot-nox iproute2 python3)

@@ -115,12 +115,34 @@ std::string random_client_id() {
 
 enum class op_kind { connect, publish, subscribe, unsubscribe };
 
+// MQTT v5 publish properties of a received message (runs on Paho's thread; may throw, the
+// caller catches).
+void copy_properties(const mqtt::properties& p, inbound& in) {
+  using P = mqtt::property;
+  if (p.contains(P::MESSAGE_EXPIRY_INTERVAL)) in.message_expiry_s = mqtt::get<uint32_t>(p, P::MESSAGE_EXPIRY_INTERVAL);
+  if (p.contains(P::CONTENT_TYPE)) in.content_type = mqtt::get<std::string>(p, P::CONTENT_TYPE);
+  if (p.contains(P::RESPONSE_TOPIC)) in.response_topic = mqtt::get<std::string>(p, P::RESPONSE_TOPIC);
+  if (p.contains(P::CORRELATION_DATA)) {
+    auto c = mqtt::get<std::string>(p, P::CORRELATION_DATA);
+    in.correlation_data.assign(c.begin(), c.end());
+  }
+  if (p.contains(P::PAYLOAD_FORMAT_INDICATOR)) {
+    in.payload_utf8 = mqtt::get<uint8_t>(p, P::PAYLOAD_FORMAT_INDICATOR) == 1;
+  }
+  const size_t n = p.count(P::USER_PROPERTY);
+  for (size_t i = 0; i < n; ++i) {
+    auto [k, v] = mqtt::get<mqtt::string_pair>(p, P::USER_PROPERTY, i);
+    in.user_props.emplace_back(std::move(k), std::move(v));
+  }
+}
+
 // What a Paho completion tells the loop, copied out on Paho's thread.
 struct op_result {
   bool ok = false;
   int rc = 0;             // Paho return code
   int reason = 0;         // MQTT v5 reason code (CONNACK/PUBACK/SUBACK)
   bool session_present = false;
+  uint16_t topic_alias_maximum = 0;  // CONNACK property; absent = 0 (no aliases)
   std::string detail;
 };
 
@@ -161,6 +183,7 @@ struct client_state {
                           reinterpret_cast<const uint8_t*>(p.data()) + p.size());
         in.qos = msg->get_qos();
         in.retained = msg->is_retained();
+        copy_properties(msg->get_properties(), in);
         post([in = std::move(in)](client_state& s) { s.on_message(in); });
       } catch (...) {
       }
@@ -177,7 +200,11 @@ struct client_state {
         r.rc = tok.get_return_code();
         r.reason = static_cast<int>(tok.get_reason_code());
         if (ok && tok.get_type() == mqtt::token::Type::CONNECT) {
-          r.session_present = tok.get_connect_response().is_session_present();
+          const auto& cr = tok.get_connect_response();
+          r.session_present = cr.is_session_present();
+          if (cr.get_properties().contains(mqtt::property::TOPIC_ALIAS_MAXIMUM))
+            r.topic_alias_maximum =
+                mqtt::get<uint16_t>(cr.get_properties(), mqtt::property::TOPIC_ALIAS_MAXIMUM);
         }
         // v5 SUBACK/PUBACK carry a reason code and Paho reports success even when it says
         // "refused" (>= 0x80). We send one filter per SUBSCRIBE, so the single reason code is
@@ -327,6 +354,7 @@ struct client_state {
       return;
     }
     is_connected = true;
+    topic_alias_maximum = r.topic_alias_maximum;
     retry_delay = opts.min_retry;
     log->info("connected to {} as {} (session present: {})", addr.paho_uri, opts.client_id,
               r.session_present);
@@ -382,7 +410,8 @@ struct client_state {
     const uint64_t id = add_op(op_kind::subscribe, {}, filter);
     it->second.in_flight = id;
     try {
-      const mqtt::subscribe_options so(false, false, mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
+      const mqtt::subscribe_options so(false, opts.retain_as_published,
+                                       mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
       cli->subscribe(filter, it->second.qos, reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
                      *bridge_, so);
     } catch (const std::exception& e) {
@@ -520,6 +549,7 @@ struct client_state {
   bool started = false;
   bool connecting = false;
   bool is_connected = false;
+  uint16_t topic_alias_maximum = 0;
   bool stopping = false;
   bool terminal = false;  // refused credentials: no more attempts
 };
@@ -619,6 +649,17 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
   if (o.message_expiry_s > 0) {
     props.add({mqtt::property::MESSAGE_EXPIRY_INTERVAL, static_cast<int>(o.message_expiry_s)});
   }
+  if (o.topic_alias > 0) {
+    props.add({mqtt::property::TOPIC_ALIAS, static_cast<int>(o.topic_alias)});
+  }
+  if (!o.content_type.empty()) props.add({mqtt::property::CONTENT_TYPE, o.content_type});
+  if (!o.response_topic.empty()) props.add({mqtt::property::RESPONSE_TOPIC, o.response_topic});
+  if (!o.correlation_data.empty()) {
+    props.add({mqtt::property::CORRELATION_DATA,
+               mqtt::binary(o.correlation_data.begin(), o.correlation_data.end())});
+  }
+  if (o.payload_utf8) props.add({mqtt::property::PAYLOAD_FORMAT_INDICATOR, 1});
+  for (const auto& [k, v] : o.user_props) props.add({mqtt::property::USER_PROPERTY, k, v});
   auto msg = mqtt::message::create(std::move(topic), payload.data(), payload.size(), o.qos, o.retain, props);
   const uint64_t id = s.add_op(op_kind::publish, std::move(done));
   try {
@@ -640,6 +681,10 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
 }
 
 bool client::connected() const { return (*impl_)->is_connected; }
+
+void client::set_will(std::optional<last_will> w) { (*impl_)->opts.will = std::move(w); }
+
+uint16_t client::topic_alias_maximum() const { return (*impl_)->topic_alias_maximum; }
 
 void client::on_connection_change(std::function<void(bool)> fn) {
   (*impl_)->conn_listeners.push_back(std::move(fn));

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "core/common/result.h"
@@ -58,12 +59,29 @@ struct options {
   std::optional<last_will> will;
   std::optional<tls_options> tls;
   size_t max_inflight = 1000;
+  // MQTT v5 "retain as published" on every subscription: forwarded messages keep the retain
+  // flag their publisher set. Off by default (components only care about the flag on messages
+  // the broker replays from its retained store); hmq-replay's recorder turns it on.
+  bool retain_as_published = false;
 };
+
+// MQTT v5 user properties, in order (a key may repeat).
+using user_properties = std::vector<std::pair<std::string, std::string>>;
 
 struct publish_options {
   int qos = 1;
   bool retain = false;
   uint32_t message_expiry_s = 0;  // MQTT v5 message expiry; 0 = none
+  // MQTT v5 topic alias (1..topic_alias_maximum()); 0 = none. With an alias the broker maps it
+  // to `topic` for the rest of the connection; an empty `topic` then reuses the mapping. The
+  // caller owns the mapping: it must re-send the topic after every reconnect.
+  uint16_t topic_alias = 0;
+  // Further MQTT v5 publish properties (hmq-replay plays recorded ones back); empty = absent.
+  std::string content_type;
+  std::string response_topic;
+  std::vector<uint8_t> correlation_data;
+  bool payload_utf8 = false;      // payload format indicator 1
+  user_properties user_props;
 };
 
 // A received message, copied out of Paho.
@@ -72,6 +90,13 @@ struct inbound {
   std::vector<uint8_t> payload;
   int qos = 0;
   bool retained = false;
+  // MQTT v5 properties as received (the protocol needs none of them; hmq-replay records them).
+  uint32_t message_expiry_s = 0;  // remaining expiry the broker forwarded; 0 = none
+  std::string content_type;
+  std::string response_topic;
+  std::vector<uint8_t> correlation_data;
+  bool payload_utf8 = false;
+  user_properties user_props;
 };
 
 using handler = std::function<void(const inbound&)>;
@@ -102,6 +127,11 @@ class client {
   void publish(std::string topic, std::vector<uint8_t> payload, publish_options o = {}, completion done = {});
 
   bool connected() const;
+  // Replace the last will sent with the next CONNECT (e.g. a will carrying a fresh counter, so a
+  // will published after a reconnect is not a replay of the previous one).
+  void set_will(std::optional<last_will> w);
+  // The broker's Topic Alias Maximum from the last CONNACK (0: the broker takes no aliases).
+  uint16_t topic_alias_maximum() const;
   // Called on the loop thread with true on every (re)connect and false on every loss.
   void on_connection_change(std::function<void(bool)> fn);
 

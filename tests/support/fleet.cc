@@ -240,7 +240,9 @@ void fleet::publish_pattern(const std::string& name, const std::string& service,
                   {{{"version", "1.0.0"},
                     {"priority",
                      {{"priority_value", 1}, {"retries", 1}, {"retry_durations", 60}, {"verified_durations", 30}}}}}},
-                 {"nodeHealth", {{"missing_heartbeat_interval", 600}, {"check_agreement_status", 120}}}}}},
+                 {"nodeHealth",
+                  {{"missing_heartbeat_interval", opts_.missing_heartbeat_interval_s},
+                   {"check_agreement_status", opts_.check_agreement_status_s}}}}}},
               {"userInput", json::array()}};
   auto sfile = dir_ / ("service-" + service + ".json"), pfile = dir_ / ("pattern-" + name + ".json");
   std::ofstream(sfile) << svc.dump(2);
@@ -302,7 +304,8 @@ void fleet::start_agent(size_t i) {
                           std::string("--log-level"), opts_.log_level}) {
     argv.push_back(std::move(arg));
   }
-  argv.insert(argv.end(), opts_.agent_extra_args.begin(), opts_.agent_extra_args.end());
+  argv.insert(argv.end(), opts_.agent_args.begin(), opts_.agent_args.end());
+  if (!opts_.agent_runtime.empty()) argv.insert(argv.end(), {"--runtime", opts_.agent_runtime});
   a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
       << tail(agent_log(i));

@@ -108,13 +108,19 @@ struct fleet_options {
   std::string retry_max = "2s";
   int finalize_timeout_s = 60;
   std::string log_level = "info";
+  // The published pattern's nodeHealth (seconds).
+  int missing_heartbeat_interval_s = 600;
+  int check_agreement_status_s = 120;
+  // Extra hmq-agent flags (e.g. --heartbeat-interval).
+  std::vector<std::string> agent_args;
+  // hmq-agent --runtime (docker | memory); empty: the agent's default.
+  std::string agent_runtime;
   // Lines appended to mosquitto's config (e.g. a second listener on a veth address).
   std::vector<std::string> broker_extra_config;
   // hmq-agent runs as wrapper + its argv (e.g. {"ip", "netns", "exec", NS}) and connects to
   // agent_broker_uri when that is set (the broker as seen from inside the wrapper).
   std::vector<std::string> agent_wrapper;
   std::string agent_broker_uri;
-  std::vector<std::string> agent_extra_args;  // appended to hmq-agent's flags
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin

@@ -710,5 +710,64 @@ TEST_F(agbot_engine_test, unresolvable_dependency_is_not_proposed_and_retried) {
   EXPECT_EQ(proposals().size(), 1u);
 }
 
+// Node health: a stale node loses its agreements with 208 (and is told), is left alone while
+// stale, and is proposed to again as soon as it heartbeats (node_online).
+TEST_F(agbot_engine_test, stale_node_is_cancelled_208_and_proposed_again_when_online) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  ASSERT_EQ(engine_->live_agreements().size(), 1u);
+  auto node_event = [&](fb::EventKind kind) {
+    deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
+      auto k = key_of(1);
+      std::vector<uint8_t> kv(k.begin(), k.end());
+      return fb::CreateEventDirect(b, kind, 3, "acme", "n1", "acme/gps", &kv, "mailbox", "amd64").Union();
+    }));
+  };
+  node_event(fb::EventKind::node_offline);  // last will only: the node may be restarting
+  EXPECT_EQ(engine_->live_agreements().size(), 1u);
+  node_event(fb::EventKind::node_stale);
+  EXPECT_TRUE(engine_->live_agreements().empty());
+  EXPECT_EQ((*store_->get(id))->reason, static_cast<uint16_t>(fb::CancelReason::ab_node_heartbeat));
+  auto cancels = out_.of(fb::Body::Cancel);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0]->to, key_of(1));
+  EXPECT_EQ(cancels[0]->msg()->body_as_Cancel()->reason(), fb::CancelReason::ab_node_heartbeat);
+  EXPECT_EQ(engine_->stats().heartbeat_cancels, 1u);
+  loop_.advance(10min);
+  EXPECT_EQ(proposals().size(), 1u) << "no proposal to a stale node";
+  node_event(fb::EventKind::node_online);
+  ASSERT_EQ(proposals().size(), 2u);
+  EXPECT_NE(proposals()[1]->agreement_id()->str(), id);
+}
+
+// Every check_agreement_status the agbot asks each node whether it still has its agreement; a
+// node that lost it gets 209 and a new proposal after the back-off. Only the node may say so.
+TEST_F(agbot_engine_test, agreement_the_node_lost_is_cancelled_209) {
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  loop_.advance(120s);  // the default check interval (the pattern sets none)
+  auto verifies = out_.of(fb::Body::AgreementVerify);
+  ASSERT_EQ(verifies.size(), 1u);
+  EXPECT_EQ(verifies[0]->to, key_of(1));
+  auto lost = [&](uint8_t from) {
+    deliver(inbound(key_of(from), fb::Body::AgreementVerifyReply, [&](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateAgreementVerifyReplyDirect(b, id.c_str(), false).Union();
+    }));
+  };
+  lost(9);
+  EXPECT_EQ(engine_->live_agreements().size(), 1u);
+  EXPECT_EQ(engine_->stats().dropped_wrong_sender, 1u);
+  lost(1);
+  EXPECT_TRUE(engine_->live_agreements().empty());
+  EXPECT_EQ((*store_->get(id))->reason, static_cast<uint16_t>(fb::CancelReason::ab_ag_missing));
+  EXPECT_EQ(engine_->stats().missing_cancels, 1u);
+  loop_.advance(5s);
+  EXPECT_EQ(proposals().size(), 2u);
+}
+
 }  // namespace
 }  // namespace hmq::agbot
