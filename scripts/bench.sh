@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Runs every benchmark in bench/ on a Release build and writes the figures to
-# bench/results/latest.json (and each benchmark's own output to bench/results/NAME.txt).
+# bench/results/latest.json (and each benchmark's own output to bench/results/NAME.txt), then
+# draws the PNG plots (bench/plot.sh). docs/PERFORMANCE.md explains every figure.
 # Benchmarks print numbers; nothing here asserts a timing.
 #
 #   scripts/bench.sh               all benchmarks
 #   scripts/bench.sh crypto_bench  only the named ones
+#   fleet_bench [1000,10000] and netem_bench [idle minutes, 10] take arguments when run by hand
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HMQ_ROOT"
 
-install_packages "${HMQ_BUILD_PACKAGES[@]}" "${HMQ_RUNTIME_PACKAGES[@]}" python3
+install_packages "${HMQ_BUILD_PACKAGES[@]}" "${HMQ_RUNTIME_PACKAGES[@]}" "${HMQ_BENCH_PACKAGES[@]}"
 log "building Release benchmarks (build/release)"
 cmake --preset release >/dev/null
 cmake --build build/release -j "$(nproc)"
@@ -57,3 +59,6 @@ with open(os.path.join(out, "latest.json"), "w") as f:
     json.dump(doc, f, indent=1)
 print("wrote", os.path.join(out, "latest.json"))
 PY
+
+log "drawing plots"
+bench/plot.sh "$out" || log "plots skipped"

@@ -13,6 +13,8 @@ HMQ_BUILD_PACKAGES=(
 HMQ_RUNTIME_PACKAGES=(mosquitto mosquitto-clients)
 HMQ_CONTAINER_PACKAGES=(docker.io docker-registry busybox-static apache2-utils curl)
 HMQ_FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
+# scripts/bench.sh: plots (gnuplot) and the slow-link benchmark (ip netns, tc netem).
+HMQ_BENCH_PACKAGES=(gnuplot-nox iproute2 python3)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

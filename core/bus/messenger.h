@@ -45,6 +45,10 @@ class messenger {
   // Also open and route messages arriving on `filter` (e.g. the exchange's shared RPC topic).
   void listen(std::string filter);
   void start();
+  // Open and route a message that a subscription other than our own received (hmq-fleetsim
+  // shares one connection among many identities and routes by topic itself). Same checks as a
+  // message from the own subscription; ignored before start() and after stop().
+  void deliver(const inbound& in) { on_inbound(in); }
   void stop();
 
   // Seal `message` (a finished Message buffer) to `recipient` and publish it on `topic`

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "core/bus/client.h"
@@ -204,6 +205,35 @@ TEST(bus_client, routes_by_filter_with_wildcards_and_shared_prefix) {
     EXPECT_EQ(plus, std::vector<std::string>{"hmq/v1/hb/node1"});
     EXPECT_EQ(hash, std::vector<std::string>{"hmq/v1/ev/tag/sub"});
     EXPECT_EQ(shared, std::vector<std::string>{"hmq/v1/x/rpc"});
+  });
+}
+
+// Exact filters are routed by lookup and wildcard filters by matching (many mailboxes on one
+// connection, hmq-fleetsim): a message matching both reaches both, and no exact filter sees
+// another topic. (Mosquitto sends one copy per matching subscription, so counts are not checked.)
+TEST(bus_client, routes_to_exact_and_overlapping_wildcard_filters_alike) {
+  mosquitto_broker broker;
+  loop_thread lt;
+  loop_client c(lt, client_options(broker, "router2"));
+  ASSERT_TRUE(c.start());
+  waiter w;
+  std::set<std::string> a, b, plus;
+  auto rec = [&w](std::set<std::string>& v) {
+    return [&w, &v](const bus::inbound& in) { w.update([&] { v.insert(in.topic); }); };
+  };
+  ASSERT_TRUE(c.subscribe("hmq/v1/mb/aaaa", rec(a)));
+  ASSERT_TRUE(c.subscribe("hmq/v1/mb/bbbb", rec(b)));
+  ASSERT_TRUE(c.subscribe("hmq/v1/mb/+", rec(plus)));
+  lt.call([&] {
+    c.c->publish("hmq/v1/mb/aaaa", seq_payload(1));
+    c.c->publish("hmq/v1/mb/cccc", seq_payload(2));
+    c.c->publish("hmq/v1/mb/bbbb", seq_payload(3));
+  });
+  ASSERT_TRUE(w.wait([&] { return a.size() + b.size() + plus.size() >= 5; }));
+  w.read([&] {
+    EXPECT_EQ(a, std::set<std::string>{"hmq/v1/mb/aaaa"});
+    EXPECT_EQ(b, std::set<std::string>{"hmq/v1/mb/bbbb"});
+    EXPECT_EQ(plus, (std::set<std::string>{"hmq/v1/mb/aaaa", "hmq/v1/mb/cccc", "hmq/v1/mb/bbbb"}));
   });
 }
 

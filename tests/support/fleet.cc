@@ -350,10 +350,14 @@ void fleet::start_agent(size_t i) {
   auto& a = agents_.at(i);
   if (a.proc && a.proc->is_running()) return;
   a.proc.reset();
-  std::vector<std::string> argv{agent_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
-                                "--data-dir", (dir_ / ("agent" + std::to_string(i))).string(),
-                                "--finalize-timeout", std::to_string(opts_.finalize_timeout_s), "--log-level",
-                                opts_.log_level, "--runtime", opts_.agent_runtime};
+  std::vector<std::string> argv = opts_.agent_wrapper;
+  const std::string uri = opts_.agent_broker_uri.empty() ? broker_.uri() : opts_.agent_broker_uri;
+  for (std::string arg : {agent_binary(), std::string("--broker"), uri, std::string("--exchange-key"), exchange_key(),
+                          std::string("--data-dir"), (dir_ / ("agent" + std::to_string(i))).string(),
+                          std::string("--finalize-timeout"), std::to_string(opts_.finalize_timeout_s),
+                          std::string("--log-level"), opts_.log_level, std::string("--runtime"), opts_.agent_runtime}) {
+    argv.push_back(std::move(arg));
+  }
   argv.insert(argv.end(), opts_.agent_args.begin(), opts_.agent_args.end());
   a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))

@@ -122,6 +122,12 @@ struct fleet_options {
   // When set, publishes the pattern the agbot serves (opts.pattern) instead of the default
   // one-service pattern with a fake image; called once the org, admin and signing key exist.
   std::function<void(fleet&)> publish;
+  // Lines appended to mosquitto's config (e.g. a second listener on a veth address).
+  std::vector<std::string> broker_extra_config;
+  // hmq-agent runs as wrapper + its argv (e.g. {"ip", "netns", "exec", NS}) and connects to
+  // agent_broker_uri when that is set (the broker as seen from inside the wrapper).
+  std::vector<std::string> agent_wrapper;
+  std::string agent_broker_uri;
 };
 
 // The whole system on this machine for one test: mosquitto, hmq-exchange, an org with an admin
@@ -226,7 +232,7 @@ class fleet {
 
   fleet_options opts_;
   temp_dir dir_{"hmq-fleet"};
-  mosquitto_broker broker_;
+  mosquitto_broker broker_{broker_options{.extra_config = opts_.broker_extra_config}};
   std::optional<exchange_process> exchange_;
   std::optional<process> agbot_;
   std::vector<agent_slot> agents_;
