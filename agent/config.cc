@@ -37,6 +37,12 @@ void add_flags(CLI::App& app, config& c) {
   app.add_option("--crash-window", c.crash_window_s, "Seconds over which container deaths are counted")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  app.add_option("--mqtt-user", c.mqtt_user,
+                 "Broker username (default with --mqtt-password-file: this node's mailbox id, shown by "
+                 "`hmq node status`)");
+  app.add_option("--mqtt-password-file", c.mqtt_password_file,
+                 "File whose first line is the broker password: the node token (docs/security.md)");
+  app.add_option("--ca-file", c.ca_file, "CA certificate of the broker's TLS listener (mqtts:// URIs)");
   app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 

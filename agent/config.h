@@ -24,6 +24,11 @@ struct config {
   int crash_limit = 5;
   int crash_window_s = 60;
   std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
+  // Broker identity (docs/security.md): username defaults to the node's mailbox id (what the
+  // exchange provisions), the password file holds the node token; --ca-file for mqtts://.
+  std::string mqtt_user;
+  std::filesystem::path mqtt_password_file;
+  std::filesystem::path ca_file;
 
   std::filesystem::path socket_path() const {
     return control_socket.empty() ? data_dir / "agent.sock" : control_socket;

@@ -21,6 +21,16 @@ struct app_options {
   // unique per connection or the broker disconnects the older one.
   std::string instance;
   bool print_public_key = false;
+  // Broker identity (docs/security.md): the exchange connects as the dynamic-security admin
+  // made by broker-config/init-dynsec.sh; --ca-file for mqtts:// brokers.
+  std::string mqtt_user;
+  std::filesystem::path mqtt_password_file;
+  std::filesystem::path ca_file;
+  // Create/delete a broker client for every node and agbot (needs the admin identity).
+  bool provision_broker = false;
+  // Per-sender RPC rate limit: requests a second and burst; 0 turns it off.
+  double rpc_rate = 200;
+  double rpc_burst = 1000;
 };
 
 // Registers every flag on `cli` (main.cc adds --config on top).

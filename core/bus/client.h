@@ -58,6 +58,11 @@ struct options {
   std::optional<last_will> will;
   std::optional<tls_options> tls;
   size_t max_inflight = 1000;
+  // Keep reconnecting after the broker refused the credentials. Off: a refusal is final (a typo
+  // in a password should fail fast). On for daemons whose broker identity the exchange may
+  // create after they start (an agent waiting for `hmq exchange node create --mailbox`) or
+  // delete and re-create; the first-connect completion still reports the refusal once.
+  bool retry_refused_credentials = false;
 };
 
 struct publish_options {
