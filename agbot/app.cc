@@ -9,6 +9,7 @@
 #include "agbot/exchange_adapter.h"
 #include "agbot/messenger_outbox.h"
 #include "core/bus/client.h"
+#include "core/bus/credentials.h"
 #include "core/bus/messenger.h"
 #include "core/crypto/crypto.h"
 #include "core/log/log.h"
@@ -84,6 +85,15 @@ int run(const app_config& cfg) {
   core::bus::options bo;
   bo.broker_uri = cfg.broker;
   bo.client_id = "hmq-agbot-" + mailbox;  // stable per key: the persistent session follows it
+  if (auto r = core::bus::apply_credentials(bo, {cfg.mqtt_user, cfg.mqtt_password_file, cfg.ca_file}); !r)
+    return fail(r.err().message());
+  if (cfg.mqtt_token_auth) {
+    if (bo.username.empty()) bo.username = mailbox;
+    if (bo.password.empty()) bo.password = cfg.token;
+  }
+  // The exchange creates the agbot's broker client on `agbot create --mailbox` or AgbotHello, so
+  // a refusal may be temporary: keep knocking.
+  bo.retry_refused_credentials = !bo.username.empty();
   core::bus::client bus(loop, bo);
   core::wire::codec codec(*keys, loop.time());
   core::bus::messenger messenger(loop, bus, codec, topics);
@@ -105,14 +115,31 @@ int run(const app_config& cfg) {
   for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify,
                     fb::Body::AgreementVerifyReply})
     messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
+  // Exchange responses are never limited (messenger exempts answers to our own requests); every
+  // other sender (nodes, or anyone holding broker credentials) gets a token bucket.
+  messenger.limit_senders({.rate = cfg.mailbox_rate, .burst = cfg.mailbox_burst}, {}, {*exchange_key});
 
   // `hmq agbot agreement list|cancel` (docs/agbot.md "Control socket").
   std::unique_ptr<core::control::server> control;
   if (!cfg.control_socket.empty()) {
     control = std::make_unique<core::control::server>(
         loop.io(), cfg.control_socket,
-        [&eng, &store](const core::control::json& req, core::control::reply_fn reply) {
+        [&eng, &store, &messenger, &codec](const core::control::json& req, core::control::reply_fn reply) {
           const auto op = req.value("op", std::string{});
+          if (op == "stats") {
+            // What the mailbox dropped and why (docs/security.md "Counters").
+            core::control::json rejected = core::control::json::object();
+            for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
+              rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
+                  codec.stats().get(static_cast<core::wire::errc>(e));
+            return reply(core::control::ok_response(
+                {{"accepted", codec.stats().accepted()},
+                 {"rejected", rejected},
+                 {"dropped_rejected", messenger.dropped_rejected()},
+                 {"dropped_oversize", messenger.dropped_oversize()},
+                 {"dropped_rate_limited", messenger.dropped_rate_limited()},
+                 {"dropped_unrouted", messenger.dropped_unrouted()}}));
+          }
           if (op == "agreement.cancel") {
             const auto id = req.value("id", std::string{});
             if (!eng.cancel_agreement(id))
@@ -169,6 +196,18 @@ int run(const app_config& cfg) {
   loop.post([&] {
     messenger.start();
     bus.start([&](core::result<void> r) {
+      if (!r && bo.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
+        log->warn("broker {} refused user {}: waiting for the exchange to provision it (hmq exchange agbot "
+                  "create ID:TOKEN --mailbox {}); retrying",
+                  cfg.broker, bo.username, mailbox);
+        // The engine starts on the first successful connect.
+        bus.on_connection_change([&, started = false](bool up) mutable {
+          if (!up || std::exchange(started, true)) return;
+          log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
+          eng.start();
+        });
+        return;
+      }
       if (!r) {
         log->error("cannot reach broker {}: {}", cfg.broker, r.err().message());
         exit_code = 3;

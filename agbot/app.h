@@ -26,6 +26,15 @@ struct app_config {
   std::string log_level = "info";
   std::filesystem::path control_socket;  // empty: no control socket
   std::chrono::milliseconds upgrade_timeout{600'000};  // see engine_config::upgrade_timeout
+  // Broker identity (docs/security.md). With mqtt_token_auth the agbot connects as the client
+  // the exchange provisions for it: username = its mailbox id, password = its token.
+  std::string mqtt_user;
+  std::filesystem::path mqtt_password_file;
+  bool mqtt_token_auth = false;
+  std::filesystem::path ca_file;
+  // Per-sender flood limit on the agbot's mailbox (messages a second, burst); 0 = off.
+  double mailbox_rate = 100;
+  double mailbox_burst = 500;
 };
 
 // "30s", "500ms", "2m", "1h" or a bare number of seconds.

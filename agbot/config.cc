@@ -56,6 +56,17 @@ int parse_args(int argc, const char* const* argv, app_config& out) {
                  "nodes being evaluated or awaiting a reply at once; others queue")
       ->capture_default_str();
   app.add_option("--topic-prefix", out.topic_prefix, "MQTT topic prefix")->capture_default_str();
+  app.add_option("--mqtt-user", out.mqtt_user, "broker username (default with --mqtt-token-auth: the mailbox id)");
+  app.add_option("--mqtt-password-file", out.mqtt_password_file, "file whose first line is the broker password");
+  app.add_flag("--mqtt-token-auth", out.mqtt_token_auth,
+               "connect as the broker client the exchange provisions for this agbot: username = its "
+               "mailbox id, password = its token (docs/security.md)");
+  app.add_option("--ca-file", out.ca_file, "CA certificate of the broker's TLS listener (mqtts:// URIs)");
+  app.add_option("--mailbox-rate", out.mailbox_rate,
+                 "messages a second one sender key may put in this agbot's mailbox; 0 = no limit")
+      ->capture_default_str();
+  app.add_option("--mailbox-burst", out.mailbox_burst, "messages one sender key may send in a burst")
+      ->capture_default_str();
   app.add_option("--log-level", out.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   std::string upgrade_timeout = "10m";

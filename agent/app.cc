@@ -17,6 +17,7 @@
 #include "agent/heartbeat.h"
 #include "agent/messenger_outbox.h"
 #include "core/bus/client.h"
+#include "core/bus/credentials.h"
 #include "core/bus/messenger.h"
 #include "core/control/control.h"
 #include "core/crypto/crypto.h"
@@ -104,6 +105,14 @@ int run(const config& c) {
                       },
                       heartbeat_options{.interval = hb_interval});
   bo.will = hb.will();
+  {
+    core::bus::credentials_flags cf{c.mqtt_user, c.mqtt_password_file, c.ca_file};
+    if (cf.user.empty() && !cf.password_file.empty()) cf.user = mailbox;
+    if (auto r = core::bus::apply_credentials(bo, cf); !r) return fail(r.err().message());
+  }
+  // The exchange may create this node's broker client after the agent starts (or re-create it
+  // on registration): keep knocking instead of exiting on a refusal.
+  bo.retry_refused_credentials = !bo.username.empty();
   core::bus::client bus(loop, bo);
   core::bus::messenger messenger(loop, bus, codec, topics);
   hmq::exchange::client xclient(loop, messenger, *xkey, topics);
@@ -166,6 +175,12 @@ int run(const config& c) {
   bus.start([&](result<void> r) {
     if (r) {
       lg->info("connected to {} as mailbox {}", c.broker, mailbox);
+      return;
+    }
+    if (bo.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
+      lg->warn("broker {} refused user {}: waiting for the exchange to provision it (hmq exchange node create "
+               "NODE:TOKEN --mailbox {}); retrying",
+               c.broker, bo.username, mailbox);
       return;
     }
     lg->error("broker {}: {}", c.broker, r.err().message());

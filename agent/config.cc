@@ -52,6 +52,12 @@ void add_flags(CLI::App& app, config& c) {
                  "restores the previous version")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 86400.0));
+  app.add_option("--mqtt-user", c.mqtt_user,
+                 "Broker username (default with --mqtt-password-file: this node's mailbox id, shown by "
+                 "`hmq node status`)");
+  app.add_option("--mqtt-password-file", c.mqtt_password_file,
+                 "File whose first line is the broker password: the node token (docs/security.md)");
+  app.add_option("--ca-file", c.ca_file, "CA certificate of the broker's TLS listener (mqtts:// URIs)");
   app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 

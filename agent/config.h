@@ -30,6 +30,11 @@ struct config {
   // Seconds a new version must run without failing during an upgrade before the old one is
   // given up (fractions allowed, for tests).
   double upgrade_verify_window_s = 30;
+  // Broker identity (docs/security.md): username defaults to the node's mailbox id (what the
+  // exchange provisions), the password file holds the node token; --ca-file for mqtts://.
+  std::string mqtt_user;
+  std::filesystem::path mqtt_password_file;
+  std::filesystem::path ca_file;
 
   std::filesystem::path socket_path() const {
     return control_socket.empty() ? data_dir / "agent.sock" : control_socket;

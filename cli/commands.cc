@@ -24,6 +24,7 @@
 #include "cli/registry.h"
 #include "cli/rollout_view.h"
 #include "core/bus/client.h"
+#include "core/bus/credentials.h"
 #include "core/bus/messenger.h"
 #include "core/crypto/crypto.h"
 #include "core/log/log.h"
@@ -153,6 +154,16 @@ class session {
     bo.clean_start = true;
     bo.session_expiry_s = 0;
     bo.connect_timeout = std::chrono::seconds(std::max(1, o.timeout_s));
+    // Broker identity from the environment (docs/security.md): HMQ_MQTT_USER,
+    // HMQ_MQTT_PASSWORD_FILE, HMQ_CA_FILE.
+    {
+      core::bus::credentials_flags cf;
+      if (const char* v = std::getenv("HMQ_MQTT_USER")) cf.user = v;
+      if (const char* v = std::getenv("HMQ_MQTT_PASSWORD_FILE")) cf.password_file = v;
+      if (const char* v = std::getenv("HMQ_CA_FILE")) cf.ca_file = v;
+      if (auto r = core::bus::apply_credentials(bo, cf); !r)
+        throw failure{exit_unreachable, "broker credentials: " + r.err().message()};
+    }
     bus_ = std::make_unique<core::bus::client>(loop_, bo);
     core::bus::topics t;
     t.prefix = o.topic_prefix;
@@ -692,6 +703,10 @@ void cli_app::build(CLI::App& app) {
     c->add_option("node", *id_tok, "node:token (hzn: -n node:token)")->required();
     c->add_option("--name", *name, "Node name (default: the node id)");
     c->add_option("--arch", *arch, "Node architecture, e.g. amd64");
+    auto mailbox = std::make_shared<std::string>();
+    c->add_option("--mailbox", *mailbox,
+                  "The agent's mailbox id (hmq node status): the exchange provisions the node's broker "
+                  "identity now so the agent can connect before registering (docs/security.md)");
     c->callback([=, this] {
       action_ = [=, this] {
         auto colon = id_tok->find(':');
@@ -704,6 +719,7 @@ void cli_app::build(CLI::App& app) {
         n.token = id_tok->substr(colon + 1);
         n.name = name->empty() ? n.id : *name;
         n.arch = *arch;
+        n.mailbox = *mailbox;
         fb::ResourceUnion r;
         r.Set(n);
         auto& s = connect();
@@ -818,6 +834,8 @@ void cli_app::build(CLI::App& app) {
     auto* c = agbot->add_subcommand("create", "Create an agbot with its token");
     c->add_option("agbot", *id_tok, "agbot:token")->required();
     c->add_option("--name", *name, "Agbot name (default: the agbot id)");
+    auto mailbox = std::make_shared<std::string>();
+    c->add_option("--mailbox", *mailbox, "The agbot's mailbox id: provisions its broker identity now");
     c->callback([=, this] {
       action_ = [=, this] {
         auto colon = id_tok->find(':');
@@ -829,6 +847,7 @@ void cli_app::build(CLI::App& app) {
         ab.id = id_tok->substr(0, colon);
         ab.token = id_tok->substr(colon + 1);
         ab.name = name->empty() ? ab.id : *name;
+        ab.mailbox = *mailbox;
         fb::ResourceUnion r;
         r.Set(ab);
         auto& s = connect();

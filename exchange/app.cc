@@ -7,11 +7,13 @@
 #include <utility>
 
 #include "core/bus/client.h"
+#include "core/bus/credentials.h"
 #include "core/bus/messenger.h"
 #include "core/bus/topics.h"
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
+#include "exchange/broker_admin.h"
 #include "exchange/db.h"
 #include "exchange/events.h"
 #include "exchange/heartbeat.h"
@@ -52,6 +54,21 @@ void add_flags(CLI::App& cli, app_options& o) {
                  "and the node stale checks")
       ->capture_default_str()
       ->check(CLI::Range(10, 600'000));
+  cli.add_option("--mqtt-user", o.mqtt_user,
+                 "Broker username (with dynamic security: hmq-exchange, see broker-config/init-dynsec.sh)")
+      ->envname("HMQ_MQTT_USER");
+  cli.add_option("--mqtt-password-file", o.mqtt_password_file, "File whose first line is the broker password")
+      ->envname("HMQ_MQTT_PASSWORD_FILE");
+  cli.add_option("--ca-file", o.ca_file, "CA certificate that signed the broker's TLS certificate (mqtts://)")
+      ->envname("HMQ_CA_FILE");
+  cli.add_flag("--provision-broker", o.provision_broker,
+               "Create a broker client (dynamic security) for each node and agbot created or registered, "
+               "delete it with the node/agbot; needs the broker admin identity");
+  cli.add_option("--rpc-rate", o.rpc_rate,
+                 "Requests a second one sender key may make (token bucket); 0 = no limit")
+      ->capture_default_str();
+  cli.add_option("--rpc-burst", o.rpc_burst, "Requests one sender key may make in a burst")
+      ->capture_default_str();
   cli.add_flag("--print-public-key", o.print_public_key,
                "Print the exchange's base64 public key (creating the key pair if needed) and exit");
 }
@@ -114,7 +131,12 @@ int run(const app_options& o) {
   bo.broker_uri = o.broker;
   bo.client_id = "hmq-x-" + mailbox + (o.instance.empty() ? "" : "-" + o.instance);
   bo.clean_start = false;
+  if (auto r = bus::apply_credentials(bo, {o.mqtt_user, o.mqtt_password_file, o.ca_file}); !r) {
+    log->error("broker credentials: {}", r.err().message());
+    return 2;
+  }
   bus::client client(loop, bo);
+  broker_admin admin(client, o.topic_prefix);
   wire::codec codec(*keys, loop.time());
   bus::messenger messenger(loop, client, codec, topics);
   event_publisher events(messenger, *store, loop.time());
@@ -178,6 +200,9 @@ int run(const app_options& o) {
         }
       }
     }
+    // Broker identities first: the broker handles our publishes in order, so a caller told "ok"
+    // (node created) finds the broker client in place.
+    if (o.provision_broker) admin.apply(out.broker);
     // handle() has committed (or refused) before we answer: an acknowledged write is durable.
     messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
       return wire::fb::RpcResponse::Pack(b, &out.response).Union();
@@ -192,6 +217,24 @@ int run(const app_options& o) {
                  out.response.error_message);
   });
   messenger.listen(topics.rpc_shared());
+  // Flood defence before any password hash is checked: per authenticated sender key. The first
+  // request dropped in each exhausted window is answered rate_limited (so an honest client
+  // learns why), the rest are dropped silently (so a flood cannot make us publish a flood).
+  uint64_t rate_limited_answers = 0;
+  messenger.limit_senders(
+      {.rate = o.rpc_rate, .burst = o.rpc_burst},
+      [&](const wire::opened& m) {
+        if (m.message()->body_type() != wire::fb::Body::RpcRequest) return;
+        ++rate_limited_answers;
+        log->warn("rate limit: a sender key exceeded {}/s (burst {}); {} requests dropped so far", o.rpc_rate,
+                  o.rpc_burst, messenger.dropped_rate_limited());
+        wire::fb::RpcResponseT resp;
+        resp.status = wire::fb::RpcStatus::rate_limited;
+        resp.error_message = "too many requests from this key: slow down";
+        messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
+          return wire::fb::RpcResponse::Pack(b, &resp).Union();
+        });
+      });
 
   int exit_code = 0;
   bool stopping = false;
@@ -206,7 +249,10 @@ int run(const app_options& o) {
     loop.stop();
   };
   loop.on_signals([&](int sig) {
-    log->info("signal {}: stopping after {} requests", sig, served);
+    log->info("signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} oversize, {} "
+              "rejected envelopes; {} identity mismatches; broker admin {} sent, {} failed",
+              sig, served, messenger.dropped_rate_limited(), rate_limited_answers, messenger.dropped_oversize(),
+              messenger.dropped_rejected(), svc.identity_mismatches(), admin.sent(), admin.failed());
     shutdown();
   });
   // Ready = both subscriptions confirmed by the broker. The completions are registered first
@@ -242,6 +288,7 @@ int run(const app_options& o) {
     }, on_subscribed);
     arm_flush();
     arm_stats();
+    if (o.provision_broker) admin.start();
     messenger.start();
     client.start([&](core::result<void> r) {
       if (!r) {

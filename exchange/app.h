@@ -23,6 +23,16 @@ struct app_options {
   bool print_public_key = false;
   // Heartbeat writes are batched: one transaction per this many milliseconds.
   int heartbeat_flush_ms = 1000;
+  // Broker identity (docs/security.md): the exchange connects as the dynamic-security admin
+  // made by broker-config/init-dynsec.sh; --ca-file for mqtts:// brokers.
+  std::string mqtt_user;
+  std::filesystem::path mqtt_password_file;
+  std::filesystem::path ca_file;
+  // Create/delete a broker client for every node and agbot (needs the admin identity).
+  bool provision_broker = false;
+  // Per-sender RPC rate limit: requests a second and burst; 0 turns it off.
+  double rpc_rate = 1000;
+  double rpc_burst = 20000;
 };
 
 // Registers every flag on `cli` (main.cc adds --config on top).

@@ -421,10 +421,15 @@ class handler {
 
   outcome run(const fb::RpcRequest& req) {
     if (auto e = authenticate(req.auth())) return fail(*e);
+    if (auto e = check_bound_key(req.op_type())) {
+      ++s_.identity_mismatches_;
+      return fail(*e);
+    }
     step e = dispatch(req);
     if (e) return fail(*e);
     out_.response.status = fb::RpcStatus::ok;
     out_.events = std::move(events_);
+    out_.broker = std::move(broker_);
     return std::move(out_);
   }
 
@@ -457,9 +462,53 @@ class handler {
     p_.kind = kind;
     p_.org = org;
     p_.id = id;
+    secret_ = secret;
     p_.admin = kind == fb::AuthKind::user && (*cred)->admin;
     p_.root = kind == fb::AuthKind::user && org == "root" && id == "root";
     return {};
+  }
+
+  // A node or agbot token is bound to the key that registered it (RegisterNode, AgbotHello):
+  // the sealed envelope's sender key is authenticated by crypto_box, the token inside is only a
+  // claim. A request carrying the token from any other key is refused, so a leaked token alone
+  // cannot act in the name of a registered party; only a new registration (which the token
+  // allows, as in Horizon) re-binds it, and that is visible (node_registered event, new mailbox).
+  step check_bound_key(fb::RpcOp op) {
+    std::vector<uint8_t> bound;
+    if (p_.kind == fb::AuthKind::node && op != fb::RpcOp::RegisterNode) {
+      auto n = load<fb::Node>(table::nodes, p_.org, p_.id);
+      if (n) bound = n->public_key;
+    } else if (p_.kind == fb::AuthKind::agbot && op != fb::RpcOp::AgbotHello) {
+      auto a = load<fb::Agbot>(table::agbots, p_.org, p_.id);
+      if (a) bound = a->public_key;
+    }
+    if (bound.empty() || (bound.size() == sender_.size() &&
+                          crypto::equal(std::span<const uint8_t>(bound), std::span<const uint8_t>(sender_))))
+      return {};
+    return rpc_error{fb::RpcStatus::unauthorized,
+                     std::string(auth_name(p_.kind)) + " " + p_.str() +
+                         ": credentials sent from a key other than the registered one",
+                     {}};
+  }
+
+  // ---- broker identities (applied by the app after the commit)
+
+  void broker_ensure(fb::AuthKind kind, const std::string& user, const std::string& password) {
+    if (user.empty() || password.empty()) return;
+    broker_.push_back({broker_change::action::ensure, kind, user, password});
+  }
+  void broker_remove(fb::AuthKind kind, const std::string& user) {
+    if (!user.empty()) broker_.push_back({broker_change::action::remove, kind, user, {}});
+  }
+  void broker_password(fb::AuthKind kind, const std::string& user, const std::string& password) {
+    if (!user.empty() && !password.empty())
+      broker_.push_back({broker_change::action::set_password, kind, user, password});
+  }
+  // A mailbox id as crypto::mailbox_id makes them: 16 characters of lowercase base32.
+  static bool valid_mailbox(std::string_view m) {
+    return m.size() == 16 && std::all_of(m.begin(), m.end(), [](char c) {
+             return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
+           });
   }
 
   // ---- authorization
@@ -630,10 +679,12 @@ class handler {
     });
     if (refused) {
       events_.clear();
+      broker_.clear();
       return refused;
     }
     if (!r) {
       events_.clear();
+      broker_.clear();
       return internal(r.err());
     }
     return {};
@@ -827,6 +878,12 @@ class handler {
     HMQ_CHECK(check_service_user_inputs("user_inputs", n.user_inputs));
     std::string key = n.org + "/" + n.id;
     if (!can_write(n.org) && !(!insert && is_node(n.org, n.id))) return denied("modify", n.org);
+    // On create, `mailbox` names the node's broker identity in advance (the agent's mailbox, from
+    // `hmq node status`), so the agent can connect before it registers. docs/security.md.
+    std::string enrolled = insert ? n.mailbox : std::string();
+    if (!enrolled.empty() && !valid_mailbox(enrolled))
+      return invalid("mailbox", "must be a mailbox id: 16 characters a-z, 2-7");
+    const std::string token = n.token;
     std::string h;
     if (!n.token.empty()) {
       auto r = s_.hash(n.token);
@@ -846,6 +903,7 @@ class handler {
         n.pattern.clear();
         n.public_key.clear();
         n.mailbox.clear();
+        n.broker_user = enrolled;
         n.last_heartbeat_ms = 0;
         n.registered_ms = 0;
         stored = n;
@@ -862,6 +920,8 @@ class handler {
       return {};
     }));
     if (!h.empty()) s_.forget(cache_key_of(fb::AuthKind::node, stored.org, stored.id));
+    if (insert) broker_ensure(fb::AuthKind::node, stored.broker_user, token);
+    else broker_password(fb::AuthKind::node, stored.broker_user, token);
     set_item(std::move(stored));
     return {};
   }
@@ -890,6 +950,10 @@ class handler {
     }
     std::string key = a.org + "/" + a.id;
     if (!can_admin(a.org)) return denied("modify", a.org);
+    std::string enrolled = insert ? a.mailbox : std::string();
+    if (!enrolled.empty() && !valid_mailbox(enrolled))
+      return invalid("mailbox", "must be a mailbox id: 16 characters a-z, 2-7");
+    const std::string token = a.token;
     std::string h;
     if (!a.token.empty()) {
       auto r = s_.hash(a.token);
@@ -907,6 +971,7 @@ class handler {
       if (insert) {
         a.public_key.clear();
         a.mailbox.clear();
+        a.broker_user = enrolled;
         stored = a;
         auto r = db_.agbot_insert(stored, h);
         if (!r) return internal(r.err());
@@ -938,6 +1003,8 @@ class handler {
       return {};
     }));
     if (!h.empty()) s_.forget(cache_key_of(fb::AuthKind::agbot, stored.org, stored.id));
+    if (insert) broker_ensure(fb::AuthKind::agbot, stored.broker_user, token);
+    else broker_password(fb::AuthKind::agbot, stored.broker_user, token);
     set_item(std::move(stored));
     return {};
   }
@@ -1119,10 +1186,15 @@ class handler {
           if (!nodes) return internal(nodes.err());
           for (const auto& r : *nodes) {
             auto n = from_blob<fb::Node>(r.blob);
+            if (n) broker_remove(fb::AuthKind::node, n->broker_user);
             if (!n || n->pattern.empty()) continue;
             HMQ_CHECK(add_events(
                 address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
           }
+          auto bots = db_.blob_list(table::agbots, key.org, "", UINT32_MAX);
+          if (!bots) return internal(bots.err());
+          for (const auto& r : *bots)
+            if (auto a = from_blob<fb::Agbot>(r.blob)) broker_remove(fb::AuthKind::agbot, a->broker_user);
           auto deleted = db_.org_delete(key.org);
           if (!deleted) return internal(deleted.err());
           if (!*deleted) return nf;
@@ -1151,6 +1223,8 @@ class handler {
           if (!n->pattern.empty())
             HMQ_CHECK(add_events(
                 address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
+          // Its broker client goes too: the broker disconnects it and refuses it from now on.
+          broker_remove(fb::AuthKind::node, n->broker_user);
           auto d = db_.row_delete(table::nodes, key.org, key.id);
           if (!d) return internal(d.err());
           return {};
@@ -1161,6 +1235,8 @@ class handler {
       case fb::ResourceKind::agbot: {
         if (!can_admin(key.org)) return denied("modify", key.org);
         HMQ_CHECK(tx([&]() -> step {
+          if (auto a = load<fb::Agbot>(table::agbots, key.org, key.id))
+            broker_remove(fb::AuthKind::agbot, a->broker_user);
           auto d = db_.row_delete(table::agbots, key.org, key.id);
           if (!d) return internal(d.err());
           return *d ? step{} : step{nf};
@@ -1358,6 +1434,11 @@ class handler {
       if (!name.empty()) n->name = name;
       n->public_key.assign(sender_.begin(), sender_.end());
       n->mailbox = crypto::mailbox_id(sender_);
+      // The broker identity follows the registered key: its mailbox is the username, the token
+      // just verified the password. A different earlier identity (another key) is deleted.
+      if (n->broker_user != n->mailbox) broker_remove(fb::AuthKind::node, n->broker_user);
+      n->broker_user = n->mailbox;
+      broker_ensure(fb::AuthKind::node, n->broker_user, secret_);
       n->user_inputs = std::move(full.user_inputs);
       n->registered_ms = s_.clock_.now_ms();
       if (auto r = db_.node_update(*n, ""); !r) return internal(r.err());
@@ -1697,6 +1778,9 @@ class handler {
       if (!a) return not_found("agbot", p_.str());
       a->public_key.assign(sender_.begin(), sender_.end());
       a->mailbox = crypto::mailbox_id(sender_);
+      if (a->broker_user != a->mailbox) broker_remove(fb::AuthKind::agbot, a->broker_user);
+      a->broker_user = a->mailbox;
+      broker_ensure(fb::AuthKind::agbot, a->broker_user, secret_);
       if (auto r = db_.agbot_update(*a, ""); !r) return internal(r.err());
       auto pats = db_.agbot_patterns(p_.org, p_.id);
       if (!pats) return internal(pats.err());
@@ -1713,8 +1797,10 @@ class handler {
   db& db_;
   const crypto::public_key& sender_;
   principal p_;
+  std::string secret_;  // the caller's verified secret: a node/agbot token is its broker password
   outcome out_;
   std::vector<addressed_event> events_;
+  std::vector<broker_change> broker_;
 };
 
 outcome service::handle(const crypto::public_key& sender, const fb::RpcRequest& req) {

@@ -27,10 +27,24 @@ struct service_options {
   uint32_t max_page = 1000;
 };
 
-// What one request produced: the response, and events to publish once it is committed.
+// A change to the broker's client database (Mosquitto dynamic security) that a committed
+// request calls for: the app applies it through exchange/broker_admin.h when --provision-broker
+// is on, and ignores it otherwise. The username is the party's mailbox id; the password is its
+// exchange token (the broker keeps only a salted hash of it).
+struct broker_change {
+  enum class action { ensure, remove, set_password };
+  action what = action::ensure;
+  fb::AuthKind kind = fb::AuthKind::node;  // node or agbot: picks the shared role
+  std::string username;
+  std::string password;  // ensure, set_password
+};
+
+// What one request produced: the response, events to publish once it is committed, and broker
+// identities to create or delete (applied before the response is sent).
 struct outcome {
   fb::RpcResponseT response;
   std::vector<addressed_event> events;
+  std::vector<broker_change> broker;
 };
 
 // An authenticated caller.
@@ -56,6 +70,9 @@ class service {
   outcome handle(const core::crypto::public_key& sender, const fb::RpcRequest& req);
 
   uint64_t credential_cache_hits() const { return cache_hits_; }
+  // Requests refused because a node or agbot token came from a key other than the one it
+  // registered (RegisterNode / AgbotHello excepted: they bind the key).
+  uint64_t identity_mismatches() const { return identity_mismatches_; }
   uint64_t credential_cache_misses() const { return cache_misses_; }
 
   struct rpc_error {
@@ -84,6 +101,7 @@ class service {
   std::unordered_map<std::string, cached_credential> cache_;
   uint64_t cache_hits_ = 0;
   uint64_t cache_misses_ = 0;
+  uint64_t identity_mismatches_ = 0;
 
   friend class handler;
 };

@@ -347,7 +347,7 @@ struct client_state {
       log->debug("connect to {} failed: {}", addr.paho_uri, r.detail);
       if (first_connect) {
         auto cb = std::exchange(first_connect, {});
-        if (auth) terminal = true;  // refused credentials: retrying cannot help
+        if (auth && !opts.retry_refused_credentials) terminal = true;  // retrying cannot help
         cb(make_error(auth ? errc::not_authorized : errc::connect_failed, addr.paho_uri + ": " + r.detail));
       }
       schedule_reconnect();

@@ -63,6 +63,11 @@ struct options {
   // flag their publisher set. Off by default (components only care about the flag on messages
   // the broker replays from its retained store); hmq-replay's recorder turns it on.
   bool retain_as_published = false;
+  // Keep reconnecting after the broker refused the credentials. Off: a refusal is final (a typo
+  // in a password should fail fast). On for daemons whose broker identity the exchange may
+  // create after they start (an agent waiting for `hmq exchange node create --mailbox`) or
+  // delete and re-create; the first-connect completion still reports the refusal once.
+  bool retry_refused_credentials = false;
 };
 
 // MQTT v5 user properties, in order (a key may repeat).

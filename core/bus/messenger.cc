@@ -1,6 +1,10 @@
 #include "core/bus/messenger.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "core/log/log.h"
+#include "core/wire/size_caps.h"
 
 // Security notes (why the code below is shaped this way):
 // - Every inbound byte goes through codec::open (verify, decrypt, freshness, dedup) before a
@@ -50,6 +54,21 @@ messenger::messenger(loop::scheduler& loop, client& c, wire::codec& codec, topic
 messenger::~messenger() {
   stop();
   *alive_ = false;
+}
+
+size_t messenger::key_hash::operator()(const crypto::public_key& k) const {
+  // Keys are authenticated (open() succeeded) and X25519 public keys are uniform: any 8 bytes
+  // hash well enough, and a sender cannot pick colliding keys without their secret keys.
+  size_t h;
+  std::memcpy(&h, k.data(), sizeof h);
+  return h;
+}
+
+void messenger::limit_senders(token_bucket_options o, message_handler on_first_reject,
+                              std::vector<crypto::public_key> exempt) {
+  limiter_ = token_buckets<crypto::public_key, key_hash>(o);
+  on_limited_ = std::move(on_first_reject);
+  exempt_ = std::move(exempt);
 }
 
 void messenger::on(wire::fb::Body type, message_handler h) {
@@ -102,6 +121,13 @@ void messenger::on_inbound(const inbound& in) {
   }
   wire::opened msg = std::move(r).value();
   const auto* m = msg.message();
+  // Size cap of the body type, before any handler reads the body.
+  if (msg.bytes.size() > wire::max_message_bytes(m->body_type())) {
+    ++dropped_oversize_;
+    logger()->debug("dropped {} of {} bytes on {}: over its size cap", wire::fb::EnumNameBody(m->body_type()),
+                    msg.bytes.size(), in.topic);
+    return;
+  }
   const uint64_t corr = m->correlation_id();
   if (corr != 0) {
     if (auto it = pending_.find(corr); it != pending_.end()) {
@@ -118,6 +144,15 @@ void messenger::on_inbound(const inbound& in) {
     }
     // Not a response we wait for: a request (requests carry a correlation id too) or a late
     // response, routed by type like any message.
+  }
+  // Responses to our own requests are never limited (we asked for them); everything else is,
+  // per authenticated sender.
+  const bool exempt = std::any_of(exempt_.begin(), exempt_.end(),
+                                  [&](const crypto::public_key& k) { return crypto::equal(k, msg.sender); });
+  if (auto d = exempt ? token_bucket_decision{} : limiter_.take(msg.sender, loop_.time().now_ms()); !d.allowed) {
+    logger()->debug("dropped {} from a sender over its rate limit", wire::fb::EnumNameBody(m->body_type()));
+    if (d.first_in_window && on_limited_) on_limited_(msg);
+    return;
   }
   auto h = handlers_.find(static_cast<uint8_t>(m->body_type()));
   if (h == handlers_.end() || !h->second) {

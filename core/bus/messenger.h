@@ -12,6 +12,7 @@
 #include "core/bus/client.h"
 #include "core/bus/topics.h"
 #include "core/common/result.h"
+#include "core/common/token_bucket.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
@@ -70,8 +71,21 @@ class messenger {
                const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
                publish_options o = {});
 
+  // Per-sender flood limit on opened messages that are not responses to our own requests
+  // (off by default). Keyed by the authenticated sender key, so a forger cannot spend someone
+  // else's budget. A message over the limit is dropped and counted; `on_first_reject` (optional)
+  // sees the first dropped message of each exhausted window, e.g. to answer rate_limited once.
+  // Keys in `exempt` are never limited (an agbot exempts the exchange, whose events arrive in
+  // bursts as large as a fleet's registrations).
+  void limit_senders(token_bucket_options o, message_handler on_first_reject = {},
+                     std::vector<crypto::public_key> exempt = {});
+
   uint64_t dropped_unrouted() const { return dropped_unrouted_; }
   uint64_t dropped_rejected() const { return dropped_rejected_; }
+  // Opened messages larger than wire::max_message_bytes(body type) (core/wire/size_caps.h).
+  uint64_t dropped_oversize() const { return dropped_oversize_; }
+  // Messages dropped by limit_senders().
+  uint64_t dropped_rate_limited() const { return limiter_.rejected(); }
 
  private:
   void on_inbound(const inbound& in);
@@ -87,6 +101,13 @@ class messenger {
   std::unordered_map<uint64_t, pending> pending_;
   uint64_t dropped_unrouted_ = 0;
   uint64_t dropped_rejected_ = 0;
+  uint64_t dropped_oversize_ = 0;
+  struct key_hash {
+    size_t operator()(const crypto::public_key& k) const;
+  };
+  token_buckets<crypto::public_key, key_hash> limiter_;
+  message_handler on_limited_;
+  std::vector<crypto::public_key> exempt_;
   bool started_ = false;
   // Cleared on destruction: bus completions already posted to the loop check it.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

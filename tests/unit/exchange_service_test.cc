@@ -733,19 +733,19 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   fb::SearchPatternNodesT s;
   s.pattern_org = "acme";
   s.pattern = "p1";
-  auto found = call(ag, op(std::move(s)));
+  auto found = call(ag, op(std::move(s)), agbot_keys.pk);
   ASSERT_EQ(found.response.status, RpcStatus::ok) << found.response.error_message;
   ASSERT_EQ(found.response.result.AsNodeList()->nodes.size(), 1u);
   fb::GetPublicKeyT gk;
   gk.key = key(fb::ResourceKind::node, "acme", "n1");
-  auto k = call(ag, op(std::move(gk)));
+  auto k = call(ag, op(std::move(gk)), agbot_keys.pk);
   ASSERT_EQ(k.response.status, RpcStatus::ok);
   EXPECT_EQ(k.response.result.AsKeyInfo()->public_key,
             std::vector<uint8_t>(node_keys.pk.begin(), node_keys.pk.end()));
   // The node may look up the agbot that serves its pattern.
   fb::GetPublicKeyT ak;
   ak.key = key(fb::ResourceKind::agbot, "acme", "ag1");
-  EXPECT_EQ(call(n1_, op(std::move(ak))).response.status, RpcStatus::ok);
+  EXPECT_EQ(call(n1_, op(std::move(ak)), node_keys.pk).response.status, RpcStatus::ok);
 
   fb::PutAgreementT pa;
   pa.record = std::make_unique<fb::AgreementRecordT>();
@@ -753,7 +753,7 @@ TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_a
   pa.record->node_org = "acme";
   pa.record->node_id = "n1";
   pa.record->state = fb::AgreementState::proposed;
-  ASSERT_EQ(call(ag, op(std::move(pa))).response.status, RpcStatus::ok);
+  ASSERT_EQ(call(ag, op(std::move(pa)), agbot_keys.pk).response.status, RpcStatus::ok);
   EXPECT_EQ(count("agreements"), 1);
 
   // Unregistering drops the agreements and tells the agbot, with the next sequence number.
@@ -866,6 +866,27 @@ TEST_F(exchange_service, deleting_an_org_removes_everything_in_it) {
             RpcStatus::unauthorized);
   EXPECT_EQ(call(root(), delete_op(fb::ResourceKind::org, "root", "")).response.status,
             RpcStatus::forbidden);
+}
+
+TEST_F(exchange_service, refuses_node_token_from_a_key_other_than_the_registered_one) {
+  // Protects the binding of a token to its registered key: a leaked token sent from another
+  // key may not act for the node (only a new registration re-binds it), and the registration
+  // asks the broker admin for the node's identity (username = mailbox, password = token).
+  acme();
+  auto node_keys = crypto::box_keypair::generate();
+  fb::RegisterNodeT reg;
+  reg.pattern = "acme/p1";
+  reg.arch = "amd64";
+  auto r = call(n1_, op(std::move(reg)), node_keys.pk);
+  ASSERT_EQ(r.response.status, RpcStatus::ok) << r.response.error_message;
+  ASSERT_FALSE(r.broker.empty());
+  EXPECT_EQ(r.broker.back().what, broker_change::action::ensure);
+  EXPECT_EQ(r.broker.back().username, crypto::mailbox_id(node_keys.pk));
+  auto other = crypto::box_keypair::generate();
+  auto u = call(n1_, op(fb::UnregisterNodeT{}), other.pk);
+  EXPECT_EQ(u.response.status, RpcStatus::unauthorized);
+  EXPECT_EQ(svc_->identity_mismatches(), 1u);
+  EXPECT_EQ(call(n1_, op(fb::UnregisterNodeT{}), node_keys.pk).response.status, RpcStatus::ok);
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+#include "core/bus/credentials.h"
+
+#include <fstream>
+
+namespace hmq::core::bus {
+
+result<std::string> read_secret_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return error{make_error_code(errc::connect_failed), "cannot read " + p.string()};
+  std::string line;
+  line.resize(4096);
+  in.read(line.data(), static_cast<std::streamsize>(line.size()));
+  line.resize(static_cast<size_t>(in.gcount()));
+  if (auto nl = line.find_first_of("\r\n"); nl != std::string::npos) line.resize(nl);
+  if (line.empty()) return error{make_error_code(errc::connect_failed), p.string() + " is empty"};
+  return line;
+}
+
+result<void> apply_credentials(options& o, const credentials_flags& f) {
+  if (!f.user.empty()) o.username = f.user;
+  if (!f.password_file.empty()) {
+    auto pw = read_secret_file(f.password_file);
+    if (!pw) return pw.err();
+    o.password = std::move(*pw);
+  }
+  if (!f.ca_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(f.ca_file, ec))
+      return error{make_error_code(errc::bad_uri), "CA file " + f.ca_file.string() + " not found"};
+    const std::string& u = o.broker_uri;
+    if (u.rfind("tcp://", 0) == 0 || u.rfind("mqtt://", 0) == 0)
+      return error{make_error_code(errc::bad_uri),
+                   "a CA file was given but the broker URI " + u + " is not TLS: use mqtts:// or ssl://"};
+    if (!o.tls) o.tls.emplace();
+    o.tls->ca_file = f.ca_file.string();
+  }
+  return {};
+}
+
+}  // namespace hmq::core::bus
