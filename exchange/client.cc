@@ -50,6 +50,21 @@ fb::ResourceUnion unpack_resource(const fb::ResourceItem* item) {
   return u;
 }
 
+// Every table of a (possibly absent) FlatBuffers vector in its object-API form. UnPackTo, not
+// UnPack: the latter hands back an owning raw pointer.
+template <typename T, typename Vector>
+std::vector<T> unpack_all(const Vector* v) {
+  std::vector<T> out;
+  if (!v) return out;
+  out.reserve(v->size());
+  for (const auto* item : *v) {
+    T t;
+    if (item) item->UnPackTo(&t);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::error_category& client_category() {
@@ -253,15 +268,7 @@ void client::list_agreements(const credentials& auth, std::string node_org, std:
     if (!r) return cb(r.err());
     const auto* list = r->result_as<fb::AgreementList>();
     if (!list) return cb(make_error(client_errc::bad_response, "list agreements: answer carries no agreement list"));
-    std::vector<fb::AgreementRecordT> out;
-    if (list->records()) {
-      for (const auto* rec : *list->records()) {
-        fb::AgreementRecordT t;
-        rec->UnPackTo(&t);
-        out.push_back(std::move(t));
-      }
-    }
-    cb(std::move(out));
+    cb(unpack_all<fb::AgreementRecordT>(list->records()));
   });
 }
 
@@ -395,14 +402,7 @@ void client::get_rollout_status(const credentials& auth, std::string pattern_org
     if (!r) return cb(r.err());
     const auto* list = r->result_as<fb::RolloutStatusList>();
     if (!list) return cb(make_error(client_errc::bad_response, "rollout status: answer carries no status list"));
-    std::vector<fb::RolloutStatusT> out;
-    if (list->statuses())
-      for (const auto* st : *list->statuses()) {
-        fb::RolloutStatusT t;
-        st->UnPackTo(&t);
-        out.push_back(std::move(t));
-      }
-    cb(std::move(out));
+    cb(unpack_all<fb::RolloutStatusT>(list->statuses()));
   });
 }
 

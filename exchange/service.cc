@@ -880,18 +880,8 @@ class handler {
     if (!can_write(n.org) && !(!insert && is_node(n.org, n.id))) return denied("modify", n.org);
     // On create, `mailbox` names the node's broker identity in advance (the agent's mailbox, from
     // `hmq node status`), so the agent can connect before it registers. docs/security.md.
-    std::string enrolled = insert ? n.mailbox : std::string();
-    if (!enrolled.empty() && !valid_mailbox(enrolled))
-      return invalid("mailbox", "must be a mailbox id: 16 characters a-z, 2-7");
-    const std::string token = n.token;
-    std::string h;
-    if (!n.token.empty()) {
-      auto r = s_.hash(n.token);
-      if (!r)
-        return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
-      h = std::move(*r);
-    }
-    n.token.clear();
+    std::string enrolled, token, h;
+    HMQ_CHECK(take_credentials(insert, n.mailbox, n.token, enrolled, token, h));
     fb::NodeT stored;
     HMQ_CHECK(tx([&]() -> step {
       HMQ_CHECK(need_org(n.org));
@@ -926,6 +916,24 @@ class handler {
     return {};
   }
 
+  // Node and agbot create/update: the broker identity named in advance (create only) and the
+  // token, taken out of the record (kept in clear only for the broker) and hashed for the store.
+  step take_credentials(bool insert, const std::string& mailbox, std::string& token_field,
+                        std::string& enrolled, std::string& token, std::string& hash) {
+    enrolled = insert ? mailbox : std::string();
+    if (!enrolled.empty() && !valid_mailbox(enrolled))
+      return invalid("mailbox", "must be a mailbox id: 16 characters a-z, 2-7");
+    token = token_field;
+    if (!token_field.empty()) {
+      auto r = s_.hash(token_field);
+      if (!r)
+        return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
+      hash = std::move(*r);
+    }
+    token_field.clear();
+    return {};
+  }
+
   // An agbot may only serve patterns that exist and that it can read (public or its own org).
   step check_servable(const std::string& field, const fb::AgbotPatternT& ap,
                       std::string_view agbot_org) {
@@ -950,18 +958,8 @@ class handler {
     }
     std::string key = a.org + "/" + a.id;
     if (!can_admin(a.org)) return denied("modify", a.org);
-    std::string enrolled = insert ? a.mailbox : std::string();
-    if (!enrolled.empty() && !valid_mailbox(enrolled))
-      return invalid("mailbox", "must be a mailbox id: 16 characters a-z, 2-7");
-    const std::string token = a.token;
-    std::string h;
-    if (!a.token.empty()) {
-      auto r = s_.hash(a.token);
-      if (!r)
-        return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
-      h = std::move(*r);
-    }
-    a.token.clear();
+    std::string enrolled, token, h;
+    HMQ_CHECK(take_credentials(insert, a.mailbox, a.token, enrolled, token, h));
     fb::AgbotT stored;
     HMQ_CHECK(tx([&]() -> step {
       HMQ_CHECK(need_org(a.org));
