@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   o.agents = agents;
   o.log_level = "warn";
   o.retry_min = "50ms";
-  o.agent_args = {"--runtime", "memory", "--upgrade-verify-window", window};
+  o.agent_args = {"--upgrade-verify-window", window};
   std::fprintf(stderr, "starting broker, exchange, agbot and %zu agents...\n", agents);
   hmq::test::fleet f(o);
   if (f.agents() != agents || !f.agbot_running()) {

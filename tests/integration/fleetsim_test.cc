@@ -41,6 +41,9 @@ TEST(fleetsim, every_simulated_node_reaches_an_agreement_the_agbot_knows) {
 TEST(fleetsim, nodes_agree_despite_link_loss_and_latency) {
   hmq::test::fleet_options fo;
   fo.agents = 0;
+  // A lost Cancel leaves the agbot with an agreement the node dropped; the agreement check (209)
+  // is what repairs that, so it must run within the test's time.
+  fo.check_agreement_status_s = 3;
   hmq::test::fleet f(fo);
   auto r = run_fleetsim(f, {"--nodes", "10", "--link-latency", "20", "--link-loss", "10", "--rpc-timeout", "3",
                             "--finalize-timeout", "5"});

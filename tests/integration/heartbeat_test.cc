@@ -224,7 +224,7 @@ TEST(node_health, stopped_agent_is_cancelled_208_and_re_agreed_when_back) {
   hmq::test::fleet_options fo;
   fo.agents = 1;
   fo.missing_heartbeat_interval_s = 3;
-  fo.agent_args = {"--runtime", "memory", "--heartbeat-interval", "0.5"};
+  fo.agent_args = {"--heartbeat-interval", "0.5"};
   hmq::test::fleet f(fo);
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   ASSERT_EQ(f.register_node(0).exit, 0);
@@ -300,7 +300,7 @@ namespace {
 TEST(node_status, exchange_node_status_shows_liveness_and_running_services) {
   hmq::test::fleet_options fo;
   fo.agents = 1;
-  fo.agent_args = {"--runtime", "memory", "--heartbeat-interval", "0.5"};
+  fo.agent_args = {"--heartbeat-interval", "0.5"};
   hmq::test::fleet f(fo);
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   ASSERT_EQ(f.register_node(0).exit, 0);

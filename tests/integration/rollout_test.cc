@@ -17,7 +17,7 @@ constexpr size_t fleet_size = 6;
 fleet_options rollout_fleet() {
   fleet_options o;
   o.agents = fleet_size;
-  o.agent_args = {"--runtime", "memory", "--upgrade-verify-window", "0.5"};
+  o.agent_args = {"--upgrade-verify-window", "0.5"};
   return o;
 }
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -355,9 +356,13 @@ void fleet::start_agent(size_t i) {
   for (std::string arg : {agent_binary(), std::string("--broker"), uri, std::string("--exchange-key"), exchange_key(),
                           std::string("--data-dir"), (dir_ / ("agent" + std::to_string(i))).string(),
                           std::string("--finalize-timeout"), std::to_string(opts_.finalize_timeout_s),
-                          std::string("--log-level"), opts_.log_level, std::string("--runtime"), opts_.agent_runtime}) {
+                          std::string("--log-level"), opts_.log_level}) {
     argv.push_back(std::move(arg));
   }
+  // agent_runtime is the one place to choose the runtime; a test that also passes --runtime in
+  // agent_args wins (hmq-agent refuses the flag twice).
+  if (std::find(opts_.agent_args.begin(), opts_.agent_args.end(), "--runtime") == opts_.agent_args.end())
+    argv.insert(argv.end(), {"--runtime", opts_.agent_runtime});
   argv.insert(argv.end(), opts_.agent_args.begin(), opts_.agent_args.end());
   a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
