@@ -150,7 +150,17 @@ int run(const config& c) {
 
   if (auto s = eng.start(); !s) return fail("resuming from agent.db: " + s.err().message());
 
-  control_api api(eng, {mailbox, crypto::to_base64(keys->pk), [&bus] { return bus.connected(); }});
+  control_api api(eng, {mailbox, crypto::to_base64(keys->pk), [&bus] { return bus.connected(); },
+                        [&codec, &messenger] {
+                          json rejected = json::object();
+                          for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
+                            rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
+                                codec.stats().get(static_cast<core::wire::errc>(e));
+                          return json{{"accepted", codec.stats().accepted()},
+                                      {"rejected", rejected},
+                                      {"dropped_oversize", messenger.dropped_oversize()},
+                                      {"dropped_unrouted", messenger.dropped_unrouted()}};
+                        }});
   core::control::server ctl(loop.io(), c.socket_path(),
                             [&api](const core::control::json& req, core::control::reply_fn reply) {
                               api.handle(req, std::move(reply));

@@ -217,6 +217,7 @@ json control_api::node_status() {
                      {"store_errors", s.store_errors},
                      {"upgrades", s.upgrades},
                      {"rollbacks", s.rollbacks}};
+  if (facts_.wire_counters) out["wire"] = facts_.wire_counters();
   return ok_response(out);
 }
 

@@ -31,6 +31,9 @@ struct node_facts {
   std::string mailbox;
   std::string public_key_b64;
   std::function<bool()> broker_connected;
+  // What the mailbox dropped before the engine saw it (envelope rejects per reason, size caps,
+  // unrouted): shown as node_status "wire" so floods and replays are visible (docs/security.md).
+  std::function<json()> wire_counters;
 };
 
 class control_api {
