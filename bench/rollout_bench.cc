@@ -12,8 +12,9 @@
 //
 // Usage: rollout_bench [agents=50] [max_in_flight=10] [verify_window_s=0.2]
 //        rollout_bench --sim N [max_in_flight=100] [verify_window_s=1]
-// With --sim the end is `hmq rollout status ORG/PATTERN --watch --target 1.1.0` exiting 0 (the
-// agbot published "complete"), and the fleetsim's version census must then show all N nodes on
+// With --sim the end is `hmq rollout status ORG/PATTERN --watch --target 1.1.0 --interval 0.2`
+// exiting 0 (the agbot published "complete"; it coalesces its status to one write per 200 ms, so
+// the figure is up to ~0.4 s late), and the fleetsim's version census must then show all N nodes on
 // 1.1.0 and nothing else.
 // Prints one `BENCH_JSON {...}` line (scripts/bench.sh).
 #include <csignal>
@@ -100,7 +101,8 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
   f.publish_pattern_versions({"1.1.0", "1.0.0"}, in_flight, 0, 0);
   const double publish_s = std::chrono::duration<double>(clk::now() - t0).count();
   auto watch = hmq::test::run_command({hmq::test::hmq_binary(), "rollout", "status", o.org + "/" + o.pattern,
-                                       "--watch", "--target", "1.1.0", "-o", "json"},
+                                       "--watch", "--target", "1.1.0", "--interval", "0.2", "-o", "json", "-u",
+                                       o.org + "/admin:admin-pw"},
                                       {{"HMQ_EXCHANGE", f.broker().uri()},
                                        {"HMQ_EXCHANGE_KEY", f.exchange_key()},
                                        {"HOME", f.dir().string()}},
