@@ -7,6 +7,8 @@
 #   scripts/bench.sh               all benchmarks
 #   scripts/bench.sh crypto_bench  only the named ones
 #   fleet_bench [1000,10000] and netem_bench [idle minutes, 10] take arguments when run by hand
+#   rollout_bench runs twice: 50 real agents (its default), then `--sim 1000` (1,000 simulated
+#   nodes in hmq-fleetsim, max in flight 100, issue 6's figure); both figures go to latest.json
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HMQ_ROOT"
@@ -30,6 +32,10 @@ for name in "${names[@]}"; do
     "$bin" --benchmark_out="$out/$name.json" --benchmark_out_format=json | tee "$out/$name.txt"
   else
     "$bin" | tee "$out/$name.txt"
+  fi
+  if [ "$name" = rollout_bench ]; then
+    log "running rollout_bench --sim 1000 100 1"
+    "$bin" --sim 1000 100 1 | tee -a "$out/$name.txt"
   fi
 done
 

@@ -67,6 +67,10 @@ void add_flags(CLI::App& app, options& o) {
       ->capture_default_str();
   app.add_option("--finalize-timeout", o.finalize_timeout_s, "agent finalize timeout in seconds")
       ->capture_default_str();
+  app.add_option("--upgrade-verify-window", o.upgrade_verify_window_s,
+                 "seconds a node runs a new service version before it confirms the upgrade (as hmq-agent's flag)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--topic-prefix", o.topic_prefix, "MQTT topic prefix")->capture_default_str();
   app.add_option("-o,--output", o.output, "summary format: text or json")
       ->check(CLI::IsMember({"text", "json"}))
@@ -161,14 +165,19 @@ class sim_runtime final : public agent::runtime {
   sim_runtime(sim& s, size_t index) : sim_(s), index_(index) {}
   void deploy(const agent::workload& w, agent::done_fn cb) override;
   void remove(const std::string& agreement_id, agent::done_fn cb) override;
+  // Upgrades: nothing to download, but completed on a later loop turn like a real pull so the
+  // engine's swap runs outside its own call stack.
+  void prepare(const agent::workload& w, agent::done_fn cb) override;
   void on_failure(failure_fn f) override { fail_ = std::move(f); }
   size_t running() const { return running_.size(); }
+  // Versions of the top-level services of what runs now (for the summary's version census).
+  std::set<std::string> running_versions() const;
 
  private:
   sim& sim_;
   size_t index_;
   failure_fn fail_;
-  std::set<std::string> running_;
+  std::map<std::string, std::string> running_;  // agreement id -> top-level service version
   std::map<std::string, core::loop::timer_handle> crashes_;
 };
 
@@ -277,8 +286,14 @@ class sim {
   core::loop::timer_handle progress_timer_, end_timer_, duration_timer_;
 };
 
+std::string top_level_version(const agent::workload& w) {
+  for (const auto& s : w.services)
+    if (s.is_top_level && s.service) return s.service->version;
+  return w.services.empty() || !w.services.front().service ? std::string("?") : w.services.front().service->version;
+}
+
 void sim_runtime::deploy(const agent::workload& w, agent::done_fn cb) {
-  running_.insert(w.agreement_id);
+  running_[w.agreement_id] = top_level_version(w);
   sim_.on_deployed(index_);
   sim_.loop().post([cb = std::move(cb)] { cb(core::ok()); });
   const double p = sim_.opts().crash_probability;
@@ -292,6 +307,17 @@ void sim_runtime::deploy(const agent::workload& w, agent::done_fn cb) {
       if (fail_) fail_(id, agent::runtime_failure(fb::CancelReason::container_failure, "injected crash (fleetsim)"));
     });
   }
+}
+
+void sim_runtime::prepare(const agent::workload& w, agent::done_fn cb) {
+  (void)w;
+  sim_.loop().post([cb = std::move(cb)] { cb(core::ok()); });
+}
+
+std::set<std::string> sim_runtime::running_versions() const {
+  std::set<std::string> v;
+  for (const auto& [id, version] : running_) v.insert(version);
+  return v;
 }
 
 void sim_runtime::remove(const std::string& agreement_id, agent::done_fn cb) {
@@ -334,6 +360,7 @@ bool sim::build() {
   agent::engine_options eo;
   eo.finalize_timeout = std::chrono::seconds(o_.finalize_timeout_s);
   eo.exchange_retry = std::chrono::seconds(5);
+  eo.upgrade_verify_window = std::chrono::milliseconds(static_cast<int64_t>(o_.upgrade_verify_window_s * 1000));
   nodes_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     auto node = std::make_unique<sim_node>();
@@ -599,10 +626,23 @@ json sim::summary() const {
     c.cancelled += s.cancelled;
     c.duplicates += s.duplicates;
     c.agbot_key_lookups += s.agbot_key_lookups;
+    c.upgrades += s.upgrades;
+    c.rollbacks += s.rollbacks;
   }
   j["engine"] = {{"proposals", c.proposals}, {"accepted", c.accepted}, {"rejected", c.rejected},
                  {"finalized", c.finalized}, {"cancelled", c.cancelled}, {"duplicates", c.duplicates},
-                 {"agbot_key_lookups", c.agbot_key_lookups}};
+                 {"agbot_key_lookups", c.agbot_key_lookups}, {"upgrades", c.upgrades},
+                 {"rollbacks", c.rollbacks}};
+  // Version census: how many nodes run each service version now ("1.0.0,1.1.0" for a node in
+  // the middle of a swap), so a rollout benchmark can check every node ended on the target.
+  json versions = json::object();
+  for (const auto& n : nodes_) {
+    std::string key;
+    for (const auto& v : n->rt->running_versions()) key += (key.empty() ? "" : ",") + v;
+    if (key.empty()) key = "none";
+    versions[key] = versions.value(key, 0) + 1;
+  }
+  j["running_versions"] = versions;
   j["deploys"] = deploys_;
   j["crashes_injected"] = crashes_;
   j["register_retries"] = register_retries_;

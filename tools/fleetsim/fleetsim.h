@@ -40,6 +40,9 @@ struct options {
   double progress_s = 1;                 // progress line period on stderr (0: none)
   int rpc_timeout_s = 120;               // exchange RPCs of the nodes (a burst queues at the exchange)
   int finalize_timeout_s = 60;
+  // Each engine keeps a new service version this long before it confirms an upgrade (the agent's
+  // --upgrade-verify-window); a rollout's floor is batches x this window.
+  double upgrade_verify_window_s = 30;
   std::string topic_prefix = "hmq/v1";
   std::string output = "text";           // text | json
   std::string log_level = "warn";
