@@ -140,6 +140,15 @@ result<void> engine::start() {
     status_changed(id, fb::ServiceState::failed, e.message());
     cancel_local(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
   });
+  // Pulls, starts, crashes and restarts inside a workload go to the event log as they happen.
+  rt_.on_event([this, alive = alive_](const std::string& id, std::string_view kind, const std::string& service,
+                                      const std::string& message) {
+    if (!*alive) return;
+    std::string url = service;
+    if (url.empty())
+      if (auto it = agreements_.find(id); it != agreements_.end()) url = it->second.service_url;
+    events_.add(kind, id, url, 0, message);
+  });
   // An upgrade interrupted by a restart is done again from the start (prepare, swap, verify);
   // the agreement it supersedes is not redeployed first.
   std::set<std::string> superseded;

@@ -112,6 +112,11 @@ class runtime {
   // A workload that ran and then failed for good (a service that keeps crashing): the runtime
   // has cleaned it up already; the engine cancels the agreement with cancel_reason_of(error).
   using failure_fn = std::function<void(const std::string& agreement_id, core::error)>;
+  // Things that happened to a running workload, for the agent's event log (`hmq eventlog list`):
+  // kind is image_pulled, container_started, container_crashed, container_oom, container_restarted
+  // or restart_failed; service is the service's URL when known.
+  using event_fn = std::function<void(const std::string& agreement_id, std::string_view kind,
+                                      const std::string& service, const std::string& message)>;
 
   virtual ~runtime() = default;
   virtual void deploy(const workload& w, done_fn cb) = 0;
@@ -132,6 +137,8 @@ class runtime {
   }
   // Set once by the engine before start(); called on the loop thread.
   virtual void on_failure(failure_fn) {}
+  // Set once by the engine before start(); called on the loop thread.
+  virtual void on_event(event_fn) {}
   // The engine has handed over (deploy()) every finalized agreement after a restart: whatever
   // the runtime finds of agreements it was not given is an orphan and may be removed.
   virtual void resumed() {}
@@ -159,6 +166,7 @@ class memory_runtime final : public runtime {
         crash_timers_.erase(id);
         if (!running_.erase(id)) return;
         ++crashes_;
+        if (event_) event_(id, "container_crashed", "", "test crash loop (HMQ_TEST_CRASH)");
         if (failure_) failure_(id, runtime_failure(fb::CancelReason::container_failure, "test crash loop (HMQ_TEST_CRASH)"));
       });
     }
@@ -179,6 +187,7 @@ class memory_runtime final : public runtime {
     }
   }
   void on_failure(failure_fn f) override { failure_ = std::move(f); }
+  void on_event(event_fn f) override { event_ = std::move(f); }
   void remove(const std::string& agreement_id, done_fn cb) override {
     running_.erase(agreement_id);
     crash_timers_.erase(agreement_id);
@@ -234,6 +243,7 @@ class memory_runtime final : public runtime {
   bool auto_;
   std::chrono::milliseconds crash_after_;
   failure_fn failure_;
+  event_fn event_;
   std::map<std::string, core::loop::timer_handle> crash_timers_;
   int prepares_ = 0;
   int crashes_ = 0;

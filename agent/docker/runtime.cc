@@ -99,14 +99,17 @@ bool owned_by(const std::map<std::string, std::string>& labels, const std::strin
 struct deploy_outcome {
   int started = 0;
   int adopted = 0;
+  std::vector<std::string> pulled;                           // repo@digest, cached ones not listed
+  std::vector<std::pair<std::string, std::string>> started_by;  // (service, container name)
 };
 
-// Worker thread: pulls and verifies one image. Errors carry 113/114/115.
-result<void> ensure_image(client& d, const docker_runtime::planned_image& img, const runtime_options& o) {
+// Worker thread: pulls and verifies one image; true when it was pulled, false when it was
+// cached already. Errors carry 113/114/115.
+result<bool> ensure_image(client& d, const docker_runtime::planned_image& img, const runtime_options& o) {
   const std::string pinned = img.ref.repository + "@" + img.digest;
   if (auto cached = d.inspect_image(pinned); cached) {
     auto& rd = cached->repo_digests;
-    if (std::find(rd.begin(), rd.end(), pinned) != rd.end()) return core::ok();
+    if (std::find(rd.begin(), rd.end(), pinned) != rd.end()) return false;
   }
   auto wait = o.pull_backoff;
   result<void> pulled = core::ok();
@@ -132,7 +135,7 @@ result<void> ensure_image(client& d, const docker_runtime::planned_image& img, c
     return runtime_failure(R::image_sig_verif_failure,
                            "pulled " + pulled_name + " is " + got + ", the signed digest is " + img.digest);
   }
-  return core::ok();
+  return true;
 }
 
 // Worker thread: makes one container exist and run as planned; adopts a matching one.
@@ -159,9 +162,12 @@ result<bool> ensure_container(client& d, const docker_runtime::planned_container
 result<deploy_outcome> run_deploy_once(client& d, const std::vector<docker_runtime::planned_image>& images,
                                        const std::vector<docker_runtime::instance>& instances,
                                        const runtime_options& o) {
-  for (const auto& img : images)
-    if (auto r = ensure_image(d, img, o); !r) return r.err();
   deploy_outcome out;
+  for (const auto& img : images) {
+    auto r = ensure_image(d, img, o);
+    if (!r) return r.err();
+    if (*r) out.pulled.push_back(img.ref.repository + "@" + img.digest);
+  }
   for (const auto& inst : instances) {
     if (inst.needs_network) {
       auto labels = base_labels(o.owner, inst.users.empty() ? "" : *inst.users.begin(), inst.service, inst.key);
@@ -172,6 +178,7 @@ result<deploy_outcome> run_deploy_once(client& d, const std::vector<docker_runti
       auto r = ensure_container(d, c);
       if (!r) return runtime_failure(R::container_failure, r.err().message());
       (*r ? out.started : out.adopted)++;
+      if (*r) out.started_by.emplace_back(inst.service, c.name);
     }
   }
   return out;
@@ -237,7 +244,7 @@ docker_runtime::~docker_runtime() { stop(); }
 void docker_runtime::start() {
   if (started_) return;
   started_ = true;
-  docker_.watch_events([this, alive = alive_](event e) { if (*alive) on_event(e); },
+  docker_.watch_events([this, alive = alive_](event e) { if (*alive) on_docker_event(e); },
                        [this, alive = alive_] { if (*alive) on_stream_lost(); });
 }
 
@@ -461,6 +468,8 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
           stats_.containers_started += r->started;
           stats_.containers_adopted += r->adopted;
           lg()->info("agreement {}: running ({} started, {} adopted)", id, r->started, r->adopted);
+          for (const auto& img : r->pulled) emit(id, "image_pulled", "", img);
+          for (const auto& [service, name] : r->started_by) emit(id, "container_started", service, name);
           if (cb) cb(core::ok());
           next();
         });
@@ -477,7 +486,7 @@ void docker_runtime::prepare(const workload& w, done_fn cb) {
   docker_.submit<void>(
       [this, images = std::move(p->images)]() -> result<void> {
         for (const auto& img : images)
-          if (auto r = ensure_image(docker_, img, opts_); !r) return r;
+          if (auto r = ensure_image(docker_, img, opts_); !r) return r.err();
         return core::ok();
       },
       [cb = std::move(cb), alive = alive_](result<void> r) {
@@ -615,10 +624,12 @@ void docker_runtime::resumed() {
   });
 }
 
-void docker_runtime::on_event(const event& e) {
+void docker_runtime::on_docker_event(const event& e) {
   ++stats_.events;
   if (e.action == "oom") {
     lg()->warn("container {} ran out of memory", e.name);
+    if (auto it = supervised_.find(e.name); it != supervised_.end())
+      emit_instance(it->second.instance, "container_oom", e.name + " ran out of memory");
     return;
   }
   if (e.action != "die") return;
@@ -647,14 +658,31 @@ void docker_runtime::crashed(const std::string& name) {
   s.crashes.push_back(now);
   while (!s.crashes.empty() && s.crashes.front() <= now - opts_.crash_window.count()) s.crashes.pop_front();
   ++stats_.crashes;
+  const std::string window = std::to_string(opts_.crash_window.count() / 1000) + " s";
+  emit_instance(s.instance, "container_crashed",
+                name + " exited (" + std::to_string(s.crashes.size()) + " in the last " + window + ")");
   if (static_cast<int>(s.crashes.size()) > opts_.crash_limit) return give_up(s.instance, name);
   ++stats_.restarts;
-  lg()->warn("container {} died ({} in the last {} s); restarting it", name, s.crashes.size(),
-             opts_.crash_window.count() / 1000);
+  lg()->warn("container {} died ({} in the last {}); restarting it", name, s.crashes.size(), window);
   docker_.submit<void>([this, name] { return docker_.start_container(name); },
-                       [name](result<void> r) {
+                       [this, name, instance = s.instance, alive = alive_](result<void> r) {
                          if (!r) lg()->warn("restart of {} failed: {}", name, r.err().message());
+                         if (*alive)
+                           emit_instance(instance, r ? "container_restarted" : "restart_failed",
+                                         r ? name : name + ": " + r.err().message());
                        });
+}
+
+void docker_runtime::emit(const std::string& agreement_id, std::string_view kind, const std::string& service,
+                          const std::string& message) {
+  if (on_event_) on_event_(agreement_id, kind, service, message);
+}
+
+void docker_runtime::emit_instance(const std::string& instance_key, std::string_view kind,
+                                   const std::string& message) {
+  auto inst = instances_.find(instance_key);
+  if (inst == instances_.end()) return;
+  for (const auto& u : inst->second.users) emit(u, kind, inst->second.service, message);
 }
 
 void docker_runtime::give_up(const std::string& instance_key, const std::string& name) {

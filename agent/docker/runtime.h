@@ -86,6 +86,7 @@ class docker_runtime final : public agent::runtime {
   void prepare(const workload& w, done_fn cb) override;
   void retain_images(const std::string& agreement_id, bool retain) override;
   void on_failure(failure_fn f) override { on_failure_ = std::move(f); }
+  void on_event(event_fn f) override { on_event_ = std::move(f); }
   void resumed() override;
 
   const runtime_counters& stats() const { return stats_; }
@@ -137,9 +138,13 @@ class docker_runtime final : public agent::runtime {
 
   void enqueue(std::function<void(std::function<void()>)> op);
   void run_next();
-  void on_event(const event& e);
+  void on_docker_event(const event& e);
   void on_stream_lost();
   void crashed(const std::string& name);
+  // To the engine's event log: one agreement, or every agreement using an instance.
+  void emit(const std::string& agreement_id, std::string_view kind, const std::string& service,
+            const std::string& message);
+  void emit_instance(const std::string& instance_key, std::string_view kind, const std::string& message);
   void give_up(const std::string& instance_key, const std::string& name);
   // Drops the agreement's use of its instances; returns what nobody uses any more.
   std::vector<instance> release(const std::string& agreement_id);
@@ -150,6 +155,7 @@ class docker_runtime final : public agent::runtime {
   runtime_options opts_;
   runtime_counters stats_;
   failure_fn on_failure_;
+  event_fn on_event_;
   // Images of agreements being upgraded away from (retain_images): never removed meanwhile.
   std::map<std::string, std::vector<std::string>> retained_;
   std::map<std::string, agreement> agreements_;

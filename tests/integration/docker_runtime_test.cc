@@ -180,6 +180,9 @@ class docker_runtime_test : public ::testing::Test {
       rt_->on_failure([this](const std::string& id, core::error e) {
         failures_.update([&] { failed_[id] = cancel_reason_of(e, fb::CancelReason::container_failure); });
       });
+      rt_->on_event([this](const std::string& id, std::string_view kind, const std::string&, const std::string&) {
+        failures_.update([&] { events_.push_back(id + " " + std::string(kind)); });
+      });
       rt_->start();
       return 0;
     });
@@ -333,6 +336,10 @@ class docker_runtime_test : public ::testing::Test {
   std::vector<std::string> agreements_;
   test::waiter failures_;
   std::map<std::string, uint16_t> failed_;
+  std::vector<std::string> events_;  // "agreement kind", for the agent's event log
+  size_t count_events(const std::string& id, std::string_view kind) {
+    return failures_.read([&] { return static_cast<size_t>(std::count(events_.begin(), events_.end(), id + " " + std::string(kind))); });
+  }
   // This test's runtime identity: parallel test binaries and a running agent never share one.
   const std::string owner_ = "test-" + std::to_string(::getpid());
 };
@@ -476,6 +483,10 @@ TEST_F(docker_runtime_test, killed_producer_is_restarted_on_its_network_with_its
     return now && now->running && now->started_at != before->started_at;
   })) << "gps was not restarted";
   EXPECT_EQ(stats().restarts, 1u);
+  EXPECT_EQ(count_events(id, "container_started"), 3u);
+  EXPECT_EQ(count_events(id, "container_crashed"), 1u);
+  EXPECT_TRUE(failures_.wait([&] { return std::count(events_.begin(), events_.end(), id + " container_restarted") == 1; }, 30s))
+      << "the restart is not in the event log";
   auto after = client_->inspect_container(gps);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->id, before->id);
