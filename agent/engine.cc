@@ -148,6 +148,15 @@ result<void> engine::start() {
     if (url.empty())
       if (auto it = agreements_.find(id); it != agreements_.end()) url = it->second.service_url;
     events_.add(kind, id, url, 0, message);
+    // In-place restarts count in the status report (`hmq exchange node status`).
+    auto st = service_status_.find(id);
+    if (st == service_status_.end()) return;
+    if (kind == "container_restarted") {
+      ++st->second.restarts;
+      status_changed(id, st->second.state, "");
+    } else if (kind == "container_crashed" || kind == "container_oom") {
+      status_changed(id, st->second.state, message);
+    }
   });
   // An upgrade interrupted by a restart is done again from the start (prepare, swap, verify);
   // the agreement it supersedes is not redeployed first.
@@ -812,6 +821,8 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
   lg()->info("agreement {}: upgrade of {} from {} to {} (replaces agreement {}): fetching the new images first", id,
              to.service_url, from.service_version, to.service_version, old_id);
   upgrading_[id].old_id = old_id;
+  record("upgrade_started", id, 0,
+         from.service_version + " -> " + to.service_version + ", replaces agreement " + old_id);
   rt_.prepare(*w, [this, id, alive = alive_](result<void> r) {
     if (!*alive) return;
     auto u = upgrading_.find(id);
@@ -839,6 +850,8 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
           return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
         }
         lg()->info("agreement {}: new version running, verifying for {} ms", id, opts_.upgrade_verify_window.count());
+        record("upgrade_swapped", id, 0,
+               "new version running, verifying for " + std::to_string(opts_.upgrade_verify_window.count()) + " ms");
         u->second.verify = loop_.call_after(opts_.upgrade_verify_window, [this, id, alive] {
           if (*alive) upgrade_verified(id);
         });
@@ -856,6 +869,7 @@ void engine::rollback(const std::string& id, uint16_t reason, std::string messag
   auto old = agreements_.find(st.old_id);
   lg()->warn("agreement {}: upgrade failed with {} ({}); restoring agreement {} ({})", id, reason, reason_text(reason),
              st.old_id, old != agreements_.end() ? old->second.service_version : std::string("?"));
+  record("upgrade_rolled_back", id, reason, "agreement " + st.old_id + " restored: " + message);
   cancel_local(id, reason, "upgrade failed, previous version restored: " + message, notify_agbot, st.swapped);
   if (st.swapped && old != agreements_.end() && old->second.state == agreement_state::finalized) deploy(st.old_id);
   rt_.retain_images(st.old_id, false);
@@ -871,6 +885,7 @@ void engine::upgrade_verified(const std::string& id) {
   ++stats_.upgrades;
   lg()->info("agreement {}: upgrade verified, {} {} runs; agreement {} is superseded", id, it->second.service_url,
              it->second.service_version, old_id);
+  record("upgrade_verified", id, 0, it->second.service_version + " verified, supersedes agreement " + old_id);
   // The agbot takes Cancel 210 of the old agreement as "upgrade done" (docs/protocol.md).
   cancel_local(old_id, reason_code(fb::CancelReason::ab_upgrade_superseded), "superseded by agreement " + id, true,
                false);
