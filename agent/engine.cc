@@ -1,6 +1,7 @@
 #include "agent/engine.h"
 
 #include <algorithm>
+#include <set>
 
 #include "agent/reasons.h"
 #include "core/log/log.h"
@@ -703,7 +704,42 @@ bool engine::persist(const stored_agreement& a) {
     lg()->error("agreement {}: cannot persist state {}: {}", a.id, state_name(a.state), r.err().message());
     return false;
   }
+  // Pruning erases from agreements_: never under a caller that may be iterating it.
+  if (a.state == agreement_state::cancelled && !std::exchange(prune_posted_, true))
+    loop_.post([this, alive = alive_] {
+      if (!*alive) return;
+      prune_posted_ = false;
+      prune_cancelled();
+    });
   return true;
+}
+
+void engine::prune_cancelled() {
+  std::vector<std::pair<int64_t, std::string>> cancelled, eligible;
+  std::set<std::string> in_upgrade;
+  for (const auto& [id, u] : upgrading_) in_upgrade.insert({id, u.old_id});
+  const int64_t cutoff = loop_.time().now_ms() - opts_.prune_after.count();
+  for (const auto& [id, a] : agreements_) {
+    if (a.state != agreement_state::cancelled) continue;
+    cancelled.emplace_back(a.cancelled_ms, id);
+    if (a.exchange_synced && !a.cancel_unsent && a.cancelled_ms < cutoff && !in_upgrade.count(id))
+      eligible.emplace_back(a.cancelled_ms, id);
+  }
+  if (cancelled.size() <= opts_.keep_cancelled) return;
+  std::sort(eligible.begin(), eligible.end());  // oldest first
+  size_t excess = cancelled.size() - opts_.keep_cancelled;
+  for (const auto& [ms, id] : eligible) {
+    if (excess == 0) break;
+    if (auto r = store_.delete_agreement(id); !r) {
+      ++stats_.store_errors;
+      lg()->error("agreement {}: cannot prune: {}", id, r.err().message());
+      return;
+    }
+    agreements_.erase(id);
+    service_status_.erase(id);
+    ++stats_.pruned;
+    --excess;
+  }
 }
 
 void engine::send_reply(const crypto::public_key& to, const std::string& id, bool accept, uint16_t reason,

@@ -609,6 +609,35 @@ TEST_F(agent_engine, container_crash_and_restart_reach_the_event_log_and_the_sta
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), "container_restarted"), kinds.end());
 }
 
+TEST_F(agent_engine, prunes_old_cancelled_agreements_beyond_the_kept_history) {
+  opts_.keep_cancelled = 2;
+  opts_.prune_after = 1h;
+  make_engine();
+  // Three agreements accepted, finalized and cancelled by the agbot, one after the other.
+  std::vector<std::string> ids = {std::string(31, '1') + "a", std::string(31, '2') + "b", std::string(31, '3') + "c"};
+  for (const auto& id : ids) {
+    deliver(proposal_msg(proposal(id)));
+    deliver(reply_ack(agbot_, id));
+    deliver(cancel(agbot_, id, fb::CancelReason::ab_user_requested));
+    loop_.advance(1min);
+  }
+  ASSERT_EQ(store_.agreements().value().size(), 3u) << "too recent to prune";
+  loop_.advance(2h);
+  // The next cancel triggers the prune: the oldest goes, the newest two stay.
+  const std::string fourth = std::string(31, '4') + "d";
+  deliver(proposal_msg(proposal(fourth)));
+  deliver(reply_ack(agbot_, fourth));
+  deliver(cancel(agbot_, fourth, fb::CancelReason::ab_user_requested));
+  loop_.run_pending();
+  auto left = store_.agreements().value();
+  std::set<std::string> kept;
+  for (const auto& a : left) kept.insert(a.id);
+  EXPECT_EQ(kept, (std::set<std::string>{ids[2], fourth}));
+  EXPECT_EQ(eng_->stats().pruned, 2u);
+  auto in_memory = eng_->agreements();
+  EXPECT_TRUE(std::none_of(in_memory.begin(), in_memory.end(), [&](const stored_agreement& a) { return a.id == ids[0]; }));
+}
+
 class agent_upgrade : public agent_engine {
  protected:
   agent_upgrade() { opts_.upgrade_verify_window = 1s; }
