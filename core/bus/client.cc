@@ -173,6 +173,16 @@ struct client_state {
       } catch (...) {
       }
     }
+    // A v5 DISCONNECT from the broker (administrative action: an identity changed or removed;
+    // server shutting down; session taken over). Paho C reports it here and not as a lost
+    // connection, and does not reconnect by itself: without this the client stays down.
+    void disconnected(const mqtt::properties&, mqtt::ReasonCode reason) {
+      try {
+        const std::string cause = "broker sent DISCONNECT, reason " + std::to_string(static_cast<int>(reason));
+        post([cause](client_state& s) { s.on_connection_lost(cause); });
+      } catch (...) {
+      }
+    }
     void message_arrived(mqtt::const_message_ptr msg) override {
       try {
         if (!msg) return;
@@ -270,6 +280,9 @@ struct client_state {
       // own persisted protocol state, never from a Paho file store.
       cli = std::make_unique<mqtt::async_client>(addr.paho_uri, opts.client_id, co, nullptr);
       cli->set_callback(*bridge_);
+      cli->set_disconnected_handler([b = bridge_.get()](const mqtt::properties& p, mqtt::ReasonCode r) {
+        b->disconnected(p, r);
+      });
     } catch (const std::exception& e) {
       create_error = make_error(errc::bad_uri, e.what());
       cli.reset();
@@ -343,7 +356,9 @@ struct client_state {
     connecting = false;
     if (stopping) return;
     if (!r.ok) {
-      const bool auth = is_auth_failure(r.reason) || r.rc == 5 /* v3 CONNACK not authorized */;
+      // Paho C reports a v5 CONNACK refusal as rc = the reason code (135, reason 0) and some
+      // failures with the code in reason; v3.1.1 says 5 (not authorized).
+      const bool auth = is_auth_failure(r.reason) || is_auth_failure(r.rc) || r.rc == 5;
       log->debug("connect to {} failed: {}", addr.paho_uri, r.detail);
       if (first_connect) {
         auto cb = std::exchange(first_connect, {});
@@ -377,11 +392,10 @@ struct client_state {
   }
 
   void on_connection_lost(const std::string& cause) {
-    if (stopping) return;
-    const bool was = is_connected;
+    if (stopping || !is_connected) return;  // both a DISCONNECT and the lost socket may report it
     is_connected = false;
     log->warn("connection to {} lost: {}", addr.paho_uri, cause.empty() ? "(no cause)" : cause);
-    if (was) notify(false);
+    notify(false);
     schedule_reconnect();
   }
 

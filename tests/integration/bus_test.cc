@@ -308,6 +308,28 @@ TEST(bus_client, publish_while_broker_is_down_is_delivered_after_it_returns) {
   EXPECT_EQ(got.check_exactly_once(n), "");
 }
 
+TEST(bus_client, reconnects_after_a_clean_broker_restart) {
+  // A clean stop (SIGTERM, e.g. systemctl restart mosquitto) may say goodbye with a v5
+  // DISCONNECT instead of just dropping the socket; either way the client must come back.
+  mosquitto_broker broker;
+  loop_thread lt;
+  const std::string mailbox = "hmq/v1/mb/clean-restart";
+  received got(1);
+  loop_client sub(lt, client_options(broker, "clean-sub"));
+  ASSERT_TRUE(sub.start());
+  ASSERT_TRUE(sub.subscribe(mailbox, got.handler()));
+  broker.stop();
+  ASSERT_TRUE(sub.wait_up(false));
+  broker.restart();
+  ASSERT_TRUE(sub.wait_up(true, 2)) << broker.log();
+  loop_client pub(lt, client_options(broker, "clean-pub"));
+  ASSERT_TRUE(pub.start());
+  publisher p;
+  p.run(lt, *pub.c, mailbox, 0, 1, 1);
+  ASSERT_TRUE(p.wait_done(1));
+  EXPECT_TRUE(got.wait_total(1)) << broker.log();
+}
+
 TEST(bus_client, resubscribes_after_reconnect_when_broker_lost_the_session) {
   // The broker comes back without its database: the client must notice (session present =
   // false) and make its subscriptions again, or it would silently hear nothing.
