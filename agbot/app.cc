@@ -202,7 +202,8 @@ int run(const app_config& cfg) {
                   cfg.broker, bo.username, mailbox);
         // The engine starts on the first successful connect.
         bus.on_connection_change([&, started = false](bool up) mutable {
-          if (!up || std::exchange(started, true)) return;
+          if (!up) return;
+          if (std::exchange(started, true)) return eng.on_reconnected();
           log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
           eng.start();
         });
@@ -215,6 +216,10 @@ int run(const app_config& cfg) {
       }
       log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
       eng.start();
+      // After a broker crash: what it lost of the agreement protocol is sent again.
+      bus.on_connection_change([&](bool up) {
+        if (up) eng.on_reconnected();
+      });
     });
   });
   loop.run();

@@ -118,6 +118,9 @@ struct fleet_options {
   // any further hmq-agent flags (e.g. --heartbeat-interval).
   std::string agent_runtime = "memory";
   std::vector<std::string> agent_args;
+  // Further flags for agent i only (after agent_args), e.g. one docker agent in a memory fleet:
+  // a --runtime here wins over agent_runtime.
+  std::map<size_t, std::vector<std::string>> agent_args_of;
   std::vector<std::string> agbot_args;  // extra hmq-agbot flags
   // When set, publishes the pattern the agbot serves (opts.pattern) instead of the default
   // one-service pattern with a fake image; called once the org, admin and signing key exist.
