@@ -32,6 +32,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/docker_query.h"
 #include "tests/support/example_registry.h"
 #include "tests/support/fleet.h"
 
@@ -44,11 +45,11 @@ using test::fleet;
 using test::fleet_options;
 using test::json;
 using test::run_result;
+using test::containers_of;
 using test::shell;
 
 constexpr size_t fleet_size = 20;
 constexpr size_t docker_node = fleet_size - 1;  // the one agent on the real Docker Engine
-constexpr const char* docker_socket = "/var/run/docker.sock";
 constexpr const char* old_version = "1.0.0";
 constexpr const char* new_version = "1.1.0";
 // Agent upgrade verification window (s): long enough that kills land while upgrades are in
@@ -56,27 +57,6 @@ constexpr const char* new_version = "1.1.0";
 constexpr const char* verify_window = "2";
 constexpr unsigned max_in_flight = 4;
 constexpr unsigned batch_pause_s = 1;
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    if (nl > pos) out.push_back(text.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
-// Container ids labelled hmq.agreement=<agreement> (running or not), optionally of one service.
-std::vector<std::string> containers_of(const std::string& agreement, const std::string& service = "",
-                                       bool running_only = false) {
-  std::string cmd = std::string("docker ps -q --no-trunc") + (running_only ? "" : " -a") +
-                    " --filter label=hmq.agreement=" + agreement;
-  if (!service.empty()) cmd += " --filter label=hmq.service=" + service;
-  return lines(shell(cmd).out);
-}
 
 bool is_live(const json& a) {
   auto st = a.value("state", std::string{});
@@ -227,19 +207,8 @@ class exchange_writer {
   std::thread thread_;
 };
 
-class faults_test : public ::testing::Test {
+class faults_test : public test::example_registry_suite {
  protected:
-  static void SetUpTestSuite() {
-    struct stat st;
-    if (::stat(docker_socket, &st) != 0) return;
-    registry_ = new test::example_registry;
-    if (!registry_->start()) std::fprintf(stderr, "registry setup failed: %s\n", registry_->error().c_str());
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-  }
-
   void TearDown() override {
     if (!fleet_) return;
     if (docker()) {
@@ -248,15 +217,13 @@ class faults_test : public ::testing::Test {
       for (const auto& a : fleet_->agent_agreements(docker_node)) ids.insert(a.value("id", ""));
       for (const auto& a : fleet_->agbot_agreements_of(docker_node, true)) ids.insert(a.value("id", ""));
       for (const auto& id : ids) {
-        if (id.size() < 12) continue;
-        (void)shell("docker ps -aq --filter label=hmq.agreement=" + id + " | xargs -r docker rm -f");
-        (void)shell("docker network ls -q --filter name=hmq-" + id.substr(0, 12) + " | xargs -r docker network rm");
+        test::remove_agreement_resources(id);
       }
     }
     fleet_.reset();
   }
 
-  bool docker() const { return registry_ && registry_->error().empty(); }
+  bool docker() const { return registry_ready(); }
   std::string admin() const { return fleet_->options().org + "/admin:admin-pw"; }
   std::string top_service() const { return docker() ? "hmq-example-consumer" : fleet_->options().service; }
 
@@ -267,7 +234,7 @@ class faults_test : public ::testing::Test {
     o.reply_timeout = "10s";
     if (docker()) {
       o.pattern = "hmq-example";
-      o.agent_args_of[docker_node] = {"--runtime", "docker", "--docker-socket", docker_socket};
+      o.agent_args_of[docker_node] = {"--runtime", "docker", "--docker-socket", test::docker_socket};
       o.publish = [](fleet& f) {
         auto e = test::publish_examples(f, *registry_);
         ASSERT_TRUE(e.empty()) << e;
@@ -327,11 +294,9 @@ class faults_test : public ::testing::Test {
         << fleet_->logs();
   }
 
-  static test::example_registry* registry_;
   std::optional<fleet> fleet_;
 };
 
-test::example_registry* faults_test::registry_ = nullptr;
 
 TEST_F(faults_test, rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_with_every_invariant) {
   if (!docker()) {
