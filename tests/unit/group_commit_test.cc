@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "agbot/agreement_store.h"
+#include "agbot/group_seams.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "core/store/group_commit.h"
@@ -234,6 +236,79 @@ TEST_F(exchange_group, failed_commit_answers_every_request_with_an_error_and_sto
   ASSERT_EQ(answers.size(), 5u);
   for (auto a : answers) EXPECT_EQ(a, fb::RpcStatus::internal);
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(org_exists("org" + std::to_string(i)));
+}
+
+// ---- the agbot: a write and the message announcing it
+
+// Records what reached the bus.
+struct fake_outbox final : agbot::outbox {
+  std::vector<fb::Body> sent;
+  void send(const core::crypto::public_key&, fb::Body type, const agbot::body_builder&, uint32_t,
+            std::function<void(bool)> done) override {
+    sent.push_back(type);
+    if (done) done(true);
+  }
+  void reply(const core::wire::opened&, fb::Body type, const agbot::body_builder&) override {
+    sent.push_back(type);
+  }
+};
+
+agbot::agreement an_agreement(const std::string& id) {
+  agbot::agreement a;
+  a.id = id;
+  a.node_org = "acme";
+  a.node_id = "n-" + id;
+  a.pattern = "acme/gps";
+  a.service_org = "acme";
+  a.service_url = "https://acme.example/gps";
+  a.service_version = "1.0.0";
+  a.arch = "amd64";
+  a.state = fb::AgreementState::proposed;
+  return a;
+}
+
+const agbot::body_builder no_body = [](flatbuffers::FlatBufferBuilder&) { return flatbuffers::Offset<void>(); };
+
+TEST(agbot_group, proposals_leave_only_after_their_agreements_commit) {
+  auto store = agbot::agreement_store::open_memory();
+  ASSERT_TRUE(store);
+  core::loop::manual_scheduler loop;
+  group_commit g(store->db(), loop);
+  store->use_group(&g);
+  fake_outbox wire_out;
+  agbot::group_outbox out(wire_out, g);
+  auto before = store->db().commits();
+  int confirmed = 0;
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_TRUE(store->insert(an_agreement("a" + std::to_string(i))));
+    out.send({}, fb::Body::Proposal, no_body, 0, [&](bool ok) { confirmed += ok; });
+  }
+  EXPECT_TRUE(wire_out.sent.empty());
+  loop.run_pending();
+  EXPECT_EQ(store->db().commits(), before + 1);
+  EXPECT_EQ(wire_out.sent.size(), 8u);
+  EXPECT_EQ(confirmed, 8);
+}
+
+TEST(agbot_group, failed_commit_sends_nothing) {
+  auto store = agbot::agreement_store::open_memory();
+  ASSERT_TRUE(store);
+  core::loop::manual_scheduler loop;
+  group_commit g(store->db(), loop);
+  store->use_group(&g);
+  fake_outbox wire_out;
+  agbot::group_outbox out(wire_out, g);
+  store->db().set_commit_veto([] { return true; });
+  int failed = 0;
+  ASSERT_TRUE(store->insert(an_agreement("a1")));
+  out.send({}, fb::Body::Proposal, no_body, 0, [&](bool ok) { failed += !ok; });
+  loop.run_pending();
+  store->db().set_commit_veto({});
+  EXPECT_TRUE(wire_out.sent.empty());
+  EXPECT_EQ(failed, 1);
+  auto got = store->get("a1");
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->has_value());
 }
 
 }  // namespace
