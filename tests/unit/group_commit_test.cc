@@ -186,8 +186,9 @@ class exchange_group : public ::testing::Test {
                               *flatbuffers::GetRoot<fb::RpcRequest>(buf.data()),
                               [&](exchange::outcome& out) {
                                 answers.push_back(out.response.status);
-                                if (out.response.status == fb::RpcStatus::internal)
+                                if (out.response.status == fb::RpcStatus::internal) {
                                   EXPECT_NE(out.response.error_message.find("commit"), std::string::npos);
+                                }
                                 EXPECT_TRUE(out.events.empty() || out.response.status == fb::RpcStatus::ok);
                                 commits_at_answer = db_->sql().commits();
                               });
