@@ -129,7 +129,10 @@ void engine::resume() {
                  a.deadline_ms - now);
       reply_timers_[a.id] = loop_.call_after(std::chrono::milliseconds(a.deadline_ms - now),
                                              guard([this, id = a.id] { on_timeout(id); }));
-      if (!a.message_confirmed) send_proposal(stored);
+      // Sent again even when the broker had it: the node's Reply may have died with the previous
+      // process (taken from the broker, not yet handled), and a node answers a repeated Proposal
+      // with the same Reply (agent/engine.cc), so this is the only way to hear it again.
+      send_proposal(stored);
     } else {
       log_->info("agreement {} node {}: resumed as finalized", a.id, a.node());
       if (!a.message_confirmed) send_reply_ack(stored, true, nullptr);
