@@ -139,9 +139,10 @@ run_result run_command(std::vector<std::string> argv, const std::map<std::string
 // ---- exchange_process ---------------------------------------------------------------------------
 
 exchange_process::exchange_process(const std::filesystem::path& data_dir, std::string broker_uri,
-                                   std::string instance, std::string root_password)
+                                   std::string instance, std::string root_password,
+                                   std::vector<std::string> extra_args)
     : dir_(data_dir), uri_(std::move(broker_uri)), instance_(std::move(instance)),
-      root_password_(std::move(root_password)) {
+      root_password_(std::move(root_password)), extra_args_(std::move(extra_args)) {
   start();
 }
 
@@ -150,6 +151,7 @@ void exchange_process::start() {
   spec.argv = {exchange_binary(), "--broker", uri_, "--data-dir", dir_.string(), "--root-password", root_password_,
                "--hash-strength", "minimum", "--log-level", "info"};
   if (!instance_.empty()) spec.argv.insert(spec.argv.end(), {"--instance", instance_});
+  spec.argv.insert(spec.argv.end(), extra_args_.begin(), extra_args_.end());
   spec.log_file = log_file();
   std::filesystem::create_directories(dir_);
   proc_.emplace(process::start(spec));
@@ -191,7 +193,7 @@ fleet::~fleet() {
 std::filesystem::path fleet::signing_public_key() const { return dir_ / ".hmq" / "keys" / "hmq-signing.public.key"; }
 
 void fleet::setup() {
-  exchange_.emplace(dir_ / "exchange", broker_.uri(), "", "rootpw");
+  exchange_.emplace(dir_ / "exchange", broker_.uri(), "", "rootpw", opts_.exchange_args);
   if (::testing::Test::HasFatalFailure()) return;
   const std::string root = "root/root:rootpw";
   auto must = [this](const run_result& r, const std::string& what) {
