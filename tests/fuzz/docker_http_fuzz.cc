@@ -2,7 +2,8 @@
 // every byte the Engine (or whatever listens on the configured socket) sends goes through it.
 // The first input byte picks the read size (1..64 bytes per feed), a HEAD request (bit 6) and
 // tight limits (bit 7); the rest is the answer. Besides "never crash", it checks that parsing is
-// independent of how the bytes are split (the same outcome, code and body as one single read),
+// independent of how the bytes are split (the same outcome and code as one single read, and the
+// same body),
 // and that no bound is exceeded.
 #include <cstddef>
 #include <cstdint>
@@ -76,8 +77,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   outcome split = run(wire, step, head, l);
   outcome whole = run(wire, wire.size() ? wire.size() : 1, head, l);
-  if (split.ok != whole.ok || split.code != whole.code || split.done != whole.done || split.body != whole.body)
-    std::abort();
+  if (split.ok != whole.ok || split.code != whole.code || split.done != whole.done) std::abort();
+  // On success the bodies are equal; on failure each delivered what it had parsed before the
+  // error (a streamed body is delivered as it comes), so one is a prefix of the other.
+  const std::string& shorter = split.body.size() < whole.body.size() ? split.body : whole.body;
+  const std::string& longer = split.body.size() < whole.body.size() ? whole.body : split.body;
+  if (split.ok ? split.body != whole.body : longer.compare(0, shorter.size(), shorter) != 0) std::abort();
   if (split.ok && !split.done) std::abort();
   return 0;
 }
