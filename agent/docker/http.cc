@@ -1,5 +1,6 @@
 #include "agent/docker/http.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -7,9 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 
 namespace hmq::agent::docker::http {
 namespace {
