@@ -112,71 +112,88 @@ core::result<agreement_store> agreement_store::open_memory() {
 
 core::result<void> agreement_store::init() { return db_.migrate(migrations); }
 
+core::result<void> agreement_store::write(const std::function<core::result<void>()>& fn) {
+  if (!group_) return fn();
+  core::result<void> r;
+  group_->add([&] { r = fn(); });
+  return r;
+}
+
 core::result<void> agreement_store::insert(const agreement& a) {
-  auto st = db_.cached(std::string("INSERT INTO agreements (") + std::string(columns) +
-                       ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  if (!st) return st.err();
-  auto& s = **st;
-  s.bind_all(a.id, a.node_org, a.node_id, a.pattern, a.service_org, a.service_url,
-             a.service_version, a.arch);
-  s.bind(9, std::span<const uint8_t>(a.node_key));
-  s.bind(10, static_cast<int64_t>(a.state));
-  s.bind(11, static_cast<int64_t>(a.reason));
-  s.bind(12, a.created_ms);
-  s.bind(13, a.updated_ms);
-  s.bind(14, a.deadline_ms);
-  s.bind(15, static_cast<int64_t>(a.message_confirmed));
-  s.bind(16, static_cast<int64_t>(a.exchange_synced));
-  s.bind(17, std::span<const uint8_t>(a.proposal));
-  s.bind(18, a.supersedes);
-  auto r = s.exec();
-  if (!r) return r.err();
-  return core::ok();
+  return write([&]() -> core::result<void> {
+    auto st = db_.cached(std::string("INSERT INTO agreements (") + std::string(columns) +
+                         ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st) return st.err();
+    auto& s = **st;
+    s.bind_all(a.id, a.node_org, a.node_id, a.pattern, a.service_org, a.service_url,
+               a.service_version, a.arch);
+    s.bind(9, std::span<const uint8_t>(a.node_key));
+    s.bind(10, static_cast<int64_t>(a.state));
+    s.bind(11, static_cast<int64_t>(a.reason));
+    s.bind(12, a.created_ms);
+    s.bind(13, a.updated_ms);
+    s.bind(14, a.deadline_ms);
+    s.bind(15, static_cast<int64_t>(a.message_confirmed));
+    s.bind(16, static_cast<int64_t>(a.exchange_synced));
+    s.bind(17, std::span<const uint8_t>(a.proposal));
+    s.bind(18, a.supersedes);
+    auto r = s.exec();
+    if (!r) return r.err();
+    return core::ok();
+  });
 }
 
 core::result<void> agreement_store::update(const agreement& a) {
-  auto st = db_.cached(
-      "UPDATE agreements SET state = ?, reason = ?, updated_ms = ?, deadline_ms = ?, "
-      "message_confirmed = ?, exchange_synced = ? WHERE id = ?");
-  if (!st) return st.err();
-  auto& s = **st;
-  s.bind(1, static_cast<int64_t>(a.state));
-  s.bind(2, static_cast<int64_t>(a.reason));
-  s.bind(3, a.updated_ms);
-  s.bind(4, a.deadline_ms);
-  s.bind(5, static_cast<int64_t>(a.message_confirmed));
-  s.bind(6, static_cast<int64_t>(a.exchange_synced));
-  s.bind(7, a.id);
-  auto r = s.exec();
-  if (!r) return r.err();
-  return core::ok();
+  return write([&]() -> core::result<void> {
+    auto st = db_.cached(
+        "UPDATE agreements SET state = ?, reason = ?, updated_ms = ?, deadline_ms = ?, "
+        "message_confirmed = ?, exchange_synced = ? WHERE id = ?");
+    if (!st) return st.err();
+    auto& s = **st;
+    s.bind(1, static_cast<int64_t>(a.state));
+    s.bind(2, static_cast<int64_t>(a.reason));
+    s.bind(3, a.updated_ms);
+    s.bind(4, a.deadline_ms);
+    s.bind(5, static_cast<int64_t>(a.message_confirmed));
+    s.bind(6, static_cast<int64_t>(a.exchange_synced));
+    s.bind(7, a.id);
+    auto r = s.exec();
+    if (!r) return r.err();
+    return core::ok();
+  });
 }
 
 core::result<void> agreement_store::set_message_confirmed(const std::string& id) {
-  auto st = db_.cached("UPDATE agreements SET message_confirmed = 1 WHERE id = ?");
-  if (!st) return st.err();
-  (*st)->bind(1, id);
-  auto r = (*st)->exec();
-  if (!r) return r.err();
-  return core::ok();
+  return write([&]() -> core::result<void> {
+    auto st = db_.cached("UPDATE agreements SET message_confirmed = 1 WHERE id = ?");
+    if (!st) return st.err();
+    (*st)->bind(1, id);
+    auto r = (*st)->exec();
+    if (!r) return r.err();
+    return core::ok();
+  });
 }
 
 core::result<void> agreement_store::set_supersedes(const std::string& id, const std::string& supersedes) {
-  auto st = db_.cached("UPDATE agreements SET supersedes = ? WHERE id = ?");
-  if (!st) return st.err();
-  (*st)->bind_all(supersedes, id);
-  auto r = (*st)->exec();
-  if (!r) return r.err();
-  return core::ok();
+  return write([&]() -> core::result<void> {
+    auto st = db_.cached("UPDATE agreements SET supersedes = ? WHERE id = ?");
+    if (!st) return st.err();
+    (*st)->bind_all(supersedes, id);
+    auto r = (*st)->exec();
+    if (!r) return r.err();
+    return core::ok();
+  });
 }
 
 core::result<void> agreement_store::set_exchange_synced(const std::string& id) {
-  auto st = db_.cached("UPDATE agreements SET exchange_synced = 1 WHERE id = ?");
-  if (!st) return st.err();
-  (*st)->bind(1, id);
-  auto r = (*st)->exec();
-  if (!r) return r.err();
-  return core::ok();
+  return write([&]() -> core::result<void> {
+    auto st = db_.cached("UPDATE agreements SET exchange_synced = 1 WHERE id = ?");
+    if (!st) return st.err();
+    (*st)->bind(1, id);
+    auto r = (*st)->exec();
+    if (!r) return r.err();
+    return core::ok();
+  });
 }
 
 core::result<std::optional<agreement>> agreement_store::get(const std::string& id) {

@@ -2,12 +2,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/common/result.h"
 #include "core/crypto/crypto.h"
+#include "core/store/group_commit.h"
 #include "core/store/store.h"
 #include "schema/types_generated.h"
 
@@ -58,6 +60,12 @@ class agreement_store {
   static core::result<agreement_store> open(const std::filesystem::path& path);
   static core::result<agreement_store> open_memory();
 
+  // Group commit (docs/PERFORMANCE.md): every write below joins `g`'s open group (opening one)
+  // instead of committing on its own. Whoever announces a write must then wait for the group's
+  // COMMIT: agbot/group_seams.h defers the engine's messages and exchange writes. Null: each
+  // write commits at once.
+  void use_group(core::store::group_commit* g) { group_ = g; }
+
   core::result<void> insert(const agreement& a);
   // Writes state, reason, updated/deadline times and the two sync flags of `a`.
   core::result<void> update(const agreement& a);
@@ -75,7 +83,9 @@ class agreement_store {
  private:
   explicit agreement_store(core::store::database db) : db_(std::move(db)) {}
   core::result<void> init();
+  core::result<void> write(const std::function<core::result<void>()>& fn);
   core::store::database db_;
+  core::store::group_commit* group_ = nullptr;
 };
 
 }  // namespace hmq::agbot

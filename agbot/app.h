@@ -22,6 +22,9 @@ struct app_config {
   std::chrono::milliseconds retry_min{5'000};
   std::chrono::milliseconds retry_max{300'000};
   size_t max_concurrent = 256;
+  // Group commit (docs/PERFORMANCE.md): agbot.db writes sharing one transaction; 1 commits each
+  // write on its own (what every write did before group commit).
+  size_t commit_batch = 1000;
   std::string topic_prefix = "hmq/v1";
   std::string log_level = "info";
   std::filesystem::path control_socket;  // empty: no control socket

@@ -55,6 +55,11 @@ int parse_args(int argc, const char* const* argv, app_config& out) {
   app.add_option("--max-concurrent", out.max_concurrent,
                  "nodes being evaluated or awaiting a reply at once; others queue")
       ->capture_default_str();
+  app.add_option("--commit-batch", out.commit_batch,
+                 "group commit: at most this many agbot.db writes share one transaction (one fsync); "
+                 "1 commits every write on its own")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100'000}));
   app.add_option("--topic-prefix", out.topic_prefix, "MQTT topic prefix")->capture_default_str();
   app.add_option("--mqtt-user", out.mqtt_user, "broker username (default with --mqtt-token-auth: the mailbox id)");
   app.add_option("--mqtt-password-file", out.mqtt_password_file, "file whose first line is the broker password");

@@ -12,6 +12,9 @@ namespace {
 
 using fb::AgreementState;
 
+// Messages held until start() (engine::on_message); beyond this they are dropped and counted.
+constexpr size_t max_before_start = 10000;
+
 std::string node_pattern_key(const std::string& org, const std::string& id,
                              const std::string& pattern) {
   return org + "/" + id + "|" + pattern;
@@ -80,6 +83,11 @@ void engine::start() {
   started_ = true;
   if (auto r = rollout_->load(); !r) log_->error("cannot load rollouts: {}", r.err().message());
   resume();
+  // Held by on_message(): a Reply among them now finds its resumed agreement instead of being
+  // answered as if the agreement were over.
+  auto held = std::move(before_start_);
+  before_start_.clear();
+  for (const auto& m : held) on_message(m);
   hello();
   arm_verify();
 }
@@ -129,7 +137,10 @@ void engine::resume() {
                  a.deadline_ms - now);
       reply_timers_[a.id] = loop_.call_after(std::chrono::milliseconds(a.deadline_ms - now),
                                              guard([this, id = a.id] { on_timeout(id); }));
-      if (!a.message_confirmed) send_proposal(stored);
+      // Sent again even when the broker had confirmed it: the node's Reply may have reached the
+      // process that died (acknowledged to the broker, never handled). The agent answers a
+      // repeated proposal with the same Reply.
+      send_proposal(stored);
     } else {
       log_->info("agreement {} node {}: resumed as finalized", a.id, a.node());
       if (!a.message_confirmed) send_reply_ack(stored, true, nullptr);
@@ -150,6 +161,17 @@ void engine::resume() {
   resume_upgrades();
   // The reply timeout passed while we were down: cancel (201) and retry after back-off.
   for (const auto& id : expired) on_timeout(id);
+}
+
+void engine::on_reconnected() {
+  if (!started_ || !life_) return;
+  size_t n = 0;
+  for (const auto& [id, a] : live_)
+    if (a.state == AgreementState::proposed) {
+      send_proposal(a);
+      ++n;
+    }
+  if (n) log_->info("broker connection back: {} proposal(s) still waiting for a reply sent again", n);
 }
 
 void engine::retry_later(std::function<void()> fn) {
@@ -520,6 +542,14 @@ void engine::send_cancel(const agreement& a) {
 
 void engine::on_message(const core::wire::opened& m) {
   if (!life_) return;
+  if (!started_) {
+    if (before_start_.size() < max_before_start) {
+      before_start_.push_back(m);
+    } else {
+      ++stats_.dropped_before_start;  // a flood before start-up: the senders retry
+    }
+    return;
+  }
   const auto* msg = m.message();
   switch (msg->body_type()) {
     case fb::Body::Event:

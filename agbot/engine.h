@@ -52,6 +52,7 @@ struct engine_stats {
   uint64_t dropped_wrong_sender = 0;  // authenticated sender is not the agreement's node
   uint64_t dropped_unknown = 0;       // agreement id we never made
   uint64_t dropped_invalid = 0;       // malformed id, unspecified enum, missing fields
+  uint64_t dropped_before_start = 0;  // held messages beyond the bound before start()
   uint64_t nodes_not_eligible = 0;
   uint64_t prepare_failures = 0;      // service resolution or store failed
   uint64_t events = 0;
@@ -82,7 +83,13 @@ class engine {
   void stop();
 
   // Every opened message from the agbot's mailbox (Event, Reply, Cancel, AgreementVerify).
+  // Messages that arrive before start() (a persistent session delivers its queue right after
+  // CONNACK) are held (bounded) and handled once the agreements are resumed.
   void on_message(const core::wire::opened& m);
+  // The bus connected again after a loss: a broker that crashed may have lost a Proposal or the
+  // node's Reply it had acknowledged, so every proposal still waiting is sent again (the agent
+  // answers a repeated proposal with the same Reply).
+  void on_reconnected();
 
   const engine_stats& stats() const { return stats_; }
   // Operator cancel (control socket): a live agreement is cancelled with 206
@@ -193,6 +200,7 @@ class engine {
   bool patterns_loaded_ = false;
   size_t searches_pending_ = 0;
   std::vector<consider_request> early_;  // node events before the patterns were loaded
+  std::vector<core::wire::opened> before_start_;  // see on_message(); at most max_before_start
   int hello_attempts_ = 0;
   core::loop::timer_handle start_retry_;
 

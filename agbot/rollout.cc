@@ -431,9 +431,15 @@ void rollout_controller::settle(const std::string& key) {
           auto it = rollouts_.find(key);
           if (it == rollouts_.end() || it->second.state != fb::RolloutState::paused) return;
           it->second.state = fb::RolloutState::running;
+          save_rollout(it->second);  // else a restart during this batch resumes it as paused
           pump(key);
         });
       } else {
+        // Also a rollout loaded as paused: its pause timer died with the previous process
+        // (and `batches` starts at 0 again), so the next batch starts now; pump() only runs a
+        // running rollout, and a paused one would otherwise never move again.
+        r.state = fb::RolloutState::running;
+        if (prev != r.state) save_rollout(r);
         pump(key);
         return;  // pump settles again
       }

@@ -138,6 +138,15 @@ result<void> agent_store::put_agreement(const stored_agreement& a) {
   return core::ok();
 }
 
+result<void> agent_store::delete_agreement(const std::string& id) {
+  auto st = db_.cached("DELETE FROM agreements WHERE id = ?");
+  if (!st) return st.err();
+  (*st)->bind(1, id);
+  auto e = (*st)->exec();
+  if (!e) return e.err();
+  return core::ok();
+}
+
 result<std::vector<trusted_key>> agent_store::trusted_keys() {
   auto st = db_.cached("SELECT key, name, added_ms FROM trusted_keys ORDER BY added_ms, name");
   if (!st) return st.err();

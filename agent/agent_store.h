@@ -63,6 +63,7 @@ class agent_store {
   result<std::vector<stored_agreement>> agreements();
   // Insert or replace the whole row.
   result<void> put_agreement(const stored_agreement& a);
+  result<void> delete_agreement(const std::string& id);
 
   result<std::vector<trusted_key>> trusted_keys();
   result<bool> is_trusted(const crypto::public_key& k);

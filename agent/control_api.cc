@@ -215,6 +215,7 @@ json control_api::node_status() {
                      {"dropped_unrouted", s.dropped_unrouted},
                      {"dropped_busy", s.dropped_busy},
                      {"store_errors", s.store_errors},
+                     {"pruned", s.pruned},
                      {"upgrades", s.upgrades},
                      {"rollbacks", s.rollbacks}};
   if (facts_.wire_counters) out["wire"] = facts_.wire_counters();

@@ -1,6 +1,7 @@
 #include "agent/engine.h"
 
 #include <algorithm>
+#include <set>
 
 #include "agent/reasons.h"
 #include "core/log/log.h"
@@ -148,6 +149,15 @@ result<void> engine::start() {
     if (url.empty())
       if (auto it = agreements_.find(id); it != agreements_.end()) url = it->second.service_url;
     events_.add(kind, id, url, 0, message);
+    // In-place restarts count in the status report (`hmq exchange node status`).
+    auto st = service_status_.find(id);
+    if (st == service_status_.end()) return;
+    if (kind == "container_restarted") {
+      ++st->second.restarts;
+      status_changed(id, st->second.state, "");
+    } else if (kind == "container_crashed" || kind == "container_oom") {
+      status_changed(id, st->second.state, message);
+    }
   });
   // An upgrade interrupted by a restart is done again from the start (prepare, swap, verify);
   // the agreement it supersedes is not redeployed first.
@@ -694,7 +704,42 @@ bool engine::persist(const stored_agreement& a) {
     lg()->error("agreement {}: cannot persist state {}: {}", a.id, state_name(a.state), r.err().message());
     return false;
   }
+  // Pruning erases from agreements_: never under a caller that may be iterating it.
+  if (a.state == agreement_state::cancelled && !std::exchange(prune_posted_, true))
+    loop_.post([this, alive = alive_] {
+      if (!*alive) return;
+      prune_posted_ = false;
+      prune_cancelled();
+    });
   return true;
+}
+
+void engine::prune_cancelled() {
+  std::vector<std::pair<int64_t, std::string>> cancelled, eligible;
+  std::set<std::string> in_upgrade;
+  for (const auto& [id, u] : upgrading_) in_upgrade.insert({id, u.old_id});
+  const int64_t cutoff = loop_.time().now_ms() - opts_.prune_after.count();
+  for (const auto& [id, a] : agreements_) {
+    if (a.state != agreement_state::cancelled) continue;
+    cancelled.emplace_back(a.cancelled_ms, id);
+    if (a.exchange_synced && !a.cancel_unsent && a.cancelled_ms < cutoff && !in_upgrade.count(id))
+      eligible.emplace_back(a.cancelled_ms, id);
+  }
+  if (cancelled.size() <= opts_.keep_cancelled) return;
+  std::sort(eligible.begin(), eligible.end());  // oldest first
+  size_t excess = cancelled.size() - opts_.keep_cancelled;
+  for (const auto& [ms, id] : eligible) {
+    if (excess == 0) break;
+    if (auto r = store_.delete_agreement(id); !r) {
+      ++stats_.store_errors;
+      lg()->error("agreement {}: cannot prune: {}", id, r.err().message());
+      return;
+    }
+    agreements_.erase(id);
+    service_status_.erase(id);
+    ++stats_.pruned;
+    --excess;
+  }
 }
 
 void engine::send_reply(const crypto::public_key& to, const std::string& id, bool accept, uint16_t reason,
@@ -812,6 +857,8 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
   lg()->info("agreement {}: upgrade of {} from {} to {} (replaces agreement {}): fetching the new images first", id,
              to.service_url, from.service_version, to.service_version, old_id);
   upgrading_[id].old_id = old_id;
+  record("upgrade_started", id, 0,
+         from.service_version + " -> " + to.service_version + ", replaces agreement " + old_id);
   rt_.prepare(*w, [this, id, alive = alive_](result<void> r) {
     if (!*alive) return;
     auto u = upgrading_.find(id);
@@ -839,6 +886,8 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
           return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
         }
         lg()->info("agreement {}: new version running, verifying for {} ms", id, opts_.upgrade_verify_window.count());
+        record("upgrade_swapped", id, 0,
+               "new version running, verifying for " + std::to_string(opts_.upgrade_verify_window.count()) + " ms");
         u->second.verify = loop_.call_after(opts_.upgrade_verify_window, [this, id, alive] {
           if (*alive) upgrade_verified(id);
         });
@@ -856,6 +905,7 @@ void engine::rollback(const std::string& id, uint16_t reason, std::string messag
   auto old = agreements_.find(st.old_id);
   lg()->warn("agreement {}: upgrade failed with {} ({}); restoring agreement {} ({})", id, reason, reason_text(reason),
              st.old_id, old != agreements_.end() ? old->second.service_version : std::string("?"));
+  record("upgrade_rolled_back", id, reason, "agreement " + st.old_id + " restored: " + message);
   cancel_local(id, reason, "upgrade failed, previous version restored: " + message, notify_agbot, st.swapped);
   if (st.swapped && old != agreements_.end() && old->second.state == agreement_state::finalized) deploy(st.old_id);
   rt_.retain_images(st.old_id, false);
@@ -871,6 +921,7 @@ void engine::upgrade_verified(const std::string& id) {
   ++stats_.upgrades;
   lg()->info("agreement {}: upgrade verified, {} {} runs; agreement {} is superseded", id, it->second.service_url,
              it->second.service_version, old_id);
+  record("upgrade_verified", id, 0, it->second.service_version + " verified, supersedes agreement " + old_id);
   // The agbot takes Cancel 210 of the old agreement as "upgrade done" (docs/protocol.md).
   cancel_local(old_id, reason_code(fb::CancelReason::ab_upgrade_superseded), "superseded by agreement " + id, true,
                false);

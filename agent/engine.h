@@ -57,6 +57,12 @@ struct engine_options {
   // without failing before the old agreement is given up; a failure inside it restores the old
   // version (docs/agent.md "Upgrades").
   std::chrono::milliseconds upgrade_verify_window{std::chrono::seconds(30)};
+  // Cancelled agreements are history (`hmq agreement list`); the newest keep_cancelled stay,
+  // older ones are deleted from agent.db once the exchange knows of the cancel and the cancel
+  // is older than prune_after (far beyond the envelope's skew window, so a re-delivered old
+  // Proposal is refused by the codec, not re-accepted). The event log keeps their story.
+  size_t keep_cancelled = 100;
+  std::chrono::milliseconds prune_after{std::chrono::hours(1)};
 };
 
 // Every drop is counted here (and logged); tests assert on these, not on log text.
@@ -75,6 +81,7 @@ struct engine_counters {
   uint64_t dropped_busy = 0;        // too many proposals awaiting their agbot key lookup
   uint64_t agbot_key_lookups = 0;   // GetPublicKey calls for a proposing agbot (cache misses)
   uint64_t store_errors = 0;
+  uint64_t pruned = 0;              // old cancelled agreements deleted from agent.db (keep_cancelled)
   uint64_t upgrades = 0;            // swaps verified: the new version replaced the old one
   uint64_t rollbacks = 0;           // swaps undone: the previous version was restored
 };
@@ -132,6 +139,7 @@ class engine {
   void sync_exchange(const std::string& id);
   void schedule_resync();
   bool persist(const stored_agreement& a);
+  void prune_cancelled();
 
   void send_reply(const crypto::public_key& to, const std::string& id, bool accept, uint16_t reason,
                   const std::string& message);
@@ -158,6 +166,7 @@ class engine {
   std::map<std::string, cached_key> agbot_keys_;
   void remember_agbot_key(const std::string& name, const crypto::public_key& k);
   core::loop::timer_handle resync_timer_;
+  bool prune_posted_ = false;
   event_log events_;
   // Status report (`hmq exchange node status`): per agreement what the runtime last said.
   struct service_status {

@@ -10,8 +10,6 @@ auto lg() {
   return l;
 }
 
-constexpr uint16_t heartbeat_alias = 1;
-
 }  // namespace
 
 core::result<uint64_t> counter_reservation::next() {
@@ -48,7 +46,20 @@ heartbeat_sender::heartbeat_sender(core::loop::scheduler& loop, core::store::dat
                                    const core::crypto::secret& node_sk, std::string mailbox,
                                    core::bus::topics topics, body_fn body, heartbeat_options o)
     : loop_(loop),
-      counters_(db, o.reserve_block),
+      owned_counters_(std::make_unique<counter_reservation>(db, o.reserve_block)),
+      counters_(*owned_counters_),
+      key_(core::crypto::precompute(exchange_key, node_sk)),
+      mailbox_(std::move(mailbox)),
+      topics_(std::move(topics)),
+      body_(std::move(body)),
+      opts_(o) {}
+
+heartbeat_sender::heartbeat_sender(core::loop::scheduler& loop, counter_source& counters,
+                                   const core::crypto::public_key& exchange_key,
+                                   const core::crypto::secret& node_sk, std::string mailbox,
+                                   core::bus::topics topics, body_fn body, heartbeat_options o)
+    : loop_(loop),
+      counters_(counters),
       key_(core::crypto::precompute(exchange_key, node_sk)),
       mailbox_(std::move(mailbox)),
       topics_(std::move(topics)),
@@ -74,7 +85,7 @@ void heartbeat_sender::start(core::bus::client& c) {
   c.on_connection_change([this, alive = alive_](bool up) {
     if (*alive) on_connection(up);
   });
-  arm();
+  arm(opts_.first_beat.value_or(opts_.interval));
 }
 
 void heartbeat_sender::stop() {
@@ -82,17 +93,23 @@ void heartbeat_sender::stop() {
   timer_.cancel();
 }
 
-void heartbeat_sender::arm() {
-  timer_ = loop_.call_after(opts_.interval, [this, alive = alive_] {
+void heartbeat_sender::arm(std::chrono::milliseconds after) {
+  timer_ = loop_.call_after(after, [this, alive = alive_] {
     if (!*alive) return;
     beat();
-    arm();
+    arm(opts_.interval);
   });
 }
 
 void heartbeat_sender::on_connection(bool up) {
   alias_sent_ = false;  // topic aliases live as long as one connection
   if (!client_) return;
+  if (!opts_.presence) {
+    // A shared connection: no will and no online frame of our own, but the heartbeat right away
+    // as below, so the exchange sees the node back without waiting an interval.
+    if (up) beat();
+    return;
+  }
   if (!up) {
     // The next connection gets a will with a new counter: the exchange takes each offline frame
     // once, so re-using the old one would read as a replay.
@@ -140,8 +157,8 @@ void heartbeat_sender::beat() {
   const int64_t now = loop_.time().now_ms();
   if (last_beat_ms_ != 0 && now - last_beat_ms_ > opts_.interval.count() * 3 / 2) alias_sent_ = false;
   last_beat_ms_ = now;
-  if (client_->topic_alias_maximum() >= heartbeat_alias) {
-    o.topic_alias = heartbeat_alias;
+  if (opts_.topic_alias != 0 && client_->topic_alias_maximum() >= opts_.topic_alias) {
+    o.topic_alias = opts_.topic_alias;
     if (alias_sent_) topic.clear();  // the broker maps alias 1 to the topic already
     alias_sent_ = true;
   }

@@ -205,6 +205,10 @@ class memory_runtime final : public runtime {
     return true;
   }
 
+  // Reports a runtime event (container_restarted, ...) as the Docker runtime would.
+  void report(const std::string& agreement_id, std::string_view kind, const std::string& message) {
+    if (event_) event_(agreement_id, kind, "", message);
+  }
   bool running(const std::string& id) const { return running_.count(id) != 0; }
   size_t running_count() const { return running_.size(); }
   const std::map<std::string, workload>& workloads() const { return running_; }

@@ -8,7 +8,9 @@
 // The exchange runs with --hash-strength minimum (the fixture's setting): creating 10,000 nodes
 // would otherwise be 10,000 Argon2id hashes, a set-up cost that is not what this measures.
 //
-// Usage: fleet_bench [sizes=1000,10000]
+// Usage: fleet_bench [sizes=1000,10000] [--commit-batch N]
+//   --commit-batch passes the flag to hmq-exchange and hmq-agbot: 1 turns group commit off (one
+//   transaction and one fsync per write, the behaviour before docs/PERFORMANCE.md's fix).
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -36,10 +38,14 @@ long rss_kb(int pid) {
   return -1;
 }
 
+std::vector<std::string> commit_args;
+
 int run_fleet(size_t n) {
   hmq::test::fleet_options fo;
   fo.agents = 0;
   fo.log_level = "warn";
+  fo.exchange_args = commit_args;
+  fo.agbot_args = commit_args;
   std::fprintf(stderr, "fleet_bench: %zu nodes: starting broker, exchange, agbot\n", n);
   hmq::test::fleet f(fo);
   if (!f.agbot_running()) {
@@ -65,6 +71,7 @@ int run_fleet(size_t n) {
   json fig{{"name", "fleet_convergence_" + std::to_string(n)},
            {"what", "hmq-fleetsim: N nodes register at once; one broker, one exchange, one agbot"},
            {"nodes", n},
+           {"commit_batch", commit_args.empty() ? std::string("default") : commit_args[1]},
            {"agreed", s["agreed"]},
            {"time_to_all_agreed_s", s.value("time_to_all_agreed_s", -1.0)},
            {"time_to_all_registered_s", s.value("time_to_all_registered_s", -1.0)},
@@ -105,6 +112,11 @@ int agent_rss() {
 int main(int argc, char** argv) {
   hmq::core::log::set_level("warn");
   std::vector<size_t> sizes{1000, 10000};
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--commit-batch") {
+      commit_args = {"--commit-batch", argv[i + 1]};
+      argc = i;  // sizes come before the flag
+    }
   if (argc > 1) {
     sizes.clear();
     std::stringstream ss(argv[1]);

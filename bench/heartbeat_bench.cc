@@ -5,6 +5,12 @@
 // The nodes are written straight into the exchange's store before it starts (registration is
 // not what is measured); one bus client then publishes each node's sealed heartbeat frame once a
 // second, spread evenly over the second, exactly as an agent would (minus the topic alias).
+// Frames come from the one codec (core/wire/heartbeat.h).
+//
+// Not on hmq-fleetsim (which sends the agent's real heartbeats now, --heartbeat-interval): the
+// fleetsim needs the agbot, 1,000 registrations and agreements first, whose load would have to be
+// waited out before the exchange's heartbeat CPU could be measured alone; here the nodes exist in
+// the store before the exchange starts and nothing else runs.
 #include <signal.h>
 #include <unistd.h>
 

@@ -58,13 +58,20 @@ done
 [ -n "$series" ] && plot idle_bytes "set title 'Idle hmq-agent behind a 64 kbit/s, 5 % loss link: cumulative bytes on the wire'; \
   set xlabel 'minutes'; set ylabel 'bytes (rx + tx frames)'; set key left top; plot $series"
 
-# Hooks for benchmarks still to land: a rollout bench writes rollout.dat (seconds, nodes on the
-# new version) and a heartbeat bench heartbeat_bytes.dat (interval s, bytes per heartbeat on the
-# wire); their plots appear once the data does.
-if [ -e "$out/rollout.dat" ]; then
-  plot rollout_progress "set title 'Rollout progress'; set xlabel 'seconds since pattern update'; \
-    set ylabel 'nodes on the new version'; plot '$out/rollout.dat' using 1:2 with lines lw 2 notitle"
-fi
+# Rollout progress over time (rollout_bench --sim N): rollout_progress_<N>.dat has
+# seconds since the pattern publish, then upgraded, in progress, failed, rolled back, pending
+# nodes of the target version, one row per status the agbot published.
+for f in "$out"/rollout_progress_*.dat; do
+  [ -e "$f" ] || continue
+  n=$(basename "$f" .dat); n=${n#rollout_progress_}
+  title=$(sed -n '1s/^# //p' "$f")
+  plot rollout_progress "set title 'Rollout progress: ${title}'; set xlabel 'seconds since the pattern update'; \
+    set ylabel 'nodes'; set key center right; set yrange [0:*]; \
+    plot '$f' using 1:2 with steps lw 2 title 'upgraded', '$f' using 1:3 with steps lw 2 title 'in progress', \
+      '$f' using 1:4 with steps lw 2 title 'failed', '$f' using 1:6 with steps lw 1 dt 2 title 'pending'"
+done
+# A heartbeat bench writes heartbeat_bytes.dat (interval s, bytes per heartbeat on the wire); its
+# plot appears once the data does.
 if [ -e "$out/heartbeat_bytes.dat" ]; then
   plot heartbeat_bytes "set title 'Heartbeat bytes on the wire'; set xlabel 'heartbeat interval (s)'; \
     set ylabel 'bytes per node per day'; set logscale y; plot '$out/heartbeat_bytes.dat' using 1:2 with linespoints lw 2 notitle"

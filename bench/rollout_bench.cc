@@ -16,13 +16,19 @@
 // exiting 0 (the agbot published "complete"; it coalesces its status to one write per 200 ms, so
 // the figure is up to ~0.4 s late), and the fleetsim's version census must then show all N nodes on
 // 1.1.0 and nothing else.
-// Prints one `BENCH_JSON {...}` line (scripts/bench.sh).
+// Prints one `BENCH_JSON {...}` line (scripts/bench.sh). With --sim it also writes the rollout's
+// progress over time to bench/results/rollout_progress_<N>.{json,dat} (under the working
+// directory, or $HMQ_BENCH_RESULTS): every status the agbot published, as `hmq rollout status
+// --watch -o json` saw it, at its updatedMs relative to the pattern publish; bench/plot.sh draws
+// docs' rollout_progress.png from it.
 #include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -64,6 +70,81 @@ json last_json_line(const std::string& text) {
   return j;
 }
 
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One point of the progress series: the target version's counts in one published status.
+struct progress_point {
+  double t_s = 0;  // since the pattern publish
+  uint64_t upgraded = 0, in_progress = 0, failed = 0, rolled_back = 0, pending = 0;
+  std::string state;
+};
+
+// The series from `hmq rollout status --watch -o json` output: one JSON array per line, printed
+// whenever the status changed. The time is the agbot's updatedMs (its wall clock, this machine).
+std::vector<progress_point> progress_series(const std::string& watch_out, const std::string& target,
+                                            int64_t t0_wall_ms) {
+  std::vector<progress_point> v{progress_point{}};
+  std::stringstream ss(watch_out);
+  std::string line;
+  while (std::getline(ss, line)) {
+    if (line.empty() || line[0] != '[') continue;
+    json a = json::parse(line, nullptr, false);
+    if (!a.is_array()) continue;
+    for (const auto& r : a) {
+      if (r.value("targetVersion", std::string{}) != target) continue;
+      progress_point p;
+      p.t_s = static_cast<double>(r.value("updatedMs", int64_t{0}) - t0_wall_ms) / 1000.0;
+      p.state = r.value("state", std::string{});
+      for (const auto& ver : r.value("versions", json::array())) {
+        if (ver.value("version", std::string{}) != target) continue;
+        p.upgraded = ver.value("upgraded", uint64_t{0});
+        p.in_progress = ver.value("inProgress", uint64_t{0});
+        p.failed = ver.value("failed", uint64_t{0});
+        p.rolled_back = ver.value("rolledBack", uint64_t{0});
+        p.pending = ver.value("pending", uint64_t{0});
+      }
+      if (p.t_s >= v.back().t_s) v.push_back(p);
+    }
+  }
+  return v;
+}
+
+void write_series(const std::vector<progress_point>& v, size_t nodes, unsigned in_flight, double window_s) {
+  namespace fs = std::filesystem;
+  const char* env = std::getenv("HMQ_BENCH_RESULTS");
+  fs::path dir = env && *env ? fs::path(env) : fs::path("bench/results");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) dir = ".";
+  const std::string stem = "rollout_progress_" + std::to_string(nodes);
+  json pts = json::array();
+  std::ofstream dat(dir / (stem + ".dat"));
+  dat << "# rollout of 1.1.0 to " << nodes << " simulated nodes, max in flight " << in_flight << ", verify window "
+      << window_s << " s\n# seconds upgraded in_progress failed rolled_back pending\n";
+  for (const auto& p : v) {
+    dat << p.t_s << " " << p.upgraded << " " << p.in_progress << " " << p.failed << " " << p.rolled_back << " "
+        << p.pending << "\n";
+    pts.push_back({{"t_s", p.t_s},
+                   {"upgraded", p.upgraded},
+                   {"in_progress", p.in_progress},
+                   {"failed", p.failed},
+                   {"rolled_back", p.rolled_back},
+                   {"pending", p.pending},
+                   {"state", p.state}});
+  }
+  std::ofstream(dir / (stem + ".json")) << json{{"nodes", nodes},
+                                                {"max_in_flight", in_flight},
+                                                {"verify_window_s", window_s},
+                                                {"target_version", "1.1.0"},
+                                                {"series", pts}}
+                                               .dump(1)
+                                        << "\n";
+  std::fprintf(stderr, "rollout progress series (%zu points) in %s/%s.{dat,json}\n", v.size(), dir.c_str(),
+               stem.c_str());
+}
+
 int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
   hmq::test::fleet_options o;
   o.agents = 0;
@@ -98,6 +179,7 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
 
   f.publish_service_version("1.1.0");
   const auto t0 = clk::now();
+  const int64_t t0_wall = wall_ms();
   f.publish_pattern_versions({"1.1.0", "1.0.0"}, in_flight, 0, 0);
   const double publish_s = std::chrono::duration<double>(clk::now() - t0).count();
   auto watch = hmq::test::run_command({hmq::test::hmq_binary(), "rollout", "status", o.org + "/" + o.pattern,
@@ -120,6 +202,8 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
                  sim_text.c_str(), f.logs().c_str());
     return 1;
   }
+  const auto series = progress_series(watch.out, "1.1.0", t0_wall);
+  write_series(series, nodes, in_flight, std::atof(window.c_str()));
   const json versions = summary.is_object() ? summary.value("running_versions", json::object()) : json::object();
   const bool all_on_target = versions == json{{"1.1.0", nodes}};
   const double floor_s = std::ceil(double(nodes) / in_flight) * std::atof(window.c_str());
@@ -141,7 +225,9 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
            {"running_versions", versions},
            {"upgrades", summary.is_object() ? summary["engine"].value("upgrades", 0) : 0},
            {"rollbacks", summary.is_object() ? summary["engine"].value("rollbacks", 0) : 0},
-           {"sim_rss_kb", summary.is_object() ? summary.value("rss_kb", 0) : 0}};
+           {"sim_rss_kb", summary.is_object() ? summary.value("rss_kb", 0) : 0},
+           {"progress_points", series.size()},
+           {"progress_series", "rollout_progress_" + std::to_string(nodes) + ".json"}};
   std::printf("BENCH_JSON %s\n", fig.dump().c_str());
   std::fflush(stdout);
   if (!all_on_target) {

@@ -1,4 +1,5 @@
 #include "cli/agent_commands.h"
+#include "cli/format.h"
 
 #include <ctime>
 #include <fstream>
@@ -81,31 +82,6 @@ json ask(const std::string& socket, const json& req, std::ostream& err,
   }
   if (!(*r)["ok"].get<bool>()) die(err, (*r).value("error", std::string("request failed")), exit_refused);
   return std::move(*r);
-}
-
-std::string when(int64_t ms) {
-  if (ms <= 0) return "-";
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::ostringstream o;
-  o << std::put_time(&tm, "%Y-%m-%d %H:%M:%SZ");
-  return o.str();
-}
-
-// Left-aligned columns sized to their widest cell.
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-  if (rows.empty()) return;
-  std::vector<size_t> w(rows[0].size(), 0);
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size(); ++i) {
-      out << r[i];
-      if (i + 1 < r.size()) out << std::string(w[i] - r[i].size() + 2, ' ');
-    }
-    out << "\n";
-  }
 }
 
 std::string text(const json& j, const char* k) {
@@ -193,8 +169,8 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err, def
         if (a.value("reason", 0) != 0) reason = std::to_string(a.value("reason", 0)) + " " + text(a, "reason_text");
         const json& svc = a.contains("service") ? a["service"] : json::object();
         rows.push_back({text(a, "id"), text(a, "state"), reason, text(svc, "url") + "@" + text(svc, "version"),
-                        text(a, "agbot"), when(a.value("accepted_ms", int64_t{0})),
-                        when(a.value("finalized_ms", int64_t{0})), when(a.value("cancelled_ms", int64_t{0}))});
+                        text(a, "agbot"), utc_time(a.value("accepted_ms", int64_t{0})),
+                        utc_time(a.value("finalized_ms", int64_t{0})), utc_time(a.value("cancelled_ms", int64_t{0}))});
       }
       if (rows.size() == 1) {
         out << "no agreements\n";
@@ -230,7 +206,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err, def
       for (const auto& e : list) {
         std::string reason = "-";
         if (e.value("reason", 0) != 0) reason = std::to_string(e.value("reason", 0)) + " " + text(e, "reason_text");
-        rows.push_back({when(e.value("time_ms", int64_t{0})), text(e, "kind"), text(e, "agreement"),
+        rows.push_back({utc_time(e.value("time_ms", int64_t{0})), text(e, "kind"), text(e, "agreement"),
                         text(e, "service"), reason, text(e, "message")});
       }
       if (rows.size() == 1) {
@@ -260,7 +236,7 @@ void add_agent_commands(CLI::App& app, std::ostream& out, std::ostream& err, def
         rows.push_back({"node:", text(r, "node") + (r.value("confirmed", false) ? "" : " (waiting for the exchange)")});
         rows.push_back({"pattern:", text(r, "pattern")});
         rows.push_back({"arch:", text(r, "arch")});
-        rows.push_back({"registered:", when(r.value("registered_ms", int64_t{0}))});
+        rows.push_back({"registered:", utc_time(r.value("registered_ms", int64_t{0}))});
       } else {
         rows.push_back({"node:", "not registered"});
       }
@@ -333,8 +309,8 @@ void add_agbot_commands(CLI::App& app, std::ostream& out, std::ostream& err, def
         if (a.contains("node_reason"))
           reason += " (node: " + text(a, "node_reason") + " " + text(a, "node_reason_text") + ")";
         rows.push_back({text(a, "id"), text(a, "node"), text(a, "state"), reason, text(a, "pattern"),
-                        text(a, "service") + "@" + text(a, "version"), when(a.value("created_ms", int64_t{0})),
-                        when(a.value("updated_ms", int64_t{0}))});
+                        text(a, "service") + "@" + text(a, "version"), utc_time(a.value("created_ms", int64_t{0})),
+                        utc_time(a.value("updated_ms", int64_t{0}))});
       }
       if (rows.size() == 1) {
         out << "no agreements\n";

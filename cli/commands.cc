@@ -13,6 +13,8 @@
 #include <sstream>
 #include <iostream>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/agent_commands.h"
+#include "cli/format.h"
 #include "cli/horizon_json.h"
 #include "cli/registry.h"
 #include "cli/rollout_view.h"
@@ -82,6 +85,15 @@ void must(result<void> r) {
   if (!r) throw to_failure(r.err());
 }
 [[noreturn]] void usage_error(std::string msg) { throw failure{exit_usage, std::move(msg)}; }
+
+// "id:token" of `node create` / `agbot create`: both parts non-empty.
+std::pair<std::string, std::string> split_id_token(const std::string& s, std::string_view command,
+                                                   std::string_view what) {
+  auto colon = s.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size())
+    usage_error(std::string(command) + ": expected " + std::string(what) + ":token");
+  return {s.substr(0, colon), s.substr(colon + 1)};
+}
 
 std::string env_or(const char* name, std::string fallback) {
   const char* v = std::getenv(name);
@@ -224,21 +236,11 @@ class session {
 
 void print_table(std::ostream& out, const std::vector<std::string>& head,
                  const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w(head.size());
-  for (size_t i = 0; i < head.size(); ++i) w[i] = head[i].size();
-  for (const auto& r : rows) {
-    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());
-  }
-  auto line = [&](const std::vector<std::string>& r) {
-    std::string s;
-    for (size_t i = 0; i < r.size(); ++i) {
-      s += r[i];
-      if (i + 1 < r.size()) s += std::string(w[i] - r[i].size() + 2, ' ');
-    }
-    out << s << "\n";
-  };
-  line(head);
-  for (const auto& r : rows) line(r);
+  std::vector<std::vector<std::string>> all;
+  all.reserve(rows.size() + 1);
+  all.push_back(head);
+  all.insert(all.end(), rows.begin(), rows.end());
+  ::hmq::cli::print_table(out, all);
 }
 
 void print_fields(std::ostream& out, const std::vector<std::pair<std::string, std::string>>& fields) {
@@ -251,16 +253,6 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
   return s;
-}
-
-std::string utc_time(int64_t ms) {
-  if (ms <= 0) return "-";
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::ostringstream o;
-  o << std::put_time(&tm, "%Y-%m-%d %H:%M:%SZ");
-  return o.str();
 }
 
 json agreement_record_json(const fb::AgreementRecordT& r) {
@@ -709,14 +701,9 @@ void cli_app::build(CLI::App& app) {
                   "identity now so the agent can connect before registering (docs/security.md)");
     c->callback([=, this] {
       action_ = [=, this] {
-        auto colon = id_tok->find(':');
-        if (colon == std::string::npos || colon == 0 || colon + 1 == id_tok->size()) {
-          usage_error("node create: expected node:token");
-        }
         fb::NodeT n;
         n.org = target_org();
-        n.id = id_tok->substr(0, colon);
-        n.token = id_tok->substr(colon + 1);
+        std::tie(n.id, n.token) = split_id_token(*id_tok, "node create", "node");
         n.name = name->empty() ? n.id : *name;
         n.arch = *arch;
         n.mailbox = *mailbox;
@@ -838,14 +825,9 @@ void cli_app::build(CLI::App& app) {
     c->add_option("--mailbox", *mailbox, "The agbot's mailbox id: provisions its broker identity now");
     c->callback([=, this] {
       action_ = [=, this] {
-        auto colon = id_tok->find(':');
-        if (colon == std::string::npos || colon == 0 || colon + 1 == id_tok->size()) {
-          usage_error("agbot create: expected agbot:token");
-        }
         fb::AgbotT ab;
         ab.org = target_org();
-        ab.id = id_tok->substr(0, colon);
-        ab.token = id_tok->substr(colon + 1);
+        std::tie(ab.id, ab.token) = split_id_token(*id_tok, "agbot create", "agbot");
         ab.name = name->empty() ? ab.id : *name;
         ab.mailbox = *mailbox;
         fb::ResourceUnion r;

@@ -12,6 +12,7 @@
 #include "core/bus/topics.h"
 #include "core/log/log.h"
 #include "core/loop/loop.h"
+#include "core/store/group_commit.h"
 #include "core/wire/codec.h"
 #include "exchange/broker_admin.h"
 #include "exchange/db.h"
@@ -64,6 +65,16 @@ void add_flags(CLI::App& cli, app_options& o) {
   cli.add_flag("--provision-broker", o.provision_broker,
                "Create a broker client (dynamic security) for each node and agbot created or registered, "
                "delete it with the node/agbot; needs the broker admin identity");
+  cli.add_option("--commit-batch", o.commit_batch,
+                 "Group commit: at most this many requests share one store transaction (one fsync); "
+                 "1 commits every request on its own")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000));
+  cli.add_option("--commit-delay", o.commit_delay_ms,
+                 "Group commit: milliseconds after which an open group is committed at the next request "
+                 "(a group is committed anyway once the requests queued with it are handled)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000));
   cli.add_option("--rpc-rate", o.rpc_rate,
                  "Requests a second one sender key may make (token bucket); 0 = no limit")
       ->capture_default_str();
@@ -140,6 +151,12 @@ int run(const app_options& o) {
   wire::codec codec(*keys, loop.time());
   bus::messenger messenger(loop, client, codec, topics);
   event_publisher events(messenger, *store, loop.time());
+  // Group commit (docs/PERFORMANCE.md): the writes of every request handled in one loop turn go
+  // into one transaction; responses and events wait for its COMMIT.
+  core::store::group_commit batch(store->sql(), loop,
+                                  {.max_requests = static_cast<size_t>(o.commit_batch),
+                                   .max_delay = std::chrono::milliseconds(o.commit_delay_ms)});
+  events.group_deletes(&batch);
 
   heartbeat_tracker hb(*store, *keys, loop.time());
   if (auto r = hb.load(); !r) {
@@ -164,6 +181,9 @@ int run(const app_options& o) {
   core::loop::timer_handle flush_timer;
   std::function<void()> arm_flush = [&] {
     flush_timer = loop.call_after(std::chrono::milliseconds(o.heartbeat_flush_ms), [&] {
+      // The heartbeat flush publishes its events right after its own transaction: it must not
+      // run inside an open group (they would go out before the group's COMMIT).
+      (void)batch.flush();
       if (auto evs = hb.flush(); evs) events.publish(*evs);
       arm_flush();
     });
@@ -181,6 +201,7 @@ int run(const app_options& o) {
   };
 
   uint64_t served = 0;
+  uint64_t failed_groups_logged = 0;
   messenger.on(wire::fb::Body::RpcRequest, [&](const wire::opened& m) {
     const auto* msg = m.message();
     const auto* req = msg->body_as_RpcRequest();
@@ -188,33 +209,39 @@ int run(const app_options& o) {
       log->warn("dropped an RPC request without a reply mailbox");
       return;
     }
-    auto out = svc.handle(m.sender, *req);
-    // Node status: the liveness view lives in the heartbeat tracker (fresher than the store).
-    if (req->op_type() == wire::fb::RpcOp::GetNodeStatus &&
-        out.response.status == wire::fb::RpcStatus::ok) {
-      if (auto* ns = out.response.result.AsNodeStatus()) {
-        if (auto v = hb.node(ns->node_org, ns->node_id)) {
-          ns->online = v->online;
-          ns->running_agreements = v->running_agreements;
-          ns->last_heartbeat_ms = std::max(ns->last_heartbeat_ms, v->last_heartbeat_ms);
+    const auto op = req->op_type();
+    handle_in_group(svc, batch, m.sender, *req, [&, m, op](outcome& out) {
+      if (out.response.status == wire::fb::RpcStatus::internal &&
+          batch.stats().failed_groups != failed_groups_logged) {
+        // Nothing of this request's group is stored; every caller of it is told (and may retry).
+        failed_groups_logged = batch.stats().failed_groups;
+        log->error("store commit failed, every request of the group refused: {}",
+                   out.response.error_message);
+      }
+      // Node status: the liveness view lives in the heartbeat tracker (fresher than the store).
+      if (op == wire::fb::RpcOp::GetNodeStatus && out.response.status == wire::fb::RpcStatus::ok) {
+        if (auto* ns = out.response.result.AsNodeStatus()) {
+          if (auto v = hb.node(ns->node_org, ns->node_id)) {
+            ns->online = v->online;
+            ns->running_agreements = v->running_agreements;
+            ns->last_heartbeat_ms = std::max(ns->last_heartbeat_ms, v->last_heartbeat_ms);
+          }
         }
       }
-    }
-    // Broker identities first: the broker handles our publishes in order, so a caller told "ok"
-    // (node created) finds the broker client in place.
-    if (o.provision_broker) admin.apply(out.broker);
-    // handle() has committed (or refused) before we answer: an acknowledged write is durable.
-    messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
-      return wire::fb::RpcResponse::Pack(b, &out.response).Union();
+      // Broker identities first: the broker handles our publishes in order, so a caller told
+      // "ok" (node created) finds the broker client in place.
+      if (o.provision_broker) admin.apply(out.broker);
+      // We are after the group's COMMIT (or its failure): an acknowledged write is durable.
+      messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
+        return wire::fb::RpcResponse::Pack(b, &out.response).Union();
+      });
+      events.publish(out.events);
+      if (op == wire::fb::RpcOp::RegisterNode || op == wire::fb::RpcOp::UnregisterNode)
+        hb.forget(crypto::mailbox_id(m.sender));
+      ++served;
+      if (out.response.status != wire::fb::RpcStatus::ok)
+        log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(op), out.response.error_message);
     });
-    events.publish(out.events);
-    if (req->op_type() == wire::fb::RpcOp::RegisterNode ||
-        req->op_type() == wire::fb::RpcOp::UnregisterNode)
-      hb.forget(crypto::mailbox_id(m.sender));
-    ++served;
-    if (out.response.status != wire::fb::RpcStatus::ok)
-      log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(req->op_type()),
-                 out.response.error_message);
   });
   messenger.listen(topics.rpc_shared());
   // Flood defence before any password hash is checked: per authenticated sender key. The first
@@ -242,6 +269,7 @@ int run(const app_options& o) {
     if (std::exchange(stopping, true)) return;
     flush_timer.cancel();
     stats_timer.cancel();
+    (void)batch.flush();
     if (auto evs = hb.flush(); evs) events.publish(*evs);
     log_hb_stats();
     messenger.stop();
@@ -249,6 +277,10 @@ int run(const app_options& o) {
     loop.stop();
   };
   loop.on_signals([&](int sig) {
+    const auto& gs = batch.stats();
+    log->info("group commit: {} requests in {} groups (largest {}), {} failed groups, {} ungrouped; "
+              "{} store commits in all",
+              gs.requests, gs.groups, gs.largest, gs.failed_groups, gs.ungrouped, store->sql().commits());
     log->info("signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} oversize, {} "
               "rejected envelopes; {} identity mismatches; broker admin {} sent, {} failed",
               sig, served, messenger.dropped_rate_limited(), rate_limited_answers, messenger.dropped_oversize(),
@@ -272,6 +304,7 @@ int run(const app_options& o) {
                    mailbox.c_str());
       std::fflush(stderr);
       log->info("serving {} as {}", topics.rpc_shared(), mailbox);
+      (void)batch.flush();  // the outbox must not show rows of a group not yet committed
       events.publish_pending();
     }
   };

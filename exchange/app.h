@@ -30,6 +30,10 @@ struct app_options {
   std::filesystem::path ca_file;
   // Create/delete a broker client for every node and agbot (needs the admin identity).
   bool provision_broker = false;
+  // Group commit (docs/PERFORMANCE.md): requests sharing one transaction, and the age after
+  // which an open group is committed at the next request.
+  int commit_batch = 1000;
+  int commit_delay_ms = 20;
   // Per-sender RPC rate limit: requests a second and burst; 0 turns it off.
   double rpc_rate = 1000;
   double rpc_burst = 20000;

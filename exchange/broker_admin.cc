@@ -1,5 +1,6 @@
 #include "exchange/broker_admin.h"
 
+#include "core/crypto/crypto.h"
 #include "core/log/log.h"
 
 namespace hmq::exchange {
@@ -13,6 +14,12 @@ const std::shared_ptr<spdlog::logger>& logger() {
 }
 
 std::string own_role(const std::string& user) { return "hmq-mb-" + user; }
+
+std::vector<uint8_t> fingerprint(fb::AuthKind kind, const std::string& password) {
+  std::string in = std::to_string(static_cast<int>(kind)) + ":" + password;
+  auto h = core::crypto::generic_hash({reinterpret_cast<const uint8_t*>(in.data()), in.size()}, 16);
+  return {h.begin(), h.end()};
+}
 
 json acl(const char* type, std::string topic) {
   return {{"acltype", type}, {"topic", std::move(topic)}, {"allow", true}};
@@ -76,7 +83,24 @@ void broker_admin::start() {
                     });
 }
 
-void broker_admin::apply(const std::vector<broker_change>& changes) {
+void broker_admin::apply(const std::vector<broker_change>& all) {
+  std::vector<broker_change> changes;
+  for (const auto& c : all) {
+    if (c.what == broker_change::action::remove) {
+      applied_.erase(c.username);
+    } else if (c.what == broker_change::action::ensure) {
+      auto f = fingerprint(c.kind, c.password);
+      auto [it, fresh] = applied_.try_emplace(c.username, f);
+      if (!fresh && it->second == f) {
+        ++unchanged_;
+        continue;
+      }
+      it->second = std::move(f);
+    } else {
+      applied_.erase(c.username);  // the next ensure is sent again
+    }
+    changes.push_back(c);
+  }
   if (changes.empty()) return;
   json cmds = dynsec_commands(changes, prefix_);
   std::string text = cmds.dump();

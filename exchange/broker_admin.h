@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,10 @@
 // on .../response; errors other than "already exists"/"not found" are logged and counted.
 //
 // Lifecycle: construct, start() (subscribes to the responses) before the client connects; then
-// apply() from the loop thread. Publishing before the RPC response keeps the order: the broker
+// apply() from the loop thread. An ensure identical to one this process already sent (same
+// kind and password; every RegisterNode / AgbotHello asks again) is skipped: dynsec disconnects
+// a client whose password or roles are set, even to the same values. After an exchange restart
+// the first ensure of each identity is sent again (one reconnect of that client). Publishing before the RPC response keeps the order: the broker
 // handles one connection's messages in order, so the identity exists when the caller hears "ok".
 namespace hmq::exchange {
 
@@ -40,14 +44,18 @@ class broker_admin {
 
   uint64_t sent() const { return sent_; }
   uint64_t failed() const { return failed_; }
+  uint64_t unchanged() const { return unchanged_; }
 
  private:
   void on_response(const core::bus::inbound& in);
 
   core::bus::client& client_;
   std::string prefix_;
+  // username -> BLAKE2b(kind, password) of the last ensure sent (never the password itself).
+  std::map<std::string, std::vector<uint8_t>> applied_;
   uint64_t sent_ = 0;
   uint64_t failed_ = 0;
+  uint64_t unchanged_ = 0;
 };
 
 }  // namespace hmq::exchange

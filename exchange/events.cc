@@ -87,7 +87,11 @@ void event_publisher::send(const addressed_event& ev) {
   o.qos = 1;
   messenger_.send(ev.recipient, msg, o, {}, [this, id = ev.outbox_id](core::result<void> r) {
     // Not acknowledged (stopped, broker gone): the row stays and goes out at the next start.
-    if (r && id > 0) (void)db_.outbox_delete(id);
+    if (!r || id <= 0) return;
+    if (group_)
+      group_->add([this, id] { (void)db_.outbox_delete(id); });
+    else
+      (void)db_.outbox_delete(id);
   });
   ++published_;
 }

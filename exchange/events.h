@@ -9,6 +9,7 @@
 #include "core/common/result.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
+#include "core/store/group_commit.h"
 #include "exchange/db.h"
 
 // Change events (docs/exchange.md, "Event addressing"). An event is addressed to the mailbox of
@@ -51,6 +52,9 @@ class event_publisher {
   // Publishes what a previous run (or a replica) left in the outbox. Recipients may see an
   // event twice (same seq) if another replica is publishing it at the same moment.
   void publish_pending();
+  // Outbox deletes (one per acknowledged event) join `g`'s groups instead of committing one
+  // by one. Losing one to a crash only sends that event again (same seq), which agbots accept.
+  void group_deletes(core::store::group_commit* g) { group_ = g; }
   uint64_t published() const { return published_; }
 
  private:
@@ -59,6 +63,7 @@ class event_publisher {
   core::bus::messenger& messenger_;
   db& db_;
   const core::loop::clock& clock_;
+  core::store::group_commit* group_ = nullptr;
   uint64_t published_ = 0;
 };
 

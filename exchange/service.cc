@@ -1806,4 +1806,18 @@ outcome service::handle(const crypto::public_key& sender, const fb::RpcRequest& 
   return h.run(req);
 }
 
+void handle_in_group(service& s, core::store::group_commit& group, const crypto::public_key& sender,
+                     const fb::RpcRequest& req, std::function<void(outcome&)> answer) {
+  auto out = std::make_shared<outcome>();
+  group.add([&] { *out = s.handle(sender, req); },
+            [out, answer = std::move(answer)](const result<void>& committed) {
+              if (!committed) {
+                *out = outcome{};
+                out->response.status = fb::RpcStatus::internal;
+                out->response.error_message = "store commit failed: " + committed.err().message();
+              }
+              answer(*out);
+            });
+}
+
 }  // namespace hmq::exchange

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -9,6 +10,7 @@
 #include "core/common/result.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
+#include "core/store/group_commit.h"
 #include "exchange/db.h"
 #include "exchange/events.h"
 
@@ -105,5 +107,11 @@ class service {
 
   friend class handler;
 };
+
+// Group commit (docs/PERFORMANCE.md): handles `req` now, inside `group`'s open transaction, and
+// calls `answer` once the group has committed. If the COMMIT failed, nothing of the group is
+// stored and `answer` gets an internal error with no events and no broker changes instead.
+void handle_in_group(service& s, core::store::group_commit& group, const core::crypto::public_key& sender,
+                     const fb::RpcRequest& req, std::function<void(outcome&)> answer);
 
 }  // namespace hmq::exchange

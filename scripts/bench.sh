@@ -8,7 +8,9 @@
 #   scripts/bench.sh crypto_bench  only the named ones
 #   fleet_bench [1000,10000] and netem_bench [idle minutes, 10] take arguments when run by hand
 #   rollout_bench runs twice: 50 real agents (its default), then `--sim 1000` (1,000 simulated
-#   nodes in hmq-fleetsim, max in flight 100, issue 6's figure); both figures go to latest.json
+#   nodes in hmq-fleetsim, max in flight 100, issue 6's figure); both figures go to latest.json,
+#   and the --sim run's progress over time to rollout_progress_1000.{dat,json} (plot:
+#   rollout_progress.png)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HMQ_ROOT"
@@ -35,7 +37,7 @@ for name in "${names[@]}"; do
   fi
   if [ "$name" = rollout_bench ]; then
     log "running rollout_bench --sim 1000 100 1"
-    "$bin" --sim 1000 100 1 | tee -a "$out/$name.txt"
+    HMQ_BENCH_RESULTS="$out" "$bin" --sim 1000 100 1 | tee -a "$out/$name.txt"
   fi
 done
 

@@ -4,11 +4,16 @@
 # and pattern signed with a fresh key, registers this machine as a node, and shows the agreement
 # and what it runs. Everything stays running afterwards so you can try the CLI.
 #
+# The broker runs broker-config/mosquitto-secure.conf: no anonymous clients, one dynamic-security
+# identity per party (the exchange provisions nodes and agbots), plain MQTT on loopback for the
+# co-hosted exchange and agbot, and TLS for the node, as a node off this host would connect.
+#
 #   scripts/quickstart.sh          start (a previous quickstart is stopped first)
 #   scripts/quickstart.sh stop     stop everything the quickstart started
 #
 # State lives in $HMQ_QUICKSTART_DIR (default /var/tmp/hmq-quickstart); the broker listens on
-# 127.0.0.1:$HMQ_BROKER_PORT (default 1883) and the example registry on 127.0.0.1:5000.
+# 127.0.0.1:$HMQ_BROKER_PORT (default 1883, plain MQTT) and $HMQ_TLS_PORT (default 8883, TLS, all
+# addresses), and the example registry on 127.0.0.1:5000.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$HMQ_ROOT"
@@ -23,12 +28,14 @@ stop_all() {
     kill "$pid" 2>/dev/null && log "stopped $(basename "$pidfile" .pid) (pid $pid)"
     rm -f "$pidfile"
   done
-  # The workload outlives an agent restart by design; the quickstart's stop removes it too.
-  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-    local ids
-    ids=$(docker ps -aq --filter label=hmq.agreement)
+  # The workload outlives an agent restart by design; the quickstart's stop removes it too (only
+  # this agent's: its containers carry its mailbox as hmq.owner, other agents' are left alone).
+  if [ -s "$qs/node.mailbox" ] && command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    local ids owner
+    owner=$(cat "$qs/node.mailbox")
+    ids=$(docker ps -aq --filter "label=hmq.owner=$owner")
     [ -z "$ids" ] || { docker rm -f $ids >/dev/null; log "removed the example containers"; }
-    ids=$(docker network ls -q --filter label=hmq.agreement)
+    ids=$(docker network ls -q --filter "label=hmq.owner=$owner")
     [ -z "$ids" ] || docker network rm $ids >/dev/null || true
   fi
 }
@@ -66,16 +73,33 @@ stop_all
 rm -rf "$qs"
 mkdir -p "$qs"
 port="${HMQ_BROKER_PORT:-1883}"
-if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
-  die "port $port is taken (another broker?); set HMQ_BROKER_PORT to a free port"
-fi
+tls_port="${HMQ_TLS_PORT:-8883}"
+for p in "$port" "$tls_port"; do
+  if (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
+    die "port $p is taken (another broker?); set HMQ_BROKER_PORT / HMQ_TLS_PORT to free ports"
+  fi
+done
 broker="tcp://127.0.0.1:$port"
+tls_broker="mqtts://localhost:$tls_port"
 
-log "3/8 starting mosquitto on $broker (config from broker-config/)"
-sed -e "s/^listener .*/listener $port 127.0.0.1/" -e "s#^persistence_location .*#persistence_location $qs/#" \
-  broker-config/mosquitto.conf >"$qs/mosquitto.conf"
+log "3/8 starting mosquitto with identities and TLS: $broker (loopback) and $tls_broker"
+bk="$qs/broker"
+broker-config/init-dynsec.sh "$bk" >/dev/null
+broker-config/make-certs.sh "$bk/certs" localhost 127.0.0.1 >/dev/null
+sed -e "s/^listener 1883 .*/listener $port 127.0.0.1/" -e "s/^listener 8883$/listener $tls_port/" \
+  -e "s#^cafile .*#cafile $bk/certs/ca.crt#" -e "s#^certfile .*#certfile $bk/certs/server.crt#" \
+  -e "s#^keyfile .*#keyfile $bk/certs/server.key#" \
+  -e "s#^plugin_opt_config_file .*#plugin_opt_config_file $bk/dynamic-security.json#" \
+  -e "s#^persistence_location .*#persistence_location $qs/#" \
+  broker-config/mosquitto-secure.conf >"$qs/mosquitto.conf"
+# mosquitto drops root privileges to the user `mosquitto`: let it read what it needs.
+if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
+  chown -R mosquitto "$bk" && chown mosquitto "$qs"
+fi
 start mosquitto mosquitto -c "$qs/mosquitto.conf"
 wait_for mosquitto 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+# The hmq CLI connects as the operator identity (docs/security.md).
+export HMQ_MQTT_USER=hmq-operator HMQ_MQTT_PASSWORD_FILE="$bk/hmq-operator.password"
 
 log "4/8 starting dockerd and a password-protected registry; building the example images"
 start_dockerd
@@ -87,7 +111,8 @@ registry_auth="$REGISTRY:${HMQ_REGISTRY_USER:-hmq}:$(cat "$HMQ_REGISTRY_DIR/pass
 log "5/8 starting hmq-exchange"
 root_pw="quickstart-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 HMQ_ROOT_PASSWORD="$root_pw" start exchange "$bin/exchange/hmq-exchange" --broker "$broker" \
-  --data-dir "$qs/exchange"
+  --data-dir "$qs/exchange" --mqtt-user hmq-exchange --mqtt-password-file "$bk/hmq-exchange.password" \
+  --provision-broker
 wait_for hmq-exchange 20 grep -q "hmq-exchange ready" "$qs/exchange.log"
 export HMQ_EXCHANGE="$broker"
 export HMQ_EXCHANGE_KEY
@@ -110,17 +135,30 @@ for svc in gps cpu consumer; do  # producers first: the consumer requires them
 done
 hmq "${admin[@]}" pattern publish -f examples/pattern.json
 pattern=hmq-example
-hmq "${admin[@]}" agbot create agbot1:agbot1-token
-hmq "${admin[@]}" agbot addpattern agbot1 myorg "$pattern"
-hmq "${admin[@]}" node create node1:node1-token
 
-log "7/8 starting hmq-agbot and hmq-agent"
+log "7/8 starting hmq-agbot and hmq-agent; the exchange provisions their broker identities"
+# Each waits, refused by the broker, until the exchange knows its mailbox (its public key's id)
+# with its token: `agbot create` / `node create --mailbox` provision the broker client.
 start agbot "$bin/agbot/hmq-agbot" --broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" \
-  --org myorg --id agbot1 --token agbot1-token --data-dir "$qs/agbot" --control-socket "$qs/agbot.sock"
-start agent "$bin/agent/hmq-agent" --broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" \
+  --org myorg --id agbot1 --token agbot1-token --data-dir "$qs/agbot" --control-socket "$qs/agbot.sock" \
+  --mqtt-token-auth
+wait_for "the agbot's mailbox" 20 grep -q -- "--mailbox " "$qs/agbot.log"
+agbot_mailbox=$(grep -o -- "--mailbox [0-9a-zA-Z_-]*" "$qs/agbot.log" | head -1 | cut -d' ' -f2)
+hmq "${admin[@]}" agbot create agbot1:agbot1-token --mailbox "$agbot_mailbox"
+hmq "${admin[@]}" agbot addpattern agbot1 myorg "$pattern"
+printf '%s' node1-token >"$qs/node1.token"
+chmod 600 "$qs/node1.token"
+start agent "$bin/agent/hmq-agent" --broker "$tls_broker" --ca-file "$bk/certs/ca.crt" \
+  --mqtt-password-file "$qs/node1.token" --exchange-key "$HMQ_EXCHANGE_KEY" \
   --data-dir "$qs/agent" --runtime docker
 export HMQ_AGENT_SOCKET="$qs/agent/agent.sock"
 wait_for hmq-agent 20 test -S "$HMQ_AGENT_SOCKET"
+node_mailbox=$(hmq node status -o json | sed -n 's/.*"mailbox": *"\([^"]*\)".*/\1/p' | head -1)
+[ -n "$node_mailbox" ] || die "hmq node status shows no mailbox (agent log: $qs/agent.log)"
+echo "$node_mailbox" >"$qs/node.mailbox"
+hmq "${admin[@]}" node create node1:node1-token --mailbox "$node_mailbox"
+wait_for "the agbot's broker connection" 20 grep -q "agbot myorg/agbot1 up" "$qs/agbot.log"
+wait_for "the agent's broker connection" 30 grep -q "as hmq-agent-$node_mailbox" "$qs/agent.log"
 hmq key import -k "$HOME/.hmq/keys/hmq-signing.public.key"
 
 log "8/8 registering this machine as node myorg/node1 for pattern myorg/$pattern"
@@ -128,12 +166,13 @@ hmq register -n myorg/node1 -t node1-token -p "myorg/$pattern"
 wait_for "the agreement" 60 bash -c "'$bin/cli/hmq' agreement list -o json | grep -q '\"finalized\"'"
 echo
 hmq agreement list
-wait_for "the containers" 120 bash -c "[ \$(docker ps -q --filter label=hmq.agreement | wc -l) -ge 3 ]"
+mine="label=hmq.owner=$node_mailbox"
+wait_for "the containers" 120 bash -c "[ \$(docker ps -q --filter $mine | wc -l) -ge 3 ]"
 echo
-docker ps --filter label=hmq.agreement --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
-consumer=$(docker ps -q --filter label=hmq.agreement --filter label=hmq.service=myorg/hmq-example-consumer | head -1)
+docker ps --filter "$mine" --format 'table {{.Names}}\t{{.Image}}\t{{.Status}}'
+consumer=$(docker ps -q --filter "$mine" --filter label=hmq.service=myorg/hmq-example-consumer | head -1)
 if [ -n "$consumer" ]; then
-  sleep 3
+  for _ in $(seq 1 30); do docker logs "$consumer" 2>&1 | grep -q '^got ' && break; sleep 0.5; done
   echo; echo "what the consumer got from the producers over their private networks:"
   docker logs --tail 4 "$consumer" 2>&1 | sed 's/^/  /'
 fi
@@ -141,6 +180,7 @@ cat <<EOT
 
 Horizon-MQ is running (state and logs in $qs). Try:
   export HOME=$qs/home HMQ_EXCHANGE=$broker HMQ_EXCHANGE_KEY=$HMQ_EXCHANGE_KEY HMQ_AGENT_SOCKET=$HMQ_AGENT_SOCKET
+  export HMQ_MQTT_USER=hmq-operator HMQ_MQTT_PASSWORD_FILE=$HMQ_MQTT_PASSWORD_FILE
   $bin/cli/hmq agreement list -o json
   $bin/cli/hmq exchange -u myorg/admin:admin-pw node list
   $bin/cli/hmq agbot agreement list --agbot-socket $qs/agbot.sock

@@ -129,6 +129,12 @@ void copy_properties(const mqtt::properties& p, inbound& in) {
   if (p.contains(P::PAYLOAD_FORMAT_INDICATOR)) {
     in.payload_utf8 = mqtt::get<uint8_t>(p, P::PAYLOAD_FORMAT_INDICATOR) == 1;
   }
+  // A v5 broker names the subscription(s) a copy was sent for; mosquitto 2 sends one copy per
+  // matching subscription when filters overlap.
+  const size_t ids = p.count(P::SUBSCRIPTION_IDENTIFIER);
+  for (size_t i = 0; i < ids; ++i) {
+    in.subscription_ids.push_back(static_cast<uint32_t>(mqtt::get<int>(p, P::SUBSCRIPTION_IDENTIFIER, i)));
+  }
   const size_t n = p.count(P::USER_PROPERTY);
   for (size_t i = 0; i < n; ++i) {
     auto [k, v] = mqtt::get<mqtt::string_pair>(p, P::USER_PROPERTY, i);
@@ -143,6 +149,7 @@ struct op_result {
   int reason = 0;         // MQTT v5 reason code (CONNACK/PUBACK/SUBACK)
   bool session_present = false;
   uint16_t topic_alias_maximum = 0;  // CONNACK property; absent = 0 (no aliases)
+  bool subscription_ids = true;      // CONNACK property; absent = available
   std::string detail;
 };
 
@@ -169,6 +176,16 @@ struct client_state {
 
     void connection_lost(const std::string& cause) override {
       try {
+        post([cause](client_state& s) { s.on_connection_lost(cause); });
+      } catch (...) {
+      }
+    }
+    // A v5 DISCONNECT from the broker (administrative action: an identity changed or removed;
+    // server shutting down; session taken over). Paho C reports it here and not as a lost
+    // connection, and does not reconnect by itself: without this the client stays down.
+    void disconnected(const mqtt::properties&, mqtt::ReasonCode reason) {
+      try {
+        const std::string cause = "broker sent DISCONNECT, reason " + std::to_string(static_cast<int>(reason));
         post([cause](client_state& s) { s.on_connection_lost(cause); });
       } catch (...) {
       }
@@ -205,6 +222,9 @@ struct client_state {
           if (cr.get_properties().contains(mqtt::property::TOPIC_ALIAS_MAXIMUM))
             r.topic_alias_maximum =
                 mqtt::get<uint16_t>(cr.get_properties(), mqtt::property::TOPIC_ALIAS_MAXIMUM);
+          if (cr.get_properties().contains(mqtt::property::SUBSCRIPTION_IDENTIFIERS_AVAILABLE))
+            r.subscription_ids =
+                mqtt::get<uint8_t>(cr.get_properties(), mqtt::property::SUBSCRIPTION_IDENTIFIERS_AVAILABLE) != 0;
         }
         // v5 SUBACK/PUBACK carry a reason code and Paho reports success even when it says
         // "refused" (>= 0x80). We send one filter per SUBSCRIBE, so the single reason code is
@@ -230,6 +250,7 @@ struct client_state {
   struct subscription {
     int qos = 1;
     handler h;
+    uint32_t id = 0;                // MQTT v5 subscription identifier, fixed for its lifetime
     bool confirmed = false;         // the broker holds it in the current session
     uint64_t in_flight = 0;         // op id of the SUBSCRIBE on the wire, 0 when none
     std::vector<completion> waiting;  // subscribe() callers waiting for the SUBACK
@@ -270,6 +291,9 @@ struct client_state {
       // own persisted protocol state, never from a Paho file store.
       cli = std::make_unique<mqtt::async_client>(addr.paho_uri, opts.client_id, co, nullptr);
       cli->set_callback(*bridge_);
+      cli->set_disconnected_handler([b = bridge_.get()](const mqtt::properties& p, mqtt::ReasonCode r) {
+        b->disconnected(p, r);
+      });
     } catch (const std::exception& e) {
       create_error = make_error(errc::bad_uri, e.what());
       cli.reset();
@@ -343,7 +367,9 @@ struct client_state {
     connecting = false;
     if (stopping) return;
     if (!r.ok) {
-      const bool auth = is_auth_failure(r.reason) || r.rc == 5 /* v3 CONNACK not authorized */;
+      // Paho C reports a v5 CONNACK refusal as rc = the reason code (135, reason 0) and some
+      // failures with the code in reason; v3.1.1 says 5 (not authorized).
+      const bool auth = is_auth_failure(r.reason) || is_auth_failure(r.rc) || r.rc == 5;
       log->debug("connect to {} failed: {}", addr.paho_uri, r.detail);
       if (first_connect) {
         auto cb = std::exchange(first_connect, {});
@@ -355,6 +381,7 @@ struct client_state {
     }
     is_connected = true;
     topic_alias_maximum = r.topic_alias_maximum;
+    subscription_ids = r.subscription_ids;
     retry_delay = opts.min_retry;
     log->info("connected to {} as {} (session present: {})", addr.paho_uri, opts.client_id,
               r.session_present);
@@ -377,11 +404,10 @@ struct client_state {
   }
 
   void on_connection_lost(const std::string& cause) {
-    if (stopping) return;
-    const bool was = is_connected;
+    if (stopping || !is_connected) return;  // both a DISCONNECT and the lost socket may report it
     is_connected = false;
     log->warn("connection to {} lost: {}", addr.paho_uri, cause.empty() ? "(no cause)" : cause);
-    if (was) notify(false);
+    notify(false);
     schedule_reconnect();
   }
 
@@ -412,8 +438,10 @@ struct client_state {
     try {
       const mqtt::subscribe_options so(false, opts.retain_as_published,
                                        mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
+      mqtt::properties props;
+      if (subscription_ids) props.add(mqtt::property(mqtt::property::SUBSCRIPTION_IDENTIFIER, static_cast<int>(it->second.id)));
       cli->subscribe(filter, it->second.qos, reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
-                     *bridge_, so);
+                     *bridge_, so, props);
     } catch (const std::exception& e) {
       // Typically the connection dropped just now: the next connect resends it.
       ops.erase(id);
@@ -469,15 +497,26 @@ struct client_state {
 
   void on_message(const inbound& in) {
     if (stopping) return;
-    // Paho delivers every message through one callback: route by filter. A message that
-    // matches several filters goes to each of their handlers (the broker sends it once).
+    // Paho delivers every message through one callback: route it. Each subscription carries an
+    // MQTT v5 subscription identifier, and a broker that sends one copy per overlapping
+    // subscription (mosquitto 2) names the one each copy is for: that copy goes to that handler
+    // only, so no handler sees a message twice. A copy without identifiers (a broker without
+    // them, or one queued for a previous process's session) goes to every matching filter.
     // A filter without wildcards matches only its own topic: one lookup instead of a scan, so a
     // client holding thousands of mailbox subscriptions (hmq-fleetsim) routes in O(log n).
     bool routed = false;
     std::vector<handler> targets;
-    if (auto it = subs.find(in.topic); it != subs.end() && !is_pattern(it->first)) targets.push_back(it->second.h);
-    for (const auto& filter : patterns) {
-      if (auto it = subs.find(filter); it != subs.end() && topic_matches(filter, in.topic)) targets.push_back(it->second.h);
+    for (uint32_t sid : in.subscription_ids) {
+      auto f = filter_of_id.find(sid);
+      if (f == filter_of_id.end()) continue;
+      auto it = subs.find(f->second);
+      if (it != subs.end() && topic_matches(it->first, in.topic)) targets.push_back(it->second.h);
+    }
+    if (targets.empty()) {
+      if (auto it = subs.find(in.topic); it != subs.end() && !is_pattern(it->first)) targets.push_back(it->second.h);
+      for (const auto& filter : patterns) {
+        if (auto it = subs.find(filter); it != subs.end() && topic_matches(filter, in.topic)) targets.push_back(it->second.h);
+      }
     }
     for (auto& h : targets) {
       routed = true;
@@ -537,6 +576,16 @@ struct client_state {
   std::set<std::string> patterns;
   static bool is_pattern(std::string_view f) {
     return f.find_first_of("+#") != std::string_view::npos || f.starts_with("$share/");
+  }
+  std::unordered_map<uint32_t, std::string> filter_of_id;  // subscription identifier -> key of subs
+  uint32_t next_sub_id = 0;
+  bool subscription_ids = true;
+  uint32_t take_sub_id() {
+    // 1 .. 268,435,455 (a variable byte integer); an id is never reused while its filter lives.
+    do {
+      next_sub_id = next_sub_id % 268435455u + 1;
+    } while (filter_of_id.contains(next_sub_id));
+    return next_sub_id;
   }
   std::unordered_map<uint64_t, op> ops;
   uint64_t next_op = 0;
@@ -607,6 +656,10 @@ void client::subscribe(std::string filter, int qos, handler h, completion done) 
   if (s.create_error) return s.fail_later(std::move(done), *s.create_error);
   if (client_state::is_pattern(filter)) s.patterns.insert(filter);
   auto& sub = s.subs[filter];
+  if (sub.id == 0) {
+    sub.id = s.take_sub_id();
+    s.filter_of_id.emplace(sub.id, filter);
+  }
   const bool changed_qos = sub.qos != qos;
   sub.qos = qos;
   sub.h = std::move(h);
@@ -626,6 +679,7 @@ void client::unsubscribe(const std::string& filter) {
   auto it = s.subs.find(filter);
   if (it == s.subs.end()) return;
   auto waiting = std::exchange(it->second.waiting, {});
+  s.filter_of_id.erase(it->second.id);
   s.subs.erase(it);
   s.patterns.erase(filter);
   for (auto& w : waiting) s.fail_later(std::move(w), make_error(errc::subscribe_failed, "unsubscribed"));

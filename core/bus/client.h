@@ -102,6 +102,7 @@ struct inbound {
   std::vector<uint8_t> correlation_data;
   bool payload_utf8 = false;
   user_properties user_props;
+  std::vector<uint32_t> subscription_ids;  // the subscriptions this copy was sent for (routing only)
 };
 
 using handler = std::function<void(const inbound&)>;

@@ -130,11 +130,28 @@ bool statement::column_is_null(int col) const { return sqlite3_column_type(s_, c
 // ---------------------------------------------------------------------------------------------
 // database
 
+// Also the connection's state that SQLite's commit hook points at (heap: stable across moves).
 struct database::cache {
   std::unordered_map<std::string, statement> by_sql;
+  uint64_t commits = 0;
+  std::function<bool()> veto;
+  bool in_group = false;
+  // SQLite rolled the group back by itself (a savepoint could not be rolled back to): the
+  // group's earlier writes are gone, so nothing more may join it and its commit must fail.
+  bool group_lost = false;
 };
 
-database::database(sqlite3* db) : db_(db), cache_(std::make_unique<cache>()) {}
+database::database(sqlite3* db) : db_(db), cache_(std::make_unique<cache>()) {
+  sqlite3_commit_hook(
+      db_,
+      [](void* arg) -> int {
+        auto* c = static_cast<cache*>(arg);
+        if (c->veto && c->veto()) return 1;  // non-zero: SQLite turns the COMMIT into a ROLLBACK
+        ++c->commits;
+        return 0;
+      },
+      cache_.get());
+}
 database::database(database&& o) noexcept : db_(o.db_), cache_(std::move(o.cache_)) { o.db_ = nullptr; }
 database& database::operator=(database&& o) noexcept {
   if (this != &o) {
@@ -220,6 +237,23 @@ result<statement*> database::cached(std::string_view sql) {
 }
 
 result<void> database::transaction(const std::function<result<void>()>& fn) {
+  if (cache_->in_group) {
+    if (cache_->group_lost) return make(errc::sql_error, "the group transaction was rolled back");
+    if (auto r = exec("SAVEPOINT hmq_tx"); !r) return r;
+    auto r = fn();
+    if (!r) {
+      auto back = exec("ROLLBACK TO hmq_tx");
+      (void)exec("RELEASE hmq_tx");
+      // Some errors (I/O, full disk) make SQLite roll back the whole transaction by itself.
+      if (!back || sqlite3_get_autocommit(db_)) cache_->group_lost = true;
+      return r;
+    }
+    if (auto rel = exec("RELEASE hmq_tx"); !rel) {
+      if (sqlite3_get_autocommit(db_)) cache_->group_lost = true;
+      return rel;
+    }
+    return {};
+  }
   if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
   auto r = fn();
   if (!r) {
@@ -232,6 +266,40 @@ result<void> database::transaction(const std::function<result<void>()>& fn) {
   }
   return {};
 }
+
+result<void> database::begin_group() {
+  if (cache_->in_group) return make(errc::sql_error, "a group is already open");
+  if (auto r = exec("BEGIN IMMEDIATE"); !r) return r;
+  cache_->in_group = true;
+  cache_->group_lost = false;
+  return {};
+}
+
+result<void> database::commit_group() {
+  if (!cache_->in_group) return {};
+  cache_->in_group = false;
+  if (cache_->group_lost || sqlite3_get_autocommit(db_)) {
+    if (!sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
+    cache_->group_lost = false;
+    return make(errc::sql_error, "the group transaction was rolled back by SQLite before its commit");
+  }
+  if (auto c = exec("COMMIT"); !c) {
+    if (!sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
+    return c;
+  }
+  return {};
+}
+
+void database::rollback_group() {
+  if (!cache_->in_group) return;
+  cache_->in_group = false;
+  cache_->group_lost = false;
+  if (!sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
+}
+
+bool database::in_group() const { return cache_ && cache_->in_group; }
+uint64_t database::commits() const { return cache_ ? cache_->commits : 0; }
+void database::set_commit_veto(std::function<bool()> veto) { cache_->veto = std::move(veto); }
 
 int database::schema_version() {
   auto st = prepare("PRAGMA user_version");

@@ -105,7 +105,26 @@ class database {
   result<statement*> cached(std::string_view sql);
 
   // BEGIN IMMEDIATE; fn; COMMIT. Rolls back if fn returns an error. Not re-entrant.
+  // Inside a group (begin_group) it is a SAVEPOINT instead: fn's writes join the group's one
+  // transaction, and an error rolls back fn's writes only, not the rest of the group.
   result<void> transaction(const std::function<result<void>()>& fn);
+
+  // Group commit (core/store/group_commit.h drives it): one transaction around the writes of
+  // many requests, so they share one COMMIT and one fsync. Between begin_group and
+  // commit_group every transaction() is a savepoint and every autocommit statement joins the
+  // group; nothing of the group is durable before commit_group returns ok. A failed commit (or
+  // a group SQLite had to roll back on its own, e.g. disk full) stores none of it.
+  result<void> begin_group();
+  result<void> commit_group();
+  void rollback_group();
+  bool in_group() const;
+
+  // Write transactions committed on this connection (autocommit statements included): what
+  // costs an fsync with synchronous=FULL. For tests and stats.
+  uint64_t commits() const;
+  // Test seam at the disk: while `veto` returns true, every COMMIT fails (SQLite rolls the
+  // transaction back, as after an I/O error). Empty to remove.
+  void set_commit_veto(std::function<bool()> veto);
 
   // Apply pending migrations, each in its own transaction, setting PRAGMA user_version.
   result<void> migrate(std::span<const migration> migrations);

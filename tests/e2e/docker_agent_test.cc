@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/example_registry.h"
+#include "tests/support/docker_query.h"
 #include "tests/support/fleet.h"
 
 namespace hmq::e2e {
@@ -22,30 +23,19 @@ using test::eventually;
 using test::fleet;
 using test::fleet_options;
 using test::json;
+using test::networks_of;
 using test::shell;
 
-constexpr const char* docker_socket = "/var/run/docker.sock";
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 // Container id -> "name started_at" of everything carrying label hmq.agreement=<id>, running or not.
-std::map<std::string, std::string> containers_of(const std::string& agreement) {
+std::map<std::string, std::string> container_states(const std::string& agreement) {
   std::map<std::string, std::string> out;
-  auto ids = shell("docker ps -aq --no-trunc --filter label=hmq.agreement=" + agreement);
-  std::string list = trim(ids.out);
-  if (list.empty()) return out;
-  std::replace(list.begin(), list.end(), '\n', ' ');
-  auto r = shell("docker inspect -f '{{.Id}} {{.Name}} {{.State.Running}} {{.State.StartedAt}}' " + list);
-  size_t pos = 0;
-  std::string text = r.out;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    std::string line = text.substr(pos, nl - pos);
-    pos = nl + 1;
+  auto ids = test::containers_of(agreement);
+  if (ids.empty()) return out;
+  std::string list;
+  for (const auto& id : ids) list += " " + id;
+  auto r = shell("docker inspect -f '{{.Id}} {{.Name}} {{.State.Running}} {{.State.StartedAt}}'" + list);
+  for (const auto& line : test::output_lines(r.out)) {
     auto sp = line.find(' ');
     if (sp == std::string::npos || line.rfind("Error", 0) == 0) continue;
     out[line.substr(0, sp)] = line.substr(sp + 1);
@@ -55,46 +45,21 @@ std::map<std::string, std::string> containers_of(const std::string& agreement) {
 
 size_t running_of(const std::string& agreement) {
   size_t n = 0;
-  for (const auto& [id, desc] : containers_of(agreement))
+  for (const auto& [id, desc] : container_states(agreement))
     if (desc.find(" true ") != std::string::npos) ++n;
   return n;
 }
 
-std::vector<std::string> networks_of(const std::string& agreement) {
-  auto r = shell("docker network ls -q --filter name=hmq-" + agreement.substr(0, 12));
-  std::vector<std::string> out;
-  std::string s = trim(r.out);
-  size_t pos = 0;
-  while (!s.empty() && pos <= s.size()) {
-    size_t nl = s.find('\n', pos);
-    if (nl == std::string::npos) nl = s.size();
-    out.push_back(s.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
-class docker_agent_test : public ::testing::Test {
+class docker_agent_test : public test::example_registry_suite {
  protected:
-  static void SetUpTestSuite() {
-    struct stat st;
-    if (::stat(docker_socket, &st) != 0) return;
-    registry_ = new test::example_registry;
-    if (!registry_->start()) std::fprintf(stderr, "registry setup failed: %s\n", registry_->error().c_str());
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-  }
-
   void SetUp() override {
-    if (!registry_) GTEST_SKIP() << "no Docker Engine at " << docker_socket << " (start dockerd to run these tests)";
+    if (!registry_) GTEST_SKIP() << "no Docker Engine at " << test::docker_socket << " (start dockerd to run these tests)";
     ASSERT_TRUE(registry_->error().empty()) << registry_->error();
     fleet_options o;
     o.agents = 1;
     o.pattern = "hmq-example";
     o.agent_runtime = "docker";
-    o.agent_args = {"--docker-socket", docker_socket};
+    o.agent_args = {"--docker-socket", test::docker_socket};
     o.publish = [](fleet& f) {
       auto e = test::publish_examples(f, *registry_);
       ASSERT_TRUE(e.empty()) << e;
@@ -107,8 +72,7 @@ class docker_agent_test : public ::testing::Test {
     if (!fleet_) return;
     fleet_->kill_agent(0);  // nothing may touch the containers while we remove them
     for (const auto& id : agreements_) {
-      (void)shell("docker ps -aq --filter label=hmq.agreement=" + id + " | xargs -r docker rm -f");
-      (void)shell("docker network ls -q --filter name=hmq-" + id.substr(0, 12) + " | xargs -r docker network rm");
+      test::remove_agreement_resources(id);
     }
     fleet_.reset();
   }
@@ -138,17 +102,15 @@ class docker_agent_test : public ::testing::Test {
     return id;
   }
 
-  static test::example_registry* registry_;
   std::optional<fleet> fleet_;
   std::vector<std::string> agreements_;
 };
 
-test::example_registry* docker_agent_test::registry_ = nullptr;
 
 TEST_F(docker_agent_test, agent_killed_and_restarted_restarts_no_running_container) {
   const std::string id = deployed();
   ASSERT_FALSE(id.empty());
-  auto before = containers_of(id);
+  auto before = container_states(id);
   ASSERT_EQ(before.size(), 3u);
 
   fleet_->kill_agent(0);
@@ -158,7 +120,7 @@ TEST_F(docker_agent_test, agent_killed_and_restarted_restarts_no_running_contain
       << fleet_->logs();
 
   // Same containers (ids), never restarted (StartedAt unchanged), all still running.
-  EXPECT_EQ(containers_of(id), before);
+  EXPECT_EQ(container_states(id), before);
   EXPECT_EQ(running_of(id), 3u);
   // The agreement is still there on both sides.
   auto list = fleet_->agent_agreements(0);
@@ -182,8 +144,8 @@ TEST_F(docker_agent_test, agreement_cancelled_while_agent_was_down_is_removed_at
 
   fleet_->start_agent(0);
   // The cancelled agreement's containers and networks are gone...
-  EXPECT_TRUE(eventually([&] { return containers_of(old_id).empty() && networks_of(old_id).empty(); }, 60s))
-      << "containers left: " << containers_of(old_id).size() << "\n"
+  EXPECT_TRUE(eventually([&] { return test::containers_of(old_id).empty() && networks_of(old_id).empty(); }, 60s))
+      << "containers left: " << test::containers_of(old_id).size() << "\n"
       << fleet_->logs();
   // ...and the agbot's next proposal formed a new agreement that runs.
   const std::string new_id = wait_deployed(old_id);

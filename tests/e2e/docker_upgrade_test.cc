@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/docker_query.h"
 #include "tests/support/example_registry.h"
 #include "tests/support/fleet.h"
 
@@ -27,47 +28,22 @@ using test::eventually;
 using test::fleet;
 using test::fleet_options;
 using test::json;
+using test::containers_of;
+using test::networks_of;
 using test::shell;
 
-constexpr const char* docker_socket = "/var/run/docker.sock";
 constexpr const char* consumer_url = "hmq-example-consumer";
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    if (nl > pos) out.push_back(text.substr(pos, nl - pos));
-    pos = nl + 1;
-  }
-  return out;
-}
-
-// Ids of the containers labelled hmq.agreement=<agreement> (running or not), optionally only
-// those of one service (label hmq.service=<org>/<url>).
-std::vector<std::string> containers_of(const std::string& agreement, const std::string& service = "",
-                                       bool running_only = false) {
-  std::string cmd = std::string("docker ps -q --no-trunc") + (running_only ? "" : " -a") +
-                    " --filter label=hmq.agreement=" + agreement;
-  if (!service.empty()) cmd += " --filter label=hmq.service=" + service;
-  return lines(shell(cmd).out);
-}
-
-std::vector<std::string> networks_of(const std::string& agreement) {
-  return lines(shell("docker network ls -q --filter name=hmq-" + agreement.substr(0, 12)).out);
-}
 
 // The environment of one container, one KEY=value per entry.
 std::set<std::string> env_of(const std::string& container) {
   auto r = shell("docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' " + container);
-  auto l = lines(r.out);
+  auto l = test::output_lines(r.out);
   return {l.begin(), l.end()};
 }
 
 std::string label_of(const std::string& container, const std::string& label) {
   auto r = shell("docker inspect -f '{{index .Config.Labels \"" + label + "\"}}' " + container);
-  auto l = lines(r.out);
+  auto l = test::output_lines(r.out);
   return l.empty() ? "" : l.front();
 }
 
@@ -89,28 +65,17 @@ std::string only_live(fleet& f) {
   return live == 1 ? id : "";
 }
 
-class docker_upgrade_test : public ::testing::Test {
+class docker_upgrade_test : public test::example_registry_suite {
  protected:
-  static void SetUpTestSuite() {
-    struct stat st;
-    if (::stat(docker_socket, &st) != 0) return;
-    registry_ = new test::example_registry;
-    if (!registry_->start()) std::fprintf(stderr, "registry setup failed: %s\n", registry_->error().c_str());
-  }
-  static void TearDownTestSuite() {
-    delete registry_;
-    registry_ = nullptr;
-  }
-
   void SetUp() override {
-    if (!registry_) GTEST_SKIP() << "no Docker Engine at " << docker_socket << " (start dockerd to run these tests)";
+    if (!registry_) GTEST_SKIP() << "no Docker Engine at " << test::docker_socket << " (start dockerd to run these tests)";
     ASSERT_TRUE(registry_->error().empty()) << registry_->error();
     fleet_options o;
     o.agents = 1;
     o.pattern = "hmq-example";
     o.agent_runtime = "docker";
     // A short verification window, and a crash loop = a second death within a minute.
-    o.agent_args = {"--docker-socket", docker_socket, "--upgrade-verify-window", "4",
+    o.agent_args = {"--docker-socket", test::docker_socket, "--upgrade-verify-window", "4",
                     "--crash-limit",   "1",           "--crash-window",          "60"};
     o.publish = [](fleet& f) {
       auto e = test::publish_examples(f, *registry_);
@@ -127,8 +92,7 @@ class docker_upgrade_test : public ::testing::Test {
     for (const auto& a : fleet_->agent_agreements(0)) agreements_.insert(a.value("id", ""));
     for (const auto& id : agreements_) {
       if (id.size() < 12) continue;
-      (void)shell("docker ps -aq --filter label=hmq.agreement=" + id + " | xargs -r docker rm -f");
-      (void)shell("docker network ls -q --filter name=hmq-" + id.substr(0, 12) + " | xargs -r docker network rm");
+      test::remove_agreement_resources(id);
     }
     fleet_.reset();
   }
@@ -190,13 +154,11 @@ class docker_upgrade_test : public ::testing::Test {
     return {{"HZN_ORG_ID", fleet_->options().org}, {"ARCH", "amd64"}, {"REGISTRY", registry_->registry_addr()}};
   }
 
-  static test::example_registry* registry_;
   std::optional<fleet> fleet_;
   std::set<std::string> agreements_;
   std::string service_;
 };
 
-test::example_registry* docker_upgrade_test::registry_ = nullptr;
 
 TEST_F(docker_upgrade_test, new_version_replaces_the_old_agreements_containers_and_networks) {
   const std::string old_id = deployed();

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
+#include <thread>
 
 #include "tests/support/fleet.h"
 #include "tests/support/mosquitto.h"
@@ -87,6 +89,84 @@ TEST(broker_identity, node_reads_only_its_own_mailbox_and_removed_node_is_refuse
   ASSERT_EQ(s.hmq({"--org", "acme", "node", "remove", "n1"}).exit, 0);
   r = s.sub(mb, "tok1", {std::string("hmq/v1/mb/") + mb});
   EXPECT_NE(r.out.find("Not authorized"), std::string::npos) << r.out;
+}
+
+// The bootstrap of docs/security.md: an agbot and an agent started before the exchange knows
+// their mailbox are refused by the broker, keep knocking, and get in once `agbot create` /
+// `node create --mailbox` provisions them (what scripts/quickstart.sh relies on).
+TEST(broker_identity, agbot_and_agent_wait_for_their_provisioning_and_then_connect) {
+  secure_setup s;
+  ASSERT_FALSE(s.key.empty());
+  ASSERT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
+  const auto abdir = s.dir.path() / "agbot";
+  const auto agdir = s.dir.path() / "agent";
+  std::filesystem::create_directories(abdir);
+  std::filesystem::create_directories(agdir);
+  auto agbot = process::start({{agbot_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--org", "acme",
+                                "--id", "ab1", "--token", "abtok", "--data-dir", abdir.string(), "--control-socket",
+                                (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
+                               {},
+                               abdir / "agbot.log"});
+  std::ofstream(agdir / "token") << "ntok";
+  auto agent = process::start({{agent_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--data-dir",
+                                agdir.string(), "--runtime", "memory", "--mqtt-password-file",
+                                (agdir / "token").string()},
+                               {},
+                               agdir / "agent.log"});
+  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "waiting for the exchange to provision it", 1, 20s))
+      << read_file(abdir / "agbot.log");
+  ASSERT_TRUE(wait_for_log(agdir / "agent.log", "--mailbox", 1, 20s)) << read_file(agdir / "agent.log");
+  std::smatch m;
+  std::string text = read_file(abdir / "agbot.log");
+  ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
+  const std::string ab_mailbox = m[1];
+  text = read_file(agdir / "agent.log");
+  ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
+  const std::string node_mailbox = m[1];
+  EXPECT_TRUE(agbot.is_running()) << "a refusal must not stop the agbot";
+  EXPECT_TRUE(agent.is_running()) << "a refusal must not stop the agent";
+
+  auto c = s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", ab_mailbox});
+  ASSERT_EQ(c.exit, 0) << c.out << c.err;
+  c = s.hmq({"--org", "acme", "node", "create", "n1:ntok", "--mailbox", node_mailbox});
+  ASSERT_EQ(c.exit, 0) << c.out << c.err;
+  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s)) << read_file(abdir / "agbot.log");
+  EXPECT_TRUE(wait_for_log(agdir / "agent.log", "as hmq-agent-" + node_mailbox, 1, 30s)) << read_file(agdir / "agent.log");
+  // The agbot's AgbotHello asks the exchange to ensure its identity again; re-sending the same
+  // password/roles would make dynsec kick it ("disconnected by administrative action").
+  ASSERT_TRUE(wait_for_log(s.dir.path() / "exchange" / "exchange.log", "broker identity ensure " + ab_mailbox, 1, 10s));
+  std::this_thread::sleep_for(2s);  // room for a wrong kick to happen; the assertion is on the log, not on time
+  EXPECT_EQ(s.broker->log().find("administrative action"), std::string::npos) << s.broker->log();
+}
+
+// A broker-initiated DISCONNECT (here: the identity's password changed) is a lost connection:
+// the client reconnects, refused until the new password is configured.
+TEST(broker_identity, client_kicked_by_the_broker_reconnects) {
+  secure_setup s;
+  ASSERT_FALSE(s.key.empty());
+  ASSERT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
+  const auto abdir = s.dir.path() / "agbot";
+  std::filesystem::create_directories(abdir);
+  auto agbot = process::start({{agbot_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--org", "acme",
+                                "--id", "ab1", "--token", "abtok", "--data-dir", abdir.string(), "--control-socket",
+                                (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
+                               {},
+                               abdir / "agbot.log"});
+  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "--mailbox", 1, 20s)) << read_file(abdir / "agbot.log");
+  std::smatch m;
+  std::string text = read_file(abdir / "agbot.log");
+  ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
+  ASSERT_EQ(s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", m[1]}).exit, 0);
+  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s)) << read_file(abdir / "agbot.log");
+  // Kick it the way dynsec does: setClientPassword to the same value disconnects the client.
+  auto r = run_command({"/usr/bin/mosquitto_ctrl", "-h", "127.0.0.1", "-p", std::to_string(s.broker->port()), "-u",
+                        "hmq-exchange", "-P", read_file(s.dir.path() / "hmq-exchange.password"), "dynsec",
+                        "setClientPassword", std::string(m[1]), "abtok"},
+                       {}, s.dir.path(), 10s);
+  ASSERT_EQ(r.exit, 0) << r.out << r.err;
+  ASSERT_TRUE(wait_for_log(s.broker->log_file(), "administrative action", 1, 10s)) << s.broker->log();
+  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "broker sent DISCONNECT", 1, 10s)) << read_file(abdir / "agbot.log");
+  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "connected to", 2, 30s)) << "no reconnect:\n" << read_file(abdir / "agbot.log");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -101,7 +102,8 @@ run_result run_command(std::vector<std::string> argv, const std::map<std::string
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
 
-  static int counter = 0;
+  // Atomic: a test may run commands from a second thread (tests/e2e/faults' writer).
+  static std::atomic<int> counter = 0;
   const std::string stem = "cmd-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   auto out_path = scratch / (stem + ".out"), err_path = scratch / (stem + ".err");
   posix_spawn_file_actions_t fa;
@@ -137,9 +139,10 @@ run_result run_command(std::vector<std::string> argv, const std::map<std::string
 // ---- exchange_process ---------------------------------------------------------------------------
 
 exchange_process::exchange_process(const std::filesystem::path& data_dir, std::string broker_uri,
-                                   std::string instance, std::string root_password)
+                                   std::string instance, std::string root_password,
+                                   std::vector<std::string> extra_args)
     : dir_(data_dir), uri_(std::move(broker_uri)), instance_(std::move(instance)),
-      root_password_(std::move(root_password)) {
+      root_password_(std::move(root_password)), extra_args_(std::move(extra_args)) {
   start();
 }
 
@@ -148,6 +151,7 @@ void exchange_process::start() {
   spec.argv = {exchange_binary(), "--broker", uri_, "--data-dir", dir_.string(), "--root-password", root_password_,
                "--hash-strength", "minimum", "--log-level", "info"};
   if (!instance_.empty()) spec.argv.insert(spec.argv.end(), {"--instance", instance_});
+  spec.argv.insert(spec.argv.end(), extra_args_.begin(), extra_args_.end());
   spec.log_file = log_file();
   std::filesystem::create_directories(dir_);
   proc_.emplace(process::start(spec));
@@ -189,7 +193,7 @@ fleet::~fleet() {
 std::filesystem::path fleet::signing_public_key() const { return dir_ / ".hmq" / "keys" / "hmq-signing.public.key"; }
 
 void fleet::setup() {
-  exchange_.emplace(dir_ / "exchange", broker_.uri(), "", "rootpw");
+  exchange_.emplace(dir_ / "exchange", broker_.uri(), "", "rootpw", opts_.exchange_args);
   if (::testing::Test::HasFatalFailure()) return;
   const std::string root = "root/root:rootpw";
   auto must = [this](const run_result& r, const std::string& what) {
@@ -361,9 +365,12 @@ void fleet::start_agent(size_t i) {
   }
   // agent_runtime is the one place to choose the runtime; a test that also passes --runtime in
   // agent_args wins (hmq-agent refuses the flag twice).
-  if (std::find(opts_.agent_args.begin(), opts_.agent_args.end(), "--runtime") == opts_.agent_args.end())
+  std::vector<std::string> extra = opts_.agent_args;
+  if (auto it = opts_.agent_args_of.find(i); it != opts_.agent_args_of.end())
+    extra.insert(extra.end(), it->second.begin(), it->second.end());
+  if (std::find(extra.begin(), extra.end(), "--runtime") == extra.end())
     argv.insert(argv.end(), {"--runtime", opts_.agent_runtime});
-  argv.insert(argv.end(), opts_.agent_args.begin(), opts_.agent_args.end());
+  argv.insert(argv.end(), extra.begin(), extra.end());
   a.proc.emplace(process::start({argv, {}, agent_log(i)}));
   EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
       << tail(agent_log(i));

@@ -70,7 +70,8 @@ run_result run_command(std::vector<std::string> argv, const std::map<std::string
 class exchange_process {
  public:
   exchange_process(const std::filesystem::path& data_dir, std::string broker_uri,
-                   std::string instance = "", std::string root_password = "rootpw");
+                   std::string instance = "", std::string root_password = "rootpw",
+                   std::vector<std::string> extra_args = {});
   void start();
   // SIGKILL and reap.
   void kill_hard();
@@ -85,6 +86,7 @@ class exchange_process {
   std::string uri_;
   std::string instance_;
   std::string root_password_;
+  std::vector<std::string> extra_args_;
   size_t starts_ = 0;
   std::string key_;
   std::optional<process> proc_;
@@ -118,7 +120,11 @@ struct fleet_options {
   // any further hmq-agent flags (e.g. --heartbeat-interval).
   std::string agent_runtime = "memory";
   std::vector<std::string> agent_args;
+  // Further flags for agent i only (after agent_args), e.g. one docker agent in a memory fleet:
+  // a --runtime here wins over agent_runtime.
+  std::map<size_t, std::vector<std::string>> agent_args_of;
   std::vector<std::string> agbot_args;  // extra hmq-agbot flags
+  std::vector<std::string> exchange_args;  // extra hmq-exchange flags
   // When set, publishes the pattern the agbot serves (opts.pattern) instead of the default
   // one-service pattern with a fake image; called once the org, admin and signing key exist.
   std::function<void(fleet&)> publish;

@@ -263,12 +263,16 @@ class agbot_engine_test : public ::testing::Test {
     return c;
   }
 
-  void start(engine_config c) {
+  // The engine, not started (messages may arrive before start()).
+  void make(engine_config c) {
     engine_ = std::make_unique<engine>(loop_, std::move(c), x_, out_, *store_, [this] {
       char buf[33];
       std::snprintf(buf, sizeof buf, "%032x", ++next_id_);
       return std::string(buf);
     });
+  }
+  void start(engine_config c) {
+    make(std::move(c));
     engine_->start();
     loop_.run_pending();
   }
@@ -609,7 +613,9 @@ TEST_F(agbot_engine_test, restart_from_store_resumes_without_a_second_agreement)
 
   start();
   node_registered("n1", 1, "acme/gps");
-  EXPECT_EQ(proposals().size(), 1u);
+  // The waiting proposal is sent again (same agreement), never a second agreement.
+  ASSERT_EQ(proposals().size(), 2u);
+  EXPECT_EQ(proposals()[1]->agreement_id()->str(), id);
   deliver(reply(1, id, fb::ReplyDecision::accept));
   EXPECT_EQ(engine_->stats().finalized, 1u);
   EXPECT_EQ(x_.puts, 1);
@@ -618,6 +624,44 @@ TEST_F(agbot_engine_test, restart_from_store_resumes_without_a_second_agreement)
   EXPECT_TRUE(out_.of(fb::Body::Cancel).empty());
   ASSERT_EQ(engine_->live_agreements().size(), 1u);
   EXPECT_EQ(engine_->live_agreements()[0].id, id);
+}
+
+TEST_F(agbot_engine_test, reply_queued_for_the_restarted_agbot_before_start_finalizes) {
+  // Found by tests/e2e/faults: a persistent session delivers the node's Reply right after
+  // CONNACK, before the engine resumed its agreements; it must finalize, not be answered as
+  // if the agreement were over.
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  engine_.reset();  // "kill"
+  make(config());
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  EXPECT_TRUE(out_.of(fb::Body::ReplyAck).empty());
+  engine_->start();
+  loop_.run_pending();
+  ASSERT_EQ(out_.of(fb::Body::ReplyAck).size(), 1u);
+  EXPECT_TRUE(out_.of(fb::Body::ReplyAck)[0]->msg()->body_as_ReplyAck()->still_valid());
+  EXPECT_EQ(engine_->stats().finalized, 1u);
+  EXPECT_EQ((*store_->get(id))->state, fb::AgreementState::finalized);
+  loop_.advance(10min);
+  EXPECT_TRUE(out_.of(fb::Body::Cancel).empty());
+}
+
+TEST_F(agbot_engine_test, reconnect_sends_proposals_still_waiting_again) {
+  // A broker killed after acknowledging a Proposal (or the node's Reply) loses it: once the
+  // bus is back, the agbot asks again instead of cancelling with 201 at the reply timeout.
+  add_node("n1", 1);
+  start();
+  auto id = proposals().at(0)->agreement_id()->str();
+  engine_->on_reconnected();
+  loop_.run_pending();
+  ASSERT_EQ(proposals().size(), 2u);
+  EXPECT_EQ(proposals()[1]->agreement_id()->str(), id);
+  deliver(reply(1, id, fb::ReplyDecision::accept));
+  EXPECT_EQ(engine_->stats().finalized, 1u);
+  engine_->on_reconnected();  // nothing waits any more
+  loop_.run_pending();
+  EXPECT_EQ(proposals().size(), 2u);
 }
 
 TEST_F(agbot_engine_test, restart_after_reply_timeout_passed_cancels_and_retries) {

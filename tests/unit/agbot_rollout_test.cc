@@ -221,6 +221,54 @@ TEST(rollout_controller, resumes_from_the_database) {
   EXPECT_EQ(h.status().state, fb::RolloutState::halted);
 }
 
+TEST(rollout_controller, resumes_a_rollout_stopped_during_its_batch_pause) {
+  // Found by tests/e2e/faults: an agbot killed while a rollout paused between batches loaded
+  // it as paused with no timer, and the rollout never moved again.
+  auto db = core::store::database::open_memory();
+  ASSERT_TRUE(db);
+  {
+    harness h(&*db);
+    h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 10, 0), pattern_key, fleet_on("1.0.0", 2));
+    ASSERT_EQ(h.started.size(), 1u);
+    h.upgraded(0, "1.1.0");
+    ASSERT_EQ(h.status().state, fb::RolloutState::paused);
+  }
+  harness h(&*db);
+  ASSERT_TRUE(h.rc.load());
+  h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 10, 0), pattern_key, {{slot(0), "1.1.0", false}, {slot(1), "1.0.0", false}});
+  h.loop.advance(10s);
+  ASSERT_EQ(h.started.size(), 1u);
+  EXPECT_EQ(h.started[0].first, slot(1));
+  h.upgraded(1, "1.1.0");
+  EXPECT_EQ(h.status().state, fb::RolloutState::complete);
+}
+
+TEST(rollout_controller, resumes_the_next_batch_after_a_restart_during_a_paused_rollouts_batch) {
+  // The batch after a pause was in flight when the agbot died; once it settles after the
+  // restart, the next batch starts (the rollout was stored as paused for the whole batch).
+  auto db = core::store::database::open_memory();
+  ASSERT_TRUE(db);
+  {
+    harness h(&*db);
+    h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 10, 0), pattern_key, fleet_on("1.0.0", 3));
+    h.upgraded(0, "1.1.0");
+    h.loop.advance(10s);
+    ASSERT_EQ(h.started.size(), 2u);  // node 1 in flight
+  }
+  harness h(&*db);
+  ASSERT_TRUE(h.rc.load());
+  EXPECT_EQ(h.rc.in_flight(), 1u);
+  h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 10, 0), pattern_key,
+            {{slot(0), "1.1.0", false}, {slot(1), "1.0.0", true}, {slot(2), "1.0.0", false}});
+  EXPECT_TRUE(h.started.empty());
+  h.upgraded(1, "1.1.0");
+  h.loop.advance(10s);
+  ASSERT_EQ(h.started.size(), 1u);
+  EXPECT_EQ(h.started[0].first, slot(2));
+  h.upgraded(2, "1.1.0");
+  EXPECT_EQ(h.status().state, fb::RolloutState::complete);
+}
+
 TEST(rollout_controller, forced_version_reproposes_the_same_version) {
   // A republished deployment of the running version is rolled out like a new version.
   harness h;

@@ -39,6 +39,17 @@ class fake_exchange final : public exchange_api {
     deletes.push_back(id);
     answer(std::move(cb), false);
   }
+  void put_node_status(const node_identity&, const fb::StatusReportT& report, done_fn cb) override {
+    ++status_reports;
+    if (!report.services.empty() && report.services[0]) {
+      last_restarts = report.services[0]->restarts;
+      last_error = report.services[0]->last_error;
+    }
+    answer(std::move(cb), false);
+  }
+  int status_reports = 0;
+  uint32_t last_restarts = 0;
+  std::string last_error;
   void get_agbot_key(const node_identity&, const std::string& org, const std::string& id,
                      std::function<void(result<crypto::public_key>)> cb) override {
     ++key_lookups;
@@ -580,6 +591,53 @@ TEST_F(agent_engine, failed_registration_keeps_nothing) {
 
 // ---- upgrades (a Proposal that supersedes a running agreement)
 
+TEST_F(agent_engine, container_crash_and_restart_reach_the_event_log_and_the_status_report) {
+  deliver(proposal_msg(proposal()));
+  deliver(reply_ack(agbot_, agreement_a));
+  ASSERT_TRUE(rt_.running(agreement_a));
+  loop_.advance(1h);  // past the status report's minimum interval
+  rt_.report(agreement_a, "container_crashed", "gps exited (1 in the last 60 s)");
+  rt_.report(agreement_a, "container_restarted", "gps");
+  loop_.advance(1h);
+  EXPECT_EQ(x_.last_restarts, 1u);
+  EXPECT_EQ(x_.last_error, "gps exited (1 in the last 60 s)");
+  auto log = eng_->events().list(agreement_a, 100);
+  ASSERT_TRUE(log.ok()) << log.err().message();
+  std::vector<std::string> kinds;
+  for (const auto& e : *log) kinds.push_back(e.kind);
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "container_crashed"), kinds.end());
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "container_restarted"), kinds.end());
+}
+
+TEST_F(agent_engine, prunes_old_cancelled_agreements_beyond_the_kept_history) {
+  opts_.keep_cancelled = 2;
+  opts_.prune_after = 1h;
+  make_engine();
+  // Three agreements accepted, finalized and cancelled by the agbot, one after the other.
+  std::vector<std::string> ids = {std::string(31, '1') + "a", std::string(31, '2') + "b", std::string(31, '3') + "c"};
+  for (const auto& id : ids) {
+    deliver(proposal_msg(proposal(id)));
+    deliver(reply_ack(agbot_, id));
+    deliver(cancel(agbot_, id, fb::CancelReason::ab_user_requested));
+    loop_.advance(1min);
+  }
+  ASSERT_EQ(store_.agreements().value().size(), 3u) << "too recent to prune";
+  loop_.advance(2h);
+  // The next cancel triggers the prune: the oldest goes, the newest two stay.
+  const std::string fourth = std::string(31, '4') + "d";
+  deliver(proposal_msg(proposal(fourth)));
+  deliver(reply_ack(agbot_, fourth));
+  deliver(cancel(agbot_, fourth, fb::CancelReason::ab_user_requested));
+  loop_.run_pending();
+  auto left = store_.agreements().value();
+  std::set<std::string> kept;
+  for (const auto& a : left) kept.insert(a.id);
+  EXPECT_EQ(kept, (std::set<std::string>{ids[2], fourth}));
+  EXPECT_EQ(eng_->stats().pruned, 2u);
+  auto in_memory = eng_->agreements();
+  EXPECT_TRUE(std::none_of(in_memory.begin(), in_memory.end(), [&](const stored_agreement& a) { return a.id == ids[0]; }));
+}
+
 class agent_upgrade : public agent_engine {
  protected:
   agent_upgrade() { opts_.upgrade_verify_window = 1s; }
@@ -651,6 +709,12 @@ TEST_F(agent_upgrade, restores_the_previous_version_when_the_new_one_crash_loops
   EXPECT_EQ(stored(agreement_a)->state, agreement_state::finalized);
   EXPECT_EQ(stored(agreement_b)->state, agreement_state::cancelled);
   EXPECT_EQ(eng_->stats().rollbacks, 1u);
+  auto log = eng_->events().list(agreement_b, 100);
+  ASSERT_TRUE(log.ok()) << log.err().message();
+  EXPECT_TRUE(std::any_of(log->begin(), log->end(), [](const event_record& e) { return e.kind == "container_crashed"; }))
+      << "the crash is not in the event log";
+  EXPECT_TRUE(std::any_of(log->begin(), log->end(), [](const event_record& e) { return e.kind == "upgrade_rolled_back"; }))
+      << "the rollback is not in the event log";
   loop_.advance(2s);  // the window's end changes nothing any more
   EXPECT_TRUE(cancels_of(agreement_a).empty());
 }

@@ -77,6 +77,25 @@ TEST(heartbeat_counter, restart_never_reuses_a_counter) {
   EXPECT_GT(*c, last);
 }
 
+// fleetsim's counters: in memory, never 0 (receivers start at "last seen = 0"), and a sender
+// restarted on the same source continues after the last counter it handed out.
+TEST(heartbeat_counter, memory_counter_never_hands_out_zero_or_a_value_twice) {
+  agent::memory_counter zero(0);
+  auto first = zero.next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first, 1u);
+  agent::memory_counter c(1'000'000);
+  agent::counter_source& src = c;
+  uint64_t last = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto n = src.next();
+    ASSERT_TRUE(n);
+    EXPECT_GT(*n, last);
+    last = *n;
+  }
+  EXPECT_EQ(last, 1'000'004u);
+}
+
 // A store with org acme, pattern acme/p (missing_heartbeat_interval 30 s), an agbot serving
 // it and `nodes` registered nodes.
 struct tracker_env {

@@ -22,6 +22,7 @@
 #include "agent/agent_store.h"
 #include "agent/engine.h"
 #include "agent/exchange_adapter.h"
+#include "agent/heartbeat.h"
 #include "agent/seams.h"
 #include "core/bus/client.h"
 #include "core/bus/messenger.h"
@@ -52,7 +53,18 @@ void add_flags(CLI::App& app, options& o) {
                  "MQTT connections shared by the nodes (0: one per 2500 nodes)")->capture_default_str();
   app.add_option("--create-parallel", o.create_parallel, "node creation RPCs in flight")->capture_default_str();
   app.add_option("--heartbeat-interval", o.heartbeat_interval_s,
-                 "seconds between heartbeats (not wired yet: the agent engine has no heartbeat API)");
+                 "seconds between each node's heartbeats (the agent's sealed frame on hb/{mailbox}, QoS 0, "
+                 "spread evenly over the interval; 0: off). Default 60 = hmq-agent's default, so a fleet "
+                 "bench costs the broker and exchange what a real fleet at default settings does")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--stop-nodes", o.stop_nodes,
+                 "nodes 0..K-1 stop --stop-after seconds after their first agreement: no heartbeats, nothing "
+                 "in or out (a node that lost power); the exchange marks them stale")
+      ->capture_default_str();
+  app.add_option("--stop-after", o.stop_after_s, "seconds after its first agreement a --stop-nodes node stops")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--crash-probability", o.crash_probability,
                  "probability that a deployed workload crashes for good 1-5 s later (memory runtime)")
       ->check(CLI::Range(0.0, 1.0));
@@ -185,13 +197,14 @@ class sim_runtime final : public agent::runtime {
 // publishes it; as agent::messenger_outbox otherwise.
 class sim_outbox final : public agent::outbox {
  public:
-  sim_outbox(sim& s, bus::messenger& m) : sim_(s), m_(m) {}
+  sim_outbox(sim& s, bus::messenger& m, size_t index) : sim_(s), m_(m), index_(index) {}
   void send(const crypto::public_key& to, fb::Body type, const agent::body_builder& body,
             agent::done_fn done) override;
 
  private:
   sim& sim_;
   bus::messenger& m_;
+  size_t index_;
 };
 
 struct sim_node {
@@ -206,6 +219,11 @@ struct sim_node {
   std::optional<agent::agent_store> store;
   std::unique_ptr<sim_runtime> rt;
   std::unique_ptr<agent::engine> eng;
+  // Outlives `hb`: a sender restarted on this identity continues after the last counter.
+  std::unique_ptr<agent::memory_counter> hb_counter;
+  std::unique_ptr<agent::heartbeat_sender> hb;
+  bool stopped = false;  // --stop-nodes: gone silent
+  core::loop::timer_handle stop_timer;
   std::optional<clk::time_point> register_sent;  // first attempt
   std::optional<clk::time_point> registered;     // exchange acknowledged
   std::optional<clk::time_point> agreed;         // first workload deployed (agreement finalized)
@@ -232,6 +250,7 @@ class sim {
     ++link_dropped_;
     return true;
   }
+  bool stopped(size_t index) const { return nodes_[index]->stopped; }
   void on_deployed(size_t index) {
     ++deploys_;
     ++running_;
@@ -239,6 +258,9 @@ class sim {
     if (n.agreed) return;
     n.agreed = clk::now();
     ++agreed_;
+    if (index < o_.stop_nodes)
+      n.stop_timer = loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.stop_after_s * 1000)),
+                                      [this, index] { stop_node(index); });
     if (agreed_ == nodes_.size() && o_.duration_s <= 0) finish("every node has an agreement");
   }
   void on_removed() { --running_; }
@@ -251,6 +273,8 @@ class sim {
   void create_next();
   void register_all();
   void register_one(size_t i);
+  void start_heartbeat(size_t i);
+  void stop_node(size_t i);
   void progress();
   void finish(const std::string& why);
   json summary() const;
@@ -278,12 +302,19 @@ class sim {
   size_t connected_ = 0, subscribed_ = 0, sub_failed_ = 0;
   size_t created_ = 0, create_next_ = 0, create_inflight_ = 0, create_failed_ = 0, already_existed_ = 0;
   size_t registered_ = 0, register_failed_ = 0, register_retries_ = 0;
-  size_t agreed_ = 0, deploys_ = 0, running_ = 0, crashes_ = 0;
+  size_t agreed_ = 0, deploys_ = 0, running_ = 0, crashes_ = 0, stopped_ = 0;
   uint64_t routed_ = 0, link_dropped_ = 0;
   bool phase_register_ = false, done_ = false;
   int exit_code_ = 2;
   std::string why_;
   core::loop::timer_handle progress_timer_, end_timer_, duration_timer_;
+  // First heartbeat counter of every node: the wall clock in microseconds (see fleetsim.h).
+  uint64_t hb_counter_seed_ = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  std::chrono::milliseconds hb_interval() const {
+    return std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(o_.heartbeat_interval_s * 1000)));
+  }
 };
 
 std::string top_level_version(const agent::workload& w) {
@@ -328,6 +359,7 @@ void sim_runtime::remove(const std::string& agreement_id, agent::done_fn cb) {
 
 void sim_outbox::send(const crypto::public_key& to, fb::Body type, const agent::body_builder& body,
                       agent::done_fn done) {
+  if (sim_.stopped(index_)) return;  // a stopped node says nothing, and nobody waits on it any more
   auto bytes = core::wire::build_message(core::wire::header{}, sim_.loop().time(), type, body);
   bus::publish_options po;
   po.qos = 1;
@@ -373,7 +405,7 @@ bool sim::build() {
     s.xclient = std::make_unique<xc::client>(loop_, *s.messenger, xkey_, topics_);
     s.xclient->set_timeout(std::chrono::seconds(o_.rpc_timeout_s));
     s.xa = std::make_unique<agent::exchange_adapter>(*s.xclient);
-    s.out = std::make_unique<sim_outbox>(*this, *s.messenger);
+    s.out = std::make_unique<sim_outbox>(*this, *s.messenger, i);
     auto st = agent::agent_store::open_memory();
     if (!st) {
       std::fprintf(stderr, "hmq-fleetsim: node %zu store: %s\n", i, st.err().message().c_str());
@@ -385,6 +417,7 @@ bool sim::build() {
     for (auto type : {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify}) {
       s.messenger->on(type, [eng = s.eng.get()](const core::wire::opened& m) { eng->on_message(m); });
     }
+    if (o_.heartbeat_interval_s > 0) s.hb_counter = std::make_unique<agent::memory_counter>(hb_counter_seed_);
     if (auto r = s.eng->start(); !r) {
       std::fprintf(stderr, "hmq-fleetsim: node %zu: %s\n", i, r.err().message().c_str());
       return false;
@@ -400,9 +433,11 @@ bool sim::build() {
     s.messenger->start();
     s.conn->subscribe(s.messenger->mailbox_topic(), 1,
                       [this, i](const bus::inbound& in) {
-                        if (lose()) return;
+                        if (nodes_[i]->stopped || lose()) return;
                         ++routed_;
-                        link_in_.push([this, i, in] { nodes_[i]->messenger->deliver(in); });
+                        link_in_.push([this, i, in] {
+                          if (!nodes_[i]->stopped) nodes_[i]->messenger->deliver(in);
+                        });
                       },
                       [this](result<void> r) {
                         if (r) ++subscribed_;
@@ -503,6 +538,7 @@ void sim::register_one(size_t i) {
       if (s.registered) return;
       s.registered = clk::now();
       if (++registered_ == nodes_.size()) t_all_registered_ = clk::now();
+      start_heartbeat(i);
       return;
     }
     // Refusals (bad token, unknown pattern) are final; a timeout under load is retried.
@@ -515,6 +551,45 @@ void sim::register_one(size_t i) {
     s.retry = loop_.call_after(std::chrono::milliseconds(1000 + 1000 * s.register_attempts),
                                [this, i] { register_one(i); });
   });
+}
+
+// Heartbeats start once the exchange knows the node's key (before, every frame would be an
+// "unknown node" there). Node i beats at phase i/N of the interval, counted from the
+// registration burst, so N nodes send N/interval frames a second evenly, not in bursts.
+void sim::start_heartbeat(size_t i) {
+  auto& s = *nodes_[i];
+  if (!s.hb_counter || s.hb || s.stopped) return;
+  const int64_t interval = hb_interval().count();
+  const int64_t phase = static_cast<int64_t>(static_cast<double>(interval) * static_cast<double>(i) /
+                                             static_cast<double>(nodes_.size()));
+  const int64_t since = std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t_register_).count();
+  int64_t wait = (phase - since) % interval;
+  if (wait < 0) wait += interval;
+  agent::heartbeat_options ho;
+  ho.interval = hb_interval();
+  ho.first_beat = std::chrono::milliseconds(wait);
+  ho.presence = false;  // see fleetsim.h: a shared connection
+  ho.topic_alias = 0;
+  s.hb = std::make_unique<agent::heartbeat_sender>(
+      loop_, *s.hb_counter, xkey_, s.keys.sk, crypto::mailbox_id(s.keys.pk), topics_,
+      [eng = s.eng.get()] {
+        core::wire::heartbeat_body b;
+        b.running_agreements = static_cast<uint16_t>(std::min<size_t>(eng->live_agreements(), 0xffff));
+        return b;
+      },
+      ho);
+  s.hb->start(*s.conn);
+}
+
+void sim::stop_node(size_t i) {
+  auto& s = *nodes_[i];
+  if (s.stopped) return;
+  s.stopped = true;
+  ++stopped_;
+  if (s.hb) s.hb->stop();
+  s.retry.cancel();
+  s.eng->stop();
+  std::fprintf(stderr, "fleetsim: node %s%zu stopped (--stop-nodes)\n", o_.node_prefix.c_str(), i);
 }
 
 void sim::progress() {
@@ -564,6 +639,8 @@ void sim::finish(const std::string& why) {
   duration_timer_.cancel();
   for (auto& n : nodes_) {
     n->retry.cancel();
+    n->stop_timer.cancel();
+    if (n->hb) n->hb->stop();
     n->eng->stop();
     n->messenger->stop();
   }
@@ -650,7 +727,14 @@ json sim::summary() const {
   j["messages_routed"] = routed_;
   j["link"] = {{"latency_ms", o_.link_latency_ms}, {"loss_pct", o_.link_loss_pct}, {"dropped", link_dropped_}};
   j["rss_kb"] = self_rss_kb();
-  j["heartbeats"] = o_.heartbeat_interval_s > 0 ? "not wired (no heartbeat API in the agent engine yet)" : "off";
+  uint64_t hb_sent = 0, hb_skipped = 0;
+  for (const auto& n : nodes_) {
+    if (!n->hb) continue;
+    hb_sent += n->hb->sent();
+    hb_skipped += n->hb->skipped();
+  }
+  j["heartbeats"] = {{"interval_s", o_.heartbeat_interval_s}, {"sent", hb_sent}, {"skipped", hb_skipped}};
+  j["stopped_nodes"] = stopped_;
   return j;
 }
 
@@ -669,10 +753,6 @@ int sim::run() {
     }
     admin_auth_ = xc::credentials::user(org, who, o_.user.substr(colon + 1));
   }
-  if (o_.heartbeat_interval_s > 0)
-    std::fprintf(stderr,
-                 "hmq-fleetsim: --heartbeat-interval is not wired yet: the agent engine has no heartbeat API on "
-                 "this branch; no heartbeats are sent\n");
   std::fprintf(stderr, "fleetsim: building %zu nodes\n", o_.nodes);
   if (!build()) return 1;
   std::fprintf(stderr, "fleetsim: %zu nodes built in %.2f s; connecting\n", nodes_.size(),

@@ -15,6 +15,15 @@
 // is just a topic. One Paho client per node would cost a socket, a session and Paho state each,
 // and Paho's connect start-up per client; a pool keeps 10,000 nodes at a few connections.
 // The routing layer is also where --link-latency / --link-loss act.
+//
+// Heartbeats: every node runs the agent's own heartbeat_sender (agent/heartbeat.h) on its shared
+// connection once the exchange acknowledged its registration: the same sealed 31-byte frame on
+// hb/{mailbox}, QoS 0, counters in memory (a fresh identity every run; seeded with the wall clock
+// in microseconds all the same, so even a node key kept across runs would never repeat a nonce).
+// Differences from hmq-agent, all forced by the shared connection: no topic alias (each sender
+// would claim alias 1), no presence frames or last will (one will per connection cannot speak
+// for its nodes), and heartbeats bypass --link-latency / --link-loss (they go straight to the
+// connection). The first beats are spread evenly over one interval (node i at i/N of it).
 namespace hmq::fleetsim {
 
 struct options {
@@ -31,7 +40,14 @@ struct options {
   std::vector<std::string> trust_keys;   // publisher Ed25519 public key files the nodes trust
   size_t connections = 0;                // 0: one per 2500 nodes, at least 1
   size_t create_parallel = 64;           // node creation RPCs in flight
-  double heartbeat_interval_s = 0;       // not wired yet: the engine has no heartbeat API
+  // Seconds between each node's heartbeats (agent/heartbeat.h, the agent's own sender); 0: off.
+  // Default: hmq-agent's default, so a simulated fleet loads the broker and the exchange like a
+  // real fleet of the same size at default settings (docs/PERFORMANCE.md).
+  double heartbeat_interval_s = 60;
+  // Nodes 0 .. stop_nodes-1 stop stop_after_s seconds after their first agreement: no
+  // heartbeats, nothing in or out (a node that lost power); the exchange marks them stale.
+  size_t stop_nodes = 0;
+  double stop_after_s = 5;
   double crash_probability = 0;          // per deployed workload
   double link_latency_ms = 0;            // one way, inside the sim's routing layer
   double link_loss_pct = 0;
