@@ -70,7 +70,7 @@ void print_mappings(pid_t pid) {
   std::vector<std::pair<long, std::string>> sorted;
   for (const auto& [file, kib] : by_file) sorted.emplace_back(kib, file);
   std::sort(sorted.rbegin(), sorted.rend());
-  for (size_t i = 0; i < sorted.size() && i < 15; ++i)
+  for (size_t i = 0; i < sorted.size() && sorted[i].first > 0; ++i)
     std::fprintf(stderr, "  %6ld KiB  %s\n", sorted[i].first, sorted[i].second.c_str());
 }
 

@@ -5,6 +5,9 @@ target_compile_options(hmq_warnings INTERFACE -Wall -Wextra -Wpedantic)
 if(HMQ_WERROR)
   target_compile_options(hmq_warnings INTERFACE -Werror)
 endif()
+# One section per function and data object, so that an executable linked with --gc-sections
+# (hmq-agent) keeps only the code it uses.
+add_compile_options(-ffunction-sections -fdata-sections)
 # libFuzzer steers by coverage, so the code under test (core, components), not only the
 # *_fuzz.cc file, must carry the coverage hooks; -fsanitize=fuzzer is linked into the fuzzers
 # alone (tests/fuzz/CMakeLists.txt). Use a separate build directory for this.

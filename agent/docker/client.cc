@@ -1,34 +1,18 @@
 #include "agent/docker/client.h"
 
-#include <curl/curl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
+#include "agent/docker/http.h"
 #include "core/log/log.h"
 
 namespace hmq::agent::docker {
 namespace {
-
-class category_impl final : public std::error_category {
- public:
-  const char* name() const noexcept override { return "docker"; }
-  std::string message(int c) const override {
-    switch (static_cast<errc>(c)) {
-      case errc::ok: return "ok";
-      case errc::transport: return "cannot talk to the Docker Engine";
-      case errc::api: return "Docker Engine error";
-      case errc::not_found: return "not found";
-      case errc::conflict: return "conflict";
-      case errc::auth_failed: return "registry authentication failed";
-      case errc::pull_failed: return "image pull failed";
-      case errc::bad_response: return "unexpected answer from the Docker Engine";
-      case errc::too_large: return "answer from the Docker Engine too large";
-      case errc::stopped: return "docker client stopped";
-    }
-    return "unknown";
-  }
-};
 
 std::shared_ptr<spdlog::logger> lg() {
   static auto l = core::log::get("docker");
@@ -117,31 +101,6 @@ std::string label_filter_query(const std::string& label) {
   return url_escape(f.dump());
 }
 
-struct sink {
-  std::string* body;
-  size_t max;
-  bool overflow = false;
-};
-
-size_t write_body(char* p, size_t size, size_t n, void* ud) {
-  auto* s = static_cast<sink*>(ud);
-  size_t len = size * n;
-  if (s->body->size() + len > s->max) {
-    s->overflow = true;
-    return 0;  // aborts the transfer
-  }
-  s->body->append(p, len);
-  return len;
-}
-
-void init_curl_once() {
-  static const bool done = [] {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    return true;
-  }();
-  (void)done;
-}
-
 const std::string& b64url_alphabet() {
   static const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   return a;
@@ -149,11 +108,6 @@ const std::string& b64url_alphabet() {
 
 }  // namespace
 
-const std::error_category& category() {
-  static const category_impl c;
-  return c;
-}
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
 
 std::string encode_registry_auth(const registry_auth& a) {
   std::string in = json{{"username", a.username}, {"password", a.password}, {"serveraddress", a.server}}.dump();
@@ -207,12 +161,18 @@ result<image_ref> parse_image_ref(std::string_view ref) {
 }
 
 client::client(core::loop::scheduler& loop, client_options o) : loop_(loop), opts_(std::move(o)) {
-  init_curl_once();
+  // Written once by stop(), never read: stays readable, so every call polling it (the events
+  // stream, a long pull) returns at once.
+  cancel_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (cancel_fd_ < 0) lg()->error("eventfd: {}; stop() cannot cancel Docker calls in flight", std::strerror(errno));
   size_t n = std::max<size_t>(1, opts_.workers);
   for (size_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker(); });
 }
 
-client::~client() { stop(); }
+client::~client() {
+  stop();
+  if (cancel_fd_ >= 0) ::close(cancel_fd_);
+}
 
 void client::stop() {
   *alive_ = false;
@@ -224,9 +184,9 @@ void client::stop() {
   }
   cv_.notify_all();
   events_stop_ = true;
-  {
-    std::lock_guard lk(mu_);
-    if (auto* m = static_cast<CURLM*>(events_multi_.load())) curl_multi_wakeup(m);
+  if (cancel_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!::write(cancel_fd_, &one, sizeof one);
   }
   for (auto& t : workers_)
     if (t.joinable()) t.join();
@@ -262,38 +222,30 @@ void client::worker() {
   }
 }
 
+http::call_options client::call_options(uint64_t max_body) const {
+  http::call_options o;
+  o.timeout = std::chrono::seconds(opts_.timeout_s);
+  o.cancel_fd = cancel_fd_;
+  o.lim.max_body = max_body;
+  return o;
+}
+
+http::request client::make_request(const std::string& method, const std::string& path, const std::string& body,
+                                   const std::vector<std::string>& headers) const {
+  http::request rq;
+  rq.method = method;
+  rq.target = "/" + opts_.api_version + path;
+  rq.headers = headers;
+  rq.body = body;
+  rq.content_type = "application/json";
+  return rq;
+}
+
 result<client::http_result> client::request(const std::string& method, const std::string& path,
                                             const std::string& body, const std::vector<std::string>& headers) {
-  CURL* c = curl_easy_init();
-  if (!c) return err(errc::transport, "curl_easy_init failed");
-  http_result out;
-  sink s{&out.body, opts_.max_body_bytes};
-  std::string url = "http://localhost/" + opts_.api_version + path;
-  curl_slist* hl = nullptr;
-  for (const auto& h : headers) hl = curl_slist_append(hl, h.c_str());
-  if (!body.empty() || method == "POST") hl = curl_slist_append(hl, "Content-Type: application/json");
-  curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, opts_.socket_path.c_str());
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-  if (method == "POST") {
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  }
-  if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, opts_.timeout_s);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(c);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out.status);
-  curl_slist_free_all(hl);
-  curl_easy_cleanup(c);
-  if (s.overflow) return err(errc::too_large, method + " " + path + ": answer over " + std::to_string(s.max) + " bytes");
-  if (rc != CURLE_OK)
-    return err(errc::transport, method + " " + path + " via " + opts_.socket_path + ": " + curl_easy_strerror(rc));
-  return out;
+  auto r = http::fetch(opts_.socket_path, make_request(method, path, body, headers), call_options(opts_.max_body_bytes));
+  if (!r) return r.err();
+  return http_result{r->status, std::move(r->body)};
 }
 
 namespace {
@@ -311,22 +263,32 @@ result<void> client::ping() {
   return core::ok();
 }
 
+namespace {
+// One line of a pull's progress stream: the error it reports, if any.
+std::optional<core::error> pull_line_error(std::string_view line) {
+  if (line.empty()) return std::nullopt;
+  auto j = parse(line);
+  if (!j.is_object()) return std::nullopt;  // progress noise we cannot read is not an error
+  std::string e = str_at(j, "error");
+  if (e.empty()) {
+    if (const auto* d = obj_at(j, "errorDetail")) e = str_at(*d, "message");
+  }
+  if (e.empty()) return std::nullopt;
+  if (e.size() > 500) e.resize(500);
+  return err(looks_like_auth_failure(e) ? errc::auth_failed : errc::pull_failed, e);
+}
+
+// A progress line is a few hundred bytes; a line without end is a broken stream.
+constexpr size_t max_stream_line = 1 << 20;
+}  // namespace
+
 result<void> client::parse_pull_stream(std::string_view body) {
   size_t pos = 0;
   while (pos < body.size()) {
     size_t nl = body.find('\n', pos);
     std::string_view line = body.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? body.size() : nl + 1;
-    if (line.empty()) continue;
-    auto j = parse(line);
-    if (!j.is_object()) continue;  // progress noise we cannot read is not an error
-    std::string e = str_at(j, "error");
-    if (e.empty()) {
-      if (const auto* d = obj_at(j, "errorDetail")) e = str_at(*d, "message");
-    }
-    if (e.empty()) continue;
-    if (e.size() > 500) e.resize(500);
-    return err(looks_like_auth_failure(e) ? errc::auth_failed : errc::pull_failed, e);
+    if (auto e = pull_line_error(line)) return *e;
   }
   return core::ok();
 }
@@ -339,16 +301,38 @@ result<void> client::pull(const image_ref& ref, const std::optional<registry_aut
     path += "&tag=" + url_escape(ref.tag);
   std::vector<std::string> headers;
   if (auth) headers.push_back("X-Registry-Auth: " + encode_registry_auth(*auth));
-  auto r = request("POST", path, "", headers);
-  if (!r) return r.err();
   std::string what = "pull " + ref.repository + ":" + (ref.digest.empty() ? ref.tag : ref.digest);
-  if (r->status != 200) {
-    std::string m = api_message(r->body);
-    errc c = looks_like_auth_failure(m) ? errc::auth_failed : r->status == 404 ? errc::not_found : errc::pull_failed;
-    return err(c, what + ": HTTP " + std::to_string(r->status) + ": " + m);
+  // The progress stream is read line by line as it comes (a large image's stream has no useful
+  // size bound, and nothing of it needs keeping); an error answer's body is kept, bounded.
+  std::string error_body;
+  std::optional<core::error> stream_error;
+  http::line_splitter lines(max_stream_line);
+  bool line_too_long = false;
+  auto h = http::perform(
+      opts_.socket_path, make_request("POST", path, "", headers), call_options(UINT64_MAX),
+      [&](const http::response& head, std::string_view data) {
+        if (head.status != 200) {
+          size_t room = error_body.size() < (64u << 10) ? (64u << 10) - error_body.size() : 0;
+          error_body.append(data.substr(0, room));
+          return true;
+        }
+        if (!lines.feed(data, [&](std::string_view line) {
+              if (!stream_error) stream_error = pull_line_error(line);
+            })) {
+          line_too_long = true;
+          return false;
+        }
+        return true;
+      });
+  if (line_too_long) return err(errc::too_large, what + ": progress line over " + std::to_string(max_stream_line) + " bytes");
+  if (!h) return h.err();
+  if (h->status != 200) {
+    std::string m = api_message(error_body);
+    errc c = looks_like_auth_failure(m) ? errc::auth_failed : h->status == 404 ? errc::not_found : errc::pull_failed;
+    return err(c, what + ": HTTP " + std::to_string(h->status) + ": " + m);
   }
-  auto s = parse_pull_stream(r->body);
-  if (!s) return core::error{s.err().code, what + ": " + s.err().detail};
+  if (!stream_error) stream_error = pull_line_error(lines.rest());
+  if (stream_error) return core::error{stream_error->code, what + ": " + stream_error->detail};
   return core::ok();
 }
 
@@ -605,68 +589,35 @@ void client::watch_events(std::function<void(event)> on_event, std::function<voi
   });
 }
 
-namespace {
-struct line_sink {
-  std::string buf;
-  std::function<void(std::string_view)> on_line;
-  bool overflow = false;
-};
-size_t write_lines(char* p, size_t size, size_t n, void* ud) {
-  auto* s = static_cast<line_sink*>(ud);
-  size_t len = size * n;
-  s->buf.append(p, len);
-  size_t nl;
-  while ((nl = s->buf.find('\n')) != std::string::npos) {
-    s->on_line(std::string_view(s->buf).substr(0, nl));
-    s->buf.erase(0, nl + 1);
-  }
-  // One event is a few KiB at most; a line without end is a broken stream.
-  if (s->buf.size() > (1 << 20)) {
-    s->overflow = true;
-    return 0;
-  }
-  return len;
-}
-}  // namespace
-
 void client::events_thread(std::function<void(event)> on_event, std::function<void()> on_lost) {
   json f = {{"type", json::array({"container"})}, {"event", json::array({"die", "oom", "start"})}};
-  std::string url = "http://localhost/" + opts_.api_version + "/events?filters=" + url_escape(f.dump());
+  auto rq = make_request("GET", "/events?filters=" + url_escape(f.dump()), "");
+  auto o = call_options(UINT64_MAX);
+  o.timeout = std::chrono::milliseconds(0);  // the stream has no end; stop() cancels it
+  auto on_line = [&](std::string_view line) {
+    if (auto e = parse_event(line))
+      loop_.post([alive = alive_, on_event, e = std::move(*e)]() mutable {
+        if (*alive) on_event(std::move(e));
+      });
+  };
   while (!events_stop_) {
-    CURL* c = curl_easy_init();
-    CURLM* m = curl_multi_init();
-    line_sink s;
-    s.on_line = [&](std::string_view line) {
-      if (auto e = parse_event(line))
-        loop_.post([alive = alive_, on_event, e = std::move(*e)]() mutable {
-          if (*alive) on_event(std::move(e));
-        });
-    };
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, opts_.socket_path.c_str());
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_lines);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_multi_add_handle(m, c);
-    {
-      std::lock_guard lk(mu_);
-      events_multi_ = m;
-    }
-    int running = 1;
-    while (!events_stop_ && running) {
-      if (curl_multi_perform(m, &running) != CURLM_OK) break;
-      if (!running) break;
-      curl_multi_poll(m, nullptr, 0, 60'000, nullptr);
-    }
-    {
-      std::lock_guard lk(mu_);
-      events_multi_ = nullptr;
-    }
-    curl_multi_remove_handle(m, c);
-    curl_multi_cleanup(m);
-    curl_easy_cleanup(c);
+    // One event is a few hundred bytes (its labels included); a line without end is a broken stream.
+    http::line_splitter lines(max_stream_line);
+    std::string why;
+    auto h = http::perform(opts_.socket_path, rq, o, [&](const http::response& head, std::string_view data) {
+      if (head.status != 200) {
+        why = "HTTP " + std::to_string(head.status);
+        return false;
+      }
+      if (!lines.feed(data, on_line)) {
+        why = "event line over " + std::to_string(max_stream_line) + " bytes";
+        return false;
+      }
+      return true;
+    });
     if (events_stop_) break;
-    lg()->warn("docker events stream via {} ended; reconnecting", opts_.socket_path);
+    if (why.empty()) why = h ? "HTTP " + std::to_string(h->status) + ", stream ended" : h.err().message();
+    lg()->warn("docker events stream via {} ended ({}); reconnecting", opts_.socket_path, why);
     loop_.post([alive = alive_, on_lost] {
       if (*alive && on_lost) on_lost();
     });

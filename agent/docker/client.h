@@ -16,18 +16,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/docker/errors.h"
+#include "agent/docker/http.h"
 #include "core/common/result.h"
 #include "core/loop/loop.h"
 
-// Docker Engine API client over the Engine's unix socket (libcurl, CURLOPT_UNIX_SOCKET_PATH), so
-// Podman's compatible socket works too. Only what the agent needs: images, bridge networks,
+// Docker Engine API client over the Engine's unix socket (the small HTTP/1.1 client of
+// agent/docker/http.h), so Podman's compatible socket works too. Only what the agent needs: images, bridge networks,
 // containers, the events stream.
 //
-// Thread contract: every request method is blocking and thread-safe (one curl handle per call);
+// Thread contract: every request method is blocking and thread-safe (one connection per call);
 // call them from the worker pool through submit(), never from the loop thread. submit() runs the
 // work on one of a few worker threads and posts the result back to the loop. The events stream
 // has its own thread and posts each event to the loop. stop() (or the destructor) cancels the
-// stream, waits for running work and drops queued work; its callbacks are not called.
+// stream and the calls in flight (through an eventfd their poll() watches), waits for the workers
+// and drops queued work; its callbacks are not called.
 //
 // Docker's answers are input like any other: bodies are size-bounded, JSON is parsed without
 // exceptions escaping, and a field of the wrong type reads as absent.
@@ -36,20 +39,6 @@ namespace hmq::agent::docker {
 using core::result;
 using json = nlohmann::json;
 
-enum class errc {
-  ok = 0,
-  transport = 1,     // socket missing, connection refused, curl failure
-  api = 2,           // Docker answered with an error status (detail: status and message)
-  not_found = 3,     // 404
-  conflict = 4,      // 409 (name in use, ...)
-  auth_failed = 5,   // registry refused the credentials
-  pull_failed = 6,   // registry or image problem other than auth
-  bad_response = 7,  // Docker's answer is not what the API promises
-  too_large = 8,     // answer exceeds the size bound
-  stopped = 9,       // client stopped before the call ran
-};
-const std::error_category& category();
-std::error_code make_error_code(errc e);
 
 struct registry_auth {
   std::string username;
@@ -210,6 +199,9 @@ class client {
     long status = 0;
     std::string body;
   };
+  http::call_options call_options(uint64_t max_body) const;
+  http::request make_request(const std::string& method, const std::string& path, const std::string& body,
+                             const std::vector<std::string>& headers = {}) const;
   result<http_result> request(const std::string& method, const std::string& path, const std::string& body,
                               const std::vector<std::string>& headers = {});
   void enqueue(std::function<void()> job);
@@ -226,10 +218,7 @@ class client {
   std::vector<std::thread> workers_;
   std::thread events_;
   std::atomic<bool> events_stop_{false};
-  std::atomic<void*> events_multi_{nullptr};
+  int cancel_fd_ = -1;  // eventfd, written by stop()
 };
 
 }  // namespace hmq::agent::docker
-
-template <>
-struct std::is_error_code_enum<hmq::agent::docker::errc> : std::true_type {};

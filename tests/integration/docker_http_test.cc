@@ -1,0 +1,196 @@
+// The agent's HTTP/1.1 transport on a real unix socket, against a scripted fake Engine in this
+// process: what the request looks like on the wire, streamed answers, cancellation from another
+// thread (what client::stop() does to the events stream), timeouts and missing sockets.
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "agent/docker/http.h"
+
+namespace hmq::agent::docker::http {
+namespace {
+
+// Accepts one connection, reads the request head (and a Content-Length body), then runs
+// `script` with the connected fd and the request it read. Closes when the script returns.
+class fake_engine {
+ public:
+  explicit fake_engine(std::function<void(int fd, const std::string& request)> script) {
+    char tmpl[] = "/tmp/hmq-http-test-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    path_ = dir_ + "/docker.sock";
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(listen_fd_, 4), 0);
+    thread_ = std::thread([this, script = std::move(script)] {
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) return;
+      std::string req;
+      char buf[4096];
+      size_t need = std::string::npos;
+      while (need == std::string::npos || req.size() < need) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        req.append(buf, static_cast<size_t>(n));
+        auto end = req.find("\r\n\r\n");
+        if (need == std::string::npos && end != std::string::npos) {
+          size_t len = 0;
+          auto cl = req.find("Content-Length: ");
+          if (cl != std::string::npos && cl < end) len = std::stoul(req.substr(cl + 16));
+          need = end + 4 + len;
+        }
+      }
+      request_ = req;
+      script(fd, req);
+      ::close(fd);
+    });
+  }
+  ~fake_engine() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(listen_fd_);
+    std::filesystem::remove_all(dir_);
+  }
+  const std::string& path() const { return path_; }
+  void join() { thread_.join(); }
+  const std::string& request_seen() const { return request_; }
+
+ private:
+  std::string dir_, path_;
+  int listen_fd_ = -1;
+  std::thread thread_;
+  std::string request_;
+};
+
+void send_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) return;
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// Blocks until the peer closes (or the test ends the connection).
+void wait_for_close(int fd) {
+  char b[256];
+  while (::read(fd, b, sizeof b) > 0) {
+  }
+}
+
+TEST(docker_http_transport, sends_the_request_and_reads_a_chunked_answer) {
+  fake_engine e([](int fd, const std::string&) {
+    send_all(fd, "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"Id\"\r\n");
+    send_all(fd, "8\r\n:\"abc\"}\n\r\n0\r\n\r\n");
+  });
+  request r;
+  r.method = "POST";
+  r.target = "/v1.41/containers/create?name=x";
+  r.headers = {"X-Registry-Auth: e30"};
+  r.body = "{\"Image\":\"busybox\"}";
+  r.content_type = "application/json";
+  auto got = fetch(e.path(), r, {});
+  ASSERT_TRUE(got.ok()) << got.err().message();
+  EXPECT_EQ(got->status, 201);
+  EXPECT_EQ(got->body, "{\"Id\":\"abc\"}\n");
+  e.join();
+  EXPECT_EQ(e.request_seen().rfind("POST /v1.41/containers/create?name=x HTTP/1.1\r\n", 0), 0u);
+  EXPECT_NE(e.request_seen().find("\r\nX-Registry-Auth: e30\r\n"), std::string::npos);
+  EXPECT_NE(e.request_seen().find("\r\n\r\n{\"Image\":\"busybox\"}"), std::string::npos);
+}
+
+TEST(docker_http_transport, reads_until_close_when_the_answer_has_no_length) {
+  fake_engine e([](int fd, const std::string&) { send_all(fd, "HTTP/1.1 200 OK\r\n\r\n[1,2,3]"); });
+  request r;
+  r.target = "/v1.41/containers/json";
+  auto got = fetch(e.path(), r, {});
+  ASSERT_TRUE(got.ok()) << got.err().message();
+  EXPECT_EQ(got->body, "[1,2,3]");
+}
+
+TEST(docker_http_transport, reports_a_truncated_answer) {
+  fake_engine e([](int fd, const std::string&) { send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"); });
+  request r;
+  r.target = "/v1.41/_ping";
+  EXPECT_EQ(fetch(e.path(), r, {}).code(), errc::bad_response);
+}
+
+TEST(docker_http_transport, refuses_an_oversized_body) {
+  fake_engine e([](int fd, const std::string&) {
+    send_all(fd, "HTTP/1.1 200 OK\r\n\r\n" + std::string(5000, 'x'));
+  });
+  request r;
+  r.target = "/v1.41/containers/json";
+  call_options o;
+  o.lim.max_body = 4096;
+  EXPECT_EQ(fetch(e.path(), r, o).code(), errc::too_large);
+}
+
+TEST(docker_http_transport, streams_lines_until_cancelled_from_another_thread) {
+  std::atomic<bool> closed{false};
+  fake_engine e([&](int fd, const std::string&) {
+    send_all(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nline1\n\r\n");
+    wait_for_close(fd);  // a stream without end, like /events
+    closed = true;
+  });
+  int cancel = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  ASSERT_GE(cancel, 0);
+  request r;
+  r.target = "/v1.41/events";
+  call_options o;
+  o.cancel_fd = cancel;
+  o.lim.max_body = UINT64_MAX;
+  line_splitter lines(1024);
+  std::vector<std::string> got;
+  auto res = perform(e.path(), r, o, [&](const response&, std::string_view d) {
+    return lines.feed(d, [&](std::string_view l) {
+      got.emplace_back(l);
+      uint64_t one = 1;  // what client::stop() does, here once the first event arrived
+      EXPECT_EQ(::write(cancel, &one, sizeof one), 8);
+    });
+  });
+  EXPECT_EQ(res.code(), errc::stopped);
+  EXPECT_EQ(got, std::vector<std::string>{"line1"});
+  e.join();
+  EXPECT_TRUE(closed);  // the connection was closed, not leaked
+  ::close(cancel);
+}
+
+TEST(docker_http_transport, times_out_when_the_engine_does_not_answer) {
+  std::atomic<bool> closed{false};
+  fake_engine e([&](int fd, const std::string&) {
+    wait_for_close(fd);
+    closed = true;
+  });
+  request r;
+  r.target = "/v1.41/_ping";
+  call_options o;
+  o.timeout = std::chrono::milliseconds(200);
+  auto res = fetch(e.path(), r, o);
+  EXPECT_EQ(res.code(), errc::transport);
+  EXPECT_NE(res.err().detail.find("timed out"), std::string::npos) << res.err().detail;
+  e.join();
+  EXPECT_TRUE(closed);
+}
+
+TEST(docker_http_transport, fails_clearly_without_a_listener) {
+  request r;
+  r.target = "/v1.41/_ping";
+  auto res = fetch("/nonexistent/hmq/docker.sock", r, {});
+  EXPECT_EQ(res.code(), errc::transport);
+  EXPECT_NE(res.err().detail.find("/nonexistent/hmq/docker.sock"), std::string::npos);
+  EXPECT_EQ(fetch(std::string(200, 'x'), r, {}).code(), errc::transport);  // longer than sun_path
+}
+
+}  // namespace
+}  // namespace hmq::agent::docker::http
