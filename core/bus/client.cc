@@ -597,6 +597,15 @@ struct client_state {
     loop.post([done = std::move(done), e = std::move(e)] { done(e); });
   }
 
+  // Where Paho reports the outcome of one operation.
+  static MQTTAsync_responseOptions response_options(bridge::op_context* ctx) {
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = &bridge::on_success;
+    ro.onFailure5 = &bridge::on_failure;
+    ro.context = ctx;
+    return ro;
+  }
+
   void send_subscribe(const std::string& filter) {
     auto it = subs.find(filter);
     if (it == subs.end() || !handle) return;
@@ -607,10 +616,7 @@ struct client_state {
     try {
       property_list props(*api);
       if (subscription_ids) props.add_int(MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER, it->second.id);
-      MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-      ro.onSuccess5 = &bridge::on_success;
-      ro.onFailure5 = &bridge::on_failure;
-      ro.context = ctx;
+      MQTTAsync_responseOptions ro = response_options(ctx);
       ro.properties = props.value();  // a shallow view: Paho copies it, props frees it
       ro.subscribeOptions.noLocal = 0;
       ro.subscribeOptions.retainAsPublished = opts.retain_as_published ? 1 : 0;
@@ -867,10 +873,7 @@ void client::unsubscribe(const std::string& filter) {
   if (s.is_connected && s.handle) {
     const uint64_t id = s.add_op(op_kind::unsubscribe, {}, filter);
     auto* ctx = s.bridge_->context(id, op_kind::unsubscribe);
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess5 = &client_state::bridge::on_success;
-    ro.onFailure5 = &client_state::bridge::on_failure;
-    ro.context = ctx;
+    MQTTAsync_responseOptions ro = client_state::response_options(ctx);
     const int rc = s.api->unsubscribe(s.handle, filter.c_str(), &ro);
     if (rc != MQTTASYNC_SUCCESS) {
       s.bridge_->release(ctx);
@@ -908,10 +911,7 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
     msg.qos = o.qos;
     msg.retained = o.retain ? 1 : 0;
     msg.properties = props.value();  // a shallow view: Paho copies the message, props frees it
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess5 = &client_state::bridge::on_success;
-    ro.onFailure5 = &client_state::bridge::on_failure;
-    ro.context = ctx;
+    MQTTAsync_responseOptions ro = client_state::response_options(ctx);
     rc = s.api->send_message(s.handle, topic.c_str(), &msg, &ro);
     detail = s.paho_error(rc);
   } catch (const std::exception& e) {
