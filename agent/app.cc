@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <MQTTAsync.h>
 
 #include <cstdio>
 
@@ -49,19 +48,11 @@ result<crypto::public_key> load_exchange_key(const std::string& s) {
 }
 
 // The agent is a long-lived, mostly idle daemon on small devices (issue 5: an idle agent with one
-// agreement under 10 MB RSS; docs/agent.md "Memory"). Two process-wide settings that must come
-// before any thread or MQTT client exists:
-// - glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each
-//   arena keeps its touched pages resident; the agent's threads allocate little, so two do.
-// - Paho would initialise OpenSSL (load its config, error strings, all ciphers) at the first
-//   client even for a plain tcp:// broker; OpenSSL >= 1.1 initialises itself when an ssl://
-//   connection first needs it, so Paho is told not to.
-void trim_process_memory() {
-  ::mallopt(M_ARENA_MAX, 2);
-  MQTTAsync_init_options paho = MQTTAsync_init_options_initializer;
-  paho.do_openssl_init = 0;
-  MQTTAsync_global_init(&paho);
-}
+// agreement under 10 MB RSS; docs/agent.md "Memory"). One process-wide setting that must come
+// before any thread exists: glibc gives each thread that allocates its own malloc arena (up to 8
+// per core), and each arena keeps its touched pages resident; the agent's threads allocate
+// little, so two do. (For a tcp:// broker, OpenSSL is not even loaded: core/bus/paho.h.)
+void trim_process_memory() { ::mallopt(M_ARENA_MAX, 2); }
 
 }  // namespace
 

@@ -1,16 +1,21 @@
 #include "core/bus/client.h"
 
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
 #include <map>
-#include <set>
+#include <mutex>
 #include <random>
+#include <set>
 #include <unordered_map>
 
-#include <mqtt/async_client.h>
-
+#include "core/bus/paho.h"
 #include "core/bus/tcp_nodelay.h"
 #include "core/bus/topic_filter.h"
 #include "core/log/log.h"
 
+// Paho MQTT C's asynchronous API, loaded at run time (core/bus/paho.h says why).
+//
 // Threads: Paho runs its callbacks on its own threads. Every Paho callback here (bridge below)
 // copies what it needs into plain values and post()s a closure to the loop; the closure holds a
 // weak_ptr to the loop-owned state and does nothing once the client is gone. No exception may
@@ -100,9 +105,8 @@ result<broker_address> parse_uri(const std::string& uri) {
 }
 
 bool is_auth_failure(int reason) {
-  return reason == mqtt::ReasonCode::NOT_AUTHORIZED ||
-         reason == mqtt::ReasonCode::BAD_USER_NAME_OR_PASSWORD ||
-         reason == mqtt::ReasonCode::BANNED;
+  return reason == MQTTREASONCODE_NOT_AUTHORIZED || reason == MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD ||
+         reason == MQTTREASONCODE_BANNED;
 }
 
 std::string random_client_id() {
@@ -116,31 +120,80 @@ std::string random_client_id() {
 enum class op_kind { connect, publish, subscribe, unsubscribe };
 
 // MQTT v5 publish properties of a received message (runs on Paho's thread; may throw, the
-// caller catches).
-void copy_properties(const mqtt::properties& p, inbound& in) {
-  using P = mqtt::property;
-  if (p.contains(P::MESSAGE_EXPIRY_INTERVAL)) in.message_expiry_s = mqtt::get<uint32_t>(p, P::MESSAGE_EXPIRY_INTERVAL);
-  if (p.contains(P::CONTENT_TYPE)) in.content_type = mqtt::get<std::string>(p, P::CONTENT_TYPE);
-  if (p.contains(P::RESPONSE_TOPIC)) in.response_topic = mqtt::get<std::string>(p, P::RESPONSE_TOPIC);
-  if (p.contains(P::CORRELATION_DATA)) {
-    auto c = mqtt::get<std::string>(p, P::CORRELATION_DATA);
-    in.correlation_data.assign(c.begin(), c.end());
-  }
-  if (p.contains(P::PAYLOAD_FORMAT_INDICATOR)) {
-    in.payload_utf8 = mqtt::get<uint8_t>(p, P::PAYLOAD_FORMAT_INDICATOR) == 1;
-  }
-  // A v5 broker names the subscription(s) a copy was sent for; mosquitto 2 sends one copy per
-  // matching subscription when filters overlap.
-  const size_t ids = p.count(P::SUBSCRIPTION_IDENTIFIER);
-  for (size_t i = 0; i < ids; ++i) {
-    in.subscription_ids.push_back(static_cast<uint32_t>(mqtt::get<int>(p, P::SUBSCRIPTION_IDENTIFIER, i)));
-  }
-  const size_t n = p.count(P::USER_PROPERTY);
-  for (size_t i = 0; i < n; ++i) {
-    auto [k, v] = mqtt::get<mqtt::string_pair>(p, P::USER_PROPERTY, i);
-    in.user_props.emplace_back(std::move(k), std::move(v));
+// caller catches). The property list is Paho's, read in place.
+std::string as_string(const MQTTLenString& v) { return v.data ? std::string(v.data, static_cast<size_t>(v.len)) : std::string(); }
+
+void copy_properties(const MQTTProperties& p, inbound& in) {
+  for (int i = 0; i < p.count; ++i) {
+    const MQTTProperty& q = p.array[i];
+    switch (q.identifier) {
+      case MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL: in.message_expiry_s = q.value.integer4; break;
+      case MQTTPROPERTY_CODE_CONTENT_TYPE: in.content_type = as_string(q.value.data); break;
+      case MQTTPROPERTY_CODE_RESPONSE_TOPIC: in.response_topic = as_string(q.value.data); break;
+      case MQTTPROPERTY_CODE_CORRELATION_DATA: {
+        const auto* d = reinterpret_cast<const uint8_t*>(q.value.data.data);
+        if (d) in.correlation_data.assign(d, d + q.value.data.len);
+        break;
+      }
+      case MQTTPROPERTY_CODE_PAYLOAD_FORMAT_INDICATOR: in.payload_utf8 = q.value.byte == 1; break;
+      case MQTTPROPERTY_CODE_USER_PROPERTY:
+        in.user_props.emplace_back(as_string(q.value.data), as_string(q.value.value));
+        break;
+      // A v5 broker names the subscription(s) a copy was sent for; mosquitto 2 sends one copy
+      // per matching subscription when filters overlap.
+      case MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER: in.subscription_ids.push_back(q.value.integer4); break;
+      default: break;
+    }
   }
 }
+
+// The strings and bytes a CONNECT points at.
+struct options_copy {
+  std::string username;
+  std::string password;
+  std::string will_topic;
+  std::vector<uint8_t> will_payload;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+// Builds a Paho property list; Paho copies it into the packet, the destructor frees ours.
+class property_list {
+ public:
+  explicit property_list(const paho::api& api) : api_(api) {}
+  ~property_list() { api_.properties_free(&p_); }
+  property_list(const property_list&) = delete;
+  property_list& operator=(const property_list&) = delete;
+
+  void add_int(MQTTPropertyCodes code, uint32_t v) {
+    MQTTProperty q{};
+    q.identifier = code;
+    // Paho reads the member matching the property's type; the others are don't-care.
+    q.value.byte = static_cast<unsigned char>(v);
+    q.value.integer2 = static_cast<unsigned short>(v);
+    q.value.integer4 = v;
+    add(q);
+  }
+  void add_string(MQTTPropertyCodes code, std::string_view v, std::string_view user_value = {}) {
+    MQTTProperty q{};
+    q.identifier = code;
+    q.value.data.data = const_cast<char*>(v.data());
+    q.value.data.len = static_cast<int>(v.size());
+    q.value.value.data = const_cast<char*>(user_value.data());
+    q.value.value.len = static_cast<int>(user_value.size());
+    add(q);
+  }
+  MQTTProperties* get() { return &p_; }
+  const MQTTProperties& value() const { return p_; }
+
+ private:
+  void add(const MQTTProperty& q) {
+    if (api_.properties_add(&p_, &q) != 0) throw std::runtime_error("cannot add MQTT property");
+  }
+  const paho::api& api_;
+  MQTTProperties p_ = MQTTProperties_initializer;
+};
 
 // What a Paho completion tells the loop, copied out on Paho's thread.
 struct op_result {
@@ -168,72 +221,140 @@ namespace {
 
 // Loop-owned state of one client (see the thread notes at the top of the file).
 struct client_state {
-  // Paho's callback and action-listener interfaces. Lives as long as the async_client (declared
-  // before it in impl, so destroyed after it). Never touches loop state directly.
-  class bridge final : public mqtt::callback, public mqtt::iaction_listener {
+  // The context of Paho's callbacks. Lives as long as the Paho handle (declared before it in
+  // client_state, so destroyed after it). Never touches loop state directly.
+  class bridge {
    public:
     bridge(loop::scheduler& loop, std::weak_ptr<client_state> self) : loop_(loop), self_(std::move(self)) {}
+    ~bridge() {
+      for (auto* c : contexts_) delete c;
+    }
+    bridge(const bridge&) = delete;
+    bridge& operator=(const bridge&) = delete;
 
-    void connection_lost(const std::string& cause) override {
+    // One per operation handed to Paho: the callback of that operation takes it back. What
+    // Paho drops without a callback (pending operations of a destroyed handle) is freed here.
+    struct op_context {
+      bridge* b;
+      uint64_t id;
+      op_kind kind;
+    };
+    op_context* context(uint64_t id, op_kind kind) {
+      auto* c = new op_context{this, id, kind};
+      std::lock_guard lock(mutex_);
+      contexts_.insert(c);
+      return c;
+    }
+    void release(op_context* c) {
+      {
+        std::lock_guard lock(mutex_);
+        contexts_.erase(c);
+      }
+      delete c;
+    }
+
+    static void on_connection_lost(void* context, char* cause) {
+      auto* b = static_cast<bridge*>(context);
       try {
-        post([cause](client_state& s) { s.on_connection_lost(cause); });
+        std::string why = cause ? cause : "";
+        b->post([why](client_state& s) { s.on_connection_lost(why); });
       } catch (...) {
       }
     }
     // A v5 DISCONNECT from the broker (administrative action: an identity changed or removed;
     // server shutting down; session taken over). Paho C reports it here and not as a lost
     // connection, and does not reconnect by itself: without this the client stays down.
-    void disconnected(const mqtt::properties&, mqtt::ReasonCode reason) {
+    static void on_disconnected(void* context, MQTTProperties*, enum MQTTReasonCodes reason) {
+      auto* b = static_cast<bridge*>(context);
       try {
         const std::string cause = "broker sent DISCONNECT, reason " + std::to_string(static_cast<int>(reason));
-        post([cause](client_state& s) { s.on_connection_lost(cause); });
+        b->post([cause](client_state& s) { s.on_connection_lost(cause); });
       } catch (...) {
       }
     }
-    void message_arrived(mqtt::const_message_ptr msg) override {
+    static int on_message(void* context, char* topic, int topic_len, MQTTAsync_message* msg) {
+      auto* b = static_cast<bridge*>(context);
       try {
-        if (!msg) return;
-        inbound in;
-        in.topic = msg->get_topic();
-        const auto& p = msg->get_payload_ref();
-        in.payload.assign(reinterpret_cast<const uint8_t*>(p.data()),
-                          reinterpret_cast<const uint8_t*>(p.data()) + p.size());
-        in.qos = msg->get_qos();
-        in.retained = msg->is_retained();
-        copy_properties(msg->get_properties(), in);
-        post([in = std::move(in)](client_state& s) { s.on_message(in); });
+        if (topic && msg && !b->stopped_.load()) {
+          inbound in;
+          // topic_len is 0 unless the topic holds a NUL.
+          in.topic.assign(topic, topic_len > 0 ? static_cast<size_t>(topic_len) : std::strlen(topic));
+          const auto* p = static_cast<const uint8_t*>(msg->payload);
+          if (p && msg->payloadlen > 0) in.payload.assign(p, p + msg->payloadlen);
+          in.qos = msg->qos;
+          in.retained = msg->retained != 0;
+          copy_properties(msg->properties, in);
+          b->post([in = std::move(in)](client_state& s) { s.on_message(in); });
+        }
       } catch (...) {
       }
+      b->api_->free_message(&msg);
+      b->api_->free(topic);
+      return 1;  // taken
     }
-    void on_success(const mqtt::token& tok) override { complete(tok, true); }
-    void on_failure(const mqtt::token& tok) override { complete(tok, false); }
+    static void on_success(void* context, MQTTAsync_successData5* d) { complete(context, true, d, nullptr); }
+    static void on_failure(void* context, MQTTAsync_failureData5* d) { complete(context, false, nullptr, d); }
+
+    // stop(): Paho's messages are dropped from now on; the DISCONNECT's outcome is awaited.
+    void stop() { stopped_ = true; }
+    static void on_disconnect_done(void* context, MQTTAsync_successData5*) {
+      static_cast<bridge*>(context)->disconnect_done();
+    }
+    static void on_disconnect_failed(void* context, MQTTAsync_failureData5*) {
+      static_cast<bridge*>(context)->disconnect_done();
+    }
+    bool wait_disconnected(std::chrono::milliseconds limit) {
+      std::unique_lock lock(mutex_);
+      return disconnected_cv_.wait_for(lock, limit, [&] { return disconnected_; });
+    }
+
+    const paho::api* api_ = nullptr;
 
    private:
-    void complete(const mqtt::token& tok, bool ok) {
+    static void complete(void* context, bool ok, MQTTAsync_successData5* sd, MQTTAsync_failureData5* fd) {
+      auto* c = static_cast<op_context*>(context);
+      bridge* b = c->b;
+      const uint64_t id = c->id;
+      const op_kind kind = c->kind;
+      b->release(c);
       try {
-        const auto id = reinterpret_cast<uintptr_t>(tok.get_user_context());
         op_result r;
         r.ok = ok;
-        r.rc = tok.get_return_code();
-        r.reason = static_cast<int>(tok.get_reason_code());
-        if (ok && tok.get_type() == mqtt::token::Type::CONNECT) {
-          const auto& cr = tok.get_connect_response();
-          r.session_present = cr.is_session_present();
-          if (cr.get_properties().contains(mqtt::property::TOPIC_ALIAS_MAXIMUM))
-            r.topic_alias_maximum =
-                mqtt::get<uint16_t>(cr.get_properties(), mqtt::property::TOPIC_ALIAS_MAXIMUM);
-          if (cr.get_properties().contains(mqtt::property::SUBSCRIPTION_IDENTIFIERS_AVAILABLE))
-            r.subscription_ids =
-                mqtt::get<uint8_t>(cr.get_properties(), mqtt::property::SUBSCRIPTION_IDENTIFIERS_AVAILABLE) != 0;
+        if (sd) r.reason = static_cast<int>(sd->reasonCode);
+        if (fd) {
+          r.rc = fd->code;
+          r.reason = static_cast<int>(fd->reasonCode);
         }
-        // v5 SUBACK/PUBACK carry a reason code and Paho reports success even when it says
+        if (ok && sd && kind == op_kind::connect) {
+          r.session_present = sd->alt.connect.sessionPresent != 0;
+          const MQTTProperties& p = sd->properties;
+          for (int i = 0; i < p.count; ++i) {
+            if (p.array[i].identifier == MQTTPROPERTY_CODE_TOPIC_ALIAS_MAXIMUM) {
+              r.topic_alias_maximum = p.array[i].value.integer2;
+            } else if (p.array[i].identifier == MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIERS_AVAILABLE) {
+              r.subscription_ids = p.array[i].value.byte != 0;
+            }
+          }
+          r.reason = 0;  // CONNACK success
+        }
+        // v5 SUBACK/PUBACK carry a reason code, and Paho may report success even when it says
         // "refused" (>= 0x80). We send one filter per SUBSCRIBE, so the single reason code is
-        // the whole answer (get_subscribe_response() is only filled for several filters).
+        // the whole answer.
         if (ok && r.reason >= 0x80) r.ok = false;
-        if (!r.ok) r.detail = "paho rc " + std::to_string(r.rc) + ", reason " + std::to_string(r.reason);
-        post([id, r = std::move(r)](client_state& s) { s.on_op_done(id, r); });
+        if (!r.ok) {
+          r.detail = "paho rc " + std::to_string(r.rc) + ", reason " + std::to_string(r.reason);
+          if (fd && fd->message) r.detail += std::string(": ") + fd->message;
+        }
+        b->post([id, r = std::move(r)](client_state& s) { s.on_op_done(id, r); });
       } catch (...) {
       }
+    }
+    void disconnect_done() {
+      {
+        std::lock_guard lock(mutex_);
+        disconnected_ = true;
+      }
+      disconnected_cv_.notify_all();
     }
 
     template <typename F>
@@ -245,6 +366,11 @@ struct client_state {
 
     loop::scheduler& loop_;
     std::weak_ptr<client_state> self_;
+    std::atomic<bool> stopped_{false};
+    std::mutex mutex_;
+    std::set<op_context*> contexts_;
+    std::condition_variable disconnected_cv_;
+    bool disconnected_ = false;
   };
 
   struct subscription {
@@ -279,75 +405,116 @@ struct client_state {
                   opts.client_id);
       }
     }
-    try {
-      mqtt::create_options co(MQTTVERSION_5);
-      // Offline buffering (Paho C createOptions): publish() while disconnected, even before the
-      // first connect, is queued in memory and sent on the next successful connect. Oldest
-      // messages are not dropped when full: the caller gets errc::not_connected instead.
-      co.set_send_while_disconnected(true, true);
-      co.set_max_buffered_messages(static_cast<int>(opts.max_inflight));
-      co.set_delete_oldest_messages(false);
-      // No Paho persistence (nullptr = in-memory only): a restarted process re-sends from its
-      // own persisted protocol state, never from a Paho file store.
-      cli = std::make_unique<mqtt::async_client>(addr.paho_uri, opts.client_id, co, nullptr);
-      cli->set_callback(*bridge_);
-      cli->set_disconnected_handler([b = bridge_.get()](const mqtt::properties& p, mqtt::ReasonCode r) {
-        b->disconnected(p, r);
-      });
-    } catch (const std::exception& e) {
-      create_error = make_error(errc::bad_uri, e.what());
-      cli.reset();
+    std::string why;
+    api = paho::load(addr.tls, why);
+    if (!api) {
+      create_error = make_error(errc::connect_failed, why);
+      return;
+    }
+    bridge_->api_ = api;
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+    // Offline buffering: publish() while disconnected, even before the first connect, is queued
+    // in memory and sent on the next successful connect. Oldest messages are not dropped when
+    // full: the caller gets errc::not_connected instead.
+    co.sendWhileDisconnected = 1;
+    co.allowDisconnectedSendAtAnyTime = 1;
+    co.maxBufferedMessages = static_cast<int>(opts.max_inflight);
+    co.deleteOldestMessages = 0;
+    // No Paho persistence (in memory only): a restarted process re-sends from its own persisted
+    // protocol state, never from a Paho file store.
+    int rc = api->create(&handle, addr.paho_uri.c_str(), opts.client_id.c_str(), MQTTCLIENT_PERSISTENCE_NONE,
+                         nullptr, &co);
+    if (rc == MQTTASYNC_SUCCESS) {
+      rc = api->set_callbacks(handle, bridge_.get(), &bridge::on_connection_lost, &bridge::on_message, nullptr);
+    }
+    if (rc == MQTTASYNC_SUCCESS) rc = api->set_disconnected(handle, bridge_.get(), &bridge::on_disconnected);
+    if (rc != MQTTASYNC_SUCCESS) {
+      create_error = make_error(errc::bad_uri, addr.paho_uri + ": " + paho_error(rc));
+      if (handle) api->destroy(&handle);
+      handle = nullptr;
     }
   }
 
-  mqtt::connect_options make_connect_options() const {
-    mqtt::connect_options co;
-    co.set_mqtt_version(MQTTVERSION_5);
-    co.set_clean_start(opts.clean_start);
-    co.set_keep_alive_interval(opts.keepalive_s);
+  std::string paho_error(int rc) const {
+    const char* e = api ? api->strerror(rc) : nullptr;
+    return e ? std::string(e) : "paho rc " + std::to_string(rc);
+  }
+
+  // Everything a CONNECT points at, kept until the next attempt (Paho copies it, but only
+  // while it processes the connect on its own thread).
+  struct connect_request {
+    explicit connect_request(const paho::api& api) : properties(api) {}
+    MQTTAsync_connectOptions options = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    property_list properties;
+    options_copy copy;
+  };
+
+  void fill_connect_request(connect_request& r, bridge::op_context* ctx) const {
+    r.copy = {opts.username, opts.password, opts.will ? opts.will->topic : std::string(),
+              opts.will ? opts.will->payload : std::vector<uint8_t>(),
+              opts.tls ? opts.tls->ca_file : std::string(), opts.tls ? opts.tls->cert_file : std::string(),
+              opts.tls ? opts.tls->key_file : std::string()};
+    MQTTAsync_connectOptions& co = r.options;
+    co.MQTTVersion = MQTTVERSION_5;
+    co.cleanstart = opts.clean_start ? 1 : 0;
+    co.keepAliveInterval = opts.keepalive_s;
     // Paho's connect timeout is in whole seconds.
-    co.set_connect_timeout(std::max<int>(1, static_cast<int>((opts.connect_timeout.count() + 999) / 1000)));
-    co.set_automatic_reconnect(false);
-    co.set_max_inflight(static_cast<int>(opts.max_inflight));
-    mqtt::properties props;
-    props.add({mqtt::property::SESSION_EXPIRY_INTERVAL, static_cast<int>(opts.session_expiry_s)});
-    co.set_properties(props);
-    if (!opts.username.empty()) co.set_user_name(opts.username);
-    if (!opts.password.empty()) co.set_password(opts.password);
+    co.connectTimeout = std::max<int>(1, static_cast<int>((opts.connect_timeout.count() + 999) / 1000));
+    co.automaticReconnect = 0;
+    co.maxInflight = static_cast<int>(opts.max_inflight);
+    r.properties.add_int(MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL, opts.session_expiry_s);
+    co.connectProperties = r.properties.get();
+    if (!r.copy.username.empty()) co.username = r.copy.username.c_str();
+    if (!r.copy.password.empty()) {
+      co.binarypwd.data = r.copy.password.data();
+      co.binarypwd.len = static_cast<int>(r.copy.password.size());
+    }
     if (opts.will) {
-      const auto& w = *opts.will;
-      co.set_will(mqtt::will_options(w.topic, w.payload.data(), w.payload.size(), w.qos, w.retained));
+      r.will.topicName = r.copy.will_topic.c_str();
+      r.will.message = nullptr;  // binary payload below
+      r.will.payload.data = r.copy.will_payload.data();
+      r.will.payload.len = static_cast<int>(r.copy.will_payload.size());
+      r.will.qos = opts.will->qos;
+      r.will.retained = opts.will->retained ? 1 : 0;
+      co.will = &r.will;
     }
     if (addr.tls) {
-      mqtt::ssl_options ssl;
-      if (opts.tls) {
-        if (!opts.tls->ca_file.empty()) ssl.set_trust_store(opts.tls->ca_file);
-        if (!opts.tls->cert_file.empty()) ssl.set_key_store(opts.tls->cert_file);
-        if (!opts.tls->key_file.empty()) ssl.set_private_key(opts.tls->key_file);
-      }
-      ssl.set_enable_server_cert_auth(true);
-      ssl.set_verify(true);  // host name must match the certificate
-      co.set_ssl(ssl);
+      if (!r.copy.ca_file.empty()) r.ssl.trustStore = r.copy.ca_file.c_str();
+      if (!r.copy.cert_file.empty()) r.ssl.keyStore = r.copy.cert_file.c_str();
+      if (!r.copy.key_file.empty()) r.ssl.privateKey = r.copy.key_file.c_str();
+      r.ssl.enableServerCertAuth = 1;
+      r.ssl.verify = 1;  // host name must match the certificate
+      co.ssl = &r.ssl;
     }
-    return co;
+    co.onSuccess5 = &bridge::on_success;
+    co.onFailure5 = &bridge::on_failure;
+    co.context = ctx;
   }
 
   // --- connection ------------------------------------------------------------------------------
 
   void connect_now() {
-    if (stopping || !cli || connecting) return;
+    if (stopping || !handle || connecting) return;
     connecting = true;
     const uint64_t id = add_op(op_kind::connect, {});
+    auto* ctx = bridge_->context(id, op_kind::connect);
+    int rc = MQTTASYNC_FAILURE;
+    std::string detail;
     try {
-      // Built fresh for every attempt and passed as an lvalue: Paho C++ 1.2's connect_options
-      // loses its MQTT v5 properties (the session expiry!) when move-assigned, because the C
-      // struct keeps pointing at the moved-from property list.
-      mqtt::connect_options co = make_connect_options();
-      cli->connect(co, reinterpret_cast<void*>(static_cast<uintptr_t>(id)), *bridge_);
+      connecting_with = std::make_unique<connect_request>(*api);
+      fill_connect_request(*connecting_with, ctx);
+      rc = api->connect(handle, &connecting_with->options);
+      detail = paho_error(rc);
     } catch (const std::exception& e) {
+      detail = e.what();
+    }
+    if (rc != MQTTASYNC_SUCCESS) {
+      bridge_->release(ctx);
       op_result r;
-      r.rc = -1;
-      r.detail = e.what();
+      r.rc = rc;
+      r.detail = detail;
       on_op_done(id, r);
     }
   }
@@ -430,23 +597,39 @@ struct client_state {
     loop.post([done = std::move(done), e = std::move(e)] { done(e); });
   }
 
+  // Where Paho reports the outcome of one operation.
+  static MQTTAsync_responseOptions response_options(bridge::op_context* ctx) {
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = &bridge::on_success;
+    ro.onFailure5 = &bridge::on_failure;
+    ro.context = ctx;
+    return ro;
+  }
+
   void send_subscribe(const std::string& filter) {
     auto it = subs.find(filter);
-    if (it == subs.end() || !cli) return;
+    if (it == subs.end() || !handle) return;
     const uint64_t id = add_op(op_kind::subscribe, {}, filter);
     it->second.in_flight = id;
+    auto* ctx = bridge_->context(id, op_kind::subscribe);
+    int rc = MQTTASYNC_FAILURE;
     try {
-      const mqtt::subscribe_options so(false, opts.retain_as_published,
-                                       mqtt::subscribe_options::SEND_RETAINED_ON_NEW);
-      mqtt::properties props;
-      if (subscription_ids) props.add(mqtt::property(mqtt::property::SUBSCRIPTION_IDENTIFIER, static_cast<int>(it->second.id)));
-      cli->subscribe(filter, it->second.qos, reinterpret_cast<void*>(static_cast<uintptr_t>(id)),
-                     *bridge_, so, props);
-    } catch (const std::exception& e) {
+      property_list props(*api);
+      if (subscription_ids) props.add_int(MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER, it->second.id);
+      MQTTAsync_responseOptions ro = response_options(ctx);
+      ro.properties = props.value();  // a shallow view: Paho copies it, props frees it
+      ro.subscribeOptions.noLocal = 0;
+      ro.subscribeOptions.retainAsPublished = opts.retain_as_published ? 1 : 0;
+      ro.subscribeOptions.retainHandling = 1;  // retained messages only for a new subscription
+      rc = api->subscribe(handle, filter.c_str(), it->second.qos, &ro);
+    } catch (const std::exception&) {
+    }
+    if (rc != MQTTASYNC_SUCCESS) {
       // Typically the connection dropped just now: the next connect resends it.
+      bridge_->release(ctx);
       ops.erase(id);
       it->second.in_flight = 0;
-      log->debug("subscribe {} not sent: {}", filter, e.what());
+      log->debug("subscribe {} not sent: {}", filter, paho_error(rc));
     }
   }
 
@@ -532,18 +715,23 @@ struct client_state {
     if (stopping) return;
     stopping = true;
     retry_timer.cancel();
-    if (cli) {
-      try {
-        cli->disable_callbacks();
-        if (cli->is_connected()) {
-          // DISCONNECT with reason 4 asks the broker to publish our will anyway: a clean stop is
-          // an "offline" as much as a crash is (presence topic).
-          mqtt::disconnect_options d(1000);
-          if (opts.will) d.set_reason_code(mqtt::ReasonCode::DISCONNECT_WITH_WILL_MESSAGE);
-          cli->disconnect(d)->wait_for(std::chrono::seconds(2));
+    if (handle) {
+      bridge_->stop();
+      if (api->is_connected(handle)) {
+        // DISCONNECT with reason 4 asks the broker to publish our will anyway: a clean stop is
+        // an "offline" as much as a crash is (presence topic).
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+        d.timeout = 1000;
+        if (opts.will) d.reasonCode = MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE;
+        d.onSuccess5 = &bridge::on_disconnect_done;
+        d.onFailure5 = &bridge::on_disconnect_failed;
+        d.context = bridge_.get();
+        const int rc = api->disconnect(handle, &d);
+        if (rc != MQTTASYNC_SUCCESS) {
+          log->debug("disconnect: {}", paho_error(rc));
+        } else if (!bridge_->wait_disconnected(std::chrono::seconds(2))) {
+          log->debug("disconnect: no outcome within 2 s");
         }
-      } catch (const std::exception& e) {
-        log->debug("disconnect: {}", e.what());
       }
     }
     const bool was = is_connected;
@@ -568,8 +756,10 @@ struct client_state {
   broker_address addr;
   std::optional<error> create_error;
 
-  std::unique_ptr<bridge> bridge_;            // outlives cli (declared first, destroyed last)
-  std::unique_ptr<mqtt::async_client> cli;
+  const paho::api* api = nullptr;
+  std::unique_ptr<bridge> bridge_;  // outlives the handle (declared first, destroyed last)
+  MQTTAsync handle = nullptr;
+  std::unique_ptr<connect_request> connecting_with;
 
   std::map<std::string, subscription> subs;
   // The keys of `subs` that can match more than their own text (wildcards, shared subscriptions).
@@ -626,12 +816,9 @@ client::client(loop::scheduler& loop, options o) : opts_(std::move(o)), impl_(st
 client::~client() {
   stop();
   client_state& s = **impl_;
-  if (s.cli) {
-    try {
-      s.cli->disable_callbacks();
-    } catch (...) {
-    }
-    s.cli.reset();  // no Paho callback runs after this
+  if (s.handle) {
+    s.api->destroy(&s.handle);  // no Paho callback runs after this
+    s.handle = nullptr;
   }
 }
 
@@ -683,13 +870,15 @@ void client::unsubscribe(const std::string& filter) {
   s.subs.erase(it);
   s.patterns.erase(filter);
   for (auto& w : waiting) s.fail_later(std::move(w), make_error(errc::subscribe_failed, "unsubscribed"));
-  if (s.is_connected && s.cli) {
+  if (s.is_connected && s.handle) {
     const uint64_t id = s.add_op(op_kind::unsubscribe, {}, filter);
-    try {
-      s.cli->unsubscribe(filter, reinterpret_cast<void*>(static_cast<uintptr_t>(id)), *s.bridge_);
-    } catch (const std::exception& e) {
+    auto* ctx = s.bridge_->context(id, op_kind::unsubscribe);
+    MQTTAsync_responseOptions ro = client_state::response_options(ctx);
+    const int rc = s.api->unsubscribe(s.handle, filter.c_str(), &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
+      s.bridge_->release(ctx);
       s.ops.erase(id);
-      s.log->debug("unsubscribe {} not sent: {}", filter, e.what());
+      s.log->debug("unsubscribe {} not sent: {}", filter, s.paho_error(rc));
     }
   }
 }
@@ -699,38 +888,43 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
   if (s.stopping) return s.fail_later(std::move(done), make_error(errc::stopped));
   if (s.create_error) return s.fail_later(std::move(done), *s.create_error);
   if (s.terminal) return s.fail_later(std::move(done), make_error(errc::not_authorized, "client gave up connecting"));
-  mqtt::properties props;
-  if (o.message_expiry_s > 0) {
-    props.add({mqtt::property::MESSAGE_EXPIRY_INTERVAL, static_cast<int>(o.message_expiry_s)});
-  }
-  if (o.topic_alias > 0) {
-    props.add({mqtt::property::TOPIC_ALIAS, static_cast<int>(o.topic_alias)});
-  }
-  if (!o.content_type.empty()) props.add({mqtt::property::CONTENT_TYPE, o.content_type});
-  if (!o.response_topic.empty()) props.add({mqtt::property::RESPONSE_TOPIC, o.response_topic});
-  if (!o.correlation_data.empty()) {
-    props.add({mqtt::property::CORRELATION_DATA,
-               mqtt::binary(o.correlation_data.begin(), o.correlation_data.end())});
-  }
-  if (o.payload_utf8) props.add({mqtt::property::PAYLOAD_FORMAT_INDICATOR, 1});
-  for (const auto& [k, v] : o.user_props) props.add({mqtt::property::USER_PROPERTY, k, v});
-  auto msg = mqtt::message::create(std::move(topic), payload.data(), payload.size(), o.qos, o.retain, props);
   const uint64_t id = s.add_op(op_kind::publish, std::move(done));
+  auto* ctx = s.bridge_->context(id, op_kind::publish);
+  int rc = MQTTASYNC_FAILURE;
+  std::string detail;
   try {
-    s.cli->publish(msg, reinterpret_cast<void*>(static_cast<uintptr_t>(id)), *s.bridge_);
-  } catch (const mqtt::exception& e) {
+    property_list props(*s.api);
+    if (o.message_expiry_s > 0) props.add_int(MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL, o.message_expiry_s);
+    if (o.topic_alias > 0) props.add_int(MQTTPROPERTY_CODE_TOPIC_ALIAS, o.topic_alias);
+    if (!o.content_type.empty()) props.add_string(MQTTPROPERTY_CODE_CONTENT_TYPE, o.content_type);
+    if (!o.response_topic.empty()) props.add_string(MQTTPROPERTY_CODE_RESPONSE_TOPIC, o.response_topic);
+    if (!o.correlation_data.empty()) {
+      props.add_string(MQTTPROPERTY_CODE_CORRELATION_DATA,
+                       std::string_view(reinterpret_cast<const char*>(o.correlation_data.data()),
+                                        o.correlation_data.size()));
+    }
+    if (o.payload_utf8) props.add_int(MQTTPROPERTY_CODE_PAYLOAD_FORMAT_INDICATOR, 1);
+    for (const auto& [k, v] : o.user_props) props.add_string(MQTTPROPERTY_CODE_USER_PROPERTY, k, v);
+    MQTTAsync_message msg = MQTTAsync_message_initializer;
+    msg.payload = payload.data();
+    msg.payloadlen = static_cast<int>(payload.size());
+    msg.qos = o.qos;
+    msg.retained = o.retain ? 1 : 0;
+    msg.properties = props.value();  // a shallow view: Paho copies the message, props frees it
+    MQTTAsync_responseOptions ro = client_state::response_options(ctx);
+    rc = s.api->send_message(s.handle, topic.c_str(), &msg, &ro);
+    detail = s.paho_error(rc);
+  } catch (const std::exception& e) {
+    detail = e.what();
+  }
+  if (rc != MQTTASYNC_SUCCESS) {
+    s.bridge_->release(ctx);
     auto it = s.ops.find(id);
     completion d = std::move(it->second.done);
     s.ops.erase(it);
     // MQTTASYNC_MAX_BUFFERED_MESSAGES / DISCONNECTED: the offline buffer is full.
-    const bool offline = e.get_return_code() == MQTTASYNC_MAX_BUFFERED_MESSAGES ||
-                         e.get_return_code() == MQTTASYNC_DISCONNECTED;
-    s.fail_later(std::move(d), make_error(offline ? errc::not_connected : errc::publish_failed, e.what()));
-  } catch (const std::exception& e) {
-    auto it = s.ops.find(id);
-    completion d = std::move(it->second.done);
-    s.ops.erase(it);
-    s.fail_later(std::move(d), make_error(errc::publish_failed, e.what()));
+    const bool offline = rc == MQTTASYNC_MAX_BUFFERED_MESSAGES || rc == MQTTASYNC_DISCONNECTED;
+    s.fail_later(std::move(d), make_error(offline ? errc::not_connected : errc::publish_failed, detail));
   }
 }
 
