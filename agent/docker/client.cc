@@ -183,6 +183,7 @@ void client::stop() {
     jobs_.clear();
   }
   cv_.notify_all();
+  events_cv_.notify_all();
   events_stop_ = true;
   if (cancel_fd_ >= 0) {
     uint64_t one = 1;
@@ -621,9 +622,12 @@ void client::events_thread(std::function<void(event)> on_event, std::function<vo
     loop_.post([alive = alive_, on_lost] {
       if (*alive && on_lost) on_lost();
     });
-    // Back off a second before reconnecting; stop() wakes us through the condition variable.
+    // Back off a second before reconnecting; stop() wakes us. Not on the workers' condition
+    // variable: enqueue()'s notify_one() could wake this thread instead of an idle worker, and
+    // the job would wait in the queue until the next one (a deploy's clean-up stuck for as long
+    // as the Engine was away).
     std::unique_lock lk(mu_);
-    cv_.wait_for(lk, std::chrono::seconds(1), [this] { return stopping_; });
+    events_cv_.wait_for(lk, std::chrono::seconds(1), [this] { return stopping_; });
     if (stopping_) break;
   }
 }

@@ -212,7 +212,8 @@ class client {
   client_options opts_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // loop thread
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;         // workers: a job or stop
+  std::condition_variable events_cv_;  // the events thread's back-off: stop only
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false;
   std::vector<std::thread> workers_;

@@ -14,7 +14,9 @@
 #include <string>
 #include <thread>
 
+#include "agent/docker/client.h"
 #include "agent/docker/http.h"
+#include "tests/support/loop_thread.h"
 
 namespace hmq::agent::docker::http {
 namespace {
@@ -190,6 +192,40 @@ TEST(docker_http_transport, fails_clearly_without_a_listener) {
   EXPECT_EQ(res.code(), errc::transport);
   EXPECT_NE(res.err().detail.find("/nonexistent/hmq/docker.sock"), std::string::npos);
   EXPECT_EQ(fetch(std::string(200, 'x'), r, {}).code(), errc::transport);  // longer than sun_path
+}
+
+// Not the transport but the client's worker pool, with the Engine away: while the events stream
+// backs off between reconnects, every submitted job must still run. (The back-off once waited
+// on the workers' condition variable and could swallow a job's wake-up: a deploy's clean-up
+// then never ran. Each job here is submitted by the previous one's callback, so one lost
+// wake-up stops the chain for good.)
+TEST(docker_client, jobs_run_while_the_events_stream_backs_off) {
+  test::loop_thread lt;
+  test::waiter w;
+  int done = 0;
+  constexpr int jobs = 30;
+  std::unique_ptr<client> c;
+  lt.call([&] {
+    c = std::make_unique<client>(lt.loop(), client_options{.socket_path = "/nonexistent/hmq/docker.sock"});
+    c->watch_events([](event) {}, [] {});
+    return 0;
+  });
+  std::function<void()> next = [&] {
+    c->submit<int>([] { return result<int>(1); },
+                   [&](result<int>) {
+                     w.update([&] { ++done; });
+                     if (w.read([&] { return done; }) < jobs) next();
+                   });
+  };
+  lt.call([&] {
+    next();
+    return 0;
+  });
+  EXPECT_TRUE(w.wait([&] { return done == jobs; }, std::chrono::seconds(20))) << "ran " << done << " of " << jobs;
+  lt.call([&] {
+    c.reset();
+    return 0;
+  });
 }
 
 }  // namespace
