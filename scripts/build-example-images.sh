@@ -41,7 +41,9 @@ fi
 
 registry_up() { curl -s -o /dev/null -w '%{http_code}' "http://${registry}/v2/" 2>/dev/null | grep -q '^401$'; }
 
+started_here=0
 if ! registry_up; then
+  started_here=1
   [ "$start_registry" -eq 1 ] || die "no password-protected registry answers on ${registry}"
   log "starting docker-registry on ${registry} (data ${dir}, log ${dir}/registry.log)"
   (umask 077; htpasswd -Bbn "$user" "$password" > "$dir/htpasswd")
@@ -70,8 +72,15 @@ fi
 # A private docker config so the login does not touch the operator's ~/.docker.
 export DOCKER_CONFIG="$(mktemp -d)"
 trap 'rm -rf "$DOCKER_CONFIG" "${ctx:-}"' EXIT
-printf '%s' "$password" | docker login -u "$user" --password-stdin "$registry" >/dev/null 2>&1 \
-  || die "docker login to ${registry} as ${user} failed"
+if ! printf '%s' "$password" | docker login -u "$user" --password-stdin "$registry" >/dev/null 2>&1; then
+  if [ "$started_here" -eq 0 ]; then
+    # Typically a registry started earlier for another directory (its own password), e.g. by a
+    # plain scripts/build-example-images.sh before the quickstart.
+    other="$(pgrep -a docker-registry | head -n 1 | cut -d' ' -f2-)"
+    die "docker login to ${registry} as ${user} failed: a registry was already answering there and refuses the password in ${dir}/password${other:+ (running: ${other})}; stop that registry or use another port (--port / HMQ_REGISTRY_PORT)"
+  fi
+  die "docker login to ${registry} as ${user} failed"
+fi
 
 busybox=/bin/busybox
 [ -x "$busybox" ] && file_is_static=$(ldd "$busybox" 2>&1 | grep -c "not a dynamic") || true
