@@ -16,7 +16,7 @@
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 #include "core/control/control.h"
 
 namespace hmq::agbot {
@@ -98,8 +98,8 @@ int run(const app_config& cfg) {
   core::bus::client bus(loop, bo);
   core::wire::codec codec(*keys, loop.time());
   core::bus::messenger messenger(loop, bus, codec, topics);
-  exchange::client xclient(loop, messenger, *exchange_key, topics);
-  exchange_adapter x(xclient, exchange::credentials::agbot(cfg.org, cfg.id, cfg.token));
+  exchange_client::client xclient(loop, messenger, *exchange_key, topics);
+  exchange_adapter x(xclient, exchange_client::credentials::agbot(cfg.org, cfg.id, cfg.token));
   messenger_outbox out(loop, messenger);
 
   engine_config ec_cfg;

@@ -1,28 +1,28 @@
 #include "agbot/exchange_adapter.h"
 
 #include "agbot/errc.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::agbot {
 namespace {
 
-using exchange::client_errc;
+using exchange_client::client_errc;
 
 // Keeps the exchange's detail; the code says what the engine may do about it.
 core::error map_error(const core::error& e) {
   errc code = errc::exchange_rejected;
-  if (e.code == exchange::make_error_code(client_errc::not_found)) code = errc::not_found;
-  else if (e.code == exchange::make_error_code(client_errc::timeout) ||
-           e.code == exchange::make_error_code(client_errc::stopped) ||
-           e.code == exchange::make_error_code(client_errc::unavailable) ||
-           e.code == exchange::make_error_code(client_errc::rate_limited))
+  if (e.code == exchange_client::make_error_code(client_errc::not_found)) code = errc::not_found;
+  else if (e.code == exchange_client::make_error_code(client_errc::timeout) ||
+           e.code == exchange_client::make_error_code(client_errc::stopped) ||
+           e.code == exchange_client::make_error_code(client_errc::unavailable) ||
+           e.code == exchange_client::make_error_code(client_errc::rate_limited))
     code = errc::exchange_unavailable;
-  else if (e.code == exchange::make_error_code(client_errc::bad_response))
+  else if (e.code == exchange_client::make_error_code(client_errc::bad_response))
     code = errc::bad_response;
   return {make_error_code(code), e.message()};
 }
 
-exchange::client::done done_of(callback<void> cb) {
+exchange_client::client::done done_of(callback<void> cb) {
   return [cb = std::move(cb)](core::result<void> r) {
     if (!r) return cb(map_error(r.err()));
     cb(core::ok());
@@ -31,7 +31,7 @@ exchange::client::done done_of(callback<void> cb) {
 
 // A get_resource answer of the expected kind, as an object-API copy.
 template <typename T>
-exchange::client::callback<fb::ResourceUnion> resource_cb(
+exchange_client::client::callback<fb::ResourceUnion> resource_cb(
     fb::Resource kind, callback<T> cb, T* (fb::ResourceUnion::*as)()) {
   return [cb = std::move(cb), kind, as](core::result<fb::ResourceUnion> r) mutable {
     if (!r) return cb(map_error(r.err()));
@@ -54,7 +54,7 @@ void exchange_adapter::get_agbot(callback<fb::AgbotT> cb) {
 void exchange_adapter::search_pattern_nodes(const fb::AgbotPatternT& p, std::string page_token,
                                             uint32_t limit, callback<node_page> cb) {
   c_.search_pattern_nodes(creds_, p.pattern_org, p.pattern, p.node_org, std::move(page_token),
-                          limit, [cb = std::move(cb)](core::result<exchange::node_page> r) {
+                          limit, [cb = std::move(cb)](core::result<exchange_client::node_page> r) {
                             if (!r) return cb(map_error(r.err()));
                             node_page out;
                             out.nodes = std::move(r->nodes);
@@ -78,7 +78,7 @@ void exchange_adapter::get_pattern(std::string org, std::string name, callback<f
 void exchange_adapter::get_service(std::string org, std::string url, std::string version,
                                    std::string arch, callback<fb::ServiceT> cb) {
   c_.get_resource(creds_, fb::ResourceKind::service, std::move(org),
-                  exchange::service_id(url, version, arch),
+                  exchange_client::service_id(url, version, arch),
                   resource_cb<fb::ServiceT>(fb::Resource::Service, std::move(cb),
                                             &fb::ResourceUnion::AsService));
 }
@@ -103,7 +103,7 @@ void exchange_adapter::list_service_versions(std::string org, std::string url, s
 void exchange_adapter::get_node_key(std::string org, std::string id,
                                     callback<core::crypto::public_key> cb) {
   c_.get_public_key(creds_, fb::ResourceKind::node, std::move(org), std::move(id),
-                    [cb = std::move(cb)](core::result<exchange::key_info> r) {
+                    [cb = std::move(cb)](core::result<exchange_client::key_info> r) {
                       if (!r) return cb(map_error(r.err()));
                       cb(r->public_key);
                     });

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "agbot/seams.h"
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 
 // exchange_api over the shared exchange client library (exchange/client.h), authenticated as
 // this agbot. Maps client_errc to agbot::errc. Loop thread only.
@@ -9,7 +9,7 @@ namespace hmq::agbot {
 
 class exchange_adapter final : public exchange_api {
  public:
-  exchange_adapter(exchange::client& c, exchange::credentials creds)
+  exchange_adapter(exchange_client::client& c, exchange_client::credentials creds)
       : c_(c), creds_(std::move(creds)) {}
 
   void hello(callback<void> cb) override;
@@ -30,8 +30,8 @@ class exchange_adapter final : public exchange_api {
   void put_rollout_status(const fb::RolloutStatusT& status, callback<void> cb) override;
 
  private:
-  exchange::client& c_;
-  exchange::credentials creds_;
+  exchange_client::client& c_;
+  exchange_client::credentials creds_;
 };
 
 }  // namespace hmq::agbot

@@ -598,7 +598,7 @@ void rollout_controller::delete_rollout(const std::string& key) {
 // The engine's side of rollouts: kept here so agbot/engine.cc only carries small hooks.
 
 #include "agbot/engine.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::agbot {
 namespace {
@@ -721,7 +721,7 @@ void engine::on_service_changed(const std::string& org, const std::string& id) {
   std::map<std::string, const agreement*> affected;  // agreement id -> agreement
   for (const auto& [aid, a] : live_)
     if (a.supersedes.empty() && a.state == AgreementState::finalized && a.service_org == org &&
-        exchange::service_id(a.service_url, a.service_version, a.arch) == id)
+        exchange_client::service_id(a.service_url, a.service_version, a.arch) == id)
       affected[aid] = &a;
   if (affected.empty()) return;
   const agreement& first = *affected.begin()->second;
@@ -731,7 +731,7 @@ void engine::on_service_changed(const std::string& org, const std::string& id) {
                    std::map<std::string, std::set<std::string>> force;  // pattern -> versions
                    for (const auto& [aid, a] : live_) {
                      if (!a.supersedes.empty() || a.state != AgreementState::finalized || a.service_org != org ||
-                         exchange::service_id(a.service_url, a.service_version, a.arch) != id)
+                         exchange_client::service_id(a.service_url, a.service_version, a.arch) != id)
                        continue;
                      if (proposal_signature(a.proposal) != s->deployment_signature)
                        force[a.pattern].insert(a.service_version);

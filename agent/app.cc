@@ -23,7 +23,7 @@
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 
 namespace hmq::agent {
 namespace {
@@ -106,7 +106,7 @@ int run(const config& c) {
   bo.retry_refused_credentials = !bo.username.empty();
   core::bus::client bus(loop, bo);
   core::bus::messenger messenger(loop, bus, codec, topics);
-  hmq::exchange::client xclient(loop, messenger, *xkey, topics);
+  hmq::exchange_client::client xclient(loop, messenger, *xkey, topics);
 
   exchange_adapter xa(xclient);
   messenger_outbox out(messenger, loop.time(), static_cast<uint32_t>(c.finalize_timeout_s));

@@ -3,7 +3,7 @@
 #include <sys/utsname.h>
 
 #include "agent/reasons.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::agent {
 namespace {
@@ -145,9 +145,9 @@ void control_api::handle(const json& req, core::control::reply_fn reply) {
 }
 
 void control_api::do_register(const json& req, core::control::reply_fn reply) {
-  auto node = exchange::split_qualified(text_field(req, "node"));
+  auto node = exchange_client::split_qualified(text_field(req, "node"));
   if (!node) return reply(error_response("register: 'node' must be ORG/NODE"));
-  auto pattern = exchange::split_qualified(text_field(req, "pattern"));
+  auto pattern = exchange_client::split_qualified(text_field(req, "pattern"));
   if (!pattern) return reply(error_response("register: 'pattern' must be ORG/PATTERN"));
   std::string token = text_field(req, "token");
   if (token.empty()) return reply(error_response("register: 'token' is required"));

@@ -5,7 +5,7 @@
 
 #include "agent/reasons.h"
 #include "core/log/log.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::agent {
 namespace {
@@ -272,7 +272,7 @@ void engine::on_proposal(const core::wire::opened& m) {
     ++stats_.duplicates;  // the lookup in flight answers it
     return;
   }
-  auto agbot = exchange::split_qualified(str(p->agbot()));
+  auto agbot = exchange_client::split_qualified(str(p->agbot()));
   if (!agbot) {
     ++stats_.dropped_malformed;
     lg()->warn("agreement {}: dropped proposal with a bad agbot name", id);

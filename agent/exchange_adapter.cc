@@ -4,8 +4,8 @@
 namespace hmq::agent {
 namespace {
 
-hmq::exchange::credentials creds(const node_identity& n) {
-  return hmq::exchange::credentials::node(n.org, n.id, n.token);
+hmq::exchange_client::credentials creds(const node_identity& n) {
+  return hmq::exchange_client::credentials::node(n.org, n.id, n.token);
 }
 
 }  // namespace
@@ -14,7 +14,7 @@ void exchange_adapter::register_node(const node_registration& r, done_fn cb) {
   std::vector<fb::ServiceUserInputT> inputs;
   for (const auto& u : r.user_inputs) inputs.push_back(u);  // object API types copy deeply
   c_.register_node(creds(r.node), r.pattern, r.arch, r.node.id, std::move(inputs),
-                   [cb = std::move(cb)](result<hmq::exchange::rpc_reply> res) {
+                   [cb = std::move(cb)](result<hmq::exchange_client::rpc_reply> res) {
                      if (!res) return cb(res.err());
                      cb(core::ok());
                    });
@@ -34,7 +34,7 @@ void exchange_adapter::put_node_status(const node_identity& n, const fb::StatusR
 
 void exchange_adapter::delete_agreement(const node_identity& n, const std::string& agreement_id, done_fn cb) {
   c_.delete_agreement(creds(n), n.org, n.id, agreement_id, [cb = std::move(cb)](result<void> r) {
-    if (!r && r.code() == make_error_code(hmq::exchange::client_errc::not_found)) return cb(core::ok());
+    if (!r && r.code() == make_error_code(hmq::exchange_client::client_errc::not_found)) return cb(core::ok());
     cb(std::move(r));
   });
 }
@@ -42,7 +42,7 @@ void exchange_adapter::delete_agreement(const node_identity& n, const std::strin
 void exchange_adapter::get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
                                      std::function<void(result<crypto::public_key>)> cb) {
   c_.get_public_key(creds(n), fb::ResourceKind::agbot, org, id,
-                    [cb = std::move(cb)](result<hmq::exchange::key_info> r) {
+                    [cb = std::move(cb)](result<hmq::exchange_client::key_info> r) {
                       if (!r) return cb(r.err());
                       cb(r->public_key);
                     });

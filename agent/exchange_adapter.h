@@ -1,14 +1,14 @@
 #pragma once
 
 #include "agent/seams.h"
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 
 // Production adapter for the agent's exchange seam over the exchange client library.
 namespace hmq::agent {
 
 class exchange_adapter final : public exchange_api {
  public:
-  explicit exchange_adapter(hmq::exchange::client& c) : c_(c) {}
+  explicit exchange_adapter(hmq::exchange_client::client& c) : c_(c) {}
   void register_node(const node_registration& r, done_fn cb) override;
   void unregister_node(const node_identity& n, done_fn cb) override;
   void put_agreement(const node_identity& n, const fb::AgreementRecordT& rec, done_fn cb) override;
@@ -18,7 +18,7 @@ class exchange_adapter final : public exchange_api {
   void put_node_status(const node_identity& n, const fb::StatusReportT& report, done_fn cb) override;
 
  private:
-  hmq::exchange::client& c_;
+  hmq::exchange_client::client& c_;
 };
 
 }  // namespace hmq::agent

@@ -33,15 +33,15 @@
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
-#include "exchange/client.h"
-#include "exchange/ids.h"
+#include "exchange_client/client.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::cli {
 
 namespace {
 
 namespace crypto = core::crypto;
-namespace xc = ::hmq::exchange;
+namespace xc = ::hmq::exchange_client;
 using json = nlohmann::json;
 
 constexpr const char* default_broker = "tcp://127.0.0.1:1883";

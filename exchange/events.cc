@@ -1,9 +1,12 @@
 #include "exchange/events.h"
 
 #include "core/wire/codec.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::exchange {
+
+using exchange_client::service_id;
+using exchange_client::split_qualified;
 namespace {
 
 result<std::vector<addressed_event>> stamp(db& d, const std::vector<agbot_address>& to,

@@ -3,9 +3,12 @@
 #include <algorithm>
 
 #include "core/log/log.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::exchange {
+
+using exchange_client::service_id;
+using exchange_client::split_qualified;
 namespace {
 
 namespace wire = core::wire;

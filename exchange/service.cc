@@ -7,9 +7,12 @@
 #include <set>
 
 #include "core/log/log.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::exchange {
+
+using exchange_client::service_id;
+using exchange_client::split_qualified;
 
 namespace crypto = core::crypto;
 using rpc_error = service::rpc_error;

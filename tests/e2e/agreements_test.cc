@@ -15,7 +15,7 @@
 
 #include "core/bus/client.h"
 #include "exchange/db.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 #include "tests/support/fleet.h"
 #include "tests/support/loop_thread.h"
 
@@ -144,7 +144,7 @@ TEST(e2e_agreements, node_rejects_a_deployment_whose_signature_was_tampered_with
   {
     auto d = exchange::db::open(f.dir() / "exchange" / "exchange.db");
     ASSERT_TRUE(d) << d.err().message();
-    const auto id = exchange::service_id("https://acme.example/gps", "1.0.0", "amd64");
+    const auto id = exchange_client::service_id("https://acme.example/gps", "1.0.0", "amd64");
     auto blob = d->blob_get(exchange::table::services, "acme", id);
     ASSERT_TRUE(blob && *blob) << "service " << id << " not in exchange.db";
     ::hmq::wire::fb::ServiceT svc;

@@ -19,7 +19,7 @@
 #include "core/control/control.h"
 #include "core/crypto/crypto.h"
 #include "core/wire/codec.h"
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 #include "tests/support/fleet.h"
 #include "tests/support/loop_thread.h"
 #include "tests/support/mosquitto.h"
@@ -152,11 +152,11 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
   std::unique_ptr<core::bus::client> bus;
   std::unique_ptr<core::wire::codec> codec;
   std::unique_ptr<core::bus::messenger> m;
-  std::unique_ptr<exchange::client> xc;
+  std::unique_ptr<exchange_client::client> xc;
   test::waiter w;
   std::optional<fb::ReplyDecision> decision;
   const std::string id = "aaaabbbbccccddddeeeeffff00001111";
-  auto creds = exchange::credentials::agbot("acme", "bot1", "bottok");
+  auto creds = exchange_client::credentials::agbot("acme", "bot1", "bottok");
   auto hello = std::make_shared<std::promise<bool>>();
   lt.call([&] {
     core::bus::options o;
@@ -165,7 +165,7 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
     bus = std::make_unique<core::bus::client>(lt.loop(), o);
     codec = std::make_unique<core::wire::codec>(keys, lt.loop().time());
     m = std::make_unique<core::bus::messenger>(lt.loop(), *bus, *codec);
-    xc = std::make_unique<exchange::client>(lt.loop(), *m, xkey);
+    xc = std::make_unique<exchange_client::client>(lt.loop(), *m, xkey);
     m->on(fb::Body::Reply, [&](const core::wire::opened& msg) {
       const auto* rep = msg.message()->body_as_Reply();
       w.update([&] { decision = rep->decision(); });

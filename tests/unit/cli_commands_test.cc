@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/commands.h"
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 
 namespace hmq::cli {
 namespace {
@@ -87,13 +87,13 @@ TEST_F(cli_commands, key_create_refuses_to_overwrite) {
 }
 
 TEST(cli_exchange_client_errc, refusals_mirror_rpc_status_and_other_failures_do_not) {
-  using exchange::client_errc;
-  EXPECT_EQ(exchange::from_status(wire::fb::RpcStatus::unauthorized), client_errc::unauthorized);
-  EXPECT_EQ(exchange::from_status(wire::fb::RpcStatus::unavailable), client_errc::unavailable);
-  EXPECT_EQ(exchange::from_status(wire::fb::RpcStatus::unspecified), client_errc::bad_response);
-  EXPECT_TRUE(exchange::is_refusal(make_error_code(client_errc::forbidden)));
-  EXPECT_FALSE(exchange::is_refusal(make_error_code(client_errc::timeout)));
-  EXPECT_FALSE(exchange::is_refusal(make_error_code(client_errc::bad_response)));
+  using exchange_client::client_errc;
+  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unauthorized), client_errc::unauthorized);
+  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unavailable), client_errc::unavailable);
+  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unspecified), client_errc::bad_response);
+  EXPECT_TRUE(exchange_client::is_refusal(make_error_code(client_errc::forbidden)));
+  EXPECT_FALSE(exchange_client::is_refusal(make_error_code(client_errc::timeout)));
+  EXPECT_FALSE(exchange_client::is_refusal(make_error_code(client_errc::bad_response)));
 }
 
 }  // namespace

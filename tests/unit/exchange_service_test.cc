@@ -9,10 +9,13 @@
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "exchange/db.h"
-#include "exchange/ids.h"
+#include "exchange_client/ids.h"
 #include "exchange/service.h"
 
 namespace hmq::exchange {
+
+using exchange_client::service_id;
+using exchange_client::split_qualified;
 namespace {
 
 namespace crypto = core::crypto;

@@ -30,7 +30,7 @@
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 
 namespace hmq::fleetsim {
 
@@ -95,7 +95,7 @@ namespace {
 namespace bus = core::bus;
 namespace crypto = core::crypto;
 namespace fb = ::hmq::wire::fb;
-namespace xc = ::hmq::exchange;
+namespace xc = ::hmq::exchange_client;
 using clk = std::chrono::steady_clock;
 using json = nlohmann::json;
 using core::result;

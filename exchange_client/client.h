@@ -21,7 +21,7 @@
 // Client side of the exchange RPC API (schema/exchange.fbs), used by the hmq CLI, agbots and
 // agents. Requests are sealed to the pinned exchange key and published on the RPC topic;
 // responses arrive in the caller's mailbox through the messenger.
-namespace hmq::exchange {
+namespace hmq::exchange_client {
 
 namespace fb = ::hmq::wire::fb;
 using core::result;
@@ -201,7 +201,7 @@ result<T> run_sync(core::loop::event_loop& loop, const std::function<void(client
   return std::move(*out);
 }
 
-}  // namespace hmq::exchange
+}  // namespace hmq::exchange_client
 
 template <>
-struct std::is_error_code_enum<hmq::exchange::client_errc> : std::true_type {};
+struct std::is_error_code_enum<hmq::exchange_client::client_errc> : std::true_type {};

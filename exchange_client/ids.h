@@ -6,7 +6,7 @@
 
 // Identifiers of exchange resources, shared by the exchange, its client library and the CLI so
 // every party derives the same keys.
-namespace hmq::exchange {
+namespace hmq::exchange_client {
 
 // Horizon's service id: the url without scheme, '/' and ':' replaced by '-', then
 // "_<version>_<arch>". "https://example.com/svc/gps", "1.0.0", "amd64" ->
@@ -34,4 +34,4 @@ inline std::optional<qualified_name> split_qualified(std::string_view s) {
   return qualified_name{std::string(s.substr(0, p)), std::string(s.substr(p + 1))};
 }
 
-}  // namespace hmq::exchange
+}  // namespace hmq::exchange_client

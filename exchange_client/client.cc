@@ -1,8 +1,8 @@
-#include "exchange/client.h"
+#include "exchange_client/client.h"
 
 #include <memory>
 
-namespace hmq::exchange {
+namespace hmq::exchange_client {
 
 namespace {
 
@@ -406,4 +406,4 @@ void client::get_rollout_status(const credentials& auth, std::string pattern_org
   });
 }
 
-}  // namespace hmq::exchange
+}  // namespace hmq::exchange_client
