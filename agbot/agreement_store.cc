@@ -110,7 +110,9 @@ core::result<agreement_store> agreement_store::open_memory() {
   return s;
 }
 
-core::result<void> agreement_store::init() { return db_.migrate(migrations); }
+core::result<void> agreement_store::init() {
+  return db_.migrate(migrations);
+}
 
 core::result<void> agreement_store::write(const std::function<core::result<void>()>& fn) {
   if (!group_) return fn();
@@ -174,7 +176,8 @@ core::result<void> agreement_store::set_message_confirmed(const std::string& id)
   });
 }
 
-core::result<void> agreement_store::set_supersedes(const std::string& id, const std::string& supersedes) {
+core::result<void> agreement_store::set_supersedes(const std::string& id,
+                                                   const std::string& supersedes) {
   return write([&]() -> core::result<void> {
     auto st = db_.cached("UPDATE agreements SET supersedes = ? WHERE id = ?");
     if (!st) return st.err();
@@ -213,10 +216,10 @@ core::result<std::vector<agreement>> agreement_store::load_unsettled() {
 }
 
 core::result<std::vector<agreement>> agreement_store::list(size_t limit) {
-  return query(db_,
-               "SELECT " + std::string(columns) +
-                   " FROM agreements ORDER BY updated_ms DESC, id LIMIT ?",
-               static_cast<int64_t>(limit));
+  return query(
+      db_,
+      "SELECT " + std::string(columns) + " FROM agreements ORDER BY updated_ms DESC, id LIMIT ?",
+      static_cast<int64_t>(limit));
 }
 
 }  // namespace hmq::agbot

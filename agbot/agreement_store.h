@@ -32,10 +32,10 @@ struct agreement {
   std::string arch;
   core::crypto::public_key node_key{};
   fb::AgreementState state = fb::AgreementState::unspecified;
-  uint16_t reason = 0;        // CancelReason once cancelled
+  uint16_t reason = 0;  // CancelReason once cancelled
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
-  int64_t deadline_ms = 0;    // proposed: when the reply timeout fires
+  int64_t deadline_ms = 0;  // proposed: when the reply timeout fires
   // The broker acknowledged the message announcing the current state (Proposal, ReplyAck or
   // Cancel). On restart an unconfirmed one is sent again; the node treats repeats as duplicates.
   bool message_confirmed = false;

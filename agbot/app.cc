@@ -12,12 +12,12 @@
 #include "core/bus/client.h"
 #include "core/bus/credentials.h"
 #include "core/bus/messenger.h"
+#include "core/control/control.h"
 #include "core/crypto/crypto.h"
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
 #include "exchange_client/client.h"
-#include "core/control/control.h"
 
 namespace hmq::agbot {
 namespace {
@@ -43,16 +43,16 @@ core::result<core::crypto::public_key> load_exchange_key(const std::string& spec
 core::control::json agreement_json(const agreement& a, std::optional<uint16_t> node_reason) {
   const auto reason = static_cast<fb::CancelReason>(a.reason);
   core::control::json j{{"id", a.id},
-          {"node", a.node()},
-          {"pattern", a.pattern},
-          {"service", a.service_org + "/" + a.service_url},
-          {"version", a.service_version},
-          {"arch", a.arch},
-          {"state", fb::EnumNameAgreementState(a.state)},
-          {"reason", a.reason},
-          {"reason_text", a.reason ? fb::EnumNameCancelReason(reason) : ""},
-          {"created_ms", a.created_ms},
-          {"updated_ms", a.updated_ms}};
+                        {"node", a.node()},
+                        {"pattern", a.pattern},
+                        {"service", a.service_org + "/" + a.service_url},
+                        {"version", a.service_version},
+                        {"arch", a.arch},
+                        {"state", fb::EnumNameAgreementState(a.state)},
+                        {"reason", a.reason},
+                        {"reason_text", a.reason ? fb::EnumNameCancelReason(reason) : ""},
+                        {"created_ms", a.created_ms},
+                        {"updated_ms", a.updated_ms}};
   if (!a.supersedes.empty()) j["supersedes"] = a.supersedes;  // an upgrade not verified yet
   if (node_reason) {
     // Why the node said no (a negative reply); the agreement's own reason is then 202.
@@ -86,7 +86,9 @@ int run(const app_config& cfg) {
   core::bus::options bo;
   bo.broker_uri = cfg.broker;
   bo.client_id = "hmq-agbot-" + mailbox;  // stable per key: the persistent session follows it
-  if (auto r = core::bus::apply_credentials(bo, {cfg.mqtt_user, cfg.mqtt_password_file, cfg.ca_file}); !r)
+  if (auto r =
+          core::bus::apply_credentials(bo, {cfg.mqtt_user, cfg.mqtt_password_file, cfg.ca_file});
+      !r)
     return fail(r.err().message());
   if (cfg.mqtt_token_auth) {
     if (bo.username.empty()) bo.username = mailbox;
@@ -124,14 +126,16 @@ int run(const app_config& cfg) {
     messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
   // Exchange responses are never limited (messenger exempts answers to our own requests); every
   // other sender (nodes, or anyone holding broker credentials) gets a token bucket.
-  messenger.limit_senders({.rate = cfg.mailbox_rate, .burst = cfg.mailbox_burst}, {}, {*exchange_key});
+  messenger.limit_senders({.rate = cfg.mailbox_rate, .burst = cfg.mailbox_burst}, {},
+                          {*exchange_key});
 
   // `hmq agbot agreement list|cancel` (docs/agbot.md "Control socket").
   std::unique_ptr<core::control::server> control;
   if (!cfg.control_socket.empty()) {
     control = std::make_unique<core::control::server>(
         loop.io(), cfg.control_socket,
-        [&eng, &store, &messenger, &codec, &group](const core::control::json& req, core::control::reply_fn reply) {
+        [&eng, &store, &messenger, &codec, &group](const core::control::json& req,
+                                                   core::control::reply_fn reply) {
           const auto op = req.value("op", std::string{});
           if (op == "stats") {
             // What the mailbox dropped and why (docs/security.md "Counters").
@@ -165,17 +169,25 @@ int run(const app_config& cfg) {
               core::control::json versions = core::control::json::array();
               for (const auto& v : st.versions)
                 if (v)
-                  versions.push_back({{"version", v->version}, {"running", v->running}, {"upgraded", v->upgraded},
-                                      {"in_progress", v->in_progress}, {"pending", v->pending},
-                                      {"failed", v->failed}, {"rolled_back", v->rolled_back}});
-              list.push_back({{"pattern", st.pattern}, {"service", st.service_org + "/" + st.service_url},
-                              {"state", fb::EnumNameRolloutState(st.state)}, {"target", st.target_version},
-                              {"failed_nodes", st.failed_nodes}, {"open_nodes", st.open_nodes},
+                  versions.push_back({{"version", v->version},
+                                      {"running", v->running},
+                                      {"upgraded", v->upgraded},
+                                      {"in_progress", v->in_progress},
+                                      {"pending", v->pending},
+                                      {"failed", v->failed},
+                                      {"rolled_back", v->rolled_back}});
+              list.push_back({{"pattern", st.pattern},
+                              {"service", st.service_org + "/" + st.service_url},
+                              {"state", fb::EnumNameRolloutState(st.state)},
+                              {"target", st.target_version},
+                              {"failed_nodes", st.failed_nodes},
+                              {"open_nodes", st.open_nodes},
                               {"versions", std::move(versions)}});
             }
-            return reply(core::control::ok_response({{"rollouts", std::move(list)},
-                                                     {"peak_in_flight", eng.rollouts().peak_in_flight()},
-                                                     {"in_flight", eng.rollouts().in_flight()}}));
+            return reply(
+                core::control::ok_response({{"rollouts", std::move(list)},
+                                            {"peak_in_flight", eng.rollouts().peak_in_flight()},
+                                            {"in_flight", eng.rollouts().in_flight()}}));
           }
           if (op != "agreement.list")
             return reply(core::control::error_response("unknown op '" + op + "'"));
@@ -185,7 +197,8 @@ int run(const app_config& cfg) {
             if (!rows) return reply(core::control::error_response(rows.err().message()));
             for (const auto& a : *rows) list.push_back(agreement_json(a, eng.node_reason(a.id)));
           } else {
-            for (const auto& a : eng.live_agreements()) list.push_back(agreement_json(a, eng.node_reason(a.id)));
+            for (const auto& a : eng.live_agreements())
+              list.push_back(agreement_json(a, eng.node_reason(a.id)));
           }
           reply(core::control::ok_response({{"agreements", std::move(list)}}));
         });
@@ -202,19 +215,22 @@ int run(const app_config& cfg) {
     loop.stop();
   };
   loop.on_signals([&](int sig) {
-    log->info("signal {}: stopping; group commit: {} writes in {} groups (largest {}), {} failed; {} "
-              "store commits in all",
-              sig, group.stats().requests, group.stats().groups, group.stats().largest,
-              group.stats().failed_groups, store->db().commits());
+    log->info(
+        "signal {}: stopping; group commit: {} writes in {} groups (largest {}), {} failed; {} "
+        "store commits in all",
+        sig, group.stats().requests, group.stats().groups, group.stats().largest,
+        group.stats().failed_groups, store->db().commits());
     shutdown();
   });
   loop.post([&] {
     messenger.start();
     bus.start([&](core::result<void> r) {
       if (!r && bo.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
-        log->warn("broker {} refused user {}: waiting for the exchange to provision it (hmq exchange agbot "
-                  "create ID:TOKEN --mailbox {}); retrying",
-                  cfg.broker, bo.username, mailbox);
+        log->warn(
+            "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange "
+            "agbot "
+            "create ID:TOKEN --mailbox {}); retrying",
+            cfg.broker, bo.username, mailbox);
         // The engine starts on the first successful connect.
         bus.on_connection_change([&, started = false](bool up) mutable {
           if (!up) return;

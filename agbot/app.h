@@ -16,7 +16,7 @@ struct app_config {
   std::string exchange_key;  // base64 / hex, or @file
   std::string org;
   std::string id;
-  std::string token;         // or HMQ_AGBOT_TOKEN
+  std::string token;  // or HMQ_AGBOT_TOKEN
   std::filesystem::path data_dir = "/var/lib/hmq-agbot";
   std::chrono::milliseconds reply_timeout{30'000};
   std::chrono::milliseconds retry_min{5'000};
@@ -27,7 +27,7 @@ struct app_config {
   size_t commit_batch = 1000;
   std::string topic_prefix = "hmq/v1";
   std::string log_level = "info";
-  std::filesystem::path control_socket;  // empty: no control socket
+  std::filesystem::path control_socket;                // empty: no control socket
   std::chrono::milliseconds upgrade_timeout{600'000};  // see engine_config::upgrade_timeout
   // Broker identity (docs/security.md). With mqtt_token_auth the agbot connects as the client
   // the exchange provisions for it: username = its mailbox id, password = its token.

@@ -31,7 +31,9 @@ bool same_key(const core::crypto::public_key& a, const core::crypto::public_key&
   return a == b;
 }
 
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string{}; }
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string{};
+}
 
 }  // namespace
 
@@ -67,16 +69,20 @@ engine::engine(core::loop::scheduler& loop, engine_config cfg, exchange_api& x, 
   };
   h.publish = [this](const fb::RolloutStatusT& st) {
     x_.put_rollout_status(st, guard([this, p = st.pattern](core::result<void> r) {
-      if (!r) {
-        ++stats_.exchange_errors;
-        log_->warn("rollout {}: PutRolloutStatus failed ({})", p, r.err().message());
-      }
-    }));
+                            if (!r) {
+                              ++stats_.exchange_errors;
+                              log_->warn("rollout {}: PutRolloutStatus failed ({})", p,
+                                         r.err().message());
+                            }
+                          }));
   };
-  rollout_ = std::make_unique<rollout_controller>(loop_, &store_.db(), cfg_.org + "/" + cfg_.id, std::move(h));
+  rollout_ = std::make_unique<rollout_controller>(loop_, &store_.db(), cfg_.org + "/" + cfg_.id,
+                                                  std::move(h));
 }
 
-engine::~engine() { stop(); }
+engine::~engine() {
+  stop();
+}
 
 void engine::start() {
   if (started_) return;
@@ -147,14 +153,16 @@ void engine::resume() {
       if (!a.exchange_synced) record_in_exchange(a.id, 0);
       if (!a.supersedes.empty()) {
         // An upgrade the node has not confirmed yet: give it the full time again.
-        upgrade_timers_[a.id] = loop_.call_after(cfg_.upgrade_timeout, guard([this, id = a.id] {
-          auto it = live_.find(id);
-          if (it == live_.end() || it->second.supersedes.empty()) return;
-          log_->warn("agreement {} node {}: upgrade not confirmed in time", id, it->second.node());
-          agreement u = it->second;
-          cancel(u, fb::CancelReason::ab_no_data_received, true);
-          upgrade_failed(u, static_cast<uint16_t>(fb::CancelReason::ab_no_data_received), true);
-        }));
+        upgrade_timers_[a.id] = loop_.call_after(
+            cfg_.upgrade_timeout, guard([this, id = a.id] {
+              auto it = live_.find(id);
+              if (it == live_.end() || it->second.supersedes.empty()) return;
+              log_->warn("agreement {} node {}: upgrade not confirmed in time", id,
+                         it->second.node());
+              agreement u = it->second;
+              cancel(u, fb::CancelReason::ab_no_data_received, true);
+              upgrade_failed(u, static_cast<uint16_t>(fb::CancelReason::ab_no_data_received), true);
+            }));
       }
     }
   }
@@ -171,7 +179,8 @@ void engine::on_reconnected() {
       send_proposal(a);
       ++n;
     }
-  if (n) log_->info("broker connection back: {} proposal(s) still waiting for a reply sent again", n);
+  if (n)
+    log_->info("broker connection back: {} proposal(s) still waiting for a reply sent again", n);
 }
 
 void engine::retry_later(std::function<void()> fn) {
@@ -223,36 +232,33 @@ void engine::load_agbot() {
 
 void engine::load_pattern(const std::string& key, std::function<void()> done) {
   auto& served = patterns_[key].served;
-  x_.get_pattern(served.pattern_org, served.pattern,
-                 guard([this, key, done = std::move(done)](core::result<fb::PatternT> p) {
-                   auto& pe = patterns_[key];
-                   if (!p) {
-                     ++stats_.exchange_errors;
-                     log_->warn("pattern {}: cannot load ({}); its nodes are ignored", key,
-                                p.err().message());
-                   } else {
-                     pe.pattern = std::move(*p);
-                     ++pe.generation;
-                     pe.resolved.clear();
-                     log_->info("pattern {}: loaded, {} service(s)", key,
-                                pe.pattern->services.size());
-                     replan(key);
-                   }
-                   if (done) done();
-                 }));
+  x_.get_pattern(
+      served.pattern_org, served.pattern,
+      guard([this, key, done = std::move(done)](core::result<fb::PatternT> p) {
+        auto& pe = patterns_[key];
+        if (!p) {
+          ++stats_.exchange_errors;
+          log_->warn("pattern {}: cannot load ({}); its nodes are ignored", key, p.err().message());
+        } else {
+          pe.pattern = std::move(*p);
+          ++pe.generation;
+          pe.resolved.clear();
+          log_->info("pattern {}: loaded, {} service(s)", key, pe.pattern->services.size());
+          replan(key);
+        }
+        if (done) done();
+      }));
 }
 
 void engine::search(const std::string& key, std::string token) {
   auto& served = patterns_[key].served;
   x_.search_pattern_nodes(
-      served, token, cfg_.page_size,
-      guard([this, key, token](core::result<node_page> page) {
+      served, token, cfg_.page_size, guard([this, key, token](core::result<node_page> page) {
         if (!page) {
           ++stats_.exchange_errors;
           log_->warn("pattern {}: node search failed ({}), retrying", key, page.err().message());
-          start_retry_ = loop_.call_after(retry_delay(1), guard([this, key, token] {
-                                            search(key, token);
-                                          }));
+          start_retry_ =
+              loop_.call_after(retry_delay(1), guard([this, key, token] { search(key, token); }));
           return;
         }
         log_->debug("pattern {}: {} node(s) in page", key, page->nodes.size());
@@ -276,7 +282,8 @@ void engine::enqueue(consider_request r) {
   if (queued_.count(key)) {
     // Already waiting: keep the newer copy of the node (an event's inputs are a snapshot).
     for (auto& q : queue_)
-      if (q.node_org == r.node_org && q.node_id == r.node_id && q.pattern == r.pattern && r.node) q = std::move(r);
+      if (q.node_org == r.node_org && q.node_id == r.node_id && q.pattern == r.pattern && r.node)
+        q = std::move(r);
     return;
   }
   queued_.insert(key);
@@ -331,8 +338,7 @@ void engine::evaluate(fb::NodeT node, const std::string& pattern_key) {
   if (node.arch.empty()) return not_eligible("no arch");
   if (node.public_key.size() != core::crypto::public_key_size) {
     // The node resource carries no key (yet): ask the switchboard once.
-    return x_.get_node_key(node.org, node.id,
-                           guard([this, node, pattern_key](auto k) mutable {
+    return x_.get_node_key(node.org, node.id, guard([this, node, pattern_key](auto k) mutable {
                              if (!k) {
                                ++stats_.nodes_not_eligible;
                                log_->info("node {}/{}: no public key ({})", node.org, node.id,
@@ -371,10 +377,9 @@ void engine::evaluate(fb::NodeT node, const std::string& pattern_key) {
   one_done();
 }
 
-void engine::propose(const std::string& slot, const fb::NodeT& node,
-                     const std::string& pattern_key, const fb::PatternServiceT& ps,
-                     const std::string& version, std::function<void()> done,
-                     const std::string& supersedes) {
+void engine::propose(const std::string& slot, const fb::NodeT& node, const std::string& pattern_key,
+                     const fb::PatternServiceT& ps, const std::string& version,
+                     std::function<void()> done, const std::string& supersedes) {
   preparing_.insert(slot);
   auto& pe = patterns_[pattern_key];
   auto cache_key = ps.service_org + "/" + ps.service_url + "|" + version + "|" + node.arch;
@@ -445,8 +450,8 @@ void engine::build_and_send(const std::string& slot, const fb::NodeT& node,
   p.node_id = node.id;
   p.arch = node.arch;
   p.agbot = cfg_.org + "/" + cfg_.id;
-  p.node_health = std::make_unique<fb::NodeHealthT>(ps.node_health ? *ps.node_health
-                                                                   : fb::NodeHealthT{});
+  p.node_health =
+      std::make_unique<fb::NodeHealthT>(ps.node_health ? *ps.node_health : fb::NodeHealthT{});
   for (size_t i = 0; i < services.size(); ++i) {
     auto s = std::make_unique<fb::ProposedServiceT>();
     s->service = std::make_unique<fb::ServiceT>(services[i]);
@@ -485,8 +490,8 @@ void engine::build_and_send(const std::string& slot, const fb::NodeT& node,
   }
   auto& stored = live_[a.id] = std::move(a);
   ++proposed_count_;
-  reply_timers_[stored.id] = loop_.call_after(cfg_.reply_timeout,
-                                              guard([this, id = stored.id] { on_timeout(id); }));
+  reply_timers_[stored.id] =
+      loop_.call_after(cfg_.reply_timeout, guard([this, id = stored.id] { on_timeout(id); }));
   log_->info("agreement {} node {}: proposing {} {} ({} service(s)){}{}", stored.id, stored.node(),
              stored.service_url, stored.service_version, services.size(),
              supersedes.empty() ? "" : ", superseding ", supersedes);
@@ -530,9 +535,9 @@ void engine::send_cancel(const agreement& a) {
   out_.send(
       a.node_key, fb::Body::Cancel,
       [id = a.id, reason = a.reason](flatbuffers::FlatBufferBuilder& b) {
-        return fb::CreateCancelDirect(b, id.c_str(), static_cast<fb::CancelReason>(reason),
-                                      fb::EnumNameCancelReason(
-                                          static_cast<fb::CancelReason>(reason)))
+        return fb::CreateCancelDirect(
+                   b, id.c_str(), static_cast<fb::CancelReason>(reason),
+                   fb::EnumNameCancelReason(static_cast<fb::CancelReason>(reason)))
             .Union();
       },
       0, guard([this, id = a.id](bool ok) {
@@ -584,15 +589,16 @@ void engine::on_event(const core::wire::opened& m, const fb::Event& e) {
       hint.pattern = pattern;
       hint.arch = str(e.node_arch());
       hint.mailbox = str(e.node_mailbox());
-      if (e.node_public_key()) hint.public_key.assign(e.node_public_key()->begin(),
-                                                      e.node_public_key()->end());
+      if (e.node_public_key())
+        hint.public_key.assign(e.node_public_key()->begin(), e.node_public_key()->end());
       consider_request r{org, id, pattern, {}, {}};
       if (e.has_node_user_inputs()) {
         // The event carries all evaluate() needs: propose without fetching the node (one bus
         // round trip less between registration and agreement).
         if (e.node_user_inputs())
           for (const auto* ui : *e.node_user_inputs())
-            if (ui) hint.user_inputs.push_back(std::unique_ptr<fb::ServiceUserInputT>(ui->UnPack()));
+            if (ui)
+              hint.user_inputs.push_back(std::unique_ptr<fb::ServiceUserInputT>(ui->UnPack()));
         r.node = std::move(hint);
       } else {
         r.hint = std::move(hint);  // from an older exchange: look the node up for its inputs
@@ -713,8 +719,7 @@ void engine::on_reply(const core::wire::opened& m, const fb::Reply& r) {
   if (accept) return finalize(a, m);
   ++stats_.negative_replies;
   log_->info("agreement {} node {}: rejected ({} {}: {})", id, a.node(),
-             static_cast<int>(r.reason()), fb::EnumNameCancelReason(r.reason()),
-             str(r.message()));
+             static_cast<int>(r.reason()), fb::EnumNameCancelReason(r.reason()), str(r.message()));
   if (node_reasons_.emplace(id, static_cast<uint16_t>(r.reason())).second) {
     node_reason_order_.push_back(id);
     if (node_reason_order_.size() > 1024) {
@@ -727,7 +732,8 @@ void engine::on_reply(const core::wire::opened& m, const fb::Reply& r) {
   a.exchange_synced = true;
   agreement copy = a;
   cancel(a, fb::CancelReason::ab_negative_reply, false);
-  if (!copy.supersedes.empty()) return upgrade_failed(copy, static_cast<uint16_t>(r.reason()), false);
+  if (!copy.supersedes.empty())
+    return upgrade_failed(copy, static_cast<uint16_t>(r.reason()), false);
   backoff(slot, node_org, node_id, pattern);
 }
 
@@ -742,19 +748,21 @@ void engine::finalize(agreement& a, const core::wire::opened& reply) {
   if (proposed_count_ > 0) --proposed_count_;
   backoffs_.erase(a.slot());
   ++stats_.finalized;
-  log_->info("agreement {} node {}: finalized{}", a.id, a.node(), a.supersedes.empty() ? "" : " (upgrade)");
+  log_->info("agreement {} node {}: finalized{}", a.id, a.node(),
+             a.supersedes.empty() ? "" : " (upgrade)");
   if (a.supersedes.empty()) {
     rollout_->on_running(a.slot(), a.service_version);
   } else {
-    upgrade_timers_[a.id] = loop_.call_after(cfg_.upgrade_timeout, guard([this, id = a.id] {
-      auto it = live_.find(id);
-      if (it == live_.end() || it->second.supersedes.empty()) return;
-      log_->warn("agreement {} node {}: upgrade not confirmed within {} ms, cancelling", id,
-                 it->second.node(), cfg_.upgrade_timeout.count());
-      agreement u = it->second;
-      cancel(u, fb::CancelReason::ab_no_data_received, true);
-      upgrade_failed(u, static_cast<uint16_t>(fb::CancelReason::ab_no_data_received), true);
-    }));
+    upgrade_timers_[a.id] = loop_.call_after(
+        cfg_.upgrade_timeout, guard([this, id = a.id] {
+          auto it = live_.find(id);
+          if (it == live_.end() || it->second.supersedes.empty()) return;
+          log_->warn("agreement {} node {}: upgrade not confirmed within {} ms, cancelling", id,
+                     it->second.node(), cfg_.upgrade_timeout.count());
+          agreement u = it->second;
+          cancel(u, fb::CancelReason::ab_no_data_received, true);
+          upgrade_failed(u, static_cast<uint16_t>(fb::CancelReason::ab_no_data_received), true);
+        }));
   }
   send_reply_ack(a, true, nullptr);
   // The reply() path has no completion; send() above confirms. Duplicates use reply().
@@ -772,8 +780,10 @@ void engine::on_cancel(const core::wire::opened& m, const fb::Cancel& c) {
   auto it = live_.find(id);
   if (it == live_.end()) {
     auto stored = store_.get(id);
-    if (!stored || !*stored) ++stats_.dropped_unknown;
-    else ++stats_.duplicates_answered;  // already cancelled: nothing changes
+    if (!stored || !*stored)
+      ++stats_.dropped_unknown;
+    else
+      ++stats_.duplicates_answered;  // already cancelled: nothing changes
     return;
   }
   agreement a = it->second;
@@ -784,8 +794,7 @@ void engine::on_cancel(const core::wire::opened& m, const fb::Cancel& c) {
   }
   ++stats_.node_cancels;
   log_->info("agreement {} node {}: cancelled by node ({} {}: {})", id, a.node(),
-             static_cast<int>(c.reason()), fb::EnumNameCancelReason(c.reason()),
-             str(c.message()));
+             static_cast<int>(c.reason()), fb::EnumNameCancelReason(c.reason()), str(c.message()));
   a.exchange_synced = a.state != AgreementState::finalized;
   auto slot = a.slot();
   if (!a.supersedes.empty()) {
@@ -825,8 +834,8 @@ void engine::on_verify(const core::wire::opened& m, const fb::AgreementVerify& v
       return;
     }
     exists = true;
-  } else if (auto stored = store_.get(id); stored && *stored &&
-                                           !same_key(m.sender, (*stored)->node_key)) {
+  } else if (auto stored = store_.get(id);
+             stored && *stored && !same_key(m.sender, (*stored)->node_key)) {
     ++stats_.dropped_wrong_sender;
     return;
   }
@@ -903,32 +912,34 @@ void engine::record_in_exchange(const std::string& id, int attempt) {
   rec.agbot = cfg_.org + "/" + cfg_.id;
   rec.state = AgreementState::finalized;
   rec.updated_ms = a.updated_ms;
-  x_.put_agreement(rec, guard([this, id, attempt](core::result<void> r) {
-    if (r) {
-      (void)store_.set_exchange_synced(id);
-      if (auto it = live_.find(id); it != live_.end()) it->second.exchange_synced = true;
-      return;
-    }
-    ++stats_.exchange_errors;
-    log_->warn("agreement {}: PutAgreement failed ({}), retrying", id, r.err().message());
-    exchange_retries_[id] = loop_.call_after(
-        retry_delay(attempt + 1), guard([this, id, attempt] { record_in_exchange(id, attempt + 1); }));
-  }));
-}
-
-void engine::delete_in_exchange(agreement a, int attempt) {
-  x_.delete_agreement(
-      a.node_org, a.node_id, a.id, guard([this, a, attempt](core::result<void> r) {
-        if (r || r.code() == make_error_code(errc::not_found)) {
-          (void)store_.set_exchange_synced(a.id);
+  x_.put_agreement(
+      rec, guard([this, id, attempt](core::result<void> r) {
+        if (r) {
+          (void)store_.set_exchange_synced(id);
+          if (auto it = live_.find(id); it != live_.end()) it->second.exchange_synced = true;
           return;
         }
         ++stats_.exchange_errors;
-        log_->warn("agreement {} node {}: DeleteAgreement failed ({}), retrying", a.id,
-                   a.node(), r.err().message());
-        exchange_retries_[a.id] = loop_.call_after(
-            retry_delay(attempt + 1), guard([this, a, attempt] { delete_in_exchange(a, attempt + 1); }));
+        log_->warn("agreement {}: PutAgreement failed ({}), retrying", id, r.err().message());
+        exchange_retries_[id] =
+            loop_.call_after(retry_delay(attempt + 1),
+                             guard([this, id, attempt] { record_in_exchange(id, attempt + 1); }));
       }));
+}
+
+void engine::delete_in_exchange(agreement a, int attempt) {
+  x_.delete_agreement(a.node_org, a.node_id, a.id, guard([this, a, attempt](core::result<void> r) {
+                        if (r || r.code() == make_error_code(errc::not_found)) {
+                          (void)store_.set_exchange_synced(a.id);
+                          return;
+                        }
+                        ++stats_.exchange_errors;
+                        log_->warn("agreement {} node {}: DeleteAgreement failed ({}), retrying",
+                                   a.id, a.node(), r.err().message());
+                        exchange_retries_[a.id] = loop_.call_after(
+                            retry_delay(attempt + 1),
+                            guard([this, a, attempt] { delete_in_exchange(a, attempt + 1); }));
+                      }));
 }
 
 std::chrono::milliseconds engine::retry_delay(int attempt) const {

@@ -32,7 +32,7 @@ struct engine_config {
   std::string id;
   core::crypto::public_key exchange_key{};  // events are accepted only from this key
   std::chrono::milliseconds reply_timeout{30'000};
-  std::chrono::milliseconds retry_min{5'000};   // back-off before a node is proposed to again
+  std::chrono::milliseconds retry_min{5'000};  // back-off before a node is proposed to again
   std::chrono::milliseconds retry_max{300'000};
   size_t max_concurrent = 256;  // node evaluations + proposals awaiting a reply
   uint32_t page_size = 200;     // SearchPatternNodes page
@@ -54,15 +54,15 @@ struct engine_stats {
   uint64_t dropped_invalid = 0;       // malformed id, unspecified enum, missing fields
   uint64_t dropped_before_start = 0;  // held messages beyond the bound before start()
   uint64_t nodes_not_eligible = 0;
-  uint64_t prepare_failures = 0;      // service resolution or store failed
+  uint64_t prepare_failures = 0;  // service resolution or store failed
   uint64_t events = 0;
   uint64_t events_ignored = 0;
   uint64_t exchange_errors = 0;
   // Node health governance (agbot/health.cc).
-  uint64_t heartbeat_cancels = 0;     // 208: node stale
-  uint64_t missing_cancels = 0;       // 209: the node no longer has the agreement
+  uint64_t heartbeat_cancels = 0;  // 208: node stale
+  uint64_t missing_cancels = 0;    // 209: the node no longer has the agreement
   uint64_t verifies_sent = 0;
-  uint64_t nodes_back = 0;            // node_online events that led to a new proposal round
+  uint64_t nodes_back = 0;  // node_online events that led to a new proposal round
   uint64_t upgrades_proposed = 0;
   uint64_t upgrades_succeeded = 0;
   uint64_t upgrades_failed = 0;
@@ -147,7 +147,8 @@ class engine {
                std::function<void()> done, const std::string& supersedes = {});
   void build_and_send(const std::string& slot, const fb::NodeT& node,
                       const std::string& pattern_key, const fb::PatternServiceT& ps,
-                      const std::vector<fb::ServiceT>& services, const std::string& supersedes = {});
+                      const std::vector<fb::ServiceT>& services,
+                      const std::string& supersedes = {});
 
   // Rollout hooks (the logic is in rollout_controller).
   bool start_upgrade(const std::string& slot, const std::string& version);
@@ -199,15 +200,15 @@ class engine {
   std::map<std::string, pattern_entry> patterns_;  // by "org/name"
   bool patterns_loaded_ = false;
   size_t searches_pending_ = 0;
-  std::vector<consider_request> early_;  // node events before the patterns were loaded
+  std::vector<consider_request> early_;           // node events before the patterns were loaded
   std::vector<core::wire::opened> before_start_;  // see on_message(); at most max_before_start
   int hello_attempts_ = 0;
   core::loop::timer_handle start_retry_;
 
-  std::map<std::string, agreement> live_;          // by agreement id
-  std::map<std::string, uint16_t> node_reasons_;   // see node_reason(); bounded by the deque
+  std::map<std::string, agreement> live_;         // by agreement id
+  std::map<std::string, uint16_t> node_reasons_;  // see node_reason(); bounded by the deque
   std::deque<std::string> node_reason_order_;
-  std::map<std::string, std::string> live_slots_;  // slot -> agreement id
+  std::map<std::string, std::string> live_slots_;     // slot -> agreement id
   std::map<std::string, std::string> upgrade_slots_;  // slot -> live agreement superseding it
   std::set<std::string> upgrade_starting_;  // slots whose upgrade waits for the node's record
   std::map<std::string, core::loop::timer_handle> upgrade_timers_;  // by upgrade agreement id
@@ -217,7 +218,7 @@ class engine {
   std::set<std::string> preparing_;                // slots between decision and persist
   std::map<std::string, backoff_state> backoffs_;  // by slot
   std::deque<consider_request> queue_;
-  std::set<std::string> queued_;                   // "node|pattern" in queue_
+  std::set<std::string> queued_;  // "node|pattern" in queue_
   size_t evaluating_ = 0;
   size_t proposed_count_ = 0;
   std::set<std::string> stale_nodes_;  // "org/id" the exchange reported stale (in memory)

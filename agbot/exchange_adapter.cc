@@ -11,7 +11,8 @@ using exchange_client::client_errc;
 // Keeps the exchange's detail; the code says what the engine may do about it.
 core::error map_error(const core::error& e) {
   errc code = errc::exchange_rejected;
-  if (e.code == exchange_client::make_error_code(client_errc::not_found)) code = errc::not_found;
+  if (e.code == exchange_client::make_error_code(client_errc::not_found))
+    code = errc::not_found;
   else if (e.code == exchange_client::make_error_code(client_errc::timeout) ||
            e.code == exchange_client::make_error_code(client_errc::stopped) ||
            e.code == exchange_client::make_error_code(client_errc::unavailable) ||
@@ -31,8 +32,8 @@ exchange_client::client::done done_of(callback<void> cb) {
 
 // A get_resource answer of the expected kind, as an object-API copy.
 template <typename T>
-exchange_client::client::callback<fb::ResourceUnion> resource_cb(
-    fb::Resource kind, callback<T> cb, T* (fb::ResourceUnion::*as)()) {
+exchange_client::client::callback<fb::ResourceUnion> resource_cb(fb::Resource kind, callback<T> cb,
+                                                                 T* (fb::ResourceUnion::*as)()) {
   return [cb = std::move(cb), kind, as](core::result<fb::ResourceUnion> r) mutable {
     if (!r) return cb(map_error(r.err()));
     if (r->type != kind || !((*r).*as)())
@@ -43,12 +44,14 @@ exchange_client::client::callback<fb::ResourceUnion> resource_cb(
 
 }  // namespace
 
-void exchange_adapter::hello(callback<void> cb) { c_.agbot_hello(creds_, done_of(std::move(cb))); }
+void exchange_adapter::hello(callback<void> cb) {
+  c_.agbot_hello(creds_, done_of(std::move(cb)));
+}
 
 void exchange_adapter::get_agbot(callback<fb::AgbotT> cb) {
-  c_.get_resource(creds_, fb::ResourceKind::agbot, creds_.org, creds_.id,
-                  resource_cb<fb::AgbotT>(fb::Resource::Agbot, std::move(cb),
-                                          &fb::ResourceUnion::AsAgbot));
+  c_.get_resource(
+      creds_, fb::ResourceKind::agbot, creds_.org, creds_.id,
+      resource_cb<fb::AgbotT>(fb::Resource::Agbot, std::move(cb), &fb::ResourceUnion::AsAgbot));
 }
 
 void exchange_adapter::search_pattern_nodes(const fb::AgbotPatternT& p, std::string page_token,
@@ -64,9 +67,9 @@ void exchange_adapter::search_pattern_nodes(const fb::AgbotPatternT& p, std::str
 }
 
 void exchange_adapter::get_node(std::string org, std::string id, callback<fb::NodeT> cb) {
-  c_.get_resource(creds_, fb::ResourceKind::node, std::move(org), std::move(id),
-                  resource_cb<fb::NodeT>(fb::Resource::Node, std::move(cb),
-                                         &fb::ResourceUnion::AsNode));
+  c_.get_resource(
+      creds_, fb::ResourceKind::node, std::move(org), std::move(id),
+      resource_cb<fb::NodeT>(fb::Resource::Node, std::move(cb), &fb::ResourceUnion::AsNode));
 }
 
 void exchange_adapter::get_pattern(std::string org, std::string name, callback<fb::PatternT> cb) {
@@ -87,8 +90,8 @@ void exchange_adapter::list_service_versions(std::string org, std::string url, s
                                              callback<std::vector<std::string>> cb) {
   c_.list_all_resources(
       creds_, fb::ResourceKind::service, std::move(org),
-      [cb = std::move(cb), url = std::move(url), arch = std::move(arch)](
-          core::result<std::vector<fb::ResourceUnion>> r) {
+      [cb = std::move(cb), url = std::move(url),
+       arch = std::move(arch)](core::result<std::vector<fb::ResourceUnion>> r) {
         if (!r) return cb(map_error(r.err()));
         std::vector<std::string> versions;
         for (auto& item : *r) {

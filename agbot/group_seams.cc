@@ -17,7 +17,8 @@ void group_outbox::send(const core::crypto::public_key& to, fb::Body type, const
   });
 }
 
-void group_outbox::reply(const core::wire::opened& request, fb::Body type, const body_builder& body) {
+void group_outbox::reply(const core::wire::opened& request, fb::Body type,
+                         const body_builder& body) {
   if (!group_.open()) return inner_.reply(request, type, body);
   group_.after_commit([this, request, type, body](const core::result<void>& committed) {
     if (committed) inner_.reply(request, type, body);
@@ -27,10 +28,11 @@ void group_outbox::reply(const core::wire::opened& request, fb::Body type, const
 void group_exchange::put_agreement(const fb::AgreementRecordT& record, callback<void> cb) {
   // Deep copy: the record's tables are owned by the caller's object.
   auto copy = std::make_shared<fb::AgreementRecordT>(record);
-  group_.after_commit([this, copy, cb = std::move(cb)](const core::result<void>& committed) mutable {
-    if (!committed) return cb(committed.err());
-    inner_.put_agreement(*copy, std::move(cb));
-  });
+  group_.after_commit(
+      [this, copy, cb = std::move(cb)](const core::result<void>& committed) mutable {
+        if (!committed) return cb(committed.err());
+        inner_.put_agreement(*copy, std::move(cb));
+      });
 }
 
 void group_exchange::delete_agreement(std::string node_org, std::string node_id,
@@ -46,10 +48,11 @@ void group_exchange::delete_agreement(std::string node_org, std::string node_id,
 
 void group_exchange::put_rollout_status(const fb::RolloutStatusT& status, callback<void> cb) {
   auto copy = std::make_shared<fb::RolloutStatusT>(status);
-  group_.after_commit([this, copy, cb = std::move(cb)](const core::result<void>& committed) mutable {
-    if (!committed) return cb(committed.err());
-    inner_.put_rollout_status(*copy, std::move(cb));
-  });
+  group_.after_commit(
+      [this, copy, cb = std::move(cb)](const core::result<void>& committed) mutable {
+        if (!committed) return cb(committed.err());
+        inner_.put_rollout_status(*copy, std::move(cb));
+      });
 }
 
 }  // namespace hmq::agbot

@@ -43,13 +43,15 @@ class group_exchange final : public exchange_api {
   }
   void get_service(std::string org, std::string url, std::string version, std::string arch,
                    callback<fb::ServiceT> cb) override {
-    inner_.get_service(std::move(org), std::move(url), std::move(version), std::move(arch), std::move(cb));
+    inner_.get_service(std::move(org), std::move(url), std::move(version), std::move(arch),
+                       std::move(cb));
   }
   void list_service_versions(std::string org, std::string url, std::string arch,
                              callback<std::vector<std::string>> cb) override {
     inner_.list_service_versions(std::move(org), std::move(url), std::move(arch), std::move(cb));
   }
-  void get_node_key(std::string org, std::string id, callback<core::crypto::public_key> cb) override {
+  void get_node_key(std::string org, std::string id,
+                    callback<core::crypto::public_key> cb) override {
     inner_.get_node_key(std::move(org), std::move(id), std::move(cb));
   }
   void put_agreement(const fb::AgreementRecordT& record, callback<void> cb) override;

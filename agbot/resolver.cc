@@ -45,7 +45,8 @@ struct resolve_job : std::enable_shared_from_this<resolve_job> {
   }
 
   void next() {
-    while (!todo.empty() && seen.count(todo.front().org + "/" + todo.front().url + "/" + todo.front().arch))
+    while (!todo.empty() &&
+           seen.count(todo.front().org + "/" + todo.front().url + "/" + todo.front().arch))
       todo.pop_front();
     if (todo.empty()) {
       auto c = std::move(cb);
@@ -60,16 +61,15 @@ struct resolve_job : std::enable_shared_from_this<resolve_job> {
     if (!p.version.empty()) return fetch(std::move(p));
     auto range = parse_version_range(p.version_range);
     if (!range) return fail({range.err().code, p.url + " " + range.err().detail});
-    x.list_service_versions(p.org, p.url, p.arch,
-                            [self = shared_from_this(), p, r = *range](auto versions) mutable {
-                              if (!versions) return self->fail(versions.err());
-                              auto best = pick_highest(r, *versions);
-                              if (!best)
-                                return self->fail({best.err().code, p.url + " " + p.version_range +
-                                                                        " for " + p.arch});
-                              p.version = *best;
-                              self->fetch(std::move(p));
-                            });
+    x.list_service_versions(
+        p.org, p.url, p.arch, [self = shared_from_this(), p, r = *range](auto versions) mutable {
+          if (!versions) return self->fail(versions.err());
+          auto best = pick_highest(r, *versions);
+          if (!best)
+            return self->fail({best.err().code, p.url + " " + p.version_range + " for " + p.arch});
+          p.version = *best;
+          self->fetch(std::move(p));
+        });
   }
 
   void fetch(pending p) {
@@ -79,8 +79,8 @@ struct resolve_job : std::enable_shared_from_this<resolve_job> {
         if (!ref) continue;
         // A dependency without an arch runs on the same arch as its consumer.
         std::string arch = ref->arch.empty() || ref->arch == "*" ? p.arch : ref->arch;
-        self->todo.push_back({ref->org.empty() ? p.org : ref->org, ref->url, arch, {},
-                              ref->version_range});
+        self->todo.push_back(
+            {ref->org.empty() ? p.org : ref->org, ref->url, arch, {}, ref->version_range});
       }
       self->out.push_back(std::move(*s));
       self->next();

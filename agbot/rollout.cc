@@ -85,10 +85,15 @@ std::vector<const fb::ServiceVersionT*> versions_by_priority(const fb::PatternSe
 
 rollout_controller::rollout_controller(core::loop::scheduler& loop, core::store::database* db,
                                        std::string agbot, hooks h)
-    : loop_(loop), db_(db), agbot_(std::move(agbot)), hooks_(std::move(h)), log_(core::log::get("rollout")) {
+    : loop_(loop),
+      db_(db),
+      agbot_(std::move(agbot)),
+      hooks_(std::move(h)),
+      log_(core::log::get("rollout")) {
   if (db_) {
     if (auto r = db_->exec(tables_sql); !r) {
-      log_->error("cannot create rollout tables: {}; rollouts are not persisted", r.err().message());
+      log_->error("cannot create rollout tables: {}; rollouts are not persisted",
+                  r.err().message());
       db_ = nullptr;
     }
   }
@@ -125,7 +130,8 @@ core::result<void> rollout_controller::load() {
     }
   }
   {
-    auto st = db_->prepare("SELECT key, slot, from_version, target, state, updated_ms FROM rollout_nodes");
+    auto st = db_->prepare(
+        "SELECT key, slot, from_version, target, state, updated_ms FROM rollout_nodes");
     if (!st) return st.err();
     while (true) {
       auto row = st->step();
@@ -142,7 +148,8 @@ core::result<void> rollout_controller::load() {
     }
   }
   {
-    auto st = db_->prepare("SELECT slot, version, attempts, first_ms, failed FROM rollout_failures");
+    auto st =
+        db_->prepare("SELECT slot, version, attempts, first_ms, failed FROM rollout_failures");
     if (!st) return st.err();
     while (true) {
       auto row = st->step();
@@ -158,16 +165,18 @@ core::result<void> rollout_controller::load() {
   // Failures since a rollout started count against its limit again.
   for (auto& [k, r] : rollouts_)
     for (const auto& [slot, n] : r.nodes) {
-      bool failed = n.state == rollout_node_state::failed || n.state == rollout_node_state::rolled_back;
+      bool failed =
+          n.state == rollout_node_state::failed || n.state == rollout_node_state::rolled_back;
       if (auto f = failures_.find(slot); f != failures_.end())
         for (const auto& [v, fl] : f->second) failed = failed || fl.first_ms >= r.started_ms;
       if (failed) r.failed_slots.insert(slot);
     }
   for (const auto& [k, r] : rollouts_)
-    log_->info("rollout {} {} -> {}: resumed ({}, {} node(s), {} in flight)", r.pattern, r.service, r.target,
-               fb::EnumNameRolloutState(r.state), r.nodes.size(),
-               std::count_if(r.nodes.begin(), r.nodes.end(),
-                             [](const auto& kv) { return kv.second.state == rollout_node_state::in_flight; }));
+    log_->info("rollout {} {} -> {}: resumed ({}, {} node(s), {} in flight)", r.pattern, r.service,
+               r.target, fb::EnumNameRolloutState(r.state), r.nodes.size(),
+               std::count_if(r.nodes.begin(), r.nodes.end(), [](const auto& kv) {
+                 return kv.second.state == rollout_node_state::in_flight;
+               }));
   return core::ok();
 }
 
@@ -180,11 +189,13 @@ const fb::PatternServiceT* rollout_controller::service_of(const std::string& pat
   return nullptr;
 }
 
-std::string rollout_controller::version_for(const std::string& slot, const fb::PatternServiceT& ps) const {
+std::string rollout_controller::version_for(const std::string& slot,
+                                            const fb::PatternServiceT& ps) const {
   auto parts = split_slot(slot);
   const rollout* r = nullptr;
   if (parts)
-    if (auto it = rollouts_.find(rollout_key(parts->pattern, parts->service)); it != rollouts_.end())
+    if (auto it = rollouts_.find(rollout_key(parts->pattern, parts->service));
+        it != rollouts_.end())
       r = &it->second;
   auto f = failures_.find(slot);
   for (const auto* sv : versions_by_priority(ps)) {
@@ -244,7 +255,8 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
       }
       it = rollouts_.insert_or_assign(rk, std::move(fresh)).first;
       for (const auto& [slot, n] : it->second.nodes) save_node(it->second, slot, n);
-      log_->info("rollout {} {} -> {}: started, {} node(s) to upgrade", pattern_key, skey, preferred, moves.size());
+      log_->info("rollout {} {} -> {}: started, {} node(s) to upgrade", pattern_key, skey,
+                 preferred, moves.size());
     }
     auto& r = it->second;
     r.running = std::move(running);
@@ -256,7 +268,8 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
     // In flight for a slot that has no live agreement any more: it cannot finish.
     for (auto n = r.nodes.begin(); n != r.nodes.end();) {
       if (n->second.state == rollout_node_state::in_flight && !r.running.count(n->first)) {
-        log_->info("rollout {} {}: {} has no live agreement, leaves the rollout", pattern_key, skey, n->first);
+        log_->info("rollout {} {}: {} has no live agreement, leaves the rollout", pattern_key, skey,
+                   n->first);
         if (db_)
           if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
             (void)(*st)->bind_all(rk, n->first).exec();
@@ -270,8 +283,8 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
     for (const auto& c : current)
       if (auto n = r.nodes.find(c.slot);
           n != r.nodes.end() && n->second.state == rollout_node_state::in_flight && !c.upgrading) {
-        log_->info("rollout {} {}: {} was in flight without an upgrade agreement, pending again", pattern_key,
-                   skey, c.slot);
+        log_->info("rollout {} {}: {} was in flight without an upgrade agreement, pending again",
+                   pattern_key, skey, c.slot);
         n->second.state = rollout_node_state::pending;
         save_node(r, c.slot, n->second);
       }
@@ -296,7 +309,8 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
   }
 }
 
-rollout_controller::rollout* rollout_controller::find_by_slot(const std::string& slot, std::string* key_out) {
+rollout_controller::rollout* rollout_controller::find_by_slot(const std::string& slot,
+                                                              std::string* key_out) {
   auto parts = split_slot(slot);
   if (!parts) return nullptr;
   auto rk = rollout_key(parts->pattern, parts->service);
@@ -344,8 +358,8 @@ void rollout_controller::on_upgraded(const std::string& slot, const std::string&
   settle(rk);
 }
 
-void rollout_controller::on_failed(const std::string& slot, const std::string& version, uint16_t reason,
-                                   bool after_swap) {
+void rollout_controller::on_failed(const std::string& slot, const std::string& version,
+                                   uint16_t reason, bool after_swap) {
   std::string rk;
   auto* r = find_by_slot(slot, &rk);
   const int64_t now = loop_.time().now_ms();
@@ -371,19 +385,19 @@ void rollout_controller::on_failed(const std::string& slot, const std::string& v
   e.updated_ms = now;
   r->failed_slots.insert(slot);
   if (!f.failed) {
-    log_->info("rollout {} {}: {} failed {} (reason {}), retry {} of {}", r->pattern, r->service, slot, version,
-               reason, f.attempts, retries);
+    log_->info("rollout {} {}: {} failed {} (reason {}), retry {} of {}", r->pattern, r->service,
+               slot, version, reason, f.attempts, retries);
     e.state = rollout_node_state::pending;
   } else {
     std::string next = ps ? version_for(slot, *ps) : std::string{};
     if (!next.empty() && ps && rank_of(*ps, next) < rank_of(*ps, e.from_version)) {
-      log_->info("rollout {} {}: {} failed {} (reason {}), next by priority: {}", r->pattern, r->service, slot,
-                 version, reason, next);
+      log_->info("rollout {} {}: {} failed {} (reason {}), next by priority: {}", r->pattern,
+                 r->service, slot, version, reason, next);
       e.target = next;
       e.state = rollout_node_state::pending;
     } else {
-      log_->info("rollout {} {}: {} failed {} (reason {}), stays on {}", r->pattern, r->service, slot, version,
-                 reason, e.from_version);
+      log_->info("rollout {} {}: {} failed {} (reason {}), stays on {}", r->pattern, r->service,
+                 slot, version, reason, e.from_version);
       e.target = version;
       e.state = after_swap ? rollout_node_state::rolled_back : rollout_node_state::failed;
     }
@@ -414,10 +428,12 @@ void rollout_controller::settle(const std::string& key) {
     pending += n.state == rollout_node_state::pending;
   }
   auto prev = r.state;
-  if (r.state == fb::RolloutState::running && r.max_failures > 0 && r.failed_slots.size() >= r.max_failures) {
+  if (r.state == fb::RolloutState::running && r.max_failures > 0 &&
+      r.failed_slots.size() >= r.max_failures) {
     r.state = fb::RolloutState::halted;
-    log_->warn("rollout {} {} -> {}: halted, {} node(s) failed (limit {}); {} node(s) stay where they are",
-               r.pattern, r.service, r.target, r.failed_slots.size(), r.max_failures, pending);
+    log_->warn(
+        "rollout {} {} -> {}: halted, {} node(s) failed (limit {}); {} node(s) stay where they are",
+        r.pattern, r.service, r.target, r.failed_slots.size(), r.max_failures, pending);
   }
   if (r.state == fb::RolloutState::running || r.state == fb::RolloutState::paused) {
     if (flying == 0 && pending == 0) {
@@ -426,14 +442,15 @@ void rollout_controller::settle(const std::string& key) {
     } else if (flying == 0 && !r.pause.active()) {
       if (r.batches > 0 && r.batch_pause_s > 0) {
         r.state = fb::RolloutState::paused;
-        r.pause = loop_.call_after(std::chrono::seconds(r.batch_pause_s), [this, key, w = std::weak_ptr<int>(life_)] {
-          if (w.expired()) return;
-          auto it = rollouts_.find(key);
-          if (it == rollouts_.end() || it->second.state != fb::RolloutState::paused) return;
-          it->second.state = fb::RolloutState::running;
-          save_rollout(it->second);  // else a restart during this batch resumes it as paused
-          pump(key);
-        });
+        r.pause = loop_.call_after(
+            std::chrono::seconds(r.batch_pause_s), [this, key, w = std::weak_ptr<int>(life_)] {
+              if (w.expired()) return;
+              auto it = rollouts_.find(key);
+              if (it == rollouts_.end() || it->second.state != fb::RolloutState::paused) return;
+              it->second.state = fb::RolloutState::running;
+              save_rollout(it->second);  // else a restart during this batch resumes it as paused
+              pump(key);
+            });
       } else {
         // Also a rollout loaded as paused: its pause timer died with the previous process
         // (and `batches` starts at 0 again), so the next batch starts now; pump() only runs a
@@ -465,7 +482,8 @@ void rollout_controller::pump(const std::string& key) {
   if (batch.empty()) return settle(key);
   ++r.batches;
   peak_in_flight_ = std::max(peak_in_flight_, in_flight());
-  log_->info("rollout {} {} -> {}: batch {} of {} node(s)", r.pattern, r.service, r.target, r.batches, batch.size());
+  log_->info("rollout {} {} -> {}: batch {} of {} node(s)", r.pattern, r.service, r.target,
+             r.batches, batch.size());
   std::vector<std::string> refused;
   for (const auto& [slot, version] : batch)
     if (!hooks_.start_upgrade || !hooks_.start_upgrade(slot, version)) refused.push_back(slot);
@@ -503,10 +521,11 @@ fb::RolloutStatusT rollout_controller::status_of(const rollout& r) const {
   s.rollout_nodes = static_cast<uint32_t>(r.nodes.size());
   // A halted rollout's pending nodes will not move: only its in-flight ones are still open.
   const bool halted = r.state == fb::RolloutState::halted;
-  s.open_nodes = static_cast<uint32_t>(std::count_if(r.nodes.begin(), r.nodes.end(), [halted](const auto& kv) {
-    return kv.second.state == rollout_node_state::in_flight ||
-           (!halted && kv.second.state == rollout_node_state::pending);
-  }));
+  s.open_nodes =
+      static_cast<uint32_t>(std::count_if(r.nodes.begin(), r.nodes.end(), [halted](const auto& kv) {
+        return kv.second.state == rollout_node_state::in_flight ||
+               (!halted && kv.second.state == rollout_node_state::pending);
+      }));
   s.started_ms = r.started_ms;
   s.updated_ms = loop_.time().now_ms();
   std::map<std::string, fb::RolloutVersionStatusT> by;
@@ -521,11 +540,20 @@ fb::RolloutStatusT rollout_controller::status_of(const rollout& r) const {
   for (const auto& [slot, n] : r.nodes) {
     auto& e = at(n.target);
     switch (n.state) {
-      case rollout_node_state::pending: ++e.pending; break;
-      case rollout_node_state::in_flight: ++e.in_progress; break;
-      case rollout_node_state::upgraded: ++e.upgraded; break;
-      case rollout_node_state::failed: break;
-      case rollout_node_state::rolled_back: ++e.rolled_back; break;
+      case rollout_node_state::pending:
+        ++e.pending;
+        break;
+      case rollout_node_state::in_flight:
+        ++e.in_progress;
+        break;
+      case rollout_node_state::upgraded:
+        ++e.upgraded;
+        break;
+      case rollout_node_state::failed:
+        break;
+      case rollout_node_state::rolled_back:
+        ++e.rolled_back;
+        break;
     }
   }
   for (const auto& [slot, versions] : failures_) {
@@ -533,7 +561,8 @@ fb::RolloutStatusT rollout_controller::status_of(const rollout& r) const {
     for (const auto& [v, f] : versions)
       if (f.failed) ++at(v).failed;
   }
-  for (auto& [v, e] : by) s.versions.push_back(std::make_unique<fb::RolloutVersionStatusT>(std::move(e)));
+  for (auto& [v, e] : by)
+    s.versions.push_back(std::make_unique<fb::RolloutVersionStatusT>(std::move(e)));
   return s;
 }
 
@@ -546,7 +575,8 @@ std::vector<fb::RolloutStatusT> rollout_controller::status() const {
 void rollout_controller::save_rollout(const rollout& r) {
   if (!db_) return;
   auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollouts (key, pattern, service, target, state, max_in_flight, batch_pause_s, "
+      "INSERT OR REPLACE INTO rollouts (key, pattern, service, target, state, max_in_flight, "
+      "batch_pause_s, "
       "max_failures, started_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?)");
   if (!st) return;
   auto& s = **st;
@@ -557,7 +587,8 @@ void rollout_controller::save_rollout(const rollout& r) {
   s.bind(8, int64_t{r.max_failures});
   s.bind(9, r.started_ms);
   s.bind(10, loop_.time().now_ms());
-  if (auto e = s.exec(); !e) log_->error("rollout {}: not persisted: {}", r.pattern, e.err().message());
+  if (auto e = s.exec(); !e)
+    log_->error("rollout {}: not persisted: {}", r.pattern, e.err().message());
 }
 
 void rollout_controller::save_node(const rollout& r, const std::string& slot, const node_entry& n) {
@@ -570,25 +601,30 @@ void rollout_controller::save_node(const rollout& r, const std::string& slot, co
   s.bind_all(rollout_key(r.pattern, r.service), slot, n.from_version, n.target);
   s.bind(5, static_cast<int64_t>(n.state));
   s.bind(6, n.updated_ms);
-  if (auto e = s.exec(); !e) log_->error("rollout {}: node {} not persisted: {}", r.pattern, slot, e.err().message());
+  if (auto e = s.exec(); !e)
+    log_->error("rollout {}: node {} not persisted: {}", r.pattern, slot, e.err().message());
 }
 
-void rollout_controller::save_failure(const std::string& slot, const std::string& version, const failure& f) {
+void rollout_controller::save_failure(const std::string& slot, const std::string& version,
+                                      const failure& f) {
   if (!db_) return;
   auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollout_failures (slot, version, attempts, first_ms, failed) VALUES (?,?,?,?,?)");
+      "INSERT OR REPLACE INTO rollout_failures (slot, version, attempts, first_ms, failed) VALUES "
+      "(?,?,?,?,?)");
   if (!st) return;
   auto& s = **st;
   s.bind_all(slot, version);
   s.bind(3, int64_t{f.attempts});
   s.bind(4, f.first_ms);
   s.bind(5, int64_t{f.failed ? 1 : 0});
-  if (auto e = s.exec(); !e) log_->error("rollout: failure of {} not persisted: {}", slot, e.err().message());
+  if (auto e = s.exec(); !e)
+    log_->error("rollout: failure of {} not persisted: {}", slot, e.err().message());
 }
 
 void rollout_controller::delete_rollout(const std::string& key) {
   if (!db_) return;
-  for (const char* sql : {"DELETE FROM rollouts WHERE key = ?", "DELETE FROM rollout_nodes WHERE key = ?"})
+  for (const char* sql :
+       {"DELETE FROM rollouts WHERE key = ?", "DELETE FROM rollout_nodes WHERE key = ?"})
     if (auto st = db_->cached(sql)) (void)(*st)->bind_all(key).exec();
 }
 
@@ -613,7 +649,8 @@ std::vector<uint8_t> proposal_signature(const std::vector<uint8_t>& bytes) {
   if (!p->services()) return {};
   for (const auto* s : *p->services())
     if (s && s->is_top_level() && s->service() && s->service()->deployment_signature())
-      return {s->service()->deployment_signature()->begin(), s->service()->deployment_signature()->end()};
+      return {s->service()->deployment_signature()->begin(),
+              s->service()->deployment_signature()->end()};
   return {};
 }
 
@@ -622,7 +659,8 @@ std::vector<uint8_t> proposal_signature(const std::vector<uint8_t>& bytes) {
 bool engine::start_upgrade(const std::string& slot, const std::string& version) {
   if (!life_) return false;
   auto cur = live_slots_.find(slot);
-  if (cur == live_slots_.end() || upgrade_slots_.count(slot) || preparing_.count(slot)) return false;
+  if (cur == live_slots_.end() || upgrade_slots_.count(slot) || preparing_.count(slot))
+    return false;
   auto it = live_.find(cur->second);
   if (it == live_.end() || it->second.state != AgreementState::finalized) return false;
   const agreement old = it->second;
@@ -635,14 +673,16 @@ bool engine::start_upgrade(const std::string& slot, const std::string& version) 
   // The node's current user inputs belong in the new proposal: read the node once.
   upgrade_starting_.insert(slot);
   x_.get_node(old.node_org, old.node_id,
-              [this, w = std::weak_ptr<int>(life_), slot, version, old, ps = *ps](core::result<fb::NodeT> n) {
+              [this, w = std::weak_ptr<int>(life_), slot, version, old,
+               ps = *ps](core::result<fb::NodeT> n) {
                 if (w.expired()) return;
                 upgrade_starting_.erase(slot);
                 auto cur = live_slots_.find(slot);
-                if (!n || cur == live_slots_.end() || cur->second != old.id || upgrade_slots_.count(slot) ||
-                    n->pattern != old.pattern) {
+                if (!n || cur == live_slots_.end() || cur->second != old.id ||
+                    upgrade_slots_.count(slot) || n->pattern != old.pattern) {
                   if (!n) ++stats_.exchange_errors;
-                  log_->info("agreement {} node {}: upgrade to {} not started ({})", old.id, old.node(), version,
+                  log_->info("agreement {} node {}: upgrade to {} not started ({})", old.id,
+                             old.node(), version,
                              n ? "agreement or registration changed" : n.err().message());
                   return rollout_->on_abandoned(slot);
                 }
@@ -650,9 +690,10 @@ bool engine::start_upgrade(const std::string& slot, const std::string& version) 
                 if (node.public_key.size() != core::crypto::public_key_size)
                   node.public_key.assign(old.node_key.begin(), old.node_key.end());
                 if (node.arch.empty()) node.arch = old.arch;
-                log_->info("agreement {} node {}: upgrading {} {} -> {}", old.id, old.node(), old.service_url,
-                           old.service_version, version);
-                propose(slot, node, old.pattern, ps, version, [] {}, old.id);
+                log_->info("agreement {} node {}: upgrading {} {} -> {}", old.id, old.node(),
+                           old.service_url, old.service_version, version);
+                propose(
+                    slot, node, old.pattern, ps, version, [] {}, old.id);
               });
   return true;
 }
@@ -667,8 +708,10 @@ void engine::resume_upgrades() {
     auto up_id = upgrade_slots_[slot];
     auto it = live_.find(up_id);
     if (it == live_.end()) continue;
-    log_->info("agreement {} node {}: resumed upgrade whose old agreement {} is over; it is the node's agreement now",
-               up_id, it->second.node(), it->second.supersedes);
+    log_->info(
+        "agreement {} node {}: resumed upgrade whose old agreement {} is over; it is the node's "
+        "agreement now",
+        up_id, it->second.node(), it->second.supersedes);
     upgrade_succeeded(it->second.supersedes);
   }
 }
@@ -678,18 +721,21 @@ void engine::replan(const std::string& pattern_key, const std::set<std::string>&
   if (pit == patterns_.end() || !pit->second.pattern) return;
   std::vector<slot_version> current;
   for (const auto& [id, a] : live_) {
-    if (a.pattern != pattern_key || !a.supersedes.empty() || a.state != AgreementState::finalized) continue;
+    if (a.pattern != pattern_key || !a.supersedes.empty() || a.state != AgreementState::finalized)
+      continue;
     const auto s = a.slot();
-    current.push_back({s, a.service_version,
-                       upgrade_slots_.count(s) || preparing_.count(s) || upgrade_starting_.count(s)});
+    current.push_back(
+        {s, a.service_version,
+         upgrade_slots_.count(s) || preparing_.count(s) || upgrade_starting_.count(s)});
   }
   rollout_->plan(*pit->second.pattern, pattern_key, current, force_versions);
 }
 
 void engine::upgrade_failed(agreement a, uint16_t reason, bool after_swap) {
   ++stats_.upgrades_failed;
-  log_->info("agreement {} node {}: upgrade to {} {} failed ({} {}){}", a.id, a.node(), a.service_url,
-             a.service_version, reason, fb::EnumNameCancelReason(static_cast<fb::CancelReason>(reason)),
+  log_->info("agreement {} node {}: upgrade to {} {} failed ({} {}){}", a.id, a.node(),
+             a.service_url, a.service_version, reason,
+             fb::EnumNameCancelReason(static_cast<fb::CancelReason>(reason)),
              after_swap ? ", node restored the previous version" : "");
   rollout_->on_failed(a.slot(), a.service_version, reason, after_swap);
 }
@@ -702,12 +748,13 @@ void engine::upgrade_succeeded(const std::string& old_id) {
     const std::string s = slot;
     a.supersedes.clear();
     if (auto r = store_.set_supersedes(a.id, ""); !r)
-      log_->error("agreement {} node {}: cannot persist upgrade: {}", a.id, a.node(), r.err().message());
+      log_->error("agreement {} node {}: cannot persist upgrade: {}", a.id, a.node(),
+                  r.err().message());
     live_slots_[s] = a.id;
     upgrade_timers_.erase(a.id);
     ++stats_.upgrades_succeeded;
-    log_->info("agreement {} node {}: upgrade to {} {} verified, replaces {}", a.id, a.node(), a.service_url,
-               a.service_version, old_id);
+    log_->info("agreement {} node {}: upgrade to {} {} verified, replaces {}", a.id, a.node(),
+               a.service_url, a.service_version, old_id);
     const std::string version = a.service_version;
     upgrade_slots_.erase(s);
     rollout_->on_upgraded(s, version);
@@ -725,22 +772,24 @@ void engine::on_service_changed(const std::string& org, const std::string& id) {
       affected[aid] = &a;
   if (affected.empty()) return;
   const agreement& first = *affected.begin()->second;
-  x_.get_service(org, first.service_url, first.service_version, first.arch,
-                 [this, w = std::weak_ptr<int>(life_), org, id](core::result<fb::ServiceT> s) {
-                   if (w.expired() || !s) return;
-                   std::map<std::string, std::set<std::string>> force;  // pattern -> versions
-                   for (const auto& [aid, a] : live_) {
-                     if (!a.supersedes.empty() || a.state != AgreementState::finalized || a.service_org != org ||
-                         exchange_client::service_id(a.service_url, a.service_version, a.arch) != id)
-                       continue;
-                     if (proposal_signature(a.proposal) != s->deployment_signature)
-                       force[a.pattern].insert(a.service_version);
-                   }
-                   for (const auto& [pattern, versions] : force) {
-                     log_->info("pattern {}: deployment of {} changed, rolling it out again", pattern, id);
-                     replan(pattern, versions);
-                   }
-                 });
+  x_.get_service(
+      org, first.service_url, first.service_version, first.arch,
+      [this, w = std::weak_ptr<int>(life_), org, id](core::result<fb::ServiceT> s) {
+        if (w.expired() || !s) return;
+        std::map<std::string, std::set<std::string>> force;  // pattern -> versions
+        for (const auto& [aid, a] : live_) {
+          if (!a.supersedes.empty() || a.state != AgreementState::finalized ||
+              a.service_org != org ||
+              exchange_client::service_id(a.service_url, a.service_version, a.arch) != id)
+            continue;
+          if (proposal_signature(a.proposal) != s->deployment_signature)
+            force[a.pattern].insert(a.service_version);
+        }
+        for (const auto& [pattern, versions] : force) {
+          log_->info("pattern {}: deployment of {} changed, rolling it out again", pattern, id);
+          replan(pattern, versions);
+        }
+      });
 }
 
 }  // namespace hmq::agbot

@@ -33,12 +33,18 @@ namespace hmq::agbot {
 namespace fb = ::hmq::wire::fb;
 
 // Where a slot stands within its rollout.
-enum class rollout_node_state : int { pending = 1, in_flight = 2, upgraded = 3, failed = 4, rolled_back = 5 };
+enum class rollout_node_state : int {
+  pending = 1,
+  in_flight = 2,
+  upgraded = 3,
+  failed = 4,
+  rolled_back = 5
+};
 
 // One service of one pattern on one node, as the engine sees it.
 struct slot_version {
   std::string slot;
-  std::string version;  // version of the live agreement
+  std::string version;     // version of the live agreement
   bool upgrading = false;  // an upgrade agreement for this slot is live
 };
 
@@ -53,7 +59,8 @@ class rollout_controller {
   };
 
   // `db` may be null (no persistence, tests); else the tables are created if missing.
-  rollout_controller(core::loop::scheduler& loop, core::store::database* db, std::string agbot, hooks h);
+  rollout_controller(core::loop::scheduler& loop, core::store::database* db, std::string agbot,
+                     hooks h);
   ~rollout_controller();
   rollout_controller(const rollout_controller&) = delete;
   rollout_controller& operator=(const rollout_controller&) = delete;
@@ -67,7 +74,8 @@ class rollout_controller {
   // version per slot and starts, changes or continues the rollout of each service.
   // `force_versions` lists versions whose deployment changed: slots on them are re-proposed.
   void plan(const fb::PatternT& pattern, const std::string& pattern_key,
-            const std::vector<slot_version>& current, const std::set<std::string>& force_versions = {});
+            const std::vector<slot_version>& current,
+            const std::set<std::string>& force_versions = {});
 
   // The version a new agreement for `slot` should use: the best-priority version of `ps` the
   // slot has not failed and whose rollout has not halted. Empty when none is left.
@@ -76,7 +84,8 @@ class rollout_controller {
   // Outcomes reported by the engine.
   void on_upgraded(const std::string& slot, const std::string& version);
   // `after_swap`: the agent ran the version and restored the previous one (verification failed).
-  void on_failed(const std::string& slot, const std::string& version, uint16_t reason, bool after_swap);
+  void on_failed(const std::string& slot, const std::string& version, uint16_t reason,
+                 bool after_swap);
   // The slot's upgrade can no longer finish (node unregistered, agreement cancelled).
   void on_abandoned(const std::string& slot);
   // What a slot runs changed outside an upgrade (new agreement finalized, or gone: empty), so
@@ -97,16 +106,16 @@ class rollout_controller {
     int64_t updated_ms = 0;
   };
   struct rollout {
-    std::string pattern;      // "org/name"
-    std::string service;      // "org/url"
-    std::string target;       // version being rolled out
+    std::string pattern;  // "org/name"
+    std::string service;  // "org/url"
+    std::string target;   // version being rolled out
     fb::RolloutState state = fb::RolloutState::running;
     uint32_t max_in_flight = 1;
     uint32_t batch_pause_s = 0;
     uint32_t max_failures = 0;  // 0: never halt
     int64_t started_ms = 0;
     int64_t updated_ms = 0;
-    std::map<std::string, node_entry> nodes;  // by slot
+    std::map<std::string, node_entry> nodes;     // by slot
     std::map<std::string, std::string> running;  // slot -> version now running (for counts)
     std::set<std::string> failed_slots;  // slots that failed at least once (halting counts these)
     uint64_t batches = 0;
@@ -130,7 +139,8 @@ class rollout_controller {
   void save_failure(const std::string& slot, const std::string& version, const failure& f);
   void delete_rollout(const std::string& key);
   fb::RolloutStatusT status_of(const rollout& r) const;
-  const fb::PatternServiceT* service_of(const std::string& pattern, const std::string& service) const;
+  const fb::PatternServiceT* service_of(const std::string& pattern,
+                                        const std::string& service) const;
 
   core::loop::scheduler& loop_;
   core::store::database* db_;
@@ -138,7 +148,7 @@ class rollout_controller {
   hooks hooks_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
-  std::map<std::string, rollout> rollouts_;                        // by rollout_key
+  std::map<std::string, rollout> rollouts_;                         // by rollout_key
   std::map<std::string, std::map<std::string, failure>> failures_;  // slot -> version -> failure
   std::map<std::string, fb::PatternT> patterns_;                    // last planned, by key
   std::map<std::string, core::loop::timer_handle> publish_timers_;  // by rollout_key
@@ -146,7 +156,9 @@ class rollout_controller {
 };
 
 // "org/url" of a pattern service.
-inline std::string service_key(const fb::PatternServiceT& ps) { return ps.service_org + "/" + ps.service_url; }
+inline std::string service_key(const fb::PatternServiceT& ps) {
+  return ps.service_org + "/" + ps.service_url;
+}
 // Versions of `ps` from most to least preferred (priority_value ascending, unprioritised last,
 // ties in listed order).
 std::vector<const fb::ServiceVersionT*> versions_by_priority(const fb::PatternServiceT& ps);

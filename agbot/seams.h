@@ -44,10 +44,11 @@ class exchange_api {
   virtual void list_service_versions(std::string org, std::string url, std::string arch,
                                      callback<std::vector<std::string>> cb) = 0;
   // Switchboard: a node's key, when its resource does not carry one.
-  virtual void get_node_key(std::string org, std::string id, callback<core::crypto::public_key> cb) = 0;
+  virtual void get_node_key(std::string org, std::string id,
+                            callback<core::crypto::public_key> cb) = 0;
   virtual void put_agreement(const fb::AgreementRecordT& record, callback<void> cb) = 0;
-  virtual void delete_agreement(std::string node_org, std::string node_id,
-                                std::string agreement_id, callback<void> cb) = 0;
+  virtual void delete_agreement(std::string node_org, std::string node_id, std::string agreement_id,
+                                callback<void> cb) = 0;
   // Rollout progress for `hmq rollout status` (PutRolloutStatus). Best effort: the default
   // publishes nothing, so fakes that do not care need not implement it.
   virtual void put_rollout_status(const fb::RolloutStatusT& status, callback<void> cb) {
@@ -56,8 +57,7 @@ class exchange_api {
   }
 };
 
-using body_builder =
-    std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>;
+using body_builder = std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>;
 
 // Sealed agreement messages to a node's mailbox (derived from its key).
 class outbox {
@@ -69,7 +69,8 @@ class outbox {
                     uint32_t expiry_s, std::function<void(bool)> done) = 0;
   // Answer `request` (an opened message): sealed to its authenticated sender, on the mailbox
   // derived from that key (never an arbitrary reply_to), with its correlation id.
-  virtual void reply(const core::wire::opened& request, fb::Body type, const body_builder& body) = 0;
+  virtual void reply(const core::wire::opened& request, fb::Body type,
+                     const body_builder& body) = 0;
 };
 
 }  // namespace hmq::agbot

@@ -34,9 +34,12 @@ crypto::public_key to_key(const std::vector<uint8_t>& b) {
 
 std::string_view state_name(agreement_state s) {
   switch (s) {
-    case agreement_state::accepted: return "accepted";
-    case agreement_state::finalized: return "finalized";
-    case agreement_state::cancelled: return "cancelled";
+    case agreement_state::accepted:
+      return "accepted";
+    case agreement_state::finalized:
+      return "finalized";
+    case agreement_state::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -51,7 +54,9 @@ result<agent_store> agent_store::open(const std::filesystem::path& db_path) {
   return init(core::store::database::open(db_path));
 }
 
-result<agent_store> agent_store::open_memory() { return init(core::store::database::open_memory()); }
+result<agent_store> agent_store::open_memory() {
+  return init(core::store::database::open_memory());
+}
 
 result<std::optional<stored_registration>> agent_store::registration() {
   auto st = db_.cached(
@@ -74,7 +79,8 @@ result<std::optional<stored_registration>> agent_store::registration() {
 
 result<void> agent_store::put_registration(const stored_registration& r) {
   auto st = db_.cached(
-      "INSERT OR REPLACE INTO registration (id, node_org, node_id, token, pattern, arch, user_input, "
+      "INSERT OR REPLACE INTO registration (id, node_org, node_id, token, pattern, arch, "
+      "user_input, "
       "registered_ms, confirmed) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)");
   if (!st) return st.err();
   (*st)->bind_all(r.node.org, r.node.id, r.node.token, r.pattern, r.arch, r.user_input_json,
@@ -84,7 +90,9 @@ result<void> agent_store::put_registration(const stored_registration& r) {
   return core::ok();
 }
 
-result<void> agent_store::clear_registration() { return db_.exec("DELETE FROM registration"); }
+result<void> agent_store::clear_registration() {
+  return db_.exec("DELETE FROM registration");
+}
 
 result<std::vector<stored_agreement>> agent_store::agreements() {
   auto st = db_.cached(
@@ -124,14 +132,17 @@ result<void> agent_store::put_agreement(const stored_agreement& a) {
   auto st = db_.cached(
       "INSERT OR REPLACE INTO agreements (id, state, agbot, agbot_key, pattern, service_org, "
       "service_url, service_version, proposal, accepted_ms, finalized_ms, cancelled_ms, reason, "
-      "reason_message, exchange_synced, cancel_unsent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "reason_message, exchange_synced, cancel_unsent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?, ?, ?, ?)");
   if (!st) return st.err();
   auto& s = **st;
   s.bind(1, a.id).bind(2, int64_t{static_cast<int>(a.state)}).bind(3, a.agbot);
   s.bind(4, std::span<const uint8_t>(a.agbot_key)).bind(5, a.pattern).bind(6, a.service_org);
   s.bind(7, a.service_url).bind(8, a.service_version).bind(9, std::span<const uint8_t>(a.proposal));
   s.bind(10, a.accepted_ms).bind(11, a.finalized_ms).bind(12, a.cancelled_ms);
-  s.bind(13, int64_t{a.reason}).bind(14, a.reason_message).bind(15, int64_t{a.exchange_synced ? 1 : 0});
+  s.bind(13, int64_t{a.reason})
+      .bind(14, a.reason_message)
+      .bind(15, int64_t{a.exchange_synced ? 1 : 0});
   s.bind(16, int64_t{a.cancel_unsent ? 1 : 0});
   auto e = s.exec();
   if (!e) return e.err();

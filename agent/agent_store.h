@@ -14,7 +14,11 @@
 // announces it is sent. Loop thread only.
 namespace hmq::agent {
 
-enum class agreement_state : int { accepted = 2, finalized = 3, cancelled = 4 };  // = fb::AgreementState
+enum class agreement_state : int {
+  accepted = 2,
+  finalized = 3,
+  cancelled = 4
+};  // = fb::AgreementState
 std::string_view state_name(agreement_state s);
 
 struct stored_registration {
@@ -23,26 +27,26 @@ struct stored_registration {
   std::string arch;
   std::string user_input_json;  // Horizon userInput array as given, for status and restarts
   int64_t registered_ms = 0;
-  bool confirmed = false;       // the exchange acknowledged RegisterNode
+  bool confirmed = false;  // the exchange acknowledged RegisterNode
 };
 
 struct stored_agreement {
   std::string id;
   agreement_state state = agreement_state::accepted;
-  std::string agbot;                // "org/id" as proposed (and checked against agbot_key)
-  crypto::public_key agbot_key{};   // only this key may ReplyAck, Cancel or Verify
+  std::string agbot;               // "org/id" as proposed (and checked against agbot_key)
+  crypto::public_key agbot_key{};  // only this key may ReplyAck, Cancel or Verify
   std::string pattern;
-  std::string service_org;          // the top-level service, for the exchange record
+  std::string service_org;  // the top-level service, for the exchange record
   std::string service_url;
   std::string service_version;
-  std::vector<uint8_t> proposal;    // the verified Message buffer carrying the Proposal
+  std::vector<uint8_t> proposal;  // the verified Message buffer carrying the Proposal
   int64_t accepted_ms = 0;
   int64_t finalized_ms = 0;
   int64_t cancelled_ms = 0;
-  uint16_t reason = 0;              // CancelReason when cancelled
+  uint16_t reason = 0;  // CancelReason when cancelled
   std::string reason_message;
-  bool exchange_synced = false;     // the exchange record matches `state`
-  bool cancel_unsent = false;       // our Cancel to the agbot is not yet acknowledged by the broker
+  bool exchange_synced = false;  // the exchange record matches `state`
+  bool cancel_unsent = false;    // our Cancel to the agbot is not yet acknowledged by the broker
 };
 
 struct trusted_key {

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-
 #include <cstdio>
 
 #include "agent/control_api.h"
@@ -52,7 +51,9 @@ result<crypto::public_key> load_exchange_key(const std::string& s) {
 // before any thread exists: glibc gives each thread that allocates its own malloc arena (up to 8
 // per core), and each arena keeps its touched pages resident; the agent's threads allocate
 // little, so two do. (For a tcp:// broker, OpenSSL is not even loaded: core/bus/paho.h.)
-void trim_process_memory() { ::mallopt(M_ARENA_MAX, 2); }
+void trim_process_memory() {
+  ::mallopt(M_ARENA_MAX, 2);
+}
 
 }  // namespace
 
@@ -80,21 +81,26 @@ int run(const config& c) {
   const std::string mailbox = crypto::mailbox_id(keys->pk);
   core::bus::options bo;
   bo.broker_uri = c.broker;
-  bo.client_id = "hmq-agent-" + mailbox;  // stable: the persistent session keeps proposals while offline
+  bo.client_id =
+      "hmq-agent-" + mailbox;  // stable: the persistent session keeps proposals while offline
   // Keep-alive = heartbeat interval: the broker hears from us every interval anyway, so a
   // PINGREQ is only needed when a heartbeat could not go out; the broker declares the node gone
   // (and publishes the offline will) after 1.5 intervals of silence.
-  const auto hb_interval = std::chrono::milliseconds(static_cast<int64_t>(c.heartbeat_interval_s * 1000));
+  const auto hb_interval =
+      std::chrono::milliseconds(static_cast<int64_t>(c.heartbeat_interval_s * 1000));
   bo.keepalive_s = std::max(1, static_cast<int>(std::ceil(c.heartbeat_interval_s)));
   // The engine is built after the bus; the heartbeat reads its live count through this pointer.
   const engine* eng_ptr = nullptr;
-  heartbeat_sender hb(loop, store->db(), *xkey, keys->sk, mailbox, topics,
-                      [&eng_ptr] {
-                        core::wire::heartbeat_body b;
-                        if (eng_ptr) b.running_agreements = static_cast<uint16_t>(std::min<size_t>(eng_ptr->live_agreements(), 0xffff));
-                        return b;
-                      },
-                      heartbeat_options{.interval = hb_interval});
+  heartbeat_sender hb(
+      loop, store->db(), *xkey, keys->sk, mailbox, topics,
+      [&eng_ptr] {
+        core::wire::heartbeat_body b;
+        if (eng_ptr)
+          b.running_agreements =
+              static_cast<uint16_t>(std::min<size_t>(eng_ptr->live_agreements(), 0xffff));
+        return b;
+      },
+      heartbeat_options{.interval = hb_interval});
   bo.will = hb.will();
   {
     core::bus::credentials_flags cf{c.mqtt_user, c.mqtt_password_file, c.ca_file};
@@ -114,7 +120,8 @@ int run(const config& c) {
   std::unique_ptr<docker::client> dclient;
   std::unique_ptr<runtime> rt_owner;
   if (c.runtime == "docker") {
-    dclient = std::make_unique<docker::client>(loop, docker::client_options{.socket_path = c.docker_socket});
+    dclient = std::make_unique<docker::client>(
+        loop, docker::client_options{.socket_path = c.docker_socket});
     docker::runtime_options ro;
     ro.keep_images = c.keep_images;
     ro.crash_limit = c.crash_limit;
@@ -133,25 +140,28 @@ int run(const config& c) {
   runtime& rt = *rt_owner;
   engine_options eo;
   eo.finalize_timeout = std::chrono::seconds(c.finalize_timeout_s);
-  eo.upgrade_verify_window = std::chrono::milliseconds(static_cast<int64_t>(c.upgrade_verify_window_s * 1000));
+  eo.upgrade_verify_window =
+      std::chrono::milliseconds(static_cast<int64_t>(c.upgrade_verify_window_s * 1000));
   engine eng(loop, *store, xa, out, rt, eo);
   eng_ptr = &eng;
-  for (auto type : {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
+  for (auto type :
+       {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
     messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
 
   if (auto s = eng.start(); !s) return fail("resuming from agent.db: " + s.err().message());
 
-  control_api api(eng, {mailbox, crypto::to_base64(keys->pk), [&bus] { return bus.connected(); },
-                        [&codec, &messenger] {
-                          json rejected = json::object();
-                          for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
-                            rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
-                                codec.stats().get(static_cast<core::wire::errc>(e));
-                          return json{{"accepted", codec.stats().accepted()},
-                                      {"rejected", rejected},
-                                      {"dropped_oversize", messenger.dropped_oversize()},
-                                      {"dropped_unrouted", messenger.dropped_unrouted()}};
-                        }});
+  control_api api(eng,
+                  {mailbox, crypto::to_base64(keys->pk), [&bus] { return bus.connected(); },
+                   [&codec, &messenger] {
+                     json rejected = json::object();
+                     for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
+                       rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
+                           codec.stats().get(static_cast<core::wire::errc>(e));
+                     return json{{"accepted", codec.stats().accepted()},
+                                 {"rejected", rejected},
+                                 {"dropped_oversize", messenger.dropped_oversize()},
+                                 {"dropped_unrouted", messenger.dropped_unrouted()}};
+                   }});
   core::control::server ctl(loop.io(), c.socket_path(),
                             [&api](const core::control::json& req, core::control::reply_fn reply) {
                               api.handle(req, std::move(reply));
@@ -179,9 +189,11 @@ int run(const config& c) {
       return;
     }
     if (bo.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
-      lg->warn("broker {} refused user {}: waiting for the exchange to provision it (hmq exchange node create "
-               "NODE:TOKEN --mailbox {}); retrying",
-               c.broker, bo.username, mailbox);
+      lg->warn(
+          "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange node "
+          "create "
+          "NODE:TOKEN --mailbox {}); retrying",
+          c.broker, bo.username, mailbox);
       return;
     }
     lg->error("broker {}: {}", c.broker, r.err().message());

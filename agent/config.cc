@@ -9,21 +9,25 @@ void add_flags(CLI::App& app, config& c) {
                  "The exchange's public key (base64 or hex) or the path of its .pub file; pinned, "
                  "like a CA certificate")
       ->required();
-  app.add_option("--data-dir", c.data_dir,
-                 "Directory for the node key pair (agent.key, 0600) and the agent's SQLite (agent.db)")
+  app.add_option(
+         "--data-dir", c.data_dir,
+         "Directory for the node key pair (agent.key, 0600) and the agent's SQLite (agent.db)")
       ->capture_default_str();
-  app.add_option("--control-socket", c.control_socket,
-                 "Unix socket of the local control API used by `hmq` (default <data-dir>/agent.sock)");
+  app.add_option(
+      "--control-socket", c.control_socket,
+      "Unix socket of the local control API used by `hmq` (default <data-dir>/agent.sock)");
   app.add_option("--finalize-timeout", c.finalize_timeout_s,
                  "Seconds to wait for the agbot's ReplyAck after accepting; then cancel with 107")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
-  app.add_option("--topic-prefix", c.topic_prefix, "MQTT topic prefix shared by every party")->capture_default_str();
+  app.add_option("--topic-prefix", c.topic_prefix, "MQTT topic prefix shared by every party")
+      ->capture_default_str();
   app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   // Workload runtime (agent/docker/): flags kept together so they are easy to find.
-  app.add_option("--runtime", c.runtime, "Workload runtime: docker (the Docker Engine) or memory (nothing runs)")
+  app.add_option("--runtime", c.runtime,
+                 "Workload runtime: docker (the Docker Engine) or memory (nothing runs)")
       ->capture_default_str()
       ->check(CLI::IsMember({"docker", "memory"}));
   app.add_option("--docker-socket", c.docker_socket,
@@ -34,31 +38,39 @@ void add_flags(CLI::App& app, config& c) {
                  "connections before it cancels the agreement with 103; 0: do not wait")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
-  app.add_flag("--keep-images", c.keep_images, "Keep images no agreement uses any more instead of removing them");
+  app.add_flag("--keep-images", c.keep_images,
+               "Keep images no agreement uses any more instead of removing them");
   app.add_option("--crash-limit", c.crash_limit,
-                 "Container deaths tolerated within --crash-window; one more cancels the agreement (103/108)")
+                 "Container deaths tolerated within --crash-window; one more cancels the agreement "
+                 "(103/108)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
-  app.add_option("--crash-window", c.crash_window_s, "Seconds over which container deaths are counted")
+  app.add_option("--crash-window", c.crash_window_s,
+                 "Seconds over which container deaths are counted")
       ->capture_default_str()
       ->check(CLI::Range(1, 86400));
-  app.add_option("--heartbeat-interval", c.heartbeat_interval_s,
-                 "Seconds between heartbeats to the exchange (fractions allowed); the MQTT keep-alive "
-                 "is set to the same value (at least 1 s), so heartbeats replace PINGREQs")
+  app.add_option(
+         "--heartbeat-interval", c.heartbeat_interval_s,
+         "Seconds between heartbeats to the exchange (fractions allowed); the MQTT keep-alive "
+         "is set to the same value (at least 1 s), so heartbeats replace PINGREQs")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 86400.0));
-  app.add_option("--upgrade-verify-window", c.upgrade_verify_window_s,
-                 "Seconds a new version must run without crashing during an upgrade; a failure inside "
-                 "restores the previous version")
+  app.add_option(
+         "--upgrade-verify-window", c.upgrade_verify_window_s,
+         "Seconds a new version must run without crashing during an upgrade; a failure inside "
+         "restores the previous version")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 86400.0));
-  app.add_option("--mqtt-user", c.mqtt_user,
-                 "Broker username (default with --mqtt-password-file: this node's mailbox id, shown by "
-                 "`hmq node status`)");
+  app.add_option(
+      "--mqtt-user", c.mqtt_user,
+      "Broker username (default with --mqtt-password-file: this node's mailbox id, shown by "
+      "`hmq node status`)");
   app.add_option("--mqtt-password-file", c.mqtt_password_file,
                  "File whose first line is the broker password: the node token (docs/security.md)");
-  app.add_option("--ca-file", c.ca_file, "CA certificate of the broker's TLS listener (mqtts:// URIs)");
-  app.add_option("--exchange-url", c.exchange_url, "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
+  app.add_option("--ca-file", c.ca_file,
+                 "CA certificate of the broker's TLS listener (mqtts:// URIs)");
+  app.add_option("--exchange-url", c.exchange_url,
+                 "HZN_EXCHANGE_URL given to containers (default: the broker URI)");
 }
 
 }  // namespace hmq::agent

@@ -1,19 +1,18 @@
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 // hmq-agent's configuration: flags, or the same names in a --config file (TOML/INI).
 namespace hmq::agent {
 
 struct config {
   std::string broker = "tcp://127.0.0.1:1883";
-  std::string exchange_key;                       // base64/hex, or a path to the exchange's .pub file
+  std::string exchange_key;  // base64/hex, or a path to the exchange's .pub file
   std::filesystem::path data_dir = "/var/lib/hmq/agent";
-  std::filesystem::path control_socket;           // empty: <data_dir>/agent.sock
+  std::filesystem::path control_socket;  // empty: <data_dir>/agent.sock
   int finalize_timeout_s = 60;
   std::string topic_prefix = "hmq/v1";
   std::string log_level = "info";
@@ -25,7 +24,7 @@ struct config {
   int crash_window_s = 60;
   // Seconds between heartbeats; also the MQTT keep-alive, so heartbeats stand in for PINGREQs.
   double heartbeat_interval_s = 60;
-  int docker_wait_s = 60;  // how long a deploy waits for an Engine that refuses connections
+  int docker_wait_s = 60;    // how long a deploy waits for an Engine that refuses connections
   std::string exchange_url;  // HZN_EXCHANGE_URL for the containers; default: the broker URI
   // Seconds a new version must run without failing during an upgrade before the old one is
   // given up (fractions allowed, for tests).

@@ -11,7 +11,9 @@ namespace {
 using core::control::error_response;
 using core::control::ok_response;
 
-core::error bad(std::string detail) { return core::error{make_error_code(errc::bad_request), std::move(detail)}; }
+core::error bad(std::string detail) {
+  return core::error{make_error_code(errc::bad_request), std::move(detail)};
+}
 
 std::string value_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -49,7 +51,8 @@ result<std::vector<fb::ServiceUserInputT>> parse_user_input(const json& in) {
       if (u.service_url.empty()) return bad("user input: service without 'url'");
       auto vars = s.find("variables");
       if (vars != s.end()) {
-        if (!vars->is_object()) return bad("user input: 'variables' of " + u.service_url + " must be an object");
+        if (!vars->is_object())
+          return bad("user input: 'variables' of " + u.service_url + " must be an object");
         for (const auto& [k, v] : vars->items()) {
           auto iv = std::make_unique<fb::UserInputValueT>();
           iv->name = k;
@@ -72,7 +75,8 @@ result<std::vector<fb::ServiceUserInputT>> parse_user_input(const json& in) {
     if (u.service_url.empty()) return bad("user input: entry without 'serviceUrl'");
     auto inputs = s.find("inputs");
     if (inputs != s.end()) {
-      if (!inputs->is_array()) return bad("user input: 'inputs' of " + u.service_url + " must be an array");
+      if (!inputs->is_array())
+        return bad("user input: 'inputs' of " + u.service_url + " must be an array");
       for (const auto& i : *inputs) {
         if (!i.is_object() || !i.contains("name") || !i["name"].is_string() || !i.contains("value"))
           return bad("user input: each input of " + u.service_url + " needs 'name' and 'value'");
@@ -128,9 +132,11 @@ void control_api::handle(const json& req, core::control::reply_fn reply) {
   }
   if (op == "key_import") {
     auto key = crypto::parse_public_key(text_field(req, "key"));
-    if (!key) return reply(error_response("key_import: 'key' must be a base64 or hex Ed25519 public key"));
+    if (!key)
+      return reply(error_response("key_import: 'key' must be a base64 or hex Ed25519 public key"));
     std::string name = text_field(req, "name");
-    if (auto r = engine_.import_key(*key, name.empty() ? crypto::to_hex(*key).substr(0, 16) : name); !r)
+    if (auto r = engine_.import_key(*key, name.empty() ? crypto::to_hex(*key).substr(0, 16) : name);
+        !r)
       return reply(error_response(error_text(r.err())));
     return reply(ok_response({{"key", crypto::to_base64(*key)}}));
   }
@@ -138,7 +144,9 @@ void control_api::handle(const json& req, core::control::reply_fn reply) {
     auto keys = engine_.trusted_keys();
     if (!keys) return reply(error_response(error_text(keys.err())));
     json arr = json::array();
-    for (const auto& k : *keys) arr.push_back({{"key", crypto::to_base64(k.key)}, {"name", k.name}, {"added_ms", k.added_ms}});
+    for (const auto& k : *keys)
+      arr.push_back(
+          {{"key", crypto::to_base64(k.key)}, {"name", k.name}, {"added_ms", k.added_ms}});
     return reply(ok_response({{"keys", arr}}));
   }
   reply(error_response("unknown op '" + op + "'"));
@@ -165,18 +173,20 @@ void control_api::do_register(const json& req, core::control::reply_fn reply) {
 json control_api::agreement_list() {
   json arr = json::array();
   for (const auto& a : engine_.agreements()) {
-    arr.push_back({{"id", a.id},
-                   {"state", state_name(a.state)},
-                   {"agbot", a.agbot},
-                   {"pattern", a.pattern},
-                   {"service", {{"org", a.service_org}, {"url", a.service_url}, {"version", a.service_version}}},
-                   {"reason", a.reason},
-                   {"reason_text", std::string(reason_text(a.reason))},
-                   {"reason_message", a.reason_message},
-                   {"accepted_ms", a.accepted_ms},
-                   {"finalized_ms", a.finalized_ms},
-                   {"cancelled_ms", a.cancelled_ms},
-                   {"exchange_synced", a.exchange_synced}});
+    arr.push_back(
+        {{"id", a.id},
+         {"state", state_name(a.state)},
+         {"agbot", a.agbot},
+         {"pattern", a.pattern},
+         {"service",
+          {{"org", a.service_org}, {"url", a.service_url}, {"version", a.service_version}}},
+         {"reason", a.reason},
+         {"reason_text", std::string(reason_text(a.reason))},
+         {"reason_message", a.reason_message},
+         {"accepted_ms", a.accepted_ms},
+         {"finalized_ms", a.finalized_ms},
+         {"cancelled_ms", a.cancelled_ms},
+         {"exchange_synced", a.exchange_synced}});
   }
   return ok_response({{"agreements", arr}});
 }

@@ -1,10 +1,9 @@
 #pragma once
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/engine.h"
 #include "core/control/control.h"
@@ -17,7 +16,8 @@ namespace hmq::agent {
 using json = nlohmann::json;
 
 // Horizon's userInput, either the exchange's array form
-//   [{"serviceOrgid", "serviceUrl", "serviceArch"?, "serviceVersionRange"?, "inputs": [{"name","value"}]}]
+//   [{"serviceOrgid", "serviceUrl", "serviceArch"?, "serviceVersionRange"?, "inputs":
+//   [{"name","value"}]}]
 // or `hzn register --input-file`'s {"services": [{"org","url","versionRange"?,"variables": {...}}]}
 // (an object with "userInput": [...] is accepted too). Values become their canonical text:
 // strings as they are, booleans true/false, numbers as JSON writes them, lists as JSON arrays.

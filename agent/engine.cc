@@ -15,11 +15,16 @@ class category_impl final : public std::error_category {
   const char* name() const noexcept override { return "agent"; }
   std::string message(int c) const override {
     switch (static_cast<errc>(c)) {
-      case errc::ok: return "ok";
-      case errc::not_registered: return "node is not registered";
-      case errc::already_registered: return "node is already registered";
-      case errc::bad_request: return "bad request";
-      case errc::store_failed: return "agent database error";
+      case errc::ok:
+        return "ok";
+      case errc::not_registered:
+        return "node is not registered";
+      case errc::already_registered:
+        return "node is already registered";
+      case errc::bad_request:
+        return "bad request";
+      case errc::store_failed:
+        return "agent database error";
     }
     return "unknown";
   }
@@ -30,9 +35,13 @@ std::shared_ptr<spdlog::logger> lg() {
   return l;
 }
 
-std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+std::string str(const flatbuffers::String* s) {
+  return s ? s->str() : std::string();
+}
 
-bool is_live(agreement_state s) { return s == agreement_state::accepted || s == agreement_state::finalized; }
+bool is_live(agreement_state s) {
+  return s == agreement_state::accepted || s == agreement_state::finalized;
+}
 
 constexpr auto reason_code = [](fb::CancelReason r) { return static_cast<uint16_t>(r); };
 
@@ -60,16 +69,25 @@ const std::error_category& category() {
   static const category_impl c;
   return c;
 }
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
-
-bool valid_agreement_id(std::string_view id) {
-  return id.size() == 32 &&
-         std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), category()};
 }
 
-engine::engine(core::loop::scheduler& loop, agent_store& store, exchange_api& x, outbox& out, runtime& rt,
-               engine_options o)
-    : loop_(loop), store_(store), x_(x), out_(out), rt_(rt), opts_(o), events_(store.db(), loop.time()) {}
+bool valid_agreement_id(std::string_view id) {
+  return id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+engine::engine(core::loop::scheduler& loop, agent_store& store, exchange_api& x, outbox& out,
+               runtime& rt, engine_options o)
+    : loop_(loop),
+      store_(store),
+      x_(x),
+      out_(out),
+      rt_(rt),
+      opts_(o),
+      events_(store.db(), loop.time()) {}
 
 void engine::status_changed(const std::string& id, fb::ServiceState st, std::string error) {
   auto& s = service_status_[id];
@@ -79,12 +97,14 @@ void engine::status_changed(const std::string& id, fb::ServiceState st, std::str
   // Failed/stopped entries are kept for the report until newer ones push them out.
   if (service_status_.size() > 64)
     for (auto it = service_status_.begin(); it != service_status_.end(); ++it)
-      if (it->second.state == fb::ServiceState::failed || it->second.state == fb::ServiceState::stopped) {
+      if (it->second.state == fb::ServiceState::failed ||
+          it->second.state == fb::ServiceState::stopped) {
         service_status_.erase(it);
         break;
       }
   if (status_timer_.active()) return;  // coalesced into the pending report
-  const int64_t wait = std::max<int64_t>(0, last_status_ms_ + opts_.status_min_interval.count() - loop_.time().now_ms());
+  const int64_t wait = std::max<int64_t>(
+      0, last_status_ms_ + opts_.status_min_interval.count() - loop_.time().now_ms());
   status_timer_ = loop_.call_after(std::chrono::milliseconds(wait), [this, alive = alive_] {
     if (*alive) send_status();
   });
@@ -113,13 +133,16 @@ void engine::send_status() {
   });
 }
 
-void engine::record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message) {
+void engine::record(std::string_view kind, const std::string& id, uint16_t reason,
+                    std::string_view message) {
   std::string service;
   if (auto it = agreements_.find(id); it != agreements_.end()) service = it->second.service_url;
   events_.add(kind, id, service, reason, message);
 }
 
-engine::~engine() { stop(); }
+engine::~engine() {
+  stop();
+}
 
 result<void> engine::start() {
   *alive_ = true;
@@ -133,17 +156,20 @@ result<void> engine::start() {
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
     if (upgrading_.count(id)) {
-      lg()->warn("agreement {}: new version failed in its verification window: {}", id, e.message());
-      return rollback(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
+      lg()->warn("agreement {}: new version failed in its verification window: {}", id,
+                 e.message());
+      return rollback(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(),
+                      true);
     }
     lg()->warn("agreement {}: workload failed: {}", id, e.message());
-    record("service_failed", id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message());
+    record("service_failed", id, cancel_reason_of(e, fb::CancelReason::container_failure),
+           e.message());
     status_changed(id, fb::ServiceState::failed, e.message());
     cancel_local(id, cancel_reason_of(e, fb::CancelReason::container_failure), e.message(), true);
   });
   // Pulls, starts, crashes and restarts inside a workload go to the event log as they happen.
-  rt_.on_event([this, alive = alive_](const std::string& id, std::string_view kind, const std::string& service,
-                                      const std::string& message) {
+  rt_.on_event([this, alive = alive_](const std::string& id, std::string_view kind,
+                                      const std::string& service, const std::string& message) {
     if (!*alive) return;
     std::string url = service;
     if (url.empty())
@@ -174,7 +200,8 @@ result<void> engine::start() {
     } else if (a.state == agreement_state::accepted) {
       // Waits for the ReplyAck the persistent session still delivers, until the deadline.
       int64_t left = a.accepted_ms + opts_.finalize_timeout.count() - now;
-      lg()->info("agreement {}: resumed as accepted, finalize deadline in {} ms", id, std::max<int64_t>(left, 0));
+      lg()->info("agreement {}: resumed as accepted, finalize deadline in {} ms", id,
+                 std::max<int64_t>(left, 0));
       arm_finalize_timer(id, std::chrono::milliseconds(std::max<int64_t>(left, 0)));
     } else if (a.state == agreement_state::finalized) {
       lg()->info("agreement {}: resumed as finalized, handing workload to the runtime", id);
@@ -216,21 +243,27 @@ void engine::stop() {
 std::vector<stored_agreement> engine::agreements() const {
   std::vector<stored_agreement> out;
   for (const auto& [id, a] : agreements_) out.push_back(a);
-  std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) { return x.accepted_ms < y.accepted_ms; });
+  std::sort(out.begin(), out.end(),
+            [](const auto& x, const auto& y) { return x.accepted_ms < y.accepted_ms; });
   return out;
 }
 
 size_t engine::live_agreements() const {
-  return static_cast<size_t>(std::count_if(agreements_.begin(), agreements_.end(),
-                                           [](const auto& kv) { return is_live(kv.second.state); }));
+  return static_cast<size_t>(
+      std::count_if(agreements_.begin(), agreements_.end(),
+                    [](const auto& kv) { return is_live(kv.second.state); }));
 }
 
 void engine::on_message(const core::wire::opened& m) {
   switch (m.message()->body_type()) {
-    case fb::Body::Proposal: return on_proposal(m);
-    case fb::Body::ReplyAck: return on_reply_ack(m);
-    case fb::Body::Cancel: return on_cancel(m);
-    case fb::Body::AgreementVerify: return on_verify(m);
+    case fb::Body::Proposal:
+      return on_proposal(m);
+    case fb::Body::ReplyAck:
+      return on_reply_ack(m);
+    case fb::Body::Cancel:
+      return on_cancel(m);
+    case fb::Body::AgreementVerify:
+      return on_verify(m);
     default:
       ++stats_.dropped_unrouted;
       lg()->debug("dropped message with body {}", fb::EnumNameBody(m.message()->body_type()));
@@ -287,12 +320,14 @@ void engine::on_proposal(const core::wire::opened& m) {
   if (!*reg) {
     ++stats_.rejected;
     lg()->info("agreement {}: rejected, node is not registered", id);
-    send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed), "node is not registered");
+    send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed),
+               "node is not registered");
     return;
   }
   if (pending_proposals_.size() >= opts_.max_pending_proposals) {
     ++stats_.dropped_busy;  // no Reply: the agbot retries after its reply timeout
-    lg()->warn("agreement {}: dropped proposal, {} lookups in flight", id, pending_proposals_.size());
+    lg()->warn("agreement {}: dropped proposal, {} lookups in flight", id,
+               pending_proposals_.size());
     return;
   }
   // The sender must be the agbot it claims to be: its key is the one the exchange holds for it.
@@ -314,13 +349,14 @@ void engine::on_proposal(const core::wire::opened& m) {
                      if (k) remember_agbot_key(name, *k);
                      if (!k) {
                        ++stats_.dropped_bad_agbot;
-                       lg()->warn("agreement {}: dropped proposal, key of agbot {} unavailable: {}", id, name,
-                                  k.err().message());
+                       lg()->warn("agreement {}: dropped proposal, key of agbot {} unavailable: {}",
+                                  id, name, k.err().message());
                        return;
                      }
                      if (!crypto::equal(*k, msg->sender)) {
                        ++stats_.dropped_bad_agbot;
-                       lg()->warn("agreement {}: dropped proposal, sender is not agbot {}", id, name);
+                       lg()->warn("agreement {}: dropped proposal, sender is not agbot {}", id,
+                                  name);
                        return;
                      }
                      decide(*msg);
@@ -329,13 +365,14 @@ void engine::on_proposal(const core::wire::opened& m) {
 
 void engine::remember_agbot_key(const std::string& name, const crypto::public_key& k) {
   int64_t now = loop_.time().now_ms();
-  if (!agbot_keys_.count(name) && agbot_keys_.size() >= std::max<size_t>(opts_.max_cached_agbot_keys, 1)) {
+  if (!agbot_keys_.count(name) &&
+      agbot_keys_.size() >= std::max<size_t>(opts_.max_cached_agbot_keys, 1)) {
     // Full: drop expired entries, else the one expiring soonest.
     std::erase_if(agbot_keys_, [&](const auto& kv) { return kv.second.until_ms <= now; });
     if (agbot_keys_.size() >= std::max<size_t>(opts_.max_cached_agbot_keys, 1))
-      agbot_keys_.erase(std::min_element(agbot_keys_.begin(), agbot_keys_.end(), [](const auto& a, const auto& b) {
-        return a.second.until_ms < b.second.until_ms;
-      }));
+      agbot_keys_.erase(std::min_element(
+          agbot_keys_.begin(), agbot_keys_.end(),
+          [](const auto& a, const auto& b) { return a.second.until_ms < b.second.until_ms; }));
   }
   agbot_keys_[name] = cached_key{k, now + opts_.agbot_key_ttl.count()};
 }
@@ -347,13 +384,14 @@ void engine::decide(const core::wire::opened& m) {
   auto reg = store_.registration();
   if (!reg || !*reg) {
     ++stats_.rejected;
-    send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed), "node is not registered");
+    send_reply(m.sender, id, false, reason_code(fb::CancelReason::node_pattern_changed),
+               "node is not registered");
     return;
   }
   if (auto why = evaluate(*p, **reg)) {
     ++stats_.rejected;
-    lg()->info("agreement {}: rejected proposal from {}: {} ({}): {}", id, str(p->agbot()), why->first,
-               reason_text(why->first), why->second);
+    lg()->info("agreement {}: rejected proposal from {}: {} ({}): {}", id, str(p->agbot()),
+               why->first, reason_text(why->first), why->second);
     events_.add("agreement_rejected", id, "", why->first, why->second);
     send_reply(m.sender, id, false, why->first, why->second);
     return;
@@ -382,13 +420,16 @@ void engine::decide(const core::wire::opened& m) {
   arm_finalize_timer(id, opts_.finalize_timeout);
 }
 
-std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, const stored_registration& reg) {
+std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p,
+                                                      const stored_registration& reg) {
   using R = fb::CancelReason;
   if (str(p.pattern()) != reg.pattern)
-    return reject_reason{reason_code(R::node_pattern_changed),
-                         "node is registered for pattern " + reg.pattern + ", not " + str(p.pattern())};
+    return reject_reason{
+        reason_code(R::node_pattern_changed),
+        "node is registered for pattern " + reg.pattern + ", not " + str(p.pattern())};
   if (str(p.arch()) != reg.arch)
-    return reject_reason{reason_code(R::policy_changed), "node arch is " + reg.arch + ", not " + str(p.arch())};
+    return reject_reason{reason_code(R::policy_changed),
+                         "node arch is " + reg.arch + ", not " + str(p.arch())};
   if (!p.services() || p.services()->size() == 0 || !top_level(p))
     return reject_reason{reason_code(R::policy_changed), "proposal has no top-level service"};
   // An upgrade replaces a live agreement of the same agbot: that one does not count against
@@ -396,11 +437,13 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, con
   std::string replaced;
   if (p.supersedes() && p.supersedes()->size() > 0) {
     auto it = agreements_.find(p.supersedes()->str());
-    if (it != agreements_.end() && it->second.state == agreement_state::finalized && it->second.agbot == str(p.agbot()))
+    if (it != agreements_.end() && it->second.state == agreement_state::finalized &&
+        it->second.agbot == str(p.agbot()))
       replaced = it->first;
   }
   if (live_agreements() - (replaced.empty() ? 0 : 1) >= opts_.max_live_agreements)
-    return reject_reason{reason_code(R::policy_changed), "node runs its maximum number of agreements"};
+    return reject_reason{reason_code(R::policy_changed),
+                         "node runs its maximum number of agreements"};
 
   // Services of live agreements, for the exclusive-sharing check.
   std::vector<const fb::Service*> in_use;
@@ -416,16 +459,21 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, con
     if (!s) return reject_reason{reason_code(R::image_data_error), "proposal has an empty service"};
     std::string name = str(s->org()) + "/" + str(s->url()) + "@" + str(s->version());
     if (!str(s->arch()).empty() && str(s->arch()) != reg.arch)
-      return reject_reason{reason_code(R::policy_changed), "service " + name + " is built for " + str(s->arch())};
+      return reject_reason{reason_code(R::policy_changed),
+                           "service " + name + " is built for " + str(s->arch())};
 
     // Signature over the exact bytes received, by a key this node trusts.
-    if (!s->deployment() || s->deployment()->size() == 0 || !s->deployment_signature() || !s->publisher_key())
-      return reject_reason{reason_code(R::image_sig_verif_failure), "service " + name + " has no signed deployment"};
+    if (!s->deployment() || s->deployment()->size() == 0 || !s->deployment_signature() ||
+        !s->publisher_key())
+      return reject_reason{reason_code(R::image_sig_verif_failure),
+                           "service " + name + " has no signed deployment"};
     std::span<const uint8_t> dep(s->deployment()->data(), s->deployment()->size());
-    std::span<const uint8_t> sig(s->deployment_signature()->data(), s->deployment_signature()->size());
+    std::span<const uint8_t> sig(s->deployment_signature()->data(),
+                                 s->deployment_signature()->size());
     std::span<const uint8_t> pub(s->publisher_key()->data(), s->publisher_key()->size());
     if (pub.size() != crypto::public_key_size)
-      return reject_reason{reason_code(R::image_sig_verif_failure), "service " + name + " has a malformed publisher key"};
+      return reject_reason{reason_code(R::image_sig_verif_failure),
+                           "service " + name + " has a malformed publisher key"};
     if (auto v = crypto::verify_detached(dep, sig, pub); !v)
       return reject_reason{reason_code(R::image_sig_verif_failure),
                            "deployment signature of service " + name + " does not verify"};
@@ -437,18 +485,21 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, con
       return reject_reason{reason_code(R::image_sig_verif_failure), "trust store unreadable"};
     }
     if (!*trusted)
-      return reject_reason{reason_code(R::image_sig_verif_failure),
-                           "publisher key of service " + name + " is not in the trust store (hmq key import)"};
+      return reject_reason{
+          reason_code(R::image_sig_verif_failure),
+          "publisher key of service " + name + " is not in the trust store (hmq key import)"};
     flatbuffers::Verifier dv(dep.data(), dep.size());
     if (!dv.VerifyBuffer<fb::Deployment>(nullptr))
-      return reject_reason{reason_code(R::image_data_error), "deployment of service " + name + " is malformed"};
+      return reject_reason{reason_code(R::image_data_error),
+                           "deployment of service " + name + " is malformed"};
 
     // Exclusive services are used by one agreement at a time, whichever side declares it.
     for (const auto* other : in_use) {
       if (!same_service(*s, *other)) continue;
       if (s->sharable() == fb::Sharing::exclusive || other->sharable() == fb::Sharing::exclusive)
-        return reject_reason{reason_code(R::policy_changed),
-                             "service " + name + " is exclusive and already used by another agreement"};
+        return reject_reason{
+            reason_code(R::policy_changed),
+            "service " + name + " is exclusive and already used by another agreement"};
     }
 
     // Every input without a default needs a value.
@@ -460,8 +511,9 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, con
           for (const auto* v : *ps->user_inputs())
             if (v && v->value() && str(v->name()) == str(def->name())) found = true;
         if (!found)
-          return reject_reason{reason_code(R::node_userinput_changed),
-                               "required user input " + str(def->name()) + " of service " + name + " has no value"};
+          return reject_reason{
+              reason_code(R::node_userinput_changed),
+              "required user input " + str(def->name()) + " of service " + name + " has no value"};
       }
     }
   }
@@ -471,7 +523,8 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p, con
 // ---------------------------------------------------------------------------------------------
 // ReplyAck, Cancel, AgreementVerify
 
-stored_agreement* engine::owned(const flatbuffers::String* id_str, const crypto::public_key& sender) {
+stored_agreement* engine::owned(const flatbuffers::String* id_str,
+                                const crypto::public_key& sender) {
   if (!id_str || !valid_agreement_id(id_str->string_view())) {
     ++stats_.dropped_malformed;
     lg()->warn("dropped agreement message without a valid agreement id");
@@ -503,7 +556,8 @@ void engine::on_reply_ack(const core::wire::opened& m) {
   if (!ack->still_valid()) {
     // The agbot withdrew before finalizing: it already knows, so no Cancel goes back.
     lg()->info("agreement {}: agbot withdrew the proposal (ReplyAck not valid)", a->id);
-    cancel_local(a->id, reason_code(fb::CancelReason::agbot_requested), "agbot withdrew the proposal", false);
+    cancel_local(a->id, reason_code(fb::CancelReason::agbot_requested),
+                 "agbot withdrew the proposal", false);
     return;
   }
   finalize(*a);
@@ -554,8 +608,8 @@ void engine::on_verify(const core::wire::opened& m) {
   });
 }
 
-void engine::cancel_local(const std::string& id, uint16_t reason, std::string message, bool notify_agbot,
-                          bool remove_workload) {
+void engine::cancel_local(const std::string& id, uint16_t reason, std::string message,
+                          bool notify_agbot, bool remove_workload) {
   auto it = agreements_.find(id);
   if (it == agreements_.end() || it->second.state == agreement_state::cancelled) return;
   stored_agreement next = it->second;
@@ -573,13 +627,15 @@ void engine::cancel_local(const std::string& id, uint16_t reason, std::string me
   ++stats_.cancelled;
   lg()->info("agreement {}: cancelled with {} ({})", id, reason, reason_text(reason));
   record("agreement_cancelled", id, reason,
-         it->second.reason_message.empty() ? reason_text(reason) : std::string_view(it->second.reason_message));
+         it->second.reason_message.empty() ? reason_text(reason)
+                                           : std::string_view(it->second.reason_message));
   if (notify_agbot) send_cancel(it->second);
   if (was_finalized && remove_workload) {
     rt_.remove(id, [this, id, alive = alive_](result<void> r) {
       if (!*alive) return;
       if (!r) lg()->warn("agreement {}: runtime remove failed: {}", id, r.err().message());
-      record(r ? "workload_removed" : "remove_failed", id, 0, r ? std::string() : r.err().message());
+      record(r ? "workload_removed" : "remove_failed", id, 0,
+             r ? std::string() : r.err().message());
       auto st = service_status_.find(id);
       if (st != service_status_.end() && st->second.state != fb::ServiceState::failed)
         status_changed(id, fb::ServiceState::stopped, "");
@@ -593,7 +649,8 @@ void engine::arm_finalize_timer(const std::string& id, std::chrono::milliseconds
     auto it = agreements_.find(id);
     if (it == agreements_.end() || it->second.state != agreement_state::accepted) return;
     lg()->warn("agreement {}: no ReplyAck within {} ms", id, opts_.finalize_timeout.count());
-    cancel_local(id, reason_code(fb::CancelReason::no_reply_ack), "no ReplyAck before the finalize timeout", true);
+    cancel_local(id, reason_code(fb::CancelReason::no_reply_ack),
+                 "no ReplyAck before the finalize timeout", true);
   });
 }
 
@@ -606,7 +663,8 @@ std::optional<workload> engine::workload_of(const std::string& id) {
   const auto* p = proposal_of(it->second.proposal);
   if (!p) {
     lg()->error("agreement {}: stored proposal unreadable", id);
-    cancel_local(id, reason_code(fb::CancelReason::image_data_error), "stored proposal unreadable", true);
+    cancel_local(id, reason_code(fb::CancelReason::image_data_error), "stored proposal unreadable",
+                 true);
     return std::nullopt;
   }
   workload w;
@@ -641,9 +699,11 @@ void engine::deploy(const std::string& id) {
       return;
     }
     lg()->warn("agreement {}: runtime failed: {}", id, r.err().message());
-    record("deploy_failed", id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message());
+    record("deploy_failed", id, cancel_reason_of(r.err(), fb::CancelReason::container_failure),
+           r.err().message());
     status_changed(id, fb::ServiceState::failed, r.err().message());
-    cancel_local(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
+    cancel_local(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure),
+                 r.err().message(), true);
   });
 }
 
@@ -669,7 +729,8 @@ void engine::sync_exchange(const std::string& id) {
     }
     it->second.exchange_synced = true;
     (void)persist(it->second);
-    lg()->debug("agreement {}: exchange record {}", id, want == agreement_state::finalized ? "put" : "deleted");
+    lg()->debug("agreement {}: exchange record {}", id,
+                want == agreement_state::finalized ? "put" : "deleted");
   };
   if (want == agreement_state::finalized) {
     const auto& a = it->second;
@@ -701,7 +762,8 @@ void engine::schedule_resync() {
 bool engine::persist(const stored_agreement& a) {
   if (auto r = store_.put_agreement(a); !r) {
     ++stats_.store_errors;
-    lg()->error("agreement {}: cannot persist state {}: {}", a.id, state_name(a.state), r.err().message());
+    lg()->error("agreement {}: cannot persist state {}: {}", a.id, state_name(a.state),
+                r.err().message());
     return false;
   }
   // Pruning erases from agreements_: never under a caller that may be iterating it.
@@ -742,10 +804,11 @@ void engine::prune_cancelled() {
   }
 }
 
-void engine::send_reply(const crypto::public_key& to, const std::string& id, bool accept, uint16_t reason,
-                        const std::string& message) {
+void engine::send_reply(const crypto::public_key& to, const std::string& id, bool accept,
+                        uint16_t reason, const std::string& message) {
   out_.send(to, fb::Body::Reply, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateReplyDirect(b, id.c_str(), accept ? fb::ReplyDecision::accept : fb::ReplyDecision::reject,
+    return fb::CreateReplyDirect(b, id.c_str(),
+                                 accept ? fb::ReplyDecision::accept : fb::ReplyDecision::reject,
                                  static_cast<fb::CancelReason>(reason), message.c_str())
         .Union();
   });
@@ -788,23 +851,27 @@ void engine::register_node(node_registration r, std::string user_input_json, don
                                 "; run hmq unregister first"});
     was_confirmed = c.confirmed;
   }
-  stored_registration s{r.node, r.pattern, r.arch, std::move(user_input_json), loop_.time().now_ms(), was_confirmed};
+  stored_registration s{
+      r.node, r.pattern, r.arch, std::move(user_input_json), loop_.time().now_ms(), was_confirmed};
   // Written first: a proposal can arrive before the exchange's answer does (the exchange emits
   // node_registered as it commits), and it is judged against this registration.
   if (auto w = store_.put_registration(s); !w) return cb(w.err());
-  lg()->info("node {}/{}: registering for pattern {} ({})", r.node.org, r.node.id, r.pattern, r.arch);
-  x_.register_node(r, [this, s, was_confirmed, cb = std::move(cb), alive = alive_](result<void> res) mutable {
-    if (!*alive) return;
-    if (!res) {
-      lg()->warn("node {}/{}: registration refused: {}", s.node.org, s.node.id, res.err().message());
-      if (!was_confirmed) (void)store_.clear_registration();
-      return cb(res);
-    }
-    s.confirmed = true;
-    if (auto w = store_.put_registration(s); !w) return cb(w.err());
-    lg()->info("node {}/{}: registered", s.node.org, s.node.id);
-    cb(core::ok());
-  });
+  lg()->info("node {}/{}: registering for pattern {} ({})", r.node.org, r.node.id, r.pattern,
+             r.arch);
+  x_.register_node(
+      r, [this, s, was_confirmed, cb = std::move(cb), alive = alive_](result<void> res) mutable {
+        if (!*alive) return;
+        if (!res) {
+          lg()->warn("node {}/{}: registration refused: {}", s.node.org, s.node.id,
+                     res.err().message());
+          if (!was_confirmed) (void)store_.clear_registration();
+          return cb(res);
+        }
+        s.confirmed = true;
+        if (auto w = store_.put_registration(s); !w) return cb(w.err());
+        lg()->info("node {}/{}: registered", s.node.org, s.node.id);
+        cb(core::ok());
+      });
 }
 
 void engine::unregister_node(done_fn cb) {
@@ -816,7 +883,8 @@ void engine::unregister_node(done_fn cb) {
   for (const auto& [id, a] : agreements_)
     if (is_live(a.state)) live.push_back(id);
   for (const auto& id : live)
-    cancel_local(id, reason_code(fb::CancelReason::user_requested), "node unregistered by its user", true);
+    cancel_local(id, reason_code(fb::CancelReason::user_requested), "node unregistered by its user",
+                 true);
   lg()->info("node {}/{}: unregistering ({} agreements cancelled)", node.org, node.id, live.size());
   x_.unregister_node(node, [this, node, cb = std::move(cb), alive = alive_](result<void> res) {
     if (!*alive) return;
@@ -843,8 +911,8 @@ std::optional<std::string> engine::superseded_by(const stored_agreement& a) cons
   const auto* p = proposal_of(a.proposal);
   if (!p || !p->supersedes() || p->supersedes()->size() == 0) return std::nullopt;
   auto it = agreements_.find(p->supersedes()->str());
-  if (it == agreements_.end() || it->second.state != agreement_state::finalized || it->first == a.id ||
-      !crypto::equal(it->second.agbot_key, a.agbot_key))
+  if (it == agreements_.end() || it->second.state != agreement_state::finalized ||
+      it->first == a.id || !crypto::equal(it->second.agbot_key, a.agbot_key))
     return std::nullopt;
   return it->first;
 }
@@ -854,8 +922,10 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
   if (!w) return;
   const auto& from = agreements_[old_id];
   const auto& to = agreements_[id];
-  lg()->info("agreement {}: upgrade of {} from {} to {} (replaces agreement {}): fetching the new images first", id,
-             to.service_url, from.service_version, to.service_version, old_id);
+  lg()->info(
+      "agreement {}: upgrade of {} from {} to {} (replaces agreement {}): fetching the new images "
+      "first",
+      id, to.service_url, from.service_version, to.service_version, old_id);
   upgrading_[id].old_id = old_id;
   record("upgrade_started", id, 0,
          from.service_version + " -> " + to.service_version + ", replaces agreement " + old_id);
@@ -865,16 +935,19 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
     if (u == upgrading_.end()) return;  // cancelled meanwhile
     if (!r) {
       lg()->warn("agreement {}: new version cannot be fetched: {}", id, r.err().message());
-      return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::image_fetch_failure), r.err().message(), true);
+      return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::image_fetch_failure),
+                      r.err().message(), true);
     }
-    // Everything is local and verified: swap. The old images stay until the new version is verified.
+    // Everything is local and verified: swap. The old images stay until the new version is
+    // verified.
     u->second.swapped = true;
     const std::string old_id = u->second.old_id;
     rt_.retain_images(old_id, true);
     lg()->info("agreement {}: new version fetched, stopping agreement {}", id, old_id);
     rt_.remove(old_id, [this, id, old_id, alive](result<void> r) {
       if (!*alive || !upgrading_.count(id)) return;
-      if (!r) lg()->warn("agreement {}: stopping the old version failed: {}", old_id, r.err().message());
+      if (!r)
+        lg()->warn("agreement {}: stopping the old version failed: {}", old_id, r.err().message());
       auto w = workload_of(id);
       if (!w) return;
       rt_.deploy(*w, [this, id, alive](result<void> r) {
@@ -883,11 +956,14 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
         if (u == upgrading_.end()) return;
         if (!r) {
           lg()->warn("agreement {}: new version failed to start: {}", id, r.err().message());
-          return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure), r.err().message(), true);
+          return rollback(id, cancel_reason_of(r.err(), fb::CancelReason::container_failure),
+                          r.err().message(), true);
         }
-        lg()->info("agreement {}: new version running, verifying for {} ms", id, opts_.upgrade_verify_window.count());
+        lg()->info("agreement {}: new version running, verifying for {} ms", id,
+                   opts_.upgrade_verify_window.count());
         record("upgrade_swapped", id, 0,
-               "new version running, verifying for " + std::to_string(opts_.upgrade_verify_window.count()) + " ms");
+               "new version running, verifying for " +
+                   std::to_string(opts_.upgrade_verify_window.count()) + " ms");
         u->second.verify = loop_.call_after(opts_.upgrade_verify_window, [this, id, alive] {
           if (*alive) upgrade_verified(id);
         });
@@ -896,18 +972,22 @@ void engine::upgrade(const std::string& id, const std::string& old_id) {
   });
 }
 
-void engine::rollback(const std::string& id, uint16_t reason, std::string message, bool notify_agbot) {
+void engine::rollback(const std::string& id, uint16_t reason, std::string message,
+                      bool notify_agbot) {
   auto u = upgrading_.find(id);
   if (u == upgrading_.end()) return;
   upgrade_state st = std::move(u->second);
   upgrading_.erase(u);
   ++stats_.rollbacks;
   auto old = agreements_.find(st.old_id);
-  lg()->warn("agreement {}: upgrade failed with {} ({}); restoring agreement {} ({})", id, reason, reason_text(reason),
-             st.old_id, old != agreements_.end() ? old->second.service_version : std::string("?"));
+  lg()->warn("agreement {}: upgrade failed with {} ({}); restoring agreement {} ({})", id, reason,
+             reason_text(reason), st.old_id,
+             old != agreements_.end() ? old->second.service_version : std::string("?"));
   record("upgrade_rolled_back", id, reason, "agreement " + st.old_id + " restored: " + message);
-  cancel_local(id, reason, "upgrade failed, previous version restored: " + message, notify_agbot, st.swapped);
-  if (st.swapped && old != agreements_.end() && old->second.state == agreement_state::finalized) deploy(st.old_id);
+  cancel_local(id, reason, "upgrade failed, previous version restored: " + message, notify_agbot,
+               st.swapped);
+  if (st.swapped && old != agreements_.end() && old->second.state == agreement_state::finalized)
+    deploy(st.old_id);
   rt_.retain_images(st.old_id, false);
 }
 
@@ -919,12 +999,13 @@ void engine::upgrade_verified(const std::string& id) {
   auto it = agreements_.find(id);
   if (it == agreements_.end() || it->second.state != agreement_state::finalized) return;
   ++stats_.upgrades;
-  lg()->info("agreement {}: upgrade verified, {} {} runs; agreement {} is superseded", id, it->second.service_url,
-             it->second.service_version, old_id);
-  record("upgrade_verified", id, 0, it->second.service_version + " verified, supersedes agreement " + old_id);
+  lg()->info("agreement {}: upgrade verified, {} {} runs; agreement {} is superseded", id,
+             it->second.service_url, it->second.service_version, old_id);
+  record("upgrade_verified", id, 0,
+         it->second.service_version + " verified, supersedes agreement " + old_id);
   // The agbot takes Cancel 210 of the old agreement as "upgrade done" (docs/protocol.md).
-  cancel_local(old_id, reason_code(fb::CancelReason::ab_upgrade_superseded), "superseded by agreement " + id, true,
-               false);
+  cancel_local(old_id, reason_code(fb::CancelReason::ab_upgrade_superseded),
+               "superseded by agreement " + id, true, false);
   rt_.retain_images(old_id, false);
 }
 

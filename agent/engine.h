@@ -70,20 +70,20 @@ struct engine_counters {
   uint64_t proposals = 0;
   uint64_t accepted = 0;
   uint64_t rejected = 0;
-  uint64_t duplicates = 0;          // re-delivered Proposal/ReplyAck/Cancel answered or ignored
+  uint64_t duplicates = 0;  // re-delivered Proposal/ReplyAck/Cancel answered or ignored
   uint64_t finalized = 0;
   uint64_t cancelled = 0;
-  uint64_t dropped_malformed = 0;   // missing or badly formed agreement id / agbot name
-  uint64_t dropped_not_owner = 0;   // message about an agreement from a key that did not propose it
-  uint64_t dropped_unknown = 0;     // ReplyAck/Cancel for an agreement this node does not have
-  uint64_t dropped_bad_agbot = 0;   // proposal sender is not the exchange's key for its agbot
-  uint64_t dropped_unrouted = 0;    // body type the agent does not handle
-  uint64_t dropped_busy = 0;        // too many proposals awaiting their agbot key lookup
-  uint64_t agbot_key_lookups = 0;   // GetPublicKey calls for a proposing agbot (cache misses)
+  uint64_t dropped_malformed = 0;  // missing or badly formed agreement id / agbot name
+  uint64_t dropped_not_owner = 0;  // message about an agreement from a key that did not propose it
+  uint64_t dropped_unknown = 0;    // ReplyAck/Cancel for an agreement this node does not have
+  uint64_t dropped_bad_agbot = 0;  // proposal sender is not the exchange's key for its agbot
+  uint64_t dropped_unrouted = 0;   // body type the agent does not handle
+  uint64_t dropped_busy = 0;       // too many proposals awaiting their agbot key lookup
+  uint64_t agbot_key_lookups = 0;  // GetPublicKey calls for a proposing agbot (cache misses)
   uint64_t store_errors = 0;
-  uint64_t pruned = 0;              // old cancelled agreements deleted from agent.db (keep_cancelled)
-  uint64_t upgrades = 0;            // swaps verified: the new version replaced the old one
-  uint64_t rollbacks = 0;           // swaps undone: the previous version was restored
+  uint64_t pruned = 0;     // old cancelled agreements deleted from agent.db (keep_cancelled)
+  uint64_t upgrades = 0;   // swaps verified: the new version replaced the old one
+  uint64_t rollbacks = 0;  // swaps undone: the previous version was restored
 };
 
 class engine {
@@ -180,7 +180,8 @@ class engine {
   void status_changed(const std::string& id, fb::ServiceState st, std::string error);
   void send_status();
   // Appends to the event log with the agreement's top-level service.
-  void record(std::string_view kind, const std::string& id, uint16_t reason, std::string_view message);
+  void record(std::string_view kind, const std::string& id, uint16_t reason,
+              std::string_view message);
   struct upgrade_state {
     std::string old_id;
     bool swapped = false;  // the old workload is stopped (a rollback has to restart it)

@@ -6,10 +6,10 @@ namespace hmq::agent {
 
 core::result<void> event_log::ensure_table() {
   if (ready_) return core::ok();
-  if (auto r = db_.exec(
-          "CREATE TABLE IF NOT EXISTS event_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-          "time_ms INTEGER NOT NULL, kind TEXT NOT NULL, agreement TEXT NOT NULL, "
-          "service TEXT NOT NULL, reason INTEGER NOT NULL, message TEXT NOT NULL)");
+  if (auto r =
+          db_.exec("CREATE TABLE IF NOT EXISTS event_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                   "time_ms INTEGER NOT NULL, kind TEXT NOT NULL, agreement TEXT NOT NULL, "
+                   "service TEXT NOT NULL, reason INTEGER NOT NULL, message TEXT NOT NULL)");
       !r)
     return r.err();
   ready_ = true;
@@ -32,8 +32,8 @@ void event_log::add(std::string_view kind, std::string_view agreement, std::stri
   if (auto r = (*st)->exec(); !r) return fail(r.err());
   // Retention: trim every 100 writes rather than on each (one DELETE per 100 events).
   if (++added_ % 100 == 0) {
-    auto del = db_.cached(
-        "DELETE FROM event_log WHERE seq <= (SELECT MAX(seq) FROM event_log) - ?");
+    auto del =
+        db_.cached("DELETE FROM event_log WHERE seq <= (SELECT MAX(seq) FROM event_log) - ?");
     if (!del) return fail(del.err());
     (*del)->bind(1, static_cast<int64_t>(max_rows_));
     if (auto r = (*del)->exec(); !r) return fail(r.err());

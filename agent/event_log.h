@@ -19,16 +19,16 @@ namespace hmq::agent {
 struct event_record {
   int64_t seq = 0;
   int64_t time_ms = 0;
-  std::string kind;        // agreement_accepted, agreement_rejected, agreement_finalized,
-                           // deploy_started, deploy_done, deploy_failed, service_failed,
-                           // agreement_cancelled, workload_removed, registered, unregistered,
-                           // upgrade_started, upgrade_swapped, upgrade_verified,
-                           // upgrade_rolled_back; from the runtime: image_pulled,
-                           // container_started, container_crashed, container_oom,
-                           // container_restarted, restart_failed
-  std::string agreement;   // id or ""
-  std::string service;     // url or ""
-  uint16_t reason = 0;     // Horizon reason code (e.g. 208) or 0
+  std::string kind;       // agreement_accepted, agreement_rejected, agreement_finalized,
+                          // deploy_started, deploy_done, deploy_failed, service_failed,
+                          // agreement_cancelled, workload_removed, registered, unregistered,
+                          // upgrade_started, upgrade_swapped, upgrade_verified,
+                          // upgrade_rolled_back; from the runtime: image_pulled,
+                          // container_started, container_crashed, container_oom,
+                          // container_restarted, restart_failed
+  std::string agreement;  // id or ""
+  std::string service;    // url or ""
+  uint16_t reason = 0;    // Horizon reason code (e.g. 208) or 0
   std::string message;
 };
 

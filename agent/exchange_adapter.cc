@@ -1,6 +1,5 @@
 #include "agent/exchange_adapter.h"
 
-
 namespace hmq::agent {
 namespace {
 
@@ -24,22 +23,27 @@ void exchange_adapter::unregister_node(const node_identity& n, done_fn cb) {
   c_.unregister_node(creds(n), std::move(cb));
 }
 
-void exchange_adapter::put_agreement(const node_identity& n, const fb::AgreementRecordT& rec, done_fn cb) {
+void exchange_adapter::put_agreement(const node_identity& n, const fb::AgreementRecordT& rec,
+                                     done_fn cb) {
   c_.put_agreement(creds(n), rec, std::move(cb));
 }
 
-void exchange_adapter::put_node_status(const node_identity& n, const fb::StatusReportT& report, done_fn cb) {
+void exchange_adapter::put_node_status(const node_identity& n, const fb::StatusReportT& report,
+                                       done_fn cb) {
   c_.put_node_status(creds(n), report, std::move(cb));
 }
 
-void exchange_adapter::delete_agreement(const node_identity& n, const std::string& agreement_id, done_fn cb) {
+void exchange_adapter::delete_agreement(const node_identity& n, const std::string& agreement_id,
+                                        done_fn cb) {
   c_.delete_agreement(creds(n), n.org, n.id, agreement_id, [cb = std::move(cb)](result<void> r) {
-    if (!r && r.code() == make_error_code(hmq::exchange_client::client_errc::not_found)) return cb(core::ok());
+    if (!r && r.code() == make_error_code(hmq::exchange_client::client_errc::not_found))
+      return cb(core::ok());
     cb(std::move(r));
   });
 }
 
-void exchange_adapter::get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
+void exchange_adapter::get_agbot_key(const node_identity& n, const std::string& org,
+                                     const std::string& id,
                                      std::function<void(result<crypto::public_key>)> cb) {
   c_.get_public_key(creds(n), fb::ResourceKind::agbot, org, id,
                     [cb = std::move(cb)](result<hmq::exchange_client::key_info> r) {

@@ -141,7 +141,8 @@ void heartbeat_sender::beat() {
     lg()->error("heartbeat counter: {}", c.err().message());
     return;
   }
-  auto frame = core::wire::seal_frame(core::wire::frame_kind::heartbeat, *c, body_ ? body_() : core::wire::heartbeat_body{}, key_);
+  auto frame = core::wire::seal_frame(core::wire::frame_kind::heartbeat, *c,
+                                      body_ ? body_() : core::wire::heartbeat_body{}, key_);
   if (frame.empty()) {
     ++skipped_;
     return;
@@ -155,7 +156,8 @@ void heartbeat_sender::beat() {
   // alias means nothing: a protocol error and another disconnect. Re-sending the topic with the
   // alias is valid on any connection.
   const int64_t now = loop_.time().now_ms();
-  if (last_beat_ms_ != 0 && now - last_beat_ms_ > opts_.interval.count() * 3 / 2) alias_sent_ = false;
+  if (last_beat_ms_ != 0 && now - last_beat_ms_ > opts_.interval.count() * 3 / 2)
+    alias_sent_ = false;
   last_beat_ms_ = now;
   if (opts_.topic_alias != 0 && client_->topic_alias_maximum() >= opts_.topic_alias) {
     o.topic_alias = opts_.topic_alias;

@@ -126,7 +126,7 @@ class heartbeat_sender {
   heartbeat_options opts_;
   core::bus::client* client_ = nullptr;
   core::loop::timer_handle timer_;
-  bool alias_sent_ = false;  // the broker knows alias 1 = our heartbeat topic (this connection)
+  bool alias_sent_ = false;   // the broker knows alias 1 = our heartbeat topic (this connection)
   int64_t last_beat_ms_ = 0;  // when the last heartbeat went to the client
   uint64_t sent_ = 0;
   uint64_t skipped_ = 0;

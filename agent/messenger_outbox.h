@@ -14,7 +14,8 @@ class messenger_outbox final : public outbox {
  public:
   messenger_outbox(core::bus::messenger& m, const core::loop::clock& clock, uint32_t expiry_s)
       : m_(m), clock_(clock), expiry_s_(expiry_s) {}
-  void send(const crypto::public_key& to, fb::Body type, const body_builder& body, done_fn done = {}) override;
+  void send(const crypto::public_key& to, fb::Body type, const body_builder& body,
+            done_fn done = {}) override;
 
  private:
   core::bus::messenger& m_;

@@ -45,15 +45,18 @@ class exchange_api {
   virtual ~exchange_api() = default;
   virtual void register_node(const node_registration& r, done_fn cb) = 0;
   virtual void unregister_node(const node_identity& n, done_fn cb) = 0;
-  virtual void put_agreement(const node_identity& n, const fb::AgreementRecordT& rec, done_fn cb) = 0;
+  virtual void put_agreement(const node_identity& n, const fb::AgreementRecordT& rec,
+                             done_fn cb) = 0;
   // A record that is already gone counts as success (the caller wants it gone).
-  virtual void delete_agreement(const node_identity& n, const std::string& agreement_id, done_fn cb) = 0;
+  virtual void delete_agreement(const node_identity& n, const std::string& agreement_id,
+                                done_fn cb) = 0;
   // The switchboard key of agbot "org/id": proposals are accepted only from that key.
   virtual void get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
                              std::function<void(result<crypto::public_key>)> cb) = 0;
   // The node's latest StatusReport (`hmq exchange node status`). Default: nothing to report to
   // (test fakes that do not care).
-  virtual void put_node_status(const node_identity& n, const fb::StatusReportT& report, done_fn cb) {
+  virtual void put_node_status(const node_identity& n, const fb::StatusReportT& report,
+                               done_fn cb) {
     (void)n;
     (void)report;
     if (cb) cb(core::ok());
@@ -67,7 +70,8 @@ using body_builder = std::function<flatbuffers::Offset<void>(flatbuffers::FlatBu
 class outbox {
  public:
   virtual ~outbox() = default;
-  virtual void send(const crypto::public_key& to, fb::Body type, const body_builder& body, done_fn done = {}) = 0;
+  virtual void send(const crypto::public_key& to, fb::Body type, const body_builder& body,
+                    done_fn done = {}) = 0;
 };
 
 // Everything a runtime needs to run an agreement's services (HZN_* environment included).
@@ -101,7 +105,8 @@ inline core::error runtime_failure(fb::CancelReason r, std::string detail) {
   return core::error{{static_cast<int>(r), cancel_reason_category()}, std::move(detail)};
 }
 inline uint16_t cancel_reason_of(const core::error& e, fb::CancelReason fallback) {
-  if (e.code.category() == cancel_reason_category() && e.code.value() > 0) return static_cast<uint16_t>(e.code.value());
+  if (e.code.category() == cancel_reason_category() && e.code.value() > 0)
+    return static_cast<uint16_t>(e.code.value());
   return static_cast<uint16_t>(fallback);
 }
 
@@ -167,7 +172,9 @@ class memory_runtime final : public runtime {
         if (!running_.erase(id)) return;
         ++crashes_;
         if (event_) event_(id, "container_crashed", "", "test crash loop (HMQ_TEST_CRASH)");
-        if (failure_) failure_(id, runtime_failure(fb::CancelReason::container_failure, "test crash loop (HMQ_TEST_CRASH)"));
+        if (failure_)
+          failure_(id, runtime_failure(fb::CancelReason::container_failure,
+                                       "test crash loop (HMQ_TEST_CRASH)"));
       });
     }
     complete(w.agreement_id, std::move(cb));
@@ -176,7 +183,8 @@ class memory_runtime final : public runtime {
     ++prepares_;
     if (has_test_flag(w, "HMQ_TEST_PULL_FAIL=1")) {
       loop_.post([cb = std::move(cb)] {
-        cb(runtime_failure(fb::CancelReason::image_fetch_failure, "test pull failure (HMQ_TEST_PULL_FAIL)"));
+        cb(runtime_failure(fb::CancelReason::image_fetch_failure,
+                           "test pull failure (HMQ_TEST_PULL_FAIL)"));
       });
       return;
     }

@@ -15,12 +15,11 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "support/example_registry.h"
 #include "support/fleet.h"
@@ -58,7 +57,8 @@ void print_mappings(pid_t pid) {
   std::map<std::string, long> by_file;
   std::string line, current = "[anon]";
   while (std::getline(f, line)) {
-    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 16) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') < 16) {
       std::istringstream in(line);
       std::string range, perms, offset, dev, inode, path;
       in >> range >> perms >> offset >> dev >> inode >> path;
@@ -80,7 +80,8 @@ void measure(const std::string& runtime, fleet_options o) {
   o.log_level = "warn";
   fleet f(o);
   auto fail = [&](const std::string& why) {
-    std::printf("BENCH_JSON %s\n", json{{"bench", "agent_rss"}, {"runtime", runtime}, {"error", why}}.dump().c_str());
+    std::printf("BENCH_JSON %s\n",
+                json{{"bench", "agent_rss"}, {"runtime", runtime}, {"error", why}}.dump().c_str());
     std::fprintf(stderr, "%s\n", f.logs().c_str());
   };
   if (f.register_node(0).exit != 0) return fail("register failed");
@@ -108,7 +109,8 @@ void measure(const std::string& runtime, fleet_options o) {
   print_mappings(f.agent_process(0).pid());
   if (runtime == "docker") {
     f.kill_agent(0);
-    (void)hmq::test::shell("docker ps -aq --filter label=hmq.agreement=" + id + " | xargs -r docker rm -f");
+    (void)hmq::test::shell("docker ps -aq --filter label=hmq.agreement=" + id +
+                           " | xargs -r docker rm -f");
     (void)hmq::test::shell("docker network ls -q --filter name=hmq-" + id.substr(0, 12) +
                            " | xargs -r docker network rm");
   }
@@ -120,19 +122,25 @@ int main() {
   measure("memory", {});
   struct stat st;
   if (::stat("/var/run/docker.sock", &st) != 0) {
-    std::printf("BENCH_JSON %s\n", json{{"bench", "agent_rss"}, {"runtime", "docker"}, {"skipped", "no Docker Engine"}}.dump().c_str());
+    std::printf("BENCH_JSON %s\n",
+                json{{"bench", "agent_rss"}, {"runtime", "docker"}, {"skipped", "no Docker Engine"}}
+                    .dump()
+                    .c_str());
     return 0;
   }
   hmq::test::example_registry reg;
   if (!reg.start()) {
-    std::printf("BENCH_JSON %s\n", json{{"bench", "agent_rss"}, {"runtime", "docker"}, {"error", reg.error()}}.dump().c_str());
+    std::printf(
+        "BENCH_JSON %s\n",
+        json{{"bench", "agent_rss"}, {"runtime", "docker"}, {"error", reg.error()}}.dump().c_str());
     return 0;
   }
   fleet_options o;
   o.pattern = "hmq-example";
   o.agent_args = {"--docker-socket", "/var/run/docker.sock"};
   o.publish = [&reg](fleet& f) {
-    if (auto e = hmq::test::publish_examples(f, reg); !e.empty()) std::fprintf(stderr, "%s\n", e.c_str());
+    if (auto e = hmq::test::publish_examples(f, reg); !e.empty())
+      std::fprintf(stderr, "%s\n", e.c_str());
   };
   measure("docker", o);
   return 0;

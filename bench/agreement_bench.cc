@@ -46,11 +46,13 @@ struct figures {
       std::printf("%-44s no samples\n", name);
       return;
     }
-    std::printf("%-44s n=%5zu  p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", name, ms.size(), pct(0.5),
-                pct(0.9), pct(0.99), *std::max_element(ms.begin(), ms.end()));
-    std::printf("BENCH_JSON {\"name\":\"%s\",\"what\":\"%s\",\"n\":%zu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
-                "\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
-                name, what, ms.size(), pct(0.5), pct(0.9), pct(0.99), *std::max_element(ms.begin(), ms.end()));
+    std::printf("%-44s n=%5zu  p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", name,
+                ms.size(), pct(0.5), pct(0.9), pct(0.99), *std::max_element(ms.begin(), ms.end()));
+    std::printf(
+        "BENCH_JSON {\"name\":\"%s\",\"what\":\"%s\",\"n\":%zu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
+        "\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+        name, what, ms.size(), pct(0.5), pct(0.9), pct(0.99),
+        *std::max_element(ms.begin(), ms.end()));
     std::fflush(stdout);
   }
 };
@@ -83,13 +85,19 @@ figures mqtt_round_trip(const std::string& uri, int n) {
       if (!r) std::abort();
       if (++*subs == 2) ready->set_value();
     };
-    b->subscribe("bench/ping", 1, [&](const bus::inbound& in) { b->publish("bench/pong", in.payload); }, subscribed);
-    a->subscribe("bench/pong", 1, [&](const bus::inbound&) {
-      if (i++ >= warmup) f.ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
-      if (i >= n + warmup) return done.set_value();
-      t0 = clk::now();
-      a->publish("bench/ping", payload);
-    }, subscribed);
+    b->subscribe(
+        "bench/ping", 1, [&](const bus::inbound& in) { b->publish("bench/pong", in.payload); },
+        subscribed);
+    a->subscribe(
+        "bench/pong", 1,
+        [&](const bus::inbound&) {
+          if (i++ >= warmup)
+            f.ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
+          if (i >= n + warmup) return done.set_value();
+          t0 = clk::now();
+          a->publish("bench/ping", payload);
+        },
+        subscribed);
     a->start();
     b->start();
   });
@@ -109,7 +117,8 @@ figures mqtt_round_trip(const std::string& uri, int n) {
 }
 
 int64_t now_wall_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -147,7 +156,8 @@ int main(int argc, char** argv) {
       const int64_t t0_us = now_wall_us();
       const auto t0 = clk::now();
       if (!r || !(*r).value("ok", false)) {
-        std::fprintf(stderr, "register node %zu failed: %s\n", i, r ? r->dump().c_str() : r.err().message().c_str());
+        std::fprintf(stderr, "register node %zu failed: %s\n", i,
+                     r ? r->dump().c_str() : r.err().message().c_str());
         return 1;
       }
       json agent_row, agbot_row;
@@ -158,7 +168,8 @@ int main(int argc, char** argv) {
               if (a.value("state", "") == "finalized") agent_row = a;
             if (agent_row.is_null()) return false;
             for (const auto& a : f.agbot_agreements_of(i))
-              if (a.value("id", "") == agent_row["id"] && a.value("state", "") == "finalized") agbot_row = a;
+              if (a.value("id", "") == agent_row["id"] && a.value("state", "") == "finalized")
+                agbot_row = a;
             return !agbot_row.is_null();
           },
           30s, 2ms);
@@ -167,8 +178,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "node %zu cycle %d: no agreement in 30 s\n", i, c);
       } else {
         seen.ms.push_back(std::chrono::duration<double, std::milli>(clk::now() - t0).count());
-        const int64_t fin_ms = std::max(agent_row.value("finalized_ms", int64_t{0}), agbot_row.value("updated_ms", int64_t{0}));
-        formed.ms.push_back(std::max(0.0, static_cast<double>(fin_ms) - static_cast<double>(t0_us) / 1000.0));
+        const int64_t fin_ms = std::max(agent_row.value("finalized_ms", int64_t{0}),
+                                        agbot_row.value("updated_ms", int64_t{0}));
+        formed.ms.push_back(
+            std::max(0.0, static_cast<double>(fin_ms) - static_cast<double>(t0_us) / 1000.0));
       }
       auto u = hmq::core::control::call(f.agent_socket(i), {{"op", "unregister"}}, 30s);
       if (!u || !(*u).value("ok", false)) {
@@ -179,14 +192,20 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("agreement_bench: %zu agents x %d cycles, sequential registrations\n", agents, cycles);
+  std::printf("agreement_bench: %zu agents x %d cycles, sequential registrations\n", agents,
+              cycles);
   rtt.print("mqtt_qos1_round_trip", "raw MQTT QoS-1 ping-pong through the same broker");
-  formed.print("register_ack_to_finalized_both_sides", "RegisterNode acknowledged -> finalized on agent and agbot (daemon timestamps, 1 ms resolution)");
-  seen.print("register_ack_to_finalized_observed", "same, as seen by the bench polling control sockets every 2 ms");
+  formed.print("register_ack_to_finalized_both_sides",
+               "RegisterNode acknowledged -> finalized on agent and agbot (daemon timestamps, 1 ms "
+               "resolution)");
+  seen.print("register_ack_to_finalized_observed",
+             "same, as seen by the bench polling control sockets every 2 ms");
   if (!formed.ms.empty() && !rtt.ms.empty()) {
     const double ratio = formed.pct(0.5) / rtt.pct(0.5);
     std::printf("p50 agreement / p50 MQTT round trip = %.1fx (target <= 10x)\n", ratio);
-    std::printf("BENCH_JSON {\"name\":\"agreement_over_mqtt_rtt\",\"ratio_p50\":%.2f,\"failures\":%d}\n", ratio, failures);
+    std::printf(
+        "BENCH_JSON {\"name\":\"agreement_over_mqtt_rtt\",\"ratio_p50\":%.2f,\"failures\":%d}\n",
+        ratio, failures);
   }
   return failures == 0 ? 0 : 2;
 }

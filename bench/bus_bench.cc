@@ -35,9 +35,11 @@ struct stats {
   std::vector<double> us;
   void print(const char* name) {
     std::sort(us.begin(), us.end());
-    auto pct = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))]; };
-    std::printf("%-58s n=%5zu  p50 %9.1f us  p90 %9.1f us  p99 %9.1f us  max %9.1f us\n", name, us.size(),
-                pct(0.50), pct(0.90), pct(0.99), us.back());
+    auto pct = [&](double p) {
+      return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
+    };
+    std::printf("%-58s n=%5zu  p50 %9.1f us  p90 %9.1f us  p99 %9.1f us  max %9.1f us\n", name,
+                us.size(), pct(0.50), pct(0.90), pct(0.99), us.back());
   }
 };
 
@@ -60,7 +62,9 @@ bool wait_connected(loop_thread& lt, bus::client& c) {
 bool subscribed(loop_thread& lt, bus::client& c, const std::string& filter, bus::handler h) {
   auto p = std::make_shared<std::promise<bool>>();
   auto f = p->get_future();
-  lt.call([&] { c.subscribe(filter, 1, std::move(h), [p](hmq::core::result<void> r) { p->set_value(r.ok()); }); });
+  lt.call([&] {
+    c.subscribe(filter, 1, std::move(h), [p](hmq::core::result<void> r) { p->set_value(r.ok()); });
+  });
   return f.wait_for(30s) == std::future_status::ready && f.get();
 }
 
@@ -81,9 +85,12 @@ stats raw_ping_pong(bool client_nodelay, bool broker_nodelay, int n) {
   int i = 0;
   clk::time_point t0;
   std::vector<uint8_t> payload(100, 0x5a);
-  if (!subscribed(lt, *b, "bench/ping", [&](const bus::inbound& in) { b->publish("bench/pong", in.payload); })) std::abort();
+  if (!subscribed(lt, *b, "bench/ping",
+                  [&](const bus::inbound& in) { b->publish("bench/pong", in.payload); }))
+    std::abort();
   if (!subscribed(lt, *a, "bench/pong", [&](const bus::inbound&) {
-        if (i++ >= warmup) s.us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+        if (i++ >= warmup)
+          s.us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
         if (i >= n + warmup) return done.set_value();
         t0 = clk::now();
         a->publish("bench/ping", payload);
@@ -148,17 +155,19 @@ stats messenger_round_trip(int n) {
   int i = 0;
   std::function<void()> one = [&] {
     auto t0 = clk::now();
-    ma->request(kb.pk, {}, {}, fb::Body::RpcRequest,
-                [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateRpcRequest(b).Union(); }, 30s,
-                [&, t0](hmq::core::result<hmq::core::wire::opened> r) {
-                  if (!r) {
-                    std::fprintf(stderr, "request failed: %s\n", r.err().message().c_str());
-                    std::abort();
-                  }
-                  if (i++ >= warmup) s.us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
-                  if (i >= n + warmup) return done.set_value();
-                  one();
-                });
+    ma->request(
+        kb.pk, {}, {}, fb::Body::RpcRequest,
+        [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateRpcRequest(b).Union(); }, 30s,
+        [&, t0](hmq::core::result<hmq::core::wire::opened> r) {
+          if (!r) {
+            std::fprintf(stderr, "request failed: %s\n", r.err().message().c_str());
+            std::abort();
+          }
+          if (i++ >= warmup)
+            s.us.push_back(std::chrono::duration<double, std::micro>(clk::now() - t0).count());
+          if (i >= n + warmup) return done.set_value();
+          one();
+        });
   };
   lt.call([&] { one(); });
   done.get_future().wait();
@@ -179,9 +188,12 @@ int main(int argc, char** argv) {
   const int slow = std::max(20, n / 10);
   std::printf("bus round trips, 100-byte payloads, QoS 1, loopback mosquitto\n");
   raw_ping_pong(true, true, n).print("raw QoS1 ping-pong, client NODELAY on,  broker nodelay on");
-  raw_ping_pong(true, false, slow).print("raw QoS1 ping-pong, client NODELAY on,  broker nodelay off");
-  raw_ping_pong(false, true, slow).print("raw QoS1 ping-pong, client NODELAY off, broker nodelay on");
-  raw_ping_pong(false, false, slow).print("raw QoS1 ping-pong, client NODELAY off, broker nodelay off");
+  raw_ping_pong(true, false, slow)
+      .print("raw QoS1 ping-pong, client NODELAY on,  broker nodelay off");
+  raw_ping_pong(false, true, slow)
+      .print("raw QoS1 ping-pong, client NODELAY off, broker nodelay on");
+  raw_ping_pong(false, false, slow)
+      .print("raw QoS1 ping-pong, client NODELAY off, broker nodelay off");
   messenger_round_trip(n).print("messenger sealed request/response (NODELAY on both sides)");
   return 0;
 }

@@ -105,7 +105,8 @@ long rss_kib() {
 void BM_deploy_example_cached(benchmark::State& state) {
   auto images = load_images();
   if (!images) {
-    state.SkipWithError("no example images: run scripts/build-example-images.sh (or set HMQ_REGISTRY_DIR)");
+    state.SkipWithError(
+        "no example images: run scripts/build-example-images.sh (or set HMQ_REGISTRY_DIR)");
     return;
   }
   test::loop_thread lt;

@@ -185,7 +185,8 @@ int main(int argc, char** argv) {
        .env = {},
        .log_file = exchange_log});
   if (!hmq::test::wait_for_log(exchange_log, "hmq-exchange ready", 1, 20s)) {
-    std::fprintf(stderr, "bench: exchange did not start:\n%s\n", hmq::test::read_file(exchange_log).c_str());
+    std::fprintf(stderr, "bench: exchange did not start:\n%s\n",
+                 hmq::test::read_file(exchange_log).c_str());
     return 1;
   }
   std::printf(

@@ -26,8 +26,12 @@ namespace {
 using namespace std::chrono_literals;
 using hmq::test::json;
 
-std::string fleetsim_binary() { return std::string(HMQ_BINARY_DIR) + "/tools/fleetsim/hmq-fleetsim"; }
-std::string results_dir() { return std::string(HMQ_SOURCE_DIR) + "/bench/results"; }
+std::string fleetsim_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/tools/fleetsim/hmq-fleetsim";
+}
+std::string results_dir() {
+  return std::string(HMQ_SOURCE_DIR) + "/bench/results";
+}
 
 long rss_kb(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -52,10 +56,26 @@ int run_fleet(size_t n) {
     std::fprintf(stderr, "fleet did not start\n%s", f.logs().c_str());
     return 1;
   }
-  std::vector<std::string> argv{fleetsim_binary(), "--broker", f.broker().uri(), "--exchange-key", f.exchange_key(),
-                                "--org", fo.org, "--pattern", fo.pattern, "-u", fo.org + "/admin:admin-pw",
-                                "--create-nodes", "--trust", f.signing_public_key().string(), "--nodes",
-                                std::to_string(n), "--timeout", "600", "-o", "json"};
+  std::vector<std::string> argv{fleetsim_binary(),
+                                "--broker",
+                                f.broker().uri(),
+                                "--exchange-key",
+                                f.exchange_key(),
+                                "--org",
+                                fo.org,
+                                "--pattern",
+                                fo.pattern,
+                                "-u",
+                                fo.org + "/admin:admin-pw",
+                                "--create-nodes",
+                                "--trust",
+                                f.signing_public_key().string(),
+                                "--nodes",
+                                std::to_string(n),
+                                "--timeout",
+                                "600",
+                                "-o",
+                                "json"};
   // stderr (progress) goes to a file next to the results; stdout is the JSON summary.
   auto r = hmq::test::run_command(argv, {}, f.dir(), std::chrono::seconds(900));
   std::ofstream(results_dir() + "/fleetsim_" + std::to_string(n) + ".log") << r.err;
@@ -64,7 +84,8 @@ int run_fleet(size_t n) {
   try {
     s = json::parse(r.out);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "fleetsim %zu: exit %d, no summary: %s\n%s\n", n, r.exit, e.what(), f.logs().c_str());
+    std::fprintf(stderr, "fleetsim %zu: exit %d, no summary: %s\n%s\n", n, r.exit, e.what(),
+                 f.logs().c_str());
     return 1;
   }
   std::ofstream(results_dir() + "/fleetsim_" + std::to_string(n) + ".json") << s.dump();
@@ -79,10 +100,12 @@ int run_fleet(size_t n) {
            {"latency_ms", s["agreement_latency_ms"]},
            {"sim_rss_kb", s.value("rss_kb", 0)},
            {"connections", s["connections"]}};
-  std::printf("fleet %6zu nodes: %s agreed in %.2f s (registered in %.2f s); latency p50 %.0f ms p99 %.0f ms\n", n,
-              s["agreed"].dump().c_str(), fig["time_to_all_agreed_s"].get<double>(),
-              fig["time_to_all_registered_s"].get<double>(), s["agreement_latency_ms"].value("p50", -1.0),
-              s["agreement_latency_ms"].value("p99", -1.0));
+  std::printf(
+      "fleet %6zu nodes: %s agreed in %.2f s (registered in %.2f s); latency p50 %.0f ms p99 %.0f "
+      "ms\n",
+      n, s["agreed"].dump().c_str(), fig["time_to_all_agreed_s"].get<double>(),
+      fig["time_to_all_registered_s"].get<double>(), s["agreement_latency_ms"].value("p50", -1.0),
+      s["agreement_latency_ms"].value("p99", -1.0));
   std::printf("BENCH_JSON %s\n", fig.dump().c_str());
   std::fflush(stdout);
   return r.exit == 0 ? 0 : 2;
@@ -101,8 +124,11 @@ int agent_rss() {
   }
   const long kb = rss_kb(f.agent_process(0).pid());
   std::printf("hmq-agent RSS with one finalized agreement (memory runtime): %ld KiB\n", kb);
-  std::printf("BENCH_JSON {\"name\":\"agent_rss\",\"what\":\"VmRSS of hmq-agent, one agreement, memory runtime\","
-              "\"rss_kb\":%ld}\n", kb);
+  std::printf(
+      "BENCH_JSON {\"name\":\"agent_rss\",\"what\":\"VmRSS of hmq-agent, one agreement, memory "
+      "runtime\","
+      "\"rss_kb\":%ld}\n",
+      kb);
   std::fflush(stdout);
   return 0;
 }

@@ -125,13 +125,15 @@ int main(int argc, char** argv) {
 
   const fs::path log = dir / "exchange.log";
   auto exchange = hmq::test::process::start(
-      {.argv = {exchange_bin.string(), "--broker", broker.uri(), "--data-dir", (dir / "data").string(),
-                "--root-password", "rootpw", "--hash-strength", "minimum", "--log-level", "info",
-                "--heartbeat-flush", std::to_string(flush_ms)},
+      {.argv = {exchange_bin.string(), "--broker", broker.uri(), "--data-dir",
+                (dir / "data").string(), "--root-password", "rootpw", "--hash-strength", "minimum",
+                "--log-level", "info", "--heartbeat-flush", std::to_string(flush_ms)},
        .env = {},
        .log_file = log});
   if (!hmq::test::wait_for_log(log, "hmq-exchange ready", 1, 20s))
-    return std::fprintf(stderr, "bench: exchange did not start:\n%s\n", hmq::test::read_file(log).c_str()), 1;
+    return std::fprintf(stderr, "bench: exchange did not start:\n%s\n",
+                        hmq::test::read_file(log).c_str()),
+           1;
 
   hmq::core::loop::event_loop loop;
   bus::options bo;
@@ -154,13 +156,15 @@ int main(int argc, char** argv) {
   std::function<void()> arm = [&] {
     timer = loop.call_after(10ms, [&] {
       if (stop) return;
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double el =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const auto due = static_cast<uint64_t>(el * nodes);
       for (; next < due; ++next) {
         auto& s = sims[next % static_cast<uint64_t>(nodes)];
         bus::publish_options o;
         o.qos = 0;
-        client.publish(s.topic, wire::seal_frame(wire::frame_kind::heartbeat, ++s.counter, {1, 0}, s.key), o);
+        client.publish(
+            s.topic, wire::seal_frame(wire::frame_kind::heartbeat, ++s.counter, {1, 0}, s.key), o);
         ++sent;
       }
       arm();
@@ -174,10 +178,15 @@ int main(int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   const long long ticks1 = cpu_ticks(exchange.pid());
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const uint64_t sent1 = sent;
   stop = true;
-  loop.post([&] { timer.cancel(); client.stop(); loop.stop(); });
+  loop.post([&] {
+    timer.cancel();
+    client.stop();
+    loop.stop();
+  });
   t.join();
   std::this_thread::sleep_for(std::chrono::milliseconds(2 * flush_ms));
   exchange.kill(SIGTERM);
@@ -188,7 +197,8 @@ int main(int argc, char** argv) {
   std::smatch m;
   std::regex re(R"(heartbeat stats: accepted=(\d+) .* transactions=(\d+) rows_written=(\d+))");
   uint64_t accepted = 0, transactions = 0, rows = 0;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+       ++it) {
     accepted = std::stoull((*it)[1]);
     transactions = std::stoull((*it)[2]);
     rows = std::stoull((*it)[3]);
@@ -197,12 +207,14 @@ int main(int argc, char** argv) {
   const double cpu_pct = 100.0 * static_cast<double>(ticks1 - ticks0) / hz / elapsed;
   // Transactions over the whole run (warm-up included): the run lasted warm-up + seconds + drain.
   const double run_s = 2.0 + elapsed + 2.0 * flush_ms / 1000.0;
-  std::printf("heartbeat bench: %d nodes x 1/s for %.1f s, flush every %d ms\n", nodes, elapsed, flush_ms);
+  std::printf("heartbeat bench: %d nodes x 1/s for %.1f s, flush every %d ms\n", nodes, elapsed,
+              flush_ms);
   std::printf("  sent %.0f heartbeats/s; exchange accepted %llu in total, CPU %.1f%% of one core\n",
-              static_cast<double>(sent1 - sent0) / elapsed, static_cast<unsigned long long>(accepted), cpu_pct);
+              static_cast<double>(sent1 - sent0) / elapsed,
+              static_cast<unsigned long long>(accepted), cpu_pct);
   std::printf("  write transactions: %llu (%.2f/s), rows written %llu\n",
-              static_cast<unsigned long long>(transactions), static_cast<double>(transactions) / run_s,
-              static_cast<unsigned long long>(rows));
+              static_cast<unsigned long long>(transactions),
+              static_cast<double>(transactions) / run_s, static_cast<unsigned long long>(rows));
   std::printf(
       "BENCH_JSON {\"name\":\"heartbeat\",\"nodes\":%d,\"interval_s\":1,\"flush_ms\":%d,"
       "\"heartbeats_per_s\":%.1f,\"exchange_cpu_pct\":%.2f,\"accepted\":%llu,"

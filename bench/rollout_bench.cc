@@ -21,9 +21,9 @@
 // directory, or $HMQ_BENCH_RESULTS): every status the agbot published, as `hmq rollout status
 // --watch -o json` saw it, at its updatedMs relative to the pattern publish; bench/plot.sh draws
 // docs' rollout_progress.png from it.
-#include <csignal>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,7 +53,9 @@ bool runs(hmq::test::fleet& f, size_t i, const std::string& version) {
   return live == 1 && on;
 }
 
-std::string fleetsim_binary() { return std::string(HMQ_BINARY_DIR) + "/tools/fleetsim/hmq-fleetsim"; }
+std::string fleetsim_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/tools/fleetsim/hmq-fleetsim";
+}
 
 // The last JSON object line of a log (the fleetsim's -o json summary); null when there is none.
 json last_json_line(const std::string& text) {
@@ -71,7 +73,8 @@ json last_json_line(const std::string& text) {
 }
 
 int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -112,7 +115,8 @@ std::vector<progress_point> progress_series(const std::string& watch_out, const 
   return v;
 }
 
-void write_series(const std::vector<progress_point>& v, size_t nodes, unsigned in_flight, double window_s) {
+void write_series(const std::vector<progress_point>& v, size_t nodes, unsigned in_flight,
+                  double window_s) {
   namespace fs = std::filesystem;
   const char* env = std::getenv("HMQ_BENCH_RESULTS");
   fs::path dir = env && *env ? fs::path(env) : fs::path("bench/results");
@@ -121,11 +125,12 @@ void write_series(const std::vector<progress_point>& v, size_t nodes, unsigned i
   const std::string stem = "rollout_progress_" + std::to_string(nodes);
   json pts = json::array();
   std::ofstream dat(dir / (stem + ".dat"));
-  dat << "# rollout of 1.1.0 to " << nodes << " simulated nodes, max in flight " << in_flight << ", verify window "
-      << window_s << " s\n# seconds upgraded in_progress failed rolled_back pending\n";
+  dat << "# rollout of 1.1.0 to " << nodes << " simulated nodes, max in flight " << in_flight
+      << ", verify window " << window_s
+      << " s\n# seconds upgraded in_progress failed rolled_back pending\n";
   for (const auto& p : v) {
-    dat << p.t_s << " " << p.upgraded << " " << p.in_progress << " " << p.failed << " " << p.rolled_back << " "
-        << p.pending << "\n";
+    dat << p.t_s << " " << p.upgraded << " " << p.in_progress << " " << p.failed << " "
+        << p.rolled_back << " " << p.pending << "\n";
     pts.push_back({{"t_s", p.t_s},
                    {"upgraded", p.upgraded},
                    {"in_progress", p.in_progress},
@@ -141,8 +146,8 @@ void write_series(const std::vector<progress_point>& v, size_t nodes, unsigned i
                                                 {"series", pts}}
                                                .dump(1)
                                         << "\n";
-  std::fprintf(stderr, "rollout progress series (%zu points) in %s/%s.{dat,json}\n", v.size(), dir.c_str(),
-               stem.c_str());
+  std::fprintf(stderr, "rollout progress series (%zu points) in %s/%s.{dat,json}\n", v.size(),
+               dir.c_str(), stem.c_str());
 }
 
 int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
@@ -150,7 +155,10 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
   o.agents = 0;
   o.log_level = "warn";
   o.retry_min = "50ms";
-  std::fprintf(stderr, "rollout_bench --sim: starting broker, exchange, agbot; hmq-fleetsim with %zu nodes\n", nodes);
+  std::fprintf(
+      stderr,
+      "rollout_bench --sim: starting broker, exchange, agbot; hmq-fleetsim with %zu nodes\n",
+      nodes);
   hmq::test::fleet f(o);
   if (!f.agbot_running()) {
     std::fprintf(stderr, "fleet did not start\n%s", f.logs().c_str());
@@ -159,22 +167,46 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
   // Runs in the background for as long as the rollout takes (--duration is only the upper bound;
   // SIGTERM below ends it and makes it print its summary).
   const auto sim_log = f.dir() / "fleetsim.log";
-  auto sim = hmq::test::process::start(
-      {{fleetsim_binary(), "--broker", f.broker().uri(), "--exchange-key", f.exchange_key(), "--org", o.org,
-        "--pattern", o.pattern, "-u", o.org + "/admin:admin-pw", "--create-nodes", "--trust",
-        f.signing_public_key().string(), "--nodes", std::to_string(nodes), "--upgrade-verify-window", window,
-        "--duration", "3600", "--timeout", "3700", "--progress", "1", "-o", "json"},
-       {},
-       sim_log});
+  auto sim = hmq::test::process::start({{fleetsim_binary(),
+                                         "--broker",
+                                         f.broker().uri(),
+                                         "--exchange-key",
+                                         f.exchange_key(),
+                                         "--org",
+                                         o.org,
+                                         "--pattern",
+                                         o.pattern,
+                                         "-u",
+                                         o.org + "/admin:admin-pw",
+                                         "--create-nodes",
+                                         "--trust",
+                                         f.signing_public_key().string(),
+                                         "--nodes",
+                                         std::to_string(nodes),
+                                         "--upgrade-verify-window",
+                                         window,
+                                         "--duration",
+                                         "3600",
+                                         "--timeout",
+                                         "3700",
+                                         "--progress",
+                                         "1",
+                                         "-o",
+                                         "json"},
+                                        {},
+                                        sim_log});
   const auto t_setup = clk::now();
-  if (!hmq::test::wait_for_log(sim_log, "agreed " + std::to_string(nodes) + "/" + std::to_string(nodes) + " ", 1,
-                               600s)) {
-    std::fprintf(stderr, "the simulated nodes never all agreed\n%s\n%s", hmq::test::read_file(sim_log).c_str(),
-                 f.logs().c_str());
+  if (!hmq::test::wait_for_log(
+          sim_log, "agreed " + std::to_string(nodes) + "/" + std::to_string(nodes) + " ", 1,
+          600s)) {
+    std::fprintf(stderr, "the simulated nodes never all agreed\n%s\n%s",
+                 hmq::test::read_file(sim_log).c_str(), f.logs().c_str());
     return 1;
   }
   const double agree_s = std::chrono::duration<double>(clk::now() - t_setup).count();
-  std::fprintf(stderr, "%zu simulated nodes on 1.0.0 (%.1f s incl. node creation); publishing 1.1.0 (max in flight %u)\n",
+  std::fprintf(stderr,
+               "%zu simulated nodes on 1.0.0 (%.1f s incl. node creation); publishing 1.1.0 (max "
+               "in flight %u)\n",
                nodes, agree_s, in_flight);
 
   f.publish_service_version("1.1.0");
@@ -182,13 +214,13 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
   const int64_t t0_wall = wall_ms();
   f.publish_pattern_versions({"1.1.0", "1.0.0"}, in_flight, 0, 0);
   const double publish_s = std::chrono::duration<double>(clk::now() - t0).count();
-  auto watch = hmq::test::run_command({hmq::test::hmq_binary(), "rollout", "status", o.org + "/" + o.pattern,
-                                       "--watch", "--target", "1.1.0", "--interval", "0.2", "-o", "json", "-u",
-                                       o.org + "/admin:admin-pw"},
-                                      {{"HMQ_EXCHANGE", f.broker().uri()},
-                                       {"HMQ_EXCHANGE_KEY", f.exchange_key()},
-                                       {"HOME", f.dir().string()}},
-                                      f.dir(), 1800s);
+  auto watch = hmq::test::run_command(
+      {hmq::test::hmq_binary(), "rollout", "status", o.org + "/" + o.pattern, "--watch", "--target",
+       "1.1.0", "--interval", "0.2", "-o", "json", "-u", o.org + "/admin:admin-pw"},
+      {{"HMQ_EXCHANGE", f.broker().uri()},
+       {"HMQ_EXCHANGE_KEY", f.exchange_key()},
+       {"HOME", f.dir().string()}},
+      f.dir(), 1800s);
   const double secs = std::chrono::duration<double>(clk::now() - t0).count();
   auto ab = f.agbot_call({{"op", "rollout.status"}});
   const size_t peak = ab.value("peak_in_flight", size_t{0});
@@ -198,18 +230,21 @@ int run_sim(size_t nodes, unsigned in_flight, const std::string& window) {
   const std::string sim_text = hmq::test::read_file(sim_log);
   const json summary = last_json_line(sim_text);
   if (watch.exit != 0) {
-    std::fprintf(stderr, "hmq rollout status --watch exited %d\n%s\n%s\n%s", watch.exit, watch.err.c_str(),
-                 sim_text.c_str(), f.logs().c_str());
+    std::fprintf(stderr, "hmq rollout status --watch exited %d\n%s\n%s\n%s", watch.exit,
+                 watch.err.c_str(), sim_text.c_str(), f.logs().c_str());
     return 1;
   }
   const auto series = progress_series(watch.out, "1.1.0", t0_wall);
   write_series(series, nodes, in_flight, std::atof(window.c_str()));
-  const json versions = summary.is_object() ? summary.value("running_versions", json::object()) : json::object();
+  const json versions =
+      summary.is_object() ? summary.value("running_versions", json::object()) : json::object();
   const bool all_on_target = versions == json{{"1.1.0", nodes}};
   const double floor_s = std::ceil(double(nodes) / in_flight) * std::atof(window.c_str());
-  std::printf("rollout of 1.1.0 to %zu simulated nodes (hmq-fleetsim), max in flight %u (peak %zu), verify window "
-              "%s s: %.2f s (floor from batches x window: %.2f s); nodes per version after: %s\n",
-              nodes, in_flight, peak, window.c_str(), secs, floor_s, versions.dump().c_str());
+  std::printf(
+      "rollout of 1.1.0 to %zu simulated nodes (hmq-fleetsim), max in flight %u (peak %zu), verify "
+      "window "
+      "%s s: %.2f s (floor from batches x window: %.2f s); nodes per version after: %s\n",
+      nodes, in_flight, peak, window.c_str(), secs, floor_s, versions.dump().c_str());
   json fig{{"bench", "rollout"},
            {"name", "rollout_complete_sim_" + std::to_string(nodes)},
            {"what", "pattern publish to hmq rollout status --watch --target 1.1.0 exit 0"},
@@ -247,7 +282,8 @@ int main(int argc, char** argv) {
     return run_sim(n, m, argc > 4 ? argv[4] : "1");
   }
   const size_t agents = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 50;
-  const unsigned in_flight = argc > 2 ? static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10)) : 10;
+  const unsigned in_flight =
+      argc > 2 ? static_cast<unsigned>(std::strtoul(argv[2], nullptr, 10)) : 10;
   const std::string window = argc > 3 ? argv[3] : "0.2";
   hmq::core::log::set_level("warn");
 
@@ -272,7 +308,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "node %zu never reached 1.0.0\n%s", i, f.logs().c_str());
       return 1;
     }
-  std::fprintf(stderr, "%zu agents on 1.0.0; publishing 1.1.0 (max in flight %u)\n", agents, in_flight);
+  std::fprintf(stderr, "%zu agents on 1.0.0; publishing 1.1.0 (max in flight %u)\n", agents,
+               in_flight);
 
   f.publish_service_version("1.1.0");
   const auto t0 = clk::now();
@@ -294,12 +331,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   const double floor_s = std::ceil(double(agents) / in_flight) * std::atof(window.c_str());
-  std::printf("rollout of 1.1.0 to %zu nodes, max in flight %u (peak %zu), verify window %s s: %.2f s "
-              "(floor from batches x window: %.2f s)\n",
-              agents, in_flight, peak, window.c_str(), secs, floor_s);
-  std::printf("BENCH_JSON {\"name\":\"rollout_complete\",\"what\":\"pattern publish to every node on the new "
-              "version\",\"nodes\":%zu,\"simulated\":false,\"max_in_flight\":%u,\"peak_in_flight\":%zu,"
-              "\"verify_window_s\":%s,\"seconds\":%.3f,\"floor_seconds\":%.3f}\n",
-              agents, in_flight, peak, window.c_str(), secs, floor_s);
+  std::printf(
+      "rollout of 1.1.0 to %zu nodes, max in flight %u (peak %zu), verify window %s s: %.2f s "
+      "(floor from batches x window: %.2f s)\n",
+      agents, in_flight, peak, window.c_str(), secs, floor_s);
+  std::printf(
+      "BENCH_JSON {\"name\":\"rollout_complete\",\"what\":\"pattern publish to every node on the "
+      "new "
+      "version\",\"nodes\":%zu,\"simulated\":false,\"max_in_flight\":%u,\"peak_in_flight\":%zu,"
+      "\"verify_window_s\":%s,\"seconds\":%.3f,\"floor_seconds\":%.3f}\n",
+      agents, in_flight, peak, window.c_str(), secs, floor_s);
   return 0;
 }

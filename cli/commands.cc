@@ -1,5 +1,8 @@
 #include "cli/commands.h"
 
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -7,19 +10,15 @@
 #include <filesystem>
 #include <functional>
 #include <iomanip>
+#include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <sstream>
-#include <iostream>
 #include <thread>
 #include <tuple>
 #include <utility>
-
-#include <unistd.h>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
 #include "cli/agent_commands.h"
 #include "cli/format.h"
@@ -56,7 +55,8 @@ struct failure {
 
 int code_for(const std::error_code& ec) {
   if (xc::is_refusal(ec)) return exit_refused;
-  if (ec.category() == xc::client_category()) return exit_unreachable;  // timeout, stopped, bad answer
+  if (ec.category() == xc::client_category())
+    return exit_unreachable;  // timeout, stopped, bad answer
   if (ec.category() == registry_category()) {
     if (ec == registry_errc::unreachable) return exit_unreachable;
     if (ec == registry_errc::refused || ec == registry_errc::not_found) return exit_refused;
@@ -71,7 +71,9 @@ failure to_failure(const core::error& e) {
   if (xc::is_refusal(e.code)) msg = "exchange refused: " + e.code.message() + ": " + e.detail;
   int code = code_for(e.code);
   if (code == exit_unreachable && e.code.category() != registry_category()) {
-    msg += "\nhint: check HMQ_EXCHANGE / --exchange (the broker URI) and HMQ_EXCHANGE_KEY, and that hmq-exchange runs";
+    msg +=
+        "\nhint: check HMQ_EXCHANGE / --exchange (the broker URI) and HMQ_EXCHANGE_KEY, and that "
+        "hmq-exchange runs";
   }
   return {code, msg};
 }
@@ -84,7 +86,9 @@ T must(result<T> r) {
 void must(result<void> r) {
   if (!r) throw to_failure(r.err());
 }
-[[noreturn]] void usage_error(std::string msg) { throw failure{exit_usage, std::move(msg)}; }
+[[noreturn]] void usage_error(std::string msg) {
+  throw failure{exit_usage, std::move(msg)};
+}
 
 // "id:token" of `node create` / `agbot create`: both parts non-empty.
 std::pair<std::string, std::string> split_id_token(const std::string& s, std::string_view command,
@@ -120,7 +124,8 @@ struct connection_opts {
 };
 
 // "[org/]id:secret" -> credentials of `kind`, org defaulting to `org`.
-xc::credentials parse_auth(const std::string& s, fb::AuthKind kind, const std::string& org, const char* flag) {
+xc::credentials parse_auth(const std::string& s, fb::AuthKind kind, const std::string& org,
+                           const char* flag) {
   auto colon = s.find(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
     usage_error(std::string(flag) + ": expected [org/]id:secret");
@@ -138,7 +143,8 @@ xc::credentials parse_auth(const std::string& s, fb::AuthKind kind, const std::s
     c.org = org;
     c.id = who;
   }
-  if (c.org.empty()) usage_error(std::string(flag) + ": no org: use org/id:secret or give --org / HMQ_ORG");
+  if (c.org.empty())
+    usage_error(std::string(flag) + ": no org: use org/id:secret or give --org / HMQ_ORG");
   return c;
 }
 
@@ -148,8 +154,9 @@ class session {
   explicit session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair::generate()) {
     std::string key_text = o.exchange_key;
     if (key_text.empty()) {
-      usage_error("no exchange key: give --exchange-key KEY|@FILE or set HMQ_EXCHANGE_KEY "
-                  "(hmq-exchange --print-public-key prints it)");
+      usage_error(
+          "no exchange key: give --exchange-key KEY|@FILE or set HMQ_EXCHANGE_KEY "
+          "(hmq-exchange --print-public-key prints it)");
     }
     if (key_text[0] == '@') key_text = trim(must(read_text_file(key_text.substr(1))));
     auto pk = crypto::parse_public_key(trim(key_text));
@@ -191,9 +198,10 @@ class session {
       });
     });
     if (!connected) {
-      throw failure{exit_unreachable, "cannot connect to the broker at " + o.broker + ": " +
-                                          connected.err().message() +
-                                          "\nhint: check HMQ_EXCHANGE / --exchange and that the broker runs"};
+      throw failure{exit_unreachable,
+                    "cannot connect to the broker at " + o.broker + ": " +
+                        connected.err().message() +
+                        "\nhint: check HMQ_EXCHANGE / --exchange and that the broker runs"};
     }
     started_ = true;
   }
@@ -243,10 +251,12 @@ void print_table(std::ostream& out, const std::vector<std::string>& head,
   ::hmq::cli::print_table(out, all);
 }
 
-void print_fields(std::ostream& out, const std::vector<std::pair<std::string, std::string>>& fields) {
+void print_fields(std::ostream& out,
+                  const std::vector<std::pair<std::string, std::string>>& fields) {
   size_t w = 0;
   for (const auto& [k, v] : fields) w = std::max(w, k.size());
-  for (const auto& [k, v] : fields) out << k << ":" << std::string(w - k.size() + 1, ' ') << v << "\n";
+  for (const auto& [k, v] : fields)
+    out << k << ":" << std::string(w - k.size() + 1, ' ') << v << "\n";
 }
 
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
@@ -256,15 +266,23 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
 }
 
 json agreement_record_json(const fb::AgreementRecordT& r) {
-  return {{"id", r.agreement_id},     {"node", r.node_org + "/" + r.node_id},
-          {"pattern", r.pattern},     {"service", {{"org", r.service_org}, {"url", r.service_url}, {"version", r.service_version}}},
-          {"agbot", r.agbot},         {"state", fb::EnumNameAgreementState(r.state)},
-          {"updated_ms", r.updated_ms}};
+  return {
+      {"id", r.agreement_id},
+      {"node", r.node_org + "/" + r.node_id},
+      {"pattern", r.pattern},
+      {"service", {{"org", r.service_org}, {"url", r.service_url}, {"version", r.service_version}}},
+      {"agbot", r.agbot},
+      {"state", fb::EnumNameAgreementState(r.state)},
+      {"updated_ms", r.updated_ms}};
 }
 
-std::string key_text(const std::vector<uint8_t>& k) { return k.empty() ? "" : crypto::to_base64(k); }
+std::string key_text(const std::vector<uint8_t>& k) {
+  return k.empty() ? "" : crypto::to_base64(k);
+}
 
-json to_json(const fb::OrgT& o) { return {{"org", o.name}, {"label", o.label}, {"description", o.description}}; }
+json to_json(const fb::OrgT& o) {
+  return {{"org", o.name}, {"label", o.label}, {"description", o.description}};
+}
 json to_json(const fb::UserT& u) {
   return {{"org", u.org}, {"username", u.username}, {"admin", u.admin}, {"email", u.email}};
 }
@@ -273,36 +291,57 @@ json to_json(const fb::NodeT& n) {
   for (const auto& u : n.user_inputs) {
     json vals = json::array();
     for (const auto& v : u->inputs) vals.push_back({{"name", v->name}, {"value", v->value}});
-    ui.push_back({{"serviceOrgid", u->service_org}, {"serviceUrl", u->service_url}, {"serviceArch", u->service_arch},
-                  {"serviceVersionRange", u->service_version_range}, {"inputs", vals}});
+    ui.push_back({{"serviceOrgid", u->service_org},
+                  {"serviceUrl", u->service_url},
+                  {"serviceArch", u->service_arch},
+                  {"serviceVersionRange", u->service_version_range},
+                  {"inputs", vals}});
   }
-  return {{"org", n.org}, {"id", n.id}, {"name", n.name}, {"arch", n.arch}, {"pattern", n.pattern},
-          {"publicKey", key_text(n.public_key)}, {"mailbox", n.mailbox}, {"userInput", ui},
-          {"lastHeartbeat", n.last_heartbeat_ms}, {"registered", n.registered_ms}};
+  return {{"org", n.org},
+          {"id", n.id},
+          {"name", n.name},
+          {"arch", n.arch},
+          {"pattern", n.pattern},
+          {"publicKey", key_text(n.public_key)},
+          {"mailbox", n.mailbox},
+          {"userInput", ui},
+          {"lastHeartbeat", n.last_heartbeat_ms},
+          {"registered", n.registered_ms}};
 }
 json to_json(const fb::AgbotT& a) {
   json ps = json::array();
   for (const auto& p : a.patterns) {
-    ps.push_back({{"patternOrgid", p->pattern_org}, {"pattern", p->pattern}, {"nodeOrgid", p->node_org}});
+    ps.push_back(
+        {{"patternOrgid", p->pattern_org}, {"pattern", p->pattern}, {"nodeOrgid", p->node_org}});
   }
-  return {{"org", a.org}, {"id", a.id}, {"name", a.name}, {"publicKey", key_text(a.public_key)},
+  return {{"org", a.org},         {"id", a.id},
+          {"name", a.name},       {"publicKey", key_text(a.public_key)},
           {"mailbox", a.mailbox}, {"patterns", ps}};
 }
 json to_json(const fb::ServiceT& s) {
   auto d = parse_deployment_buffer(s.deployment);
   return service_to_json(s, d.ok() ? &*d : nullptr);
 }
-json to_json(const fb::PatternT& p) { return pattern_to_json(p); }
+json to_json(const fb::PatternT& p) {
+  return pattern_to_json(p);
+}
 
 json resource_json(const fb::ResourceUnion& r) {
   switch (r.type) {
-    case fb::Resource::Org: return to_json(*r.AsOrg());
-    case fb::Resource::User: return to_json(*r.AsUser());
-    case fb::Resource::Node: return to_json(*r.AsNode());
-    case fb::Resource::Agbot: return to_json(*r.AsAgbot());
-    case fb::Resource::Service: return to_json(*r.AsService());
-    case fb::Resource::Pattern: return to_json(*r.AsPattern());
-    default: return json();
+    case fb::Resource::Org:
+      return to_json(*r.AsOrg());
+    case fb::Resource::User:
+      return to_json(*r.AsUser());
+    case fb::Resource::Node:
+      return to_json(*r.AsNode());
+    case fb::Resource::Agbot:
+      return to_json(*r.AsAgbot());
+    case fb::Resource::Service:
+      return to_json(*r.AsService());
+    case fb::Resource::Pattern:
+      return to_json(*r.AsPattern());
+    default:
+      return json();
   }
 }
 
@@ -321,21 +360,30 @@ void print_resource_detail(std::ostream& out, const fb::ResourceUnion& r) {
     }
     case fb::Resource::User: {
       const auto& u = *r.AsUser();
-      print_fields(out, {{"user", u.org + "/" + u.username}, {"admin", u.admin ? "yes" : "no"}, {"email", u.email}});
+      print_fields(out, {{"user", u.org + "/" + u.username},
+                         {"admin", u.admin ? "yes" : "no"},
+                         {"email", u.email}});
       break;
     }
     case fb::Resource::Node: {
       const auto& n = *r.AsNode();
-      print_fields(out, {{"node", n.org + "/" + n.id}, {"name", n.name}, {"arch", n.arch}, {"pattern", n.pattern},
-                         {"public key", key_text(n.public_key)}, {"mailbox", n.mailbox},
+      print_fields(out, {{"node", n.org + "/" + n.id},
+                         {"name", n.name},
+                         {"arch", n.arch},
+                         {"pattern", n.pattern},
+                         {"public key", key_text(n.public_key)},
+                         {"mailbox", n.mailbox},
                          {"last heartbeat ms", std::to_string(n.last_heartbeat_ms)}});
       break;
     }
     case fb::Resource::Agbot: {
       const auto& a = *r.AsAgbot();
       std::vector<std::string> ps;
-      for (const auto& p : a.patterns) ps.push_back(p->pattern_org + "/" + p->pattern + " (nodes of " + p->node_org + ")");
-      print_fields(out, {{"agbot", a.org + "/" + a.id}, {"name", a.name}, {"public key", key_text(a.public_key)},
+      for (const auto& p : a.patterns)
+        ps.push_back(p->pattern_org + "/" + p->pattern + " (nodes of " + p->node_org + ")");
+      print_fields(out, {{"agbot", a.org + "/" + a.id},
+                         {"name", a.name},
+                         {"public key", key_text(a.public_key)},
                          {"patterns", join(ps, ", ")}});
       break;
     }
@@ -359,7 +407,9 @@ void print_resource_detail(std::ostream& out, const fb::ResourceUnion& r) {
     }
     case fb::Resource::Pattern: {
       const auto& p = *r.AsPattern();
-      print_fields(out, {{"pattern", p.org + "/" + p.name}, {"label", p.label}, {"public", p.public_ ? "yes" : "no"}});
+      print_fields(out, {{"pattern", p.org + "/" + p.name},
+                         {"label", p.label},
+                         {"public", p.public_ ? "yes" : "no"}});
       std::vector<std::vector<std::string>> rows;
       for (const auto& s : p.services) {
         std::vector<std::string> vs;
@@ -370,39 +420,54 @@ void print_resource_detail(std::ostream& out, const fb::ResourceUnion& r) {
       print_table(out, {"SERVICE", "ARCH", "VERSIONS"}, rows);
       break;
     }
-    default: out << "(unknown resource)\n";
+    default:
+      out << "(unknown resource)\n";
   }
 }
 
 std::vector<std::string> row_of(const fb::ResourceUnion& r) {
   switch (r.type) {
-    case fb::Resource::Org: return {r.AsOrg()->name, r.AsOrg()->label, r.AsOrg()->description};
-    case fb::Resource::User: return {r.AsUser()->org + "/" + r.AsUser()->username, r.AsUser()->admin ? "yes" : "no", r.AsUser()->email};
+    case fb::Resource::Org:
+      return {r.AsOrg()->name, r.AsOrg()->label, r.AsOrg()->description};
+    case fb::Resource::User:
+      return {r.AsUser()->org + "/" + r.AsUser()->username, r.AsUser()->admin ? "yes" : "no",
+              r.AsUser()->email};
     case fb::Resource::Node: {
       const auto& n = *r.AsNode();
       return {n.org + "/" + n.id, n.arch, n.pattern, n.public_key.empty() ? "no" : "yes"};
     }
-    case fb::Resource::Agbot: return {r.AsAgbot()->org + "/" + r.AsAgbot()->id, std::to_string(r.AsAgbot()->patterns.size())};
+    case fb::Resource::Agbot:
+      return {r.AsAgbot()->org + "/" + r.AsAgbot()->id,
+              std::to_string(r.AsAgbot()->patterns.size())};
     case fb::Resource::Service: {
       const auto& s = *r.AsService();
       return {s.org + "/" + xc::service_id(s.url, s.version, s.arch), s.url, s.version, s.arch,
               std::string(sharing_name(s.sharable))};
     }
-    case fb::Resource::Pattern: return {r.AsPattern()->org + "/" + r.AsPattern()->name, r.AsPattern()->label,
-                                        std::to_string(r.AsPattern()->services.size())};
-    default: return {};
+    case fb::Resource::Pattern:
+      return {r.AsPattern()->org + "/" + r.AsPattern()->name, r.AsPattern()->label,
+              std::to_string(r.AsPattern()->services.size())};
+    default:
+      return {};
   }
 }
 
 std::vector<std::string> head_of(fb::ResourceKind k) {
   switch (k) {
-    case fb::ResourceKind::org: return {"ORG", "LABEL", "DESCRIPTION"};
-    case fb::ResourceKind::user: return {"USER", "ADMIN", "EMAIL"};
-    case fb::ResourceKind::node: return {"NODE", "ARCH", "PATTERN", "REGISTERED"};
-    case fb::ResourceKind::agbot: return {"AGBOT", "PATTERNS"};
-    case fb::ResourceKind::service: return {"SERVICE", "URL", "VERSION", "ARCH", "SHARABLE"};
-    case fb::ResourceKind::pattern: return {"PATTERN", "LABEL", "SERVICES"};
-    default: return {};
+    case fb::ResourceKind::org:
+      return {"ORG", "LABEL", "DESCRIPTION"};
+    case fb::ResourceKind::user:
+      return {"USER", "ADMIN", "EMAIL"};
+    case fb::ResourceKind::node:
+      return {"NODE", "ARCH", "PATTERN", "REGISTERED"};
+    case fb::ResourceKind::agbot:
+      return {"AGBOT", "PATTERNS"};
+    case fb::ResourceKind::service:
+      return {"SERVICE", "URL", "VERSION", "ARCH", "SHARABLE"};
+    case fb::ResourceKind::pattern:
+      return {"PATTERN", "LABEL", "SERVICES"};
+    default:
+      return {};
   }
 }
 
@@ -421,9 +486,12 @@ class cli_app {
   void add_rollout_commands(CLI::App& app);
 
   xc::credentials auth() {
-    if (!conn_.node_auth.empty()) return parse_auth(conn_.node_auth, fb::AuthKind::node, conn_.org, "-n/--node-auth");
+    if (!conn_.node_auth.empty())
+      return parse_auth(conn_.node_auth, fb::AuthKind::node, conn_.org, "-n/--node-auth");
     if (conn_.user_auth.empty()) {
-      usage_error("no credentials: give -u [org/]user:password (or HMQ_EXCHANGE_USER_AUTH), or -n node:token");
+      usage_error(
+          "no credentials: give -u [org/]user:password (or HMQ_EXCHANGE_USER_AUTH), or -n "
+          "node:token");
     }
     return parse_auth(conn_.user_auth, fb::AuthKind::user, conn_.org, "-u/--user-auth");
   }
@@ -460,7 +528,8 @@ class cli_app {
 void cli_app::publish_upsert(const fb::ResourceUnion& r, const std::string& what) {
   auto& s = connect();
   auto a = auth();
-  auto created = s.try_void([&](xc::client::done cb) { s.client().create_resource(a, r, std::move(cb)); });
+  auto created =
+      s.try_void([&](xc::client::done cb) { s.client().create_resource(a, r, std::move(cb)); });
   if (created) {
     out_ << what << " published\n";
     return;
@@ -474,10 +543,12 @@ void cli_app::publish_upsert(const fb::ResourceUnion& r, const std::string& what
 void cli_app::add_key_commands(CLI::App& app) {
   auto* key = app.add_subcommand("key", "Publisher signing keys (Ed25519)");
   key->require_subcommand(1);
-  auto* create = key->add_subcommand("create", "Create an Ed25519 key pair for signing service deployments");
+  auto* create =
+      key->add_subcommand("create", "Create an Ed25519 key pair for signing service deployments");
   auto dir = std::make_shared<std::string>(env_or("HOME", ".") + "/.hmq/keys");
   auto force = std::make_shared<bool>(false);
-  create->add_option("-d,--directory", *dir, "Directory for the key files (created if needed)")->capture_default_str();
+  create->add_option("-d,--directory", *dir, "Directory for the key files (created if needed)")
+      ->capture_default_str();
   create->add_flag("-f,--force", *force, "Overwrite existing key files");
   create->callback([this, dir, force] {
     action_ = [this, dir, force] {
@@ -496,30 +567,33 @@ void cli_app::add_key_commands(CLI::App& app) {
       auto kp = crypto::sign_keypair::generate();
       must(crypto::write_key_file(sk_path, kp.sk.view(), true));
       must(crypto::write_key_file(pk_path, kp.pk, false));
-      out_ << "Created signing key pair:\n  private: " << sk_path.string() << " (mode 0600)\n  public:  "
-           << pk_path.string() << "\n  public key: " << crypto::to_base64(kp.pk) << "\n";
+      out_ << "Created signing key pair:\n  private: " << sk_path.string()
+           << " (mode 0600)\n  public:  " << pk_path.string()
+           << "\n  public key: " << crypto::to_base64(kp.pk) << "\n";
     };
   });
 }
 
-void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind, const std::string& noun) {
+void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind,
+                                    const std::string& noun) {
   auto output = std::make_shared<std::string>("table");
   auto add_output = [output](CLI::App* c) {
-    c->add_option("-o,--output", *output, "Output format: table (for people) or json (for scripts); "
-                                          "use --org for the org after this subcommand")
+    c->add_option("-o,--output", *output,
+                  "Output format: table (for people) or json (for scripts); "
+                  "use --org for the org after this subcommand")
         ->check(CLI::IsMember({"table", "json"}));
   };
 
-  auto* list = parent.add_subcommand("list", "List " + noun + "s of the org (--org, else the org of -u)");
+  auto* list =
+      parent.add_subcommand("list", "List " + noun + "s of the org (--org, else the org of -u)");
   add_output(list);
   list->callback([this, kind, output] {
     action_ = [this, kind, output] {
       auto org = kind == fb::ResourceKind::org ? std::string() : target_org();
       auto& s = connect();
       auto a = auth();
-      auto items = s.run<std::vector<fb::ResourceUnion>>([&](auto cb) {
-        s.client().list_all_resources(a, kind, org, std::move(cb));
-      });
+      auto items = s.run<std::vector<fb::ResourceUnion>>(
+          [&](auto cb) { s.client().list_all_resources(a, kind, org, std::move(cb)); });
       if (*output == "json") {
         json arr = json::array();
         for (const auto& i : items) arr.push_back(resource_json(i));
@@ -534,8 +608,9 @@ void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind, con
 
   auto id = std::make_shared<std::string>();
   auto* get = parent.add_subcommand("get", "Show one " + noun);
-  get->add_option("id", *id, noun == "service" ? "Service: [org/]id (id = url_version_arch, as in hzn)"
-                                               : "[org/]" + noun + " name")
+  get->add_option("id", *id,
+                  noun == "service" ? "Service: [org/]id (id = url_version_arch, as in hzn)"
+                                    : "[org/]" + noun + " name")
       ->required();
   add_output(get);
   get->callback([this, kind, id, output] {
@@ -545,7 +620,8 @@ void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind, con
       const std::string org = key.first, name = key.second;
       auto& s = connect();
       auto a = auth();
-      auto r = s.run<fb::ResourceUnion>([&](auto cb) { s.client().get_resource(a, kind, org, name, std::move(cb)); });
+      auto r = s.run<fb::ResourceUnion>(
+          [&](auto cb) { s.client().get_resource(a, kind, org, name, std::move(cb)); });
       if (*output == "json") {
         out_ << resource_json(r).dump(2) << "\n";
       } else {
@@ -557,15 +633,19 @@ void cli_app::add_resource_commands(CLI::App& parent, fb::ResourceKind kind, con
   auto rid = std::make_shared<std::string>();
   auto* remove = parent.add_subcommand("remove", "Remove one " + noun);
   remove->add_option("id", *rid, "[org/]" + noun + " name")->required();
-  remove->add_flag("-f,--force")->description("Do not ask (accepted for hzn compatibility; hmq never asks)");
+  remove->add_flag("-f,--force")
+      ->description("Do not ask (accepted for hzn compatibility; hmq never asks)");
   remove->callback([this, kind, rid, noun] {
     action_ = [this, kind, rid, noun] {
       auto key = kind == fb::ResourceKind::org ? std::make_pair(*rid, *rid) : qualified(*rid);
       const std::string org = key.first, name = key.second;
       auto& s = connect();
       auto a = auth();
-      s.run_void([&](xc::client::done cb) { s.client().delete_resource(a, kind, org, name, std::move(cb)); });
-      out_ << noun << " " << (kind == fb::ResourceKind::org ? name : org + "/" + name) << " removed\n";
+      s.run_void([&](xc::client::done cb) {
+        s.client().delete_resource(a, kind, org, name, std::move(cb));
+      });
+      out_ << noun << " " << (kind == fb::ResourceKind::org ? name : org + "/" + name)
+           << " removed\n";
     };
   });
 }
@@ -576,30 +656,39 @@ void cli_app::build(CLI::App& app) {
   // A command's output is its answer: bus chatter (connects, reconnects) only with -v.
   core::log::set_level("warn");
   auto verbose = std::make_shared<bool>(false);
-  app.add_flag("-v,--verbose", *verbose, "Log bus activity to stderr")->each([](const std::string&) {
-    core::log::set_level("debug");
-  });
+  app.add_flag("-v,--verbose", *verbose, "Log bus activity to stderr")
+      ->each([](const std::string&) { core::log::set_level("debug"); });
 
   add_key_commands(app);
-  add_agent_commands(app, out_, err_, [this](std::function<int()> f) { agent_action_ = std::move(f); });
+  add_agent_commands(app, out_, err_,
+                     [this](std::function<int()> f) { agent_action_ = std::move(f); });
 
-  auto* ex = app.add_subcommand("exchange", "Work with the exchange (orgs, users, nodes, agbots, services, patterns)");
+  auto* ex = app.add_subcommand(
+      "exchange", "Work with the exchange (orgs, users, nodes, agbots, services, patterns)");
   ex->require_subcommand(1);
   conn_.broker = env_or("HMQ_EXCHANGE", default_broker);
   conn_.exchange_key = env_or("HMQ_EXCHANGE_KEY", "");
   conn_.org = env_or("HMQ_ORG", "");
   conn_.user_auth = env_or("HMQ_EXCHANGE_USER_AUTH", "");
   conn_.node_auth = env_or("HMQ_EXCHANGE_NODE_AUTH", "");
-  ex->add_option("--exchange", conn_.broker, "Broker URI the exchange listens behind (env HMQ_EXCHANGE)")->capture_default_str();
+  ex->add_option("--exchange", conn_.broker,
+                 "Broker URI the exchange listens behind (env HMQ_EXCHANGE)")
+      ->capture_default_str();
   ex->add_option("--exchange-key", conn_.exchange_key,
-                 "Exchange public key, base64, or @FILE (env HMQ_EXCHANGE_KEY; hmq-exchange --print-public-key)");
-  ex->add_option("-o,--org", conn_.org, "Organization to work in (env HMQ_ORG); after list/get use --org");
+                 "Exchange public key, base64, or @FILE (env HMQ_EXCHANGE_KEY; hmq-exchange "
+                 "--print-public-key)");
+  ex->add_option("-o,--org", conn_.org,
+                 "Organization to work in (env HMQ_ORG); after list/get use --org");
   ex->add_option("-u,--user-auth", conn_.user_auth,
-                 "User credentials [org/]user:password (env HMQ_EXCHANGE_USER_AUTH); the superuser is root/root:PASSWORD");
-  ex->add_option("-n,--node-auth", conn_.node_auth,
-                 "Act as a node: [org/]node:token (env HMQ_EXCHANGE_NODE_AUTH); takes precedence over -u");
-  ex->add_option("--timeout", conn_.timeout_s, "Seconds to wait for the broker and the exchange")->capture_default_str();
-  ex->add_option("--topic-prefix", conn_.topic_prefix, "Topic prefix of the deployment")->capture_default_str();
+                 "User credentials [org/]user:password (env HMQ_EXCHANGE_USER_AUTH); the superuser "
+                 "is root/root:PASSWORD");
+  ex->add_option(
+      "-n,--node-auth", conn_.node_auth,
+      "Act as a node: [org/]node:token (env HMQ_EXCHANGE_NODE_AUTH); takes precedence over -u");
+  ex->add_option("--timeout", conn_.timeout_s, "Seconds to wait for the broker and the exchange")
+      ->capture_default_str();
+  ex->add_option("--topic-prefix", conn_.topic_prefix, "Topic prefix of the deployment")
+      ->capture_default_str();
 
   // status / version: any answer from the exchange (even a refusal) proves it is there.
   for (const char* name : {"status", "version"}) {
@@ -614,7 +703,8 @@ void cli_app::build(CLI::App& app) {
         auto r = s.try_run<xc::resource_page>([&](xc::client::callback<xc::resource_page> cb) {
           s.client().list_resources(a, fb::ResourceKind::org, "", "", 1, std::move(cb));
         });
-        auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                      .count();
         if (!r && !xc::is_refusal(r.code())) throw to_failure(r.err());
         std::ostringstream t;
         t.precision(3);
@@ -660,7 +750,8 @@ void cli_app::build(CLI::App& app) {
     auto pw = std::make_shared<std::string>();
     auto email = std::make_shared<std::string>();
     auto admin = std::make_shared<bool>(false);
-    auto* c = user->add_subcommand("create", "Create a user in the org (--org, else the org of -u)");
+    auto* c =
+        user->add_subcommand("create", "Create a user in the org (--org, else the org of -u)");
     c->add_option("user", *name, "User name")->required();
     c->add_option("password", *pw, "Password")->required();
     c->add_option("email", *email, "Email");
@@ -696,9 +787,10 @@ void cli_app::build(CLI::App& app) {
     c->add_option("--name", *name, "Node name (default: the node id)");
     c->add_option("--arch", *arch, "Node architecture, e.g. amd64");
     auto mailbox = std::make_shared<std::string>();
-    c->add_option("--mailbox", *mailbox,
-                  "The agent's mailbox id (hmq node status): the exchange provisions the node's broker "
-                  "identity now so the agent can connect before registering (docs/security.md)");
+    c->add_option(
+        "--mailbox", *mailbox,
+        "The agent's mailbox id (hmq node status): the exchange provisions the node's broker "
+        "identity now so the agent can connect before registering (docs/security.md)");
     c->callback([=, this] {
       action_ = [=, this] {
         fb::NodeT n;
@@ -760,7 +852,8 @@ void cli_app::build(CLI::App& app) {
     // of its latest StatusReport.
     auto id = std::make_shared<std::string>();
     auto output = std::make_shared<std::string>("table");
-    auto* c = node->add_subcommand("status", "A node's liveness and service status (heartbeats, status reports)");
+    auto* c = node->add_subcommand(
+        "status", "A node's liveness and service status (heartbeats, status reports)");
     c->add_option("node", *id, "[org/]node")->required();
     c->add_option("-o,--output", *output, "Output format: table (for people) or json (for scripts)")
         ->check(CLI::IsMember({"table", "json"}));
@@ -793,10 +886,11 @@ void cli_app::build(CLI::App& app) {
           out_ << j.dump(2) << "\n";
           return;
         }
-        out_ << "node " << ns.node_org << "/" << ns.node_id << ": " << (ns.online ? "online" : "offline")
-             << "\nlast heartbeat: " << (ns.last_heartbeat_ms ? utc_time(ns.last_heartbeat_ms) : std::string("never"))
-             << "\nrunning agreements: " << ns.running_agreements
-             << "\nstatus reported: " << (ns.received_ms ? utc_time(ns.received_ms) : std::string("never")) << "\n";
+        out_ << "node " << ns.node_org << "/" << ns.node_id << ": "
+             << (ns.online ? "online" : "offline") << "\nlast heartbeat: "
+             << (ns.last_heartbeat_ms ? utc_time(ns.last_heartbeat_ms) : std::string("never"))
+             << "\nrunning agreements: " << ns.running_agreements << "\nstatus reported: "
+             << (ns.received_ms ? utc_time(ns.received_ms) : std::string("never")) << "\n";
         if (services.empty()) {
           out_ << "no services reported\n";
           return;
@@ -805,8 +899,11 @@ void cli_app::build(CLI::App& app) {
         for (const auto& sv : services)
           rows.push_back({sv["agreement_id"], sv["service_url"], sv["service_version"], sv["state"],
                           std::to_string(sv["restarts"].get<uint32_t>()),
-                          sv["last_error"].get<std::string>().empty() ? "-" : sv["last_error"].get<std::string>()});
-        print_table(out_, {"AGREEMENT", "SERVICE", "VERSION", "STATE", "RESTARTS", "LAST ERROR"}, rows);
+                          sv["last_error"].get<std::string>().empty()
+                              ? "-"
+                              : sv["last_error"].get<std::string>()});
+        print_table(out_, {"AGREEMENT", "SERVICE", "VERSION", "STATE", "RESTARTS", "LAST ERROR"},
+                    rows);
       };
     });
   }
@@ -822,7 +919,8 @@ void cli_app::build(CLI::App& app) {
     c->add_option("agbot", *id_tok, "agbot:token")->required();
     c->add_option("--name", *name, "Agbot name (default: the agbot id)");
     auto mailbox = std::make_shared<std::string>();
-    c->add_option("--mailbox", *mailbox, "The agbot's mailbox id: provisions its broker identity now");
+    c->add_option("--mailbox", *mailbox,
+                  "The agbot's mailbox id: provisions its broker identity now");
     c->callback([=, this] {
       action_ = [=, this] {
         fb::AgbotT ab;
@@ -844,8 +942,9 @@ void cli_app::build(CLI::App& app) {
       auto porg = std::make_shared<std::string>();
       auto pat = std::make_shared<std::string>();
       auto norg = std::make_shared<std::string>();
-      auto* p = agbot->add_subcommand(add ? "addpattern" : "removepattern",
-                                      add ? "Let the agbot serve a pattern" : "Stop the agbot serving a pattern");
+      auto* p = agbot->add_subcommand(
+          add ? "addpattern" : "removepattern",
+          add ? "Let the agbot serve a pattern" : "Stop the agbot serving a pattern");
       p->add_option("agbot", *ag, "[org/]agbot")->required();
       p->add_option("patternorg", *porg, "Org of the pattern")->required();
       p->add_option("pattern", *pat, "Pattern name")->required();
@@ -866,8 +965,8 @@ void cli_app::build(CLI::App& app) {
               s.client().agbot_remove_pattern(a, aorg, aid, ap, std::move(cb));
             }
           });
-          out_ << "agbot " << aorg << "/" << aid << (add ? " serves " : " no longer serves ") << ap.pattern_org << "/"
-               << ap.pattern << "\n";
+          out_ << "agbot " << aorg << "/" << aid << (add ? " serves " : " no longer serves ")
+               << ap.pattern_org << "/" << ap.pattern << "\n";
         };
       });
     }
@@ -882,15 +981,20 @@ void cli_app::build(CLI::App& app) {
     auto pk = std::make_shared<std::string>();
     auto regs = std::make_shared<std::vector<std::string>>();
     auto no_resolve = std::make_shared<bool>(false);
-    auto* c = service->add_subcommand("publish", "Sign and publish a Horizon service definition file");
-    c->add_option("-f,--json-file", *file, "Service definition file (Horizon format; $VAR substituted)")->required();
+    auto* c =
+        service->add_subcommand("publish", "Sign and publish a Horizon service definition file");
+    c->add_option("-f,--json-file", *file,
+                  "Service definition file (Horizon format; $VAR substituted)")
+        ->required();
     c->add_option("-k,--private-key-file", *sk,
                   "Ed25519 private key for the deployment signature (default ~/.hmq/keys/" +
                       std::string(signing_private_name) + ")");
     c->add_option("-K,--public-key-file", *pk, "Its public key (checked against the private key)");
-    c->add_option("-r,--registry-token", *regs,
-                  "registry:user:token for pulling the images; repeatable; also used to resolve digests");
-    c->add_flag("--no-resolve", *no_resolve, "Refuse images without a digest instead of asking the registry");
+    c->add_option(
+        "-r,--registry-token", *regs,
+        "registry:user:token for pulling the images; repeatable; also used to resolve digests");
+    c->add_flag("--no-resolve", *no_resolve,
+                "Refuse images without a digest instead of asking the registry");
     c->callback([=, this] {
       action_ = [=, this] {
         auto text = must(read_text_file(*file));
@@ -909,20 +1013,25 @@ void cli_app::build(CLI::App& app) {
         }
         for (auto& ct : parsed.deployment.containers) {
           if (!ct->image_digest.empty()) continue;
-          if (*no_resolve) usage_error("image '" + ct->image + "' has no digest and --no-resolve was given");
+          if (*no_resolve)
+            usage_error("image '" + ct->image + "' has no digest and --no-resolve was given");
           ct->image_digest = must(resolve_digest(ct->image, creds));
           err_ << "resolved " << ct->image << " -> " << ct->image_digest << "\n";
         }
 
-        std::string sk_path = sk->empty() ? env_or("HOME", ".") + "/.hmq/keys/" + signing_private_name : *sk;
+        std::string sk_path =
+            sk->empty() ? env_or("HOME", ".") + "/.hmq/keys/" + signing_private_name : *sk;
         auto secret = crypto::read_secret_key_file(sk_path);
-        if (!secret) usage_error("signing key " + sk_path + ": " + secret.err().message() + " (create one with: hmq key create)");
+        if (!secret)
+          usage_error("signing key " + sk_path + ": " + secret.err().message() +
+                      " (create one with: hmq key create)");
         auto kp = crypto::sign_keypair::from_secret(secret->view());
         if (!kp) usage_error("signing key " + sk_path + ": " + kp.err().message());
         if (!pk->empty()) {
           auto pub = crypto::read_public_key_file(*pk);
           if (!pub) usage_error("public key " + *pk + ": " + pub.err().message());
-          if (!crypto::equal(*pub, kp->pk)) usage_error("public key " + *pk + " does not belong to " + sk_path);
+          if (!crypto::equal(*pub, kp->pk))
+            usage_error("public key " + *pk + " does not belong to " + sk_path);
         }
         svc.deployment = serialize_deployment(parsed.deployment);
         auto sig = crypto::sign_detached(svc.deployment, kp->sk);
@@ -930,7 +1039,9 @@ void cli_app::build(CLI::App& app) {
         svc.publisher_key.assign(kp->pk.begin(), kp->pk.end());
         for (const auto& cr : creds) {
           // Only the credentials given with -r travel to nodes, never the local docker login.
-          if (std::none_of(regs->begin(), regs->end(), [&](const std::string& r) { return r.rfind(cr.registry + ":", 0) == 0; })) {
+          if (std::none_of(regs->begin(), regs->end(), [&](const std::string& r) {
+                return r.rfind(cr.registry + ":", 0) == 0;
+              })) {
             continue;
           }
           auto d = std::make_unique<fb::DockAuthT>();
@@ -939,7 +1050,8 @@ void cli_app::build(CLI::App& app) {
           d->token = cr.token;
           svc.dockauths.push_back(std::move(d));
         }
-        std::string what = "service " + svc.org + "/" + xc::service_id(svc.url, svc.version, svc.arch);
+        std::string what =
+            "service " + svc.org + "/" + xc::service_id(svc.url, svc.version, svc.arch);
         fb::ResourceUnion r;
         r.Set(std::move(svc));
         publish_upsert(r, what);
@@ -955,7 +1067,8 @@ void cli_app::build(CLI::App& app) {
     auto file = std::make_shared<std::string>();
     auto name = std::make_shared<std::string>();
     auto* c = pattern->add_subcommand("publish", "Publish a Horizon pattern file");
-    c->add_option("-f,--json-file", *file, "Pattern file (Horizon format; $VAR substituted)")->required();
+    c->add_option("-f,--json-file", *file, "Pattern file (Horizon format; $VAR substituted)")
+        ->required();
     c->add_option("-p,--pattern-id", *name, "Pattern name (default: the file's name field)");
     c->callback([=, this] {
       action_ = [=, this] {
@@ -965,7 +1078,8 @@ void cli_app::build(CLI::App& app) {
         for (const auto& w : parsed.warnings) err_ << "warning: " << w << "\n";
         auto& p = parsed.pattern;
         if (!name->empty()) p.name = *name;
-        if (p.name.empty()) usage_error(source + ": missing required field 'name' (or give -p NAME)");
+        if (p.name.empty())
+          usage_error(source + ": missing required field 'name' (or give -p NAME)");
         if (p.org.empty()) p.org = target_org();
         std::string what = "pattern " + p.org + "/" + p.name;
         fb::ResourceUnion r;
@@ -1024,24 +1138,32 @@ void cli_app::add_rollout_commands(CLI::App& app) {
   auto watch = std::make_shared<bool>(false);
   auto interval = std::make_shared<double>(1.0);
   auto target = std::make_shared<std::string>();
-  auto* st = ro->add_subcommand("status", "Per version: nodes upgraded, in progress, failed, rolled back");
+  auto* st =
+      ro->add_subcommand("status", "Per version: nodes upgraded, in progress, failed, rolled back");
   st->add_option("pattern", *pattern, "[org/]pattern")->required();
   st->add_option("-o,--output", *output, "Output format: table (for people) or json (for scripts)")
       ->check(CLI::IsMember({"table", "json"}));
-  st->add_flag("-w,--watch", *watch,
-               "Follow the rollout with a progress bar until it completes (exit 0) or halts (exit 4)");
-  st->add_option("--target", *target,
-                 "Only rollouts to this version (with --watch: wait for it to start, so a rollout that "
-                 "just finished is not mistaken for the one you published)");
+  st->add_flag(
+      "-w,--watch", *watch,
+      "Follow the rollout with a progress bar until it completes (exit 0) or halts (exit 4)");
+  st->add_option(
+      "--target", *target,
+      "Only rollouts to this version (with --watch: wait for it to start, so a rollout that "
+      "just finished is not mistaken for the one you published)");
   st->add_option("--interval", *interval, "Seconds between refreshes with --watch")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 3600.0));
   // The same connection options as `hmq exchange` (and the same environment variables).
-  st->add_option("--exchange", conn_.broker, "Broker URI the exchange listens behind (env HMQ_EXCHANGE)");
-  st->add_option("--exchange-key", conn_.exchange_key, "Exchange public key, base64, or @FILE (env HMQ_EXCHANGE_KEY)");
-  st->add_option("--org", conn_.org, "Organization of the pattern when it is not qualified (env HMQ_ORG)");
-  st->add_option("-u,--user-auth", conn_.user_auth, "User credentials [org/]user:password (env HMQ_EXCHANGE_USER_AUTH)");
-  st->add_option("-n,--node-auth", conn_.node_auth, "Act as a node: [org/]node:token (env HMQ_EXCHANGE_NODE_AUTH)");
+  st->add_option("--exchange", conn_.broker,
+                 "Broker URI the exchange listens behind (env HMQ_EXCHANGE)");
+  st->add_option("--exchange-key", conn_.exchange_key,
+                 "Exchange public key, base64, or @FILE (env HMQ_EXCHANGE_KEY)");
+  st->add_option("--org", conn_.org,
+                 "Organization of the pattern when it is not qualified (env HMQ_ORG)");
+  st->add_option("-u,--user-auth", conn_.user_auth,
+                 "User credentials [org/]user:password (env HMQ_EXCHANGE_USER_AUTH)");
+  st->add_option("-n,--node-auth", conn_.node_auth,
+                 "Act as a node: [org/]node:token (env HMQ_EXCHANGE_NODE_AUTH)");
   st->add_option("--timeout", conn_.timeout_s, "Seconds to wait for the broker and the exchange");
   st->add_option("--topic-prefix", conn_.topic_prefix, "Topic prefix of the deployment");
   st->callback([=, this] {
@@ -1053,7 +1175,8 @@ void cli_app::add_rollout_commands(CLI::App& app) {
         auto all = s.run<std::vector<fb::RolloutStatusT>>(
             [&](auto cb) { s.client().get_rollout_status(a, org, name, std::move(cb)); });
         if (!target->empty())
-          std::erase_if(all, [&](const fb::RolloutStatusT& r) { return r.target_version != *target; });
+          std::erase_if(all,
+                        [&](const fb::RolloutStatusT& r) { return r.target_version != *target; });
         return all;
       };
       if (!*watch) {
@@ -1089,10 +1212,12 @@ void cli_app::add_rollout_commands(CLI::App& app) {
           last = lines;
         }
         if (rollouts_settled(all)) {
-          if (any_halted(all)) throw failure{exit_halted, "rollout halted: its failure limit was reached"};
+          if (any_halted(all))
+            throw failure{exit_halted, "rollout halted: its failure limit was reached"};
           return;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(*interval * 1000)));
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(static_cast<int64_t>(*interval * 1000)));
       }
     };
   });

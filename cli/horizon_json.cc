@@ -18,12 +18,18 @@ class horizon_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "horizon"; }
   std::string message(int c) const override {
     switch (static_cast<horizon_errc>(c)) {
-      case horizon_errc::ok: return "ok";
-      case horizon_errc::bad_json: return "malformed JSON";
-      case horizon_errc::invalid_field: return "invalid field";
-      case horizon_errc::missing_field: return "missing required field";
-      case horizon_errc::unset_variable: return "environment variable not set";
-      case horizon_errc::io_error: return "cannot read file";
+      case horizon_errc::ok:
+        return "ok";
+      case horizon_errc::bad_json:
+        return "malformed JSON";
+      case horizon_errc::invalid_field:
+        return "invalid field";
+      case horizon_errc::missing_field:
+        return "missing required field";
+      case horizon_errc::unset_variable:
+        return "environment variable not set";
+      case horizon_errc::io_error:
+        return "cannot read file";
     }
     return "unknown";
   }
@@ -36,19 +42,29 @@ struct parse_failure {
   std::string detail;
 };
 
-[[noreturn]] void fail(horizon_errc c, std::string detail) { throw parse_failure{c, std::move(detail)}; }
+[[noreturn]] void fail(horizon_errc c, std::string detail) {
+  throw parse_failure{c, std::move(detail)};
+}
 
 std::string type_name(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
-    case json::value_t::string: return "a string";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    default: return "a value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "a value";
   }
 }
 
@@ -59,7 +75,8 @@ class object_reader {
                 std::vector<std::string>& warnings)
       : obj_(obj), path_(std::move(path)), source_(source), warnings_(warnings) {
     if (!obj_.is_object()) {
-      fail(horizon_errc::invalid_field, prefix() + "field '" + (path_.empty() ? "(top level)" : path_) +
+      fail(horizon_errc::invalid_field, prefix() + "field '" +
+                                            (path_.empty() ? "(top level)" : path_) +
                                             "': must be an object (got " + type_name(obj_) + ")");
     }
   }
@@ -78,7 +95,8 @@ class object_reader {
 
   // Known fields that Horizon has but we do not use: read silently with a note.
   void ignore(std::string_view key) {
-    if (find(key)) warnings_.push_back(prefix() + "field '" + field(key) + "' is not used by Horizon-MQ");
+    if (find(key))
+      warnings_.push_back(prefix() + "field '" + field(key) + "' is not used by Horizon-MQ");
   }
 
   const json* find(std::string_view key) {
@@ -129,7 +147,8 @@ class object_reader {
     if (!v) return 0;
     if (!v->is_number()) invalid(key, "must be a number (got " + type_name(*v) + ")");
     double x = v->get<double>();
-    if (!(x >= min && x <= max)) invalid(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    if (!(x >= min && x <= max))
+      invalid(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
     return x;
   }
 
@@ -141,7 +160,8 @@ class object_reader {
     for (size_t i = 0; i < v->size(); ++i) {
       const json& e = (*v)[i];
       if (!e.is_string()) {
-        invalid(std::string(key) + "[" + std::to_string(i) + "]", "must be a string (got " + type_name(e) + ")");
+        invalid(std::string(key) + "[" + std::to_string(i) + "]",
+                "must be a string (got " + type_name(e) + ")");
       }
       out.push_back(e.get<std::string>());
     }
@@ -165,7 +185,8 @@ class object_reader {
   // "sharabel" should not pass unnoticed).
   void finish() {
     for (auto it = obj_.begin(); it != obj_.end(); ++it) {
-      if (!used_.count(it.key())) warnings_.push_back(prefix() + "unknown field '" + field(it.key()) + "' ignored");
+      if (!used_.count(it.key()))
+        warnings_.push_back(prefix() + "unknown field '" + field(it.key()) + "' ignored");
     }
   }
 
@@ -199,11 +220,13 @@ json parse_json_text(std::string_view text, std::string_view source) {
     // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 2: " prefix.
     if (auto p = what.find(": "); p != std::string::npos) {
       auto rest = what.substr(p + 2);
-      if (auto q = rest.find(": "); q != std::string::npos && rest.rfind("syntax error", 0) != 0) rest = rest.substr(q + 2);
+      if (auto q = rest.find(": "); q != std::string::npos && rest.rfind("syntax error", 0) != 0)
+        rest = rest.substr(q + 2);
       what = rest;
     }
-    fail(horizon_errc::bad_json, std::string(source) + ": malformed JSON at line " + std::to_string(line) +
-                                     ", column " + std::to_string(col) + ": " + what);
+    fail(horizon_errc::bad_json, std::string(source) + ": malformed JSON at line " +
+                                     std::to_string(line) + ", column " + std::to_string(col) +
+                                     ": " + what);
   }
 }
 
@@ -213,8 +236,8 @@ std::string scalar_text(const json& v) {
   return v.dump();
 }
 
-const std::set<std::string, std::less<>> input_types = {"string", "int", "float", "boolean", "bool",
-                                                        "list of strings"};
+const std::set<std::string, std::less<>> input_types = {"string",  "int",  "float",
+                                                        "boolean", "bool", "list of strings"};
 
 void check_typed_value(object_reader& r, std::string_view key, const std::string& type,
                        const std::string& value) {
@@ -223,13 +246,15 @@ void check_typed_value(object_reader& r, std::string_view key, const std::string
     char* end = nullptr;
     errno = 0;
     std::strtoll(value.c_str(), &end, 10);
-    if (errno != 0 || *end != '\0') r.invalid(key, "must be an int for type 'int' (got '" + value + "')");
+    if (errno != 0 || *end != '\0')
+      r.invalid(key, "must be an int for type 'int' (got '" + value + "')");
   } else if (type == "float") {
     char* end = nullptr;
     std::strtod(value.c_str(), &end);
     if (*end != '\0') r.invalid(key, "must be a number for type 'float' (got '" + value + "')");
   } else if (type == "boolean" || type == "bool") {
-    if (value != "true" && value != "false") r.invalid(key, "must be true or false for type 'boolean' (got '" + value + "')");
+    if (value != "true" && value != "false")
+      r.invalid(key, "must be true or false for type 'boolean' (got '" + value + "')");
   }
 }
 
@@ -246,7 +271,8 @@ std::unique_ptr<fb::ContainerT> parse_container(object_reader& r, const std::str
   c->environment = r.strings("environment");
   for (size_t i = 0; i < c->environment.size(); ++i) {
     if (c->environment[i].find('=') == std::string::npos || c->environment[i][0] == '=') {
-      r.invalid("environment[" + std::to_string(i) + "]", "must be KEY=value (got '" + c->environment[i] + "')");
+      r.invalid("environment[" + std::to_string(i) + "]",
+                "must be KEY=value (got '" + c->environment[i] + "')");
     }
   }
   c->command = r.strings("command");
@@ -267,14 +293,15 @@ std::unique_ptr<fb::ContainerT> parse_container(object_reader& r, const std::str
   if (!c->network.empty() && c->network != "host") {
     r.invalid("network", "must be \"\" (private network) or \"host\" (got '" + c->network + "')");
   }
-  for (auto k : {"specific_ports", "tmpfs", "log_driver", "secrets", "pid", "ipc_mode", "restart", "security_opt",
-                 "ulimits"}) {
+  for (auto k : {"specific_ports", "tmpfs", "log_driver", "secrets", "pid", "ipc_mode", "restart",
+                 "security_opt", "ulimits"}) {
     r.ignore(k);
   }
   return c;
 }
 
-fb::DeploymentT parse_deployment_value(const json& v, const std::string& path, std::string_view source,
+fb::DeploymentT parse_deployment_value(const json& v, const std::string& path,
+                                       std::string_view source,
                                        std::vector<std::string>& warnings) {
   fb::DeploymentT d;
   json parsed;
@@ -286,7 +313,8 @@ fb::DeploymentT parse_deployment_value(const json& v, const std::string& path, s
     try {
       parsed = json::parse(s);
     } catch (const json::parse_error& e) {
-      fail(horizon_errc::bad_json, std::string(source) + ": field '" + path + "': malformed JSON in string: " + e.what());
+      fail(horizon_errc::bad_json,
+           std::string(source) + ": field '" + path + "': malformed JSON in string: " + e.what());
     }
     obj = &parsed;
   }
@@ -311,7 +339,8 @@ fb::Sharing parse_sharing(object_reader& r) {
   std::string s = r.str("sharable", false);
   if (s.empty() || s == "multiple") return fb::Sharing::multiple;  // Horizon's default
   if (s == "exclusive") return fb::Sharing::exclusive;
-  if (s == "singleton" || s == "single") return fb::Sharing::singleton;  // "single": Horizon's older name
+  if (s == "singleton" || s == "single")
+    return fb::Sharing::singleton;  // "single": Horizon's older name
   r.invalid("sharable", "must be one of exclusive, singleton, multiple (got '" + s + "')");
 }
 
@@ -348,7 +377,8 @@ horizon_service parse_service_json(const json& doc, std::string_view source) {
     in->label = q.str("label", false);
     in->type = q.str("type", true);
     if (!input_types.count(in->type)) {
-      q.invalid("type", "must be one of string, int, float, boolean, list of strings (got '" + in->type + "')");
+      q.invalid("type", "must be one of string, int, float, boolean, list of strings (got '" +
+                            in->type + "')");
     }
     if (const json* dv = q.find("defaultValue")) {
       if (dv->is_object() || dv->is_array()) {
@@ -366,8 +396,8 @@ horizon_service parse_service_json(const json& doc, std::string_view source) {
     out.deployment = parse_deployment_value(*dep, "deployment", source, out.warnings);
   }
   r.ignore("deploymentSignature");  // we sign at publish time, with the given key
-  for (auto k : {"documentation", "clusterDeployment", "clusterDeploymentSignature", "matchHardware",
-                 "imageStore", "owner", "lastUpdated"}) {
+  for (auto k : {"documentation", "clusterDeployment", "clusterDeploymentSignature",
+                 "matchHardware", "imageStore", "owner", "lastUpdated"}) {
     r.ignore(k);
   }
   r.finish();
@@ -402,7 +432,8 @@ horizon_pattern parse_pattern_json(const json& doc, std::string_view source) {
         prio->priority_value = static_cast<int32_t>(prr.integer("priority_value", 0, INT32_MAX));
         prio->retries = static_cast<int32_t>(prr.integer("retries", 0, INT32_MAX));
         prio->retry_durations = static_cast<int32_t>(prr.integer("retry_durations", 0, INT32_MAX));
-        prio->verified_durations = static_cast<int32_t>(prr.integer("verified_durations", 0, INT32_MAX));
+        prio->verified_durations =
+            static_cast<int32_t>(prr.integer("verified_durations", 0, INT32_MAX));
         prr.finish();
         sv->priority = std::move(prio);
       }
@@ -412,8 +443,10 @@ horizon_pattern parse_pattern_json(const json& doc, std::string_view source) {
     if (const json* nh = q.find("nodeHealth")) {
       object_reader h(*nh, q.field("nodeHealth"), source, out.warnings);
       auto health = std::make_unique<fb::NodeHealthT>();
-      health->missing_heartbeat_interval = static_cast<int32_t>(h.integer("missing_heartbeat_interval", 0, INT32_MAX));
-      health->check_agreement_status = static_cast<int32_t>(h.integer("check_agreement_status", 0, INT32_MAX));
+      health->missing_heartbeat_interval =
+          static_cast<int32_t>(h.integer("missing_heartbeat_interval", 0, INT32_MAX));
+      health->check_agreement_status =
+          static_cast<int32_t>(h.integer("check_agreement_status", 0, INT32_MAX));
       h.finish();
       ps->node_health = std::move(health);
     }
@@ -446,7 +479,8 @@ horizon_pattern parse_pattern_json(const json& doc, std::string_view source) {
     u.finish();
     p.upgrade_policy = std::move(pol);
   }
-  for (auto k : {"agreementProtocols", "secretBinding", "owner", "lastUpdated", "clusterNamespace"}) r.ignore(k);
+  for (auto k : {"agreementProtocols", "secretBinding", "owner", "lastUpdated", "clusterNamespace"})
+    r.ignore(k);
   r.finish();
   return out;
 }
@@ -468,7 +502,9 @@ const std::error_category& horizon_category() {
   static const horizon_category_impl c;
   return c;
 }
-std::error_code make_error_code(horizon_errc e) { return {static_cast<int>(e), horizon_category()}; }
+std::error_code make_error_code(horizon_errc e) {
+  return {static_cast<int>(e), horizon_category()};
+}
 
 std::optional<std::string> process_env(std::string_view name) {
   const char* v = std::getenv(std::string(name).c_str());
@@ -476,7 +512,8 @@ std::optional<std::string> process_env(std::string_view name) {
   return std::string(v);
 }
 
-result<std::string> substitute_env(std::string_view text, std::string_view source, const env_lookup& env) {
+result<std::string> substitute_env(std::string_view text, std::string_view source,
+                                   const env_lookup& env) {
   auto is_start = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; };
   auto is_name = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
   std::string out;
@@ -526,16 +563,20 @@ result<std::string> substitute_env(std::string_view text, std::string_view sourc
   return out;
 }
 
-result<horizon_service> parse_service(std::string_view text, std::string_view source, const env_lookup& env) {
+result<horizon_service> parse_service(std::string_view text, std::string_view source,
+                                      const env_lookup& env) {
   auto sub = substitute_env(text, source, env);
   if (!sub) return sub.err();
-  return guarded<horizon_service>([&] { return parse_service_json(parse_json_text(*sub, source), source); });
+  return guarded<horizon_service>(
+      [&] { return parse_service_json(parse_json_text(*sub, source), source); });
 }
 
-result<horizon_pattern> parse_pattern(std::string_view text, std::string_view source, const env_lookup& env) {
+result<horizon_pattern> parse_pattern(std::string_view text, std::string_view source,
+                                      const env_lookup& env) {
   auto sub = substitute_env(text, source, env);
   if (!sub) return sub.err();
-  return guarded<horizon_pattern>([&] { return parse_pattern_json(parse_json_text(*sub, source), source); });
+  return guarded<horizon_pattern>(
+      [&] { return parse_pattern_json(parse_json_text(*sub, source), source); });
 }
 
 result<std::string> read_text_file(const std::filesystem::path& p) {
@@ -546,16 +587,21 @@ result<std::string> read_text_file(const std::filesystem::path& p) {
   }
   std::ostringstream ss;
   ss << in.rdbuf();
-  if (in.bad()) return core::error{make_error_code(horizon_errc::io_error), p.string() + ": read failed"};
+  if (in.bad())
+    return core::error{make_error_code(horizon_errc::io_error), p.string() + ": read failed"};
   return ss.str();
 }
 
 std::string_view sharing_name(fb::Sharing s) {
   switch (s) {
-    case fb::Sharing::exclusive: return "exclusive";
-    case fb::Sharing::singleton: return "singleton";
-    case fb::Sharing::multiple: return "multiple";
-    default: return "";
+    case fb::Sharing::exclusive:
+      return "exclusive";
+    case fb::Sharing::singleton:
+      return "singleton";
+    case fb::Sharing::multiple:
+      return "multiple";
+    default:
+      return "";
   }
 }
 
@@ -607,12 +653,16 @@ nlohmann::json service_to_json(const fb::ServiceT& s, const fb::DeploymentT* dep
   j["sharable"] = std::string(sharing_name(s.sharable));
   json req = json::array();
   for (const auto& r : s.required_services) {
-    req.push_back({{"url", r->url}, {"org", r->org}, {"versionRange", r->version_range}, {"arch", r->arch}});
+    req.push_back(
+        {{"url", r->url}, {"org", r->org}, {"versionRange", r->version_range}, {"arch", r->arch}});
   }
   j["requiredServices"] = req;
   json inputs = json::array();
   for (const auto& u : s.user_inputs) {
-    inputs.push_back({{"name", u->name}, {"label", u->label}, {"type", u->type}, {"defaultValue", u->default_value}});
+    inputs.push_back({{"name", u->name},
+                      {"label", u->label},
+                      {"type", u->type},
+                      {"defaultValue", u->default_value}});
   }
   j["userInput"] = inputs;
   j["deployment"] = deployment ? deployment_to_json(*deployment) : json::object();
@@ -628,7 +678,9 @@ nlohmann::json pattern_to_json(const fb::PatternT& p) {
   j["public"] = p.public_;
   json services = json::array();
   for (const auto& s : p.services) {
-    json o{{"serviceUrl", s->service_url}, {"serviceOrgid", s->service_org}, {"serviceArch", s->service_arch},
+    json o{{"serviceUrl", s->service_url},
+           {"serviceOrgid", s->service_org},
+           {"serviceArch", s->service_arch},
            {"agreementLess", s->agreement_less}};
     json versions = json::array();
     for (const auto& v : s->service_versions) {
@@ -677,7 +729,8 @@ std::vector<uint8_t> serialize_deployment(const fb::DeploymentT& d) {
 result<fb::DeploymentT> parse_deployment_buffer(std::span<const uint8_t> bytes) {
   flatbuffers::Verifier v(bytes.data(), bytes.size());
   if (bytes.empty() || !v.VerifyBuffer<fb::Deployment>(nullptr)) {
-    return core::error{make_error_code(horizon_errc::invalid_field), "deployment: not a valid Deployment buffer"};
+    return core::error{make_error_code(horizon_errc::invalid_field),
+                       "deployment: not a valid Deployment buffer"};
   }
   fb::DeploymentT d;
   flatbuffers::GetRoot<fb::Deployment>(bytes.data())->UnPackTo(&d);

@@ -1,10 +1,10 @@
 #include "cli/registry.h"
 
+#include <curl/curl.h>
+
 #include <cctype>
 #include <cstdlib>
 #include <memory>
-
-#include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/horizon_json.h"
@@ -19,19 +19,28 @@ class registry_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "registry"; }
   std::string message(int c) const override {
     switch (static_cast<registry_errc>(c)) {
-      case registry_errc::ok: return "ok";
-      case registry_errc::bad_reference: return "bad image reference";
-      case registry_errc::unreachable: return "registry unreachable";
-      case registry_errc::refused: return "registry refused the credentials";
-      case registry_errc::not_found: return "image not found";
-      case registry_errc::bad_answer: return "unexpected registry answer";
-      case registry_errc::bad_credentials: return "bad registry credentials";
+      case registry_errc::ok:
+        return "ok";
+      case registry_errc::bad_reference:
+        return "bad image reference";
+      case registry_errc::unreachable:
+        return "registry unreachable";
+      case registry_errc::refused:
+        return "registry refused the credentials";
+      case registry_errc::not_found:
+        return "image not found";
+      case registry_errc::bad_answer:
+        return "unexpected registry answer";
+      case registry_errc::bad_credentials:
+        return "bad registry credentials";
     }
     return "unknown";
   }
 };
 
-core::error make_error(registry_errc c, std::string detail) { return {make_error_code(c), std::move(detail)}; }
+core::error make_error(registry_errc c, std::string detail) {
+  return {make_error_code(c), std::move(detail)};
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -74,7 +83,8 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   auto name = lower(line.substr(0, colon));
   auto value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+    value.remove_suffix(1);
   if (name == "docker-content-digest") r->digest = std::string(value);
   if (name == "www-authenticate") r->www_authenticate = std::string(value);
   return size * n;
@@ -100,7 +110,8 @@ result<response> fetch(const std::string& url, bool head, const registry_credent
                               "application/vnd.docker.distribution.manifest.list.v2+json, "
                               "application/vnd.oci.image.index.v1+json, "
                               "application/vnd.oci.image.manifest.v1+json");
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> hdr_guard(headers, curl_slist_free_all);
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> hdr_guard(headers,
+                                                                        curl_slist_free_all);
   char errbuf[CURL_ERROR_SIZE] = {0};
   CURL* c = h.get();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -121,8 +132,9 @@ result<response> fetch(const std::string& url, bool head, const registry_credent
   }
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
-    return make_error(registry_errc::unreachable,
-                      url + ": " + (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
+    return make_error(
+        registry_errc::unreachable,
+        url + ": " + (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));
   }
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
   return r;
@@ -131,7 +143,9 @@ result<response> fetch(const std::string& url, bool head, const registry_credent
 bool valid_digest(std::string_view d) {
   if (d.rfind("sha256:", 0) != 0 || d.size() != 7 + 64) return false;
   for (char c : d.substr(7)) {
-    if (!std::isxdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c))) return false;
+    if (!std::isxdigit(static_cast<unsigned char>(c)) ||
+        std::isupper(static_cast<unsigned char>(c)))
+      return false;
   }
   return true;
 }
@@ -142,23 +156,29 @@ const std::error_category& registry_category() {
   static const registry_category_impl c;
   return c;
 }
-std::error_code make_error_code(registry_errc e) { return {static_cast<int>(e), registry_category()}; }
+std::error_code make_error_code(registry_errc e) {
+  return {static_cast<int>(e), registry_category()};
+}
 
 result<registry_credentials> parse_registry_flag(std::string_view s) {
   auto last = s.rfind(':');
   if (last == std::string_view::npos || last == 0) {
-    return make_error(registry_errc::bad_credentials, "-r '" + std::string(s) + "': expected registry:user:token");
+    return make_error(registry_errc::bad_credentials,
+                      "-r '" + std::string(s) + "': expected registry:user:token");
   }
   auto second = s.rfind(':', last - 1);
-  if (second == std::string_view::npos || second == 0 || second + 1 == last || last + 1 == s.size()) {
+  if (second == std::string_view::npos || second == 0 || second + 1 == last ||
+      last + 1 == s.size()) {
     return make_error(registry_errc::bad_credentials, "-r: expected registry:user:token");
   }
-  return registry_credentials{std::string(s.substr(0, second)), std::string(s.substr(second + 1, last - second - 1)),
+  return registry_credentials{std::string(s.substr(0, second)),
+                              std::string(s.substr(second + 1, last - second - 1)),
                               std::string(s.substr(last + 1))};
 }
 
 std::filesystem::path default_docker_config_path() {
-  if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) return std::filesystem::path(d) / "config.json";
+  if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d)
+    return std::filesystem::path(d) / "config.json";
   const char* home = std::getenv("HOME");
   return std::filesystem::path(home ? home : "/") / ".docker" / "config.json";
 }
@@ -178,11 +198,14 @@ result<std::vector<registry_credentials>> load_docker_config(const std::filesyst
       c.registry = host_of(it.key());
       if (e.contains("auth") && e["auth"].is_string() && !e["auth"].get<std::string>().empty()) {
         auto raw = core::crypto::from_base64(e["auth"].get<std::string>());
-        if (!raw) return make_error(registry_errc::bad_credentials, p.string() + ": auths." + it.key() + ".auth is not base64");
+        if (!raw)
+          return make_error(registry_errc::bad_credentials,
+                            p.string() + ": auths." + it.key() + ".auth is not base64");
         std::string up(raw->begin(), raw->end());
         auto colon = up.find(':');
         if (colon == std::string::npos) {
-          return make_error(registry_errc::bad_credentials, p.string() + ": auths." + it.key() + ".auth is not user:password");
+          return make_error(registry_errc::bad_credentials,
+                            p.string() + ": auths." + it.key() + ".auth is not user:password");
         }
         c.username = up.substr(0, colon);
         c.token = up.substr(colon + 1);
@@ -216,7 +239,8 @@ result<image_reference> parse_image_reference(std::string_view image) {
   auto slash = rest.find('/');
   if (slash != std::string_view::npos) {
     auto first = rest.substr(0, slash);
-    if (first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos || first == "localhost") {
+    if (first.find('.') != std::string_view::npos || first.find(':') != std::string_view::npos ||
+        first == "localhost") {
       r.registry = std::string(first);
       rest = rest.substr(slash + 1);
     }
@@ -225,7 +249,8 @@ result<image_reference> parse_image_reference(std::string_view image) {
   // Tag: after the last ':' that follows the last '/'.
   auto last_slash = rest.rfind('/');
   auto colon = rest.rfind(':');
-  if (colon != std::string_view::npos && (last_slash == std::string_view::npos || colon > last_slash)) {
+  if (colon != std::string_view::npos &&
+      (last_slash == std::string_view::npos || colon > last_slash)) {
     r.tag = std::string(rest.substr(colon + 1));
     rest = rest.substr(0, colon);
     if (r.tag.empty()) return bad("empty tag");
@@ -233,8 +258,9 @@ result<image_reference> parse_image_reference(std::string_view image) {
   if (r.tag.empty()) r.tag = "latest";
   if (rest.empty()) return bad("empty repository");
   for (char c : rest) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-          c == '.' || c == '_' || c == '-' || c == '/')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+          c == '/')) {
       return bad("repository may contain only lowercase letters, digits, '.', '_', '-' and '/'");
     }
   }
@@ -257,7 +283,8 @@ std::string registry_base_url(std::string_view registry) {
   return (local ? "http://" : "https://") + host;
 }
 
-result<std::string> resolve_digest(std::string_view image, const std::vector<registry_credentials>& creds,
+result<std::string> resolve_digest(std::string_view image,
+                                   const std::vector<registry_credentials>& creds,
                                    std::chrono::milliseconds timeout) {
   auto ref = parse_image_reference(image);
   if (!ref) return ref.err();
@@ -269,36 +296,43 @@ result<std::string> resolve_digest(std::string_view image, const std::vector<reg
       break;
     }
   }
-  std::string url = registry_base_url(ref->registry) + "/v2/" + ref->repository + "/manifests/" + ref->tag;
+  std::string url =
+      registry_base_url(ref->registry) + "/v2/" + ref->repository + "/manifests/" + ref->tag;
   response last;
   for (bool head : {true, false}) {
     auto r = fetch(url, head, cred, timeout);
     if (!r) {
-      return make_error(registry_errc::unreachable, "cannot reach registry " + ref->registry + " for image '" +
-                                                        std::string(image) + "': " + r.err().detail);
+      return make_error(registry_errc::unreachable, "cannot reach registry " + ref->registry +
+                                                        " for image '" + std::string(image) +
+                                                        "': " + r.err().detail);
     }
     last = std::move(r).value();
     if (last.status == 401 || last.status == 403) {
       std::string hint = cred ? "the credentials for " + ref->registry + " were refused"
-                              : "no credentials for " + ref->registry + " (give -r " + ref->registry +
-                                    ":user:token or log in with docker)";
-      if (last.www_authenticate.rfind("Bearer", 0) == 0) hint += "; token (Bearer) authentication is not supported yet";
-      return make_error(registry_errc::refused, "registry " + ref->registry + " refused image '" + std::string(image) +
-                                                    "' (HTTP " + std::to_string(last.status) + "): " + hint);
+                              : "no credentials for " + ref->registry + " (give -r " +
+                                    ref->registry + ":user:token or log in with docker)";
+      if (last.www_authenticate.rfind("Bearer", 0) == 0)
+        hint += "; token (Bearer) authentication is not supported yet";
+      return make_error(registry_errc::refused, "registry " + ref->registry + " refused image '" +
+                                                    std::string(image) + "' (HTTP " +
+                                                    std::to_string(last.status) + "): " + hint);
     }
     if (last.status == 404) {
-      return make_error(registry_errc::not_found, "image '" + std::string(image) + "' not found in registry " +
-                                                      ref->registry + " (" + ref->repository + ":" + ref->tag + ")");
+      return make_error(registry_errc::not_found,
+                        "image '" + std::string(image) + "' not found in registry " +
+                            ref->registry + " (" + ref->repository + ":" + ref->tag + ")");
     }
     if (last.status == 200 && !last.digest.empty()) break;
   }
   if (last.status != 200) {
     return make_error(registry_errc::bad_answer, "registry " + ref->registry + " answered HTTP " +
-                                                     std::to_string(last.status) + " for image '" + std::string(image) + "'");
+                                                     std::to_string(last.status) + " for image '" +
+                                                     std::string(image) + "'");
   }
   if (!valid_digest(last.digest)) {
-    return make_error(registry_errc::bad_answer, "registry " + ref->registry + " gave no valid Docker-Content-Digest for '" +
-                                                     std::string(image) + "' (got '" + last.digest + "')");
+    return make_error(registry_errc::bad_answer,
+                      "registry " + ref->registry + " gave no valid Docker-Content-Digest for '" +
+                          std::string(image) + "' (got '" + last.digest + "')");
   }
   return last.digest;
 }

@@ -18,12 +18,12 @@ using core::result;
 
 enum class registry_errc {
   ok = 0,
-  bad_reference = 1,   // image reference cannot be parsed
-  unreachable = 2,     // connect/TLS/timeout failure
-  refused = 3,         // 401/403: credentials missing or wrong
-  not_found = 4,       // 404: no such repository or tag
-  bad_answer = 5,      // other status, or no Docker-Content-Digest / malformed digest
-  bad_credentials = 6, // -r value or docker config cannot be parsed
+  bad_reference = 1,    // image reference cannot be parsed
+  unreachable = 2,      // connect/TLS/timeout failure
+  refused = 3,          // 401/403: credentials missing or wrong
+  not_found = 4,        // 404: no such repository or tag
+  bad_answer = 5,       // other status, or no Docker-Content-Digest / malformed digest
+  bad_credentials = 6,  // -r value or docker config cannot be parsed
 };
 const std::error_category& registry_category();
 std::error_code make_error_code(registry_errc e);
@@ -57,7 +57,8 @@ std::string registry_base_url(std::string_view registry);
 
 // Resolve image (without digest) to its manifest digest: HEAD, then GET if HEAD gives no
 // Docker-Content-Digest. Basic auth from the first matching credentials.
-result<std::string> resolve_digest(std::string_view image, const std::vector<registry_credentials>& creds,
+result<std::string> resolve_digest(std::string_view image,
+                                   const std::vector<registry_credentials>& creds,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 }  // namespace hmq::cli

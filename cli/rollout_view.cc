@@ -36,23 +36,24 @@ bool rollouts_settled(const std::vector<fb::RolloutStatusT>& s) {
 }
 
 bool any_halted(const std::vector<fb::RolloutStatusT>& s) {
-  return std::any_of(s.begin(), s.end(), [](const auto& r) { return r.state == fb::RolloutState::halted; });
+  return std::any_of(s.begin(), s.end(),
+                     [](const auto& r) { return r.state == fb::RolloutState::halted; });
 }
 
 std::string rollout_table(const std::vector<fb::RolloutStatusT>& s) {
   std::ostringstream o;
   for (const auto& r : s) {
-    o << "pattern " << r.pattern << "  service " << r.service_org << "/" << r.service_url << "  target "
-      << r.target_version << "  " << state_name(r.state) << "  (agbot " << r.agbot << ", max in flight "
-      << r.max_in_flight << ", failures " << r.failed_nodes << "/" << (r.max_failures ? std::to_string(r.max_failures) : "-")
-      << ")\n";
+    o << "pattern " << r.pattern << "  service " << r.service_org << "/" << r.service_url
+      << "  target " << r.target_version << "  " << state_name(r.state) << "  (agbot " << r.agbot
+      << ", max in flight " << r.max_in_flight << ", failures " << r.failed_nodes << "/"
+      << (r.max_failures ? std::to_string(r.max_failures) : "-") << ")\n";
     std::vector<std::vector<std::string>> rows{
         {"VERSION", "RUNNING", "UPGRADED", "IN PROGRESS", "PENDING", "FAILED", "ROLLED BACK"}};
     for (const auto& v : r.versions) {
       if (!v) continue;
       rows.push_back({v->version, std::to_string(v->running), std::to_string(v->upgraded),
-                      std::to_string(v->in_progress), std::to_string(v->pending), std::to_string(v->failed),
-                      std::to_string(v->rolled_back)});
+                      std::to_string(v->in_progress), std::to_string(v->pending),
+                      std::to_string(v->failed), std::to_string(v->rolled_back)});
     }
     std::vector<size_t> w(rows.front().size(), 0);
     for (const auto& row : rows)
@@ -109,9 +110,10 @@ std::string rollout_progress_line(const fb::RolloutStatusT& s, size_t bar_width)
   std::ostringstream o;
   o << "[" << std::string(filled, '#') << std::string(bar_width - filled, '-') << "] ";
   o.width(3);
-  o << (all ? uint64_t{done} * 100 / all : 100) << "%  " << s.service_org << "/" << s.service_url << " -> "
-    << s.target_version << "  " << t.upgraded << " upgraded, " << t.in_progress << " in progress, " << t.pending
-    << " pending, " << t.failed << " failed, " << t.rolled_back << " rolled back  " << state_name(s.state);
+  o << (all ? uint64_t{done} * 100 / all : 100) << "%  " << s.service_org << "/" << s.service_url
+    << " -> " << s.target_version << "  " << t.upgraded << " upgraded, " << t.in_progress
+    << " in progress, " << t.pending << " pending, " << t.failed << " failed, " << t.rolled_back
+    << " rolled back  " << state_name(s.state);
   return o.str();
 }
 

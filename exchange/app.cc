@@ -50,29 +50,36 @@ void add_flags(CLI::App& cli, app_options& o) {
   cli.add_option(
       "--instance", o.instance,
       "Name of this replica when several share one data dir (makes the MQTT client id unique)");
-  cli.add_option("--heartbeat-flush", o.heartbeat_flush_ms,
-                 "Milliseconds between the batched writes of node heartbeats (one transaction each) "
-                 "and the node stale checks")
+  cli.add_option(
+         "--heartbeat-flush", o.heartbeat_flush_ms,
+         "Milliseconds between the batched writes of node heartbeats (one transaction each) "
+         "and the node stale checks")
       ->capture_default_str()
       ->check(CLI::Range(10, 600'000));
-  cli.add_option("--mqtt-user", o.mqtt_user,
-                 "Broker username (with dynamic security: hmq-exchange, see broker-config/init-dynsec.sh)")
+  cli.add_option(
+         "--mqtt-user", o.mqtt_user,
+         "Broker username (with dynamic security: hmq-exchange, see broker-config/init-dynsec.sh)")
       ->envname("HMQ_MQTT_USER");
-  cli.add_option("--mqtt-password-file", o.mqtt_password_file, "File whose first line is the broker password")
+  cli.add_option("--mqtt-password-file", o.mqtt_password_file,
+                 "File whose first line is the broker password")
       ->envname("HMQ_MQTT_PASSWORD_FILE");
-  cli.add_option("--ca-file", o.ca_file, "CA certificate that signed the broker's TLS certificate (mqtts://)")
+  cli.add_option("--ca-file", o.ca_file,
+                 "CA certificate that signed the broker's TLS certificate (mqtts://)")
       ->envname("HMQ_CA_FILE");
-  cli.add_flag("--provision-broker", o.provision_broker,
-               "Create a broker client (dynamic security) for each node and agbot created or registered, "
-               "delete it with the node/agbot; needs the broker admin identity");
-  cli.add_option("--commit-batch", o.commit_batch,
-                 "Group commit: at most this many requests share one store transaction (one fsync); "
-                 "1 commits every request on its own")
+  cli.add_flag(
+      "--provision-broker", o.provision_broker,
+      "Create a broker client (dynamic security) for each node and agbot created or registered, "
+      "delete it with the node/agbot; needs the broker admin identity");
+  cli.add_option(
+         "--commit-batch", o.commit_batch,
+         "Group commit: at most this many requests share one store transaction (one fsync); "
+         "1 commits every request on its own")
       ->capture_default_str()
       ->check(CLI::Range(1, 100'000));
-  cli.add_option("--commit-delay", o.commit_delay_ms,
-                 "Group commit: milliseconds after which an open group is committed at the next request "
-                 "(a group is committed anyway once the requests queued with it are handled)")
+  cli.add_option(
+         "--commit-delay", o.commit_delay_ms,
+         "Group commit: milliseconds after which an open group is committed at the next request "
+         "(a group is committed anyway once the requests queued with it are handled)")
       ->capture_default_str()
       ->check(CLI::Range(0, 10'000));
   cli.add_option("--rpc-rate", o.rpc_rate,
@@ -174,9 +181,8 @@ int run(const app_options& o) {
         "heartbeat stats: accepted={} presence={} rejected_replay={} rejected_frame={} "
         "unknown_node={} transactions={} rows_written={} stale_events={} online_events={} "
         "offline_events={} tracked={}",
-        s.accepted, s.presence, s.rejected_replay, s.rejected_frame, s.unknown_node,
-        s.transactions, s.rows_written, s.stale_events, s.online_events, s.offline_events,
-        hb.tracked());
+        s.accepted, s.presence, s.rejected_replay, s.rejected_frame, s.unknown_node, s.transactions,
+        s.rows_written, s.stale_events, s.online_events, s.offline_events, hb.tracked());
   };
   core::loop::timer_handle flush_timer;
   std::function<void()> arm_flush = [&] {
@@ -193,7 +199,8 @@ int run(const app_options& o) {
   std::function<void()> arm_stats = [&] {
     stats_timer = loop.call_after(std::chrono::seconds(60), [&] {
       const auto& s = hb.stats();
-      uint64_t sum = s.accepted + s.presence + s.rejected_replay + s.rejected_frame + s.unknown_node;
+      uint64_t sum =
+          s.accepted + s.presence + s.rejected_replay + s.rejected_frame + s.unknown_node;
       if (sum != stats_seen) log_hb_stats();
       stats_seen = sum;
       arm_stats();
@@ -248,20 +255,18 @@ int run(const app_options& o) {
   // request dropped in each exhausted window is answered rate_limited (so an honest client
   // learns why), the rest are dropped silently (so a flood cannot make us publish a flood).
   uint64_t rate_limited_answers = 0;
-  messenger.limit_senders(
-      {.rate = o.rpc_rate, .burst = o.rpc_burst},
-      [&](const wire::opened& m) {
-        if (m.message()->body_type() != wire::fb::Body::RpcRequest) return;
-        ++rate_limited_answers;
-        log->warn("rate limit: a sender key exceeded {}/s (burst {}); {} requests dropped so far", o.rpc_rate,
-                  o.rpc_burst, messenger.dropped_rate_limited());
-        wire::fb::RpcResponseT resp;
-        resp.status = wire::fb::RpcStatus::rate_limited;
-        resp.error_message = "too many requests from this key: slow down";
-        messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
-          return wire::fb::RpcResponse::Pack(b, &resp).Union();
-        });
-      });
+  messenger.limit_senders({.rate = o.rpc_rate, .burst = o.rpc_burst}, [&](const wire::opened& m) {
+    if (m.message()->body_type() != wire::fb::Body::RpcRequest) return;
+    ++rate_limited_answers;
+    log->warn("rate limit: a sender key exceeded {}/s (burst {}); {} requests dropped so far",
+              o.rpc_rate, o.rpc_burst, messenger.dropped_rate_limited());
+    wire::fb::RpcResponseT resp;
+    resp.status = wire::fb::RpcStatus::rate_limited;
+    resp.error_message = "too many requests from this key: slow down";
+    messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
+      return wire::fb::RpcResponse::Pack(b, &resp).Union();
+    });
+  });
 
   int exit_code = 0;
   bool stopping = false;
@@ -278,13 +283,17 @@ int run(const app_options& o) {
   };
   loop.on_signals([&](int sig) {
     const auto& gs = batch.stats();
-    log->info("group commit: {} requests in {} groups (largest {}), {} failed groups, {} ungrouped; "
-              "{} store commits in all",
-              gs.requests, gs.groups, gs.largest, gs.failed_groups, gs.ungrouped, store->sql().commits());
-    log->info("signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} oversize, {} "
-              "rejected envelopes; {} identity mismatches; broker admin {} sent, {} failed",
-              sig, served, messenger.dropped_rate_limited(), rate_limited_answers, messenger.dropped_oversize(),
-              messenger.dropped_rejected(), svc.identity_mismatches(), admin.sent(), admin.failed());
+    log->info(
+        "group commit: {} requests in {} groups (largest {}), {} failed groups, {} ungrouped; "
+        "{} store commits in all",
+        gs.requests, gs.groups, gs.largest, gs.failed_groups, gs.ungrouped, store->sql().commits());
+    log->info(
+        "signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} "
+        "oversize, {} "
+        "rejected envelopes; {} identity mismatches; broker admin {} sent, {} failed",
+        sig, served, messenger.dropped_rate_limited(), rate_limited_answers,
+        messenger.dropped_oversize(), messenger.dropped_rejected(), svc.identity_mismatches(),
+        admin.sent(), admin.failed());
     shutdown();
   });
   // Ready = both subscriptions confirmed by the broker. The completions are registered first
@@ -313,12 +322,19 @@ int run(const app_options& o) {
     client.subscribe(messenger.mailbox_topic(), 1, nullptr, on_subscribed);
     // Heartbeats: QoS 0 (a lost one is replaced by the next). Not a shared subscription: every
     // replica tracks every node (docs/exchange.md).
-    client.subscribe(topics.heartbeat_all(), 0, [&](const bus::inbound& in) {
-      if (auto mb = suffix(in.topic, hb_prefix); !mb.empty()) hb.on_heartbeat(mb, in.payload);
-    }, on_subscribed);
-    client.subscribe(topics.presence_all(), 1, [&](const bus::inbound& in) {
-      if (auto mb = suffix(in.topic, presence_prefix); !mb.empty()) hb.on_presence(mb, in.payload);
-    }, on_subscribed);
+    client.subscribe(
+        topics.heartbeat_all(), 0,
+        [&](const bus::inbound& in) {
+          if (auto mb = suffix(in.topic, hb_prefix); !mb.empty()) hb.on_heartbeat(mb, in.payload);
+        },
+        on_subscribed);
+    client.subscribe(
+        topics.presence_all(), 1,
+        [&](const bus::inbound& in) {
+          if (auto mb = suffix(in.topic, presence_prefix); !mb.empty())
+            hb.on_presence(mb, in.payload);
+        },
+        on_subscribed);
     arm_flush();
     arm_stats();
     if (o.provision_broker) admin.start();

@@ -13,7 +13,9 @@ const std::shared_ptr<spdlog::logger>& logger() {
   return l;
 }
 
-std::string own_role(const std::string& user) { return "hmq-mb-" + user; }
+std::string own_role(const std::string& user) {
+  return "hmq-mb-" + user;
+}
 
 std::vector<uint8_t> fingerprint(fb::AuthKind kind, const std::string& password) {
   std::string in = std::to_string(static_cast<int>(kind)) + ":" + password;
@@ -27,7 +29,8 @@ json acl(const char* type, std::string topic) {
 
 // Answers that mean "already as wanted": the commands are sent without knowing what exists.
 bool benign(const std::string& error) {
-  return error.find("already exists") != std::string::npos || error.find("not found") != std::string::npos ||
+  return error.find("already exists") != std::string::npos ||
+         error.find("not found") != std::string::npos ||
          error.find("already has") != std::string::npos;
 }
 
@@ -41,20 +44,25 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
     switch (c.what) {
       case broker_change::action::ensure: {
         const char* shared = c.kind == fb::AuthKind::agbot ? "hmq-agbot" : "hmq-node";
-        cmds.push_back({{"command", "createRole"},
-                        {"rolename", role},
-                        {"acls", json::array({acl("subscribePattern", prefix + "/mb/" + c.username),
-                                              acl("subscribePattern", prefix + "/presence/" + c.username),
-                                              acl("publishClientSend", prefix + "/hb/" + c.username),
-                                              acl("publishClientSend", prefix + "/presence/" + c.username)})}});
+        cmds.push_back(
+            {{"command", "createRole"},
+             {"rolename", role},
+             {"acls",
+              json::array({acl("subscribePattern", prefix + "/mb/" + c.username),
+                           acl("subscribePattern", prefix + "/presence/" + c.username),
+                           acl("publishClientSend", prefix + "/hb/" + c.username),
+                           acl("publishClientSend", prefix + "/presence/" + c.username)})}});
         cmds.push_back({{"command", "createClient"},
                         {"username", c.username},
                         {"password", c.password},
                         {"roles", json::array({{{"rolename", role}}, {{"rolename", shared}}})}});
         // The client may exist from an earlier registration with another token or role set.
-        cmds.push_back({{"command", "setClientPassword"}, {"username", c.username}, {"password", c.password}});
-        cmds.push_back({{"command", "addClientRole"}, {"username", c.username}, {"rolename", role}});
-        cmds.push_back({{"command", "addClientRole"}, {"username", c.username}, {"rolename", shared}});
+        cmds.push_back(
+            {{"command", "setClientPassword"}, {"username", c.username}, {"password", c.password}});
+        cmds.push_back(
+            {{"command", "addClientRole"}, {"username", c.username}, {"rolename", role}});
+        cmds.push_back(
+            {{"command", "addClientRole"}, {"username", c.username}, {"rolename", shared}});
         break;
       }
       case broker_change::action::remove:
@@ -63,7 +71,8 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
         cmds.push_back({{"command", "deleteRole"}, {"rolename", role}});
         break;
       case broker_change::action::set_password:
-        cmds.push_back({{"command", "setClientPassword"}, {"username", c.username}, {"password", c.password}});
+        cmds.push_back(
+            {{"command", "setClientPassword"}, {"username", c.username}, {"password", c.password}});
         break;
     }
   }
@@ -74,13 +83,15 @@ broker_admin::broker_admin(core::bus::client& c, std::string topic_prefix)
     : client_(c), prefix_(std::move(topic_prefix)) {}
 
 void broker_admin::start() {
-  client_.subscribe(response_topic, 1, [this](const core::bus::inbound& in) { on_response(in); },
-                    [](core::result<void> r) {
-                      if (!r)
-                        logger()->error("cannot read dynamic-security responses ({}): is the exchange "
-                                        "connected as the broker admin (broker-config/init-dynsec.sh)?",
-                                        r.err().message());
-                    });
+  client_.subscribe(
+      response_topic, 1, [this](const core::bus::inbound& in) { on_response(in); },
+      [](core::result<void> r) {
+        if (!r)
+          logger()->error(
+              "cannot read dynamic-security responses ({}): is the exchange "
+              "connected as the broker admin (broker-config/init-dynsec.sh)?",
+              r.err().message());
+      });
 }
 
 void broker_admin::apply(const std::vector<broker_change>& all) {
@@ -106,13 +117,14 @@ void broker_admin::apply(const std::vector<broker_change>& all) {
   std::string text = cmds.dump();
   ++sent_;
   for (const auto& c : changes)
-    logger()->info("broker identity {} {}", c.what == broker_change::action::remove ? "remove" : "ensure",
-                   c.username);
+    logger()->info("broker identity {} {}",
+                   c.what == broker_change::action::remove ? "remove" : "ensure", c.username);
   client_.publish(control_topic, std::vector<uint8_t>(text.begin(), text.end()), {},
                   [this](core::result<void> r) {
                     if (r) return;
                     ++failed_;
-                    logger()->error("dynamic-security command not delivered: {}", r.err().message());
+                    logger()->error("dynamic-security command not delivered: {}",
+                                    r.err().message());
                   });
 }
 

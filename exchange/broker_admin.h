@@ -2,10 +2,9 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/bus/client.h"
 #include "exchange/service.h"
@@ -23,15 +22,17 @@
 // apply() from the loop thread. An ensure identical to one this process already sent (same
 // kind and password; every RegisterNode / AgbotHello asks again) is skipped: dynsec disconnects
 // a client whose password or roles are set, even to the same values. After an exchange restart
-// the first ensure of each identity is sent again (one reconnect of that client). Publishing before the RPC response keeps the order: the broker
-// handles one connection's messages in order, so the identity exists when the caller hears "ok".
+// the first ensure of each identity is sent again (one reconnect of that client). Publishing before
+// the RPC response keeps the order: the broker handles one connection's messages in order, so the
+// identity exists when the caller hears "ok".
 namespace hmq::exchange {
 
 // The dynamic-security commands for `changes` ({"commands": [...]}), topic prefix `prefix`.
 // Per identity: role "hmq-mb-<user>" (its own mailbox and presence to subscribe; its heartbeat
 // and presence to publish) plus the shared role hmq-node or hmq-agbot (RPC topic, other
 // mailboxes), both created by init-dynsec.sh.
-nlohmann::json dynsec_commands(const std::vector<broker_change>& changes, const std::string& prefix);
+nlohmann::json dynsec_commands(const std::vector<broker_change>& changes,
+                               const std::string& prefix);
 
 class broker_admin {
  public:

@@ -688,10 +688,10 @@ result<int64_t> db::agreement_delete_all(std::string_view node_org, std::string_
 
 result<void> db::ensure_status_table() {
   if (status_table_) return core::ok();
-  if (auto r = db_.exec(
-          "CREATE TABLE IF NOT EXISTS node_status (org TEXT NOT NULL, id TEXT NOT NULL, "
-          "received_ms INTEGER NOT NULL, report BLOB NOT NULL, PRIMARY KEY (org, id), "
-          "FOREIGN KEY (org, id) REFERENCES nodes(org, id) ON DELETE CASCADE)");
+  if (auto r =
+          db_.exec("CREATE TABLE IF NOT EXISTS node_status (org TEXT NOT NULL, id TEXT NOT NULL, "
+                   "received_ms INTEGER NOT NULL, report BLOB NOT NULL, PRIMARY KEY (org, id), "
+                   "FOREIGN KEY (org, id) REFERENCES nodes(org, id) ON DELETE CASCADE)");
       !r)
     return r.err();
   status_table_ = true;
@@ -758,7 +758,8 @@ result<std::vector<fb::RolloutStatusT>> db::rollout_list(std::string_view patter
     auto row = (*st)->step();
     if (!row) return row.err();
     if (!*row) break;
-    if (auto r = from_blob<fb::RolloutStatus>(span_of((*st)->column_blob(0)))) out.push_back(std::move(*r));
+    if (auto r = from_blob<fb::RolloutStatus>(span_of((*st)->column_blob(0))))
+      out.push_back(std::move(*r));
   }
   return out;
 }

@@ -99,7 +99,8 @@ void heartbeat_tracker::forget(const std::string& mailbox) {
   unknown_.erase(mailbox);
 }
 
-std::optional<wire::opened_frame> heartbeat_tracker::open(entry& e, std::span<const uint8_t> frame) {
+std::optional<wire::opened_frame> heartbeat_tracker::open(entry& e,
+                                                          std::span<const uint8_t> frame) {
   if (e.key.k.size() == 0) {
     if (e.node.public_key.size() != crypto::public_key_size) return std::nullopt;
     crypto::public_key pk{};
@@ -109,7 +110,8 @@ std::optional<wire::opened_frame> heartbeat_tracker::open(entry& e, std::span<co
   auto f = wire::open_frame(frame, e.key);
   if (!f) {
     ++stats_.rejected_frame;
-    lg()->debug("node {}/{}: heartbeat frame refused: {}", e.node.org, e.node.id, f.err().message());
+    lg()->debug("node {}/{}: heartbeat frame refused: {}", e.node.org, e.node.id,
+                f.err().message());
     return std::nullopt;
   }
   return *f;
@@ -250,10 +252,12 @@ result<std::vector<addressed_event>> heartbeat_tracker::flush() {
     }
     auto ctr = db_.sql().cached(
         "INSERT INTO heartbeat_counters (mailbox, counter, offline) VALUES (?, ?, ?) "
-        "ON CONFLICT(mailbox) DO UPDATE SET counter = excluded.counter, offline = excluded.offline");
+        "ON CONFLICT(mailbox) DO UPDATE SET counter = excluded.counter, offline = "
+        "excluded.offline");
     if (!ctr) return ctr.err();
     for (entry* e : dirty) {
-      (*ctr)->bind(1, e->node.mailbox)
+      (*ctr)
+          ->bind(1, e->node.mailbox)
           .bind(2, static_cast<int64_t>(e->last_counter))
           .bind(3, static_cast<int64_t>(e->last_offline));
       if (auto x = (*ctr)->exec(); !x) return x.err();

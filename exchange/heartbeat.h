@@ -38,22 +38,22 @@
 namespace hmq::exchange {
 
 struct heartbeat_options {
-  int64_t default_missing_s = 600;    // Horizon's default missing_heartbeat_interval
-  size_t max_unknown = 10'000;        // remembered unknown mailboxes (no SELECT for each frame)
+  int64_t default_missing_s = 600;  // Horizon's default missing_heartbeat_interval
+  size_t max_unknown = 10'000;      // remembered unknown mailboxes (no SELECT for each frame)
   std::chrono::milliseconds pattern_ttl{5'000};  // cached thresholds are re-read after this
 };
 
 struct heartbeat_stats {
-  uint64_t accepted = 0;          // heartbeat frames taken
-  uint64_t presence = 0;          // presence frames taken
-  uint64_t rejected_replay = 0;   // counter not above the last one seen
-  uint64_t rejected_frame = 0;    // size, kind or MAC
-  uint64_t unknown_node = 0;      // no registered node with this mailbox
-  uint64_t transactions = 0;      // write transactions made by flush()
+  uint64_t accepted = 0;         // heartbeat frames taken
+  uint64_t presence = 0;         // presence frames taken
+  uint64_t rejected_replay = 0;  // counter not above the last one seen
+  uint64_t rejected_frame = 0;   // size, kind or MAC
+  uint64_t unknown_node = 0;     // no registered node with this mailbox
+  uint64_t transactions = 0;     // write transactions made by flush()
   uint64_t rows_written = 0;
-  uint64_t stale_events = 0;      // node_stale transitions
-  uint64_t online_events = 0;     // node_online transitions
-  uint64_t offline_events = 0;    // node_offline (last will) transitions
+  uint64_t stale_events = 0;    // node_stale transitions
+  uint64_t online_events = 0;   // node_online transitions
+  uint64_t offline_events = 0;  // node_offline (last will) transitions
 };
 
 class heartbeat_tracker {
@@ -87,7 +87,7 @@ class heartbeat_tracker {
 
  private:
   struct entry {
-    fb::NodeT node;  // org, id, pattern, public_key, mailbox, arch
+    fb::NodeT node;                // org, id, pattern, public_key, mailbox, arch
     core::crypto::shared_key key;  // computed on the first frame
     uint64_t last_counter = 0;     // heartbeat and online frames
     uint64_t last_offline = 0;     // offline frames (the will) have their own counter mark

@@ -485,8 +485,9 @@ class handler {
       auto a = load<fb::Agbot>(table::agbots, p_.org, p_.id);
       if (a) bound = a->public_key;
     }
-    if (bound.empty() || (bound.size() == sender_.size() &&
-                          crypto::equal(std::span<const uint8_t>(bound), std::span<const uint8_t>(sender_))))
+    if (bound.empty() ||
+        (bound.size() == sender_.size() &&
+         crypto::equal(std::span<const uint8_t>(bound), std::span<const uint8_t>(sender_))))
       return {};
     return rpc_error{fb::RpcStatus::unauthorized,
                      std::string(auth_name(p_.kind)) + " " + p_.str() +
@@ -610,7 +611,8 @@ class handler {
       auto pat = load<fb::Pattern>(table::patterns, ap.pattern_org, ap.pattern);
       if (!pat) continue;
       for (const auto& ps : pat->services)
-        if (ps && seen.emplace(ps->service_org, ps->service_url).second) todo.emplace_back(ps->service_org, ps->service_url);
+        if (ps && seen.emplace(ps->service_org, ps->service_url).second)
+          todo.emplace_back(ps->service_org, ps->service_url);
     }
     constexpr size_t max_services = 256;
     while (!todo.empty() && seen.size() <= max_services) {
@@ -913,8 +915,10 @@ class handler {
       return {};
     }));
     if (!h.empty()) s_.forget(cache_key_of(fb::AuthKind::node, stored.org, stored.id));
-    if (insert) broker_ensure(fb::AuthKind::node, stored.broker_user, token);
-    else broker_password(fb::AuthKind::node, stored.broker_user, token);
+    if (insert)
+      broker_ensure(fb::AuthKind::node, stored.broker_user, token);
+    else
+      broker_password(fb::AuthKind::node, stored.broker_user, token);
     set_item(std::move(stored));
     return {};
   }
@@ -1004,8 +1008,10 @@ class handler {
       return {};
     }));
     if (!h.empty()) s_.forget(cache_key_of(fb::AuthKind::agbot, stored.org, stored.id));
-    if (insert) broker_ensure(fb::AuthKind::agbot, stored.broker_user, token);
-    else broker_password(fb::AuthKind::agbot, stored.broker_user, token);
+    if (insert)
+      broker_ensure(fb::AuthKind::agbot, stored.broker_user, token);
+    else
+      broker_password(fb::AuthKind::agbot, stored.broker_user, token);
     set_item(std::move(stored));
     return {};
   }
@@ -1195,7 +1201,8 @@ class handler {
           auto bots = db_.blob_list(table::agbots, key.org, "", UINT32_MAX);
           if (!bots) return internal(bots.err());
           for (const auto& r : *bots)
-            if (auto a = from_blob<fb::Agbot>(r.blob)) broker_remove(fb::AuthKind::agbot, a->broker_user);
+            if (auto a = from_blob<fb::Agbot>(r.blob))
+              broker_remove(fb::AuthKind::agbot, a->broker_user);
           auto deleted = db_.org_delete(key.org);
           if (!deleted) return internal(deleted.err());
           if (!*deleted) return nf;
@@ -1540,8 +1547,10 @@ class handler {
       if (!v) return invalid("status.versions", "empty entry");
       HMQ_CHECK(check_version("status.versions.version", v->version));
     }
-    if (!s.target_version.empty()) HMQ_CHECK(check_version("status.target_version", s.target_version));
-    if (p_.kind != fb::AuthKind::agbot) return denied_on("publish rollouts of", "pattern", s.pattern);
+    if (!s.target_version.empty())
+      HMQ_CHECK(check_version("status.target_version", s.target_version));
+    if (p_.kind != fb::AuthKind::agbot)
+      return denied_on("publish rollouts of", "pattern", s.pattern);
     auto q = split_qualified(s.pattern);
     if (!q) return invalid("status.pattern", "must be org/name");
     auto serves = db_.agbot_serves(p_.org, p_.id, q->org, q->name, "");

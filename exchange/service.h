@@ -111,7 +111,8 @@ class service {
 // Group commit (docs/PERFORMANCE.md): handles `req` now, inside `group`'s open transaction, and
 // calls `answer` once the group has committed. If the COMMIT failed, nothing of the group is
 // stored and `answer` gets an internal error with no events and no broker changes instead.
-void handle_in_group(service& s, core::store::group_commit& group, const core::crypto::public_key& sender,
-                     const fb::RpcRequest& req, std::function<void(outcome&)> answer);
+void handle_in_group(service& s, core::store::group_commit& group,
+                     const core::crypto::public_key& sender, const fb::RpcRequest& req,
+                     std::function<void(outcome&)> answer);
 
 }  // namespace hmq::exchange

@@ -39,9 +39,10 @@ enum class client_errc {
   rate_limited = 8,
   conflict = 9,
   unavailable = 10,
-  timeout = 20,        // no answer in time: broker or exchange unreachable
-  stopped = 21,        // messenger stopped with the request in flight
-  bad_response = 22,   // answer is not an RpcResponse, has status unspecified or an unexpected result
+  timeout = 20,  // no answer in time: broker or exchange unreachable
+  stopped = 21,  // messenger stopped with the request in flight
+  bad_response =
+      22,  // answer is not an RpcResponse, has status unspecified or an unexpected result
 };
 const std::error_category& client_category();
 std::error_code make_error_code(client_errc e);
@@ -78,16 +79,21 @@ class rpc_reply {
   std::string_view field() const { return view(response()->error_field()); }
   fb::RpcResult result_type() const { return response()->result_type(); }
   template <typename T>
-  const T* result_as() const { return response()->result_as<T>(); }
+  const T* result_as() const {
+    return response()->result_as<T>();
+  }
   const core::wire::opened& raw() const { return msg_; }
 
  private:
-  static std::string_view view(const flatbuffers::String* s) { return s ? s->string_view() : std::string_view(); }
+  static std::string_view view(const flatbuffers::String* s) {
+    return s ? s->string_view() : std::string_view();
+  }
   core::wire::opened msg_;
 };
 
 // Builds the op of a request into the builder: returns its union tag and offset.
-using op_builder = std::function<std::pair<fb::RpcOp, flatbuffers::Offset<void>>(flatbuffers::FlatBufferBuilder&)>;
+using op_builder =
+    std::function<std::pair<fb::RpcOp, flatbuffers::Offset<void>>(flatbuffers::FlatBufferBuilder&)>;
 
 struct resource_page {
   std::vector<fb::ResourceUnion> items;
@@ -111,8 +117,8 @@ class client {
   using callback = std::function<void(result<T>)>;
   using done = std::function<void(result<void>)>;
 
-  client(core::loop::scheduler& loop, core::bus::messenger& m, core::crypto::public_key exchange_key,
-         core::bus::topics t = {});
+  client(core::loop::scheduler& loop, core::bus::messenger& m,
+         core::crypto::public_key exchange_key, core::bus::topics t = {});
 
   // Default timeout of the typed helpers.
   void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
@@ -131,16 +137,18 @@ class client {
   void update_resource(const credentials& auth, const fb::ResourceUnion& r, done cb);
   void get_resource(const credentials& auth, fb::ResourceKind kind, std::string org, std::string id,
                     callback<fb::ResourceUnion> cb);
-  void delete_resource(const credentials& auth, fb::ResourceKind kind, std::string org, std::string id, done cb);
-  void list_resources(const credentials& auth, fb::ResourceKind kind, std::string org, std::string page_token,
-                      uint32_t limit, callback<resource_page> cb);
+  void delete_resource(const credentials& auth, fb::ResourceKind kind, std::string org,
+                       std::string id, done cb);
+  void list_resources(const credentials& auth, fb::ResourceKind kind, std::string org,
+                      std::string page_token, uint32_t limit, callback<resource_page> cb);
   // Follows next_page_token until the end (at most max_items items).
   void list_all_resources(const credentials& auth, fb::ResourceKind kind, std::string org,
                           callback<std::vector<fb::ResourceUnion>> cb, size_t max_items = 100'000);
 
   // Nodes: registration is authenticated with the node's token; its key is the sender key.
-  void register_node(const credentials& node_auth, std::string pattern, std::string arch, std::string name,
-                     std::vector<fb::ServiceUserInputT> user_inputs, callback<rpc_reply> cb);
+  void register_node(const credentials& node_auth, std::string pattern, std::string arch,
+                     std::string name, std::vector<fb::ServiceUserInputT> user_inputs,
+                     callback<rpc_reply> cb);
   void unregister_node(const credentials& node_auth, done cb);
 
   // Agreement records per node.
@@ -156,8 +164,8 @@ class client {
                        callback<fb::NodeStatusT> cb);
 
   // Switchboard and discovery.
-  void get_public_key(const credentials& auth, fb::ResourceKind kind, std::string org, std::string id,
-                      callback<key_info> cb);
+  void get_public_key(const credentials& auth, fb::ResourceKind kind, std::string org,
+                      std::string id, callback<key_info> cb);
   void search_pattern_nodes(const credentials& auth, std::string pattern_org, std::string pattern,
                             std::string node_org, std::string page_token, uint32_t limit,
                             callback<node_page> cb);
@@ -191,7 +199,8 @@ class client {
 // it was given. Call from the thread that owns the loop, outside any handler. Reusable: each
 // call runs the loop only as long as needed.
 template <typename T>
-result<T> run_sync(core::loop::event_loop& loop, const std::function<void(client::callback<T>)>& start) {
+result<T> run_sync(core::loop::event_loop& loop,
+                   const std::function<void(client::callback<T>)>& start) {
   std::optional<result<T>> out;
   loop.post([&] { start([&](result<T> r) { out.emplace(std::move(r)); }); });
   while (!out) {

@@ -11,7 +11,8 @@ namespace hmq::exchange_client {
 // Horizon's service id: the url without scheme, '/' and ':' replaced by '-', then
 // "_<version>_<arch>". "https://example.com/svc/gps", "1.0.0", "amd64" ->
 // "example.com-svc-gps_1.0.0_amd64".
-inline std::string service_id(std::string_view url, std::string_view version, std::string_view arch) {
+inline std::string service_id(std::string_view url, std::string_view version,
+                              std::string_view arch) {
   std::string_view u = url;
   if (auto p = u.find("://"); p != std::string_view::npos) u.remove_prefix(p + 3);
   std::string id;

@@ -19,7 +19,9 @@ std::shared_ptr<spdlog::logger> lg() {
   return l;
 }
 
-core::error err(errc c, std::string detail) { return core::error{make_error_code(c), std::move(detail)}; }
+core::error err(errc c, std::string detail) {
+  return core::error{make_error_code(c), std::move(detail)};
+}
 
 // Typed reads that treat a wrong type as absent: Docker's JSON is input.
 std::string str_at(const json& j, const char* key) {
@@ -62,7 +64,9 @@ std::vector<std::string> string_list(const json* j) {
   return v;
 }
 
-json parse(std::string_view s) { return json::parse(s.begin(), s.end(), nullptr, false); }
+json parse(std::string_view s) {
+  return json::parse(s.begin(), s.end(), nullptr, false);
+}
 
 // Docker's error bodies are {"message": "..."}; fall back to the raw text, bounded.
 std::string api_message(const std::string& body) {
@@ -76,8 +80,8 @@ std::string api_message(const std::string& body) {
 bool looks_like_auth_failure(std::string_view m) {
   std::string l(m);
   std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
-  for (const char* k : {"unauthorized", "authentication required", "no basic auth credentials", "denied",
-                        "incorrect username or password", "401"})
+  for (const char* k : {"unauthorized", "authentication required", "no basic auth credentials",
+                        "denied", "incorrect username or password", "401"})
     if (l.find(k) != std::string::npos) return true;
   return false;
 }
@@ -108,9 +112,9 @@ const std::string& b64url_alphabet() {
 
 }  // namespace
 
-
 std::string encode_registry_auth(const registry_auth& a) {
-  std::string in = json{{"username", a.username}, {"password", a.password}, {"serveraddress", a.server}}.dump();
+  std::string in =
+      json{{"username", a.username}, {"password", a.password}, {"serveraddress", a.server}}.dump();
   const auto& al = b64url_alphabet();
   std::string out;
   size_t i = 0;
@@ -134,7 +138,8 @@ std::string encode_registry_auth(const registry_auth& a) {
 result<image_ref> parse_image_ref(std::string_view ref) {
   if (ref.empty() || ref.size() > 512) return err(errc::bad_response, "bad image reference length");
   for (char c : ref)
-    if (c <= ' ' || c == 0x7f) return err(errc::bad_response, "image reference has a control or space character");
+    if (c <= ' ' || c == 0x7f)
+      return err(errc::bad_response, "image reference has a control or space character");
   image_ref r;
   std::string rest(ref);
   if (auto at = rest.find('@'); at != std::string::npos) {
@@ -154,7 +159,8 @@ result<image_ref> parse_image_ref(std::string_view ref) {
   // The first component is a registry when it looks like a host (Docker's rule).
   if (auto first = rest.find('/'); first != std::string::npos) {
     std::string host = rest.substr(0, first);
-    if (host.find('.') != std::string::npos || host.find(':') != std::string::npos || host == "localhost")
+    if (host.find('.') != std::string::npos || host.find(':') != std::string::npos ||
+        host == "localhost")
       r.registry = host;
   }
   return r;
@@ -164,7 +170,8 @@ client::client(core::loop::scheduler& loop, client_options o) : loop_(loop), opt
   // Written once by stop(), never read: stays readable, so every call polling it (the events
   // stream, a long pull) returns at once.
   cancel_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (cancel_fd_ < 0) lg()->error("eventfd: {}; stop() cannot cancel Docker calls in flight", std::strerror(errno));
+  if (cancel_fd_ < 0)
+    lg()->error("eventfd: {}; stop() cannot cancel Docker calls in flight", std::strerror(errno));
   size_t n = std::max<size_t>(1, opts_.workers);
   for (size_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker(); });
 }
@@ -231,7 +238,8 @@ http::call_options client::call_options(uint64_t max_body) const {
   return o;
 }
 
-http::request client::make_request(const std::string& method, const std::string& path, const std::string& body,
+http::request client::make_request(const std::string& method, const std::string& path,
+                                   const std::string& body,
                                    const std::vector<std::string>& headers) const {
   http::request rq;
   rq.method = method;
@@ -243,8 +251,10 @@ http::request client::make_request(const std::string& method, const std::string&
 }
 
 result<client::http_result> client::request(const std::string& method, const std::string& path,
-                                            const std::string& body, const std::vector<std::string>& headers) {
-  auto r = http::fetch(opts_.socket_path, make_request(method, path, body, headers), call_options(opts_.max_body_bytes));
+                                            const std::string& body,
+                                            const std::vector<std::string>& headers) {
+  auto r = http::fetch(opts_.socket_path, make_request(method, path, body, headers),
+                       call_options(opts_.max_body_bytes));
   if (!r) return r.err();
   return http_result{r->status, std::move(r->body)};
 }
@@ -287,7 +297,8 @@ result<void> client::parse_pull_stream(std::string_view body) {
   size_t pos = 0;
   while (pos < body.size()) {
     size_t nl = body.find('\n', pos);
-    std::string_view line = body.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    std::string_view line =
+        body.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? body.size() : nl + 1;
     if (auto e = pull_line_error(line)) return *e;
   }
@@ -325,11 +336,15 @@ result<void> client::pull(const image_ref& ref, const std::optional<registry_aut
         }
         return true;
       });
-  if (line_too_long) return err(errc::too_large, what + ": progress line over " + std::to_string(max_stream_line) + " bytes");
+  if (line_too_long)
+    return err(errc::too_large,
+               what + ": progress line over " + std::to_string(max_stream_line) + " bytes");
   if (!h) return h.err();
   if (h->status != 200) {
     std::string m = api_message(error_body);
-    errc c = looks_like_auth_failure(m) ? errc::auth_failed : h->status == 404 ? errc::not_found : errc::pull_failed;
+    errc c = looks_like_auth_failure(m) ? errc::auth_failed
+             : h->status == 404         ? errc::not_found
+                                        : errc::pull_failed;
     return err(c, what + ": HTTP " + std::to_string(h->status) + ": " + m);
   }
   if (!stream_error) stream_error = pull_line_error(lines.rest());
@@ -361,7 +376,8 @@ result<void> client::remove_image(const std::string& name) {
   return status_error("image remove " + name, r->status, r->body);
 }
 
-result<std::string> client::create_network(const std::string& name, const std::map<std::string, std::string>& labels) {
+result<std::string> client::create_network(const std::string& name,
+                                           const std::map<std::string, std::string>& labels) {
   json b = {{"Name", name}, {"Driver", "bridge"}, {"CheckDuplicate", true}, {"Labels", labels}};
   auto r = request("POST", "/networks/create", b.dump());
   if (!r) return r.err();
@@ -370,7 +386,8 @@ result<std::string> client::create_network(const std::string& name, const std::m
     if (!n) return n.err();
     return n->id;
   }
-  if (r->status != 201 && r->status != 200) return status_error("network create " + name, r->status, r->body);
+  if (r->status != 201 && r->status != 200)
+    return status_error("network create " + name, r->status, r->body);
   std::string id = str_at(parse(r->body), "Id");
   if (id.empty()) return err(errc::bad_response, "network create " + name + ": no Id");
   return id;
@@ -418,7 +435,8 @@ result<void> client::connect_network(const std::string& network, const std::stri
   if (!r) return r.err();
   if (r->status == 200) return core::ok();
   // Already attached (a resumed deploy) is what we wanted.
-  if (r->status == 403 && api_message(r->body).find("already exists") != std::string::npos) return core::ok();
+  if (r->status == 403 && api_message(r->body).find("already exists") != std::string::npos)
+    return core::ok();
   return status_error("network connect " + network + " " + container, r->status, r->body);
 }
 
@@ -451,7 +469,9 @@ json client::container_create_body(const container_spec& s) {
         cont_path = c2 == std::string::npos ? rest : rest.substr(0, c2);
         if (c2 != std::string::npos) perms = rest.substr(c2 + 1);
       }
-      devs.push_back({{"PathOnHost", host_path}, {"PathInContainer", cont_path}, {"CgroupPermissions", perms}});
+      devs.push_back({{"PathOnHost", host_path},
+                      {"PathInContainer", cont_path},
+                      {"CgroupPermissions", perms}});
     }
     host["Devices"] = devs;
   }
@@ -464,15 +484,18 @@ json client::container_create_body(const container_spec& s) {
   } else if (!s.networks.empty()) {
     b["HostConfig"]["NetworkMode"] = s.networks.front().network;
     b["NetworkingConfig"] = {
-        {"EndpointsConfig", {{s.networks.front().network, {{"Aliases", s.networks.front().aliases}}}}}};
+        {"EndpointsConfig",
+         {{s.networks.front().network, {{"Aliases", s.networks.front().aliases}}}}}};
   }
   return b;
 }
 
 result<std::string> client::create_container(const container_spec& s) {
-  auto r = request("POST", "/containers/create?name=" + url_escape(s.name), container_create_body(s).dump());
+  auto r = request("POST", "/containers/create?name=" + url_escape(s.name),
+                   container_create_body(s).dump());
   if (!r) return r.err();
-  if (r->status != 201 && r->status != 200) return status_error("container create " + s.name, r->status, r->body);
+  if (r->status != 201 && r->status != 200)
+    return status_error("container create " + s.name, r->status, r->body);
   std::string id = str_at(parse(r->body), "Id");
   if (id.empty()) return err(errc::bad_response, "container create " + s.name + ": no Id");
   for (size_t i = 1; i < s.networks.size() && !s.host_network; ++i) {
@@ -490,18 +513,21 @@ result<void> client::start_container(const std::string& id) {
 }
 
 result<void> client::stop_container(const std::string& id, int timeout_s) {
-  auto r = request("POST", "/containers/" + url_escape(id) + "/stop?t=" + std::to_string(timeout_s), "");
+  auto r =
+      request("POST", "/containers/" + url_escape(id) + "/stop?t=" + std::to_string(timeout_s), "");
   if (!r) return r.err();
   if (r->status == 204 || r->status == 304 || r->status == 404) return core::ok();
   return status_error("container stop " + id, r->status, r->body);
 }
 
 result<void> client::remove_container(const std::string& id, bool force) {
-  auto r = request("DELETE", "/containers/" + url_escape(id) + "?v=1" + (force ? "&force=1" : ""), "");
+  auto r =
+      request("DELETE", "/containers/" + url_escape(id) + "?v=1" + (force ? "&force=1" : ""), "");
   if (!r) return r.err();
   if (r->status == 204 || r->status == 404) return core::ok();
   // "removal already in progress" means it is going away.
-  if (r->status == 409 && api_message(r->body).find("already in progress") != std::string::npos) return core::ok();
+  if (r->status == 409 && api_message(r->body).find("already in progress") != std::string::npos)
+    return core::ok();
   return status_error("container remove " + id, r->status, r->body);
 }
 
@@ -527,7 +553,8 @@ result<container_info> client::parse_container(std::string_view body) {
   }
   if (const auto* ns = obj_at(j, "NetworkSettings"))
     if (const auto* nets = obj_at(*ns, "Networks"))
-      for (auto it = nets->begin(); it != nets->end(); ++it) c.networks[it.key()] = string_list(arr_at(*it, "Aliases"));
+      for (auto it = nets->begin(); it != nets->end(); ++it)
+        c.networks[it.key()] = string_list(arr_at(*it, "Aliases"));
   return c;
 }
 
@@ -602,22 +629,25 @@ void client::events_thread(std::function<void(event)> on_event, std::function<vo
       });
   };
   while (!events_stop_) {
-    // One event is a few hundred bytes (its labels included); a line without end is a broken stream.
+    // One event is a few hundred bytes (its labels included); a line without end is a broken
+    // stream.
     http::line_splitter lines(max_stream_line);
     std::string why;
-    auto h = http::perform(opts_.socket_path, rq, o, [&](const http::response& head, std::string_view data) {
-      if (head.status != 200) {
-        why = "HTTP " + std::to_string(head.status);
-        return false;
-      }
-      if (!lines.feed(data, on_line)) {
-        why = "event line over " + std::to_string(max_stream_line) + " bytes";
-        return false;
-      }
-      return true;
-    });
+    auto h = http::perform(
+        opts_.socket_path, rq, o, [&](const http::response& head, std::string_view data) {
+          if (head.status != 200) {
+            why = "HTTP " + std::to_string(head.status);
+            return false;
+          }
+          if (!lines.feed(data, on_line)) {
+            why = "event line over " + std::to_string(max_stream_line) + " bytes";
+            return false;
+          }
+          return true;
+        });
     if (events_stop_) break;
-    if (why.empty()) why = h ? "HTTP " + std::to_string(h->status) + ", stream ended" : h.err().message();
+    if (why.empty())
+      why = h ? "HTTP " + std::to_string(h->status) + ", stream ended" : h.err().message();
     lg()->warn("docker events stream via {} ended ({}); reconnecting", opts_.socket_path, why);
     loop_.post([alive = alive_, on_lost] {
       if (*alive && on_lost) on_lost();

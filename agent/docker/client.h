@@ -8,13 +8,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/docker/errors.h"
 #include "agent/docker/http.h"
@@ -22,8 +21,8 @@
 #include "core/loop/loop.h"
 
 // Docker Engine API client over the Engine's unix socket (the small HTTP/1.1 client of
-// agent/docker/http.h), so Podman's compatible socket works too. Only what the agent needs: images, bridge networks,
-// containers, the events stream.
+// agent/docker/http.h), so Podman's compatible socket works too. Only what the agent needs: images,
+// bridge networks, containers, the events stream.
 //
 // Thread contract: every request method is blocking and thread-safe (one connection per call);
 // call them from the worker pool through submit(), never from the loop thread. submit() runs the
@@ -39,7 +38,6 @@ namespace hmq::agent::docker {
 using core::result;
 using json = nlohmann::json;
 
-
 struct registry_auth {
   std::string username;
   std::string password;
@@ -50,10 +48,11 @@ struct registry_auth {
 std::string encode_registry_auth(const registry_auth& a);
 
 struct image_ref {
-  std::string registry;    // "127.0.0.1:5000", empty for the default registry
-  std::string repository;  // "127.0.0.1:5000/hmq/gps" (what Docker calls the repo, registry included)
-  std::string tag;         // "latest" when absent
-  std::string digest;      // "sha256:..." when the reference pins one
+  std::string registry;  // "127.0.0.1:5000", empty for the default registry
+  std::string
+      repository;      // "127.0.0.1:5000/hmq/gps" (what Docker calls the repo, registry included)
+  std::string tag;     // "latest" when absent
+  std::string digest;  // "sha256:..." when the reference pins one
 };
 // Parses "host:port/path/name:tag", "name", "name@sha256:..." as Docker does.
 result<image_ref> parse_image_ref(std::string_view ref);
@@ -165,7 +164,8 @@ class client {
   result<void> remove_image(const std::string& name);
 
   // Creates a bridge network; an existing one with that name is fine (returns its id).
-  result<std::string> create_network(const std::string& name, const std::map<std::string, std::string>& labels);
+  result<std::string> create_network(const std::string& name,
+                                     const std::map<std::string, std::string>& labels);
   result<network_summary> inspect_network(const std::string& name);
   result<void> remove_network(const std::string& name);  // gone already counts as success
   result<std::vector<network_summary>> list_networks(const std::string& label_filter);
@@ -200,9 +200,11 @@ class client {
     std::string body;
   };
   http::call_options call_options(uint64_t max_body) const;
-  http::request make_request(const std::string& method, const std::string& path, const std::string& body,
+  http::request make_request(const std::string& method, const std::string& path,
+                             const std::string& body,
                              const std::vector<std::string>& headers = {}) const;
-  result<http_result> request(const std::string& method, const std::string& path, const std::string& body,
+  result<http_result> request(const std::string& method, const std::string& path,
+                              const std::string& body,
                               const std::vector<std::string>& headers = {});
   void enqueue(std::function<void()> job);
   void worker();

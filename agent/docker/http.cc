@@ -15,9 +15,13 @@
 namespace hmq::agent::docker::http {
 namespace {
 
-core::error err(errc c, std::string detail) { return core::error{make_error_code(c), std::move(detail)}; }
+core::error err(errc c, std::string detail) {
+  return core::error{make_error_code(c), std::move(detail)};
+}
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -97,11 +101,13 @@ result<void> response_parser::feed(std::string_view in, const body_sink& sink) {
         size_t take = (nl == std::string_view::npos ? in.size() : nl) - i;
         if (line_.size() + take > lim_.max_line)
           return fail(errc::too_large, "line over " + std::to_string(lim_.max_line) + " bytes");
-        bool in_head = state_ == state::status_line || state_ == state::headers || state_ == state::trailers;
+        bool in_head =
+            state_ == state::status_line || state_ == state::headers || state_ == state::trailers;
         if (in_head) {
           head_bytes_ += take + (nl == std::string_view::npos ? 0 : 1);
           if (head_bytes_ > lim_.max_header_bytes)
-            return fail(errc::too_large, "header block over " + std::to_string(lim_.max_header_bytes) + " bytes");
+            return fail(errc::too_large,
+                        "header block over " + std::to_string(lim_.max_header_bytes) + " bytes");
         }
         line_.append(in.substr(i, take));
         if (nl == std::string_view::npos) {
@@ -132,12 +138,14 @@ result<void> response_parser::finish(const body_sink& sink) {
     case state::failed:
       return error_;
     case state::status_line:
-      if (line_.empty() && resp_.status == 0) return fail(errc::bad_response, "connection closed before an answer");
+      if (line_.empty() && resp_.status == 0)
+        return fail(errc::bad_response, "connection closed before an answer");
       return fail(errc::bad_response, "connection closed inside the status line");
     case state::headers:
       return fail(errc::bad_response, "connection closed inside the headers");
     case state::length_body:
-      return fail(errc::bad_response, "connection closed " + std::to_string(remaining_) + " bytes before the end of the body");
+      return fail(errc::bad_response, "connection closed " + std::to_string(remaining_) +
+                                          " bytes before the end of the body");
     default:
       return fail(errc::bad_response, "connection closed inside the chunked body");
   }
@@ -170,14 +178,16 @@ result<void> response_parser::on_line(std::string_view line, const body_sink& si
       }
       if (p == 0) return fail(errc::bad_response, "chunk size is not hexadecimal");
       std::string_view rest = trim_ows(line.substr(p));
-      if (!rest.empty() && rest.front() != ';') return fail(errc::bad_response, "junk after the chunk size");
+      if (!rest.empty() && rest.front() != ';')
+        return fail(errc::bad_response, "junk after the chunk size");
       if (size == 0) {
         state_ = state::trailers;
         head_bytes_ = 0;
         trailer_count_ = 0;
         return core::ok();
       }
-      if (size > lim_.max_chunk) return fail(errc::too_large, "chunk of " + std::to_string(size) + " bytes");
+      if (size > lim_.max_chunk)
+        return fail(errc::too_large, "chunk of " + std::to_string(size) + " bytes");
       if (size > lim_.max_body - body_bytes_)
         return fail(errc::too_large, "body over " + std::to_string(lim_.max_body) + " bytes");
       remaining_ = size;
@@ -191,39 +201,51 @@ result<void> response_parser::on_line(std::string_view line, const body_sink& si
 
 result<void> response_parser::on_status_line(std::string_view line) {
   // HTTP-version SP 3DIGIT SP reason-phrase (the reason may be empty, its SP is sometimes missing).
-  if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ')
+  if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || (line[7] != '0' && line[7] != '1') ||
+      line[8] != ' ')
     return fail(errc::bad_response, "not an HTTP/1.x status line");
   int status = 0;
   for (size_t k = 9; k < 12; ++k) {
-    if (line[k] < '0' || line[k] > '9') return fail(errc::bad_response, "status code is not 3 digits");
+    if (line[k] < '0' || line[k] > '9')
+      return fail(errc::bad_response, "status code is not 3 digits");
     status = status * 10 + (line[k] - '0');
   }
-  if (line.size() > 12 && line[12] != ' ') return fail(errc::bad_response, "status code is not 3 digits");
-  if (status < 100 || status > 599) return fail(errc::bad_response, "status code " + std::to_string(status));
+  if (line.size() > 12 && line[12] != ' ')
+    return fail(errc::bad_response, "status code is not 3 digits");
+  if (status < 100 || status > 599)
+    return fail(errc::bad_response, "status code " + std::to_string(status));
   for (char c : line.substr(12))
-    if (c == '\0' || c == '\r') return fail(errc::bad_response, "control character in the status line");
+    if (c == '\0' || c == '\r')
+      return fail(errc::bad_response, "control character in the status line");
   resp_.status = status;
   state_ = state::headers;
   return core::ok();
 }
 
 result<void> response_parser::on_header_line(std::string_view line, bool trailer) {
-  if (line.front() == ' ' || line.front() == '\t') return fail(errc::bad_response, "folded header line");
+  if (line.front() == ' ' || line.front() == '\t')
+    return fail(errc::bad_response, "folded header line");
   size_t colon = line.find(':');
-  if (colon == std::string_view::npos || colon == 0) return fail(errc::bad_response, "header line without a name");
+  if (colon == std::string_view::npos || colon == 0)
+    return fail(errc::bad_response, "header line without a name");
   std::string_view name = line.substr(0, colon);
   for (char c : name)
-    if (!is_tchar(static_cast<unsigned char>(c))) return fail(errc::bad_response, "bad character in a header name");
+    if (!is_tchar(static_cast<unsigned char>(c)))
+      return fail(errc::bad_response, "bad character in a header name");
   std::string_view value = trim_ows(line.substr(colon + 1));
   for (char c : value)
-    if (c == '\0' || c == '\r') return fail(errc::bad_response, "control character in a header value");
+    if (c == '\0' || c == '\r')
+      return fail(errc::bad_response, "control character in a header value");
   if (trailer) {
     // Trailers are checked and counted but not kept: nothing in the Engine API uses them.
-    if (++trailer_count_ > lim_.max_headers) return fail(errc::too_large, "more than " + std::to_string(lim_.max_headers) + " trailer fields");
+    if (++trailer_count_ > lim_.max_headers)
+      return fail(errc::too_large,
+                  "more than " + std::to_string(lim_.max_headers) + " trailer fields");
     return core::ok();
   }
   if (resp_.headers.size() >= lim_.max_headers)
-    return fail(errc::too_large, "more than " + std::to_string(lim_.max_headers) + " header fields");
+    return fail(errc::too_large,
+                "more than " + std::to_string(lim_.max_headers) + " header fields");
   std::string n(name);
   std::transform(n.begin(), n.end(), n.begin(), lower);
   resp_.headers.emplace_back(std::move(n), std::string(value));
@@ -254,7 +276,8 @@ result<void> response_parser::end_of_headers() {
         if (c < '0' || c > '9') return fail(errc::bad_response, "bad Content-Length");
         n = n * 10 + static_cast<uint64_t>(c - '0');
       }
-      if (have_length && n != length) return fail(errc::bad_response, "conflicting Content-Length fields");
+      if (have_length && n != length)
+        return fail(errc::bad_response, "conflicting Content-Length fields");
       have_length = true;
       length = n;
     }
@@ -266,13 +289,16 @@ result<void> response_parser::end_of_headers() {
   if (te) {
     // A message with both is how request smuggling starts; the Engine never sends it.
     if (have_length) return fail(errc::bad_response, "both Transfer-Encoding and Content-Length");
-    if (!iequals(*te, "chunked")) return fail(errc::bad_response, "unsupported Transfer-Encoding '" + te->substr(0, 40) + "'");
+    if (!iequals(*te, "chunked"))
+      return fail(errc::bad_response, "unsupported Transfer-Encoding '" + te->substr(0, 40) + "'");
     chunked_ = true;
     state_ = state::chunk_size;
     return core::ok();
   }
   if (have_length) {
-    if (length > lim_.max_body) return fail(errc::too_large, "Content-Length " + std::to_string(length) + " over " + std::to_string(lim_.max_body) + " bytes");
+    if (length > lim_.max_body)
+      return fail(errc::too_large, "Content-Length " + std::to_string(length) + " over " +
+                                       std::to_string(lim_.max_body) + " bytes");
     remaining_ = length;
     state_ = length == 0 ? state::done : state::length_body;
     return core::ok();
@@ -290,7 +316,8 @@ result<void> response_parser::emit(std::string_view data, const body_sink& sink)
   return core::ok();
 }
 
-bool line_splitter::feed(std::string_view data, const std::function<void(std::string_view)>& on_line) {
+bool line_splitter::feed(std::string_view data,
+                         const std::function<void(std::string_view)>& on_line) {
   size_t start = 0;
   if (buf_.empty()) {
     // Common case: whole lines in one read, no copy.
@@ -319,10 +346,13 @@ bool line_splitter::feed(std::string_view data, const std::function<void(std::st
 result<std::string> serialize(const request& r) {
   if (r.method.empty()) return err(errc::bad_request, "empty method");
   for (char c : r.method)
-    if (!is_tchar(static_cast<unsigned char>(c))) return err(errc::bad_request, "bad character in the method");
-  if (r.target.empty() || r.target.front() != '/') return err(errc::bad_request, "request target must start with '/'");
+    if (!is_tchar(static_cast<unsigned char>(c)))
+      return err(errc::bad_request, "bad character in the method");
+  if (r.target.empty() || r.target.front() != '/')
+    return err(errc::bad_request, "request target must start with '/'");
   for (unsigned char c : r.target)
-    if (c <= ' ' || c >= 0x7f) return err(errc::bad_request, "control, space or non-ASCII character in the request target");
+    if (c <= ' ' || c >= 0x7f)
+      return err(errc::bad_request, "control, space or non-ASCII character in the request target");
   auto field_ok = [](std::string_view f) {
     for (char c : f)
       if (c == '\r' || c == '\n' || c == '\0') return false;
@@ -336,7 +366,8 @@ result<std::string> serialize(const request& r) {
   out += " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hmq-agent\r\nConnection: close\r\n";
   for (const auto& h : r.headers) {
     auto colon = h.find(':');
-    if (colon == std::string::npos || colon == 0 || !field_ok(h)) return err(errc::bad_request, "malformed request header");
+    if (colon == std::string::npos || colon == 0 || !field_ok(h))
+      return err(errc::bad_request, "malformed request header");
     out += h;
     out += "\r\n";
   }
@@ -372,11 +403,13 @@ using clock = std::chrono::steady_clock;
 
 // Waits until `fd` is ready for `events`; errc::stopped when cancel_fd fired first,
 // errc::transport on timeout.
-result<void> wait_ready(int fd, short events, const call_options& o, std::optional<clock::time_point> deadline) {
+result<void> wait_ready(int fd, short events, const call_options& o,
+                        std::optional<clock::time_point> deadline) {
   for (;;) {
     int ms = -1;
     if (deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock::now()).count();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock::now()).count();
       if (left <= 0) return err(errc::transport, "timed out");
       ms = static_cast<int>(std::min<long long>(left, 1LL << 30));
     }
@@ -460,7 +493,8 @@ result<response> perform(const std::string& socket_path, const request& r, const
   }
 }
 
-result<buffered_response> fetch(const std::string& socket_path, const request& r, const call_options& o) {
+result<buffered_response> fetch(const std::string& socket_path, const request& r,
+                                const call_options& o) {
   buffered_response out;
   auto h = perform(socket_path, r, o, [&](const response&, std::string_view d) {
     out.body.append(d);

@@ -49,7 +49,8 @@ class response_parser {
   // Returns false to abort: feed() then fails with errc::stopped.
   using body_sink = std::function<bool(const response&, std::string_view)>;
 
-  explicit response_parser(limits l = {}, bool head_request = false) : lim_(l), head_request_(head_request) {}
+  explicit response_parser(limits l = {}, bool head_request = false)
+      : lim_(l), head_request_(head_request) {}
 
   // Consumes all of `in`. After an error the parser stays failed.
   result<void> feed(std::string_view in, const body_sink& sink);
@@ -62,7 +63,18 @@ class response_parser {
   uint64_t body_bytes() const { return body_bytes_; }
 
  private:
-  enum class state { status_line, headers, chunk_size, chunk_data, chunk_end, trailers, length_body, close_body, done, failed };
+  enum class state {
+    status_line,
+    headers,
+    chunk_size,
+    chunk_data,
+    chunk_end,
+    trailers,
+    length_body,
+    close_body,
+    done,
+    failed
+  };
   result<void> fail(errc c, std::string detail);
   result<void> on_line(std::string_view line, const body_sink& sink);
   result<void> on_status_line(std::string_view line);
@@ -74,10 +86,10 @@ class response_parser {
   bool head_request_;
   state state_ = state::status_line;
   response resp_;
-  std::string line_;          // the line being assembled (bounded by max_line)
-  size_t head_bytes_ = 0;     // bytes of the current header or trailer block
+  std::string line_;       // the line being assembled (bounded by max_line)
+  size_t head_bytes_ = 0;  // bytes of the current header or trailer block
   size_t trailer_count_ = 0;
-  uint64_t remaining_ = 0;    // of the current chunk or of the Content-Length body
+  uint64_t remaining_ = 0;  // of the current chunk or of the Content-Length body
   uint64_t body_bytes_ = 0;
   bool chunked_ = false;
   int interim_ = 0;
@@ -104,7 +116,7 @@ struct request {
   std::string target;                // "/v1.41/containers/json?all=1"
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
-  std::string content_type;          // sent with a body or a POST
+  std::string content_type;  // sent with a body or a POST
 };
 
 struct call_options {
@@ -129,6 +141,7 @@ struct buffered_response {
   std::string body;
 };
 // perform() that collects the body (at most o.lim.max_body bytes, else errc::too_large).
-result<buffered_response> fetch(const std::string& socket_path, const request& r, const call_options& o);
+result<buffered_response> fetch(const std::string& socket_path, const request& r,
+                                const call_options& o);
 
 }  // namespace hmq::agent::docker::http

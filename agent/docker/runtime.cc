@@ -22,7 +22,9 @@ std::string sanitize(std::string_view s) {
   std::string out;
   for (char c : s) {
     unsigned char u = static_cast<unsigned char>(c);
-    out += (std::isalnum(u) || c == '_' || c == '.' || c == '-') ? static_cast<char>(std::tolower(u)) : '-';
+    out += (std::isalnum(u) || c == '_' || c == '.' || c == '-')
+               ? static_cast<char>(std::tolower(u))
+               : '-';
   }
   while (!out.empty() && !std::isalnum(static_cast<unsigned char>(out.front()))) out.erase(0, 1);
   if (out.size() > 40) out.resize(40);
@@ -43,7 +45,9 @@ std::string hex_hash(std::string_view s, size_t bytes) {
   return crypto::to_hex(h).substr(0, 2 * std::min<size_t>(bytes, 16));
 }
 
-std::string service_key(const std::string& org, const std::string& url) { return org + "/" + url; }
+std::string service_key(const std::string& org, const std::string& url) {
+  return org + "/" + url;
+}
 
 // Puts KEY=value into env, replacing an earlier KEY.
 void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
@@ -63,7 +67,8 @@ std::optional<registry_auth> auth_for(const fb::ServiceT& s, const std::string& 
     for (const char* scheme : {"https://", "http://"})
       if (r.rfind(scheme, 0) == 0) r = r.substr(std::string_view(scheme).size());
     while (!r.empty() && r.back() == '/') r.pop_back();
-    if (r == registry) return registry_auth{a->username.empty() ? "token" : a->username, a->token, registry};
+    if (r == registry)
+      return registry_auth{a->username.empty() ? "token" : a->username, a->token, registry};
   }
   return std::nullopt;
 }
@@ -85,10 +90,15 @@ port_binding parse_port(const fb::PortBindingT& p) {
   return b;
 }
 
-std::map<std::string, std::string> base_labels(const std::string& owner, const std::string& agreement,
-                                               const std::string& service, const std::string& instance) {
-  return {{"hmq.managed", "1"},     {"hmq.owner", owner},      {"hmq.agreement", agreement},
-          {"hmq.service", service}, {"hmq.instance", instance}};
+std::map<std::string, std::string> base_labels(const std::string& owner,
+                                               const std::string& agreement,
+                                               const std::string& service,
+                                               const std::string& instance) {
+  return {{"hmq.managed", "1"},
+          {"hmq.owner", owner},
+          {"hmq.agreement", agreement},
+          {"hmq.service", service},
+          {"hmq.instance", instance}};
 }
 
 bool owned_by(const std::map<std::string, std::string>& labels, const std::string& owner) {
@@ -99,13 +109,14 @@ bool owned_by(const std::map<std::string, std::string>& labels, const std::strin
 struct deploy_outcome {
   int started = 0;
   int adopted = 0;
-  std::vector<std::string> pulled;                           // repo@digest, cached ones not listed
+  std::vector<std::string> pulled;  // repo@digest, cached ones not listed
   std::vector<std::pair<std::string, std::string>> started_by;  // (service, container name)
 };
 
 // Worker thread: pulls and verifies one image; true when it was pulled, false when it was
 // cached already. Errors carry 113/114/115.
-result<bool> ensure_image(client& d, const docker_runtime::planned_image& img, const runtime_options& o) {
+result<bool> ensure_image(client& d, const docker_runtime::planned_image& img,
+                          const runtime_options& o) {
   const std::string pinned = img.ref.repository + "@" + img.digest;
   if (auto cached = d.inspect_image(pinned); cached) {
     auto& rd = cached->repo_digests;
@@ -116,24 +127,26 @@ result<bool> ensure_image(client& d, const docker_runtime::planned_image& img, c
   for (int attempt = 1; attempt <= std::max(1, o.pull_attempts); ++attempt) {
     pulled = d.pull(img.ref, img.auth);
     if (pulled) break;
-    if (pulled.code() == errc::auth_failed) return runtime_failure(R::image_fetch_auth_failure, pulled.err().detail);
+    if (pulled.code() == errc::auth_failed)
+      return runtime_failure(R::image_fetch_auth_failure, pulled.err().detail);
     if (pulled.code() == errc::transport) break;  // the Engine is gone: retrying here will not help
     if (attempt < o.pull_attempts) {
-      lg()->warn("pull {} failed (attempt {}): {}; retrying in {} ms", pinned, attempt, pulled.err().detail,
-                 wait.count());
+      lg()->warn("pull {} failed (attempt {}): {}; retrying in {} ms", pinned, attempt,
+                 pulled.err().detail, wait.count());
       std::this_thread::sleep_for(wait);
       wait *= 2;
     }
   }
   if (!pulled) return runtime_failure(R::image_fetch_failure, pulled.err().message());
-  std::string pulled_name = img.ref.digest.empty() ? img.ref.repository + ":" + img.ref.tag : pinned;
+  std::string pulled_name =
+      img.ref.digest.empty() ? img.ref.repository + ":" + img.ref.tag : pinned;
   auto info = d.inspect_image(pulled_name);
   if (!info) return runtime_failure(R::image_fetch_failure, info.err().message());
   auto& rd = info->repo_digests;
   if (std::find(rd.begin(), rd.end(), pinned) == rd.end()) {
     std::string got = rd.empty() ? "none" : rd.front();
-    return runtime_failure(R::image_sig_verif_failure,
-                           "pulled " + pulled_name + " is " + got + ", the signed digest is " + img.digest);
+    return runtime_failure(R::image_sig_verif_failure, "pulled " + pulled_name + " is " + got +
+                                                           ", the signed digest is " + img.digest);
   }
   return true;
 }
@@ -159,7 +172,8 @@ result<bool> ensure_container(client& d, const docker_runtime::planned_container
   return true;
 }
 
-result<deploy_outcome> run_deploy_once(client& d, const std::vector<docker_runtime::planned_image>& images,
+result<deploy_outcome> run_deploy_once(client& d,
+                                       const std::vector<docker_runtime::planned_image>& images,
                                        const std::vector<docker_runtime::instance>& instances,
                                        const runtime_options& o) {
   deploy_outcome out;
@@ -170,7 +184,8 @@ result<deploy_outcome> run_deploy_once(client& d, const std::vector<docker_runti
   }
   for (const auto& inst : instances) {
     if (inst.needs_network) {
-      auto labels = base_labels(o.owner, inst.users.empty() ? "" : *inst.users.begin(), inst.service, inst.key);
+      auto labels = base_labels(o.owner, inst.users.empty() ? "" : *inst.users.begin(),
+                                inst.service, inst.key);
       if (auto n = d.create_network(inst.key, labels); !n)
         return runtime_failure(R::container_failure, n.err().message());
     }
@@ -188,14 +203,16 @@ result<deploy_outcome> run_deploy_once(client& d, const std::vector<docker_runti
 // or the runtime stopped. Refused connections are retried with doubling back-off; on_wait runs
 // once, when the first ping failed.
 template <typename Stop>
-bool wait_for_engine(client& d, std::chrono::steady_clock::time_point deadline, const runtime_options& o,
-                     Stop& stop, const std::function<void()>& on_wait) {
+bool wait_for_engine(client& d, std::chrono::steady_clock::time_point deadline,
+                     const runtime_options& o, Stop& stop, const std::function<void()>& on_wait) {
   auto r = d.ping();
   if (r) return true;
-  if (r.code() != errc::transport) return true;  // it answers, if not happily: let the calls say why
-  lg()->warn("waiting for Docker Engine at {} (up to {} s): {}", d.socket_path(),
-             std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now()).count(),
-             r.err().detail);
+  if (r.code() != errc::transport)
+    return true;  // it answers, if not happily: let the calls say why
+  lg()->warn(
+      "waiting for Docker Engine at {} (up to {} s): {}", d.socket_path(),
+      std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now()).count(),
+      r.err().detail);
   if (on_wait) on_wait();
   auto backoff = std::max(o.engine_retry_min, std::chrono::milliseconds(1));
   for (;;) {
@@ -203,7 +220,8 @@ bool wait_for_engine(client& d, std::chrono::steady_clock::time_point deadline, 
     if (now >= deadline) return false;
     {
       std::unique_lock lock(stop.mu);
-      if (stop.cv.wait_until(lock, std::min(deadline, now + backoff), [&] { return stop.stopped; })) return false;
+      if (stop.cv.wait_until(lock, std::min(deadline, now + backoff), [&] { return stop.stopped; }))
+        return false;
     }
     if (auto p = d.ping(); p || p.code() != errc::transport) {
       lg()->info("Docker Engine at {} answers again", d.socket_path());
@@ -216,16 +234,20 @@ bool wait_for_engine(client& d, std::chrono::steady_clock::time_point deadline, 
 // Worker thread: one deploy, waiting (bounded by o.engine_wait in all) for an Engine that does
 // not answer, before the first call and again when it went away in the middle.
 template <typename Stop>
-result<deploy_outcome> run_deploy(client& d, const std::vector<docker_runtime::planned_image>& images,
-                                  const std::vector<docker_runtime::instance>& instances, const runtime_options& o,
-                                  Stop& stop, const std::function<void()>& on_wait) {
+result<deploy_outcome> run_deploy(client& d,
+                                  const std::vector<docker_runtime::planned_image>& images,
+                                  const std::vector<docker_runtime::instance>& instances,
+                                  const runtime_options& o, Stop& stop,
+                                  const std::function<void()>& on_wait) {
   const auto deadline = std::chrono::steady_clock::now() + o.engine_wait;
   for (;;) {
     if (!wait_for_engine(d, deadline, o, stop, on_wait))
-      return runtime_failure(R::container_failure,
-                             "Docker Engine at " + d.socket_path() + " did not answer within " +
-                                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.engine_wait).count()) +
-                                 " s");
+      return runtime_failure(
+          R::container_failure,
+          "Docker Engine at " + d.socket_path() + " did not answer within " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::seconds>(o.engine_wait).count()) +
+              " s");
     auto r = run_deploy_once(d, images, instances, o);
     if (r) return r;
     // A failure with the Engine up is the deploy's own; one with the Engine gone is waited out.
@@ -239,13 +261,20 @@ result<deploy_outcome> run_deploy(client& d, const std::vector<docker_runtime::p
 docker_runtime::docker_runtime(core::loop::scheduler& loop, client& c, runtime_options o)
     : loop_(loop), docker_(c), opts_(std::move(o)) {}
 
-docker_runtime::~docker_runtime() { stop(); }
+docker_runtime::~docker_runtime() {
+  stop();
+}
 
 void docker_runtime::start() {
   if (started_) return;
   started_ = true;
-  docker_.watch_events([this, alive = alive_](event e) { if (*alive) on_docker_event(e); },
-                       [this, alive = alive_] { if (*alive) on_stream_lost(); });
+  docker_.watch_events(
+      [this, alive = alive_](event e) {
+        if (*alive) on_docker_event(e);
+      },
+      [this, alive = alive_] {
+        if (*alive) on_stream_lost();
+      });
 }
 
 void docker_runtime::stop() {
@@ -258,11 +287,12 @@ void docker_runtime::stop() {
   ops_.clear();
 }
 
-result<docker_runtime::plan> docker_runtime::make_plan(const workload& w, const runtime_options& o) {
+result<docker_runtime::plan> docker_runtime::make_plan(const workload& w,
+                                                       const runtime_options& o) {
   plan p;
-  if (w.agreement_id.size() < 12 || !std::all_of(w.agreement_id.begin(), w.agreement_id.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-      }))
+  if (w.agreement_id.size() < 12 ||
+      !std::all_of(w.agreement_id.begin(), w.agreement_id.end(),
+                   [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
     return runtime_failure(R::image_data_error, "bad agreement id");
   // Index the services and read their deployments (verified again: this is our own input check).
   struct svc {
@@ -272,7 +302,8 @@ result<docker_runtime::plan> docker_runtime::make_plan(const workload& w, const 
   std::map<std::string, svc> by_key;
   std::vector<std::string> order_in;
   for (const auto& ps : w.services) {
-    if (!ps.service) return runtime_failure(R::image_data_error, "proposal service without a service");
+    if (!ps.service)
+      return runtime_failure(R::image_data_error, "proposal service without a service");
     const auto& s = *ps.service;
     fb::DeploymentT dep;
     if (!s.deployment.empty()) {
@@ -282,21 +313,25 @@ result<docker_runtime::plan> docker_runtime::make_plan(const workload& w, const 
       flatbuffers::GetRoot<fb::Deployment>(s.deployment.data())->UnPackTo(&dep);
     }
     std::string k = service_key(s.org, s.url);
-    if (by_key.count(k)) return runtime_failure(R::image_data_error, "service " + k + " appears twice");
+    if (by_key.count(k))
+      return runtime_failure(R::image_data_error, "service " + k + " appears twice");
     by_key.emplace(k, svc{&ps, std::move(dep)});
     order_in.push_back(k);
   }
   // Producers before consumers (depth-first over requiredServices; a cycle cannot be run).
   std::vector<std::string> order;
   std::map<std::string, int> mark;  // 1 visiting, 2 done
-  std::function<result<void>(const std::string&)> visit = [&](const std::string& k) -> result<void> {
+  std::function<result<void>(const std::string&)> visit =
+      [&](const std::string& k) -> result<void> {
     if (mark[k] == 2) return core::ok();
     if (mark[k] == 1) return runtime_failure(R::image_data_error, "dependency cycle through " + k);
     mark[k] = 1;
     for (const auto& ref : by_key.at(k).ps->service->required_services) {
       if (!ref) continue;
       std::string rk = service_key(ref->org, ref->url);
-      if (!by_key.count(rk)) return runtime_failure(R::image_data_error, k + " requires " + rk + ", which is not in the proposal");
+      if (!by_key.count(rk))
+        return runtime_failure(R::image_data_error,
+                               k + " requires " + rk + ", which is not in the proposal");
       if (auto r = visit(rk); !r) return r;
     }
     mark[k] = 2;
@@ -323,11 +358,15 @@ result<docker_runtime::plan> docker_runtime::make_plan(const workload& w, const 
     for (const auto& ct : sv.dep.containers) {
       if (!ct) continue;
       auto ref = parse_image_ref(ct->image);
-      if (!ref) return runtime_failure(R::image_data_error, "service " + k + ": image '" + ct->image + "' is not a reference");
+      if (!ref)
+        return runtime_failure(R::image_data_error,
+                               "service " + k + ": image '" + ct->image + "' is not a reference");
       if (ct->image_digest.empty())
-        return runtime_failure(R::image_sig_verif_failure, "service " + k + ": image " + ct->image + " has no signed digest");
+        return runtime_failure(R::image_sig_verif_failure,
+                               "service " + k + ": image " + ct->image + " has no signed digest");
       if (!ref->digest.empty() && ref->digest != ct->image_digest)
-        return runtime_failure(R::image_sig_verif_failure, "service " + k + ": image digest differs from the signed digest");
+        return runtime_failure(R::image_sig_verif_failure,
+                               "service " + k + ": image digest differs from the signed digest");
       std::string pinned = ref->repository + "@" + ct->image_digest;
       if (seen_images.insert(pinned).second)
         p.images.push_back({*ref, ct->image_digest, auth_for(s, ref->registry), dependency});
@@ -361,7 +400,8 @@ result<docker_runtime::plan> docker_runtime::make_plan(const workload& w, const 
       sp.cap_add = ct->cap_add;
       sp.privileged = ct->privileged;
       sp.memory_bytes = uint64_t(ct->max_memory_mb) << 20;
-      if (std::isfinite(ct->max_cpus) && ct->max_cpus > 0) sp.nano_cpus = static_cast<int64_t>(ct->max_cpus * 1e9);
+      if (std::isfinite(ct->max_cpus) && ct->max_cpus > 0)
+        sp.nano_cpus = static_cast<int64_t>(ct->max_cpus * 1e9);
       if (ct->network == "host") {
         sp.host_network = true;
       } else {
@@ -408,7 +448,10 @@ void docker_runtime::run_next() {
   auto op = std::move(ops_.front());
   ops_.pop_front();
   op([this, alive = alive_] {
-    if (*alive) loop_.post([this, alive] { if (*alive) run_next(); });
+    if (*alive)
+      loop_.post([this, alive] {
+        if (*alive) run_next();
+      });
   });
 }
 
@@ -418,7 +461,9 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
   if (!p) {
     ++stats_.deploy_failures;
     lg()->warn("agreement {}: cannot deploy: {}", w.agreement_id, p.err().message());
-    loop_.post([cb = std::move(cb), e = p.err(), alive = alive_] { if (*alive && cb) cb(e); });
+    loop_.post([cb = std::move(cb), e = p.err(), alive = alive_] {
+      if (*alive && cb) cb(e);
+    });
     return;
   }
   const std::string id = w.agreement_id;
@@ -433,17 +478,21 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
     auto [it, inserted] = instances_.try_emplace(inst.key, inst);
     it->second.users.insert(id);
     if (inst.top_level_for.count(id)) it->second.top_level_for.insert(id);
-    for (const auto& c : it->second.containers) supervised_.try_emplace(c.name, supervised{inst.key, c.hash, {}});
+    for (const auto& c : it->second.containers)
+      supervised_.try_emplace(c.name, supervised{inst.key, c.hash, {}});
     snapshot.push_back(it->second);
   }
-  lg()->info("agreement {}: deploying {} service(s), {} image(s)", id, snapshot.size(), p->images.size());
-  enqueue([this, id, snapshot = std::move(snapshot), images = std::move(p->images), cb = std::move(cb)](
-              std::function<void()> next) mutable {
+  lg()->info("agreement {}: deploying {} service(s), {} image(s)", id, snapshot.size(),
+             p->images.size());
+  enqueue([this, id, snapshot = std::move(snapshot), images = std::move(p->images),
+           cb = std::move(cb)](std::function<void()> next) mutable {
     docker_.submit<deploy_outcome>(
         [this, images, snapshot, stop = stop_signal_] {
           // The counter is the loop's: the worker only posts the increment.
           std::function<void()> on_wait = [&loop = loop_, this, alive = alive_] {
-            loop.post([this, alive] { if (*alive) ++stats_.engine_waits; });
+            loop.post([this, alive] {
+              if (*alive) ++stats_.engine_waits;
+            });
           };
           return run_deploy(docker_, images, snapshot, opts_, *stop, on_wait);
         },
@@ -469,7 +518,8 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
           stats_.containers_adopted += r->adopted;
           lg()->info("agreement {}: running ({} started, {} adopted)", id, r->started, r->adopted);
           for (const auto& img : r->pulled) emit(id, "image_pulled", "", img);
-          for (const auto& [service, name] : r->started_by) emit(id, "container_started", service, name);
+          for (const auto& [service, name] : r->started_by)
+            emit(id, "container_started", service, name);
           if (cb) cb(core::ok());
           next();
         });
@@ -479,10 +529,13 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
 void docker_runtime::prepare(const workload& w, done_fn cb) {
   auto p = make_plan(w, opts_);
   if (!p) {
-    loop_.post([cb = std::move(cb), e = p.err(), alive = alive_] { if (*alive && cb) cb(e); });
+    loop_.post([cb = std::move(cb), e = p.err(), alive = alive_] {
+      if (*alive && cb) cb(e);
+    });
     return;
   }
-  lg()->info("agreement {}: fetching {} image(s) before the swap", w.agreement_id, p->images.size());
+  lg()->info("agreement {}: fetching {} image(s) before the swap", w.agreement_id,
+             p->images.size());
   docker_.submit<void>(
       [this, images = std::move(p->images)]() -> result<void> {
         for (const auto& img : images)
@@ -510,7 +563,8 @@ void docker_runtime::retain_images(const std::string& agreement_id, bool retain)
   retained_.erase(it);
   if (opts_.keep_images) return;
   std::set<std::string> still_used;
-  for (const auto& [k, inst] : instances_) still_used.insert(inst.images.begin(), inst.images.end());
+  for (const auto& [k, inst] : instances_)
+    still_used.insert(inst.images.begin(), inst.images.end());
   for (const auto& [id, other] : retained_) still_used.insert(other.begin(), other.end());
   std::vector<std::string> unused;
   for (const auto& i : imgs)
@@ -519,7 +573,8 @@ void docker_runtime::retain_images(const std::string& agreement_id, bool retain)
   docker_.submit<void>(
       [this, unused]() -> result<void> {
         for (const auto& img : unused)
-          if (auto r = docker_.remove_image(img); !r) lg()->info("image {} kept: {}", img, r.err().message());
+          if (auto r = docker_.remove_image(img); !r)
+            lg()->info("image {} kept: {}", img, r.err().message());
         return core::ok();
       },
       [](result<void>) {});
@@ -563,7 +618,8 @@ void docker_runtime::cleanup(std::vector<instance> gone, std::function<void()> t
   std::vector<std::string> images;
   if (!opts_.keep_images) {
     std::set<std::string> still_used;
-    for (const auto& [k, inst] : instances_) still_used.insert(inst.images.begin(), inst.images.end());
+    for (const auto& [k, inst] : instances_)
+      still_used.insert(inst.images.begin(), inst.images.end());
     for (const auto& [id, imgs] : retained_) still_used.insert(imgs.begin(), imgs.end());
     std::set<std::string> candidates;
     for (const auto& inst : gone)
@@ -576,14 +632,17 @@ void docker_runtime::cleanup(std::vector<instance> gone, std::function<void()> t
       [this, gone = std::move(gone), images, grace]() -> result<void> {
         for (const auto& inst : gone)
           for (const auto& c : inst.containers) {
-            if (auto s = docker_.stop_container(c.name, grace); !s) lg()->warn("{}", s.err().message());
-            if (auto r = docker_.remove_container(c.name, true); !r) lg()->warn("{}", r.err().message());
+            if (auto s = docker_.stop_container(c.name, grace); !s)
+              lg()->warn("{}", s.err().message());
+            if (auto r = docker_.remove_container(c.name, true); !r)
+              lg()->warn("{}", r.err().message());
           }
         for (const auto& inst : gone)
           if (inst.needs_network)
             if (auto r = docker_.remove_network(inst.key); !r) lg()->warn("{}", r.err().message());
         for (const auto& img : images)
-          if (auto r = docker_.remove_image(img); !r) lg()->info("image {} kept: {}", img, r.err().message());
+          if (auto r = docker_.remove_image(img); !r)
+            lg()->info("image {} kept: {}", img, r.err().message());
         return core::ok();
       },
       [then = std::move(then)](result<void>) { then(); });
@@ -600,7 +659,8 @@ void docker_runtime::resumed() {
           if (!cs) return cs.err();
           for (const auto& c : *cs) {
             auto it = c.labels.find("hmq.instance");
-            if (it == c.labels.end() || live.count(it->second) || !owned_by(c.labels, opts_.owner)) continue;
+            if (it == c.labels.end() || live.count(it->second) || !owned_by(c.labels, opts_.owner))
+              continue;
             lg()->info("removing orphaned container {} (instance {})", c.name, it->second);
             if (docker_.remove_container(c.id, true)) ++removed;
           }
@@ -608,7 +668,8 @@ void docker_runtime::resumed() {
           if (!ns) return ns.err();
           for (const auto& n : *ns) {
             auto it = n.labels.find("hmq.instance");
-            if (it == n.labels.end() || live.count(it->second) || !owned_by(n.labels, opts_.owner)) continue;
+            if (it == n.labels.end() || live.count(it->second) || !owned_by(n.labels, opts_.owner))
+              continue;
             lg()->info("removing orphaned network {}", n.name);
             if (docker_.remove_network(n.id)) ++removed;
           }
@@ -656,14 +717,17 @@ void docker_runtime::crashed(const std::string& name) {
   auto& s = it->second;
   int64_t now = loop_.time().now_ms();
   s.crashes.push_back(now);
-  while (!s.crashes.empty() && s.crashes.front() <= now - opts_.crash_window.count()) s.crashes.pop_front();
+  while (!s.crashes.empty() && s.crashes.front() <= now - opts_.crash_window.count())
+    s.crashes.pop_front();
   ++stats_.crashes;
   const std::string window = std::to_string(opts_.crash_window.count() / 1000) + " s";
-  emit_instance(s.instance, "container_crashed",
-                name + " exited (" + std::to_string(s.crashes.size()) + " in the last " + window + ")");
+  emit_instance(
+      s.instance, "container_crashed",
+      name + " exited (" + std::to_string(s.crashes.size()) + " in the last " + window + ")");
   if (static_cast<int>(s.crashes.size()) > opts_.crash_limit) return give_up(s.instance, name);
   ++stats_.restarts;
-  lg()->warn("container {} died ({} in the last {}); restarting it", name, s.crashes.size(), window);
+  lg()->warn("container {} died ({} in the last {}); restarting it", name, s.crashes.size(),
+             window);
   docker_.submit<void>([this, name] { return docker_.start_container(name); },
                        [this, name, instance = s.instance, alive = alive_](result<void> r) {
                          if (!r) lg()->warn("restart of {} failed: {}", name, r.err().message());
@@ -673,8 +737,8 @@ void docker_runtime::crashed(const std::string& name) {
                        });
 }
 
-void docker_runtime::emit(const std::string& agreement_id, std::string_view kind, const std::string& service,
-                          const std::string& message) {
+void docker_runtime::emit(const std::string& agreement_id, std::string_view kind,
+                          const std::string& service, const std::string& message) {
   if (on_event_) on_event_(agreement_id, kind, service, message);
 }
 
@@ -695,7 +759,8 @@ void docker_runtime::give_up(const std::string& instance_key, const std::string&
                        std::to_string(opts_.crash_window.count() / 1000) + " s";
   std::vector<std::pair<std::string, core::error>> failed;
   for (const auto& u : inst->second.users) {
-    auto reason = inst->second.top_level_for.count(u) ? R::container_failure : R::microservice_failure;
+    auto reason =
+        inst->second.top_level_for.count(u) ? R::container_failure : R::microservice_failure;
     failed.emplace_back(u, runtime_failure(reason, detail));
   }
   for (auto& [u, e] : failed) {
@@ -732,7 +797,8 @@ std::vector<std::string> docker_runtime::network_names(const std::string& agreem
   auto a = agreements_.find(agreement_id);
   if (a == agreements_.end()) return out;
   for (const auto& k : a->second.instances)
-    if (auto i = instances_.find(k); i != instances_.end() && i->second.needs_network) out.push_back(k);
+    if (auto i = instances_.find(k); i != instances_.end() && i->second.needs_network)
+      out.push_back(k);
   return out;
 }
 

@@ -40,9 +40,9 @@ struct runtime_options {
   bool keep_images = false;  // keep images nobody uses any more after remove()
   int crash_limit = 5;       // deaths tolerated within crash_window; one more gives up
   std::chrono::milliseconds crash_window{std::chrono::seconds(60)};
-  int pull_attempts = 3;     // per image; an auth failure is never retried
+  int pull_attempts = 3;  // per image; an auth failure is never retried
   std::chrono::milliseconds pull_backoff{std::chrono::seconds(1)};  // doubles per attempt
-  int stop_timeout_s = 5;    // SIGTERM -> SIGKILL grace on remove
+  int stop_timeout_s = 5;  // SIGTERM -> SIGKILL grace on remove
   // A deploy that finds the Engine's socket refusing (dockerd restarting, not yet up at boot)
   // waits for it this long, retrying with back-off from engine_retry_min to engine_retry_max,
   // before it fails with 103. Zero: fail at once.
@@ -64,9 +64,9 @@ struct runtime_counters {
   uint64_t restarts = 0;
   uint64_t gave_up = 0;
   uint64_t removes = 0;
-  uint64_t orphans_removed = 0;     // containers + networks of no known agreement
+  uint64_t orphans_removed = 0;  // containers + networks of no known agreement
   uint64_t events = 0;
-  uint64_t engine_waits = 0;        // deploys that found the Engine down and waited for it
+  uint64_t engine_waits = 0;  // deploys that found the Engine down and waited for it
 };
 
 class docker_runtime final : public agent::runtime {
@@ -144,7 +144,8 @@ class docker_runtime final : public agent::runtime {
   // To the engine's event log: one agreement, or every agreement using an instance.
   void emit(const std::string& agreement_id, std::string_view kind, const std::string& service,
             const std::string& message);
-  void emit_instance(const std::string& instance_key, std::string_view kind, const std::string& message);
+  void emit_instance(const std::string& instance_key, std::string_view kind,
+                     const std::string& message);
   void give_up(const std::string& instance_key, const std::string& name);
   // Drops the agreement's use of its instances; returns what nobody uses any more.
   std::vector<instance> release(const std::string& agreement_id);

@@ -34,21 +34,32 @@ class bus_category final : public std::error_category {
   const char* name() const noexcept override { return "bus"; }
   std::string message(int c) const override {
     switch (static_cast<errc>(c)) {
-      case errc::ok: return "ok";
-      case errc::bad_uri: return "bad broker uri";
-      case errc::connect_failed: return "connect failed";
-      case errc::not_authorized: return "not authorized";
-      case errc::not_connected: return "not connected";
-      case errc::publish_failed: return "publish failed";
-      case errc::subscribe_failed: return "subscribe failed";
-      case errc::timeout: return "timeout";
-      case errc::stopped: return "stopped";
+      case errc::ok:
+        return "ok";
+      case errc::bad_uri:
+        return "bad broker uri";
+      case errc::connect_failed:
+        return "connect failed";
+      case errc::not_authorized:
+        return "not authorized";
+      case errc::not_connected:
+        return "not connected";
+      case errc::publish_failed:
+        return "publish failed";
+      case errc::subscribe_failed:
+        return "subscribe failed";
+      case errc::timeout:
+        return "timeout";
+      case errc::stopped:
+        return "stopped";
     }
     return "unknown bus error " + std::to_string(c);
   }
 };
 
-error make_error(errc e, std::string detail = {}) { return error{make_error_code(e), std::move(detail)}; }
+error make_error(errc e, std::string detail = {}) {
+  return error{make_error_code(e), std::move(detail)};
+}
 
 struct broker_address {
   std::string paho_uri;  // tcp://host:port or ssl://host:port
@@ -105,8 +116,8 @@ result<broker_address> parse_uri(const std::string& uri) {
 }
 
 bool is_auth_failure(int reason) {
-  return reason == MQTTREASONCODE_NOT_AUTHORIZED || reason == MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD ||
-         reason == MQTTREASONCODE_BANNED;
+  return reason == MQTTREASONCODE_NOT_AUTHORIZED ||
+         reason == MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD || reason == MQTTREASONCODE_BANNED;
 }
 
 std::string random_client_id() {
@@ -121,28 +132,41 @@ enum class op_kind { connect, publish, subscribe, unsubscribe };
 
 // MQTT v5 publish properties of a received message (runs on Paho's thread; may throw, the
 // caller catches). The property list is Paho's, read in place.
-std::string as_string(const MQTTLenString& v) { return v.data ? std::string(v.data, static_cast<size_t>(v.len)) : std::string(); }
+std::string as_string(const MQTTLenString& v) {
+  return v.data ? std::string(v.data, static_cast<size_t>(v.len)) : std::string();
+}
 
 void copy_properties(const MQTTProperties& p, inbound& in) {
   for (int i = 0; i < p.count; ++i) {
     const MQTTProperty& q = p.array[i];
     switch (q.identifier) {
-      case MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL: in.message_expiry_s = q.value.integer4; break;
-      case MQTTPROPERTY_CODE_CONTENT_TYPE: in.content_type = as_string(q.value.data); break;
-      case MQTTPROPERTY_CODE_RESPONSE_TOPIC: in.response_topic = as_string(q.value.data); break;
+      case MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL:
+        in.message_expiry_s = q.value.integer4;
+        break;
+      case MQTTPROPERTY_CODE_CONTENT_TYPE:
+        in.content_type = as_string(q.value.data);
+        break;
+      case MQTTPROPERTY_CODE_RESPONSE_TOPIC:
+        in.response_topic = as_string(q.value.data);
+        break;
       case MQTTPROPERTY_CODE_CORRELATION_DATA: {
         const auto* d = reinterpret_cast<const uint8_t*>(q.value.data.data);
         if (d) in.correlation_data.assign(d, d + q.value.data.len);
         break;
       }
-      case MQTTPROPERTY_CODE_PAYLOAD_FORMAT_INDICATOR: in.payload_utf8 = q.value.byte == 1; break;
+      case MQTTPROPERTY_CODE_PAYLOAD_FORMAT_INDICATOR:
+        in.payload_utf8 = q.value.byte == 1;
+        break;
       case MQTTPROPERTY_CODE_USER_PROPERTY:
         in.user_props.emplace_back(as_string(q.value.data), as_string(q.value.value));
         break;
       // A v5 broker names the subscription(s) a copy was sent for; mosquitto 2 sends one copy
       // per matching subscription when filters overlap.
-      case MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER: in.subscription_ids.push_back(q.value.integer4); break;
-      default: break;
+      case MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIER:
+        in.subscription_ids.push_back(q.value.integer4);
+        break;
+      default:
+        break;
     }
   }
 }
@@ -198,8 +222,8 @@ class property_list {
 // What a Paho completion tells the loop, copied out on Paho's thread.
 struct op_result {
   bool ok = false;
-  int rc = 0;             // Paho return code
-  int reason = 0;         // MQTT v5 reason code (CONNACK/PUBACK/SUBACK)
+  int rc = 0;      // Paho return code
+  int reason = 0;  // MQTT v5 reason code (CONNACK/PUBACK/SUBACK)
   bool session_present = false;
   uint16_t topic_alias_maximum = 0;  // CONNACK property; absent = 0 (no aliases)
   bool subscription_ids = true;      // CONNACK property; absent = available
@@ -213,7 +237,9 @@ const std::error_category& category() {
   return c;
 }
 
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -225,7 +251,8 @@ struct client_state {
   // client_state, so destroyed after it). Never touches loop state directly.
   class bridge {
    public:
-    bridge(loop::scheduler& loop, std::weak_ptr<client_state> self) : loop_(loop), self_(std::move(self)) {}
+    bridge(loop::scheduler& loop, std::weak_ptr<client_state> self)
+        : loop_(loop), self_(std::move(self)) {}
     ~bridge() {
       for (auto* c : contexts_) delete c;
     }
@@ -267,7 +294,8 @@ struct client_state {
     static void on_disconnected(void* context, MQTTProperties*, enum MQTTReasonCodes reason) {
       auto* b = static_cast<bridge*>(context);
       try {
-        const std::string cause = "broker sent DISCONNECT, reason " + std::to_string(static_cast<int>(reason));
+        const std::string cause =
+            "broker sent DISCONNECT, reason " + std::to_string(static_cast<int>(reason));
         b->post([cause](client_state& s) { s.on_connection_lost(cause); });
       } catch (...) {
       }
@@ -278,7 +306,8 @@ struct client_state {
         if (topic && msg && !b->stopped_.load()) {
           inbound in;
           // topic_len is 0 unless the topic holds a NUL.
-          in.topic.assign(topic, topic_len > 0 ? static_cast<size_t>(topic_len) : std::strlen(topic));
+          in.topic.assign(topic,
+                          topic_len > 0 ? static_cast<size_t>(topic_len) : std::strlen(topic));
           const auto* p = static_cast<const uint8_t*>(msg->payload);
           if (p && msg->payloadlen > 0) in.payload.assign(p, p + msg->payloadlen);
           in.qos = msg->qos;
@@ -292,8 +321,12 @@ struct client_state {
       b->api_->free(topic);
       return 1;  // taken
     }
-    static void on_success(void* context, MQTTAsync_successData5* d) { complete(context, true, d, nullptr); }
-    static void on_failure(void* context, MQTTAsync_failureData5* d) { complete(context, false, nullptr, d); }
+    static void on_success(void* context, MQTTAsync_successData5* d) {
+      complete(context, true, d, nullptr);
+    }
+    static void on_failure(void* context, MQTTAsync_failureData5* d) {
+      complete(context, false, nullptr, d);
+    }
 
     // stop(): Paho's messages are dropped from now on; the DISCONNECT's outcome is awaited.
     void stop() { stopped_ = true; }
@@ -311,7 +344,8 @@ struct client_state {
     const paho::api* api_ = nullptr;
 
    private:
-    static void complete(void* context, bool ok, MQTTAsync_successData5* sd, MQTTAsync_failureData5* fd) {
+    static void complete(void* context, bool ok, MQTTAsync_successData5* sd,
+                         MQTTAsync_failureData5* fd) {
       auto* c = static_cast<op_context*>(context);
       bridge* b = c->b;
       const uint64_t id = c->id;
@@ -331,7 +365,8 @@ struct client_state {
           for (int i = 0; i < p.count; ++i) {
             if (p.array[i].identifier == MQTTPROPERTY_CODE_TOPIC_ALIAS_MAXIMUM) {
               r.topic_alias_maximum = p.array[i].value.integer2;
-            } else if (p.array[i].identifier == MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIERS_AVAILABLE) {
+            } else if (p.array[i].identifier ==
+                       MQTTPROPERTY_CODE_SUBSCRIPTION_IDENTIFIERS_AVAILABLE) {
               r.subscription_ids = p.array[i].value.byte != 0;
             }
           }
@@ -376,9 +411,9 @@ struct client_state {
   struct subscription {
     int qos = 1;
     handler h;
-    uint32_t id = 0;                // MQTT v5 subscription identifier, fixed for its lifetime
-    bool confirmed = false;         // the broker holds it in the current session
-    uint64_t in_flight = 0;         // op id of the SUBSCRIBE on the wire, 0 when none
+    uint32_t id = 0;                  // MQTT v5 subscription identifier, fixed for its lifetime
+    bool confirmed = false;           // the broker holds it in the current session
+    uint64_t in_flight = 0;           // op id of the SUBSCRIBE on the wire, 0 when none
     std::vector<completion> waiting;  // subscribe() callers waiting for the SUBACK
   };
   struct op {
@@ -387,7 +422,8 @@ struct client_state {
     std::string filter;  // subscribe/unsubscribe
   };
 
-  client_state(loop::scheduler& l, const options& o) : loop(l), opts(o), log(core::log::get("bus")) {}
+  client_state(loop::scheduler& l, const options& o)
+      : loop(l), opts(o), log(core::log::get("bus")) {}
 
   // --- set-up ----------------------------------------------------------------------------------
 
@@ -422,12 +458,14 @@ struct client_state {
     co.deleteOldestMessages = 0;
     // No Paho persistence (in memory only): a restarted process re-sends from its own persisted
     // protocol state, never from a Paho file store.
-    int rc = api->create(&handle, addr.paho_uri.c_str(), opts.client_id.c_str(), MQTTCLIENT_PERSISTENCE_NONE,
-                         nullptr, &co);
+    int rc = api->create(&handle, addr.paho_uri.c_str(), opts.client_id.c_str(),
+                         MQTTCLIENT_PERSISTENCE_NONE, nullptr, &co);
     if (rc == MQTTASYNC_SUCCESS) {
-      rc = api->set_callbacks(handle, bridge_.get(), &bridge::on_connection_lost, &bridge::on_message, nullptr);
+      rc = api->set_callbacks(handle, bridge_.get(), &bridge::on_connection_lost,
+                              &bridge::on_message, nullptr);
     }
-    if (rc == MQTTASYNC_SUCCESS) rc = api->set_disconnected(handle, bridge_.get(), &bridge::on_disconnected);
+    if (rc == MQTTASYNC_SUCCESS)
+      rc = api->set_disconnected(handle, bridge_.get(), &bridge::on_disconnected);
     if (rc != MQTTASYNC_SUCCESS) {
       create_error = make_error(errc::bad_uri, addr.paho_uri + ": " + paho_error(rc));
       if (handle) api->destroy(&handle);
@@ -452,16 +490,20 @@ struct client_state {
   };
 
   void fill_connect_request(connect_request& r, bridge::op_context* ctx) const {
-    r.copy = {opts.username, opts.password, opts.will ? opts.will->topic : std::string(),
+    r.copy = {opts.username,
+              opts.password,
+              opts.will ? opts.will->topic : std::string(),
               opts.will ? opts.will->payload : std::vector<uint8_t>(),
-              opts.tls ? opts.tls->ca_file : std::string(), opts.tls ? opts.tls->cert_file : std::string(),
+              opts.tls ? opts.tls->ca_file : std::string(),
+              opts.tls ? opts.tls->cert_file : std::string(),
               opts.tls ? opts.tls->key_file : std::string()};
     MQTTAsync_connectOptions& co = r.options;
     co.MQTTVersion = MQTTVERSION_5;
     co.cleanstart = opts.clean_start ? 1 : 0;
     co.keepAliveInterval = opts.keepalive_s;
     // Paho's connect timeout is in whole seconds.
-    co.connectTimeout = std::max<int>(1, static_cast<int>((opts.connect_timeout.count() + 999) / 1000));
+    co.connectTimeout =
+        std::max<int>(1, static_cast<int>((opts.connect_timeout.count() + 999) / 1000));
     co.automaticReconnect = 0;
     co.maxInflight = static_cast<int>(opts.max_inflight);
     r.properties.add_int(MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL, opts.session_expiry_s);
@@ -541,7 +583,8 @@ struct client_state {
       if (first_connect) {
         auto cb = std::exchange(first_connect, {});
         if (auth && !opts.retry_refused_credentials) terminal = true;  // retrying cannot help
-        cb(make_error(auth ? errc::not_authorized : errc::connect_failed, addr.paho_uri + ": " + r.detail));
+        cb(make_error(auth ? errc::not_authorized : errc::connect_failed,
+                      addr.paho_uri + ": " + r.detail));
       }
       schedule_reconnect();
       return;
@@ -647,7 +690,8 @@ struct client_state {
         if (r.ok) {
           o.done(ok());
         } else {
-          o.done(make_error(is_auth_failure(r.reason) ? errc::not_authorized : errc::publish_failed, r.detail));
+          o.done(make_error(is_auth_failure(r.reason) ? errc::not_authorized : errc::publish_failed,
+                            r.detail));
         }
         return;
       case op_kind::subscribe: {
@@ -696,9 +740,11 @@ struct client_state {
       if (it != subs.end() && topic_matches(it->first, in.topic)) targets.push_back(it->second.h);
     }
     if (targets.empty()) {
-      if (auto it = subs.find(in.topic); it != subs.end() && !is_pattern(it->first)) targets.push_back(it->second.h);
+      if (auto it = subs.find(in.topic); it != subs.end() && !is_pattern(it->first))
+        targets.push_back(it->second.h);
       for (const auto& filter : patterns) {
-        if (auto it = subs.find(filter); it != subs.end() && topic_matches(filter, in.topic)) targets.push_back(it->second.h);
+        if (auto it = subs.find(filter); it != subs.end() && topic_matches(filter, in.topic))
+          targets.push_back(it->second.h);
       }
     }
     for (auto& h : targets) {
@@ -805,7 +851,8 @@ struct client::impl {
   client_state& operator*() const { return *s; }
 };
 
-client::client(loop::scheduler& loop, options o) : opts_(std::move(o)), impl_(std::make_unique<impl>()) {
+client::client(loop::scheduler& loop, options o)
+    : opts_(std::move(o)), impl_(std::make_unique<impl>()) {
   auto s = std::make_shared<client_state>(loop, opts_);
   s->bridge_ = std::make_unique<client_state::bridge>(loop, s);
   s->retry_delay = opts_.min_retry;
@@ -835,7 +882,9 @@ void client::start(completion on_first_connect) {
   s.connect_now();
 }
 
-void client::stop() { (*impl_)->stop(); }
+void client::stop() {
+  (*impl_)->stop();
+}
 
 void client::subscribe(std::string filter, int qos, handler h, completion done) {
   client_state& s = **impl_;
@@ -869,7 +918,8 @@ void client::unsubscribe(const std::string& filter) {
   s.filter_of_id.erase(it->second.id);
   s.subs.erase(it);
   s.patterns.erase(filter);
-  for (auto& w : waiting) s.fail_later(std::move(w), make_error(errc::subscribe_failed, "unsubscribed"));
+  for (auto& w : waiting)
+    s.fail_later(std::move(w), make_error(errc::subscribe_failed, "unsubscribed"));
   if (s.is_connected && s.handle) {
     const uint64_t id = s.add_op(op_kind::unsubscribe, {}, filter);
     auto* ctx = s.bridge_->context(id, op_kind::unsubscribe);
@@ -883,21 +933,26 @@ void client::unsubscribe(const std::string& filter) {
   }
 }
 
-void client::publish(std::string topic, std::vector<uint8_t> payload, publish_options o, completion done) {
+void client::publish(std::string topic, std::vector<uint8_t> payload, publish_options o,
+                     completion done) {
   client_state& s = **impl_;
   if (s.stopping) return s.fail_later(std::move(done), make_error(errc::stopped));
   if (s.create_error) return s.fail_later(std::move(done), *s.create_error);
-  if (s.terminal) return s.fail_later(std::move(done), make_error(errc::not_authorized, "client gave up connecting"));
+  if (s.terminal)
+    return s.fail_later(std::move(done),
+                        make_error(errc::not_authorized, "client gave up connecting"));
   const uint64_t id = s.add_op(op_kind::publish, std::move(done));
   auto* ctx = s.bridge_->context(id, op_kind::publish);
   int rc = MQTTASYNC_FAILURE;
   std::string detail;
   try {
     property_list props(*s.api);
-    if (o.message_expiry_s > 0) props.add_int(MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL, o.message_expiry_s);
+    if (o.message_expiry_s > 0)
+      props.add_int(MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL, o.message_expiry_s);
     if (o.topic_alias > 0) props.add_int(MQTTPROPERTY_CODE_TOPIC_ALIAS, o.topic_alias);
     if (!o.content_type.empty()) props.add_string(MQTTPROPERTY_CODE_CONTENT_TYPE, o.content_type);
-    if (!o.response_topic.empty()) props.add_string(MQTTPROPERTY_CODE_RESPONSE_TOPIC, o.response_topic);
+    if (!o.response_topic.empty())
+      props.add_string(MQTTPROPERTY_CODE_RESPONSE_TOPIC, o.response_topic);
     if (!o.correlation_data.empty()) {
       props.add_string(MQTTPROPERTY_CODE_CORRELATION_DATA,
                        std::string_view(reinterpret_cast<const char*>(o.correlation_data.data()),
@@ -924,15 +979,22 @@ void client::publish(std::string topic, std::vector<uint8_t> payload, publish_op
     s.ops.erase(it);
     // MQTTASYNC_MAX_BUFFERED_MESSAGES / DISCONNECTED: the offline buffer is full.
     const bool offline = rc == MQTTASYNC_MAX_BUFFERED_MESSAGES || rc == MQTTASYNC_DISCONNECTED;
-    s.fail_later(std::move(d), make_error(offline ? errc::not_connected : errc::publish_failed, detail));
+    s.fail_later(std::move(d),
+                 make_error(offline ? errc::not_connected : errc::publish_failed, detail));
   }
 }
 
-bool client::connected() const { return (*impl_)->is_connected; }
+bool client::connected() const {
+  return (*impl_)->is_connected;
+}
 
-void client::set_will(std::optional<last_will> w) { (*impl_)->opts.will = std::move(w); }
+void client::set_will(std::optional<last_will> w) {
+  (*impl_)->opts.will = std::move(w);
+}
 
-uint16_t client::topic_alias_maximum() const { return (*impl_)->topic_alias_maximum; }
+uint16_t client::topic_alias_maximum() const {
+  return (*impl_)->topic_alias_maximum;
+}
 
 void client::on_connection_change(std::function<void(bool)> fn) {
   (*impl_)->conn_listeners.push_back(std::move(fn));

@@ -20,13 +20,13 @@ namespace hmq::core::bus {
 enum class errc {
   ok = 0,
   bad_uri = 1,
-  connect_failed = 2,     // first connect failed (broker down, refused, bad credentials)
-  not_authorized = 3,     // broker refused credentials or the subscription
-  not_connected = 4,      // publish while offline with no session to queue it
+  connect_failed = 2,  // first connect failed (broker down, refused, bad credentials)
+  not_authorized = 3,  // broker refused credentials or the subscription
+  not_connected = 4,   // publish while offline with no session to queue it
   publish_failed = 5,
   subscribe_failed = 6,
   timeout = 7,
-  stopped = 8,            // client was stopped with the operation in flight
+  stopped = 8,  // client was stopped with the operation in flight
 };
 const std::error_category& category();
 std::error_code make_error_code(errc e);
@@ -46,16 +46,16 @@ struct tls_options {
 
 struct options {
   std::string broker_uri = "tcp://127.0.0.1:1883";  // tcp://, mqtt://, ssl://, mqtts://
-  std::string client_id;                             // stable per identity for persistent sessions
+  std::string client_id;                            // stable per identity for persistent sessions
   std::string username;
   std::string password;
-  bool clean_start = false;                          // persistent session by default
+  bool clean_start = false;  // persistent session by default
   uint32_t session_expiry_s = 7 * 24 * 3600;
   int keepalive_s = 60;
   std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds min_retry{250};          // reconnect back-off, doubles up to max
+  std::chrono::milliseconds min_retry{250};  // reconnect back-off, doubles up to max
   std::chrono::milliseconds max_retry{30'000};
-  bool tcp_nodelay = true;                           // see docs: Paho 1.3 never sets it
+  bool tcp_nodelay = true;  // see docs: Paho 1.3 never sets it
   std::optional<last_will> will;
   std::optional<tls_options> tls;
   size_t max_inflight = 1000;
@@ -85,7 +85,7 @@ struct publish_options {
   std::string content_type;
   std::string response_topic;
   std::vector<uint8_t> correlation_data;
-  bool payload_utf8 = false;      // payload format indicator 1
+  bool payload_utf8 = false;  // payload format indicator 1
   user_properties user_props;
 };
 
@@ -102,7 +102,8 @@ struct inbound {
   std::vector<uint8_t> correlation_data;
   bool payload_utf8 = false;
   user_properties user_props;
-  std::vector<uint32_t> subscription_ids;  // the subscriptions this copy was sent for (routing only)
+  std::vector<uint32_t>
+      subscription_ids;  // the subscriptions this copy was sent for (routing only)
 };
 
 using handler = std::function<void(const inbound&)>;
@@ -130,7 +131,8 @@ class client {
   void subscribe(std::string filter, int qos, handler h, completion done = {});
   void unsubscribe(const std::string& filter);
 
-  void publish(std::string topic, std::vector<uint8_t> payload, publish_options o = {}, completion done = {});
+  void publish(std::string topic, std::vector<uint8_t> payload, publish_options o = {},
+               completion done = {});
 
   bool connected() const;
   // Replace the last will sent with the next CONNECT (e.g. a will carrying a fresh counter, so a

@@ -29,8 +29,8 @@ result<void> apply_credentials(options& o, const credentials_flags& f) {
       return error{make_error_code(errc::bad_uri), "CA file " + f.ca_file.string() + " not found"};
     const std::string& u = o.broker_uri;
     if (u.rfind("tcp://", 0) == 0 || u.rfind("mqtt://", 0) == 0)
-      return error{make_error_code(errc::bad_uri),
-                   "a CA file was given but the broker URI " + u + " is not TLS: use mqtts:// or ssl://"};
+      return error{make_error_code(errc::bad_uri), "a CA file was given but the broker URI " + u +
+                                                       " is not TLS: use mqtts:// or ssl://"};
     if (!o.tls) o.tls.emplace();
     o.tls->ca_file = f.ca_file.string();
   }

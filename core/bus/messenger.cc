@@ -25,9 +25,12 @@ class rpc_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "rpc"; }
   std::string message(int c) const override {
     switch (static_cast<rpc_errc>(c)) {
-      case rpc_errc::ok: return "ok";
-      case rpc_errc::timeout: return "no response before the timeout";
-      case rpc_errc::stopped: return "messenger stopped with the request pending";
+      case rpc_errc::ok:
+        return "ok";
+      case rpc_errc::timeout:
+        return "no response before the timeout";
+      case rpc_errc::stopped:
+        return "messenger stopped with the request pending";
     }
     return "unknown rpc error " + std::to_string(c);
   }
@@ -45,10 +48,15 @@ const std::error_category& rpc_category() {
   return c;
 }
 
-std::error_code make_error_code(rpc_errc e) { return {static_cast<int>(e), rpc_category()}; }
+std::error_code make_error_code(rpc_errc e) {
+  return {static_cast<int>(e), rpc_category()};
+}
 
 messenger::messenger(loop::scheduler& loop, client& c, wire::codec& codec, topics t)
-    : loop_(loop), client_(c), codec_(codec), topics_(std::move(t)),
+    : loop_(loop),
+      client_(c),
+      codec_(codec),
+      topics_(std::move(t)),
       mailbox_(crypto::mailbox_id(codec.public_key())) {}
 
 messenger::~messenger() {
@@ -124,8 +132,8 @@ void messenger::on_inbound(const inbound& in) {
   // Size cap of the body type, before any handler reads the body.
   if (msg.bytes.size() > wire::max_message_bytes(m->body_type())) {
     ++dropped_oversize_;
-    logger()->debug("dropped {} of {} bytes on {}: over its size cap", wire::fb::EnumNameBody(m->body_type()),
-                    msg.bytes.size(), in.topic);
+    logger()->debug("dropped {} of {} bytes on {}: over its size cap",
+                    wire::fb::EnumNameBody(m->body_type()), msg.bytes.size(), in.topic);
     return;
   }
   const uint64_t corr = m->correlation_id();
@@ -147,10 +155,13 @@ void messenger::on_inbound(const inbound& in) {
   }
   // Responses to our own requests are never limited (we asked for them); everything else is,
   // per authenticated sender.
-  const bool exempt = std::any_of(exempt_.begin(), exempt_.end(),
-                                  [&](const crypto::public_key& k) { return crypto::equal(k, msg.sender); });
-  if (auto d = exempt ? token_bucket_decision{} : limiter_.take(msg.sender, loop_.time().now_ms()); !d.allowed) {
-    logger()->debug("dropped {} from a sender over its rate limit", wire::fb::EnumNameBody(m->body_type()));
+  const bool exempt = std::any_of(exempt_.begin(), exempt_.end(), [&](const crypto::public_key& k) {
+    return crypto::equal(k, msg.sender);
+  });
+  if (auto d = exempt ? token_bucket_decision{} : limiter_.take(msg.sender, loop_.time().now_ms());
+      !d.allowed) {
+    logger()->debug("dropped {} from a sender over its rate limit",
+                    wire::fb::EnumNameBody(m->body_type()));
     if (d.first_in_window && on_limited_) on_limited_(msg);
     return;
   }
@@ -179,11 +190,10 @@ void messenger::send(const crypto::public_key& recipient, std::span<const uint8_
   client_.publish(std::move(topic), std::move(sealed), o, std::move(done));
 }
 
-void messenger::request(const crypto::public_key& recipient, std::string topic, wire::header h,
-                        wire::fb::Body type,
-                        const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
-                        std::chrono::milliseconds timeout, response_handler on_response,
-                        publish_options o) {
+void messenger::request(
+    const crypto::public_key& recipient, std::string topic, wire::header h, wire::fb::Body type,
+    const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
+    std::chrono::milliseconds timeout, response_handler on_response, publish_options o) {
   uint64_t corr = h.correlation_id;
   while (corr == 0 || pending_.count(corr) != 0) corr = crypto::random_u64();
   h.correlation_id = corr;
@@ -213,9 +223,10 @@ void messenger::request(const crypto::public_key& recipient, std::string topic, 
   });
 }
 
-void messenger::respond(const wire::opened& req, wire::fb::Body type,
-                        const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
-                        publish_options o) {
+void messenger::respond(
+    const wire::opened& req, wire::fb::Body type,
+    const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
+    publish_options o) {
   wire::header h;
   h.correlation_id = req.message()->correlation_id();
   auto msg = wire::build_message(std::move(h), loop_.time(), type, body);

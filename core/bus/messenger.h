@@ -60,16 +60,16 @@ class messenger {
   // Request/response: fills correlation_id and reply_to (own mailbox) into `h`, builds the
   // message, seals and publishes it, and calls `on_response` once with the response (a
   // message with the same correlation id from `recipient`) or rpc_errc::timeout.
-  void request(const crypto::public_key& recipient, std::string topic, wire::header h,
-               wire::fb::Body type,
-               const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
-               std::chrono::milliseconds timeout, response_handler on_response,
-               publish_options o = {});
+  void request(
+      const crypto::public_key& recipient, std::string topic, wire::header h, wire::fb::Body type,
+      const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
+      std::chrono::milliseconds timeout, response_handler on_response, publish_options o = {});
 
   // Reply to a request `req`: correlation id copied, sent to its reply_to mailbox.
-  void respond(const wire::opened& req, wire::fb::Body type,
-               const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
-               publish_options o = {});
+  void respond(
+      const wire::opened& req, wire::fb::Body type,
+      const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
+      publish_options o = {});
 
   // Per-sender flood limit on opened messages that are not responses to our own requests
   // (off by default). Keyed by the authenticated sender key, so a forger cannot spend someone
@@ -97,7 +97,11 @@ class messenger {
   std::string mailbox_;
   std::vector<std::string> extra_filters_;
   std::unordered_map<uint8_t, message_handler> handlers_;
-  struct pending { crypto::public_key peer; response_handler cb; loop::timer_handle timer; };
+  struct pending {
+    crypto::public_key peer;
+    response_handler cb;
+    loop::timer_handle timer;
+  };
   std::unordered_map<uint64_t, pending> pending_;
   uint64_t dropped_unrouted_ = 0;
   uint64_t dropped_rejected_ = 0;

@@ -24,8 +24,8 @@ std::optional<api> open(bool tls, std::string& error) {
   void* lib = ::dlopen(name, RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
     const char* why = ::dlerror();
-    error = std::string("cannot load the Paho MQTT C library ") + name + " (Debian package libpaho-mqtt1.3): " +
-            (why ? why : "unknown error");
+    error = std::string("cannot load the Paho MQTT C library ") + name +
+            " (Debian package libpaho-mqtt1.3): " + (why ? why : "unknown error");
     return std::nullopt;
   }
   api a;
@@ -34,13 +34,16 @@ std::optional<api> open(bool tls, std::string& error) {
   const bool ok = bind(lib, "MQTTAsync_createWithOptions", a.create, e) &&
                   bind(lib, "MQTTAsync_setCallbacks", a.set_callbacks, e) &&
                   bind(lib, "MQTTAsync_setDisconnected", a.set_disconnected, e) &&
-                  bind(lib, "MQTTAsync_connect", a.connect, e) && bind(lib, "MQTTAsync_disconnect", a.disconnect, e) &&
+                  bind(lib, "MQTTAsync_connect", a.connect, e) &&
+                  bind(lib, "MQTTAsync_disconnect", a.disconnect, e) &&
                   bind(lib, "MQTTAsync_isConnected", a.is_connected, e) &&
                   bind(lib, "MQTTAsync_subscribe", a.subscribe, e) &&
                   bind(lib, "MQTTAsync_unsubscribe", a.unsubscribe, e) &&
                   bind(lib, "MQTTAsync_sendMessage", a.send_message, e) &&
-                  bind(lib, "MQTTAsync_freeMessage", a.free_message, e) && bind(lib, "MQTTAsync_free", a.free, e) &&
-                  bind(lib, "MQTTAsync_destroy", a.destroy, e) && bind(lib, "MQTTAsync_strerror", a.strerror, e) &&
+                  bind(lib, "MQTTAsync_freeMessage", a.free_message, e) &&
+                  bind(lib, "MQTTAsync_free", a.free, e) &&
+                  bind(lib, "MQTTAsync_destroy", a.destroy, e) &&
+                  bind(lib, "MQTTAsync_strerror", a.strerror, e) &&
                   bind(lib, "MQTTProperties_add", a.properties_add, e) &&
                   bind(lib, "MQTTProperties_free", a.properties_free, e);
   if (!ok) {

@@ -15,9 +15,13 @@ struct topics {
   std::string mailbox(std::string_view id) const { return prefix + "/mb/" + std::string(id); }
   std::string heartbeat(std::string_view id) const { return prefix + "/hb/" + std::string(id); }
   std::string heartbeat_all() const { return prefix + "/hb/+"; }
-  std::string presence(std::string_view id) const { return prefix + "/presence/" + std::string(id); }
+  std::string presence(std::string_view id) const {
+    return prefix + "/presence/" + std::string(id);
+  }
   std::string presence_all() const { return prefix + "/presence/+"; }
-  std::string events(std::string_view orgtag) const { return prefix + "/ev/" + std::string(orgtag); }
+  std::string events(std::string_view orgtag) const {
+    return prefix + "/ev/" + std::string(orgtag);
+  }
 };
 
 }  // namespace hmq::core::bus

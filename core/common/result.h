@@ -27,20 +27,32 @@ template <typename T>
 class [[nodiscard]] result {
  public:
   result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT implicit
-  result(error e) : v_(std::in_place_index<1>, std::move(e)) {}       // NOLINT implicit
+  result(error e) : v_(std::in_place_index<1>, std::move(e)) {}      // NOLINT implicit
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
-  const error& err() const { assert(!ok()); return std::get<1>(v_); }
+  const error& err() const {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
   std::error_code code() const { return ok() ? std::error_code{} : err().code; }
 
  private:
@@ -55,7 +67,10 @@ class [[nodiscard]] result<void> {
 
   bool ok() const { return !failed_; }
   explicit operator bool() const { return ok(); }
-  const error& err() const { assert(failed_); return e_; }
+  const error& err() const {
+    assert(failed_);
+    return e_;
+  }
   std::error_code code() const { return failed_ ? e_.code : std::error_code{}; }
 
  private:
@@ -63,6 +78,8 @@ class [[nodiscard]] result<void> {
   bool failed_ = false;
 };
 
-inline result<void> ok() { return {}; }
+inline result<void> ok() {
+  return {};
+}
 
 }  // namespace hmq::core

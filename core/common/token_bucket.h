@@ -16,8 +16,8 @@
 namespace hmq::core {
 
 struct token_bucket_options {
-  double rate = 0;        // tokens per second; 0 disables the limiter (everything allowed)
-  double burst = 0;       // bucket size; taken as at least 1
+  double rate = 0;   // tokens per second; 0 disables the limiter (everything allowed)
+  double burst = 0;  // bucket size; taken as at least 1
   size_t max_keys = 100'000;
 };
 
@@ -32,7 +32,9 @@ struct token_bucket_decision {
 template <typename Key, typename Hash = std::hash<Key>>
 class token_buckets {
  public:
-  explicit token_buckets(token_bucket_options o = {}) : opts_(o) { opts_.burst = std::max(opts_.burst, 1.0); }
+  explicit token_buckets(token_bucket_options o = {}) : opts_(o) {
+    opts_.burst = std::max(opts_.burst, 1.0);
+  }
 
   bool enabled() const { return opts_.rate > 0; }
   const token_bucket_options& options() const { return opts_; }

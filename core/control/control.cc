@@ -3,12 +3,11 @@
 #include <poll.h>
 #include <sys/stat.h>
 
-#include <set>
-
 #include <asio/local/stream_protocol.hpp>
 #include <asio/read_until.hpp>
 #include <asio/streambuf.hpp>
 #include <asio/write.hpp>
+#include <set>
 
 #include "core/log/log.h"
 
@@ -23,19 +22,28 @@ class category_impl final : public std::error_category {
   const char* name() const noexcept override { return "control"; }
   std::string message(int c) const override {
     switch (static_cast<errc>(c)) {
-      case errc::ok: return "ok";
-      case errc::bind_failed: return "cannot listen on the control socket";
-      case errc::connect_failed: return "cannot connect to the control socket";
-      case errc::io_error: return "control socket I/O error";
-      case errc::timeout: return "no answer in time";
-      case errc::bad_response: return "bad response";
-      case errc::line_too_long: return "line too long";
+      case errc::ok:
+        return "ok";
+      case errc::bind_failed:
+        return "cannot listen on the control socket";
+      case errc::connect_failed:
+        return "cannot connect to the control socket";
+      case errc::io_error:
+        return "control socket I/O error";
+      case errc::timeout:
+        return "no answer in time";
+      case errc::bad_response:
+        return "bad response";
+      case errc::line_too_long:
+        return "line too long";
     }
     return "unknown";
   }
 };
 
-error make_error(errc e, std::string detail) { return error{make_error_code(e), std::move(detail)}; }
+error make_error(errc e, std::string detail) {
+  return error{make_error_code(e), std::move(detail)};
+}
 
 }  // namespace
 
@@ -43,7 +51,9 @@ const std::error_category& category() {
   static const category_impl c;
   return c;
 }
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 json ok_response(json fields) {
   json r = json::object();
@@ -62,7 +72,8 @@ void dispatch_line(std::string_view line, const handler& h, const reply_fn& repl
   if (req.is_discarded()) return reply(error_response("bad request: not valid JSON"));
   if (!req.is_object()) return reply(error_response("bad request: not a JSON object"));
   auto op = req.find("op");
-  if (op == req.end() || !op->is_string()) return reply(error_response("bad request: missing string field 'op'"));
+  if (op == req.end() || !op->is_string())
+    return reply(error_response("bad request: missing string field 'op'"));
   // A handler that throws (say, a field of the wrong JSON type) still gets exactly one answer.
   auto replied = std::make_shared<bool>(false);
   reply_fn once = [replied, reply](json r) {
@@ -93,7 +104,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   void accept() {
     acceptor.async_accept([self = shared_from_this()](std::error_code ec, local::socket s) {
       if (ec) {
-        if (ec != asio::error::operation_aborted) log::get("control")->warn("accept failed: {}", ec.message());
+        if (ec != asio::error::operation_aborted)
+          log::get("control")->warn("accept failed: {}", ec.message());
         if (self->stopped) return;
         if (ec == asio::error::operation_aborted) return;
         return self->accept();
@@ -107,37 +119,42 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
   void read(const std::shared_ptr<connection>& c) {
     asio::async_read_until(c->sock, c->buf, '\n',
-        [self = shared_from_this(), c](std::error_code ec, size_t n) {
-          if (self->stopped) return;
-          if (ec == asio::error::not_found) {
-            // Line longer than the limit: answer once and hang up, never buffer more.
-            ++self->bad;
-            log::get("control")->warn("control request longer than {} bytes refused", self->max_line);
-            return self->write(c, error_response("bad request: line too long"), /*then_close=*/true);
-          }
-          if (ec) return self->close(c);
-          std::string line(asio::buffers_begin(c->buf.data()), asio::buffers_begin(c->buf.data()) + n - 1);
-          c->buf.consume(n);
-          ++self->count;
-          std::weak_ptr<impl> weak = self;
-          dispatch_line(line, self->h, [weak, c](json r) {
-            auto s = weak.lock();
-            if (!s || s->stopped) return;
-            if (!r.value("ok", false)) ++s->bad;
-            s->write(c, std::move(r), false);
-          });
-        });
+                           [self = shared_from_this(), c](std::error_code ec, size_t n) {
+                             if (self->stopped) return;
+                             if (ec == asio::error::not_found) {
+                               // Line longer than the limit: answer once and hang up, never buffer
+                               // more.
+                               ++self->bad;
+                               log::get("control")->warn(
+                                   "control request longer than {} bytes refused", self->max_line);
+                               return self->write(c, error_response("bad request: line too long"),
+                                                  /*then_close=*/true);
+                             }
+                             if (ec) return self->close(c);
+                             std::string line(asio::buffers_begin(c->buf.data()),
+                                              asio::buffers_begin(c->buf.data()) + n - 1);
+                             c->buf.consume(n);
+                             ++self->count;
+                             std::weak_ptr<impl> weak = self;
+                             dispatch_line(line, self->h, [weak, c](json r) {
+                               auto s = weak.lock();
+                               if (!s || s->stopped) return;
+                               if (!r.value("ok", false)) ++s->bad;
+                               s->write(c, std::move(r), false);
+                             });
+                           });
   }
 
   void write(const std::shared_ptr<connection>& c, const json& r, bool then_close) {
-    auto out = std::make_shared<std::string>(r.dump(-1, ' ', false, json::error_handler_t::replace));
+    auto out =
+        std::make_shared<std::string>(r.dump(-1, ' ', false, json::error_handler_t::replace));
     out->push_back('\n');
     asio::async_write(c->sock, asio::buffer(*out),
-        [self = shared_from_this(), c, out, then_close](std::error_code ec, size_t) {
-          if (self->stopped) return;
-          if (ec || then_close) return self->close(c);
-          self->read(c);
-        });
+                      [self = shared_from_this(), c, out, then_close](std::error_code ec, size_t) {
+                        if (self->stopped) return;
+                        if (ec || then_close) return self->close(c);
+                        self->read(c);
+                      });
   }
 
   void close(const std::shared_ptr<connection>& c) {
@@ -159,13 +176,16 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 server::server(asio::io_context& io, std::filesystem::path socket_path, handler h, size_t max_line)
     : path_(std::move(socket_path)), impl_(std::make_shared<impl>(io, std::move(h), max_line)) {}
 
-server::~server() { stop(); }
+server::~server() {
+  stop();
+}
 
 result<void> server::start() {
   std::error_code fec;
   if (path_.has_parent_path() && !std::filesystem::exists(path_.parent_path(), fec)) {
     std::filesystem::create_directories(path_.parent_path(), fec);
-    if (fec) return make_error(errc::bind_failed, path_.parent_path().string() + ": " + fec.message());
+    if (fec)
+      return make_error(errc::bind_failed, path_.parent_path().string() + ": " + fec.message());
     std::filesystem::permissions(path_.parent_path(), std::filesystem::perms::owner_all, fec);
   }
   auto st = std::filesystem::symlink_status(path_, fec);
@@ -177,7 +197,8 @@ result<void> server::start() {
     local::socket probe(probe_io);
     std::error_code ec;
     probe.connect(local::endpoint(path_.string()), ec);
-    if (!ec) return make_error(errc::bind_failed, path_.string() + ": another process is listening");
+    if (!ec)
+      return make_error(errc::bind_failed, path_.string() + ": another process is listening");
     std::filesystem::remove(path_, fec);
   }
   std::error_code ec;
@@ -205,8 +226,12 @@ void server::stop() {
   std::filesystem::remove(path_, ec);
 }
 
-uint64_t server::requests() const { return impl_->count; }
-uint64_t server::bad_requests() const { return impl_->bad; }
+uint64_t server::requests() const {
+  return impl_->count;
+}
+uint64_t server::bad_requests() const {
+  return impl_->bad;
+}
 
 // ---------------------------------------------------------------------------------------------
 // client
@@ -234,7 +259,8 @@ result<json> call(const std::filesystem::path& socket_path, const json& request,
       break;
     }
     if (in.size() > max_line) return make_error(errc::line_too_long, "response longer than limit");
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return make_error(errc::timeout, socket_path.string());
     pollfd p{sock.native_handle(), POLLIN, 0};
     int rc = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -242,7 +268,8 @@ result<json> call(const std::filesystem::path& socket_path, const json& request,
     if (rc < 0) return make_error(errc::io_error, "poll failed");
     if (rc == 0) return make_error(errc::timeout, socket_path.string());
     size_t n = sock.read_some(asio::buffer(chunk), ec);
-    if (ec) return make_error(errc::io_error, "connection closed before a response: " + ec.message());
+    if (ec)
+      return make_error(errc::io_error, "connection closed before a response: " + ec.message());
     in.append(chunk, n);
   }
   json r = json::parse(in, nullptr, false);

@@ -1,16 +1,15 @@
 #pragma once
 
+#include <asio/io_context.hpp>
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <system_error>
-
-#include <asio/io_context.hpp>
-#include <nlohmann/json.hpp>
 
 #include "core/common/result.h"
 
@@ -24,11 +23,11 @@ using json = nlohmann::json;
 
 enum class errc {
   ok = 0,
-  bind_failed = 1,      // socket path unusable, or another daemon is listening on it
-  connect_failed = 2,   // no daemon listening (client side)
-  io_error = 3,         // read/write failed or the peer closed mid-request
+  bind_failed = 1,     // socket path unusable, or another daemon is listening on it
+  connect_failed = 2,  // no daemon listening (client side)
+  io_error = 3,        // read/write failed or the peer closed mid-request
   timeout = 4,
-  bad_response = 5,     // the server answered with something that is not a JSON object
+  bad_response = 5,  // the server answered with something that is not a JSON object
   line_too_long = 6,
 };
 const std::error_category& category();

@@ -30,24 +30,35 @@ class category_impl final : public std::error_category {
   const char* name() const noexcept override { return "crypto"; }
   std::string message(int c) const override {
     switch (static_cast<errc>(c)) {
-      case errc::ok: return "ok";
-      case errc::decrypt_failed: return "decryption failed (tampered, wrong key or wrong nonce)";
-      case errc::bad_signature: return "bad signature";
-      case errc::bad_key: return "bad key";
-      case errc::hash_failed: return "password hashing failed";
-      case errc::io_error: return "key file i/o error";
-      case errc::bad_key_file: return "bad key file";
+      case errc::ok:
+        return "ok";
+      case errc::decrypt_failed:
+        return "decryption failed (tampered, wrong key or wrong nonce)";
+      case errc::bad_signature:
+        return "bad signature";
+      case errc::bad_key:
+        return "bad key";
+      case errc::hash_failed:
+        return "password hashing failed";
+      case errc::io_error:
+        return "key file i/o error";
+      case errc::bad_key_file:
+        return "bad key file";
     }
     return "unknown crypto error " + std::to_string(c);
   }
 };
 
-error fail(errc e, std::string detail = {}) { return error{make_error_code(e), std::move(detail)}; }
+error fail(errc e, std::string detail = {}) {
+  return error{make_error_code(e), std::move(detail)};
+}
 
 // Key files are tiny; anything bigger is not one of ours and is not read into memory.
 constexpr size_t max_key_file_bytes = 4096;
 
-bool is_space(uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_space(uint8_t c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(static_cast<uint8_t>(s.front()))) s.remove_prefix(1);
@@ -57,9 +68,13 @@ std::string_view trim(std::string_view s) {
 
 // libsodium declares its pointer arguments non-null, even for empty input; a default
 // string_view has a null data().
-const char* non_null(std::string_view s) { return s.data() != nullptr ? s.data() : ""; }
+const char* non_null(std::string_view s) {
+  return s.data() != nullptr ? s.data() : "";
+}
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 
 std::string mode_text(mode_t m) {
   char buf[8];
@@ -181,7 +196,9 @@ const std::error_category& category() {
   return c;
 }
 
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 void init() {
   // sodium_init() is idempotent and thread-safe; the static just saves the call afterwards.
@@ -221,7 +238,9 @@ secret& secret::operator=(secret&& o) noexcept {
   return *this;
 }
 
-secret::~secret() { wipe(); }
+secret::~secret() {
+  wipe();
+}
 
 void secret::wipe() {
   if (data_ == nullptr) return;
@@ -266,8 +285,8 @@ sign_keypair sign_keypair::generate() {
 result<sign_keypair> sign_keypair::from_secret(std::span<const uint8_t> sk) {
   init();
   if (sk.size() != sign_secret_key_size && sk.size() != crypto_sign_SEEDBYTES) {
-    return fail(errc::bad_key,
-                "signing secret key must be 64 (or a 32-byte seed), got " + std::to_string(sk.size()));
+    return fail(errc::bad_key, "signing secret key must be 64 (or a 32-byte seed), got " +
+                                   std::to_string(sk.size()));
   }
   sign_keypair kp;
   kp.sk = secret(sign_secret_key_size);
@@ -362,8 +381,8 @@ result<bytes> box_open_with(std::span<const uint8_t> boxed, const nonce& n, cons
   if (k.k.size() != shared_key_size) return fail(errc::bad_key, "empty shared key");
   if (boxed.size() < mac_size) return fail(errc::decrypt_failed, "shorter than the MAC");
   bytes out(boxed.size() - mac_size);
-  if (crypto_box_open_easy_afternm(out.data(), boxed.data(), boxed.size(), n.data(),
-                                   k.k.data()) != 0) {
+  if (crypto_box_open_easy_afternm(out.data(), boxed.data(), boxed.size(), n.data(), k.k.data()) !=
+      0) {
     return fail(errc::decrypt_failed);
   }
   return out;
@@ -380,8 +399,8 @@ result<void> verify_detached(std::span<const uint8_t> msg, std::span<const uint8
                              std::span<const uint8_t> sign_pk) {
   init();
   if (sign_pk.size() != public_key_size) {
-    return fail(errc::bad_key, "signing public key must be 32 bytes, got " +
-                                   std::to_string(sign_pk.size()));
+    return fail(errc::bad_key,
+                "signing public key must be 32 bytes, got " + std::to_string(sign_pk.size()));
   }
   if (sig.size() != signature_size) {
     return fail(errc::bad_signature,
@@ -398,7 +417,8 @@ result<std::string> hash_password(std::string_view password, hash_strength s) {
   unsigned long long ops = crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
   size_t mem = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
   switch (s) {
-    case hash_strength::interactive: break;
+    case hash_strength::interactive:
+      break;
     case hash_strength::moderate:
       ops = crypto_pwhash_argon2id_OPSLIMIT_MODERATE;
       mem = crypto_pwhash_argon2id_MEMLIMIT_MODERATE;
@@ -429,8 +449,8 @@ bool verify_password(std::string_view hash, std::string_view password) {
 bytes generic_hash(std::span<const uint8_t> in, size_t out_len, std::span<const uint8_t> key) {
   init();
   assert(out_len >= crypto_generichash_BYTES_MIN && out_len <= crypto_generichash_BYTES_MAX);
-  assert(key.empty() ||
-         (key.size() >= crypto_generichash_KEYBYTES_MIN && key.size() <= crypto_generichash_KEYBYTES_MAX));
+  assert(key.empty() || (key.size() >= crypto_generichash_KEYBYTES_MIN &&
+                         key.size() <= crypto_generichash_KEYBYTES_MAX));
   bytes out(out_len);
   if (crypto_generichash(out.data(), out.size(), in.data(), in.size(),
                          key.empty() ? nullptr : key.data(), key.size()) != 0) {
@@ -493,8 +513,7 @@ result<public_key> parse_public_key(std::string_view text) {
   result<bytes> raw = text.size() == public_key_size * 2 ? from_hex(text) : from_base64(text);
   if (!raw) return fail(errc::bad_key, "public key is neither hex nor base64");
   if (raw->size() != public_key_size) {
-    return fail(errc::bad_key,
-                "public key must be 32 bytes, got " + std::to_string(raw->size()));
+    return fail(errc::bad_key, "public key must be 32 bytes, got " + std::to_string(raw->size()));
   }
   public_key pk;
   std::memcpy(pk.data(), raw->data(), pk.size());

@@ -17,24 +17,24 @@ namespace hmq::core::crypto {
 
 enum class errc {
   ok = 0,
-  decrypt_failed = 1,     // MAC check failed: tampered, wrong key or wrong nonce
+  decrypt_failed = 1,  // MAC check failed: tampered, wrong key or wrong nonce
   bad_signature = 2,
-  bad_key = 3,            // wrong length or not parseable
-  hash_failed = 4,        // Argon2id could not allocate its memory
-  io_error = 5,           // key file could not be read or written
-  bad_key_file = 6,       // key file has the wrong size, format or permissions
+  bad_key = 3,       // wrong length or not parseable
+  hash_failed = 4,   // Argon2id could not allocate its memory
+  io_error = 5,      // key file could not be read or written
+  bad_key_file = 6,  // key file has the wrong size, format or permissions
 };
 const std::error_category& category();
 std::error_code make_error_code(errc e);
 
-constexpr size_t public_key_size = 32;       // X25519 and Ed25519 public keys
+constexpr size_t public_key_size = 32;  // X25519 and Ed25519 public keys
 constexpr size_t box_secret_key_size = 32;
 constexpr size_t sign_secret_key_size = 64;
 constexpr size_t nonce_size = 24;
 constexpr size_t mac_size = 16;
 constexpr size_t signature_size = 64;
 constexpr size_t shared_key_size = 32;
-constexpr size_t mailbox_hash_bytes = 10;    // mailbox id = base32(BLAKE2b-80(pk)) = 16 chars
+constexpr size_t mailbox_hash_bytes = 10;  // mailbox id = base32(BLAKE2b-80(pk)) = 16 chars
 
 using bytes = std::vector<uint8_t>;
 using public_key = std::array<uint8_t, public_key_size>;
@@ -125,7 +125,8 @@ result<void> verify_detached(std::span<const uint8_t> msg, std::span<const uint8
 
 // Argon2id password/token hashing (crypto_pwhash_str). `strength` picks libsodium's limits.
 enum class hash_strength { interactive, moderate, minimum /* tests only */ };
-result<std::string> hash_password(std::string_view password, hash_strength s = hash_strength::interactive);
+result<std::string> hash_password(std::string_view password,
+                                  hash_strength s = hash_strength::interactive);
 bool verify_password(std::string_view hash, std::string_view password);
 
 // BLAKE2b (crypto_generichash) of `out_len` bytes, optionally keyed.
@@ -147,7 +148,8 @@ bool equal(std::span<const uint8_t> a, std::span<const uint8_t> b);
 // Key files. Secret key files are written with mode 0600 (created so, never chmod-ed after the
 // fact) and refused on load if group/other can read them. Public key files are 0644. The
 // format is one line of base64.
-result<void> write_key_file(const std::filesystem::path& p, std::span<const uint8_t> key, bool is_secret);
+result<void> write_key_file(const std::filesystem::path& p, std::span<const uint8_t> key,
+                            bool is_secret);
 result<secret> read_secret_key_file(const std::filesystem::path& p);
 result<bytes> read_public_key_file(const std::filesystem::path& p);
 

@@ -1,8 +1,8 @@
 #include "core/log/log.h"
 
-#include <mutex>
-
 #include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <mutex>
 
 namespace hmq::core::log {
 namespace {

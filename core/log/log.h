@@ -1,10 +1,10 @@
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 // Logging: one named spdlog logger per module ("bus", "wire", "exchange", ...), all writing to
 // stderr with the same format. Lines about an agreement or node carry its id.

@@ -1,13 +1,12 @@
 #include "core/loop/loop.h"
 
-#include <atomic>
-#include <map>
-#include <vector>
-
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
+#include <atomic>
+#include <map>
+#include <vector>
 
 namespace hmq::core::loop {
 
@@ -54,7 +53,9 @@ event_loop::~event_loop() {
   io_.stop();
 }
 
-void event_loop::post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+void event_loop::post(std::function<void()> fn) {
+  asio::post(io_, std::move(fn));
+}
 
 timer_handle event_loop::call_after(std::chrono::milliseconds d, std::function<void()> fn) {
   auto cancelled = std::make_shared<bool>(false);
@@ -119,8 +120,12 @@ struct manual_scheduler::impl {
 manual_scheduler::manual_scheduler() : impl_(std::make_unique<impl>()) {}
 manual_scheduler::~manual_scheduler() = default;
 
-const clock& manual_scheduler::time() const { return impl_->clock; }
-manual_clock& manual_scheduler::clock_ref() { return impl_->clock; }
+const clock& manual_scheduler::time() const {
+  return impl_->clock;
+}
+manual_clock& manual_scheduler::clock_ref() {
+  return impl_->clock;
+}
 
 void manual_scheduler::post(std::function<void()> fn) {
   std::lock_guard lk(impl_->mu);

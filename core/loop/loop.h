@@ -1,5 +1,6 @@
 #pragma once
 
+#include <asio/io_context.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -8,8 +9,6 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-
-#include <asio/io_context.hpp>
 
 namespace hmq::core::loop {
 
@@ -74,7 +73,8 @@ class scheduler {
   // Run fn on the loop thread soon. Thread-safe: this is how other threads hand work in.
   virtual void post(std::function<void()> fn) = 0;
   // Run fn on the loop thread after d (relative, monotonic). Call from the loop thread.
-  [[nodiscard]] virtual timer_handle call_after(std::chrono::milliseconds d, std::function<void()> fn) = 0;
+  [[nodiscard]] virtual timer_handle call_after(std::chrono::milliseconds d,
+                                                std::function<void()> fn) = 0;
 };
 
 // One per daemon: an Asio io_context run by the thread that calls run(). Owns all component
@@ -88,14 +88,16 @@ class event_loop final : public scheduler {
 
   const clock& time() const override { return *clock_; }
   void post(std::function<void()> fn) override;
-  [[nodiscard]] timer_handle call_after(std::chrono::milliseconds d, std::function<void()> fn) override;
+  [[nodiscard]] timer_handle call_after(std::chrono::milliseconds d,
+                                        std::function<void()> fn) override;
 
   // Runs handlers until stop(). Returns at once if stopped before.
   void run();
   // Thread-safe.
   void stop();
   // Install handlers for the given signals (default SIGINT, SIGTERM); fn runs on the loop thread.
-  void on_signals(std::function<void(int)> fn, std::initializer_list<int> signals = {SIGINT, SIGTERM});
+  void on_signals(std::function<void(int)> fn,
+                  std::initializer_list<int> signals = {SIGINT, SIGTERM});
   // True on the thread currently inside run().
   bool in_loop_thread() const;
 
@@ -118,7 +120,8 @@ class manual_scheduler final : public scheduler {
   ~manual_scheduler() override;
   const clock& time() const override;
   void post(std::function<void()> fn) override;
-  [[nodiscard]] timer_handle call_after(std::chrono::milliseconds d, std::function<void()> fn) override;
+  [[nodiscard]] timer_handle call_after(std::chrono::milliseconds d,
+                                        std::function<void()> fn) override;
 
   // Runs posted work (including work posted by that work) until none is left. Returns count.
   size_t run_pending();

@@ -1,9 +1,9 @@
 #include "core/store/store.h"
 
+#include <sqlite3.h>
+
 #include <string>
 #include <unordered_map>
-
-#include <sqlite3.h>
 
 namespace hmq::core::store {
 namespace {
@@ -13,14 +13,22 @@ class category_impl final : public std::error_category {
   const char* name() const noexcept override { return "store"; }
   std::string message(int c) const override {
     switch (static_cast<errc>(c)) {
-      case errc::ok: return "ok";
-      case errc::open_failed: return "cannot open database";
-      case errc::sql_error: return "SQL error";
-      case errc::constraint: return "constraint violated";
-      case errc::busy: return "database is locked";
-      case errc::migration_failed: return "schema migration failed";
-      case errc::corrupt: return "database integrity check failed";
-      case errc::too_new: return "database was written by a newer version";
+      case errc::ok:
+        return "ok";
+      case errc::open_failed:
+        return "cannot open database";
+      case errc::sql_error:
+        return "SQL error";
+      case errc::constraint:
+        return "constraint violated";
+      case errc::busy:
+        return "database is locked";
+      case errc::migration_failed:
+        return "schema migration failed";
+      case errc::corrupt:
+        return "database integrity check failed";
+      case errc::too_new:
+        return "database was written by a newer version";
     }
     return "unknown store error";
   }
@@ -28,16 +36,22 @@ class category_impl final : public std::error_category {
 
 errc classify(int rc) {
   switch (rc & 0xff) {
-    case SQLITE_CONSTRAINT: return errc::constraint;
+    case SQLITE_CONSTRAINT:
+      return errc::constraint;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return errc::busy;
+    case SQLITE_LOCKED:
+      return errc::busy;
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return errc::corrupt;
-    default: return errc::sql_error;
+    case SQLITE_NOTADB:
+      return errc::corrupt;
+    default:
+      return errc::sql_error;
   }
 }
 
-error make(errc e, std::string detail) { return error{make_error_code(e), std::move(detail)}; }
+error make(errc e, std::string detail) {
+  return error{make_error_code(e), std::move(detail)};
+}
 
 }  // namespace
 
@@ -45,13 +59,17 @@ const std::error_category& category() {
   static category_impl c;
   return c;
 }
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 // ---------------------------------------------------------------------------------------------
 // statement
 
 statement::statement(sqlite3_stmt* s) : s_(s) {}
-statement::statement(statement&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+statement::statement(statement&& o) noexcept : s_(o.s_) {
+  o.s_ = nullptr;
+}
 statement& statement::operator=(statement&& o) noexcept {
   if (this != &o) {
     if (s_) sqlite3_finalize(s_);
@@ -111,7 +129,9 @@ void statement::reset() {
   sqlite3_clear_bindings(s_);
 }
 
-int64_t statement::column_int(int col) const { return sqlite3_column_int64(s_, col); }
+int64_t statement::column_int(int col) const {
+  return sqlite3_column_int64(s_, col);
+}
 
 std::string statement::column_text(int col) const {
   const auto* p = sqlite3_column_text(s_, col);
@@ -125,7 +145,9 @@ std::vector<uint8_t> statement::column_blob(int col) const {
   return p ? std::vector<uint8_t>(p, p + n) : std::vector<uint8_t>();
 }
 
-bool statement::column_is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+bool statement::column_is_null(int col) const {
+  return sqlite3_column_type(s_, col) == SQLITE_NULL;
+}
 
 // ---------------------------------------------------------------------------------------------
 // database
@@ -152,7 +174,9 @@ database::database(sqlite3* db) : db_(db), cache_(std::make_unique<cache>()) {
       },
       cache_.get());
 }
-database::database(database&& o) noexcept : db_(o.db_), cache_(std::move(o.cache_)) { o.db_ = nullptr; }
+database::database(database&& o) noexcept : db_(o.db_), cache_(std::move(o.cache_)) {
+  o.db_ = nullptr;
+}
 database& database::operator=(database&& o) noexcept {
   if (this != &o) {
     cache_.reset();
@@ -197,7 +221,8 @@ result<database> database::open(const std::filesystem::path& path, open_options 
 
 result<database> database::open_memory() {
   sqlite3* raw = nullptr;
-  if (sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(":memory:", &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
     if (raw) sqlite3_close_v2(raw);
     return make(errc::open_failed, ":memory:");
   }
@@ -212,7 +237,8 @@ result<void> database::exec(std::string_view sql) {
   if (sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
     std::string detail = msg ? msg : "unknown error";
     sqlite3_free(msg);
-    return make(classify(sqlite3_extended_errcode(db_)), detail + " (in: " + s.substr(0, 200) + ")");
+    return make(classify(sqlite3_extended_errcode(db_)),
+                detail + " (in: " + s.substr(0, 200) + ")");
   }
   return {};
 }
@@ -281,7 +307,8 @@ result<void> database::commit_group() {
   if (cache_->group_lost || sqlite3_get_autocommit(db_)) {
     if (!sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
     cache_->group_lost = false;
-    return make(errc::sql_error, "the group transaction was rolled back by SQLite before its commit");
+    return make(errc::sql_error,
+                "the group transaction was rolled back by SQLite before its commit");
   }
   if (auto c = exec("COMMIT"); !c) {
     if (!sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
@@ -297,9 +324,15 @@ void database::rollback_group() {
   if (!sqlite3_get_autocommit(db_)) (void)exec("ROLLBACK");
 }
 
-bool database::in_group() const { return cache_ && cache_->in_group; }
-uint64_t database::commits() const { return cache_ ? cache_->commits : 0; }
-void database::set_commit_veto(std::function<bool()> veto) { cache_->veto = std::move(veto); }
+bool database::in_group() const {
+  return cache_ && cache_->in_group;
+}
+uint64_t database::commits() const {
+  return cache_ ? cache_->commits : 0;
+}
+void database::set_commit_veto(std::function<bool()> veto) {
+  cache_->veto = std::move(veto);
+}
 
 int database::schema_version() {
   auto st = prepare("PRAGMA user_version");
@@ -344,6 +377,8 @@ result<void> database::integrity_check() {
   return make(errc::corrupt, report);
 }
 
-int64_t database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+int64_t database::last_insert_rowid() const {
+  return sqlite3_last_insert_rowid(db_);
+}
 
 }  // namespace hmq::core::store

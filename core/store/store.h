@@ -23,12 +23,12 @@ namespace hmq::core::store {
 enum class errc {
   ok = 0,
   open_failed = 1,
-  sql_error = 2,          // prepare/step failed; detail has SQLite's message and the SQL
-  constraint = 3,         // UNIQUE / FOREIGN KEY / CHECK violated
-  busy = 4,               // database locked longer than the busy timeout
+  sql_error = 2,   // prepare/step failed; detail has SQLite's message and the SQL
+  constraint = 3,  // UNIQUE / FOREIGN KEY / CHECK violated
+  busy = 4,        // database locked longer than the busy timeout
   migration_failed = 5,
   corrupt = 6,
-  too_new = 7,            // the file's schema version is newer than this binary knows
+  too_new = 7,  // the file's schema version is newer than this binary knows
 };
 const std::error_category& category();
 std::error_code make_error_code(errc e);

@@ -14,7 +14,8 @@ class category_impl final : public std::error_category {
  public:
   const char* name() const noexcept override { return "wire"; }
   std::string message(int c) const override {
-    if (c < 0 || c >= static_cast<int>(errc::count_)) return "unknown wire error " + std::to_string(c);
+    if (c < 0 || c >= static_cast<int>(errc::count_))
+      return "unknown wire error " + std::to_string(c);
     return std::string(wire::name(static_cast<errc>(c)));
   }
 };
@@ -56,24 +57,40 @@ const std::error_category& category() {
   return c;
 }
 
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 std::string_view name(errc e) {
   switch (e) {
-    case errc::ok: return "ok";
-    case errc::too_large: return "too_large";
-    case errc::too_small: return "too_small";
-    case errc::not_an_envelope: return "not_an_envelope";
-    case errc::bad_version: return "bad_version";
-    case errc::bad_sender_key: return "bad_sender_key";
-    case errc::bad_nonce: return "bad_nonce";
-    case errc::decrypt_failed: return "decrypt_failed";
-    case errc::not_a_message: return "not_a_message";
-    case errc::missing_body: return "missing_body";
-    case errc::duplicate: return "duplicate";
-    case errc::too_old: return "too_old";
-    case errc::too_new: return "too_new";
-    case errc::count_: break;
+    case errc::ok:
+      return "ok";
+    case errc::too_large:
+      return "too_large";
+    case errc::too_small:
+      return "too_small";
+    case errc::not_an_envelope:
+      return "not_an_envelope";
+    case errc::bad_version:
+      return "bad_version";
+    case errc::bad_sender_key:
+      return "bad_sender_key";
+    case errc::bad_nonce:
+      return "bad_nonce";
+    case errc::decrypt_failed:
+      return "decrypt_failed";
+    case errc::not_a_message:
+      return "not_a_message";
+    case errc::missing_body:
+      return "missing_body";
+    case errc::duplicate:
+      return "duplicate";
+    case errc::too_old:
+      return "too_old";
+    case errc::too_new:
+      return "too_new";
+    case errc::count_:
+      break;
   }
   return "unknown";
 }
@@ -201,10 +218,12 @@ result<opened> codec::open(std::span<const uint8_t> envelope) {
   const int64_t now = clock_.now_ms();
   const int64_t sent = msg->sent_ms();
   if (sent < now - limits_.max_skew_ms) {
-    return reject(errc::too_old, "sent_ms " + std::to_string(sent) + ", now " + std::to_string(now));
+    return reject(errc::too_old,
+                  "sent_ms " + std::to_string(sent) + ", now " + std::to_string(now));
   }
   if (sent > now + limits_.max_skew_ms) {
-    return reject(errc::too_new, "sent_ms " + std::to_string(sent) + ", now " + std::to_string(now));
+    return reject(errc::too_new,
+                  "sent_ms " + std::to_string(sent) + ", now " + std::to_string(now));
   }
   // Last, so only messages that passed every other check take up replay memory.
   if (!remember(out.sender, msg->id(), sent, now)) {

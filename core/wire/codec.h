@@ -27,19 +27,19 @@ constexpr uint8_t protocol_version = 1;
 // Each rejection has its own code and counter. Order is part of the metrics output; append only.
 enum class errc {
   ok = 0,
-  too_large,          // envelope bigger than limits.max_envelope_bytes
-  too_small,          // shorter than any valid envelope (includes empty)
-  not_an_envelope,    // FlatBuffers Verifier or file identifier rejected the outer buffer
-  bad_version,        // protocol version not spoken here
-  bad_sender_key,     // sender key missing, not 32 bytes or not canonical
-  bad_nonce,          // nonce missing or not 24 bytes
-  decrypt_failed,     // MAC check failed: tampered, wrong recipient or wrong sender key
-  not_a_message,      // decrypted bytes fail the Verifier for Message
-  missing_body,       // Message has no body (union NONE)
-  duplicate,          // (sender, id) seen within the window: a replay
-  too_old,            // sent_ms older than now - max_skew
-  too_new,            // sent_ms newer than now + max_skew
-  count_              // number of codes; keep last
+  too_large,        // envelope bigger than limits.max_envelope_bytes
+  too_small,        // shorter than any valid envelope (includes empty)
+  not_an_envelope,  // FlatBuffers Verifier or file identifier rejected the outer buffer
+  bad_version,      // protocol version not spoken here
+  bad_sender_key,   // sender key missing, not 32 bytes or not canonical
+  bad_nonce,        // nonce missing or not 24 bytes
+  decrypt_failed,   // MAC check failed: tampered, wrong recipient or wrong sender key
+  not_a_message,    // decrypted bytes fail the Verifier for Message
+  missing_body,     // Message has no body (union NONE)
+  duplicate,        // (sender, id) seen within the window: a replay
+  too_old,          // sent_ms older than now - max_skew
+  too_new,          // sent_ms newer than now + max_skew
+  count_            // number of codes; keep last
 };
 const std::error_category& category();
 std::error_code make_error_code(errc e);
@@ -53,8 +53,8 @@ constexpr size_t min_envelope_bytes = 8 + 4 + 4 + 12 + 12 + 32 + 24 + 16 + 20;
 
 struct limits {
   size_t max_envelope_bytes = 256 * 1024;
-  int64_t max_skew_ms = 5 * 60 * 1000;    // replay window; duplicates are remembered this long
-  size_t max_remembered_ids = 200'000;     // dedup memory bound; soonest-expiring forgotten first
+  int64_t max_skew_ms = 5 * 60 * 1000;  // replay window; duplicates are remembered this long
+  size_t max_remembered_ids = 200'000;  // dedup memory bound; soonest-expiring forgotten first
 };
 
 // Rejection and acceptance counters, readable from any thread.
@@ -86,9 +86,11 @@ struct header {
 
 // Builds a finished Message buffer. `body` adds the body table to the builder and returns its
 // offset; `type` is the union tag. Example:
-//   build_message(h, clock, fb::Body::Cancel, [&](auto& b) { return fb::CreateCancel(b, ...).Union(); });
-std::vector<uint8_t> build_message(header h, const loop::clock& clock, fb::Body type,
-                                   const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body);
+//   build_message(h, clock, fb::Body::Cancel, [&](auto& b) { return fb::CreateCancel(b,
+//   ...).Union(); });
+std::vector<uint8_t> build_message(
+    header h, const loop::clock& clock, fb::Body type,
+    const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body);
 // Same from the object API: msg.id/sent_ms filled in when 0.
 std::vector<uint8_t> build_message(fb::MessageT msg, const loop::clock& clock);
 
@@ -99,7 +101,8 @@ class codec {
   codec(const crypto::box_keypair& self, const loop::clock& clock, limits l = {});
 
   // Seal a finished Message buffer for `recipient`: Envelope{version, self pk, nonce, box}.
-  std::vector<uint8_t> seal(std::span<const uint8_t> message, const crypto::public_key& recipient) const;
+  std::vector<uint8_t> seal(std::span<const uint8_t> message,
+                            const crypto::public_key& recipient) const;
 
   // Verify the envelope, decrypt, verify the Message, check the skew window and duplicates.
   // Every failure returns its own errc and bumps its counter; success bumps errc::ok.
@@ -107,7 +110,8 @@ class codec {
 
   // Peek at the sender key of an envelope after verifying it (no decryption). For routing
   // decisions only (e.g. rate limits); never trust it before open() succeeds.
-  static result<crypto::public_key> peek_sender(std::span<const uint8_t> envelope, size_t max_bytes);
+  static result<crypto::public_key> peek_sender(std::span<const uint8_t> envelope,
+                                                size_t max_bytes);
 
   const crypto::public_key& public_key() const { return self_.pk; }
   const counters& stats() const { return stats_; }

@@ -18,7 +18,9 @@ crypto::nonce frame_nonce(frame_kind kind, uint64_t counter) {
   return n;
 }
 
-bool known_kind(uint8_t k) { return k >= 1 && k <= 3; }
+bool known_kind(uint8_t k) {
+  return k >= 1 && k <= 3;
+}
 
 }  // namespace
 
@@ -62,8 +64,8 @@ result<opened_frame> open_frame(std::span<const uint8_t> frame, const crypto::sh
       return error{make_error_code(errc::too_small), "heartbeat body too short"};
     const auto& p = *plain;
     f.body.running_agreements = static_cast<uint16_t>((p[0] << 8) | p[1]);
-    f.body.status_digest = (uint32_t{p[2]} << 24) | (uint32_t{p[3]} << 16) |
-                           (uint32_t{p[4]} << 8) | uint32_t{p[5]};
+    f.body.status_digest =
+        (uint32_t{p[2]} << 24) | (uint32_t{p[3]} << 16) | (uint32_t{p[4]} << 8) | uint32_t{p[5]};
   }
   return f;
 }

@@ -1,5 +1,6 @@
 // The agreement protocol end to end (issue 4): real mosquitto, hmq-exchange, hmq-agbot and
 // several hmq-agent processes, driven only through the hmq CLI and the control sockets.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -10,8 +11,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "core/bus/client.h"
 #include "exchange/db.h"
@@ -64,7 +63,8 @@ TEST(e2e_agreements, registered_nodes_get_finalized_agreements_on_both_sides_and
   // The people's views show the same agreement: agent, agbot and exchange tables.
   auto agent_table = f.hmq({"agreement", "list", "--agent-socket", f.agent_socket(0).string()});
   EXPECT_EQ(agent_table.exit, 0) << agent_table.err;
-  auto agbot_table = f.hmq({"agbot", "agreement", "list", "--agbot-socket", f.agbot_socket().string()});
+  auto agbot_table =
+      f.hmq({"agbot", "agreement", "list", "--agbot-socket", f.agbot_socket().string()});
   EXPECT_EQ(agbot_table.exit, 0) << agbot_table.err;
   auto exchange_table = f.admin({"node", "agreements", f.qualified_node(0)});
   EXPECT_EQ(exchange_table.exit, 0) << exchange_table.err;
@@ -74,7 +74,8 @@ TEST(e2e_agreements, registered_nodes_get_finalized_agreements_on_both_sides_and
     EXPECT_NE(out->find("finalized"), std::string::npos) << *out;
   }
   // The agbot's JSON names the node and the pattern.
-  auto agbot_json = f.hmq({"agbot", "agreement", "list", "-o", "json", "--agbot-socket", f.agbot_socket().string()});
+  auto agbot_json = f.hmq(
+      {"agbot", "agreement", "list", "-o", "json", "--agbot-socket", f.agbot_socket().string()});
   ASSERT_EQ(agbot_json.exit, 0) << agbot_json.err;
   auto list = json::parse(agbot_json.out);
   EXPECT_EQ(list.size(), 3u);
@@ -90,7 +91,8 @@ TEST(e2e_agreements, agbot_started_after_the_nodes_registered_finds_them_all) {
   // Nobody proposed yet: no agbot runs.
   for (size_t i = 0; i < f.agents(); ++i) EXPECT_TRUE(f.agent_agreements(i).empty());
   f.start_agbot();
-  for (size_t i = 0; i < f.agents(); ++i) ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << i << "\n" << f.logs();
+  for (size_t i = 0; i < f.agents(); ++i)
+    ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << i << "\n" << f.logs();
 }
 
 TEST(e2e_agreements, node_that_does_not_trust_the_signing_key_rejects_with_115_and_keeps_nothing) {
@@ -103,8 +105,8 @@ TEST(e2e_agreements, node_that_does_not_trust_the_signing_key_rejects_with_115_a
   // It trusts another publisher's key instead.
   auto other = f.dir() / "other-keys";
   ASSERT_EQ(f.hmq({"key", "create", "-d", other.string()}).exit, 0);
-  auto imp = f.hmq({"key", "import", "-k", (other / "hmq-signing.public.key").string(), "--agent-socket",
-                    f.agent_socket(stranger).string()});
+  auto imp = f.hmq({"key", "import", "-k", (other / "hmq-signing.public.key").string(),
+                    "--agent-socket", f.agent_socket(stranger).string()});
   ASSERT_EQ(imp.exit, 0) << imp.err;
 
   ASSERT_EQ(f.register_node(stranger).exit, 0);
@@ -119,7 +121,8 @@ TEST(e2e_agreements, node_that_does_not_trust_the_signing_key_rejects_with_115_a
     return !rejected.is_null();
   })) << f.logs();
   EXPECT_EQ(rejected["node_reason_text"], "image_sig_verif_failure");
-  auto table = f.hmq({"agbot", "agreement", "list", "--all", "--agbot-socket", f.agbot_socket().string()});
+  auto table =
+      f.hmq({"agbot", "agreement", "list", "--all", "--agbot-socket", f.agbot_socket().string()});
   EXPECT_NE(table.out.find("115 image_sig_verif_failure"), std::string::npos) << table.out;
 
   // The node keeps no agreement, counted the rejection, and the exchange has no record.
@@ -129,7 +132,8 @@ TEST(e2e_agreements, node_that_does_not_trust_the_signing_key_rejects_with_115_a
   EXPECT_EQ(st.value("live_agreements", -1), 0);
   EXPECT_TRUE(f.exchange_agreements(stranger).empty());
   // The agbot may be proposing again after its back-off, but never finalized anything.
-  for (const auto& a : f.agbot_agreements_of(stranger, true)) EXPECT_NE(a["state"], "finalized") << a.dump();
+  for (const auto& a : f.agbot_agreements_of(stranger, true))
+    EXPECT_NE(a["state"], "finalized") << a.dump();
 }
 
 TEST(e2e_agreements, node_rejects_a_deployment_whose_signature_was_tampered_with_at_rest_with_115) {
@@ -213,19 +217,25 @@ TEST(e2e_agreements, cancel_by_the_agbot_frees_the_node_and_a_new_agreement_form
   auto first = f.wait_finalized_everywhere(0);
   ASSERT_FALSE(first.empty()) << f.logs();
 
-  auto r = f.hmq({"agbot", "agreement", "cancel", first, "--agbot-socket", f.agbot_socket().string()});
+  auto r =
+      f.hmq({"agbot", "agreement", "cancel", first, "--agbot-socket", f.agbot_socket().string()});
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   // The node hears of it (206) and the agbot proposes again after its back-off.
   ASSERT_TRUE(eventually([&] {
     for (const auto& a : f.agent_agreements(0))
-      if (a["id"] == first) return a.value("state", "") == "cancelled" && a.value("reason", 0) == 206;
+      if (a["id"] == first)
+        return a.value("state", "") == "cancelled" && a.value("reason", 0) == 206;
     return false;
-  })) << f.agent_agreements(0).dump() << f.logs();
+  })) << f.agent_agreements(0).dump()
+      << f.logs();
   auto second = f.wait_finalized_everywhere(0);
   ASSERT_FALSE(second.empty()) << f.logs();
   EXPECT_NE(second, first);
   // Unknown ids are refused.
-  EXPECT_EQ(f.hmq({"agbot", "agreement", "cancel", first, "--agbot-socket", f.agbot_socket().string()}).exit, 2);
+  EXPECT_EQ(
+      f.hmq({"agbot", "agreement", "cancel", first, "--agbot-socket", f.agbot_socket().string()})
+          .exit,
+      2);
 }
 
 // One agreement, on every side, for node i, and never a second live one.
@@ -334,9 +344,10 @@ class wire_recorder {
       o.clean_start = true;
       o.session_expiry_s = 0;
       bus_ = std::make_unique<core::bus::client>(lt_.loop(), o);
-      bus_->subscribe("hmq/#", 1, [this](const core::bus::inbound& in) {
-        w_.update([&] { seen_.push_back(in); });
-      }, [this](core::result<void> r) { w_.update([&] { subscribed_ = r.ok(); }); });
+      bus_->subscribe(
+          "hmq/#", 1,
+          [this](const core::bus::inbound& in) { w_.update([&] { seen_.push_back(in); }); },
+          [this](core::result<void> r) { w_.update([&] { subscribed_ = r.ok(); }); });
       bus_->start();
     });
   }
@@ -346,7 +357,9 @@ class wire_recorder {
       bus_.reset();
     });
   }
-  bool wait_subscribed() { return w_.wait([&] { return subscribed_; }); }
+  bool wait_subscribed() {
+    return w_.wait([&] { return subscribed_; });
+  }
   std::vector<core::bus::inbound> seen() {
     return w_.read([&] { return seen_; });
   }
@@ -377,20 +390,33 @@ TEST(e2e_agreements, the_wire_reveals_no_name_image_credential_or_token) {
   // Agbot start-up, registration, proposal, reply, ack and the exchange records, all recorded.
   f.start_agbot();
   for (size_t i = 0; i < f.agents(); ++i) ASSERT_EQ(f.register_node(i).exit, 0);
-  for (size_t i = 0; i < f.agents(); ++i) ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << f.logs();
+  for (size_t i = 0; i < f.agents(); ++i)
+    ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << f.logs();
   auto seen = rec.seen();
   ASSERT_GT(seen.size(), 10u) << "the recorder saw too little to prove anything";
 
-  const std::vector<std::string> secrets = {
-      o.org, o.pattern, o.service, o.image, "privacyorgq.example/hiddenserviceq", o.node_prefix, o.token_prefix,
-      o.agbot_token, "registryhostq", "reguserq", "regpasswordq", "admin-pw", "amd64", "bot1"};
+  const std::vector<std::string> secrets = {o.org,
+                                            o.pattern,
+                                            o.service,
+                                            o.image,
+                                            "privacyorgq.example/hiddenserviceq",
+                                            o.node_prefix,
+                                            o.token_prefix,
+                                            o.agbot_token,
+                                            "registryhostq",
+                                            "reguserq",
+                                            "regpasswordq",
+                                            "admin-pw",
+                                            "amd64",
+                                            "bot1"};
   size_t bytes = 0;
   for (const auto& m : seen) {
     bytes += m.payload.size();
     const std::string payload(m.payload.begin(), m.payload.end());
     for (const auto& s : secrets) {
       EXPECT_EQ(m.topic.find(s), std::string::npos) << "topic " << m.topic << " contains " << s;
-      EXPECT_EQ(payload.find(s), std::string::npos) << "payload on " << m.topic << " contains " << s;
+      EXPECT_EQ(payload.find(s), std::string::npos)
+          << "payload on " << m.topic << " contains " << s;
     }
   }
   RecordProperty("messages", static_cast<int>(seen.size()));
@@ -398,9 +424,9 @@ TEST(e2e_agreements, the_wire_reveals_no_name_image_credential_or_token) {
   // The recorder really saw the agreement messages: every payload of a mailbox is sealed, but
   // the node's and the agbot's mailboxes must have carried traffic.
   auto mb = f.agent_call(0, {{"op", "node_status"}}).value("mailbox", "");
-  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [&](const auto& m) {
-    return m.topic.find(mb) != std::string::npos;
-  })) << "no message to the node's mailbox " << mb;
+  EXPECT_TRUE(std::any_of(seen.begin(), seen.end(),
+                          [&](const auto& m) { return m.topic.find(mb) != std::string::npos; }))
+      << "no message to the node's mailbox " << mb;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // A real hmq-agent on the Docker Engine (issue 5): mosquitto, hmq-exchange, hmq-agbot and the
 // agent as processes, the example pattern (consumer requiring gps and cpu) pulled from a
 // password-protected registry. What an agent restart must and must not do to the containers.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -9,10 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
-#include "tests/support/example_registry.h"
 #include "tests/support/docker_query.h"
+#include "tests/support/example_registry.h"
 #include "tests/support/fleet.h"
 
 namespace hmq::e2e {
@@ -26,15 +25,16 @@ using test::json;
 using test::networks_of;
 using test::shell;
 
-
-// Container id -> "name started_at" of everything carrying label hmq.agreement=<id>, running or not.
+// Container id -> "name started_at" of everything carrying label hmq.agreement=<id>, running or
+// not.
 std::map<std::string, std::string> container_states(const std::string& agreement) {
   std::map<std::string, std::string> out;
   auto ids = test::containers_of(agreement);
   if (ids.empty()) return out;
   std::string list;
   for (const auto& id : ids) list += " " + id;
-  auto r = shell("docker inspect -f '{{.Id}} {{.Name}} {{.State.Running}} {{.State.StartedAt}}'" + list);
+  auto r =
+      shell("docker inspect -f '{{.Id}} {{.Name}} {{.State.Running}} {{.State.StartedAt}}'" + list);
   for (const auto& line : test::output_lines(r.out)) {
     auto sp = line.find(' ');
     if (sp == std::string::npos || line.rfind("Error", 0) == 0) continue;
@@ -53,7 +53,9 @@ size_t running_of(const std::string& agreement) {
 class docker_agent_test : public test::example_registry_suite {
  protected:
   void SetUp() override {
-    if (!registry_) GTEST_SKIP() << "no Docker Engine at " << test::docker_socket << " (start dockerd to run these tests)";
+    if (!registry_)
+      GTEST_SKIP() << "no Docker Engine at " << test::docker_socket
+                   << " (start dockerd to run these tests)";
     ASSERT_TRUE(registry_->error().empty()) << registry_->error();
     fleet_options o;
     o.agents = 1;
@@ -106,7 +108,6 @@ class docker_agent_test : public test::example_registry_suite {
   std::vector<std::string> agreements_;
 };
 
-
 TEST_F(docker_agent_test, agent_killed_and_restarted_restarts_no_running_container) {
   const std::string id = deployed();
   ASSERT_FALSE(id.empty());
@@ -116,7 +117,8 @@ TEST_F(docker_agent_test, agent_killed_and_restarted_restarts_no_running_contain
   fleet_->kill_agent(0);
   fleet_->start_agent(0);
   // The agent has handed the stored agreement to the runtime again, which found it running.
-  ASSERT_TRUE(test::wait_for_log(fleet_->agent_log(0), "agreement " + id + ": running (0 started, 3 adopted)", 1, 60s))
+  ASSERT_TRUE(test::wait_for_log(fleet_->agent_log(0),
+                                 "agreement " + id + ": running (0 started, 3 adopted)", 1, 60s))
       << fleet_->logs();
 
   // Same containers (ids), never restarted (StartedAt unchanged), all still running.
@@ -130,21 +132,24 @@ TEST_F(docker_agent_test, agent_killed_and_restarted_restarts_no_running_contain
   EXPECT_TRUE(fleet_->wait_agbot_finalized(0, id, 10s)) << fleet_->logs();
 }
 
-TEST_F(docker_agent_test, agreement_cancelled_while_agent_was_down_is_removed_at_restart_and_replaced) {
+TEST_F(docker_agent_test,
+       agreement_cancelled_while_agent_was_down_is_removed_at_restart_and_replaced) {
   const std::string old_id = deployed();
   ASSERT_FALSE(old_id.empty());
   auto old_networks = networks_of(old_id);
   ASSERT_EQ(old_networks.size(), 3u) << "one private network per service instance";
 
   fleet_->kill_agent(0);
-  auto c = fleet_->hmq({"agbot", "agreement", "cancel", old_id, "--agbot-socket", fleet_->agbot_socket().string()});
+  auto c = fleet_->hmq(
+      {"agbot", "agreement", "cancel", old_id, "--agbot-socket", fleet_->agbot_socket().string()});
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   // Nothing touches the containers while the agent is down.
   EXPECT_EQ(running_of(old_id), 3u);
 
   fleet_->start_agent(0);
   // The cancelled agreement's containers and networks are gone...
-  EXPECT_TRUE(eventually([&] { return test::containers_of(old_id).empty() && networks_of(old_id).empty(); }, 60s))
+  EXPECT_TRUE(eventually(
+      [&] { return test::containers_of(old_id).empty() && networks_of(old_id).empty(); }, 60s))
       << "containers left: " << test::containers_of(old_id).size() << "\n"
       << fleet_->logs();
   // ...and the agbot's next proposal formed a new agreement that runs.

@@ -4,6 +4,7 @@
 // gets a new consumer version and the agbot rolls it out (docs/agbot.md "Rollouts"). What the
 // download-then-swap (docs/agent.md "Upgrades") must leave on the Engine when the new version
 // runs, and when it crash-loops inside the verification window and is rolled back.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -14,8 +15,6 @@
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "tests/support/docker_query.h"
 #include "tests/support/example_registry.h"
 #include "tests/support/fleet.h"
@@ -24,11 +23,11 @@ namespace hmq::e2e {
 namespace {
 
 using namespace std::chrono_literals;
+using test::containers_of;
 using test::eventually;
 using test::fleet;
 using test::fleet_options;
 using test::json;
-using test::containers_of;
 using test::networks_of;
 using test::shell;
 
@@ -68,15 +67,19 @@ std::string only_live(fleet& f) {
 class docker_upgrade_test : public test::example_registry_suite {
  protected:
   void SetUp() override {
-    if (!registry_) GTEST_SKIP() << "no Docker Engine at " << test::docker_socket << " (start dockerd to run these tests)";
+    if (!registry_)
+      GTEST_SKIP() << "no Docker Engine at " << test::docker_socket
+                   << " (start dockerd to run these tests)";
     ASSERT_TRUE(registry_->error().empty()) << registry_->error();
     fleet_options o;
     o.agents = 1;
     o.pattern = "hmq-example";
     o.agent_runtime = "docker";
     // A short verification window, and a crash loop = a second death within a minute.
-    o.agent_args = {"--docker-socket", test::docker_socket, "--upgrade-verify-window", "4",
-                    "--crash-limit",   "1",           "--crash-window",          "60"};
+    o.agent_args = {"--docker-socket",         test::docker_socket,
+                    "--upgrade-verify-window", "4",
+                    "--crash-limit",           "1",
+                    "--crash-window",          "60"};
     o.publish = [](fleet& f) {
       auto e = test::publish_examples(f, *registry_);
       ASSERT_TRUE(e.empty()) << e;
@@ -109,10 +112,11 @@ class docker_upgrade_test : public test::example_registry_suite {
     if (!entrypoint.empty()) c["entrypoint"] = entrypoint;
     auto file = fleet_->dir() / ("consumer-" + version + ".json");
     std::ofstream(file) << svc.dump(2);
-    auto r = fleet_->hmq({"exchange", "-u", admin(), "service", "publish", "-f", file.string(), "-r",
-                          registry_->registry_addr() + ":" + test::example_registry::user + ":" +
-                              test::example_registry::password},
-                         env());
+    auto r =
+        fleet_->hmq({"exchange", "-u", admin(), "service", "publish", "-f", file.string(), "-r",
+                     registry_->registry_addr() + ":" + test::example_registry::user + ":" +
+                         test::example_registry::password},
+                    env());
     ASSERT_EQ(r.exit, 0) << r.out << r.err;
   }
 
@@ -126,12 +130,16 @@ class docker_upgrade_test : public test::example_registry_suite {
     for (const auto& v : versions)
       sv.push_back({{"version", v},
                     {"priority",
-                     {{"priority_value", prio++}, {"retries", 0}, {"retry_durations", 3600}, {"verified_durations", 1}}}});
+                     {{"priority_value", prio++},
+                      {"retries", 0},
+                      {"retry_durations", 3600},
+                      {"verified_durations", 1}}}});
     pat["services"][0]["serviceVersions"] = sv;
     pat["upgradePolicy"] = {{"max_in_flight", 1}, {"batch_pause_s", 0}, {"max_failures", 1}};
     auto file = fleet_->dir() / ("pattern-" + versions.front() + ".json");
     std::ofstream(file) << pat.dump(2);
-    auto r = fleet_->hmq({"exchange", "-u", admin(), "pattern", "publish", "-f", file.string()}, env());
+    auto r =
+        fleet_->hmq({"exchange", "-u", admin(), "pattern", "publish", "-f", file.string()}, env());
     ASSERT_EQ(r.exit, 0) << r.out << r.err;
   }
 
@@ -145,20 +153,22 @@ class docker_upgrade_test : public test::example_registry_suite {
     if (id.empty()) return "";
     agreements_.insert(id);
     EXPECT_TRUE(fleet_->wait_agbot_finalized(0, id, 30s)) << fleet_->logs();
-    EXPECT_TRUE(eventually([&] { return containers_of(id, "", true).size() == 3; }, 120s)) << fleet_->logs();
+    EXPECT_TRUE(eventually([&] { return containers_of(id, "", true).size() == 3; }, 120s))
+        << fleet_->logs();
     return id;
   }
 
   std::string admin() const { return fleet_->options().org + "/admin:admin-pw"; }
   std::map<std::string, std::string> env() const {
-    return {{"HZN_ORG_ID", fleet_->options().org}, {"ARCH", "amd64"}, {"REGISTRY", registry_->registry_addr()}};
+    return {{"HZN_ORG_ID", fleet_->options().org},
+            {"ARCH", "amd64"},
+            {"REGISTRY", registry_->registry_addr()}};
   }
 
   std::optional<fleet> fleet_;
   std::set<std::string> agreements_;
   std::string service_;
 };
-
 
 TEST_F(docker_upgrade_test, new_version_replaces_the_old_agreements_containers_and_networks) {
   const std::string old_id = deployed();
@@ -174,10 +184,13 @@ TEST_F(docker_upgrade_test, new_version_replaces_the_old_agreements_containers_a
 
   // The upgrade agreement finalizes, is verified, and is then the node's only live agreement.
   std::string new_id;
-  ASSERT_TRUE(eventually([&] {
-    new_id = only_live(*fleet_);
-    return !new_id.empty() && new_id != old_id;
-  }, 180s)) << fleet_->logs();
+  ASSERT_TRUE(eventually(
+      [&] {
+        new_id = only_live(*fleet_);
+        return !new_id.empty() && new_id != old_id;
+      },
+      180s))
+      << fleet_->logs();
   agreements_.insert(new_id);
   auto a = agreement_on_agent(*fleet_, new_id);
   EXPECT_EQ(a["service"].value("version", ""), "1.1.0") << a.dump();
@@ -197,14 +210,16 @@ TEST_F(docker_upgrade_test, new_version_replaces_the_old_agreements_containers_a
 
   // On the Engine: the new agreement's three containers run with its labels and the new
   // environment; nothing of the old agreement is left, containers nor networks.
-  EXPECT_TRUE(eventually([&] { return containers_of(new_id, "", true).size() == 3; }, 60s)) << fleet_->logs();
+  EXPECT_TRUE(eventually([&] { return containers_of(new_id, "", true).size() == 3; }, 60s))
+      << fleet_->logs();
   auto consumer = containers_of(new_id, service_, true);
   ASSERT_EQ(consumer.size(), 1u) << fleet_->logs();
   auto e = env_of(consumer[0]);
   EXPECT_EQ(e.count("UPGRADE_MARK=1.1.0"), 1u);
   EXPECT_EQ(e.count("HZN_AGREEMENTID=" + new_id), 1u);
   EXPECT_EQ(label_of(consumer[0], "hmq.agreement"), new_id);
-  EXPECT_TRUE(eventually([&] { return containers_of(old_id).empty() && networks_of(old_id).empty(); }, 30s))
+  EXPECT_TRUE(
+      eventually([&] { return containers_of(old_id).empty() && networks_of(old_id).empty(); }, 30s))
       << "left of the old agreement: " << containers_of(old_id).size() << " containers, "
       << networks_of(old_id).size() << " networks\n"
       << fleet_->logs();
@@ -222,30 +237,36 @@ TEST_F(docker_upgrade_test, version_that_crash_loops_is_rolled_back_to_the_old_c
   // The node got the upgrade agreement, swapped, saw the crash loop, and cancelled it.
   std::string new_id;
   json failed;
-  ASSERT_TRUE(eventually([&] {
-    for (const auto& a : fleet_->agent_agreements(0))
-      if (a["service"].value("version", "") == "1.2.0" && a.value("state", "") == "cancelled") {
-        new_id = a.value("id", "");
-        failed = a;
-        return true;
-      }
-    return false;
-  }, 180s)) << fleet_->logs();
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (const auto& a : fleet_->agent_agreements(0))
+          if (a["service"].value("version", "") == "1.2.0" && a.value("state", "") == "cancelled") {
+            new_id = a.value("id", "");
+            failed = a;
+            return true;
+          }
+        return false;
+      },
+      180s))
+      << fleet_->logs();
   agreements_.insert(new_id);
   const int reason = failed.value("reason", 0);
   EXPECT_TRUE(reason == 103 || reason == 108) << failed.dump();
-  ASSERT_TRUE(test::wait_for_log(fleet_->agent_log(0), "agreement " + new_id + ": upgrade failed", 1, 30s))
+  ASSERT_TRUE(
+      test::wait_for_log(fleet_->agent_log(0), "agreement " + new_id + ": upgrade failed", 1, 30s))
       << fleet_->logs();
 
   // The old agreement runs again: still finalized everywhere, its three containers running,
   // nothing of the new one left.
   EXPECT_TRUE(eventually([&] { return only_live(*fleet_) == old_id; }, 30s)) << fleet_->logs();
   EXPECT_EQ(agreement_on_agent(*fleet_, old_id)["service"].value("version", ""), "1.0.0");
-  EXPECT_TRUE(eventually([&] { return containers_of(old_id, "", true).size() == 3; }, 60s)) << fleet_->logs();
+  EXPECT_TRUE(eventually([&] { return containers_of(old_id, "", true).size() == 3; }, 60s))
+      << fleet_->logs();
   auto consumer = containers_of(old_id, service_, true);
   ASSERT_EQ(consumer.size(), 1u);
   EXPECT_EQ(env_of(consumer[0]).count("UPGRADE_MARK=1.2.0"), 0u);
-  EXPECT_TRUE(eventually([&] { return containers_of(new_id).empty() && networks_of(new_id).empty(); }, 30s))
+  EXPECT_TRUE(
+      eventually([&] { return containers_of(new_id).empty() && networks_of(new_id).empty(); }, 30s))
       << "left of the failed agreement: " << containers_of(new_id).size() << " containers, "
       << networks_of(new_id).size() << " networks\n"
       << fleet_->logs();

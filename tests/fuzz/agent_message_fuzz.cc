@@ -24,17 +24,18 @@ using namespace hmq;
 using namespace hmq::agent;
 namespace cw = core::wire;
 
-constexpr std::array<uint8_t, 32> agbot_seed = {'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'a', 'g',
-                                                'b', 'o', 't', '-', 'k', 'e', 'y', '-', 's', 'e', 'e',
-                                                'd', '-', '0', '0', '0', '0', '0', '0', '0', '1'};
-constexpr std::array<uint8_t, 32> publisher_seed = {'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'p', 'u',
-                                                    'b', 'l', 'i', 's', 'h', 'e', 'r', '-', 's', 'e', 'e',
-                                                    'd', '-', '0', '0', '0', '0', '0', '0', '0', '1'};
+constexpr std::array<uint8_t, 32> agbot_seed = {
+    'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'a', 'g', 'b', 'o', 't', '-', 'k',
+    'e', 'y', '-', 's', 'e', 'e', 'd', '-', '0', '0', '0', '0', '0', '0', '0', '1'};
+constexpr std::array<uint8_t, 32> publisher_seed = {
+    'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'p', 'u', 'b', 'l', 'i', 's', 'h',
+    'e', 'r', '-', 's', 'e', 'e', 'd', '-', '0', '0', '0', '0', '0', '0', '0', '1'};
 const std::string agreement_a(32, 'a');
 
 struct keys {
   crypto::box_keypair agbot = std::move(crypto::box_keypair::from_secret(agbot_seed)).value();
-  crypto::sign_keypair publisher = std::move(crypto::sign_keypair::from_secret(publisher_seed)).value();
+  crypto::sign_keypair publisher =
+      std::move(crypto::sign_keypair::from_secret(publisher_seed)).value();
 };
 const keys& k() {
   static const keys kk;
@@ -47,8 +48,12 @@ class quiet_exchange final : public exchange_api {
   explicit quiet_exchange(core::loop::scheduler& loop) : loop_(loop) {}
   void register_node(const node_registration&, done_fn cb) override { ok(std::move(cb)); }
   void unregister_node(const node_identity&, done_fn cb) override { ok(std::move(cb)); }
-  void put_agreement(const node_identity&, const fb::AgreementRecordT&, done_fn cb) override { ok(std::move(cb)); }
-  void delete_agreement(const node_identity&, const std::string&, done_fn cb) override { ok(std::move(cb)); }
+  void put_agreement(const node_identity&, const fb::AgreementRecordT&, done_fn cb) override {
+    ok(std::move(cb));
+  }
+  void delete_agreement(const node_identity&, const std::string&, done_fn cb) override {
+    ok(std::move(cb));
+  }
   void get_agbot_key(const node_identity&, const std::string& org, const std::string& id,
                      std::function<void(result<crypto::public_key>)> cb) override {
     bool known = org == "hub" && id == "agbot1";
@@ -68,7 +73,8 @@ class quiet_exchange final : public exchange_api {
 // Builds what the engine sends, so the builders' callbacks (reading the input) run too.
 class packing_outbox final : public outbox {
  public:
-  void send(const crypto::public_key&, fb::Body type, const body_builder& body, done_fn done) override {
+  void send(const crypto::public_key&, fb::Body type, const body_builder& body,
+            done_fn done) override {
     flatbuffers::FlatBufferBuilder b;
     auto off = body(b);
     fb::FinishMessageBuffer(b, fb::CreateMessage(b, 1, 0, 0, 0, type, off));
@@ -132,7 +138,7 @@ std::vector<uint8_t> message(T body) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > 64 * 1024) return 0;  // the codec's default size cap
+  if (size > 64 * 1024) return 0;                              // the codec's default size cap
   static const bool quiet = hmq::core::log::set_level("off");  // logging would dominate the run
   (void)quiet;
   core::loop::manual_scheduler loop;
@@ -155,7 +161,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!fb::VerifyMessageBuffer(v)) return 0;
   // What codec::open guarantees besides the Verifier: a known body type with its table present.
   const auto* msg = m.message();
-  if (msg->body_type() == fb::Body::NONE || msg->body_type() > fb::Body::MAX || msg->body() == nullptr) return 0;
+  if (msg->body_type() == fb::Body::NONE || msg->body_type() > fb::Body::MAX ||
+      msg->body() == nullptr)
+    return 0;
   eng.on_message(m);
   loop.run_pending();
   loop.advance(std::chrono::seconds(61));  // finalize timeouts and retries run too
@@ -169,7 +177,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 extern "C" void hmq_fuzz_write_seeds(const char* d) {
   std::filesystem::path dir(d);
   auto seed = [&](const std::string& name, const std::vector<uint8_t>& b) {
-    std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), b.size());
+    std::ofstream(dir / name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(b.data()), b.size());
   };
   seed("proposal_new", message(proposal(std::string(32, 'b'))));
   {

@@ -36,7 +36,8 @@ outcome run(std::string_view wire, size_t step, bool head, const http::limits& l
     return true;
   };
   hmq::core::result<void> r = hmq::core::ok();
-  for (size_t i = 0; i < wire.size() && r.ok() && !p.done(); i += step) r = p.feed(wire.substr(i, step), sink);
+  for (size_t i = 0; i < wire.size() && r.ok() && !p.done(); i += step)
+    r = p.feed(wire.substr(i, step), sink);
   if (r.ok()) r = p.finish(sink);
   o.ok = r.ok();
   o.code = r.code();
@@ -48,7 +49,8 @@ outcome run(std::string_view wire, size_t step, bool head, const http::limits& l
   return o;
 }
 
-void write_seed(const std::filesystem::path& dir, const std::string& name, uint8_t mode, std::string_view wire) {
+void write_seed(const std::filesystem::path& dir, const std::string& name, uint8_t mode,
+                std::string_view wire) {
   std::ofstream(dir / name, std::ios::binary) << static_cast<char>(mode) << wire;
 }
 
@@ -82,7 +84,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // error (a streamed body is delivered as it comes), so one is a prefix of the other.
   const std::string& shorter = split.body.size() < whole.body.size() ? split.body : whole.body;
   const std::string& longer = split.body.size() < whole.body.size() ? whole.body : split.body;
-  if (split.ok ? split.body != whole.body : longer.compare(0, shorter.size(), shorter) != 0) std::abort();
+  if (split.ok ? split.body != whole.body : longer.compare(0, shorter.size(), shorter) != 0)
+    std::abort();
   if (split.ok && !split.done) std::abort();
   return 0;
 }
@@ -92,43 +95,58 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 extern "C" void hmq_fuzz_write_seeds(const char* d) {
   std::filesystem::path dir(d);
   write_seed(dir, "ping", 0x0f,
-             "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nCache-Control: no-cache, no-store, must-revalidate\r\n"
-             "Content-Length: 2\r\nContent-Type: text/plain; charset=utf-8\r\nDocker-Experimental: false\r\n"
+             "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nCache-Control: no-cache, no-store, "
+             "must-revalidate\r\n"
+             "Content-Length: 2\r\nContent-Type: text/plain; charset=utf-8\r\nDocker-Experimental: "
+             "false\r\n"
              "Ostype: linux\r\nPragma: no-cache\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\n"
              "Date: Sat, 28 Nov 2026 17:00:00 GMT\r\n\r\nOK");
-  write_seed(dir, "container_create", 0x00,
-             "HTTP/1.1 201 Created\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
-             "Content-Length: 88\r\n\r\n{\"Id\":\"4f1c5d8e9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d\",\"Warnings\":[]}\n");
+  write_seed(
+      dir, "container_create", 0x00,
+      "HTTP/1.1 201 Created\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
+      "Content-Length: "
+      "88\r\n\r\n{\"Id\":\"4f1c5d8e9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d\","
+      "\"Warnings\":[]}\n");
   write_seed(dir, "start_no_content", 0x03, "HTTP/1.1 204 No Content\r\nApi-Version: 1.41\r\n\r\n");
   write_seed(dir, "not_modified", 0x03, "HTTP/1.1 304 Not Modified\r\nApi-Version: 1.41\r\n\r\n");
-  write_seed(dir, "error_404", 0x07,
-             "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 45\r\n\r\n"
-             "{\"message\":\"No such container: hmq-x-gps\"}\n\n\n");
-  write_seed(dir, "pull_chunked", 0x05,
-             std::string("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n") +
-                 chunk("{\"status\":\"Pulling from hmq-examples/gps\",\"id\":\"1.0\"}\n") +
-                 chunk("{\"status\":\"Digest: sha256:aa\"}\n{\"a\":1}\n") + "0\r\n\r\n");
-  write_seed(dir, "events_stream", 0x3f,
-             std::string("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n") +
-                 chunk("{\"Type\":\"container\",\"Action\":\"die\",\"Actor\":{\"ID\":\"4f1c\",\"Attributes\":"
-                       "{\"exitCode\":\"137\",\"name\":\"hmq-x-gps\"}},\"time\":1,\"timeNano\":1}\n"));
+  write_seed(
+      dir, "error_404", 0x07,
+      "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 45\r\n\r\n"
+      "{\"message\":\"No such container: hmq-x-gps\"}\n\n\n");
+  write_seed(
+      dir, "pull_chunked", 0x05,
+      std::string("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n") +
+          chunk("{\"status\":\"Pulling from hmq-examples/gps\",\"id\":\"1.0\"}\n") +
+          chunk("{\"status\":\"Digest: sha256:aa\"}\n{\"a\":1}\n") + "0\r\n\r\n");
+  write_seed(
+      dir, "events_stream", 0x3f,
+      std::string("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n") +
+          chunk("{\"Type\":\"container\",\"Action\":\"die\",\"Actor\":{\"ID\":\"4f1c\","
+                "\"Attributes\":"
+                "{\"exitCode\":\"137\",\"name\":\"hmq-x-gps\"}},\"time\":1,\"timeNano\":1}\n"));
   write_seed(dir, "chunk_extension_trailer", 0x02,
-             "HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n3;name=value\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n");
-  write_seed(dir, "read_to_close", 0x01, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end");
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+             "CHUNKED\r\n\r\n3;name=value\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n");
+  write_seed(dir, "read_to_close", 0x01,
+             "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end");
   write_seed(dir, "interim_continue", 0x00,
              "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
   write_seed(dir, "head_request", 0x43, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
   write_seed(dir, "bare_lf", 0x04, "HTTP/1.1 200 OK\nContent-Length: 3\n\nabc");
   write_seed(dir, "tight_oversize_chunk", 0x86,
-             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n" + std::string(64, 'x') + "\r\n0\r\n\r\n");
-  write_seed(dir, "tight_many_headers", 0x81,
-             "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nContent-Length: 0\r\n\r\n");
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n" + std::string(64, 'x') +
+                 "\r\n0\r\n\r\n");
+  write_seed(
+      dir, "tight_many_headers", 0x81,
+      "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nContent-Length: 0\r\n\r\n");
   write_seed(dir, "smuggling_both_framings", 0x09,
              "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
-  write_seed(dir, "conflicting_lengths", 0x09, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde");
-  write_seed(dir, "huge_chunk_size", 0x09, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n");
+  write_seed(dir, "conflicting_lengths", 0x09,
+             "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde");
+  write_seed(dir, "huge_chunk_size", 0x09,
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n");
   write_seed(dir, "truncated_body", 0x09, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort");
   write_seed(dir, "folded_header", 0x09, "HTTP/1.1 200 OK\r\nA: 1\r\n  continued\r\n\r\n");
   write_seed(dir, "garbage", 0x09, "\x16\x03\x01\x02\x7f\x01\x7f\x01\xfc\x03\x03 not http at all");

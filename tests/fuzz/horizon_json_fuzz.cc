@@ -22,7 +22,8 @@ std::optional<std::string> fixed_env(std::string_view name) {
   return std::nullopt;
 }
 
-void write_seed(const std::filesystem::path& dir, const std::string& name, char kind, std::string_view body) {
+void write_seed(const std::filesystem::path& dir, const std::string& name, char kind,
+                std::string_view body) {
   std::ofstream(dir / name, std::ios::binary) << kind << body;
 }
 
@@ -44,7 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (auto p = hmq::cli::parse_pattern(text, "fuzz.json", fixed_env); p)
         (void)hmq::cli::pattern_to_json(p->pattern).dump();
       break;
-    default: (void)hmq::cli::substitute_env(text, "fuzz.json", fixed_env); break;
+    default:
+      (void)hmq::cli::substitute_env(text, "fuzz.json", fixed_env);
+      break;
   }
   return 0;
 }
@@ -58,8 +61,10 @@ extern "C" void hmq_fuzz_write_seeds(const char* d) {
   };
   for (const char* s : {"gps", "cpu", "consumer"})
     write_seed(dir, std::string("service_") + s, '\0', file(ex / s / "service.definition.json"));
-  write_seed(dir, "service_horizon_gps", '\0', file(ex / "horizon" / "gps.service.definition.json"));
-  write_seed(dir, "service_horizon_cpu2evtstreams", '\0', file(ex / "horizon" / "cpu2evtstreams.service.definition.json"));
+  write_seed(dir, "service_horizon_gps", '\0',
+             file(ex / "horizon" / "gps.service.definition.json"));
+  write_seed(dir, "service_horizon_cpu2evtstreams", '\0',
+             file(ex / "horizon" / "cpu2evtstreams.service.definition.json"));
   write_seed(dir, "pattern_example", '\1', file(ex / "pattern.json"));
   write_seed(dir, "pattern_horizon", '\1', file(ex / "horizon" / "pattern.json"));
   write_seed(dir, "substitute", '\2', "a $HZN_ORG_ID ${ARCH} $ $5 ${UNSET} ${EMPTY}x ${");

@@ -23,9 +23,9 @@ using namespace hmq;
 namespace crypto = core::crypto;
 namespace fb = wire::fb;
 
-constexpr std::array<uint8_t, 32> exchange_seed = {'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'e', 'x',
-                                                   'c', 'h', 'a', 'n', 'g', 'e', '-', 'k', 'e', 'y', '-',
-                                                   's', 'e', 'e', 'd', '-', '0', '0', '0', '0', '1'};
+constexpr std::array<uint8_t, 32> exchange_seed = {
+    'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'e', 'x', 'c', 'h', 'a', 'n', 'g',
+    'e', '-', 'k', 'e', 'y', '-', 's', 'e', 'e', 'd', '-', '0', '0', '0', '0', '1'};
 
 struct fixture {
   fixture() {
@@ -64,7 +64,9 @@ fb::RpcRequestT request(fb::AuthKind kind, std::string org, std::string id, std:
   return r;
 }
 
-fb::RpcRequestT as_root() { return request(fb::AuthKind::user, "root", "root", "rootpw"); }
+fb::RpcRequestT as_root() {
+  return request(fb::AuthKind::user, "root", "root", "rootpw");
+}
 
 void handle(exchange::service& svc, const std::vector<uint8_t>& bytes) {
   flatbuffers::Verifier v(bytes.data(), bytes.size(), 64, 1'000'000);
@@ -80,7 +82,7 @@ void handle(exchange::service& svc, const std::vector<uint8_t>& bytes) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size > 256 * 1024) return 0;  // the codec's size cap is below this
+  if (size > 256 * 1024) return 0;                             // the codec's size cap is below this
   static const bool quiet = hmq::core::log::set_level("off");  // logging would dominate the run
   (void)quiet;
   auto d = exchange::db::open_memory();
@@ -108,7 +110,8 @@ extern "C" void hmq_fuzz_write_seeds(const char* d) {
   std::filesystem::path dir(d);
   auto seed = [&](const std::string& name, fb::RpcRequestT r) {
     auto b = message(std::move(r));
-    std::ofstream(dir / name, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), b.size());
+    std::ofstream(dir / name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(b.data()), b.size());
   };
   {
     auto r = as_root();

@@ -70,7 +70,8 @@ struct party {
     lt.call([&] {
       m->start();
       c->start();
-      c->subscribe(m->mailbox_topic(), 1, nullptr, [p](core::result<void> r) { p->set_value(r.ok()); });
+      c->subscribe(m->mailbox_topic(), 1, nullptr,
+                   [p](core::result<void> r) { p->set_value(r.ok()); });
     });
     if (f.wait_for(30s) != std::future_status::ready || !f.get()) return false;
     lt.call([&] {  // the subscribe above replaced the messenger's handler: put it back
@@ -87,8 +88,12 @@ class fake_exchange final : public exchange_api {
   fake_exchange(core::loop::scheduler& l, crypto::public_key agbot) : loop_(l), agbot_(agbot) {}
   void register_node(const node_registration&, done_fn cb) override { ok(std::move(cb)); }
   void unregister_node(const node_identity&, done_fn cb) override { ok(std::move(cb)); }
-  void put_agreement(const node_identity&, const fb::AgreementRecordT&, done_fn cb) override { ok(std::move(cb)); }
-  void delete_agreement(const node_identity&, const std::string&, done_fn cb) override { ok(std::move(cb)); }
+  void put_agreement(const node_identity&, const fb::AgreementRecordT&, done_fn cb) override {
+    ok(std::move(cb));
+  }
+  void delete_agreement(const node_identity&, const std::string&, done_fn cb) override {
+    ok(std::move(cb));
+  }
   void get_agbot_key(const node_identity&, const std::string&, const std::string&,
                      std::function<void(result<crypto::public_key>)> cb) override {
     loop_.post([cb = std::move(cb), k = agbot_] { cb(k); });
@@ -141,7 +146,8 @@ fb::ProposalT make_proposal(const crypto::sign_keypair& publisher, bool tamper) 
   if (tamper) {
     // Change the image name inside the signed bytes; the buffer stays a valid Deployment (a
     // broken one already fails the Message Verifier in the codec and never reaches the agent).
-    auto it = std::search(s.deployment.begin(), s.deployment.end(), std::begin("registry"), std::end("registry") - 1);
+    auto it = std::search(s.deployment.begin(), s.deployment.end(), std::begin("registry"),
+                          std::end("registry") - 1);
     *it = 'R';
   }
   fb::ProposalT p;
@@ -169,8 +175,10 @@ class agent_bus : public ::testing::Test {
       eng_ = std::make_unique<engine>(lt_.loop(), *store_, *x_, *out_, *rt_);
       ASSERT_TRUE(eng_->start().ok());
       ASSERT_TRUE(store_->add_trusted_key({publisher_.pk, "publisher", 1}).ok());
-      eng_->register_node({{"acme", "node1", "tok"}, "hub/gps", "amd64", {}}, "[]", [](result<void>) {});
-      for (auto t : {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
+      eng_->register_node({{"acme", "node1", "tok"}, "hub/gps", "amd64", {}}, "[]",
+                          [](result<void>) {});
+      for (auto t :
+           {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
         agent_.m->on(t, [this](const wire::opened& m) { eng_->on_message(m); });
       agbot_.m->on(fb::Body::Reply, [this](const wire::opened& m) {
         const auto* r = m.message()->body_as_Reply();
@@ -220,7 +228,8 @@ class agent_bus : public ::testing::Test {
 
 TEST_F(agent_bus, proposal_over_the_broker_ends_finalized_with_the_workload_deployed) {
   propose(false);
-  ASSERT_TRUE(w_.wait([&] { return !rt_->deployed.empty(); })) << "no deploy; replies: " << replies_.size();
+  ASSERT_TRUE(w_.wait([&] { return !rt_->deployed.empty(); }))
+      << "no deploy; replies: " << replies_.size();
   auto agreements = lt_.call([&] { return eng_->agreements(); });
   ASSERT_EQ(agreements.size(), 1u);
   EXPECT_EQ(agreements[0].state, agreement_state::finalized);

@@ -1,10 +1,10 @@
+#include <gtest/gtest.h>
+
 #include <atomic>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "cli/agent_commands.h"
 #include "core/control/control.h"
@@ -23,23 +23,27 @@ class agent_cli : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
     path_ = dir_ / "agent.sock";
-    srv_ = std::make_unique<core::control::server>(loop_.io(), path_, [this](const json& req, core::control::reply_fn reply) {
-      last_ = req;
-      std::string op = req["op"];
-      if (op == "agreement_list")
-        return reply(core::control::ok_response(
-            {{"agreements", json::array({{{"id", "0123456789abcdef0123456789abcdef"},
-                                          {"state", "cancelled"},
-                                          {"reason", 107},
-                                          {"reason_text", "agreement never received reply ack"},
-                                          {"service", {{"url", "https://acme.com/gps"}, {"version", "1.0.0"}}},
-                                          {"agbot", "hub/agbot1"},
-                                          {"accepted_ms", 1700000000000},
-                                          {"finalized_ms", 0},
-                                          {"cancelled_ms", 1700000060000}}})}}));
-      if (op == "unregister") return reply(core::control::error_response("node is not registered"));
-      reply(core::control::ok_response({{"key", "abc"}}));
-    });
+    srv_ = std::make_unique<core::control::server>(
+        loop_.io(), path_, [this](const json& req, core::control::reply_fn reply) {
+          last_ = req;
+          std::string op = req["op"];
+          if (op == "agreement_list")
+            return reply(core::control::ok_response(
+                {{"agreements",
+                  json::array(
+                      {{{"id", "0123456789abcdef0123456789abcdef"},
+                        {"state", "cancelled"},
+                        {"reason", 107},
+                        {"reason_text", "agreement never received reply ack"},
+                        {"service", {{"url", "https://acme.com/gps"}, {"version", "1.0.0"}}},
+                        {"agbot", "hub/agbot1"},
+                        {"accepted_ms", 1700000000000},
+                        {"finalized_ms", 0},
+                        {"cancelled_ms", 1700000060000}}})}}));
+          if (op == "unregister")
+            return reply(core::control::error_response("node is not registered"));
+          reply(core::control::ok_response({{"key", "abc"}}));
+        });
     ASSERT_TRUE(srv_->start().ok());
     thread_ = std::thread([this] { loop_.run(); });
   }
@@ -74,7 +78,8 @@ class agent_cli : public ::testing::Test {
 
 TEST_F(agent_cli, agreement_list_prints_code_and_horizon_text) {
   ASSERT_EQ(run({"agreement", "list"}), 0) << err_.str();
-  EXPECT_NE(out_.str().find("107 agreement never received reply ack"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("107 agreement never received reply ack"), std::string::npos)
+      << out_.str();
   EXPECT_NE(out_.str().find("2023-11-14 22:13:20Z"), std::string::npos) << out_.str();
 }
 
@@ -87,8 +92,11 @@ TEST_F(agent_cli, agreement_list_json_is_the_array) {
 
 TEST_F(agent_cli, register_sends_names_token_and_input_file) {
   auto input = dir_ / "ui.json";
-  std::ofstream(input) << R"([{"serviceOrgid":"hub","serviceUrl":"u","inputs":[{"name":"A","value":"b"}]}])";
-  ASSERT_EQ(run({"register", "--node", "acme/n1", "--token", "t", "--pattern", "hub/gps", "--input", input.string()}), 0)
+  std::ofstream(input)
+      << R"([{"serviceOrgid":"hub","serviceUrl":"u","inputs":[{"name":"A","value":"b"}]}])";
+  ASSERT_EQ(run({"register", "--node", "acme/n1", "--token", "t", "--pattern", "hub/gps", "--input",
+                 input.string()}),
+            0)
       << err_.str();
   EXPECT_EQ(last_["op"], "register");
   EXPECT_EQ(last_["node"], "acme/n1");
@@ -112,8 +120,10 @@ TEST_F(agent_cli, key_import_sends_the_file_content) {
 TEST_F(agent_cli, missing_agent_is_a_clear_error) {
   CLI::App app{"hmq"};
   add_agent_commands(app, out_, err_);
-  std::vector<const char*> argv{"hmq", "node", "status", "--agent-socket", "/nonexistent/agent.sock"};
-  EXPECT_THROW(app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data())), CLI::RuntimeError);
+  std::vector<const char*> argv{"hmq", "node", "status", "--agent-socket",
+                                "/nonexistent/agent.sock"};
+  EXPECT_THROW(app.parse(static_cast<int>(argv.size()), const_cast<char**>(argv.data())),
+               CLI::RuntimeError);
   EXPECT_NE(err_.str().find("is hmq-agent running"), std::string::npos);
 }
 

@@ -1,18 +1,17 @@
 // hmq-agent as a process against a real mosquitto and a real hmq-exchange process: registration
 // through the control socket, and an agreement with a scripted agbot (an in-test identity that
 // the exchange knows as agbot acme/bot1) recorded in the exchange.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "core/bus/client.h"
 #include "core/bus/messenger.h"
@@ -40,7 +39,9 @@ const std::string agent_bin = test::agent_binary();
 const std::string agbot_bin = test::agbot_binary();
 const std::string root_password = "root-secret";
 using test::eventually;
-std::string slurp(const std::filesystem::path& p) { return test::read_file(p); }
+std::string slurp(const std::filesystem::path& p) {
+  return test::read_file(p);
+}
 
 class agent_process : public ::testing::Test {
  protected:
@@ -49,40 +50,49 @@ class agent_process : public ::testing::Test {
     if (HasFatalFailure()) return;
     exchange_key_ = exchange_->key();
 
-    ASSERT_EQ(hmq({"exchange", "-u", "root/root:" + root_password, "org", "create", "acme"}), 0) << slurp(dir_ / "hmq.log");
-    ASSERT_EQ(hmq({"exchange", "-u", "root/root:" + root_password, "--org", "acme", "user", "create", "admin",
-                   "admin-pw", "-A"}),
-              0) << slurp(dir_ / "hmq.log");
-    ASSERT_EQ(admin({"node", "create", "node1:tok1", "--arch", "amd64"}), 0) << slurp(dir_ / "hmq.log");
+    ASSERT_EQ(hmq({"exchange", "-u", "root/root:" + root_password, "org", "create", "acme"}), 0)
+        << slurp(dir_ / "hmq.log");
+    ASSERT_EQ(hmq({"exchange", "-u", "root/root:" + root_password, "--org", "acme", "user",
+                   "create", "admin", "admin-pw", "-A"}),
+              0)
+        << slurp(dir_ / "hmq.log");
+    ASSERT_EQ(admin({"node", "create", "node1:tok1", "--arch", "amd64"}), 0)
+        << slurp(dir_ / "hmq.log");
     ASSERT_EQ(hmq({"key", "create"}), 0) << slurp(dir_ / "hmq.log");
-    std::ofstream(dir_ / "service.json") << R"({"org": "acme", "label": "gps", "description": "", "public": false,
+    std::ofstream(dir_ / "service.json")
+        << R"({"org": "acme", "label": "gps", "description": "", "public": false,
       "url": "https://acme.com/gps", "version": "1.0.0", "arch": "amd64", "sharable": "multiple",
       "requiredServices": [], "userInput": [],
       "deployment": {"services": {"gps": {"image": "127.0.0.1:1/gps@sha256:)" +
-                                         std::string(64, 'a') + R"("}}}})";
-    ASSERT_EQ(admin({"service", "publish", "-f", (dir_ / "service.json").string()}), 0) << slurp(dir_ / "hmq.log");
-    std::ofstream(dir_ / "pattern.json") << R"({"org": "acme", "name": "gps", "label": "", "description": "",
+               std::string(64, 'a') + R"("}}}})";
+    ASSERT_EQ(admin({"service", "publish", "-f", (dir_ / "service.json").string()}), 0)
+        << slurp(dir_ / "hmq.log");
+    std::ofstream(dir_ / "pattern.json")
+        << R"({"org": "acme", "name": "gps", "label": "", "description": "",
       "public": false, "services": [{"serviceUrl": "https://acme.com/gps", "serviceOrgid": "acme",
       "serviceArch": "amd64", "agreementLess": false,
       "serviceVersions": [{"version": "1.0.0", "priority": {"priority_value": 1, "retries": 1,
         "retry_durations": 60, "verified_durations": 30}}],
       "nodeHealth": {"missing_heartbeat_interval": 600, "check_agreement_status": 120}}], "userInput": []})";
-    ASSERT_EQ(admin({"pattern", "publish", "-f", (dir_ / "pattern.json").string()}), 0) << slurp(dir_ / "hmq.log");
+    ASSERT_EQ(admin({"pattern", "publish", "-f", (dir_ / "pattern.json").string()}), 0)
+        << slurp(dir_ / "hmq.log");
     ASSERT_EQ(admin({"agbot", "create", "bot1:bottok"}), 0) << slurp(dir_ / "hmq.log");
     ASSERT_EQ(admin({"agbot", "addpattern", "bot1", "acme", "gps"}), 0) << slurp(dir_ / "hmq.log");
 
-    agent_.emplace(test::process::start({{agent_bin, "--broker", broker_.uri(), "--exchange-key", exchange_key_,
-                                          "--data-dir", (dir_ / "agent").string(), "--finalize-timeout", "60",
-                                          "--runtime", "memory"},
-                                         {},
-                                         dir_ / "agent.log"}));
-    ASSERT_TRUE(eventually([&] { return control({{"op", "node_status"}}).value("broker_connected", false); }))
-        << slurp(dir_ / "agent.log");
+    agent_.emplace(test::process::start(
+        {{agent_bin, "--broker", broker_.uri(), "--exchange-key", exchange_key_, "--data-dir",
+          (dir_ / "agent").string(), "--finalize-timeout", "60", "--runtime", "memory"},
+         {},
+         dir_ / "agent.log"}));
+    ASSERT_TRUE(eventually([&] {
+      return control({{"op", "node_status"}}).value("broker_connected", false);
+    })) << slurp(dir_ / "agent.log");
   }
 
   int run_logged(std::vector<std::string> argv) {
     auto p = test::process::start({std::move(argv),
-                                   {{"HMQ_EXCHANGE", broker_.uri()}, {"HMQ_EXCHANGE_KEY", exchange_key_},
+                                   {{"HMQ_EXCHANGE", broker_.uri()},
+                                    {"HMQ_EXCHANGE_KEY", exchange_key_},
                                     {"HOME", dir_.path().string()}},
                                    dir_ / "hmq.log"});
     auto st = p.wait_for(60s);
@@ -109,8 +119,12 @@ class agent_process : public ::testing::Test {
   std::string exchange_key_;
 };
 
-TEST_F(agent_process, register_through_control_socket_records_key_in_exchange_and_unregister_clears_it) {
-  json r = control({{"op", "register"}, {"node", "acme/node1"}, {"token", "tok1"}, {"pattern", "acme/gps"},
+TEST_F(agent_process,
+       register_through_control_socket_records_key_in_exchange_and_unregister_clears_it) {
+  json r = control({{"op", "register"},
+                    {"node", "acme/node1"},
+                    {"token", "tok1"},
+                    {"pattern", "acme/gps"},
                     {"arch", "amd64"}});
   ASSERT_EQ(r["ok"], true) << r.dump() << slurp(dir_ / "agent.log");
   json st = control({{"op", "node_status"}});
@@ -130,7 +144,10 @@ TEST_F(agent_process, register_through_control_socket_records_key_in_exchange_an
 }
 
 TEST_F(agent_process, wrong_token_is_refused_and_keeps_no_registration) {
-  json r = control({{"op", "register"}, {"node", "acme/node1"}, {"token", "wrong"}, {"pattern", "acme/gps"},
+  json r = control({{"op", "register"},
+                    {"node", "acme/node1"},
+                    {"token", "wrong"},
+                    {"pattern", "acme/gps"},
                     {"arch", "amd64"}});
   EXPECT_EQ(r["ok"], false);
   EXPECT_EQ(control({{"op", "node_status"}})["registered"], false);
@@ -138,11 +155,18 @@ TEST_F(agent_process, wrong_token_is_refused_and_keeps_no_registration) {
 
 TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_exchange) {
   auto publisher = crypto::sign_keypair::generate();
-  ASSERT_EQ(control({{"op", "key_import"}, {"key", crypto::to_base64(publisher.pk)}, {"name", "pub"}})["ok"], true);
-  json r = control({{"op", "register"}, {"node", "acme/node1"}, {"token", "tok1"}, {"pattern", "acme/gps"},
+  ASSERT_EQ(
+      control(
+          {{"op", "key_import"}, {"key", crypto::to_base64(publisher.pk)}, {"name", "pub"}})["ok"],
+      true);
+  json r = control({{"op", "register"},
+                    {"node", "acme/node1"},
+                    {"token", "tok1"},
+                    {"pattern", "acme/gps"},
                     {"arch", "amd64"}});
   ASSERT_EQ(r["ok"], true) << r.dump();
-  auto node_key = crypto::parse_public_key(control({{"op", "node_status"}})["public_key"].get<std::string>());
+  auto node_key =
+      crypto::parse_public_key(control({{"op", "node_status"}})["public_key"].get<std::string>());
   ASSERT_TRUE(node_key.ok());
 
   // The agbot: its own identity on the bus, known to the exchange through AgbotHello.
@@ -224,11 +248,14 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
   // Finalized on the node and recorded in the exchange.
   ASSERT_TRUE(eventually([&] {
     json l = control({{"op", "agreement_list"}});
-    return l["ok"] == true && l["agreements"].size() == 1 && l["agreements"][0]["state"] == "finalized" &&
+    return l["ok"] == true && l["agreements"].size() == 1 &&
+           l["agreements"][0]["state"] == "finalized" &&
            l["agreements"][0]["exchange_synced"] == true;
   })) << slurp(dir_ / "agent.log");
   auto recs = std::make_shared<std::promise<core::result<std::vector<fb::AgreementRecordT>>>>();
-  lt.call([&] { xc->list_agreements(creds, "acme", "node1", [recs](auto r) { recs->set_value(std::move(r)); }); });
+  lt.call([&] {
+    xc->list_agreements(creds, "acme", "node1", [recs](auto r) { recs->set_value(std::move(r)); });
+  });
   auto rf = recs->get_future();
   ASSERT_EQ(rf.wait_for(30s), std::future_status::ready);
   auto list = rf.get();
@@ -252,20 +279,26 @@ TEST_F(agent_process, real_agbot_and_agent_finalize_and_unregister_cancels_with_
   std::string pub = slurp(dir_ / ".hmq" / "keys" / "hmq-signing.public.key");
   while (!pub.empty() && (pub.back() == '\n' || pub.back() == '\r')) pub.pop_back();
   ASSERT_EQ(control({{"op", "key_import"}, {"key", pub}, {"name", "hmq"}})["ok"], true);
-  json r = control({{"op", "register"}, {"node", "acme/node1"}, {"token", "tok1"}, {"pattern", "acme/gps"},
+  json r = control({{"op", "register"},
+                    {"node", "acme/node1"},
+                    {"token", "tok1"},
+                    {"pattern", "acme/gps"},
                     {"arch", "amd64"}});
   ASSERT_EQ(r["ok"], true) << r.dump();
 
-  auto agbot = test::process::start({{agbot_bin, "--broker", broker_.uri(), "--exchange-key", exchange_key_, "--org",
-                                      "acme", "--id", "bot1", "--token", "bottok", "--data-dir",
-                                      (dir_ / "agbot").string()},
-                                     {},
-                                     dir_ / "agbot.log"});
+  auto agbot = test::process::start(
+      {{agbot_bin, "--broker", broker_.uri(), "--exchange-key", exchange_key_, "--org", "acme",
+        "--id", "bot1", "--token", "bottok", "--data-dir", (dir_ / "agbot").string()},
+       {},
+       dir_ / "agbot.log"});
   ASSERT_TRUE(eventually([&] {
     json l = control({{"op", "agreement_list"}});
-    return l["ok"] == true && l["agreements"].size() == 1 && l["agreements"][0]["state"] == "finalized" &&
+    return l["ok"] == true && l["agreements"].size() == 1 &&
+           l["agreements"][0]["state"] == "finalized" &&
            l["agreements"][0]["exchange_synced"] == true;
-  })) << "agent:\n" << slurp(dir_ / "agent.log") << "agbot:\n" << slurp(dir_ / "agbot.log");
+  })) << "agent:\n"
+      << slurp(dir_ / "agent.log") << "agbot:\n"
+      << slurp(dir_ / "agbot.log");
   json l = control({{"op", "agreement_list"}});
   EXPECT_EQ(l["agreements"][0]["agbot"], "acme/bot1");
   EXPECT_EQ(l["agreements"][0]["service"]["url"], "https://acme.com/gps");

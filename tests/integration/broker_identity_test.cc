@@ -22,8 +22,9 @@ struct secure_setup {
   std::string key;
 
   secure_setup() {
-    auto r = run_command({std::string(HMQ_SOURCE_DIR) + "/broker-config/init-dynsec.sh", dir.path().string()}, {},
-                         dir.path());
+    auto r = run_command(
+        {std::string(HMQ_SOURCE_DIR) + "/broker-config/init-dynsec.sh", dir.path().string()}, {},
+        dir.path());
     EXPECT_EQ(r.exit, 0) << r.out << r.err;
     broker_options bo;
     bo.extra_config = {"allow_anonymous false",
@@ -32,13 +33,15 @@ struct secure_setup {
     broker.emplace(bo);
     auto xdir = dir.path() / "exchange";
     std::filesystem::create_directories(xdir);
-    exchange.emplace(process::start(
-        {{exchange_binary(), "--broker", broker->uri(), "--data-dir", xdir.string(), "--root-password", "r",
-          "--hash-strength", "minimum", "--mqtt-user", "hmq-exchange", "--mqtt-password-file",
-          (dir.path() / "hmq-exchange.password").string(), "--provision-broker"},
-         {},
-         xdir / "exchange.log"}));
-    EXPECT_TRUE(wait_for_log(xdir / "exchange.log", "hmq-exchange ready", 1, 20s)) << read_file(xdir / "exchange.log");
+    exchange.emplace(
+        process::start({{exchange_binary(), "--broker", broker->uri(), "--data-dir", xdir.string(),
+                         "--root-password", "r", "--hash-strength", "minimum", "--mqtt-user",
+                         "hmq-exchange", "--mqtt-password-file",
+                         (dir.path() / "hmq-exchange.password").string(), "--provision-broker"},
+                        {},
+                        xdir / "exchange.log"}));
+    EXPECT_TRUE(wait_for_log(xdir / "exchange.log", "hmq-exchange ready", 1, 20s))
+        << read_file(xdir / "exchange.log");
     std::smatch m;
     std::string text = read_file(xdir / "exchange.log");
     if (std::regex_search(text, m, std::regex("key=([A-Za-z0-9+/=]+)"))) key = m[1];
@@ -57,8 +60,20 @@ struct secure_setup {
 
   // mosquitto_sub -d as `user`: its output (SUBACK codes, connection errors).
   run_result sub(const std::string& user, const std::string& pw, std::vector<std::string> topics) {
-    std::vector<std::string> argv{"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(broker->port()),
-                                  "-u", user, "-P", pw, "-V", "mqttv5", "-W", "1", "-d"};
+    std::vector<std::string> argv{"/usr/bin/mosquitto_sub",
+                                  "-h",
+                                  "127.0.0.1",
+                                  "-p",
+                                  std::to_string(broker->port()),
+                                  "-u",
+                                  user,
+                                  "-P",
+                                  pw,
+                                  "-V",
+                                  "mqttv5",
+                                  "-W",
+                                  "1",
+                                  "-d"};
     for (auto& t : topics) argv.insert(argv.end(), {"-t", t});
     auto r = run_command(argv, {}, dir.path(), 10s);
     r.out += r.err;
@@ -81,8 +96,8 @@ TEST(broker_identity, node_reads_only_its_own_mailbox_and_removed_node_is_refuse
   r = s.sub(mb, "wrong", {std::string("hmq/v1/mb/") + mb});
   EXPECT_NE(r.out.find("Not authorized"), std::string::npos) << r.out;
   // Anonymous refused.
-  r = run_command({"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", std::to_string(s.broker->port()), "-t", "#",
-                   "-W", "1"},
+  r = run_command({"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p",
+                   std::to_string(s.broker->port()), "-t", "#", "-W", "1"},
                   {}, s.dir.path(), 10s);
   EXPECT_NE((r.out + r.err).find("not authorised"), std::string::npos) << r.out << r.err;
   // Removing the node removes its broker client.
@@ -102,20 +117,22 @@ TEST(broker_identity, agbot_and_agent_wait_for_their_provisioning_and_then_conne
   const auto agdir = s.dir.path() / "agent";
   std::filesystem::create_directories(abdir);
   std::filesystem::create_directories(agdir);
-  auto agbot = process::start({{agbot_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--org", "acme",
-                                "--id", "ab1", "--token", "abtok", "--data-dir", abdir.string(), "--control-socket",
-                                (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
-                               {},
-                               abdir / "agbot.log"});
+  auto agbot = process::start(
+      {{agbot_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--org", "acme",
+        "--id", "ab1", "--token", "abtok", "--data-dir", abdir.string(), "--control-socket",
+        (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
+       {},
+       abdir / "agbot.log"});
   std::ofstream(agdir / "token") << "ntok";
-  auto agent = process::start({{agent_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--data-dir",
-                                agdir.string(), "--runtime", "memory", "--mqtt-password-file",
-                                (agdir / "token").string()},
-                               {},
-                               agdir / "agent.log"});
+  auto agent = process::start(
+      {{agent_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--data-dir",
+        agdir.string(), "--runtime", "memory", "--mqtt-password-file", (agdir / "token").string()},
+       {},
+       agdir / "agent.log"});
   ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "waiting for the exchange to provision it", 1, 20s))
       << read_file(abdir / "agbot.log");
-  ASSERT_TRUE(wait_for_log(agdir / "agent.log", "--mailbox", 1, 20s)) << read_file(agdir / "agent.log");
+  ASSERT_TRUE(wait_for_log(agdir / "agent.log", "--mailbox", 1, 20s))
+      << read_file(agdir / "agent.log");
   std::smatch m;
   std::string text = read_file(abdir / "agbot.log");
   ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
@@ -130,12 +147,16 @@ TEST(broker_identity, agbot_and_agent_wait_for_their_provisioning_and_then_conne
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   c = s.hmq({"--org", "acme", "node", "create", "n1:ntok", "--mailbox", node_mailbox});
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
-  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s)) << read_file(abdir / "agbot.log");
-  EXPECT_TRUE(wait_for_log(agdir / "agent.log", "as hmq-agent-" + node_mailbox, 1, 30s)) << read_file(agdir / "agent.log");
+  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s))
+      << read_file(abdir / "agbot.log");
+  EXPECT_TRUE(wait_for_log(agdir / "agent.log", "as hmq-agent-" + node_mailbox, 1, 30s))
+      << read_file(agdir / "agent.log");
   // The agbot's AgbotHello asks the exchange to ensure its identity again; re-sending the same
   // password/roles would make dynsec kick it ("disconnected by administrative action").
-  ASSERT_TRUE(wait_for_log(s.dir.path() / "exchange" / "exchange.log", "broker identity ensure " + ab_mailbox, 1, 10s));
-  std::this_thread::sleep_for(2s);  // room for a wrong kick to happen; the assertion is on the log, not on time
+  ASSERT_TRUE(wait_for_log(s.dir.path() / "exchange" / "exchange.log",
+                           "broker identity ensure " + ab_mailbox, 1, 10s));
+  std::this_thread::sleep_for(
+      2s);  // room for a wrong kick to happen; the assertion is on the log, not on time
   EXPECT_EQ(s.broker->log().find("administrative action"), std::string::npos) << s.broker->log();
 }
 
@@ -147,26 +168,34 @@ TEST(broker_identity, client_kicked_by_the_broker_reconnects) {
   ASSERT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
   const auto abdir = s.dir.path() / "agbot";
   std::filesystem::create_directories(abdir);
-  auto agbot = process::start({{agbot_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--org", "acme",
-                                "--id", "ab1", "--token", "abtok", "--data-dir", abdir.string(), "--control-socket",
-                                (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
-                               {},
-                               abdir / "agbot.log"});
-  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "--mailbox", 1, 20s)) << read_file(abdir / "agbot.log");
+  auto agbot = process::start(
+      {{agbot_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--org", "acme",
+        "--id", "ab1", "--token", "abtok", "--data-dir", abdir.string(), "--control-socket",
+        (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
+       {},
+       abdir / "agbot.log"});
+  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "--mailbox", 1, 20s))
+      << read_file(abdir / "agbot.log");
   std::smatch m;
   std::string text = read_file(abdir / "agbot.log");
   ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
   ASSERT_EQ(s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", m[1]}).exit, 0);
-  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s)) << read_file(abdir / "agbot.log");
+  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s))
+      << read_file(abdir / "agbot.log");
   // Kick it the way dynsec does: setClientPassword to the same value disconnects the client.
-  auto r = run_command({"/usr/bin/mosquitto_ctrl", "-h", "127.0.0.1", "-p", std::to_string(s.broker->port()), "-u",
-                        "hmq-exchange", "-P", read_file(s.dir.path() / "hmq-exchange.password"), "dynsec",
-                        "setClientPassword", std::string(m[1]), "abtok"},
-                       {}, s.dir.path(), 10s);
+  auto r = run_command(
+      {"/usr/bin/mosquitto_ctrl", "-h", "127.0.0.1", "-p", std::to_string(s.broker->port()), "-u",
+       "hmq-exchange", "-P", read_file(s.dir.path() / "hmq-exchange.password"), "dynsec",
+       "setClientPassword", std::string(m[1]), "abtok"},
+      {}, s.dir.path(), 10s);
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
-  ASSERT_TRUE(wait_for_log(s.broker->log_file(), "administrative action", 1, 10s)) << s.broker->log();
-  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "broker sent DISCONNECT", 1, 10s)) << read_file(abdir / "agbot.log");
-  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "connected to", 2, 30s)) << "no reconnect:\n" << read_file(abdir / "agbot.log");
+  ASSERT_TRUE(wait_for_log(s.broker->log_file(), "administrative action", 1, 10s))
+      << s.broker->log();
+  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "broker sent DISCONNECT", 1, 10s))
+      << read_file(abdir / "agbot.log");
+  EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "connected to", 2, 30s))
+      << "no reconnect:\n"
+      << read_file(abdir / "agbot.log");
 }
 
 }  // namespace

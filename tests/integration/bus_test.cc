@@ -37,7 +37,7 @@ bus::options client_options(const mosquitto_broker& b, std::string id) {
   bus::options o;
   o.broker_uri = b.uri();
   o.client_id = std::move(id);
-  o.min_retry = 50ms;   // reconnect quickly after the broker returns
+  o.min_retry = 50ms;  // reconnect quickly after the broker returns
   o.max_retry = 500ms;
   return o;
 }
@@ -109,7 +109,10 @@ struct loop_client {
   core::result<void> subscribe(const std::string& filter, bus::handler h) {
     auto p = std::make_shared<std::promise<core::result<void>>>();
     auto f = p->get_future();
-    lt.call([&] { c->subscribe(filter, 1, std::move(h), [p](core::result<void> r) { p->set_value(std::move(r)); }); });
+    lt.call([&] {
+      c->subscribe(filter, 1, std::move(h),
+                   [p](core::result<void> r) { p->set_value(std::move(r)); });
+    });
     if (f.wait_for(30s) != std::future_status::ready) {
       return core::error{bus::make_error_code(bus::errc::timeout), "no SUBACK"};
     }
@@ -128,7 +131,8 @@ struct publisher {
   size_t failed = 0;
   std::string last_error;
 
-  void run(loop_thread& lt, bus::client& c, std::string topic, uint32_t first, uint32_t n, size_t window = 200) {
+  void run(loop_thread& lt, bus::client& c, std::string topic, uint32_t first, uint32_t n,
+           size_t window = 200) {
     auto next = std::make_shared<uint32_t>(first);
     auto send = std::make_shared<std::function<void()>>();
     *send = [this, &c, topic, next, end = first + n, weak = std::weak_ptr(send)] {
@@ -237,9 +241,8 @@ TEST(bus_client, routes_to_exact_and_overlapping_wildcard_filters_alike) {
     // is in, any duplicate of the first three would already have arrived.
     c.c->publish("hmq/v1/mb/dddd", seq_payload(4));
   });
-  ASSERT_TRUE(w.wait([&] {
-    return std::find(plus.begin(), plus.end(), "hmq/v1/mb/dddd") != plus.end();
-  }));
+  ASSERT_TRUE(
+      w.wait([&] { return std::find(plus.begin(), plus.end(), "hmq/v1/mb/dddd") != plus.end(); }));
   w.read([&] {
     EXPECT_EQ(a, std::vector<std::string>{"hmq/v1/mb/aaaa"});
     EXPECT_EQ(b, std::vector<std::string>{"hmq/v1/mb/bbbb"});
@@ -396,7 +399,8 @@ bool mapped(const std::string& name) {
 TEST(bus_client, plain_tcp_client_never_maps_openssl) {
   // A tcp:// process runs on Paho's plain library and never maps OpenSSL (about 2 MB resident
   // in an agent: docs/agent.md "Memory"). ctest runs each test in its own process.
-  if (mapped("libpaho-mqtt3as")) GTEST_SKIP() << "an earlier test in this process loaded the TLS library";
+  if (mapped("libpaho-mqtt3as"))
+    GTEST_SKIP() << "an earlier test in this process loaded the TLS library";
   mosquitto_broker broker;
   loop_thread lt;
   received got(1);
@@ -430,7 +434,8 @@ TEST(bus_client, stop_fails_in_flight_operations_with_stopped) {
   waiter w;
   std::vector<std::error_code> codes;
   lt.call([&] {
-    c.c->publish("t", seq_payload(1), {}, [&](core::result<void> r) { w.update([&] { codes.push_back(r.code()); }); });
+    c.c->publish("t", seq_payload(1), {},
+                 [&](core::result<void> r) { w.update([&] { codes.push_back(r.code()); }); });
     c.c->stop();
   });
   ASSERT_TRUE(w.wait([&] { return !codes.empty(); }));
@@ -470,7 +475,8 @@ struct party {
       m->start();
       c->start();
       // A second subscribe of the same filter completes once the broker holds it.
-      c->subscribe(m->mailbox_topic(), 1, nullptr, [p](core::result<void> r) { p->set_value(r.ok()); });
+      c->subscribe(m->mailbox_topic(), 1, nullptr,
+                   [p](core::result<void> r) { p->set_value(r.ok()); });
     });
     if (f.wait_for(30s) != std::future_status::ready || !f.get()) return false;
     // subscribe() above replaced the messenger's handler with nullptr: restart it to put it back.
@@ -482,7 +488,9 @@ struct party {
   }
 };
 
-auto empty_request = [](flatbuffers::FlatBufferBuilder& b) { return fb::CreateRpcRequest(b).Union(); };
+auto empty_request = [](flatbuffers::FlatBufferBuilder& b) {
+  return fb::CreateRpcRequest(b).Union();
+};
 
 TEST(bus_messenger, request_gets_the_response_from_the_key_it_was_sent_to) {
   // Sealed round trip: agent -> exchange mailbox -> response to the agent's mailbox.
@@ -503,8 +511,9 @@ TEST(bus_messenger, request_gets_the_response_from_the_key_it_was_sent_to) {
   waiter w;
   std::optional<core::result<core::wire::opened>> got;
   lt.call([&] {
-    agent.m->request(exchange.keys.pk, {}, {}, fb::Body::RpcRequest, empty_request, 30s,
-                     [&](core::result<core::wire::opened> r) { w.update([&] { got.emplace(std::move(r)); }); });
+    agent.m->request(
+        exchange.keys.pk, {}, {}, fb::Body::RpcRequest, empty_request, 30s,
+        [&](core::result<core::wire::opened> r) { w.update([&] { got.emplace(std::move(r)); }); });
   });
   ASSERT_TRUE(w.wait([&] { return got.has_value(); }));
   ASSERT_TRUE(got->ok()) << got->err().message();
@@ -527,10 +536,10 @@ TEST(bus_messenger, drops_a_forged_response_from_another_key_and_garbage) {
       // Mallory answers first, with the right correlation id, to the agent's mailbox.
       core::wire::header h;
       h.correlation_id = req.message()->correlation_id();
-      auto forged = core::wire::build_message(h, lt.loop().time(), fb::Body::RpcResponse,
-                                              [](flatbuffers::FlatBufferBuilder& b) {
-                                                return fb::CreateRpcResponse(b, fb::RpcStatus::forbidden).Union();
-                                              });
+      auto forged = core::wire::build_message(
+          h, lt.loop().time(), fb::Body::RpcResponse, [](flatbuffers::FlatBufferBuilder& b) {
+            return fb::CreateRpcResponse(b, fb::RpcStatus::forbidden).Union();
+          });
       mallory.m->send(req.sender, forged, {}, {}, [&, req](core::result<void>) {
         // Then the real answer, once the forgery is at the broker (same client order is not
         // guaranteed across two publishers, so chain on the PUBACK).
@@ -547,15 +556,18 @@ TEST(bus_messenger, drops_a_forged_response_from_another_key_and_garbage) {
   waiter w;
   std::optional<core::result<core::wire::opened>> got;
   lt.call([&] {
-    agent.c->publish(agent.m->mailbox_topic(), {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20});
-    agent.m->request(exchange.keys.pk, {}, {}, fb::Body::RpcRequest, empty_request, 30s,
-                     [&](core::result<core::wire::opened> r) { w.update([&] { got.emplace(std::move(r)); }); });
+    agent.c->publish(agent.m->mailbox_topic(),
+                     {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20});
+    agent.m->request(
+        exchange.keys.pk, {}, {}, fb::Body::RpcRequest, empty_request, 30s,
+        [&](core::result<core::wire::opened> r) { w.update([&] { got.emplace(std::move(r)); }); });
   });
   ASSERT_TRUE(w.wait([&] { return got.has_value(); }));
   ASSERT_TRUE(got->ok()) << got->err().message();
   EXPECT_TRUE(core::crypto::equal(got->value().sender, exchange.keys.pk));
   EXPECT_EQ(got->value().message()->body_as_RpcResponse()->status(), fb::RpcStatus::ok);
-  auto [unrouted, rejected] = lt.call([&] { return std::pair(agent.m->dropped_unrouted(), agent.m->dropped_rejected()); });
+  auto [unrouted, rejected] =
+      lt.call([&] { return std::pair(agent.m->dropped_unrouted(), agent.m->dropped_rejected()); });
   EXPECT_EQ(unrouted, 1u);  // the forgery
   EXPECT_EQ(rejected, 1u);  // the garbage
 }
@@ -569,8 +581,9 @@ TEST(bus_messenger, request_without_answer_times_out) {
   waiter w;
   std::optional<std::error_code> code;
   lt.call([&] {
-    agent.m->request(nobody.pk, {}, {}, fb::Body::RpcRequest, empty_request, 200ms,
-                     [&](core::result<core::wire::opened> r) { w.update([&] { code = r.code(); }); });
+    agent.m->request(
+        nobody.pk, {}, {}, fb::Body::RpcRequest, empty_request, 200ms,
+        [&](core::result<core::wire::opened> r) { w.update([&] { code = r.code(); }); });
   });
   ASSERT_TRUE(w.wait([&] { return code.has_value(); }));
   EXPECT_EQ(*code, bus::rpc_errc::timeout);

@@ -1,5 +1,6 @@
 // The real `hmq` binary against a real mosquitto and a real hmq-exchange process.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,15 +9,13 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 // The broker/process fixtures come from the bus work; until they are on this branch the suite
 // compiles to one skipped test instead of breaking the build.
@@ -33,7 +32,9 @@ namespace hmq::cli {
 namespace {
 
 #ifndef HMQ_HAVE_FIXTURES
-TEST(cli_exchange, needs_the_mosquitto_fixtures) { GTEST_SKIP() << "tests/support/mosquitto.h not available"; }
+TEST(cli_exchange, needs_the_mosquitto_fixtures) {
+  GTEST_SKIP() << "tests/support/mosquitto.h not available";
+}
 #else
 using nlohmann::json;
 const std::string hmq_bin = std::string(HMQ_BINARY_DIR) + "/cli/hmq";
@@ -63,8 +64,8 @@ class cli_exchange : public ::testing::Test {
     broker_ = new test::mosquitto_broker();
     auto log = *dir_ / "exchange.log";
     exchange_ = new test::process(test::process::start(
-        {{exchange_bin, "--broker", broker_->uri(), "--data-dir", (*dir_ / "exchange").string(), "--root-password",
-          root_password, "--hash-strength", "minimum"},
+        {{exchange_bin, "--broker", broker_->uri(), "--data-dir", (*dir_ / "exchange").string(),
+          "--root-password", root_password, "--hash-strength", "minimum"},
          {},
          log}));
     // The exchange announces readiness on stderr; there is no other event to wait on from here,
@@ -94,7 +95,8 @@ class cli_exchange : public ::testing::Test {
     for (char** p = environ; *p; ++p) {
       std::string kv(*p);
       auto eq = kv.find('=');
-      if (eq != std::string::npos && kv.rfind("HMQ_", 0) != 0) e[kv.substr(0, eq)] = kv.substr(eq + 1);
+      if (eq != std::string::npos && kv.rfind("HMQ_", 0) != 0)
+        e[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
     e["HMQ_EXCHANGE"] = broker_->uri();
     e["HMQ_EXCHANGE_KEY"] = key_;
@@ -152,13 +154,17 @@ class cli_exchange : public ::testing::Test {
   void publish_pattern(const std::string& org, const std::string& pattern) {
     ensure_key();
     const std::string digest = "sha256:" + std::string(64, 'b');
-    auto svc = write_file(org + ".svc.json", R"({"org": ")" + org + R"(", "url": "https://example.com/p",
+    auto svc =
+        write_file(org + ".svc.json", R"({"org": ")" + org + R"(", "url": "https://example.com/p",
       "version": "1.0.0", "arch": "amd64", "sharable": "multiple",
-      "deployment": {"services": {"p": {"image": "127.0.0.1:1/p@)" + digest + R"("}}}})");
+      "deployment": {"services": {"p": {"image": "127.0.0.1:1/p@)" +
+                                          digest + R"("}}}})");
     EXPECT_RUN_OK(admin(org, {"service", "publish", "-f", svc}));
-    auto pat = write_file(org + ".pattern.json", R"({"org": ")" + org + R"(", "name": ")" + pattern +
-      R"(", "services": [{"serviceUrl": "https://example.com/p", "serviceOrgid": ")" + org +
-      R"(", "serviceArch": "amd64", "serviceVersions": [{"version": "1.0.0"}]}]})");
+    auto pat = write_file(
+        org + ".pattern.json",
+        R"({"org": ")" + org + R"(", "name": ")" + pattern +
+            R"(", "services": [{"serviceUrl": "https://example.com/p", "serviceOrgid": ")" + org +
+            R"(", "serviceArch": "amd64", "serviceVersions": [{"version": "1.0.0"}]}]})");
     EXPECT_RUN_OK(admin(org, {"pattern", "publish", "-f", pat}));
   }
 
@@ -181,7 +187,6 @@ class cli_exchange : public ::testing::Test {
   static inline test::process* exchange_ = nullptr;
   static inline std::string key_;
 };
-
 
 TEST_F(cli_exchange, status_answers) {
   auto r = hmq({"exchange", "status"});
@@ -238,7 +243,8 @@ TEST_F(cli_exchange, service_with_required_services_and_user_input_reads_back_eq
   auto file = example("cpu2evtstreams.service.definition.json");
   auto r = admin("myorg", {"service", "publish", "-f", file});
   EXPECT_RUN_OK(r);
-  r = admin("myorg", {"service", "get", "example.com-services-cpu2evtstreams_1.4.3_amd64", "-o", "json"});
+  r = admin("myorg",
+            {"service", "get", "example.com-services-cpu2evtstreams_1.4.3_amd64", "-o", "json"});
   EXPECT_RUN_OK(r);
   json expected = json::parse(slurp(file));
   expected["deployment"] = json::parse(expected["deployment"].get<std::string>());
@@ -260,10 +266,11 @@ TEST_F(cli_exchange, service_and_pattern_with_variables_read_back_equal) {
     "org": "$ORG", "label": "svc ${ARCH}", "description": "", "public": true,
     "url": "https://example.com/var", "version": "$VERSION", "arch": "${ARCH}", "sharable": "exclusive",
     "requiredServices": [], "userInput": [],
-    "deployment": {"services": {"var": {"image": "127.0.0.1:1/var@)" + digest + R"(", "environment": ["A=$ARCH"]}}}
+    "deployment": {"services": {"var": {"image": "127.0.0.1:1/var@)" +
+                                                digest + R"(", "environment": ["A=$ARCH"]}}}
   })");
-  std::map<std::string, std::string> env = {{"ORG", "varorg"}, {"ARCH", "arm64"}, {"VERSION", "3.1.4"},
-                                            {"EVTSTREAMS_API_KEY", "key-42"}};
+  std::map<std::string, std::string> env = {
+      {"ORG", "varorg"}, {"ARCH", "arm64"}, {"VERSION", "3.1.4"}, {"EVTSTREAMS_API_KEY", "key-42"}};
   auto pub = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {"exchange", "-u", "varorg/admin:admin-pw"});
     return hmq(args, env);
@@ -328,7 +335,8 @@ TEST_F(cli_exchange, wrong_node_token_and_node_touching_another_node_are_refused
 TEST_F(cli_exchange, user_touching_another_org_is_refused) {
   ensure_org("orga");
   ensure_org("orgb");
-  auto r = hmq({"exchange", "-u", "orga/admin:admin-pw", "--org", "orgb", "node", "create", "x:tok"});
+  auto r =
+      hmq({"exchange", "-u", "orga/admin:admin-pw", "--org", "orgb", "node", "create", "x:tok"});
   EXPECT_EQ(r.exit, 2) << r.err;
   EXPECT_NE(r.err.find("exchange refused"), std::string::npos) << r.err;
   r = hmq({"exchange", "-u", "orga/admin:admin-pw", "user", "list", "--org", "orgb"});
@@ -349,7 +357,8 @@ TEST_F(cli_exchange, bad_files_are_refused_with_the_field_named) {
   svc["sharable"] = "shared";
   r = admin("myorg", {"service", "publish", "-f", write_file("sharable.json", svc.dump())});
   EXPECT_EQ(r.exit, 1);
-  EXPECT_NE(r.err.find("sharable.json: field 'sharable': must be one of exclusive, singleton, multiple (got 'shared')"),
+  EXPECT_NE(r.err.find("sharable.json: field 'sharable': must be one of exclusive, singleton, "
+                       "multiple (got 'shared')"),
             std::string::npos)
       << r.err;
 
@@ -364,9 +373,11 @@ TEST_F(cli_exchange, bad_files_are_refused_with_the_field_named) {
   pat["userInput"][0]["inputs"][0]["value"] = "literal";  // only the missing field is wrong
   r = admin("myorg", {"pattern", "publish", "-f", write_file("nosvcurl.json", pat.dump())});
   EXPECT_EQ(r.exit, 1);
-  EXPECT_NE(r.err.find("missing required field 'services[0].serviceUrl'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("missing required field 'services[0].serviceUrl'"), std::string::npos)
+      << r.err;
 
-  r = admin("myorg", {"pattern", "publish", "-f", example("pattern.json")});  // $EVTSTREAMS_API_KEY unset
+  r = admin("myorg",
+            {"pattern", "publish", "-f", example("pattern.json")});  // $EVTSTREAMS_API_KEY unset
   EXPECT_EQ(r.exit, 1);
   EXPECT_NE(r.err.find("'EVTSTREAMS_API_KEY'"), std::string::npos) << r.err;
 }

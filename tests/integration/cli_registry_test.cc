@@ -1,6 +1,7 @@
 // Digest resolution against a tiny local HTTP responder that speaks just enough of the Docker
 // Registry HTTP API v2 (HEAD/GET manifests, basic auth, Docker-Content-Digest).
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,14 +10,13 @@
 #include <string>
 #include <thread>
 
-#include <gtest/gtest.h>
-
 #include "cli/registry.h"
 
 namespace hmq::cli {
 namespace {
 
-constexpr const char* digest = "sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899";
+constexpr const char* digest =
+    "sha256:4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566778899";
 
 // Serves one connection at a time until destroyed. Answers:
 //   /v2/app/manifests/1.0 with "Authorization: Basic dXNlcjpwYXNz" (user:pass) -> 200 + digest
@@ -75,8 +75,9 @@ class fake_registry {
       } else {
         resp = "HTTP/1.1 404 Not Found\r\n";
       }
-      resp += "Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nContent-Length: " +
-              std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+      resp +=
+          "Content-Type: application/vnd.docker.distribution.manifest.v2+json\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
       if (!head) resp += body;
       (void)!::write(c, resp.data(), resp.size());
       ::close(c);
@@ -132,7 +133,8 @@ TEST(cli_registry, unreachable_registry_is_a_clear_error) {
     fake_registry reg;  // take a port, then free it
     port = std::stoi(reg.host().substr(10));
   }
-  auto d = resolve_digest("127.0.0.1:" + std::to_string(port) + "/app:1.0", {}, std::chrono::seconds(5));
+  auto d =
+      resolve_digest("127.0.0.1:" + std::to_string(port) + "/app:1.0", {}, std::chrono::seconds(5));
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.code(), registry_errc::unreachable);
   EXPECT_NE(d.err().detail.find("cannot reach registry"), std::string::npos) << d.err().detail;

@@ -1,5 +1,6 @@
-#include <sys/stat.h>
+#include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -7,8 +8,6 @@
 #include <filesystem>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "core/control/control.h"
 #include "core/loop/loop.h"
@@ -33,7 +32,8 @@ class control_socket : public ::testing::Test {
     srv_ = std::make_unique<server>(
         loop_.io(), path_,
         [](const json& req, reply_fn reply) {
-          if (req["op"] == "echo") return reply(ok_response({{"value", req.value("value", json())}}));
+          if (req["op"] == "echo")
+            return reply(ok_response({{"value", req.value("value", json())}}));
           reply(error_response("unknown op"));
         },
         max_line);
@@ -85,7 +85,7 @@ TEST_F(control_socket, round_trips_a_request) {
 
 TEST_F(control_socket, socket_file_is_owner_only) {
   start();
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }

@@ -121,7 +121,9 @@ TEST(docker_http_transport, reads_until_close_when_the_answer_has_no_length) {
 }
 
 TEST(docker_http_transport, reports_a_truncated_answer) {
-  fake_engine e([](int fd, const std::string&) { send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"); });
+  fake_engine e([](int fd, const std::string&) {
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort");
+  });
   request r;
   r.target = "/v1.41/_ping";
   EXPECT_EQ(fetch(e.path(), r, {}).code(), errc::bad_response);
@@ -206,7 +208,8 @@ TEST(docker_client, jobs_run_while_the_events_stream_backs_off) {
   constexpr int jobs = 30;
   std::unique_ptr<client> c;
   lt.call([&] {
-    c = std::make_unique<client>(lt.loop(), client_options{.socket_path = "/nonexistent/hmq/docker.sock"});
+    c = std::make_unique<client>(lt.loop(),
+                                 client_options{.socket_path = "/nonexistent/hmq/docker.sock"});
     c->watch_events([](event) {}, [] {});
     return 0;
   });
@@ -221,7 +224,8 @@ TEST(docker_client, jobs_run_while_the_events_stream_backs_off) {
     next();
     return 0;
   });
-  EXPECT_TRUE(w.wait([&] { return done == jobs; }, std::chrono::seconds(20))) << "ran " << done << " of " << jobs;
+  EXPECT_TRUE(w.wait([&] { return done == jobs; }, std::chrono::seconds(20)))
+      << "ran " << done << " of " << jobs;
   lt.call([&] {
     c.reset();
     return 0;

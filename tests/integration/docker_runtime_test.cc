@@ -2,24 +2,23 @@
 // the example pattern (gps, cpu producers; consumer) deploys with its env, labels and private
 // networks; pulls fail with the right Horizon reason; crashed containers are restarted; a crash
 // loop gives up; an agent restart adopts what runs and removes orphans.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <map>
-#include <optional>
 #include <list>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
-
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "agent/docker/client.h"
 #include "agent/docker/runtime.h"
@@ -39,7 +38,9 @@ constexpr const char* registry_user = test::example_registry::user;
 constexpr const char* registry_password = test::example_registry::password;
 
 using test::shell_result;
-shell_result sh(const std::string& cmd) { return test::shell(cmd); }
+shell_result sh(const std::string& cmd) {
+  return test::shell(cmd);
+}
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -80,7 +81,9 @@ class engine_relay {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path_.c_str());
-    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_, 16) != 0) return false;
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listen_, 16) != 0)
+      return false;
     threads_.emplace_back([this] { accept_loop(); });
     return true;
   }
@@ -131,7 +134,6 @@ class engine_relay {
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::list<std::thread> pumps_;
-
 };
 
 // One registry + the three example images for the whole suite.
@@ -144,7 +146,8 @@ class docker_runtime_test : public ::testing::Test {
     struct stat st;
     if (::stat(docker_socket, &st) != 0) return;
     env_ = new registry_env;
-    if (!env_->start()) std::fprintf(stderr, "docker test setup failed: %s\n", env_->error().c_str());
+    if (!env_->start())
+      std::fprintf(stderr, "docker test setup failed: %s\n", env_->error().c_str());
   }
   static void TearDownTestSuite() {
     delete env_;  // removes the images' local copies
@@ -152,7 +155,9 @@ class docker_runtime_test : public ::testing::Test {
   }
 
   void SetUp() override {
-    if (!env_) GTEST_SKIP() << "no Docker Engine at " << docker_socket << " (start dockerd to run these tests)";
+    if (!env_)
+      GTEST_SKIP() << "no Docker Engine at " << docker_socket
+                   << " (start dockerd to run these tests)";
     ASSERT_TRUE(env_->error().empty()) << env_->error();
   }
   void TearDown() override {
@@ -165,7 +170,8 @@ class docker_runtime_test : public ::testing::Test {
     (void)sh("docker ps -aq --filter label=hmq.test=1 | xargs -r docker rm -f");
     for (const auto& id : agreements_) {
       (void)sh("docker ps -aq --filter label=hmq.agreement=" + id + " | xargs -r docker rm -f");
-      (void)sh("docker network ls -q --filter name=hmq-" + id.substr(0, 12) + " | xargs -r docker network rm");
+      (void)sh("docker network ls -q --filter name=hmq-" + id.substr(0, 12) +
+               " | xargs -r docker network rm");
     }
   }
 
@@ -178,9 +184,11 @@ class docker_runtime_test : public ::testing::Test {
       client_ = std::make_unique<client>(lt_.loop(), client_options{.socket_path = socket});
       rt_ = std::make_unique<docker_runtime>(lt_.loop(), *client_, o);
       rt_->on_failure([this](const std::string& id, core::error e) {
-        failures_.update([&] { failed_[id] = cancel_reason_of(e, fb::CancelReason::container_failure); });
+        failures_.update(
+            [&] { failed_[id] = cancel_reason_of(e, fb::CancelReason::container_failure); });
       });
-      rt_->on_event([this](const std::string& id, std::string_view kind, const std::string&, const std::string&) {
+      rt_->on_event([this](const std::string& id, std::string_view kind, const std::string&,
+                           const std::string&) {
         failures_.update([&] { events_.push_back(id + " " + std::string(kind)); });
       });
       rt_->start();
@@ -197,7 +205,8 @@ class docker_runtime_test : public ::testing::Test {
     return buf;
   }
 
-  static std::unique_ptr<fb::ContainerT> container(const std::string& name, const std::string& image,
+  static std::unique_ptr<fb::ContainerT> container(const std::string& name,
+                                                   const std::string& image,
                                                    const std::string& digest) {
     auto c = std::make_unique<fb::ContainerT>();
     c->name = name;
@@ -206,8 +215,10 @@ class docker_runtime_test : public ::testing::Test {
     return c;
   }
 
-  static fb::ProposedServiceT service(const std::string& url, bool top, std::vector<std::string> requires_,
-                                      std::unique_ptr<fb::ContainerT> c, const std::string& password,
+  static fb::ProposedServiceT service(const std::string& url, bool top,
+                                      std::vector<std::string> requires_,
+                                      std::unique_ptr<fb::ContainerT> c,
+                                      const std::string& password,
                                       fb::Sharing sharing = fb::Sharing::multiple) {
     fb::ProposedServiceT ps;
     ps.service = std::make_unique<fb::ServiceT>();
@@ -251,10 +262,15 @@ class docker_runtime_test : public ::testing::Test {
     w.pattern = "acme/hmq-example";
     w.arch = "amd64";
     auto& e = *env_;
-    w.services.push_back(service("hmq-example-consumer", true, {"hmq-example-gps", "hmq-example-cpu"},
-                                 container("consumer", e.image("consumer"), e.digests().at("consumer")), password));
-    w.services.push_back(service("hmq-example-gps", false, {}, container("gps", e.image("gps"), e.digests().at("gps")), password));
-    w.services.push_back(service("hmq-example-cpu", false, {}, container("cpu", e.image("cpu"), e.digests().at("cpu")), password));
+    w.services.push_back(
+        service("hmq-example-consumer", true, {"hmq-example-gps", "hmq-example-cpu"},
+                container("consumer", e.image("consumer"), e.digests().at("consumer")), password));
+    w.services.push_back(service("hmq-example-gps", false, {},
+                                 container("gps", e.image("gps"), e.digests().at("gps")),
+                                 password));
+    w.services.push_back(service("hmq-example-cpu", false, {},
+                                 container("cpu", e.image("cpu"), e.digests().at("cpu")),
+                                 password));
     return w;
   }
 
@@ -281,8 +297,10 @@ class docker_runtime_test : public ::testing::Test {
   runtime_counters stats() {
     return lt_.call([&] { return rt_->stats(); });
   }
-  std::vector<std::string> labelled(const std::string& what, const std::string& id, const std::string& field) {
-    auto r = sh("docker " + what + " --filter label=hmq.agreement=" + id + " --format '{{." + field + "}}'");
+  std::vector<std::string> labelled(const std::string& what, const std::string& id,
+                                    const std::string& field) {
+    auto r = sh("docker " + what + " --filter label=hmq.agreement=" + id + " --format '{{." +
+                field + "}}'");
     EXPECT_EQ(r.status, 0) << r.out;
     std::vector<std::string> out;
     size_t pos = 0;
@@ -294,13 +312,19 @@ class docker_runtime_test : public ::testing::Test {
     }
     return out;
   }
-  std::vector<std::string> containers_of(const std::string& id) { return labelled("ps -a", id, "Names"); }
-  std::vector<std::string> networks_of(const std::string& id) { return labelled("network ls", id, "Name"); }
+  std::vector<std::string> containers_of(const std::string& id) {
+    return labelled("ps -a", id, "Names");
+  }
+  std::vector<std::string> networks_of(const std::string& id) {
+    return labelled("network ls", id, "Name");
+  }
 
   // wget from inside `container`, retried for a few seconds (the server may be starting).
-  bool fetch_from(const std::string& container, const std::string& url, std::string* body = nullptr) {
-    auto r = sh("docker exec " + container + " sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - " + url +
-                " && exit 0; sleep 0.5; done; exit 1'");
+  bool fetch_from(const std::string& container, const std::string& url,
+                  std::string* body = nullptr) {
+    auto r =
+        sh("docker exec " + container + " sh -c 'for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - " +
+           url + " && exit 0; sleep 0.5; done; exit 1'");
     if (body) *body = r.out;
     return r.status == 0;
   }
@@ -316,18 +340,26 @@ class docker_runtime_test : public ::testing::Test {
       ~cleanup() { (void)sh("docker rm -f " + srv + "; docker network rm " + net); }
     } c{net, srv};
     if (sh("docker network create --label hmq.test=1 " + net).status != 0) return std::nullopt;
-    if (sh("docker run -d --label hmq.test=1 --name " + srv + " --network " + net + " " + server_image).status != 0)
+    if (sh("docker run -d --label hmq.test=1 --name " + srv + " --network " + net + " " +
+           server_image)
+            .status != 0)
       return std::nullopt;
-    auto ip = trim(sh("docker inspect -f '{{(index .NetworkSettings.Networks \"" + net + "\").IPAddress}}' " + srv).out);
+    auto ip = trim(sh("docker inspect -f '{{(index .NetworkSettings.Networks \"" + net +
+                      "\").IPAddress}}' " + srv)
+                       .out);
     if (ip.empty()) return std::nullopt;
     // The server must be up before a failure to reach it means anything: ask from its own network.
-    bool up = eventually([&] {
-      return sh("docker run --rm --label hmq.test=1 --network " + net + " --entrypoint sh " + server_image +
-                bounded("http://" + ip + "/location.json")).status == 0;
-    }, 20s);
+    bool up = eventually(
+        [&] {
+          return sh("docker run --rm --label hmq.test=1 --network " + net + " --entrypoint sh " +
+                    server_image + bounded("http://" + ip + "/location.json"))
+                     .status == 0;
+        },
+        20s);
     if (!up) return std::nullopt;
     return sh("docker run --rm --label hmq.test=1 --entrypoint sh " + server_image +
-              bounded("http://" + ip + "/location.json")).status != 0;
+              bounded("http://" + ip + "/location.json"))
+               .status != 0;
   }
 
   test::loop_thread lt_;
@@ -338,7 +370,10 @@ class docker_runtime_test : public ::testing::Test {
   std::map<std::string, uint16_t> failed_;
   std::vector<std::string> events_;  // "agreement kind", for the agent's event log
   size_t count_events(const std::string& id, std::string_view kind) {
-    return failures_.read([&] { return static_cast<size_t>(std::count(events_.begin(), events_.end(), id + " " + std::string(kind))); });
+    return failures_.read([&] {
+      return static_cast<size_t>(
+          std::count(events_.begin(), events_.end(), id + " " + std::string(kind)));
+    });
   }
   // This test's runtime identity: parallel test binaries and a running agent never share one.
   const std::string owner_ = "test-" + std::to_string(::getpid());
@@ -375,7 +410,8 @@ TEST_F(docker_runtime_test, example_runs_with_env_labels_and_private_networks) {
   EXPECT_FALSE(info->labels["hmq.deployment_hash"].empty());
   EXPECT_EQ(info->networks.size(), 3u);  // its own + gps's + cpu's
 
-  auto gps = client_->inspect_container(names[0].find("gps") != std::string::npos ? names[0] : names[1]);
+  auto gps =
+      client_->inspect_container(names[0].find("gps") != std::string::npos ? names[0] : names[1]);
   ASSERT_TRUE(gps.ok());
   std::string gps_net = "hmq-" + id.substr(0, 12) + "-hmq-example-gps";
   ASSERT_EQ(gps->networks.count(gps_net), 1u);
@@ -395,12 +431,13 @@ TEST_F(docker_runtime_test, example_runs_with_env_labels_and_private_networks) {
   auto bounded = [](const std::string& url) {
     return " -c 'wget -q -O - " + url + " & p=$!; (sleep 3; kill $p 2>/dev/null) & wait $p'";
   };
-  auto stranger = sh("docker run --rm --label hmq.test=1 --entrypoint sh " + env_->image("consumer") +
-                     bounded("http://gps/location.json"));
+  auto stranger = sh("docker run --rm --label hmq.test=1 --entrypoint sh " +
+                     env_->image("consumer") + bounded("http://gps/location.json"));
   EXPECT_NE(stranger.status, 0) << stranger.out;
   EXPECT_NE(stranger.out.find("bad address"), std::string::npos) << stranger.out;
-  auto gps_ip = trim(sh("docker inspect -f '{{(index .NetworkSettings.Networks \"" + gps_net + "\").IPAddress}}' " +
-                        gps->name).out);
+  auto gps_ip = trim(sh("docker inspect -f '{{(index .NetworkSettings.Networks \"" + gps_net +
+                        "\").IPAddress}}' " + gps->name)
+                         .out);
   ASSERT_FALSE(gps_ip.empty());
   auto by_ip = sh("docker run --rm --label hmq.test=1 --entrypoint sh " + env_->image("consumer") +
                   bounded("http://" + gps_ip + "/location.json"));
@@ -415,7 +452,8 @@ TEST_F(docker_runtime_test, example_runs_with_env_labels_and_private_networks) {
     ASSERT_TRUE(isolated.has_value()) << "control experiment could not run";
     if (*isolated) {
       ADD_FAILURE() << "a container on no declared network reached the producer by IP, although "
-                       "this Engine isolates plain bridge networks: " << by_ip.out;
+                       "this Engine isolates plain bridge networks: "
+                    << by_ip.out;
     } else {
       std::cout << "NOTE: this host's Docker Engine does not isolate bridge networks by IP "
                    "(control pair of plain networks reachable); by-IP check not applicable.\n"
@@ -445,19 +483,32 @@ TEST_F(docker_runtime_test, image_repushed_under_signed_tag_fails_with_115_and_s
   auto& e = *env_;
   std::string repo = e.registry_addr() + "/hmq-examples/repushed";
   std::string login = "DOCKER_CONFIG=" + (e.dir() / "dockercfg").string() + " ";
-  ASSERT_EQ(sh("echo " + std::string(registry_password) + " | " + login + "docker login -u " + registry_user +
-               " --password-stdin " + e.registry_addr()).status, 0);
-  ASSERT_EQ(sh(login + "docker pull -q " + e.image("cpu") + " && " + login + "docker pull -q " + e.image("gps")).status, 0);
-  ASSERT_EQ(sh("docker tag " + e.image("cpu") + " " + repo + ":1.0.0 && " + login + "docker push -q " + repo + ":1.0.0").status, 0);
+  ASSERT_EQ(sh("echo " + std::string(registry_password) + " | " + login + "docker login -u " +
+               registry_user + " --password-stdin " + e.registry_addr())
+                .status,
+            0);
+  ASSERT_EQ(sh(login + "docker pull -q " + e.image("cpu") + " && " + login + "docker pull -q " +
+               e.image("gps"))
+                .status,
+            0);
+  ASSERT_EQ(sh("docker tag " + e.image("cpu") + " " + repo + ":1.0.0 && " + login +
+               "docker push -q " + repo + ":1.0.0")
+                .status,
+            0);
   std::string signed_digest = e.digests().at("cpu");
-  ASSERT_EQ(sh("docker tag " + e.image("gps") + " " + repo + ":1.0.0 && " + login + "docker push -q " + repo + ":1.0.0").status, 0);
-  (void)sh("docker rmi -f " + repo + ":1.0.0 " + repo + "@" + signed_digest + " " + repo + "@" + e.digests().at("gps"));
+  ASSERT_EQ(sh("docker tag " + e.image("gps") + " " + repo + ":1.0.0 && " + login +
+               "docker push -q " + repo + ":1.0.0")
+                .status,
+            0);
+  (void)sh("docker rmi -f " + repo + ":1.0.0 " + repo + "@" + signed_digest + " " + repo + "@" +
+           e.digests().at("gps"));
 
   make_runtime();
   auto id = new_agreement();
   workload w = example(id);
   w.services.resize(1);
-  w.services[0] = service("repushed", true, {}, container("repushed", repo + ":1.0.0", signed_digest), registry_password);
+  w.services[0] = service("repushed", true, {},
+                          container("repushed", repo + ":1.0.0", signed_digest), registry_password);
   auto r = deploy(w);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(cancel_reason_of(r.err(), fb::CancelReason::unspecified), 115) << r.err().message();
@@ -485,7 +536,9 @@ TEST_F(docker_runtime_test, killed_producer_is_restarted_on_its_network_with_its
   EXPECT_EQ(stats().restarts, 1u);
   EXPECT_EQ(count_events(id, "container_started"), 3u);
   EXPECT_EQ(count_events(id, "container_crashed"), 1u);
-  EXPECT_TRUE(failures_.wait([&] { return std::count(events_.begin(), events_.end(), id + " container_restarted") == 1; }, 30s))
+  EXPECT_TRUE(failures_.wait(
+      [&] { return std::count(events_.begin(), events_.end(), id + " container_restarted") == 1; },
+      30s))
       << "the restart is not in the event log";
   auto after = client_->inspect_container(gps);
   ASSERT_TRUE(after.ok());
@@ -516,7 +569,8 @@ TEST_F(docker_runtime_test, dependency_that_keeps_crashing_fails_with_108_and_is
   if (!r.ok()) {
     reason = cancel_reason_of(r.err(), fb::CancelReason::unspecified);  // gave up while deploying
   } else {
-    ASSERT_TRUE(failures_.wait([&] { return failed_.count(id) != 0; }, 60s)) << "no failure reported";
+    ASSERT_TRUE(failures_.wait([&] { return failed_.count(id) != 0; }, 60s))
+        << "no failure reported";
     reason = failures_.read([&] { return failed_[id]; });
   }
   EXPECT_EQ(reason, 108);
@@ -540,15 +594,23 @@ TEST_F(docker_runtime_test, restart_adopts_running_containers_and_removes_orphan
   // A container of another agent on the same Engine: never adopted, never swept.
   auto foreign = new_agreement();
   std::string foreign_name = "hmq-" + foreign.substr(0, 12) + "-other";
-  ASSERT_EQ(sh("docker run -d --name " + foreign_name + " --label hmq.managed=1 --label hmq.owner=someone-else" +
+  ASSERT_EQ(sh("docker run -d --name " + foreign_name +
+               " --label hmq.managed=1 --label hmq.owner=someone-else" +
                " --label hmq.agreement=" + foreign + " --label hmq.instance=" + foreign_name +
-               " --entrypoint sleep " + env_->image("consumer") + " 600").status, 0);
-  ASSERT_EQ(sh("docker network create --label hmq.managed=1 --label hmq.owner=" + owner_ + " --label hmq.agreement=" + orphan +
-               " --label hmq.instance=" + orphan_name + " " + orphan_name).status, 0);
+               " --entrypoint sleep " + env_->image("consumer") + " 600")
+                .status,
+            0);
+  ASSERT_EQ(sh("docker network create --label hmq.managed=1 --label hmq.owner=" + owner_ +
+               " --label hmq.agreement=" + orphan + " --label hmq.instance=" + orphan_name + " " +
+               orphan_name)
+                .status,
+            0);
   ASSERT_EQ(sh("docker run -d --name " + orphan_name + " --network " + orphan_name +
-               " --label hmq.managed=1 --label hmq.owner=" + owner_ + " --label hmq.agreement=" + orphan +
-               " --label hmq.instance=" + orphan_name +
-               " --entrypoint sleep " + env_->image("consumer") + " 600").status, 0);
+               " --label hmq.managed=1 --label hmq.owner=" + owner_ +
+               " --label hmq.agreement=" + orphan + " --label hmq.instance=" + orphan_name +
+               " --entrypoint sleep " + env_->image("consumer") + " 600")
+                .status,
+            0);
 
   make_runtime();  // the agent restarted: a new runtime that knows nothing
   ASSERT_TRUE(deploy(example(id)).ok());

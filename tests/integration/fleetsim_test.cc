@@ -13,20 +13,38 @@ namespace {
 
 using hmq::test::json;
 
-std::string fleetsim_binary() { return std::string(HMQ_BINARY_DIR) + "/tools/fleetsim/hmq-fleetsim"; }
+std::string fleetsim_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/tools/fleetsim/hmq-fleetsim";
+}
 
 std::vector<std::string> fleetsim_argv(hmq::test::fleet& f, std::vector<std::string> extra) {
-  std::vector<std::string> argv{fleetsim_binary(), "--broker", f.broker().uri(), "--exchange-key", f.exchange_key(),
-                                "--org", f.options().org, "--pattern", f.options().pattern, "-u",
-                                f.options().org + "/admin:admin-pw", "--create-nodes", "--trust",
-                                f.signing_public_key().string(), "--timeout", "120", "--progress", "0", "-o",
+  std::vector<std::string> argv{fleetsim_binary(),
+                                "--broker",
+                                f.broker().uri(),
+                                "--exchange-key",
+                                f.exchange_key(),
+                                "--org",
+                                f.options().org,
+                                "--pattern",
+                                f.options().pattern,
+                                "-u",
+                                f.options().org + "/admin:admin-pw",
+                                "--create-nodes",
+                                "--trust",
+                                f.signing_public_key().string(),
+                                "--timeout",
+                                "120",
+                                "--progress",
+                                "0",
+                                "-o",
                                 "json"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
 
 hmq::test::run_result run_fleetsim(hmq::test::fleet& f, std::vector<std::string> extra) {
-  return hmq::test::run_command(fleetsim_argv(f, std::move(extra)), {}, f.dir(), std::chrono::seconds(180));
+  return hmq::test::run_command(fleetsim_argv(f, std::move(extra)), {}, f.dir(),
+                                std::chrono::seconds(180));
 }
 
 // `hmq exchange node status ORG/ID -o json` (null when it fails).
@@ -48,7 +66,8 @@ TEST(fleetsim, every_simulated_node_reaches_an_agreement_the_agbot_knows) {
   EXPECT_EQ(s["engine"]["finalized"], 50);
   EXPECT_EQ(s["agreed_at_s"].size(), 50u);
   // The agbot's side: one finalized agreement per simulated node.
-  EXPECT_TRUE(hmq::test::eventually([&] { return f.agbot_agreements().size() == 50; })) << f.agbot_agreements().dump();
+  EXPECT_TRUE(hmq::test::eventually([&] { return f.agbot_agreements().size() == 50; }))
+      << f.agbot_agreements().dump();
 }
 
 TEST(fleetsim, nodes_agree_despite_link_loss_and_latency) {
@@ -58,8 +77,8 @@ TEST(fleetsim, nodes_agree_despite_link_loss_and_latency) {
   // is what repairs that, so it must run within the test's time.
   fo.check_agreement_status_s = 3;
   hmq::test::fleet f(fo);
-  auto r = run_fleetsim(f, {"--nodes", "10", "--link-latency", "20", "--link-loss", "10", "--rpc-timeout", "3",
-                            "--finalize-timeout", "5"});
+  auto r = run_fleetsim(f, {"--nodes", "10", "--link-latency", "20", "--link-loss", "10",
+                            "--rpc-timeout", "3", "--finalize-timeout", "5"});
   ASSERT_EQ(r.exit, 0) << r.err << "\n" << f.logs();
   auto s = json::parse(r.out);
   EXPECT_EQ(s["agreed"], 10);
@@ -97,11 +116,12 @@ TEST(fleetsim, simulated_nodes_heartbeat_and_a_stopped_node_goes_stale) {
                             .count();
   constexpr size_t nodes = 20;
   const auto log = f.dir() / "fleetsim.log";
-  auto sim = hmq::test::process::start({fleetsim_argv(f, {"--nodes", std::to_string(nodes), "--connections", "2",
-                                                          "--heartbeat-interval", "1", "--stop-nodes", "1",
-                                                          "--stop-after", "2", "--duration", "120"}),
-                                        {},
-                                        log});
+  auto sim = hmq::test::process::start(
+      {fleetsim_argv(
+           f, {"--nodes", std::to_string(nodes), "--connections", "2", "--heartbeat-interval", "1",
+               "--stop-nodes", "1", "--stop-after", "2", "--duration", "120"}),
+       {},
+       log});
   const std::string org = f.options().org;
   // Every node but the stopped sim0: online, heartbeating, one running agreement in its frames.
   for (size_t i = 1; i < nodes; ++i) {
@@ -110,27 +130,33 @@ TEST(fleetsim, simulated_nodes_heartbeat_and_a_stopped_node_goes_stale) {
     EXPECT_TRUE(hmq::test::eventually(
         [&] {
           st = node_status(f, id);
-          return st.is_object() && st.value("online", false) && st.value("last_heartbeat_ms", int64_t{0}) > t0_ms &&
+          return st.is_object() && st.value("online", false) &&
+                 st.value("last_heartbeat_ms", int64_t{0}) > t0_ms &&
                  st.value("running_agreements", 0) == 1;
         },
         std::chrono::seconds(90), std::chrono::milliseconds(200)))
-        << id << ": " << st.dump() << "\n" << hmq::test::read_file(log) << f.logs();
+        << id << ": " << st.dump() << "\n"
+        << hmq::test::read_file(log) << f.logs();
   }
   // sim0 heartbeated before it stopped, then went stale.
   json st0;
   EXPECT_TRUE(hmq::test::eventually(
       [&] {
         st0 = node_status(f, org + "/sim0");
-        return st0.is_object() && st0.value("last_heartbeat_ms", int64_t{0}) > t0_ms && !st0.value("online", true);
+        return st0.is_object() && st0.value("last_heartbeat_ms", int64_t{0}) > t0_ms &&
+               !st0.value("online", true);
       },
       std::chrono::seconds(60), std::chrono::milliseconds(200)))
-      << st0.dump() << "\n" << hmq::test::read_file(log) << f.logs();
+      << st0.dump() << "\n"
+      << hmq::test::read_file(log) << f.logs();
   auto cancelled_208 = [&] {
     for (const auto& a : f.agbot_agreements(true))
-      if (a.value("node", "") == org + "/sim0" && a.value("state", "") == "cancelled") return a.value("reason", 0) == 208;
+      if (a.value("node", "") == org + "/sim0" && a.value("state", "") == "cancelled")
+        return a.value("reason", 0) == 208;
     return false;
   };
-  EXPECT_TRUE(hmq::test::eventually(cancelled_208, std::chrono::seconds(60), std::chrono::milliseconds(200)))
+  EXPECT_TRUE(hmq::test::eventually(cancelled_208, std::chrono::seconds(60),
+                                    std::chrono::milliseconds(200)))
       << f.agbot_agreements(true).dump(2);
   // The others are still heard from after sim0 went stale.
   const json later = node_status(f, org + "/sim" + std::to_string(nodes - 1));

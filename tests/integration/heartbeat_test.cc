@@ -1,11 +1,12 @@
 // Heartbeats on the wire and node health governance with the real daemons.
+#include "core/wire/heartbeat.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdio>
@@ -13,7 +14,6 @@
 #include <thread>
 
 #include "core/crypto/crypto.h"
-#include "core/wire/heartbeat.h"
 #include "tests/support/fleet.h"
 
 namespace {
@@ -24,8 +24,8 @@ using hmq::test::json;
 
 // What one client->broker PUBLISH looked like on the wire.
 struct seen_publish {
-  std::string topic;         // as sent ("" when only a topic alias is sent)
-  size_t packet_bytes = 0;   // the whole MQTT packet: fixed header + variable header + payload
+  std::string topic;        // as sent ("" when only a topic alias is sent)
+  size_t packet_bytes = 0;  // the whole MQTT packet: fixed header + variable header + payload
   size_t payload_bytes = 0;
   bool has_alias = false;
 };
@@ -263,13 +263,15 @@ TEST(node_health, stopped_agent_is_cancelled_208_and_re_agreed_when_back) {
   })) << f.agent_agreements(0).dump(2);
 
   // The agent's event log tells the story, through the CLI as an operator would read it.
-  auto r = f.hmq({"eventlog", "list", "--all", "-o", "json", "--agent-socket", f.agent_socket(0).string()});
+  auto r = f.hmq(
+      {"eventlog", "list", "--all", "-o", "json", "--agent-socket", f.agent_socket(0).string()});
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   json events = json::parse(r.out, nullptr, false);
   ASSERT_TRUE(events.is_array()) << r.out;
   auto has = [&](const std::string& kind, const std::string& id, int reason) {
     for (const auto& e : events)
-      if (e.value("kind", "") == kind && e.value("agreement", "") == id && e.value("reason", 0) == reason)
+      if (e.value("kind", "") == kind && e.value("agreement", "") == id &&
+          e.value("reason", 0) == reason)
         return true;
     return false;
   };
@@ -311,11 +313,13 @@ TEST(node_status, exchange_node_status_shows_liveness_and_running_services) {
     auto r = f.admin({"node", "status", f.node(0), "-o", "json"});
     if (r.exit != 0) return false;
     st = json::parse(r.out, nullptr, false);
-    if (!st.is_object() || !st.value("online", false) || st.value("running_agreements", 0) != 1) return false;
+    if (!st.is_object() || !st.value("online", false) || st.value("running_agreements", 0) != 1)
+      return false;
     for (const auto& s : st["services"])
       if (s.value("agreement_id", "") == id && s.value("state", "") == "running") return true;
     return false;
-  })) << st.dump(2) << f.logs();
+  })) << st.dump(2)
+      << f.logs();
   EXPECT_GT(st.value("last_heartbeat_ms", int64_t{0}), 0);
   EXPECT_GT(st.value("received_ms", int64_t{0}), 0);
   auto table = f.admin({"node", "status", f.node(0)});

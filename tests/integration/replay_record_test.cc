@@ -1,11 +1,10 @@
 // hmq-replay record and play against a real mosquitto: QoS, retain flag and MQTT v5 properties
 // survive recording and playing back; an unreachable broker is exit code 3.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <future>
-
-#include <gtest/gtest.h>
 
 #include "core/bus/client.h"
 #include "tests/support/fleet.h"
@@ -19,7 +18,9 @@ using namespace std::chrono_literals;
 namespace bus = core::bus;
 namespace fs = std::filesystem;
 
-std::string replay_binary() { return std::string(HMQ_BINARY_DIR) + "/tools/replay/hmq-replay"; }
+std::string replay_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/tools/replay/hmq-replay";
+}
 
 // A bus client living on its own loop thread.
 struct test_client {
@@ -43,10 +44,12 @@ struct test_client {
     lt.call([&] { c->start([&](core::result<void> r) { p.set_value(r); }); });
     return p.get_future().get();
   }
-  core::result<void> publish(const std::string& topic, const std::string& payload, bus::publish_options o) {
+  core::result<void> publish(const std::string& topic, const std::string& payload,
+                             bus::publish_options o) {
     std::promise<core::result<void>> p;
     lt.call([&] {
-      c->publish(topic, {payload.begin(), payload.end()}, o, [&](core::result<void> r) { p.set_value(r); });
+      c->publish(topic, {payload.begin(), payload.end()}, o,
+                 [&](core::result<void> r) { p.set_value(r); });
     });
     return p.get_future().get();
   }
@@ -75,11 +78,12 @@ TEST(replay_record, keeps_qos_retain_and_v5_properties_and_play_publishes_them_a
   mosquitto_broker broker;
   temp_dir dir("replay-record");
   const fs::path file = dir / "r.hmqrec";
-  auto recorder = process::start({{replay_binary(), "-v", "record", "-t", "test/#", "-o", file.string(), "--broker",
-                                   broker.uri(), "--count", "3"},
+  auto recorder = process::start({{replay_binary(), "-v", "record", "-t", "test/#", "-o",
+                                   file.string(), "--broker", broker.uri(), "--count", "3"},
                                   {},
                                   dir / "record.log"});
-  ASSERT_TRUE(wait_for_log(dir / "record.log", "hmq-replay: recording", 1, 20s)) << read_file(dir / "record.log");
+  ASSERT_TRUE(wait_for_log(dir / "record.log", "hmq-replay: recording", 1, 20s))
+      << read_file(dir / "record.log");
 
   test_client pub(broker.uri());
   ASSERT_TRUE(pub.start());
@@ -93,13 +97,15 @@ TEST(replay_record, keeps_qos_retain_and_v5_properties_and_play_publishes_them_a
   // --count 3: the recorder ends by itself with a complete file.
   auto st = recorder.wait_for(20s);
   ASSERT_TRUE(st) << read_file(dir / "record.log");
-  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << describe_wait_status(*st) << read_file(dir / "record.log");
+  ASSERT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0)
+      << describe_wait_status(*st) << read_file(dir / "record.log");
 
   auto ins = run_command({replay_binary(), "inspect", file.string(), "-o", "json"}, {}, dir.path());
   ASSERT_EQ(ins.exit, 0) << ins.err;
   json doc = json::parse(ins.out);
   ASSERT_EQ(doc["messages"].size(), 3u) << ins.out;
-  json plain = find_topic(doc["messages"], "test/plain"), rich = find_topic(doc["messages"], "test/rich"),
+  json plain = find_topic(doc["messages"], "test/plain"),
+       rich = find_topic(doc["messages"], "test/rich"),
        two = find_topic(doc["messages"], "test/two");
   EXPECT_EQ(plain["qos"], 0);
   EXPECT_EQ(plain["retain"], false);
@@ -121,18 +127,19 @@ TEST(replay_record, keeps_qos_retain_and_v5_properties_and_play_publishes_them_a
   // Play into a second broker, recording it again there: the same messages come out.
   mosquitto_broker broker2;
   const fs::path file2 = dir / "r2.hmqrec";
-  auto rec2 = process::start({{replay_binary(), "-v", "record", "-t", "#", "-o", file2.string(), "--broker",
-                               broker2.uri(), "--count", "3"},
+  auto rec2 = process::start({{replay_binary(), "-v", "record", "-t", "#", "-o", file2.string(),
+                               "--broker", broker2.uri(), "--count", "3"},
                               {},
                               dir / "record2.log"});
   ASSERT_TRUE(wait_for_log(dir / "record2.log", "hmq-replay: recording", 1, 20s));
-  auto play = run_command({replay_binary(), "play", file.string(), "--broker", broker2.uri(), "--speed", "0", "-o",
-                           "json"},
+  auto play = run_command({replay_binary(), "play", file.string(), "--broker", broker2.uri(),
+                           "--speed", "0", "-o", "json"},
                           {}, dir.path());
   ASSERT_EQ(play.exit, 0) << play.err;
   EXPECT_EQ(json::parse(play.out)["published"], 3);
   ASSERT_TRUE(rec2.wait_for(20s));
-  auto ins2 = run_command({replay_binary(), "inspect", file2.string(), "-o", "json"}, {}, dir.path());
+  auto ins2 =
+      run_command({replay_binary(), "inspect", file2.string(), "-o", "json"}, {}, dir.path());
   ASSERT_EQ(ins2.exit, 0) << ins2.err;
   json again = find_topic(json::parse(ins2.out)["messages"], "test/rich");
   EXPECT_EQ(again["retain"], true);
@@ -157,11 +164,14 @@ TEST(replay_record, sigterm_ends_the_recording_with_a_complete_file) {
   temp_dir dir("replay-record");
   const fs::path file = dir / "r.hmqrec";
   auto recorder = process::start(
-      {{replay_binary(), "-v", "record", "-t", "#", "-o", file.string(), "--broker", broker.uri()}, {}, dir / "log"});
+      {{replay_binary(), "-v", "record", "-t", "#", "-o", file.string(), "--broker", broker.uri()},
+       {},
+       dir / "log"});
   ASSERT_TRUE(wait_for_log(dir / "log", "hmq-replay: recording", 1, 20s));
   test_client pub(broker.uri());
   ASSERT_TRUE(pub.start());
-  for (int i = 0; i < 50; ++i) ASSERT_TRUE(pub.publish("t/" + std::to_string(i), std::string(100, 'x'), {}));
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(pub.publish("t/" + std::to_string(i), std::string(100, 'x'), {}));
   ASSERT_TRUE(wait_for_log(dir / "log", "recorded 50 messages", 1, 20s)) << read_file(dir / "log");
   recorder.kill(SIGTERM);
   auto st = recorder.wait_for(20s);

@@ -1,9 +1,9 @@
 // Pattern upgrades across a fleet (issue 6, items 3 and 4): real mosquitto, hmq-exchange,
 // hmq-agbot and six hmq-agent processes on the memory runtime. A version that crash-loops is
 // published with the memory runtime's TEST-ONLY HMQ_TEST_CRASH=1 container environment.
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "tests/support/fleet.h"
 
@@ -40,8 +40,8 @@ bool all_run(fleet& f, const std::string& version) {
 }
 
 json rollout_status(fleet& f) {
-  auto r = f.hmq({"rollout", "status", f.options().org + "/" + f.options().pattern, "-o", "json", "-u",
-                  f.options().org + "/admin:admin-pw"});
+  auto r = f.hmq({"rollout", "status", f.options().org + "/" + f.options().pattern, "-o", "json",
+                  "-u", f.options().org + "/admin:admin-pw"});
   if (r.exit != 0) return json::array();
   return json::parse(r.out, nullptr, false);
 }
@@ -56,7 +56,8 @@ TEST(rollout, upgrades_every_node_within_max_in_flight_and_halts_a_crashing_vers
   fleet f(rollout_fleet());
   ASSERT_FALSE(::testing::Test::HasFatalFailure()) << f.logs();
   for (size_t i = 0; i < fleet_size; ++i) ASSERT_EQ(f.register_node(i).exit, 0);
-  for (size_t i = 0; i < fleet_size; ++i) ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << f.logs();
+  for (size_t i = 0; i < fleet_size; ++i)
+    ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << f.logs();
   ASSERT_TRUE(all_run(f, "1.0.0"));
 
   // 1.0.0 -> 1.1.0, two nodes at a time.
@@ -68,11 +69,14 @@ TEST(rollout, upgrades_every_node_within_max_in_flight_and_halts_a_crashing_vers
   EXPECT_LE(ab["peak_in_flight"].get<size_t>(), 2u);
   EXPECT_GE(ab["peak_in_flight"].get<size_t>(), 1u);
   json st;
-  ASSERT_TRUE(eventually([&] {
-    st = rollout_status(f);
-    return st.is_array() && st.size() == 1 && st[0].value("state", "") == "complete" &&
-           version_entry(st[0], "1.1.0").value("upgraded", 0) == int(fleet_size);
-  }, 30s)) << st.dump(2) << f.logs();
+  ASSERT_TRUE(eventually(
+      [&] {
+        st = rollout_status(f);
+        return st.is_array() && st.size() == 1 && st[0].value("state", "") == "complete" &&
+               version_entry(st[0], "1.1.0").value("upgraded", 0) == int(fleet_size);
+      },
+      30s))
+      << st.dump(2) << f.logs();
   EXPECT_EQ(st[0].value("targetVersion", ""), "1.1.0");
   EXPECT_EQ(version_entry(st[0], "1.1.0").value("running", 0), int(fleet_size));
   EXPECT_EQ(version_entry(st[0], "1.1.0").value("failed", -1), 0);
@@ -82,17 +86,21 @@ TEST(rollout, upgrades_every_node_within_max_in_flight_and_halts_a_crashing_vers
   f.publish_service_version("1.2.0", {"HMQ_TEST_CRASH=1"});
   f.publish_pattern_versions({"1.2.0", "1.1.0", "1.0.0"}, 2, 0, 2);
   // --watch follows the rollout to its end and exits 4 because it halted.
-  auto watch = f.hmq({"rollout", "status", f.options().org + "/" + f.options().pattern, "--watch", "--target", "1.2.0",
-                      "--interval", "0.2", "-u", f.options().org + "/admin:admin-pw"});
+  auto watch =
+      f.hmq({"rollout", "status", f.options().org + "/" + f.options().pattern, "--watch",
+             "--target", "1.2.0", "--interval", "0.2", "-u", f.options().org + "/admin:admin-pw"});
   EXPECT_EQ(watch.exit, 4) << watch.out << watch.err << f.logs();
   EXPECT_NE(watch.out.find("halted"), std::string::npos) << watch.out;
   EXPECT_NE(watch.out.find("1.2.0"), std::string::npos) << watch.out;
 
-  ASSERT_TRUE(eventually([&] {
-    st = rollout_status(f);
-    return st.is_array() && st.size() == 1 && st[0].value("state", "") == "halted" &&
-           st[0].value("openNodes", -1) == 0;
-  }, 60s)) << st.dump(2) << f.logs();
+  ASSERT_TRUE(eventually(
+      [&] {
+        st = rollout_status(f);
+        return st.is_array() && st.size() == 1 && st[0].value("state", "") == "halted" &&
+               st[0].value("openNodes", -1) == 0;
+      },
+      60s))
+      << st.dump(2) << f.logs();
   auto v12 = version_entry(st[0], "1.2.0");
   EXPECT_EQ(v12.value("failed", -1), 2) << st.dump(2);
   EXPECT_EQ(v12.value("rolledBack", -1), 2) << st.dump(2);
@@ -123,15 +131,19 @@ TEST(rollout, resumes_after_an_agbot_restart) {
   fleet f(o);
   ASSERT_FALSE(::testing::Test::HasFatalFailure()) << f.logs();
   for (size_t i = 0; i < o.agents; ++i) ASSERT_EQ(f.register_node(i).exit, 0);
-  for (size_t i = 0; i < o.agents; ++i) ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << f.logs();
+  for (size_t i = 0; i < o.agents; ++i)
+    ASSERT_FALSE(f.wait_finalized_everywhere(i).empty()) << f.logs();
   f.publish_service_version("1.1.0");
   f.publish_pattern_versions({"1.1.0", "1.0.0"}, 1, 0, 0);
   // Kill the agbot as soon as the first node upgraded.
-  ASSERT_TRUE(eventually([&] {
-    for (size_t i = 0; i < o.agents; ++i)
-      if (running_version(f, i) == "1.1.0") return true;
-    return false;
-  }, 60s)) << f.logs();
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (size_t i = 0; i < o.agents; ++i)
+          if (running_version(f, i) == "1.1.0") return true;
+        return false;
+      },
+      60s))
+      << f.logs();
   f.kill_agbot();
   f.start_agbot();
   ASSERT_TRUE(eventually([&] { return all_run(f, "1.1.0"); }, 90s)) << f.logs();

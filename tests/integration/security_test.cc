@@ -4,8 +4,8 @@
 // (memory runtime) processes; the attacker is a raw bus client on the (anonymous) test broker.
 #include <gtest/gtest.h>
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -58,7 +58,9 @@ struct raw_client {
   bool subscribe(const std::string& filter, bus::handler h) {
     auto p = std::make_shared<std::promise<bool>>();
     auto f = p->get_future();
-    lt.call([&] { c->subscribe(filter, 1, std::move(h), [p](core::result<void> r) { p->set_value(r.ok()); }); });
+    lt.call([&] {
+      c->subscribe(filter, 1, std::move(h), [p](core::result<void> r) { p->set_value(r.ok()); });
+    });
     return f.wait_for(30s) == std::future_status::ready && f.get();
   }
   // Publishes every payload at QoS 1, at most `window` unacknowledged at a time; returns how many
@@ -122,8 +124,8 @@ struct tls_broker {
 
   tls_broker() {
     for (const auto& d : {certs.path(), other_ca.path()}) {
-      auto r = run_command({std::string(HMQ_SOURCE_DIR) + "/broker-config/make-certs.sh", d.string(), "localhost",
-                            "127.0.0.1"},
+      auto r = run_command({std::string(HMQ_SOURCE_DIR) + "/broker-config/make-certs.sh",
+                            d.string(), "localhost", "127.0.0.1"},
                            {}, d);
       EXPECT_EQ(r.exit, 0) << r.out << r.err;
     }
@@ -183,7 +185,8 @@ bus::options tls_options(const tls_broker& b, const std::string& id, const fs::p
   return o;
 }
 
-TEST(security_tls, mqtts_client_with_the_ca_does_request_response_and_plain_or_wrong_ca_clients_are_refused) {
+TEST(security_tls,
+     mqtts_client_with_the_ca_does_request_response_and_plain_or_wrong_ca_clients_are_refused) {
   tls_broker b;
   loop_thread lt;
 
@@ -227,9 +230,10 @@ TEST(security_tls, mqtts_client_with_the_ca_does_request_response_and_plain_or_w
     waiter w;
     std::optional<core::result<core::wire::opened>> r;
     lt.call([&] {
-      caller.m->request(server.keys.pk, {}, {}, fb::Body::RpcRequest,
-                        [](flatbuffers::FlatBufferBuilder& fbb) { return fb::CreateRpcRequest(fbb).Union(); }, 2s,
-                        [&](core::result<core::wire::opened> x) { w.update([&] { r.emplace(std::move(x)); }); });
+      caller.m->request(
+          server.keys.pk, {}, {}, fb::Body::RpcRequest,
+          [](flatbuffers::FlatBufferBuilder& fbb) { return fb::CreateRpcRequest(fbb).Union(); }, 2s,
+          [&](core::result<core::wire::opened> x) { w.update([&] { r.emplace(std::move(x)); }); });
     });
     ASSERT_TRUE(w.wait([&] { return r.has_value(); }, 30s));
     got = std::move(r);
@@ -287,7 +291,8 @@ TEST(security_replay, a_captured_proposal_replayed_later_is_rejected_and_leaves_
 
   auto status = [&] { return f.agent_call(0, {{"op", "node_status"}}); };
   auto wire_rejects = [&](const json& s) {
-    return s["wire"]["rejected"].value("duplicate", 0ull) + s["wire"]["rejected"].value("too_old", 0ull) +
+    return s["wire"]["rejected"].value("duplicate", 0ull) +
+           s["wire"]["rejected"].value("too_old", 0ull) +
            s["wire"]["rejected"].value("too_new", 0ull);
   };
   json before = status();
@@ -299,8 +304,10 @@ TEST(security_replay, a_captured_proposal_replayed_later_is_rejected_and_leaves_
   EXPECT_TRUE(eventually([&] {
     after = status();
     return wire_rejects(after) > wire_rejects(before);
-  })) << after.dump() << f.logs();
-  EXPECT_EQ(after["counters"].value("proposals", 0), before["counters"].value("proposals", 0)) << after.dump();
+  })) << after.dump()
+      << f.logs();
+  EXPECT_EQ(after["counters"].value("proposals", 0), before["counters"].value("proposals", 0))
+      << after.dump();
 
   // Replay after a restart (envelope memory gone, still inside the skew window): the engine
   // knows the agreement id and counts a duplicate; it does not form a second agreement.
@@ -313,9 +320,10 @@ TEST(security_replay, a_captured_proposal_replayed_later_is_rejected_and_leaves_
     after = status();
     return wire_rejects(after) > wire_rejects(before) ||
            after["counters"].value("duplicates", 0) > before["counters"].value("duplicates", 0);
-  })) << after.dump() << f.logs();
-  std::cout << "replay after restart: counters " << after["counters"].dump() << " wire " << after["wire"].dump()
-            << "\n";
+  })) << after.dump()
+      << f.logs();
+  std::cout << "replay after restart: counters " << after["counters"].dump() << " wire "
+            << after["wire"].dump() << "\n";
 
   json live = json::array();
   for (const auto& a : f.agent_agreements(0))
@@ -327,7 +335,8 @@ TEST(security_replay, a_captured_proposal_replayed_later_is_rejected_and_leaves_
 
 // ---- 3. proposal from an agbot that does not serve the node's pattern
 
-TEST(security_foreign_agbot, a_sealed_proposal_from_an_agbot_not_serving_the_pattern_is_dropped_and_counted) {
+TEST(security_foreign_agbot,
+     a_sealed_proposal_from_an_agbot_not_serving_the_pattern_is_dropped_and_counted) {
   fleet_options o;
   o.agents = 1;
   o.start_agbot = false;
@@ -339,14 +348,16 @@ TEST(security_foreign_agbot, a_sealed_proposal_from_an_agbot_not_serving_the_pat
   const fs::path rogue_dir = f.dir() / "rogue";
   fs::create_directories(rogue_dir);
   const fs::path rogue_sock = rogue_dir / "rogue.sock";
-  process rogue = process::start({{agbot_binary(), "--broker", f.broker().uri(), "--exchange-key", f.exchange_key(),
-                                   "--org", f.options().org, "--id", "rogue", "--data-dir", rogue_dir.string(),
-                                   "--control-socket", rogue_sock.string()},
-                                  {{"HMQ_AGBOT_TOKEN", "roguetok"}},
-                                  rogue_dir / "rogue.log"});
+  process rogue =
+      process::start({{agbot_binary(), "--broker", f.broker().uri(), "--exchange-key",
+                       f.exchange_key(), "--org", f.options().org, "--id", "rogue", "--data-dir",
+                       rogue_dir.string(), "--control-socket", rogue_sock.string()},
+                      {{"HMQ_AGBOT_TOKEN", "roguetok"}},
+                      rogue_dir / "rogue.log"});
   // The hello was answered once the rogue's codec opened a message (the exchange's response).
-  ASSERT_TRUE(eventually([&] { return control(rogue_sock, {{"op", "stats"}}).value("accepted", 0) >= 1; }))
-      << read_file(rogue_dir / "rogue.log");
+  ASSERT_TRUE(eventually([&] {
+    return control(rogue_sock, {{"op", "stats"}}).value("accepted", 0) >= 1;
+  })) << read_file(rogue_dir / "rogue.log");
   auto rogue_keys = core::crypto::load_or_create_box_keypair(rogue_dir / "agbot.key");
   ASSERT_TRUE(rogue_keys.ok());
 
@@ -366,9 +377,9 @@ TEST(security_foreign_agbot, a_sealed_proposal_from_an_agbot_not_serving_the_pat
   p.arch = "amd64";
   p.agbot = f.options().org + "/rogue";
   auto msg = lt.call([&] {
-    return core::wire::build_message({}, lt.loop().time(), fb::Body::Proposal, [&](flatbuffers::FlatBufferBuilder& b) {
-      return fb::CreateProposal(b, &p).Union();
-    });
+    return core::wire::build_message(
+        {}, lt.loop().time(), fb::Body::Proposal,
+        [&](flatbuffers::FlatBufferBuilder& b) { return fb::CreateProposal(b, &p).Union(); });
   });
   const auto envelope = codec.seal(msg, node_key);
 
@@ -379,7 +390,8 @@ TEST(security_foreign_agbot, a_sealed_proposal_from_an_agbot_not_serving_the_pat
   EXPECT_TRUE(eventually([&] {
     after = f.agent_call(0, {{"op", "node_status"}});
     return after["counters"].value("dropped_bad_agbot", 0) >= 1;
-  })) << after.dump() << f.logs();
+  })) << after.dump()
+      << f.logs();
   EXPECT_EQ(after["counters"].value("accepted", -1), 0) << after.dump();
   EXPECT_EQ(after.value("live_agreements", -1), 0) << after.dump();
   EXPECT_TRUE(f.agent_agreements(0).empty()) << f.agent_agreements(0).dump();
@@ -397,7 +409,8 @@ TEST(security_foreign_agbot, a_sealed_proposal_from_an_agbot_not_serving_the_pat
 
 // `n` payloads: half random bytes (1..400 long), half well-formed envelopes sealed to
 // `recipient` by a throw-away key with one ciphertext bit flipped (MAC fails).
-std::vector<std::vector<uint8_t>> garbage(size_t n, const core::crypto::public_key& recipient, loop_thread& lt) {
+std::vector<std::vector<uint8_t>> garbage(size_t n, const core::crypto::public_key& recipient,
+                                          loop_thread& lt) {
   std::mt19937_64 rng(std::random_device{}());
   auto forger = core::crypto::box_keypair::generate();
   core::wire::codec codec(forger, lt.loop().time());
@@ -411,9 +424,10 @@ std::vector<std::vector<uint8_t>> garbage(size_t n, const core::crypto::public_k
       continue;
     }
     auto msg = lt.call([&] {
-      return core::wire::build_message({}, lt.loop().time(), fb::Body::Cancel, [](flatbuffers::FlatBufferBuilder& b) {
-        return fb::CreateCancel(b, b.CreateString("0123456789abcdef0123456789abcdef")).Union();
-      });
+      return core::wire::build_message(
+          {}, lt.loop().time(), fb::Body::Cancel, [](flatbuffers::FlatBufferBuilder& b) {
+            return fb::CreateCancel(b, b.CreateString("0123456789abcdef0123456789abcdef")).Union();
+          });
     });
     auto env = codec.seal(msg, recipient);
     auto* ct = const_cast<flatbuffers::Vector<uint8_t>*>(fb::GetEnvelope(env.data())->ciphertext());
@@ -424,7 +438,8 @@ std::vector<std::vector<uint8_t>> garbage(size_t n, const core::crypto::public_k
   return out;
 }
 
-TEST(security_flood, ten_thousand_garbage_messages_per_mailbox_are_counted_and_agreements_still_form) {
+TEST(security_flood,
+     ten_thousand_garbage_messages_per_mailbox_are_counted_and_agreements_still_form) {
   fleet_options o;
   o.agents = 2;
   fleet f(o);
@@ -449,20 +464,27 @@ TEST(security_flood, ten_thousand_garbage_messages_per_mailbox_are_counted_and_a
 
   // Every message reaches its target and is counted as a reject by reason.
   json node_wire, agbot_stats;
-  EXPECT_TRUE(eventually([&] {
-    node_wire = f.agent_call(0, {{"op", "node_status"}})["wire"];
-    return node_wire.is_object() && sum_of(node_wire["rejected"]) >= n;
-  }, 120s)) << node_wire.dump();
-  EXPECT_TRUE(eventually([&] {
-    agbot_stats = f.agbot_call({{"op", "stats"}});
-    return agbot_stats.contains("rejected") && sum_of(agbot_stats["rejected"]) >= n;
-  }, 120s)) << agbot_stats.dump();
+  EXPECT_TRUE(eventually(
+      [&] {
+        node_wire = f.agent_call(0, {{"op", "node_status"}})["wire"];
+        return node_wire.is_object() && sum_of(node_wire["rejected"]) >= n;
+      },
+      120s))
+      << node_wire.dump();
+  EXPECT_TRUE(eventually(
+      [&] {
+        agbot_stats = f.agbot_call({{"op", "stats"}});
+        return agbot_stats.contains("rejected") && sum_of(agbot_stats["rejected"]) >= n;
+      },
+      120s))
+      << agbot_stats.dump();
   EXPECT_EQ(sum_of(node_wire["rejected"]), n) << node_wire.dump();
   EXPECT_EQ(node_wire["rejected"].value("decrypt_failed", 0ull), n / 2) << node_wire.dump();
   EXPECT_EQ(sum_of(agbot_stats["rejected"]), n) << agbot_stats.dump();
   EXPECT_EQ(agbot_stats["rejected"].value("decrypt_failed", 0ull), n / 2) << agbot_stats.dump();
-  std::cout << "flood: " << 2 * n << " messages published (QoS 1) in " << secs << " s = " << (2 * n / secs)
-            << " msg/s\n  agent wire " << node_wire.dump() << "\n  agbot " << agbot_stats.dump() << "\n";
+  std::cout << "flood: " << 2 * n << " messages published (QoS 1) in " << secs
+            << " s = " << (2 * n / secs) << " msg/s\n  agent wire " << node_wire.dump()
+            << "\n  agbot " << agbot_stats.dump() << "\n";
 
   EXPECT_TRUE(f.agent_process(0).is_running());
   EXPECT_TRUE(f.agbot_running());

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/support/example_registry.h"
 
@@ -22,8 +22,8 @@ std::vector<std::string> output_lines(const std::string& text);
 
 // Full ids of the containers labelled hmq.agreement=<agreement> (running or not), optionally
 // only those of one service (label hmq.service=<org>/<url>) or only the running ones.
-std::vector<std::string> containers_of(const std::string& agreement, const std::string& service = "",
-                                       bool running_only = false);
+std::vector<std::string> containers_of(const std::string& agreement,
+                                       const std::string& service = "", bool running_only = false);
 // Ids of the agreement's private networks (named hmq-<first 12 of the id>-...).
 std::vector<std::string> networks_of(const std::string& agreement);
 // Force-removes the agreement's containers and networks (test clean-up; never others').

@@ -51,29 +51,32 @@ bool example_registry::start() {
   auto pw = shell("htpasswd -Bbn " + std::string(user) + " " + password);
   if (pw.status != 0) return fail("htpasswd: " + pw.out);
   std::ofstream(dir_ / "htpasswd") << pw.out;
-  std::ofstream(dir_ / "config.yml") << "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                                     << "    rootdirectory: " << (dir_ / "data").string() << "\n"
-                                     << "http:\n  addr: " << registry_addr() << "\n"
-                                     << "auth:\n  htpasswd:\n    realm: test\n    path: "
-                                     << (dir_ / "htpasswd").string() << "\n";
-  registry_.emplace(
-      process::start({{"docker-registry", "serve", (dir_ / "config.yml").string()}, {}, dir_ / "registry.log"}));
+  std::ofstream(dir_ / "config.yml")
+      << "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+      << "    rootdirectory: " << (dir_ / "data").string() << "\n"
+      << "http:\n  addr: " << registry_addr() << "\n"
+      << "auth:\n  htpasswd:\n    realm: test\n    path: " << (dir_ / "htpasswd").string() << "\n";
+  registry_.emplace(process::start(
+      {{"docker-registry", "serve", (dir_ / "config.yml").string()}, {}, dir_ / "registry.log"}));
   // The registry has no readiness event we could wait on: bounded poll of its /v2/ endpoint.
   bool up = false;
   for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-       std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(std::chrono::milliseconds(100))) {
-    if (trim(shell("curl -s -o /dev/null -w '%{http_code}' http://" + registry_addr() + "/v2/").out) == "401") {
+       std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(std::chrono::milliseconds(100))) {
+    if (trim(shell("curl -s -o /dev/null -w '%{http_code}' http://" + registry_addr() + "/v2/")
+                 .out) == "401") {
       up = true;
       break;
     }
   }
   if (!up) return fail("registry did not come up");
-  auto b = shell(std::string(HMQ_SOURCE_DIR) + "/scripts/build-example-images.sh --no-start --port " +
-                 std::to_string(port_) + " --password " + password + " --dir " + (dir_ / "build").string());
+  auto b = shell(std::string(HMQ_SOURCE_DIR) +
+                 "/scripts/build-example-images.sh --no-start --port " + std::to_string(port_) +
+                 " --password " + password + " --dir " + (dir_ / "build").string());
   if (b.status != 0) return fail("build-example-images.sh: " + b.out);
   for (std::string name : {"gps", "cpu", "consumer"}) {
-    auto d = shell("docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' " + image(name) +
-                   " | grep @ | head -n1 | cut -d@ -f2");
+    auto d = shell("docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' " +
+                   image(name) + " | grep @ | head -n1 | cut -d@ -f2");
     if (trim(d.out).rfind("sha256:", 0) != 0) return fail("no digest for " + name + ": " + d.out);
     digests_[name] = trim(d.out);
   }
@@ -82,22 +85,26 @@ bool example_registry::start() {
 
 void example_registry::drop_local_images() {
   for (const auto& [name, d] : digests_)
-    (void)shell("docker rmi -f " + image(name) + " " + registry_addr() + "/hmq-examples/" + name + "@" + d);
+    (void)shell("docker rmi -f " + image(name) + " " + registry_addr() + "/hmq-examples/" + name +
+                "@" + d);
 }
 
 std::string publish_examples(fleet& f, const example_registry& reg) {
   const std::map<std::string, std::string> env{
       {"HZN_ORG_ID", f.options().org}, {"ARCH", "amd64"}, {"REGISTRY", reg.registry_addr()}};
-  const std::string auth = reg.registry_addr() + ":" + example_registry::user + ":" + example_registry::password;
+  const std::string auth =
+      reg.registry_addr() + ":" + example_registry::user + ":" + example_registry::password;
   const std::string admin = f.options().org + "/admin:admin-pw";
   const std::string examples = std::string(HMQ_SOURCE_DIR) + "/examples/";
-  for (std::string svc : {"gps", "cpu", "consumer"}) {  // producers first: the consumer requires them
-    auto r = f.hmq({"exchange", "-u", admin, "service", "publish", "-f", examples + svc + "/service.definition.json",
-                    "-r", auth},
+  for (std::string svc :
+       {"gps", "cpu", "consumer"}) {  // producers first: the consumer requires them
+    auto r = f.hmq({"exchange", "-u", admin, "service", "publish", "-f",
+                    examples + svc + "/service.definition.json", "-r", auth},
                    env);
     if (r.exit != 0) return "service publish " + svc + ": " + r.out + r.err;
   }
-  auto r = f.hmq({"exchange", "-u", admin, "pattern", "publish", "-f", examples + "pattern.json"}, env);
+  auto r =
+      f.hmq({"exchange", "-u", admin, "pattern", "publish", "-f", examples + "pattern.json"}, env);
   if (r.exit != 0) return "pattern publish: " + r.out + r.err;
   return "";
 }

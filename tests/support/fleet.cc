@@ -1,6 +1,7 @@
 #include "tests/support/fleet.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,8 +16,6 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "core/control/control.h"
 
@@ -47,10 +46,18 @@ json control_call(const std::filesystem::path& socket, const json& req) {
 
 }  // namespace
 
-std::string exchange_binary() { return std::string(HMQ_BINARY_DIR) + "/exchange/hmq-exchange"; }
-std::string agbot_binary() { return std::string(HMQ_BINARY_DIR) + "/agbot/hmq-agbot"; }
-std::string agent_binary() { return std::string(HMQ_BINARY_DIR) + "/agent/hmq-agent"; }
-std::string hmq_binary() { return std::string(HMQ_BINARY_DIR) + "/cli/hmq"; }
+std::string exchange_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/exchange/hmq-exchange";
+}
+std::string agbot_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/agbot/hmq-agbot";
+}
+std::string agent_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/agent/hmq-agent";
+}
+std::string hmq_binary() {
+  return std::string(HMQ_BINARY_DIR) + "/cli/hmq";
+}
 
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -71,7 +78,8 @@ bool wait_for_log(const std::filesystem::path& file, const std::string& needle, 
       found = true;
       break;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left <= 0ms) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
@@ -141,26 +149,32 @@ run_result run_command(std::vector<std::string> argv, const std::map<std::string
 exchange_process::exchange_process(const std::filesystem::path& data_dir, std::string broker_uri,
                                    std::string instance, std::string root_password,
                                    std::vector<std::string> extra_args)
-    : dir_(data_dir), uri_(std::move(broker_uri)), instance_(std::move(instance)),
-      root_password_(std::move(root_password)), extra_args_(std::move(extra_args)) {
+    : dir_(data_dir),
+      uri_(std::move(broker_uri)),
+      instance_(std::move(instance)),
+      root_password_(std::move(root_password)),
+      extra_args_(std::move(extra_args)) {
   start();
 }
 
 void exchange_process::start() {
   process_spec spec;
-  spec.argv = {exchange_binary(), "--broker", uri_, "--data-dir", dir_.string(), "--root-password", root_password_,
-               "--hash-strength", "minimum", "--log-level", "info"};
+  spec.argv = {exchange_binary(), "--broker",        uri_,           "--data-dir",
+               dir_.string(),     "--root-password", root_password_, "--hash-strength",
+               "minimum",         "--log-level",     "info"};
   if (!instance_.empty()) spec.argv.insert(spec.argv.end(), {"--instance", instance_});
   spec.argv.insert(spec.argv.end(), extra_args_.begin(), extra_args_.end());
   spec.log_file = log_file();
   std::filesystem::create_directories(dir_);
   proc_.emplace(process::start(spec));
   ++starts_;
-  ASSERT_TRUE(wait_for_log(log_file(), "hmq-exchange ready", starts_, 20s)) << read_file(log_file());
+  ASSERT_TRUE(wait_for_log(log_file(), "hmq-exchange ready", starts_, 20s))
+      << read_file(log_file());
   // The key of the latest start (the same key file every time).
   static const std::regex ready("hmq-exchange ready: key=([A-Za-z0-9+/=]+)");
   std::string text = read_file(log_file());
-  for (std::sregex_iterator it(text.begin(), text.end(), ready), end; it != end; ++it) key_ = (*it)[1];
+  for (std::sregex_iterator it(text.begin(), text.end(), ready), end; it != end; ++it)
+    key_ = (*it)[1];
 }
 
 void exchange_process::kill_hard() {
@@ -181,7 +195,9 @@ std::filesystem::path exchange_process::log_file() const {
 
 // ---- fleet --------------------------------------------------------------------------------------
 
-fleet::fleet(fleet_options o) : opts_(std::move(o)) { setup(); }
+fleet::fleet(fleet_options o) : opts_(std::move(o)) {
+  setup();
+}
 
 fleet::~fleet() {
   // Agents and agbot first (they would only reconnect), then the exchange, then the broker.
@@ -190,7 +206,9 @@ fleet::~fleet() {
   exchange_.reset();
 }
 
-std::filesystem::path fleet::signing_public_key() const { return dir_ / ".hmq" / "keys" / "hmq-signing.public.key"; }
+std::filesystem::path fleet::signing_public_key() const {
+  return dir_ / ".hmq" / "keys" / "hmq-signing.public.key";
+}
 
 void fleet::setup() {
   exchange_.emplace(dir_ / "exchange", broker_.uri(), "", "rootpw", opts_.exchange_args);
@@ -201,7 +219,9 @@ void fleet::setup() {
   };
   must(hmq({"exchange", "-u", root, "org", "create", opts_.org}), "org create");
   if (::testing::Test::HasFatalFailure()) return;
-  must(hmq({"exchange", "-u", root, "--org", opts_.org, "user", "create", "admin", "admin-pw", "-A"}), "user create");
+  must(hmq({"exchange", "-u", root, "--org", opts_.org, "user", "create", "admin", "admin-pw",
+            "-A"}),
+       "user create");
   must(hmq({"key", "create"}), "key create");
   if (::testing::Test::HasFatalFailure()) return;
   if (opts_.publish)
@@ -219,7 +239,8 @@ void fleet::setup() {
   if (opts_.start_agbot) start_agbot();
 }
 
-void fleet::publish_service_version(const std::string& version, const std::vector<std::string>& environment) {
+void fleet::publish_service_version(const std::string& version,
+                                    const std::vector<std::string>& environment) {
   json container = {{"image", "127.0.0.1:1/" + opts_.image + "@sha256:" + std::string(64, 'a')}};
   if (!environment.empty()) container["environment"] = environment;
   json svc = {{"org", opts_.org},
@@ -241,50 +262,59 @@ void fleet::publish_service_version(const std::string& version, const std::vecto
   ASSERT_EQ(r.exit, 0) << "service publish " << version << "\n" << r.out << r.err;
 }
 
-void fleet::publish_pattern_versions(const std::vector<std::string>& versions, unsigned max_in_flight,
-                                     unsigned batch_pause_s, unsigned max_failures) {
+void fleet::publish_pattern_versions(const std::vector<std::string>& versions,
+                                     unsigned max_in_flight, unsigned batch_pause_s,
+                                     unsigned max_failures) {
   json sv = json::array();
   int prio = 1;
   for (const auto& v : versions)
     sv.push_back({{"version", v},
                   {"priority",
-                   {{"priority_value", prio++}, {"retries", 0}, {"retry_durations", 3600}, {"verified_durations", 1}}}});
-  json pat = {{"org", opts_.org},
-              {"name", opts_.pattern},
-              {"label", ""},
-              {"description", ""},
-              {"public", false},
-              {"services",
-               {{{"serviceUrl", "https://" + opts_.org + ".example/" + opts_.service},
-                 {"serviceOrgid", opts_.org},
-                 {"serviceArch", "amd64"},
-                 {"agreementLess", false},
-                 {"serviceVersions", sv},
-                 {"nodeHealth", {{"missing_heartbeat_interval", 600}, {"check_agreement_status", 120}}}}}},
-              {"userInput", json::array()},
-              {"upgradePolicy",
-               {{"max_in_flight", max_in_flight}, {"batch_pause_s", batch_pause_s}, {"max_failures", max_failures}}}};
+                   {{"priority_value", prio++},
+                    {"retries", 0},
+                    {"retry_durations", 3600},
+                    {"verified_durations", 1}}}});
+  json pat = {
+      {"org", opts_.org},
+      {"name", opts_.pattern},
+      {"label", ""},
+      {"description", ""},
+      {"public", false},
+      {"services",
+       {{{"serviceUrl", "https://" + opts_.org + ".example/" + opts_.service},
+         {"serviceOrgid", opts_.org},
+         {"serviceArch", "amd64"},
+         {"agreementLess", false},
+         {"serviceVersions", sv},
+         {"nodeHealth", {{"missing_heartbeat_interval", 600}, {"check_agreement_status", 120}}}}}},
+      {"userInput", json::array()},
+      {"upgradePolicy",
+       {{"max_in_flight", max_in_flight},
+        {"batch_pause_s", batch_pause_s},
+        {"max_failures", max_failures}}}};
   auto file = dir_ / ("pattern-" + opts_.pattern + "-" + versions.front() + ".json");
   std::ofstream(file) << pat.dump(2);
   auto r = admin({"pattern", "publish", "-f", file.string()});
   ASSERT_EQ(r.exit, 0) << "pattern publish\n" << r.out << r.err;
 }
 
-void fleet::publish_pattern(const std::string& name, const std::string& service, const std::string& image,
-                            const std::filesystem::path& key_dir) {
+void fleet::publish_pattern(const std::string& name, const std::string& service,
+                            const std::string& image, const std::filesystem::path& key_dir) {
   const std::string url = "https://" + opts_.org + ".example/" + service;
-  json svc = {{"org", opts_.org},
-              {"label", service},
-              {"description", ""},
-              {"public", false},
-              {"url", url},
-              {"version", "1.0.0"},
-              {"arch", "amd64"},
-              {"sharable", "multiple"},
-              {"requiredServices", json::array()},
-              {"userInput", json::array()},
-              {"deployment",
-               {{"services", {{service, {{"image", "127.0.0.1:1/" + image + "@sha256:" + std::string(64, 'a')}}}}}}}};
+  json svc = {
+      {"org", opts_.org},
+      {"label", service},
+      {"description", ""},
+      {"public", false},
+      {"url", url},
+      {"version", "1.0.0"},
+      {"arch", "amd64"},
+      {"sharable", "multiple"},
+      {"requiredServices", json::array()},
+      {"userInput", json::array()},
+      {"deployment",
+       {{"services",
+         {{service, {{"image", "127.0.0.1:1/" + image + "@sha256:" + std::string(64, 'a')}}}}}}}};
   json pat = {{"org", opts_.org},
               {"name", name},
               {"label", ""},
@@ -298,12 +328,16 @@ void fleet::publish_pattern(const std::string& name, const std::string& service,
                  {"serviceVersions",
                   {{{"version", "1.0.0"},
                     {"priority",
-                     {{"priority_value", 1}, {"retries", 1}, {"retry_durations", 60}, {"verified_durations", 30}}}}}},
+                     {{"priority_value", 1},
+                      {"retries", 1},
+                      {"retry_durations", 60},
+                      {"verified_durations", 30}}}}}},
                  {"nodeHealth",
                   {{"missing_heartbeat_interval", opts_.missing_heartbeat_interval_s},
                    {"check_agreement_status", opts_.check_agreement_status_s}}}}}},
               {"userInput", json::array()}};
-  auto sfile = dir_ / ("service-" + service + ".json"), pfile = dir_ / ("pattern-" + name + ".json");
+  auto sfile = dir_ / ("service-" + service + ".json"),
+       pfile = dir_ / ("pattern-" + name + ".json");
   std::ofstream(sfile) << svc.dump(2);
   std::ofstream(pfile) << pat.dump(2);
   std::vector<std::string> publish{"service", "publish", "-f", sfile.string()};
@@ -333,19 +367,24 @@ run_result fleet::admin(std::vector<std::string> args) {
 
 // ---- agents
 
-std::filesystem::path fleet::agent_socket(size_t i) const { return dir_ / ("agent" + std::to_string(i)) / "agent.sock"; }
-std::filesystem::path fleet::agent_log(size_t i) const { return dir_ / ("agent" + std::to_string(i) + ".log"); }
+std::filesystem::path fleet::agent_socket(size_t i) const {
+  return dir_ / ("agent" + std::to_string(i)) / "agent.sock";
+}
+std::filesystem::path fleet::agent_log(size_t i) const {
+  return dir_ / ("agent" + std::to_string(i) + ".log");
+}
 
 size_t fleet::add_agent(bool trust_publisher) {
   size_t i = agents_.size();
   agents_.push_back({});
   agents_[i].trust_publisher = trust_publisher;
-  auto r = admin({"node", "create", node(i) + ":" + opts_.token_prefix + std::to_string(i), "--arch", "amd64"});
+  auto r = admin({"node", "create", node(i) + ":" + opts_.token_prefix + std::to_string(i),
+                  "--arch", "amd64"});
   EXPECT_EQ(r.exit, 0) << "node create\n" << r.out << r.err;
   start_agent(i);
   if (trust_publisher) {
-    r = hmq({"key", "import", "-k", signing_public_key().string(), "--name", "publisher", "--agent-socket",
-             agent_socket(i).string()});
+    r = hmq({"key", "import", "-k", signing_public_key().string(), "--name", "publisher",
+             "--agent-socket", agent_socket(i).string()});
     EXPECT_EQ(r.exit, 0) << "key import\n" << r.out << r.err;
   }
   return i;
@@ -357,10 +396,11 @@ void fleet::start_agent(size_t i) {
   a.proc.reset();
   std::vector<std::string> argv = opts_.agent_wrapper;
   const std::string uri = opts_.agent_broker_uri.empty() ? broker_.uri() : opts_.agent_broker_uri;
-  for (std::string arg : {agent_binary(), std::string("--broker"), uri, std::string("--exchange-key"), exchange_key(),
-                          std::string("--data-dir"), (dir_ / ("agent" + std::to_string(i))).string(),
-                          std::string("--finalize-timeout"), std::to_string(opts_.finalize_timeout_s),
-                          std::string("--log-level"), opts_.log_level}) {
+  for (std::string arg :
+       {agent_binary(), std::string("--broker"), uri, std::string("--exchange-key"), exchange_key(),
+        std::string("--data-dir"), (dir_ / ("agent" + std::to_string(i))).string(),
+        std::string("--finalize-timeout"), std::to_string(opts_.finalize_timeout_s),
+        std::string("--log-level"), opts_.log_level}) {
     argv.push_back(std::move(arg));
   }
   // agent_runtime is the one place to choose the runtime; a test that also passes --runtime in
@@ -372,8 +412,9 @@ void fleet::start_agent(size_t i) {
     argv.insert(argv.end(), {"--runtime", opts_.agent_runtime});
   argv.insert(argv.end(), extra.begin(), extra.end());
   a.proc.emplace(process::start({argv, {}, agent_log(i)}));
-  EXPECT_TRUE(eventually([&] { return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false); }))
-      << tail(agent_log(i));
+  EXPECT_TRUE(eventually([&] {
+    return agent_call(i, {{"op", "node_status"}}).value("broker_connected", false);
+  })) << tail(agent_log(i));
 }
 
 void fleet::kill_agent(size_t i) {
@@ -383,7 +424,9 @@ void fleet::kill_agent(size_t i) {
   a.proc->wait_for(10s);
 }
 
-json fleet::agent_call(size_t i, const json& req) { return control_call(agent_socket(i), req); }
+json fleet::agent_call(size_t i, const json& req) {
+  return control_call(agent_socket(i), req);
+}
 
 json fleet::agent_agreements(size_t i) {
   json r = agent_call(i, {{"op", "agreement_list"}});
@@ -391,9 +434,10 @@ json fleet::agent_agreements(size_t i) {
 }
 
 run_result fleet::register_node(size_t i, const std::string& pattern) {
-  return hmq({"register", "--node", qualified_node(i), "--token", opts_.token_prefix + std::to_string(i), "--pattern",
-              opts_.org + "/" + (pattern.empty() ? opts_.pattern : pattern), "--arch", "amd64", "--agent-socket",
-              agent_socket(i).string()});
+  return hmq({"register", "--node", qualified_node(i), "--token",
+              opts_.token_prefix + std::to_string(i), "--pattern",
+              opts_.org + "/" + (pattern.empty() ? opts_.pattern : pattern), "--arch", "amd64",
+              "--agent-socket", agent_socket(i).string()});
 }
 
 run_result fleet::unregister_node(size_t i) {
@@ -402,8 +446,12 @@ run_result fleet::unregister_node(size_t i) {
 
 // ---- agbot
 
-std::filesystem::path fleet::agbot_socket() const { return dir_ / "agbot" / "agbot.sock"; }
-std::filesystem::path fleet::agbot_log() const { return dir_ / "agbot.log"; }
+std::filesystem::path fleet::agbot_socket() const {
+  return dir_ / "agbot" / "agbot.sock";
+}
+std::filesystem::path fleet::agbot_log() const {
+  return dir_ / "agbot.log";
+}
 
 void fleet::start_agbot() {
   if (agbot_ && agbot_->is_running()) return;
@@ -412,15 +460,32 @@ void fleet::start_agbot() {
   // A socket file left by a killed agbot would make the new one fail to bind.
   std::error_code ec;
   std::filesystem::remove(agbot_socket(), ec);
-  std::vector<std::string> argv{agbot_binary(), "--broker", broker_.uri(), "--exchange-key", exchange_key(),
-                                "--org", opts_.org, "--id", "bot1", "--data-dir", (dir_ / "agbot").string(),
-                                "--control-socket", agbot_socket().string(), "--reply-timeout", opts_.reply_timeout,
-                                "--retry-backoff-min", opts_.retry_min, "--retry-backoff-max", opts_.retry_max,
-                                "--log-level", opts_.log_level};
+  std::vector<std::string> argv{agbot_binary(),
+                                "--broker",
+                                broker_.uri(),
+                                "--exchange-key",
+                                exchange_key(),
+                                "--org",
+                                opts_.org,
+                                "--id",
+                                "bot1",
+                                "--data-dir",
+                                (dir_ / "agbot").string(),
+                                "--control-socket",
+                                agbot_socket().string(),
+                                "--reply-timeout",
+                                opts_.reply_timeout,
+                                "--retry-backoff-min",
+                                opts_.retry_min,
+                                "--retry-backoff-max",
+                                opts_.retry_max,
+                                "--log-level",
+                                opts_.log_level};
   argv.insert(argv.end(), opts_.agbot_args.begin(), opts_.agbot_args.end());
   agbot_.emplace(process::start({argv, {{"HMQ_AGBOT_TOKEN", opts_.agbot_token}}, agbot_log()}));
-  EXPECT_TRUE(eventually([&] { return agbot_call({{"op", "agreement.list"}}).value("ok", false); }))
-      << tail(agbot_log());
+  EXPECT_TRUE(eventually([&] {
+    return agbot_call({{"op", "agreement.list"}}).value("ok", false);
+  })) << tail(agbot_log());
 }
 
 void fleet::kill_agbot() {
@@ -429,9 +494,13 @@ void fleet::kill_agbot() {
   agbot_->wait_for(10s);
 }
 
-bool fleet::agbot_running() { return agbot_ && agbot_->is_running(); }
+bool fleet::agbot_running() {
+  return agbot_ && agbot_->is_running();
+}
 
-json fleet::agbot_call(const json& req) { return control_call(agbot_socket(), req); }
+json fleet::agbot_call(const json& req) {
+  return control_call(agbot_socket(), req);
+}
 
 json fleet::agbot_agreements(bool all) {
   json req{{"op", "agreement.list"}};
@@ -465,7 +534,8 @@ std::string fleet::wait_agent_finalized(size_t i, std::chrono::milliseconds time
         json live = json::array();
         for (const auto& a : agent_agreements(i))
           if (a.value("state", "") != "cancelled") live.push_back(a);
-        if (live.size() == 1 && live[0].value("state", "") == "finalized" && live[0].value("exchange_synced", false)) {
+        if (live.size() == 1 && live[0].value("state", "") == "finalized" &&
+            live[0].value("exchange_synced", false)) {
           id = live[0].value("id", "");
           return true;
         }
@@ -475,20 +545,24 @@ std::string fleet::wait_agent_finalized(size_t i, std::chrono::milliseconds time
   return id;
 }
 
-bool fleet::wait_agbot_finalized(size_t i, const std::string& id, std::chrono::milliseconds timeout) {
+bool fleet::wait_agbot_finalized(size_t i, const std::string& id,
+                                 std::chrono::milliseconds timeout) {
   return eventually(
       [&] {
         json l = agbot_agreements_of(i);
-        return l.size() == 1 && l[0].value("id", "") == id && l[0].value("state", "") == "finalized";
+        return l.size() == 1 && l[0].value("id", "") == id &&
+               l[0].value("state", "") == "finalized";
       },
       timeout);
 }
 
-bool fleet::wait_exchange_finalized(size_t i, const std::string& id, std::chrono::milliseconds timeout) {
+bool fleet::wait_exchange_finalized(size_t i, const std::string& id,
+                                    std::chrono::milliseconds timeout) {
   return eventually(
       [&] {
         json l = exchange_agreements(i);
-        return l.size() == 1 && l[0].value("id", "") == id && l[0].value("state", "") == "finalized";
+        return l.size() == 1 && l[0].value("id", "") == id &&
+               l[0].value("state", "") == "finalized";
       },
       timeout, 100ms);
 }
@@ -502,8 +576,10 @@ std::string fleet::wait_finalized_everywhere(size_t i, std::chrono::milliseconds
 }
 
 std::string fleet::logs() {
-  std::string s = "---- exchange:\n" + tail(exchange_->log_file()) + "---- agbot:\n" + tail(agbot_log());
-  for (size_t i = 0; i < agents_.size(); ++i) s += "---- agent " + std::to_string(i) + ":\n" + tail(agent_log(i));
+  std::string s =
+      "---- exchange:\n" + tail(exchange_->log_file()) + "---- agbot:\n" + tail(agbot_log());
+  for (size_t i = 0; i < agents_.size(); ++i)
+    s += "---- agent " + std::to_string(i) + ":\n" + tail(agent_log(i));
   return s;
 }
 

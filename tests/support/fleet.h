@@ -4,13 +4,12 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/support/mosquitto.h"
 #include "tests/support/process.h"
@@ -99,12 +98,12 @@ struct fleet_options {
   bool start_agbot = true;  // else start_agbot() later
   // Names; long and distinctive so a byte search of the wire cannot match by chance.
   std::string org = "acme";
-  std::string pattern = "gps";           // the pattern the agbot serves
-  std::string service = "gps";           // service https://<org>.example/<service>
-  std::string node_prefix = "node";      // nodes <prefix>0, <prefix>1, ...
-  std::string token_prefix = "tok";      // node tokens <token_prefix>0, ...
+  std::string pattern = "gps";       // the pattern the agbot serves
+  std::string service = "gps";       // service https://<org>.example/<service>
+  std::string node_prefix = "node";  // nodes <prefix>0, <prefix>1, ...
+  std::string token_prefix = "tok";  // node tokens <token_prefix>0, ...
   std::string agbot_token = "bottok";
-  std::string image = "gpsimage";        // 127.0.0.1:1/<image>@sha256:aa..
+  std::string image = "gpsimage";  // 127.0.0.1:1/<image>@sha256:aa..
   // `hmq exchange service publish -r` (REGISTRY:USER:TOKEN), empty for none.
   std::string registry_auth;
   // hmq-agbot flags.
@@ -123,7 +122,7 @@ struct fleet_options {
   // Further flags for agent i only (after agent_args), e.g. one docker agent in a memory fleet:
   // a --runtime here wins over agent_runtime.
   std::map<size_t, std::vector<std::string>> agent_args_of;
-  std::vector<std::string> agbot_args;  // extra hmq-agbot flags
+  std::vector<std::string> agbot_args;     // extra hmq-agbot flags
   std::vector<std::string> exchange_args;  // extra hmq-exchange flags
   // When set, publishes the pattern the agbot serves (opts.pattern) instead of the default
   // one-service pattern with a fake image; called once the org, admin and signing key exist.
@@ -167,14 +166,15 @@ class fleet {
   run_result admin(std::vector<std::string> args);
   // Publish service https://<org>.example/<service> (image 127.0.0.1:1/<image>@sha256:...) and
   // pattern `name` using it, signed with the key in `key_dir` (default: hmq key create's).
-  void publish_pattern(const std::string& name, const std::string& service, const std::string& image,
-                       const std::filesystem::path& key_dir = {});
+  void publish_pattern(const std::string& name, const std::string& service,
+                       const std::string& image, const std::filesystem::path& key_dir = {});
 
   // Upgrades (docs/agbot.md "Rollouts"): publish version `version` of the served service (same
   // image) with extra container `environment` (e.g. the memory runtime's TEST-ONLY
   // HMQ_TEST_CRASH=1), then republish the served pattern listing `versions`, most preferred
   // first (priority 1, 2, ...; retries 0), with an upgradePolicy.
-  void publish_service_version(const std::string& version, const std::vector<std::string>& environment = {});
+  void publish_service_version(const std::string& version,
+                               const std::vector<std::string>& environment = {});
   void publish_pattern_versions(const std::vector<std::string>& versions, unsigned max_in_flight,
                                 unsigned batch_pause_s, unsigned max_failures);
 
@@ -216,7 +216,8 @@ class fleet {
   // ---- waits
   // Agent i has exactly one live agreement, finalized and synced to the exchange; returns its
   // id, or "" on timeout.
-  std::string wait_agent_finalized(size_t i, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  std::string wait_agent_finalized(size_t i,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // The agbot lists agreement `id` as finalized (and no other live one for node i).
   bool wait_agbot_finalized(size_t i, const std::string& id,
                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
@@ -224,7 +225,8 @@ class fleet {
   bool wait_exchange_finalized(size_t i, const std::string& id,
                                std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // All three; returns the agreement id or "".
-  std::string wait_finalized_everywhere(size_t i, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  std::string wait_finalized_everywhere(
+      size_t i, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
   // Every process's log, for failure messages.
   std::string logs();

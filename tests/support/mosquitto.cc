@@ -68,10 +68,13 @@ mosquitto_broker::mosquitto_broker(broker_options o) : opts_(std::move(o)), dir_
 
 mosquitto_broker::~mosquitto_broker() = default;  // process destructor: SIGKILL + reap
 
-std::string mosquitto_broker::uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+std::string mosquitto_broker::uri() const {
+  return "tcp://127.0.0.1:" + std::to_string(port_);
+}
 
 void mosquitto_broker::write_config() {
-  const std::filesystem::path shipped = std::filesystem::path(HMQ_SOURCE_DIR) / "broker-config" / "mosquitto.conf";
+  const std::filesystem::path shipped =
+      std::filesystem::path(HMQ_SOURCE_DIR) / "broker-config" / "mosquitto.conf";
   std::ifstream in(shipped);
   if (!in) throw std::runtime_error("cannot read " + shipped.string());
   std::ostringstream out;
@@ -142,10 +145,13 @@ void mosquitto_broker::restart() {
     if (launch()) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
-  throw std::runtime_error("mosquitto could not re-bind port " + std::to_string(port_) + "; log:\n" + log());
+  throw std::runtime_error("mosquitto could not re-bind port " + std::to_string(port_) +
+                           "; log:\n" + log());
 }
 
-bool mosquitto_broker::running() { return proc_ && proc_->is_running(); }
+bool mosquitto_broker::running() {
+  return proc_ && proc_->is_running();
+}
 
 void mosquitto_broker::save_now() {
   if (proc_) proc_->kill(SIGUSR1);
@@ -155,7 +161,8 @@ namespace {
 
 size_t count_of(const std::string& text, std::string_view needle) {
   size_t n = 0;
-  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) ++n;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
@@ -186,6 +193,8 @@ bool mosquitto_broker::wait_for_autosave(std::chrono::milliseconds timeout) {
   return false;
 }
 
-std::string mosquitto_broker::log() const { return read_file(log_file()); }
+std::string mosquitto_broker::log() const {
+  return read_file(log_file());
+}
 
 }  // namespace hmq::test

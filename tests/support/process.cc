@@ -147,7 +147,9 @@ process& process::operator=(process&& o) noexcept {
   return *this;
 }
 
-process::~process() { reset(); }
+process::~process() {
+  reset();
+}
 
 void process::reset() {
   if (pid_ > 0 && !status_) {
@@ -199,7 +201,9 @@ std::optional<int> process::wait_for(std::chrono::milliseconds timeout) {
   }
 }
 
-bool process::is_running() { return pid_ > 0 && !try_reap(); }
+bool process::is_running() {
+  return pid_ > 0 && !try_reap();
+}
 
 std::string describe_wait_status(int status) {
   if (WIFEXITED(status)) return "exited with " + std::to_string(WEXITSTATUS(status));

@@ -22,9 +22,9 @@ struct process_spec {
 
 // A child process owned by a test. Lifecycle: start() forks and execs (throws if the program
 // cannot be executed, with the exec errno); the destructor sends SIGKILL and reaps, so a failing
-// test never leaks a broker. The child also gets SIGKILL if the test process dies (PR_SET_PDEATHSIG;
-// start it from a thread that lives as long as the process, normally the test's main thread).
-// Not thread-safe: one owner thread.
+// test never leaks a broker. The child also gets SIGKILL if the test process dies
+// (PR_SET_PDEATHSIG; start it from a thread that lives as long as the process, normally the test's
+// main thread). Not thread-safe: one owner thread.
 class process {
  public:
   static process start(const process_spec& spec);

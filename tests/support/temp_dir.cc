@@ -15,7 +15,8 @@ namespace hmq::test {
 
 temp_dir::temp_dir(std::string_view prefix) {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) + "-XXXXXX";
+  std::string tmpl =
+      std::string(base && *base ? base : "/tmp") + "/" + std::string(prefix) + "-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr)
     throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
   path_ = tmpl;

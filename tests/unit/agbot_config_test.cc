@@ -23,9 +23,19 @@ TEST(agbot_config, parses_durations_with_units_and_rejects_junk) {
 
 TEST(agbot_config, flags_fill_config_and_token_falls_back_to_environment) {
   ::setenv("HMQ_AGBOT_TOKEN", "from-env", 1);
-  const char* argv[] = {"hmq-agbot", "--exchange-key", "@/tmp/x.pub", "--org", "acme", "--id",
-                        "ab1", "--reply-timeout", "5s", "--retry-backoff-min", "1s",
-                        "--max-concurrent", "7"};
+  const char* argv[] = {"hmq-agbot",
+                        "--exchange-key",
+                        "@/tmp/x.pub",
+                        "--org",
+                        "acme",
+                        "--id",
+                        "ab1",
+                        "--reply-timeout",
+                        "5s",
+                        "--retry-backoff-min",
+                        "1s",
+                        "--max-concurrent",
+                        "7"};
   app_config c;
   EXPECT_EQ(parse_args(13, argv, c), -1);
   EXPECT_EQ(c.org, "acme");

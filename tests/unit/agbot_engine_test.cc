@@ -26,14 +26,16 @@ core::crypto::public_key key_of(uint8_t b) {
 
 const core::crypto::public_key exchange_key = key_of(0xee);
 
-core::error err(errc e) { return {make_error_code(e), {}}; }
+core::error err(errc e) {
+  return {make_error_code(e), {}};
+}
 
 // In-memory exchange: answers synchronously from maps and counts writes.
 class fake_exchange final : public exchange_api {
  public:
   fb::AgbotT agbot;
-  std::map<std::string, fb::PatternT> patterns;     // "org/name"
-  std::map<std::string, fb::NodeT> nodes;           // "org/id"
+  std::map<std::string, fb::PatternT> patterns;  // "org/name"
+  std::map<std::string, fb::NodeT> nodes;        // "org/id"
   std::vector<fb::ServiceT> services;
   std::map<std::string, fb::AgreementRecordT> agreements;  // by id
   int puts = 0;
@@ -233,7 +235,8 @@ class agbot_engine_test : public ::testing::Test {
     }
     x_.services.push_back(std::move(gps));
     x_.services.push_back(service("gps", "1.0.0"));
-    for (auto v : {"0.9.0", "1.0.0", "1.4.2", "2.0.0"}) x_.services.push_back(service("location", v));
+    for (auto v : {"0.9.0", "1.0.0", "1.4.2", "2.0.0"})
+      x_.services.push_back(service("location", v));
     x_.services.push_back(service("location", "1.9.0", "arm64"));
   }
 
@@ -398,7 +401,8 @@ TEST_F(agbot_engine_test, node_registered_event_with_inputs_proposes_without_a_n
   ASSERT_EQ(ps.size(), 1u);
   EXPECT_EQ(out_.of(fb::Body::Proposal)[0]->to, key_of(1));
   std::map<std::string, std::string> inputs;
-  for (const auto* v : *ps[0]->services()->Get(0)->user_inputs()) inputs[v->name()->str()] = v->value()->str();
+  for (const auto* v : *ps[0]->services()->Get(0)->user_inputs())
+    inputs[v->name()->str()] = v->value()->str();
   EXPECT_EQ(inputs["HZN_MODE"], "from-event");
   EXPECT_EQ(inputs["HZN_RATE"], "10");
 }
@@ -586,9 +590,10 @@ TEST_F(agbot_engine_test, agreement_verify_is_answered_from_the_node_only) {
   start();
   auto id = proposals().at(0)->agreement_id()->str();
   auto verify = [&](uint8_t from, const std::string& aid) {
-    deliver(inbound(key_of(from), fb::Body::AgreementVerify, [&](flatbuffers::FlatBufferBuilder& b) {
-      return fb::CreateAgreementVerifyDirect(b, aid.c_str()).Union();
-    }));
+    deliver(
+        inbound(key_of(from), fb::Body::AgreementVerify, [&](flatbuffers::FlatBufferBuilder& b) {
+          return fb::CreateAgreementVerifyDirect(b, aid.c_str()).Union();
+        }));
   };
   verify(1, id);
   verify(9, id);
@@ -730,7 +735,8 @@ TEST_F(agbot_engine_test, queued_node_is_proposed_with_the_newest_event_inputs) 
   ASSERT_EQ(ps.size(), 2u);
   EXPECT_EQ(ps[1]->node_id()->str(), "n2");
   std::map<std::string, std::string> inputs;
-  for (const auto* v : *ps[1]->services()->Get(0)->user_inputs()) inputs[v->name()->str()] = v->value()->str();
+  for (const auto* v : *ps[1]->services()->Get(0)->user_inputs())
+    inputs[v->name()->str()] = v->value()->str();
   EXPECT_EQ(inputs["HZN_MODE"], "new");
 }
 
@@ -766,7 +772,8 @@ TEST_F(agbot_engine_test, stale_node_is_cancelled_208_and_proposed_again_when_on
     deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
       auto k = key_of(1);
       std::vector<uint8_t> kv(k.begin(), k.end());
-      return fb::CreateEventDirect(b, kind, 3, "acme", "n1", "acme/gps", &kv, "mailbox", "amd64").Union();
+      return fb::CreateEventDirect(b, kind, 3, "acme", "n1", "acme/gps", &kv, "mailbox", "amd64")
+          .Union();
     }));
   };
   node_event(fb::EventKind::node_offline);  // last will only: the node may be restarting
@@ -798,9 +805,10 @@ TEST_F(agbot_engine_test, agreement_the_node_lost_is_cancelled_209) {
   ASSERT_EQ(verifies.size(), 1u);
   EXPECT_EQ(verifies[0]->to, key_of(1));
   auto lost = [&](uint8_t from) {
-    deliver(inbound(key_of(from), fb::Body::AgreementVerifyReply, [&](flatbuffers::FlatBufferBuilder& b) {
-      return fb::CreateAgreementVerifyReplyDirect(b, id.c_str(), false).Union();
-    }));
+    deliver(inbound(key_of(from), fb::Body::AgreementVerifyReply,
+                    [&](flatbuffers::FlatBufferBuilder& b) {
+                      return fb::CreateAgreementVerifyReplyDirect(b, id.c_str(), false).Union();
+                    }));
   };
   lost(9);
   EXPECT_EQ(engine_->live_agreements().size(), 1u);
@@ -890,4 +898,3 @@ TEST_F(agbot_upgrade_test, failed_upgrade_keeps_the_old_agreement_and_never_retr
 
 }  // namespace
 }  // namespace hmq::agbot
-

@@ -1,7 +1,5 @@
 // The rollout state machine (agbot/rollout.h) on a manual scheduler: batching by max_in_flight,
 // the pause between batches, halting at max_failures, Horizon priority fallback and persistence.
-#include "agbot/rollout.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
@@ -9,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agbot/rollout.h"
 #include "core/loop/loop.h"
 #include "core/store/store.h"
 
@@ -20,10 +19,12 @@ using namespace std::chrono_literals;
 const std::string pattern_key = "acme/gps";
 const std::string service = "acme/https://acme.example/gps";
 
-std::string slot(int i) { return "acme/node" + std::to_string(i) + "|" + pattern_key + "|" + service; }
+std::string slot(int i) {
+  return "acme/node" + std::to_string(i) + "|" + pattern_key + "|" + service;
+}
 
-fb::PatternT make_pattern(const std::vector<std::string>& versions, uint32_t max_in_flight, uint32_t pause_s,
-                          uint32_t max_failures, int retries = 0) {
+fb::PatternT make_pattern(const std::vector<std::string>& versions, uint32_t max_in_flight,
+                          uint32_t pause_s, uint32_t max_failures, int retries = 0) {
   fb::PatternT p;
   p.org = "acme";
   p.name = "gps";
@@ -167,7 +168,8 @@ TEST(rollout_controller, failed_version_falls_back_to_the_next_priority) {
 
 TEST(rollout_controller, retries_a_version_as_often_as_its_priority_allows) {
   harness h;
-  h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 0, 0, /*retries=*/1), pattern_key, fleet_on("1.0.0", 1));
+  h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 0, 0, /*retries=*/1), pattern_key,
+            fleet_on("1.0.0", 1));
   ASSERT_EQ(h.started.size(), 1u);
   h.failed(0, "1.1.0");
   ASSERT_EQ(h.started.size(), 2u);  // one retry of the same version
@@ -235,7 +237,8 @@ TEST(rollout_controller, resumes_a_rollout_stopped_during_its_batch_pause) {
   }
   harness h(&*db);
   ASSERT_TRUE(h.rc.load());
-  h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 10, 0), pattern_key, {{slot(0), "1.1.0", false}, {slot(1), "1.0.0", false}});
+  h.rc.plan(make_pattern({"1.1.0", "1.0.0"}, 1, 10, 0), pattern_key,
+            {{slot(0), "1.1.0", false}, {slot(1), "1.0.0", false}});
   h.loop.advance(10s);
   ASSERT_EQ(h.started.size(), 1u);
   EXPECT_EQ(h.started[0].first, slot(1));

@@ -1,6 +1,6 @@
-#include <optional>
-
 #include <gtest/gtest.h>
+
+#include <optional>
 
 #include "agent/control_api.h"
 #include "core/loop/loop.h"
@@ -17,11 +17,17 @@ class ok_exchange final : public exchange_api {
     post(std::move(cb));
   }
   void unregister_node(const node_identity&, done_fn cb) override { post(std::move(cb)); }
-  void put_agreement(const node_identity&, const fb::AgreementRecordT&, done_fn cb) override { post(std::move(cb)); }
-  void delete_agreement(const node_identity&, const std::string&, done_fn cb) override { post(std::move(cb)); }
+  void put_agreement(const node_identity&, const fb::AgreementRecordT&, done_fn cb) override {
+    post(std::move(cb));
+  }
+  void delete_agreement(const node_identity&, const std::string&, done_fn cb) override {
+    post(std::move(cb));
+  }
   void get_agbot_key(const node_identity&, const std::string&, const std::string&,
                      std::function<void(result<crypto::public_key>)> cb) override {
-    loop_.post([cb = std::move(cb)] { cb(core::error{make_error_code(errc::bad_request), "none"}); });
+    loop_.post([cb = std::move(cb)] {
+      cb(core::error{make_error_code(errc::bad_request), "none"});
+    });
   }
   std::optional<node_registration> last;
 
@@ -48,8 +54,9 @@ class agent_control_api : public ::testing::Test {
 
   json call(json req) {
     std::optional<json> out;
-    core::control::dispatch_line(req.dump(), [&](const json& r, core::control::reply_fn reply) { api_.handle(r, reply); },
-                                 [&](json r) { out = std::move(r); });
+    core::control::dispatch_line(
+        req.dump(), [&](const json& r, core::control::reply_fn reply) { api_.handle(r, reply); },
+        [&](json r) { out = std::move(r); });
     loop_.run_pending();
     return out.value_or(json());
   }
@@ -64,16 +71,17 @@ class agent_control_api : public ::testing::Test {
 };
 
 TEST_F(agent_control_api, register_persists_and_sends_user_input_to_the_exchange) {
-  json r = call({{"op", "register"},
-                 {"node", "acme/node1"},
-                 {"token", "t"},
-                 {"pattern", "hub/gps"},
-                 {"arch", "arm64"},
-                 {"user_input",
-                  json::array({{{"serviceOrgid", "hub"},
-                                {"serviceUrl", "https://acme.com/gps"},
-                                {"inputs", json::array({{{"name", "PORT"}, {"value", 8080}},
-                                                        {{"name", "DEBUG"}, {"value", true}}})}}})}});
+  json r =
+      call({{"op", "register"},
+            {"node", "acme/node1"},
+            {"token", "t"},
+            {"pattern", "hub/gps"},
+            {"arch", "arm64"},
+            {"user_input",
+             json::array({{{"serviceOrgid", "hub"},
+                           {"serviceUrl", "https://acme.com/gps"},
+                           {"inputs", json::array({{{"name", "PORT"}, {"value", 8080}},
+                                                   {{"name", "DEBUG"}, {"value", true}}})}}})}});
   ASSERT_EQ(r["ok"], true) << r.dump();
   ASSERT_TRUE(x_.last);
   EXPECT_EQ(x_.last->node.org, "acme");
@@ -89,17 +97,25 @@ TEST_F(agent_control_api, register_persists_and_sends_user_input_to_the_exchange
 }
 
 TEST_F(agent_control_api, register_refuses_bad_names_and_second_identity) {
-  EXPECT_EQ(call({{"op", "register"}, {"node", "nodeonly"}, {"token", "t"}, {"pattern", "hub/gps"}})["ok"], false);
-  EXPECT_EQ(call({{"op", "register"}, {"node", "a/b"}, {"token", "t"}, {"pattern", "gps"}})["ok"], false);
+  EXPECT_EQ(
+      call(
+          {{"op", "register"}, {"node", "nodeonly"}, {"token", "t"}, {"pattern", "hub/gps"}})["ok"],
+      false);
+  EXPECT_EQ(call({{"op", "register"}, {"node", "a/b"}, {"token", "t"}, {"pattern", "gps"}})["ok"],
+            false);
   EXPECT_EQ(call({{"op", "register"}, {"node", "a/b"}, {"pattern", "hub/gps"}})["ok"], false);
-  ASSERT_EQ(call({{"op", "register"}, {"node", "a/b"}, {"token", "t"}, {"pattern", "hub/gps"}})["ok"], true);
+  ASSERT_EQ(
+      call({{"op", "register"}, {"node", "a/b"}, {"token", "t"}, {"pattern", "hub/gps"}})["ok"],
+      true);
   json again = call({{"op", "register"}, {"node", "a/c"}, {"token", "t"}, {"pattern", "hub/gps"}});
   EXPECT_EQ(again["ok"], false);
   EXPECT_NE(again["error"].get<std::string>().find("unregister"), std::string::npos);
 }
 
 TEST_F(agent_control_api, register_defaults_arch_to_this_machine) {
-  ASSERT_EQ(call({{"op", "register"}, {"node", "a/b"}, {"token", "t"}, {"pattern", "hub/gps"}})["ok"], true);
+  ASSERT_EQ(
+      call({{"op", "register"}, {"node", "a/b"}, {"token", "t"}, {"pattern", "hub/gps"}})["ok"],
+      true);
   EXPECT_EQ(x_.last->arch, host_arch());
 }
 
@@ -125,7 +141,8 @@ TEST_F(agent_control_api, agreement_list_is_empty_array_at_first) {
 }
 
 TEST(agent_user_input, parses_hzn_input_file_form) {
-  auto r = parse_user_input(json::parse(R"j({"services":[{"org":"hub","url":"u","versionRange":"[1.0.0,2.0.0)",
+  auto r = parse_user_input(
+      json::parse(R"j({"services":[{"org":"hub","url":"u","versionRange":"[1.0.0,2.0.0)",
       "variables":{"A":"x","B":[1,2],"C":1.5}}]})j"));
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->size(), 1u);
@@ -135,8 +152,9 @@ TEST(agent_user_input, parses_hzn_input_file_form) {
 }
 
 TEST(agent_user_input, rejects_malformed_shapes) {
-  for (const char* bad : {R"(5)", R"([1])", R"([{"inputs":[]}])", R"([{"serviceUrl":"u","inputs":[{"value":1}]}])",
-                          R"({"services":{}})", R"({"services":[{"url":"u","variables":[]}]})"}) {
+  for (const char* bad :
+       {R"(5)", R"([1])", R"([{"inputs":[]}])", R"([{"serviceUrl":"u","inputs":[{"value":1}]}])",
+        R"({"services":{}})", R"({"services":[{"url":"u","variables":[]}]})"}) {
     EXPECT_FALSE(parse_user_input(json::parse(bad)).ok()) << bad;
   }
   EXPECT_TRUE(parse_user_input(json()).ok());

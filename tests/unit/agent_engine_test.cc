@@ -1,11 +1,11 @@
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "agent/engine.h"
 #include "core/crypto/crypto.h"
@@ -90,7 +90,8 @@ class fake_outbox final : public outbox {
     std::vector<uint8_t> bytes;
     const fb::Message* message() const { return fb::GetMessage(bytes.data()); }
   };
-  void send(const crypto::public_key& to, fb::Body type, const body_builder& body, done_fn done) override {
+  void send(const crypto::public_key& to, fb::Body type, const body_builder& body,
+            done_fn done) override {
     flatbuffers::FlatBufferBuilder b;
     auto off = body(b);
     fb::FinishMessageBuffer(b, fb::CreateMessage(b, ++id_, 0, 0, 0, type, off));
@@ -369,7 +370,8 @@ TEST_F(agent_engine, proposal_from_a_key_that_is_not_the_named_agbot_is_dropped)
   EXPECT_TRUE(store_.agreements().value().empty());
 }
 
-TEST_F(agent_engine, second_proposal_from_a_known_agbot_needs_no_key_lookup_and_a_changed_key_is_looked_up) {
+TEST_F(agent_engine,
+       second_proposal_from_a_known_agbot_needs_no_key_lookup_and_a_changed_key_is_looked_up) {
   auto numbered = [&](const char* id) {
     auto p = proposal(id);
     p.services[0] = service(std::string("https://acme.com/s") + id);
@@ -535,7 +537,8 @@ TEST_F(agent_engine, runtime_failure_cancels_with_103) {
   loop_.run_pending();
   e.on_message(reply_ack(agbot_, agreement_a));
   loop_.run_pending();
-  ASSERT_TRUE(manual.finish(agreement_a, core::error{make_error_code(errc::bad_request), "pull failed"}));
+  ASSERT_TRUE(
+      manual.finish(agreement_a, core::error{make_error_code(errc::bad_request), "pull failed"}));
   loop_.run_pending();
   ASSERT_EQ(out_.cancels().size(), 1u);
   EXPECT_EQ(out_.cancels()[0]->reason(), fb::CancelReason::container_failure);
@@ -614,7 +617,8 @@ TEST_F(agent_engine, prunes_old_cancelled_agreements_beyond_the_kept_history) {
   opts_.prune_after = 1h;
   make_engine();
   // Three agreements accepted, finalized and cancelled by the agbot, one after the other.
-  std::vector<std::string> ids = {std::string(31, '1') + "a", std::string(31, '2') + "b", std::string(31, '3') + "c"};
+  std::vector<std::string> ids = {std::string(31, '1') + "a", std::string(31, '2') + "b",
+                                  std::string(31, '3') + "c"};
   for (const auto& id : ids) {
     deliver(proposal_msg(proposal(id)));
     deliver(reply_ack(agbot_, id));
@@ -635,7 +639,8 @@ TEST_F(agent_engine, prunes_old_cancelled_agreements_beyond_the_kept_history) {
   EXPECT_EQ(kept, (std::set<std::string>{ids[2], fourth}));
   EXPECT_EQ(eng_->stats().pruned, 2u);
   auto in_memory = eng_->agreements();
-  EXPECT_TRUE(std::none_of(in_memory.begin(), in_memory.end(), [&](const stored_agreement& a) { return a.id == ids[0]; }));
+  EXPECT_TRUE(std::none_of(in_memory.begin(), in_memory.end(),
+                           [&](const stored_agreement& a) { return a.id == ids[0]; }));
 }
 
 class agent_upgrade : public agent_engine {
@@ -711,10 +716,12 @@ TEST_F(agent_upgrade, restores_the_previous_version_when_the_new_one_crash_loops
   EXPECT_EQ(eng_->stats().rollbacks, 1u);
   auto log = eng_->events().list(agreement_b, 100);
   ASSERT_TRUE(log.ok()) << log.err().message();
-  EXPECT_TRUE(std::any_of(log->begin(), log->end(), [](const event_record& e) { return e.kind == "container_crashed"; }))
-      << "the crash is not in the event log";
-  EXPECT_TRUE(std::any_of(log->begin(), log->end(), [](const event_record& e) { return e.kind == "upgrade_rolled_back"; }))
-      << "the rollback is not in the event log";
+  EXPECT_TRUE(std::any_of(log->begin(), log->end(), [](const event_record& e) {
+    return e.kind == "container_crashed";
+  })) << "the crash is not in the event log";
+  EXPECT_TRUE(std::any_of(log->begin(), log->end(), [](const event_record& e) {
+    return e.kind == "upgrade_rolled_back";
+  })) << "the rollback is not in the event log";
   loop_.advance(2s);  // the window's end changes nothing any more
   EXPECT_TRUE(cancels_of(agreement_a).empty());
 }
@@ -759,4 +766,3 @@ TEST_F(agent_upgrade, the_superseded_agreement_does_not_block_an_exclusive_servi
 
 }  // namespace
 }  // namespace hmq::agent
-

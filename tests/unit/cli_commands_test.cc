@@ -1,10 +1,10 @@
 // The CLI in-process, for everything that is decided before any connection is made: input
 // files, flags, key files. No sockets: each case fails (or succeeds) before connecting.
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "cli/commands.h"
 #include "exchange_client/client.h"
@@ -29,8 +29,8 @@ class cli_commands : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() /
-           ("hmq-cli-unit-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           ("hmq-cli-unit-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -44,15 +44,18 @@ class cli_commands : public ::testing::Test {
 TEST_F(cli_commands, unknown_sharable_is_an_input_error_naming_the_field) {
   auto f = write("service.definition.json",
                  R"({"url":"u","version":"1","arch":"amd64","sharable":"shared","deployment":{}})");
-  auto r = run_cli({"exchange", "--exchange-key", std::string(44, 'A'), "-u", "o/u:p", "service", "publish", "-f", f});
+  auto r = run_cli({"exchange", "--exchange-key", std::string(44, 'A'), "-u", "o/u:p", "service",
+                    "publish", "-f", f});
   EXPECT_EQ(r.code, exit_usage);
-  EXPECT_NE(r.err.find("service.definition.json: field 'sharable': must be one of exclusive, singleton, multiple (got 'shared')"),
+  EXPECT_NE(r.err.find("service.definition.json: field 'sharable': must be one of exclusive, "
+                       "singleton, multiple (got 'shared')"),
             std::string::npos)
       << r.err;
 }
 
 TEST_F(cli_commands, missing_file_is_an_input_error) {
-  auto r = run_cli({"exchange", "-u", "o/u:p", "pattern", "publish", "-f", (dir_ / "nope.json").string()});
+  auto r = run_cli(
+      {"exchange", "-u", "o/u:p", "pattern", "publish", "-f", (dir_ / "nope.json").string()});
   EXPECT_EQ(r.code, exit_usage);
   EXPECT_NE(r.err.find("nope.json"), std::string::npos) << r.err;
 }
@@ -88,9 +91,12 @@ TEST_F(cli_commands, key_create_refuses_to_overwrite) {
 
 TEST(cli_exchange_client_errc, refusals_mirror_rpc_status_and_other_failures_do_not) {
   using exchange_client::client_errc;
-  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unauthorized), client_errc::unauthorized);
-  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unavailable), client_errc::unavailable);
-  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unspecified), client_errc::bad_response);
+  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unauthorized),
+            client_errc::unauthorized);
+  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unavailable),
+            client_errc::unavailable);
+  EXPECT_EQ(exchange_client::from_status(wire::fb::RpcStatus::unspecified),
+            client_errc::bad_response);
   EXPECT_TRUE(exchange_client::is_refusal(make_error_code(client_errc::forbidden)));
   EXPECT_FALSE(exchange_client::is_refusal(make_error_code(client_errc::timeout)));
   EXPECT_FALSE(exchange_client::is_refusal(make_error_code(client_errc::bad_response)));

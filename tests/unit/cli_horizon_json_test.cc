@@ -1,7 +1,7 @@
+#include <gtest/gtest.h>
+
 #include <map>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "cli/horizon_json.h"
 
@@ -72,7 +72,10 @@ TEST(cli_horizon_service, deployment_as_string_and_object_parse_to_the_same_depl
 }
 
 TEST(cli_horizon_service, substitutes_dollar_and_braced_variables_from_the_environment) {
-  auto env = env_of({{"HZN_ORG_ID", "acme"}, {"ARCH", "arm64"}, {"GPS_VERSION", "2.0.3"}, {"REGISTRY", "127.0.0.1:5000"}});
+  auto env = env_of({{"HZN_ORG_ID", "acme"},
+                     {"ARCH", "arm64"},
+                     {"GPS_VERSION", "2.0.3"},
+                     {"REGISTRY", "127.0.0.1:5000"}});
   auto s = parse_service(example("gps.service.definition.json"), "gps.json", env);
   ASSERT_TRUE(s.ok()) << s.err().detail;
   EXPECT_EQ(s->service.org, "acme");
@@ -102,11 +105,13 @@ TEST(cli_horizon_substitute, keeps_a_dollar_that_starts_no_name) {
 }
 
 TEST(cli_horizon_service, unknown_sharable_names_the_field_and_the_allowed_values) {
-  auto s = parse_service(with(minimal_service, "\"exclusive\"", "\"shared\""), "service.definition.json", no_env);
+  auto s = parse_service(with(minimal_service, "\"exclusive\"", "\"shared\""),
+                         "service.definition.json", no_env);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), horizon_errc::invalid_field);
   EXPECT_EQ(s.err().detail,
-            "service.definition.json: field 'sharable': must be one of exclusive, singleton, multiple (got 'shared')");
+            "service.definition.json: field 'sharable': must be one of exclusive, singleton, "
+            "multiple (got 'shared')");
 }
 
 TEST(cli_horizon_service, missing_required_fields_are_named) {
@@ -136,32 +141,37 @@ TEST(cli_horizon_service, wrong_types_name_the_nested_field) {
   j["requiredServices"] = json::array({{{"url", "u"}, {"org", "o"}}});
   s = parse_service(j.dump(), "svc.json", no_env);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.err().detail.find("'requiredServices[0].versionRange'"), std::string::npos) << s.err().detail;
+  EXPECT_NE(s.err().detail.find("'requiredServices[0].versionRange'"), std::string::npos)
+      << s.err().detail;
 
   j = json::parse(minimal_service);
   j["userInput"] = json::array({{{"name", "N"}, {"type", "int"}, {"defaultValue", "five"}}});
   s = parse_service(j.dump(), "svc.json", no_env);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.err().detail.find("'userInput[0].defaultValue'"), std::string::npos) << s.err().detail;
+  EXPECT_NE(s.err().detail.find("'userInput[0].defaultValue'"), std::string::npos)
+      << s.err().detail;
 
   j = json::parse(minimal_service);
   j["deployment"]["services"]["s"]["ports"] = json::array({{{"HostIP", "1.2.3.4"}}});
   s = parse_service(j.dump(), "svc.json", no_env);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.err().detail.find("'deployment.services.s.ports[0].HostPort'"), std::string::npos) << s.err().detail;
+  EXPECT_NE(s.err().detail.find("'deployment.services.s.ports[0].HostPort'"), std::string::npos)
+      << s.err().detail;
 
   j = json::parse(minimal_service);
   j["deployment"]["services"]["s"]["environment"] = json::array({"NOEQUALS"});
   s = parse_service(j.dump(), "svc.json", no_env);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.err().detail.find("'deployment.services.s.environment[0]'"), std::string::npos) << s.err().detail;
+  EXPECT_NE(s.err().detail.find("'deployment.services.s.environment[0]'"), std::string::npos)
+      << s.err().detail;
 }
 
 TEST(cli_horizon_service, malformed_json_reports_line_and_column) {
   auto s = parse_service("{\n  \"url\": \"x\",\n  \"version\" \"1\"\n}", "bad.json", no_env);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), horizon_errc::bad_json);
-  EXPECT_NE(s.err().detail.find("bad.json: malformed JSON at line 3"), std::string::npos) << s.err().detail;
+  EXPECT_NE(s.err().detail.find("bad.json: malformed JSON at line 3"), std::string::npos)
+      << s.err().detail;
 }
 
 TEST(cli_horizon_service, malformed_deployment_string_names_the_field) {
@@ -187,11 +197,13 @@ TEST(cli_horizon_service, unknown_fields_become_warnings_not_errors) {
 TEST(cli_horizon_service, bad_digest_in_image_is_refused) {
   auto s = parse_service(with(minimal_service, "r/s:1", "r/s@sha256:abc"), "svc.json", no_env);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.err().detail.find("field 'deployment.services.s.image'"), std::string::npos) << s.err().detail;
+  EXPECT_NE(s.err().detail.find("field 'deployment.services.s.image'"), std::string::npos)
+      << s.err().detail;
 }
 
 TEST(cli_horizon_pattern, round_trips_with_variable_substitution) {
-  auto p = parse_pattern(example("pattern.json"), "pattern.json", env_of({{"EVTSTREAMS_API_KEY", "k-123"}}));
+  auto p = parse_pattern(example("pattern.json"), "pattern.json",
+                         env_of({{"EVTSTREAMS_API_KEY", "k-123"}}));
   ASSERT_TRUE(p.ok()) << p.err().detail;
   EXPECT_TRUE(p->warnings.empty());
   ASSERT_EQ(p->pattern.services.size(), 1u);
@@ -234,7 +246,8 @@ TEST(cli_horizon_pattern, negative_priority_is_refused_with_the_field) {
   j["services"][0]["serviceVersions"][0]["priority"]["retries"] = -1;
   auto p = parse_pattern(j.dump(), "pattern.json", no_env);
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(p.err().detail.find("'services[0].serviceVersions[0].priority.retries'"), std::string::npos)
+  EXPECT_NE(p.err().detail.find("'services[0].serviceVersions[0].priority.retries'"),
+            std::string::npos)
       << p.err().detail;
 }
 

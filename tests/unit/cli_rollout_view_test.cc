@@ -1,7 +1,7 @@
 // `hmq rollout status` formats (cli/rollout_view.h).
-#include "cli/rollout_view.h"
-
 #include <gtest/gtest.h>
+
+#include "cli/rollout_view.h"
 
 namespace hmq::cli {
 namespace {

@@ -1,7 +1,7 @@
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "core/control/control.h"
 
@@ -37,7 +37,8 @@ TEST(control_dispatch, passes_an_object_with_op_to_the_handler) {
 
 TEST(control_dispatch, answers_bad_json_with_an_error_and_never_calls_the_handler) {
   int calls = 0;
-  for (std::string_view bad : {"{", "not json", "", "\xff\xfe", "[1,2]", "42", R"({"op":7})", R"({"x":"y"})"}) {
+  for (std::string_view bad :
+       {"{", "not json", "", "\xff\xfe", "[1,2]", "42", R"({"op":7})", R"({"x":"y"})"}) {
     json r = answer(bad, &calls);
     EXPECT_EQ(r["ok"], false) << bad;
     EXPECT_TRUE(r["error"].is_string()) << bad;
@@ -53,26 +54,24 @@ TEST(control_dispatch, handler_that_throws_gets_one_error_reply) {
   // A handler reading a field with the wrong type throws; the client still gets one answer.
   int replies = 0;
   json out;
-  dispatch_line(
-      R"({"op":"register","node":5})",
-      [](const json& req, reply_fn) { (void)req.at("node").get<std::string>(); },
-      [&](json r) {
-        ++replies;
-        out = std::move(r);
-      });
+  dispatch_line(R"({"op":"register","node":5})",
+                [](const json& req, reply_fn) { (void)req.at("node").get<std::string>(); },
+                [&](json r) {
+                  ++replies;
+                  out = std::move(r);
+                });
   EXPECT_EQ(replies, 1);
   EXPECT_EQ(out["ok"], false);
 }
 
 TEST(control_dispatch, reply_after_throw_is_not_sent_twice) {
   int replies = 0;
-  dispatch_line(
-      R"({"op":"x"})",
-      [](const json&, reply_fn reply) {
-        reply(ok_response());
-        throw std::runtime_error("late");
-      },
-      [&](json) { ++replies; });
+  dispatch_line(R"({"op":"x"})",
+                [](const json&, reply_fn reply) {
+                  reply(ok_response());
+                  throw std::runtime_error("late");
+                },
+                [&](json) { ++replies; });
   EXPECT_EQ(replies, 1);
 }
 

@@ -11,7 +11,9 @@
 namespace hmq::core::crypto {
 namespace {
 
-bytes to_bytes(std::string_view s) { return bytes(s.begin(), s.end()); }
+bytes to_bytes(std::string_view s) {
+  return bytes(s.begin(), s.end());
+}
 
 // A fresh directory per test, removed afterwards.
 class temp_dir {
@@ -67,8 +69,9 @@ TEST(crypto_box, rejects_wrong_recipient_wrong_sender_wrong_nonce_and_tampering)
     t[i] ^= 0x01;
     EXPECT_EQ(box_open(t, n, alice.pk, bob.sk).code(), errc::decrypt_failed) << "byte " << i;
   }
-  EXPECT_EQ(box_open(std::span<const uint8_t>(boxed).first(mac_size - 1), n, alice.pk, bob.sk).code(),
-            errc::decrypt_failed);
+  EXPECT_EQ(
+      box_open(std::span<const uint8_t>(boxed).first(mac_size - 1), n, alice.pk, bob.sk).code(),
+      errc::decrypt_failed);
 }
 
 TEST(crypto_box, refuses_small_order_public_keys) {
@@ -171,10 +174,12 @@ TEST(crypto_sign, verifies_and_rejects_tampered_message_and_wrong_key) {
   signature bad_sig = sig;
   bad_sig[10] ^= 0x01;
   EXPECT_EQ(verify_detached(deployment, bad_sig, publisher.pk).code(), errc::bad_signature);
-  EXPECT_EQ(verify_detached(deployment, std::span<const uint8_t>(sig).first(63), publisher.pk).code(),
-            errc::bad_signature);
-  EXPECT_EQ(verify_detached(deployment, sig, std::span<const uint8_t>(publisher.pk).first(31)).code(),
-            errc::bad_key);
+  EXPECT_EQ(
+      verify_detached(deployment, std::span<const uint8_t>(sig).first(63), publisher.pk).code(),
+      errc::bad_signature);
+  EXPECT_EQ(
+      verify_detached(deployment, sig, std::span<const uint8_t>(publisher.pk).first(31)).code(),
+      errc::bad_key);
 }
 
 TEST(crypto_sign, from_secret_accepts_full_key_and_seed_and_rejects_mismatch) {
@@ -212,7 +217,8 @@ TEST(crypto_password, verifies_right_and_rejects_wrong_password) {
 
 TEST(crypto_hash, blake2b_matches_known_answer_and_key_changes_it) {
   const bytes empty_digest = generic_hash({}, 32);
-  EXPECT_EQ(to_hex(empty_digest), "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+  EXPECT_EQ(to_hex(empty_digest),
+            "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
   const bytes key(32, 0x11);
   const bytes keyed = generic_hash(to_bytes("abc"), 32, key);
   EXPECT_EQ(keyed.size(), 32u);
@@ -231,9 +237,9 @@ TEST(crypto_mailbox, is_16_lowercase_base32_chars_and_stable) {
     auto kp = box_keypair::generate();
     const std::string id = mailbox_id(kp.pk);
     ASSERT_EQ(id.size(), 16u);
-    EXPECT_TRUE(std::all_of(id.begin(), id.end(),
-                            [](char c) { return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7'); }))
-        << id;
+    EXPECT_TRUE(std::all_of(id.begin(), id.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
+    })) << id;
     EXPECT_EQ(mailbox_id(kp.pk), id);
     EXPECT_NE(mailbox_id(box_keypair::generate().pk), id);
   }
@@ -258,7 +264,8 @@ TEST(crypto_encoding, hex_and_base64_reject_garbage) {
   for (std::string_view bad : {"0", "zz", "00 11", "0x00", "abc", "gg00", "00\n"}) {
     EXPECT_EQ(from_hex(bad).code(), errc::bad_key) << bad;
   }
-  for (std::string_view bad : {"A", "AAH-_38=", "AAH+/38", "AA==AA==", "A\nAH+/38=", "!!!!", "AAH+/38=x"}) {
+  for (std::string_view bad :
+       {"A", "AAH-_38=", "AAH+/38", "AA==AA==", "A\nAH+/38=", "!!!!", "AAH+/38=x"}) {
     EXPECT_EQ(from_base64(bad).code(), errc::bad_key) << bad;
   }
 }
@@ -274,7 +281,8 @@ TEST(crypto_encoding, parse_public_key_takes_hex_or_base64_of_32_bytes) {
 
   EXPECT_EQ(parse_public_key(to_base64(std::span<const uint8_t>(kp.pk).first(31))).code(),
             errc::bad_key);
-  EXPECT_EQ(parse_public_key(to_hex(std::span<const uint8_t>(kp.pk).first(31))).code(), errc::bad_key);
+  EXPECT_EQ(parse_public_key(to_hex(std::span<const uint8_t>(kp.pk).first(31))).code(),
+            errc::bad_key);
   EXPECT_EQ(parse_public_key("").code(), errc::bad_key);
   EXPECT_EQ(parse_public_key("node-7").code(), errc::bad_key);
 }

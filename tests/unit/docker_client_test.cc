@@ -38,7 +38,9 @@ TEST(docker_registry_auth, is_base64url_json_without_padding) {
 
 TEST(docker_pull_stream, tells_auth_failure_from_other_errors) {
   EXPECT_TRUE(client::parse_pull_stream("{\"status\":\"Pulling\"}\n{\"status\":\"Done\"}\n").ok());
-  auto a = client::parse_pull_stream("{\"status\":\"x\"}\n{\"errorDetail\":{\"message\":\"unauthorized: authentication required\"},\"error\":\"unauthorized: authentication required\"}\n");
+  auto a = client::parse_pull_stream(
+      "{\"status\":\"x\"}\n{\"errorDetail\":{\"message\":\"unauthorized: authentication "
+      "required\"},\"error\":\"unauthorized: authentication required\"}\n");
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(a.code(), errc::auth_failed);
   auto m = client::parse_pull_stream("{\"error\":\"manifest unknown\"}");
@@ -76,7 +78,8 @@ TEST(docker_events, parses_container_die_and_ignores_the_rest) {
   EXPECT_EQ(e->name, "hmq-x");
   EXPECT_EQ(e->exit_code, 3);
   EXPECT_EQ(e->labels["hmq.instance"], "i");
-  EXPECT_FALSE(client::parse_event(R"({"Type":"network","Action":"die","Actor":{"ID":"a"}})").has_value());
+  EXPECT_FALSE(
+      client::parse_event(R"({"Type":"network","Action":"die","Actor":{"ID":"a"}})").has_value());
   EXPECT_FALSE(client::parse_event(R"({"Type":"container","Action":"die"})").has_value());
   EXPECT_FALSE(client::parse_event("{").has_value());
   auto bad_code = client::parse_event(
@@ -108,8 +111,8 @@ TEST(docker_create_body, maps_horizon_deployment_keys) {
   EXPECT_EQ(client::container_create_body(s)["HostConfig"]["NetworkMode"], "host");
 }
 
-fb::ProposedServiceT svc(const std::string& url, bool top, std::vector<std::string> requires_, fb::Sharing sh,
-                         std::string digest = "sha256:" + std::string(64, 'a')) {
+fb::ProposedServiceT svc(const std::string& url, bool top, std::vector<std::string> requires_,
+                         fb::Sharing sh, std::string digest = "sha256:" + std::string(64, 'a')) {
   fb::ProposedServiceT ps;
   ps.service = std::make_unique<fb::ServiceT>();
   ps.service->org = "acme";
@@ -159,7 +162,8 @@ TEST(docker_plan, starts_producers_first_and_attaches_consumers_to_their_network
   ASSERT_EQ(consumer.networks.size(), 2u);
   EXPECT_EQ(consumer.networks[0].network, "hmq-0123456789ab-consumer");
   EXPECT_EQ(consumer.networks[1].network, p->instances[0].key);
-  EXPECT_EQ(p->instances[0].containers.at(0).spec.networks[0].aliases, std::vector<std::string>{"gps"});
+  EXPECT_EQ(p->instances[0].containers.at(0).spec.networks[0].aliases,
+            std::vector<std::string>{"gps"});
   // HZN_* cannot be overridden by the deployment; images are pinned to the signed digest.
   auto& env = consumer.env;
   EXPECT_NE(std::find(env.begin(), env.end(), "HZN_DEVICE_ID=n1"), env.end());

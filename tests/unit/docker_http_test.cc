@@ -18,7 +18,8 @@ struct parsed {
 };
 
 // Feeds `wire` in pieces of `step` bytes (0: all at once), then signals end of stream if `eof`.
-parsed parse(std::string_view wire, size_t step = 0, bool eof = true, limits l = {}, bool head = false) {
+parsed parse(std::string_view wire, size_t step = 0, bool eof = true, limits l = {},
+             bool head = false) {
   response_parser p(l, head);
   parsed out;
   auto sink = [&](const response&, std::string_view d) {
@@ -26,7 +27,8 @@ parsed parse(std::string_view wire, size_t step = 0, bool eof = true, limits l =
     return true;
   };
   if (step == 0) step = wire.size() ? wire.size() : 1;
-  for (size_t i = 0; i < wire.size() && out.r.ok() && !p.done(); i += step) out.r = p.feed(wire.substr(i, step), sink);
+  for (size_t i = 0; i < wire.size() && out.r.ok() && !p.done(); i += step)
+    out.r = p.feed(wire.substr(i, step), sink);
   if (out.r.ok() && eof) out.r = p.finish(sink);
   out.done = p.done();
   out.status = p.head().status;
@@ -65,7 +67,9 @@ TEST(docker_http_parser, decodes_a_chunked_body_split_at_every_byte_boundary) {
 }
 
 TEST(docker_http_parser, frames_a_content_length_body_and_ignores_what_follows) {
-  std::string wire = "HTTP/1.1 201 Created\r\nContent-Length: 12\r\nApi-Version: 1.41\r\n\r\n{\"Id\":\"ab\"}\nGARBAGE";
+  std::string wire =
+      "HTTP/1.1 201 Created\r\nContent-Length: 12\r\nApi-Version: "
+      "1.41\r\n\r\n{\"Id\":\"ab\"}\nGARBAGE";
   for (size_t step = 1; step <= wire.size(); ++step) {
     auto p = parse(wire, step, false);
     ASSERT_TRUE(p.r.ok()) << step;
@@ -74,7 +78,8 @@ TEST(docker_http_parser, frames_a_content_length_body_and_ignores_what_follows) 
     EXPECT_EQ(p.body, "{\"Id\":\"ab\"}\n");
   }
   response_parser hp;
-  ASSERT_TRUE(hp.feed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\napi-version:  1.41 \r\n\r\nabc", {}).ok());
+  ASSERT_TRUE(
+      hp.feed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\napi-version:  1.41 \r\n\r\nabc", {}).ok());
   ASSERT_NE(hp.head().header("api-version"), nullptr);
   EXPECT_EQ(*hp.head().header("api-version"), "1.41");
   EXPECT_EQ(hp.head().header("content-type"), nullptr);
@@ -92,7 +97,8 @@ TEST(docker_http_parser, reads_a_body_without_length_until_close) {
 }
 
 TEST(docker_http_parser, knows_answers_without_a_body) {
-  for (const char* wire : {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", "HTTP/1.1 304 Not Modified\r\n\r\n"}) {
+  for (const char* wire : {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+                           "HTTP/1.1 304 Not Modified\r\n\r\n"}) {
     auto p = parse(wire, 0, false);
     ASSERT_TRUE(p.r.ok()) << wire;
     EXPECT_TRUE(p.done) << wire;
@@ -104,14 +110,16 @@ TEST(docker_http_parser, knows_answers_without_a_body) {
 }
 
 TEST(docker_http_parser, skips_interim_answers) {
-  auto p = parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1, false);
+  auto p = parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1,
+                 false);
   ASSERT_TRUE(p.r.ok());
   EXPECT_EQ(p.status, 200);
   EXPECT_EQ(p.body, "ok");
   std::string many;
   for (int i = 0; i < 20; ++i) many += "HTTP/1.1 100 Continue\r\n\r\n";
   EXPECT_EQ(parse(many + "HTTP/1.1 200 OK\r\n\r\n").r.code(), errc::bad_response);
-  EXPECT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: tcp\r\n\r\n").r.code(), errc::bad_response);
+  EXPECT_EQ(parse("HTTP/1.1 101 Switching Protocols\r\nUpgrade: tcp\r\n\r\n").r.code(),
+            errc::bad_response);
 }
 
 TEST(docker_http_parser, rejects_truncated_answers_at_end_of_stream) {
@@ -159,13 +167,13 @@ TEST(docker_http_parser, rejects_malformed_heads) {
 TEST(docker_http_parser, rejects_malformed_chunks) {
   const std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (const char* body : {
-           "x\r\n",                          // not hex
-           "\r\n",                           // empty size line
-           "3 x\r\nabc\r\n0\r\n\r\n",       // junk after the size
-           "3\r\nabcd\r\n0\r\n\r\n",        // data longer than its size
-           "3\r\nab\r\n\r\n0\r\n\r\n",      // CRLF where data belongs, then junk
+           "x\r\n",                     // not hex
+           "\r\n",                      // empty size line
+           "3 x\r\nabc\r\n0\r\n\r\n",   // junk after the size
+           "3\r\nabcd\r\n0\r\n\r\n",    // data longer than its size
+           "3\r\nab\r\n\r\n0\r\n\r\n",  // CRLF where data belongs, then junk
            "-1\r\n",
-           "11111111111111111\r\n",          // overflows 64 bits
+           "11111111111111111\r\n",  // overflows 64 bits
        }) {
     auto p = parse(head + body);
     EXPECT_FALSE(p.r.ok()) << body;
@@ -190,20 +198,23 @@ TEST(docker_http_parser, bounds_lines_headers_chunks_and_body) {
   for (int i = 0; i < 5; ++i) many += "H" + std::to_string(i) + ": v\r\n";
   EXPECT_EQ(code(many + "\r\n"), errc::too_large);
   std::string big_block = "HTTP/1.1 200 OK\r\n";
-  for (int i = 0; i < 4; ++i) big_block += "H" + std::to_string(i) + ": " + std::string(58, 'v') + "\r\n";
+  for (int i = 0; i < 4; ++i)
+    big_block += "H" + std::to_string(i) + ": " + std::string(58, 'v') + "\r\n";
   EXPECT_EQ(code(big_block + "\r\n"), errc::too_large);
   EXPECT_EQ(code("HTTP/1.1 200 OK\r\nContent-Length: 33\r\n\r\n"), errc::too_large);
   EXPECT_EQ(code("HTTP/1.1 200 OK\r\n\r\n" + std::string(33, 'b')), errc::too_large);
   const std::string ch = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
   EXPECT_EQ(code(ch + "11\r\n"), errc::too_large);  // 17 > max_chunk
-  EXPECT_EQ(code(ch + "10\r\n" + std::string(16, 'c') + "\r\n10\r\n" + std::string(16, 'c') + "\r\n1\r\n"),
+  EXPECT_EQ(code(ch + "10\r\n" + std::string(16, 'c') + "\r\n10\r\n" + std::string(16, 'c') +
+                 "\r\n1\r\n"),
             errc::too_large);  // the third chunk passes max_body
   std::string trailers = ch + "0\r\n";
   for (int i = 0; i < 5; ++i) trailers += "T: 1\r\n";
   EXPECT_EQ(code(trailers + "\r\n"), errc::too_large);
   // Within the bounds the same shapes parse.
-  EXPECT_TRUE(parse(ch + "10\r\n" + std::string(16, 'c') + "\r\n10\r\n" + std::string(16, 'c') + "\r\n0\r\n\r\n", 5,
-                    false, l)
+  EXPECT_TRUE(parse(ch + "10\r\n" + std::string(16, 'c') + "\r\n10\r\n" + std::string(16, 'c') +
+                        "\r\n0\r\n\r\n",
+                    5, false, l)
                   .r.ok());
 }
 
@@ -248,7 +259,8 @@ TEST(docker_http_request, is_serialized_with_length_and_refuses_injection) {
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(w->substr(0, 43), "POST /v1.41/containers/create?name=x HTTP/1");
   EXPECT_NE(w->find("\r\nX-Registry-Auth: abc\r\n"), std::string::npos);
-  EXPECT_NE(w->find("\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"), std::string::npos);
+  EXPECT_NE(w->find("\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"),
+            std::string::npos);
   EXPECT_NE(w->find("\r\nConnection: close\r\n"), std::string::npos);
   request g;
   g.target = "/v1.41/_ping";

@@ -9,8 +9,8 @@
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "exchange/db.h"
-#include "exchange_client/ids.h"
 #include "exchange/service.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::exchange {
 
@@ -665,7 +665,8 @@ TEST_F(exchange_service, agbot_sees_registry_tokens_of_the_dependencies_of_the_s
   top.required_services.push_back(std::move(ref));
   auto created = call(bob_, create_op(top));
   ASSERT_EQ(created.response.status, RpcStatus::ok) << created.response.error_message;
-  ASSERT_EQ(call(bob_, create_op(pattern("acme", "p2", "acme", "https://acme.com/top", "1.0.0"))).response.status,
+  ASSERT_EQ(call(bob_, create_op(pattern("acme", "p2", "acme", "https://acme.com/top", "1.0.0")))
+                .response.status,
             RpcStatus::ok);
   auto serving = make_agbot("acme", "ag1");
   auto other = make_agbot("acme", "ag2");  // serves p1 only, which does not need dep
@@ -681,10 +682,12 @@ TEST_F(exchange_service, agbot_sees_registry_tokens_of_the_dependencies_of_the_s
   std::string id = service_id("https://acme.com/dep", "1.0.0", "amd64");
   auto seen = call(serving, get_op(fb::ResourceKind::service, "acme", id));
   ASSERT_EQ(seen.response.status, RpcStatus::ok) << seen.response.error_message;
-  EXPECT_EQ(seen.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token, "dep-token");
+  EXPECT_EQ(seen.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token,
+            "dep-token");
   auto hidden = call(other, get_op(fb::ResourceKind::service, "acme", id));
   ASSERT_EQ(hidden.response.status, RpcStatus::ok) << hidden.response.error_message;
-  EXPECT_TRUE(hidden.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token.empty());
+  EXPECT_TRUE(
+      hidden.response.result.AsResourceItem()->resource.AsService()->dockauths[0]->token.empty());
 }
 
 // ---- registration, agbots, agreements, events

@@ -1,6 +1,8 @@
 // Group commit in core/store: many requests' writes in one transaction, savepoints per request,
 // callbacks only after the COMMIT, and a failed COMMIT failing (and storing) nothing.
 // On the exchange's RPC handler too, the way hmq-exchange drives it. No sockets.
+#include "core/store/group_commit.h"
+
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -11,7 +13,6 @@
 #include "agbot/group_seams.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
-#include "core/store/group_commit.h"
 #include "core/store/store.h"
 #include "exchange/db.h"
 #include "exchange/service.h"
@@ -140,9 +141,11 @@ TEST(store_group, callbacks_may_open_the_next_group) {
   core::loop::manual_scheduler loop;
   group_commit g(db, loop);
   bool second_done = false;
-  g.add([&] { ASSERT_TRUE(put(db, "a", 1)); }, [&](const result<void>&) {
-    g.add([&] { ASSERT_TRUE(put(db, "b", 2)); }, [&](const result<void>& r) { second_done = bool(r); });
-  });
+  g.add([&] { ASSERT_TRUE(put(db, "a", 1)); },
+        [&](const result<void>&) {
+          g.add([&] { ASSERT_TRUE(put(db, "b", 2)); },
+                [&](const result<void>& r) { second_done = bool(r); });
+        });
   loop.run_pending();
   EXPECT_TRUE(second_done);
   EXPECT_EQ(rows(db), 2);
@@ -182,16 +185,16 @@ class exchange_group : public ::testing::Test {
   // What hmq-exchange does for one request (exchange/app.cc).
   void submit(const std::vector<uint8_t>& buf, std::vector<fb::RpcStatus>& answers,
               uint64_t& commits_at_answer) {
-    exchange::handle_in_group(*svc_, *group_, caller_.pk,
-                              *flatbuffers::GetRoot<fb::RpcRequest>(buf.data()),
-                              [&](exchange::outcome& out) {
-                                answers.push_back(out.response.status);
-                                if (out.response.status == fb::RpcStatus::internal) {
-                                  EXPECT_NE(out.response.error_message.find("commit"), std::string::npos);
-                                }
-                                EXPECT_TRUE(out.events.empty() || out.response.status == fb::RpcStatus::ok);
-                                commits_at_answer = db_->sql().commits();
-                              });
+    exchange::handle_in_group(
+        *svc_, *group_, caller_.pk, *flatbuffers::GetRoot<fb::RpcRequest>(buf.data()),
+        [&](exchange::outcome& out) {
+          answers.push_back(out.response.status);
+          if (out.response.status == fb::RpcStatus::internal) {
+            EXPECT_NE(out.response.error_message.find("commit"), std::string::npos);
+          }
+          EXPECT_TRUE(out.events.empty() || out.response.status == fb::RpcStatus::ok);
+          commits_at_answer = db_->sql().commits();
+        });
   }
 
   bool org_exists(const std::string& name) {
@@ -214,7 +217,8 @@ TEST_F(exchange_group, requests_of_one_turn_commit_once_and_answer_after_it) {
   std::vector<fb::RpcStatus> answers;
   uint64_t commits_at_answer = 0;
   const int n = 20;
-  for (int i = 0; i < n; ++i) submit(create_org("org" + std::to_string(i)), answers, commits_at_answer);
+  for (int i = 0; i < n; ++i)
+    submit(create_org("org" + std::to_string(i)), answers, commits_at_answer);
   submit(create_org("org3"), answers, commits_at_answer);  // refused: exists (in this group)
   EXPECT_TRUE(answers.empty());
   loop_.run_pending();
@@ -231,7 +235,8 @@ TEST_F(exchange_group, failed_commit_answers_every_request_with_an_error_and_sto
   db_->sql().set_commit_veto([] { return true; });
   std::vector<fb::RpcStatus> answers;
   uint64_t commits_at_answer = 0;
-  for (int i = 0; i < 5; ++i) submit(create_org("org" + std::to_string(i)), answers, commits_at_answer);
+  for (int i = 0; i < 5; ++i)
+    submit(create_org("org" + std::to_string(i)), answers, commits_at_answer);
   loop_.run_pending();
   db_->sql().set_commit_veto({});
   ASSERT_EQ(answers.size(), 5u);
@@ -268,7 +273,9 @@ agbot::agreement an_agreement(const std::string& id) {
   return a;
 }
 
-const agbot::body_builder no_body = [](flatbuffers::FlatBufferBuilder&) { return flatbuffers::Offset<void>(); };
+const agbot::body_builder no_body = [](flatbuffers::FlatBufferBuilder&) {
+  return flatbuffers::Offset<void>();
+};
 
 TEST(agbot_group, proposals_leave_only_after_their_agreements_commit) {
   auto store = agbot::agreement_store::open_memory();

@@ -1,7 +1,8 @@
 // Heartbeat frames, the agent's counter reservation and the exchange's heartbeat tracker.
+#include "agent/heartbeat.h"
+
 #include <gtest/gtest.h>
 
-#include "agent/heartbeat.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "core/wire/heartbeat.h"

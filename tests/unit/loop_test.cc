@@ -1,10 +1,10 @@
-#include <atomic>
-#include <thread>
-#include <vector>
+#include "core/loop/loop.h"
 
 #include <gtest/gtest.h>
 
-#include "core/loop/loop.h"
+#include <atomic>
+#include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using hmq::core::loop::event_loop;
@@ -32,7 +32,9 @@ TEST(manual_scheduler, cancelled_and_destroyed_timers_never_fire) {
   int fired = 0;
   auto t = s.call_after(10ms, [&] { ++fired; });
   t.cancel();
-  { auto scoped = s.call_after(10ms, [&] { ++fired; }); }
+  {
+    auto scoped = s.call_after(10ms, [&] { ++fired; });
+  }
   s.advance(1s);
   EXPECT_EQ(fired, 0);
   EXPECT_EQ(s.pending_timers(), 0u);
@@ -53,7 +55,10 @@ TEST(manual_scheduler, clock_reads_due_time_inside_callback) {
 TEST(manual_scheduler, runs_nested_posts) {
   manual_scheduler s;
   int n = 0;
-  s.post([&] { s.post([&] { ++n; }); ++n; });
+  s.post([&] {
+    s.post([&] { ++n; });
+    ++n;
+  });
   EXPECT_EQ(s.run_pending(), 2u);
   EXPECT_EQ(n, 2);
 }

@@ -1,9 +1,9 @@
 // hmq-replay: the recording file format (round trip, truncation, foreign files, versions), key
 // handling, re-sealing and the inspect output. No sockets: files in a temp dir, manual clock.
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "core/crypto/crypto.h"
 #include "core/wire/codec.h"
@@ -42,7 +42,8 @@ void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& b) 
 }
 
 // Writes records 0..n-1 and returns the file's path.
-std::filesystem::path write_recording(const test::temp_dir& dir, int n, const std::string& name = "r.hmqrec") {
+std::filesystem::path write_recording(const test::temp_dir& dir, int n,
+                                      const std::string& name = "r.hmqrec") {
   auto path = dir / name;
   file_header h;
   h.created_us = 1'700'000'000'000'000;
@@ -103,19 +104,22 @@ TEST(replay_recording, empty_recording_reads_as_zero_records) {
   EXPECT_TRUE(all.records.empty());
 }
 
-TEST(replay_recording, every_cut_inside_a_record_is_reported_as_truncated_with_its_number_and_offset) {
+TEST(replay_recording,
+     every_cut_inside_a_record_is_reported_as_truncated_with_its_number_and_offset) {
   // A recorder killed mid-write leaves a partial last record: the reader names it exactly.
   test::temp_dir dir("replay");
   auto path = write_recording(dir, 3);
   auto bytes = file_bytes(path);
-  const size_t third = header_size + encode_record(sample(0)).size() + encode_record(sample(1)).size();
+  const size_t third =
+      header_size + encode_record(sample(0)).size() + encode_record(sample(1)).size();
   ASSERT_EQ(bytes.size(), third + encode_record(sample(2)).size());
   for (size_t cut = third + 1; cut < bytes.size(); ++cut) {
     write_bytes(path, {bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(cut)});
     auto all = read_all(path);
     ASSERT_TRUE(all.error) << "cut at " << cut;
     EXPECT_EQ(all.error->code, errc::truncated) << "cut at " << cut;
-    EXPECT_NE(all.error->detail.find("truncated at record 3, byte offset " + std::to_string(third)), std::string::npos)
+    EXPECT_NE(all.error->detail.find("truncated at record 3, byte offset " + std::to_string(third)),
+              std::string::npos)
         << all.error->detail;
     EXPECT_EQ(all.records.size(), 2u);  // the whole records before it are still there
   }
@@ -133,8 +137,8 @@ TEST(replay_recording, cut_inside_the_header_is_truncated_not_foreign) {
 
 TEST(replay_recording, foreign_files_are_not_a_recording) {
   test::temp_dir dir("replay");
-  for (std::string content : {std::string("# CMakeLists.txt\nproject(x)\n"), std::string("HMQ1"), std::string(),
-                              std::string(64, '\0')}) {
+  for (std::string content : {std::string("# CMakeLists.txt\nproject(x)\n"), std::string("HMQ1"),
+                              std::string(), std::string(64, '\0')}) {
     write_bytes(dir / "f", {content.begin(), content.end()});
     auto all = read_all(dir / "f");
     ASSERT_TRUE(all.error) << content;
@@ -171,10 +175,12 @@ TEST(replay_recording, absurd_length_and_garbage_record_are_corrupt_not_a_crash)
   all = read_all(path);
   ASSERT_TRUE(all.error);
   EXPECT_EQ(all.error->code, errc::corrupt_record);
-  EXPECT_NE(all.error->detail.find("record 1, byte offset 24"), std::string::npos) << all.error->detail;
+  EXPECT_NE(all.error->detail.find("record 1, byte offset 24"), std::string::npos)
+      << all.error->detail;
 }
 
-// ---- keys, envelopes, inspect ---------------------------------------------------------------------
+// ---- keys, envelopes, inspect
+// ---------------------------------------------------------------------
 
 class replay_keys : public ::testing::Test {
  protected:
@@ -191,9 +197,11 @@ class replay_keys : public ::testing::Test {
     wire::header h;
     h.id = 77;
     h.sent_ms = sent_ms;
-    auto msg = wire::build_message(h, clock_, fb::Body::Cancel, [](flatbuffers::FlatBufferBuilder& b) {
-      return fb::CreateCancelDirect(b, "agr-1234", fb::CancelReason::policy_changed, "bye").Union();
-    });
+    auto msg =
+        wire::build_message(h, clock_, fb::Body::Cancel, [](flatbuffers::FlatBufferBuilder& b) {
+          return fb::CreateCancelDirect(b, "agr-1234", fb::CancelReason::policy_changed, "bye")
+              .Union();
+        });
     wire::codec agbot_codec(agbot_, clock_);
     return agbot_codec.seal(msg, agent_.pk);
   }
@@ -309,7 +317,9 @@ TEST_F(replay_keys, inspect_command_prints_json_and_exits_1_on_a_truncated_file)
     ASSERT_TRUE(w->close());
   }
   std::ostringstream out, err;
-  int rc = run({"hmq-replay", "inspect", path.string(), "--keys", dir_.path().string(), "-o", "json"}, out, err);
+  int rc =
+      run({"hmq-replay", "inspect", path.string(), "--keys", dir_.path().string(), "-o", "json"},
+          out, err);
   ASSERT_EQ(rc, exit_ok) << err.str();
   json doc = json::parse(out.str());
   ASSERT_EQ(doc["messages"].size(), 2u);
@@ -330,7 +340,8 @@ TEST(replay_cli, help_exits_0_and_bad_flags_exit_1) {
   EXPECT_EQ(run({"hmq-replay", "--help"}, out, err), exit_ok);
   EXPECT_NE(out.str().find("record"), std::string::npos);
   EXPECT_EQ(run({"hmq-replay", "play", "x.hmqrec"}, out, err), exit_bad_input);  // --broker missing
-  EXPECT_EQ(run({"hmq-replay", "record", "-t", "a/#/b", "-o", "/nonexistent/x"}, out, err), exit_bad_input);
+  EXPECT_EQ(run({"hmq-replay", "record", "-t", "a/#/b", "-o", "/nonexistent/x"}, out, err),
+            exit_bad_input);
 }
 
 }  // namespace

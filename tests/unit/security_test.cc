@@ -18,7 +18,7 @@ TEST(token_bucket, rejects_over_burst_and_reports_once_per_window) {
   d = b.take(1, 0);
   EXPECT_FALSE(d.allowed);
   EXPECT_FALSE(d.first_in_window);
-  EXPECT_TRUE(b.take(2, 0).allowed);  // another sender is unaffected
+  EXPECT_TRUE(b.take(2, 0).allowed);    // another sender is unaffected
   EXPECT_TRUE(b.take(1, 100).allowed);  // 100 ms at 10/s refills one token
   EXPECT_EQ(b.rejected(), 2u);
 }

@@ -1,9 +1,9 @@
-#include <filesystem>
-#include <random>
+#include "core/store/store.h"
 
 #include <gtest/gtest.h>
 
-#include "core/store/store.h"
+#include <filesystem>
+#include <random>
 
 using hmq::core::result;
 using hmq::core::store::database;

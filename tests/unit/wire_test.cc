@@ -1,11 +1,11 @@
-#include "core/wire/codec.h"
-
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <limits>
 #include <random>
 #include <string>
+
+#include "core/wire/codec.h"
 
 namespace hmq::core::wire {
 namespace {
@@ -46,7 +46,8 @@ class wire_test : public ::testing::Test {
     return alice_codec_.seal(cancel_message(clock_, std::move(text), h), bob_.pk);
   }
   // Seals arbitrary plaintext exactly as codec::seal does, fields given.
-  std::vector<uint8_t> envelope_of_plain(std::span<const uint8_t> plain, uint8_t version = protocol_version) {
+  std::vector<uint8_t> envelope_of_plain(std::span<const uint8_t> plain,
+                                         uint8_t version = protocol_version) {
     const crypto::nonce n = crypto::random_nonce();
     std::vector<uint8_t> sender(alice_.pk.begin(), alice_.pk.end());
     std::vector<uint8_t> nonce(n.begin(), n.end());
@@ -131,10 +132,9 @@ TEST_F(wire_test, rejects_flipped_bit_anywhere) {
   };
   const size_t key_at = offset_of(e->sender_key()), nonce_at = offset_of(e->nonce()),
                ct_at = offset_of(e->ciphertext());
-  const size_t version_at =
-      static_cast<size_t>(reinterpret_cast<const uint8_t*>(e) - env.data()) +
-      reinterpret_cast<const flatbuffers::Table*>(e)->GetOptionalFieldOffset(
-          fb::Envelope::VT_VERSION);
+  const size_t version_at = static_cast<size_t>(reinterpret_cast<const uint8_t*>(e) - env.data()) +
+                            reinterpret_cast<const flatbuffers::Table*>(e)->GetOptionalFieldOffset(
+                                fb::Envelope::VT_VERSION);
   ASSERT_NE(version_at, static_cast<size_t>(reinterpret_cast<const uint8_t*>(e) - env.data()));
 
   for (size_t i = 0; i < env.size(); ++i) {
@@ -203,9 +203,8 @@ TEST_F(wire_test, rejects_every_truncation) {
 
 TEST_F(wire_test, min_envelope_bytes_is_below_the_smallest_real_envelope) {
   // too_small must never reject a real message: the smallest one has an empty body table.
-  const auto msg = build_message({}, clock_, fb::Body::Heartbeat, [](auto& b) {
-    return fb::CreateHeartbeat(b).Union();
-  });
+  const auto msg = build_message({}, clock_, fb::Body::Heartbeat,
+                                 [](auto& b) { return fb::CreateHeartbeat(b).Union(); });
   // Plaintext and envelope bytes whose sizes are the smallest seal() can produce.
   const auto env = alice_codec_.seal(msg, bob_.pk);
   EXPECT_GE(env.size(), min_envelope_bytes);
@@ -259,7 +258,8 @@ TEST_F(wire_test, opens_misaligned_buffers) {
 
 TEST_F(wire_test, rejects_wrong_version) {
   const auto msg = cancel_message(clock_, std::string(40, 'v'));
-  EXPECT_EQ(bob_codec_.open(envelope_of_plain(msg, protocol_version + 1)).code(), errc::bad_version);
+  EXPECT_EQ(bob_codec_.open(envelope_of_plain(msg, protocol_version + 1)).code(),
+            errc::bad_version);
   EXPECT_EQ(bob_codec_.open(envelope_of_plain(msg, 0)).code(), errc::bad_version);
   EXPECT_TRUE(bob_codec_.open(envelope_of_plain(msg)));
   EXPECT_EQ(bob_codec_.stats().get(errc::bad_version), 2u);
@@ -296,7 +296,8 @@ TEST_F(wire_test, peek_sender_reads_the_key_without_decrypting) {
   ASSERT_TRUE(pk);
   EXPECT_EQ(*pk, alice_.pk);
   EXPECT_EQ(codec::peek_sender(env, 10).code(), errc::too_large);
-  EXPECT_EQ(codec::peek_sender(std::span<const uint8_t>(env).first(10), 4096).code(), errc::too_small);
+  EXPECT_EQ(codec::peek_sender(std::span<const uint8_t>(env).first(10), 4096).code(),
+            errc::too_small);
   auto bad = env;
   bad[5] ^= 1;
   EXPECT_EQ(codec::peek_sender(bad, 4096).code(), errc::not_an_envelope);
@@ -448,7 +449,8 @@ TEST_F(wire_test, counts_each_rejection_under_its_own_code) {
   EXPECT_EQ(bob_codec_.open(big).code(), errc::too_large);
   EXPECT_EQ(bob_codec_.open({}).code(), errc::too_small);
   EXPECT_EQ(bob_codec_.open(junk).code(), errc::not_an_envelope);
-  EXPECT_EQ(bob_codec_.open(envelope_of_plain(cancel_message(clock_, "v"), 9)).code(), errc::bad_version);
+  EXPECT_EQ(bob_codec_.open(envelope_of_plain(cancel_message(clock_, "v"), 9)).code(),
+            errc::bad_version);
   std::vector<uint8_t> k31(31), n24(24), ct(120);
   EXPECT_EQ(bob_codec_.open(raw_envelope(1, &k31, &n24, &ct)).code(), errc::bad_sender_key);
   std::vector<uint8_t> k32(32), n23(23);

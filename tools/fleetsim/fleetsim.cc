@@ -11,13 +11,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "agent/agent_store.h"
 #include "agent/engine.h"
@@ -36,43 +35,60 @@ namespace hmq::fleetsim {
 
 void add_flags(CLI::App& app, options& o) {
   app.add_option("--broker", o.broker, "MQTT broker URI")->capture_default_str();
-  app.add_option("--exchange-key", o.exchange_key, "the exchange's public key (base64/hex) or its .pub file")
+  app.add_option("--exchange-key", o.exchange_key,
+                 "the exchange's public key (base64/hex) or its .pub file")
       ->required();
   app.add_option("--org", o.org, "org of the simulated nodes")->required();
-  app.add_option("--pattern", o.pattern, "pattern the nodes register for: org/pattern (or a name in --org)")
+  app.add_option("--pattern", o.pattern,
+                 "pattern the nodes register for: org/pattern (or a name in --org)")
       ->required();
-  app.add_option("-u,--user,--token", o.user,
-                 "[org/]user:password of a user of the org; with --create-nodes the nodes are created first");
-  app.add_flag("--create-nodes", o.create_nodes, "create the nodes (and their tokens) in the exchange first");
+  app.add_option(
+      "-u,--user,--token", o.user,
+      "[org/]user:password of a user of the org; with --create-nodes the nodes are created first");
+  app.add_flag("--create-nodes", o.create_nodes,
+               "create the nodes (and their tokens) in the exchange first");
   app.add_option("-n,--nodes", o.nodes, "number of simulated nodes")->capture_default_str();
-  app.add_option("--node-prefix", o.node_prefix, "node ids are <prefix>0 .. <prefix>N-1")->capture_default_str();
-  app.add_option("--token-prefix", o.token_prefix, "node tokens are <prefix>i")->capture_default_str();
+  app.add_option("--node-prefix", o.node_prefix, "node ids are <prefix>0 .. <prefix>N-1")
+      ->capture_default_str();
+  app.add_option("--token-prefix", o.token_prefix, "node tokens are <prefix>i")
+      ->capture_default_str();
   app.add_option("--arch", o.arch, "architecture the nodes report")->capture_default_str();
-  app.add_option("--trust", o.trust_keys, "publisher public key file (hmq key create) the nodes trust; repeatable");
+  app.add_option("--trust", o.trust_keys,
+                 "publisher public key file (hmq key create) the nodes trust; repeatable");
   app.add_option("--connections", o.connections,
-                 "MQTT connections shared by the nodes (0: one per 2500 nodes)")->capture_default_str();
-  app.add_option("--create-parallel", o.create_parallel, "node creation RPCs in flight")->capture_default_str();
-  app.add_option("--heartbeat-interval", o.heartbeat_interval_s,
-                 "seconds between each node's heartbeats (the agent's sealed frame on hb/{mailbox}, QoS 0, "
-                 "spread evenly over the interval; 0: off). Default 60 = hmq-agent's default, so a fleet "
-                 "bench costs the broker and exchange what a real fleet at default settings does")
+                 "MQTT connections shared by the nodes (0: one per 2500 nodes)")
+      ->capture_default_str();
+  app.add_option("--create-parallel", o.create_parallel, "node creation RPCs in flight")
+      ->capture_default_str();
+  app.add_option(
+         "--heartbeat-interval", o.heartbeat_interval_s,
+         "seconds between each node's heartbeats (the agent's sealed frame on hb/{mailbox}, QoS 0, "
+         "spread evenly over the interval; 0: off). Default 60 = hmq-agent's default, so a fleet "
+         "bench costs the broker and exchange what a real fleet at default settings does")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--stop-nodes", o.stop_nodes,
-                 "nodes 0..K-1 stop --stop-after seconds after their first agreement: no heartbeats, nothing "
+                 "nodes 0..K-1 stop --stop-after seconds after their first agreement: no "
+                 "heartbeats, nothing "
                  "in or out (a node that lost power); the exchange marks them stale")
       ->capture_default_str();
-  app.add_option("--stop-after", o.stop_after_s, "seconds after its first agreement a --stop-nodes node stops")
+  app.add_option("--stop-after", o.stop_after_s,
+                 "seconds after its first agreement a --stop-nodes node stops")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--crash-probability", o.crash_probability,
-                 "probability that a deployed workload crashes for good 1-5 s later (memory runtime)")
+  app.add_option(
+         "--crash-probability", o.crash_probability,
+         "probability that a deployed workload crashes for good 1-5 s later (memory runtime)")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--link-latency", o.link_latency_ms, "one-way delay in ms added in the sim's routing layer");
-  app.add_option("--link-loss", o.link_loss_pct, "percent of messages dropped in the sim's routing layer")
+  app.add_option("--link-latency", o.link_latency_ms,
+                 "one-way delay in ms added in the sim's routing layer");
+  app.add_option("--link-loss", o.link_loss_pct,
+                 "percent of messages dropped in the sim's routing layer")
       ->check(CLI::Range(0.0, 100.0));
-  app.add_option("--duration", o.duration_s, "run this many seconds (0: until every node has an agreement)");
-  app.add_option("--timeout", o.timeout_s, "give up after this many seconds")->capture_default_str();
+  app.add_option("--duration", o.duration_s,
+                 "run this many seconds (0: until every node has an agreement)");
+  app.add_option("--timeout", o.timeout_s, "give up after this many seconds")
+      ->capture_default_str();
   app.add_option("--progress", o.progress_s, "seconds between progress lines on stderr (0: none)")
       ->capture_default_str();
   app.add_option("--rpc-timeout", o.rpc_timeout_s, "seconds the nodes wait for an exchange answer")
@@ -80,14 +96,16 @@ void add_flags(CLI::App& app, options& o) {
   app.add_option("--finalize-timeout", o.finalize_timeout_s, "agent finalize timeout in seconds")
       ->capture_default_str();
   app.add_option("--upgrade-verify-window", o.upgrade_verify_window_s,
-                 "seconds a node runs a new service version before it confirms the upgrade (as hmq-agent's flag)")
+                 "seconds a node runs a new service version before it confirms the upgrade (as "
+                 "hmq-agent's flag)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--topic-prefix", o.topic_prefix, "MQTT topic prefix")->capture_default_str();
   app.add_option("-o,--output", o.output, "summary format: text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  app.add_option("--log-level", o.log_level, "log level of the simulated agents")->capture_default_str();
+  app.add_option("--log-level", o.log_level, "log level of the simulated agents")
+      ->capture_default_str();
 }
 
 namespace {
@@ -234,9 +252,14 @@ struct sim_node {
 class sim {
  public:
   sim(const options& o, crypto::public_key xkey, std::vector<crypto::public_key> trust)
-      : o_(o), xkey_(xkey), trust_(std::move(trust)), topics_{o.topic_prefix}, rng_(std::random_device{}()),
+      : o_(o),
+        xkey_(xkey),
+        trust_(std::move(trust)),
+        topics_{o.topic_prefix},
+        rng_(std::random_device{}()),
         link_in_(loop_, std::chrono::microseconds(static_cast<int64_t>(o.link_latency_ms * 1000))),
-        link_out_(loop_, std::chrono::microseconds(static_cast<int64_t>(o.link_latency_ms * 1000))) {}
+        link_out_(loop_,
+                  std::chrono::microseconds(static_cast<int64_t>(o.link_latency_ms * 1000))) {}
 
   int run();
 
@@ -259,8 +282,9 @@ class sim {
     n.agreed = clk::now();
     ++agreed_;
     if (index < o_.stop_nodes)
-      n.stop_timer = loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.stop_after_s * 1000)),
-                                      [this, index] { stop_node(index); });
+      n.stop_timer =
+          loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.stop_after_s * 1000)),
+                           [this, index] { stop_node(index); });
     if (agreed_ == nodes_.size() && o_.duration_s <= 0) finish("every node has an agreement");
   }
   void on_removed() { --running_; }
@@ -300,7 +324,8 @@ class sim {
   clk::time_point t_connected_, t_created_, t_register_;
   std::optional<clk::time_point> t_all_registered_, t_all_agreed_;
   size_t connected_ = 0, subscribed_ = 0, sub_failed_ = 0;
-  size_t created_ = 0, create_next_ = 0, create_inflight_ = 0, create_failed_ = 0, already_existed_ = 0;
+  size_t created_ = 0, create_next_ = 0, create_inflight_ = 0, create_failed_ = 0,
+         already_existed_ = 0;
   size_t registered_ = 0, register_failed_ = 0, register_retries_ = 0;
   size_t agreed_ = 0, deploys_ = 0, running_ = 0, crashes_ = 0, stopped_ = 0;
   uint64_t routed_ = 0, link_dropped_ = 0;
@@ -309,18 +334,21 @@ class sim {
   std::string why_;
   core::loop::timer_handle progress_timer_, end_timer_, duration_timer_;
   // First heartbeat counter of every node: the wall clock in microseconds (see fleetsim.h).
-  uint64_t hb_counter_seed_ = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  uint64_t hb_counter_seed_ =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   std::chrono::milliseconds hb_interval() const {
-    return std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(o_.heartbeat_interval_s * 1000)));
+    return std::chrono::milliseconds(
+        std::max<int64_t>(1, static_cast<int64_t>(o_.heartbeat_interval_s * 1000)));
   }
 };
 
 std::string top_level_version(const agent::workload& w) {
   for (const auto& s : w.services)
     if (s.is_top_level && s.service) return s.service->version;
-  return w.services.empty() || !w.services.front().service ? std::string("?") : w.services.front().service->version;
+  return w.services.empty() || !w.services.front().service ? std::string("?")
+                                                           : w.services.front().service->version;
 }
 
 void sim_runtime::deploy(const agent::workload& w, agent::done_fn cb) {
@@ -329,13 +357,16 @@ void sim_runtime::deploy(const agent::workload& w, agent::done_fn cb) {
   sim_.loop().post([cb = std::move(cb)] { cb(core::ok()); });
   const double p = sim_.opts().crash_probability;
   if (p > 0 && std::uniform_real_distribution<double>(0, 1)(sim_.rng()) < p) {
-    auto after = std::chrono::milliseconds(std::uniform_int_distribution<int>(1000, 5000)(sim_.rng()));
+    auto after =
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(1000, 5000)(sim_.rng()));
     crashes_[w.agreement_id] = sim_.loop().call_after(after, [this, id = w.agreement_id] {
       crashes_.erase(id);
       if (running_.erase(id) == 0) return;
       sim_.on_removed();
       sim_.on_crash();
-      if (fail_) fail_(id, agent::runtime_failure(fb::CancelReason::container_failure, "injected crash (fleetsim)"));
+      if (fail_)
+        fail_(id, agent::runtime_failure(fb::CancelReason::container_failure,
+                                         "injected crash (fleetsim)"));
     });
   }
 }
@@ -392,7 +423,8 @@ bool sim::build() {
   agent::engine_options eo;
   eo.finalize_timeout = std::chrono::seconds(o_.finalize_timeout_s);
   eo.exchange_retry = std::chrono::seconds(5);
-  eo.upgrade_verify_window = std::chrono::milliseconds(static_cast<int64_t>(o_.upgrade_verify_window_s * 1000));
+  eo.upgrade_verify_window =
+      std::chrono::milliseconds(static_cast<int64_t>(o_.upgrade_verify_window_s * 1000));
   nodes_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     auto node = std::make_unique<sim_node>();
@@ -414,10 +446,13 @@ bool sim::build() {
     s.store.emplace(std::move(st).value());
     s.rt = std::make_unique<sim_runtime>(*this, i);
     s.eng = std::make_unique<agent::engine>(loop_, *s.store, *s.xa, *s.out, *s.rt, eo);
-    for (auto type : {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify}) {
-      s.messenger->on(type, [eng = s.eng.get()](const core::wire::opened& m) { eng->on_message(m); });
+    for (auto type :
+         {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify}) {
+      s.messenger->on(type,
+                      [eng = s.eng.get()](const core::wire::opened& m) { eng->on_message(m); });
     }
-    if (o_.heartbeat_interval_s > 0) s.hb_counter = std::make_unique<agent::memory_counter>(hb_counter_seed_);
+    if (o_.heartbeat_interval_s > 0)
+      s.hb_counter = std::make_unique<agent::memory_counter>(hb_counter_seed_);
     if (auto r = s.eng->start(); !r) {
       std::fprintf(stderr, "hmq-fleetsim: node %zu: %s\n", i, r.err().message().c_str());
       return false;
@@ -431,19 +466,22 @@ bool sim::build() {
     // The messenger subscribes its mailbox on the shared connection; the sim then takes that
     // subscription over (same filter, so one SUBSCRIBE on connect) to route through the link.
     s.messenger->start();
-    s.conn->subscribe(s.messenger->mailbox_topic(), 1,
-                      [this, i](const bus::inbound& in) {
-                        if (nodes_[i]->stopped || lose()) return;
-                        ++routed_;
-                        link_in_.push([this, i, in] {
-                          if (!nodes_[i]->stopped) nodes_[i]->messenger->deliver(in);
-                        });
-                      },
-                      [this](result<void> r) {
-                        if (r) ++subscribed_;
-                        else ++sub_failed_;
-                        if (subscribed_ + sub_failed_ == nodes_.size() + 1) connect();
-                      });
+    s.conn->subscribe(
+        s.messenger->mailbox_topic(), 1,
+        [this, i](const bus::inbound& in) {
+          if (nodes_[i]->stopped || lose()) return;
+          ++routed_;
+          link_in_.push([this, i, in] {
+            if (!nodes_[i]->stopped) nodes_[i]->messenger->deliver(in);
+          });
+        },
+        [this](result<void> r) {
+          if (r)
+            ++subscribed_;
+          else
+            ++sub_failed_;
+          if (subscribed_ + sub_failed_ == nodes_.size() + 1) connect();
+        });
     nodes_.push_back(std::move(node));
   }
   admin_codec_ = std::make_unique<core::wire::codec>(admin_keys_, loop_.time());
@@ -451,20 +489,24 @@ bool sim::build() {
   admin_client_ = std::make_unique<xc::client>(loop_, *admin_messenger_, xkey_, topics_);
   admin_client_->set_timeout(std::chrono::seconds(o_.rpc_timeout_s));
   admin_messenger_->start();
-  conns_[0]->subscribe(admin_messenger_->mailbox_topic(), 1,
-                       [this](const bus::inbound& in) { admin_messenger_->deliver(in); },
-                       [this](result<void> r) {
-                         if (r) ++subscribed_;
-                         else ++sub_failed_;
-                         if (subscribed_ + sub_failed_ == nodes_.size() + 1) connect();
-                       });
+  conns_[0]->subscribe(
+      admin_messenger_->mailbox_topic(), 1,
+      [this](const bus::inbound& in) { admin_messenger_->deliver(in); },
+      [this](result<void> r) {
+        if (r)
+          ++subscribed_;
+        else
+          ++sub_failed_;
+        if (subscribed_ + sub_failed_ == nodes_.size() + 1) connect();
+      });
   return true;
 }
 
 // Every mailbox subscription is confirmed (SUBACK): nothing sent to a node can be lost now.
 void sim::connect() {
   t_connected_ = clk::now();
-  std::fprintf(stderr, "fleetsim: %zu connections, %zu mailboxes subscribed (%zu failed) in %.2f s\n",
+  std::fprintf(stderr,
+               "fleetsim: %zu connections, %zu mailboxes subscribed (%zu failed) in %.2f s\n",
                conns_.size(), subscribed_, sub_failed_, seconds_since(t_start_, t_connected_));
   if (sub_failed_ != 0) return finish("mailbox subscriptions failed");
   if (o_.create_nodes) return create_nodes();
@@ -473,8 +515,8 @@ void sim::connect() {
 }
 
 void sim::create_nodes() {
-  std::fprintf(stderr, "fleetsim: creating %zu nodes in org %s (%zu in flight)\n", nodes_.size(), o_.org.c_str(),
-               o_.create_parallel);
+  std::fprintf(stderr, "fleetsim: creating %zu nodes in org %s (%zu in flight)\n", nodes_.size(),
+               o_.org.c_str(), o_.create_parallel);
   for (size_t i = 0; i < std::max<size_t>(1, o_.create_parallel); ++i) create_next();
 }
 
@@ -482,8 +524,9 @@ void sim::create_next() {
   if (create_next_ >= nodes_.size()) {
     if (create_inflight_ == 0 && !phase_register_) {
       t_created_ = clk::now();
-      std::fprintf(stderr, "fleetsim: %zu nodes created (%zu existed, %zu failed) in %.2f s\n", created_,
-                   already_existed_, create_failed_, seconds_since(t_connected_, t_created_));
+      std::fprintf(stderr, "fleetsim: %zu nodes created (%zu existed, %zu failed) in %.2f s\n",
+                   created_, already_existed_, create_failed_,
+                   seconds_since(t_connected_, t_created_));
       register_all();
     }
     return;
@@ -515,12 +558,14 @@ void sim::create_next() {
 void sim::register_all() {
   phase_register_ = true;
   t_register_ = clk::now();
-  std::fprintf(stderr, "fleetsim: registering %zu nodes for %s\n", nodes_.size(), o_.pattern.c_str());
+  std::fprintf(stderr, "fleetsim: registering %zu nodes for %s\n", nodes_.size(),
+               o_.pattern.c_str());
   for (size_t i = 0; i < nodes_.size(); ++i) register_one(i);
   if (o_.progress_s > 0) progress();
   if (o_.duration_s > 0) {
-    duration_timer_ = loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.duration_s * 1000)),
-                                       [this] { finish("duration reached"); });
+    duration_timer_ =
+        loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.duration_s * 1000)),
+                         [this] { finish("duration reached"); });
   }
 }
 
@@ -544,7 +589,8 @@ void sim::register_one(size_t i) {
     // Refusals (bad token, unknown pattern) are final; a timeout under load is retried.
     if (xc::is_refusal(res.code()) || s.register_attempts >= 5) {
       if (register_failed_++ == 0)
-        std::fprintf(stderr, "fleetsim: node %zu registration failed: %s\n", i, res.err().message().c_str());
+        std::fprintf(stderr, "fleetsim: node %zu registration failed: %s\n", i,
+                     res.err().message().c_str());
       return;
     }
     ++register_retries_;
@@ -560,9 +606,10 @@ void sim::start_heartbeat(size_t i) {
   auto& s = *nodes_[i];
   if (!s.hb_counter || s.hb || s.stopped) return;
   const int64_t interval = hb_interval().count();
-  const int64_t phase = static_cast<int64_t>(static_cast<double>(interval) * static_cast<double>(i) /
-                                             static_cast<double>(nodes_.size()));
-  const int64_t since = std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t_register_).count();
+  const int64_t phase = static_cast<int64_t>(
+      static_cast<double>(interval) * static_cast<double>(i) / static_cast<double>(nodes_.size()));
+  const int64_t since =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clk::now() - t_register_).count();
   int64_t wait = (phase - since) % interval;
   if (wait < 0) wait += interval;
   agent::heartbeat_options ho;
@@ -574,7 +621,8 @@ void sim::start_heartbeat(size_t i) {
       loop_, *s.hb_counter, xkey_, s.keys.sk, crypto::mailbox_id(s.keys.pk), topics_,
       [eng = s.eng.get()] {
         core::wire::heartbeat_body b;
-        b.running_agreements = static_cast<uint16_t>(std::min<size_t>(eng->live_agreements(), 0xffff));
+        b.running_agreements =
+            static_cast<uint16_t>(std::min<size_t>(eng->live_agreements(), 0xffff));
         return b;
       },
       ho);
@@ -593,11 +641,13 @@ void sim::stop_node(size_t i) {
 }
 
 void sim::progress() {
-  std::fprintf(stderr, "fleetsim: t=%7.2fs registered %zu/%zu agreed %zu/%zu running %zu crashes %zu\n",
-               seconds_since(t_register_, clk::now()), registered_, nodes_.size(), agreed_, nodes_.size(), running_,
-               crashes_);
-  progress_timer_ = loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.progress_s * 1000)),
-                                     [this] { progress(); });
+  std::fprintf(stderr,
+               "fleetsim: t=%7.2fs registered %zu/%zu agreed %zu/%zu running %zu crashes %zu\n",
+               seconds_since(t_register_, clk::now()), registered_, nodes_.size(), agreed_,
+               nodes_.size(), running_, crashes_);
+  progress_timer_ =
+      loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.progress_s * 1000)),
+                       [this] { progress(); });
 }
 
 void sim::finish(const std::string& why) {
@@ -612,9 +662,11 @@ void sim::finish(const std::string& why) {
   }
   if (phase_register_ && o_.progress_s > 0) {
     progress_timer_.cancel();
-    std::fprintf(stderr, "fleetsim: t=%7.2fs registered %zu/%zu agreed %zu/%zu running %zu crashes %zu (%s)\n",
-                 seconds_since(t_register_, clk::now()), registered_, nodes_.size(), agreed_, nodes_.size(), running_,
-                 crashes_, why.c_str());
+    std::fprintf(
+        stderr,
+        "fleetsim: t=%7.2fs registered %zu/%zu agreed %zu/%zu running %zu crashes %zu (%s)\n",
+        seconds_since(t_register_, clk::now()), registered_, nodes_.size(), agreed_, nodes_.size(),
+        running_, crashes_, why.c_str());
   }
   // Summary first (the engines still hold their counters), then everything stops.
   json s = summary();
@@ -624,15 +676,21 @@ void sim::finish(const std::string& why) {
     std::printf("nodes                 %zu (%zu connections)\n", nodes_.size(), conns_.size());
     std::printf("registered            %zu\n", registered_);
     std::printf("agreed                %zu\n", agreed_);
-    if (t_all_agreed_) std::printf("time to all agreed    %.3f s\n", s["time_to_all_agreed_s"].get<double>());
-    else std::printf("time to all agreed    not reached (%s)\n", why.c_str());
+    if (t_all_agreed_)
+      std::printf("time to all agreed    %.3f s\n", s["time_to_all_agreed_s"].get<double>());
+    else
+      std::printf("time to all agreed    not reached (%s)\n", why.c_str());
     const auto& l = s["agreement_latency_ms"];
     if (l.contains("p50"))
-      std::printf("agreement latency     p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms (from RegisterNode sent)\n",
-                  l["p50"].get<double>(), l["p90"].get<double>(), l["p99"].get<double>(), l["max"].get<double>());
-    std::printf("crashes injected      %zu, cancellations %llu, register retries %zu, link drops %llu\n", crashes_,
-                static_cast<unsigned long long>(s["engine"]["cancelled"].get<uint64_t>()), register_retries_,
-                static_cast<unsigned long long>(link_dropped_));
+      std::printf(
+          "agreement latency     p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms (from "
+          "RegisterNode sent)\n",
+          l["p50"].get<double>(), l["p90"].get<double>(), l["p99"].get<double>(),
+          l["max"].get<double>());
+    std::printf(
+        "crashes injected      %zu, cancellations %llu, register retries %zu, link drops %llu\n",
+        crashes_, static_cast<unsigned long long>(s["engine"]["cancelled"].get<uint64_t>()),
+        register_retries_, static_cast<unsigned long long>(link_dropped_));
   }
   std::fflush(stdout);
   end_timer_.cancel();
@@ -653,7 +711,9 @@ json stats_of(std::vector<double> v) {
   json j = json::object();
   if (v.empty()) return j;
   std::sort(v.begin(), v.end());
-  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))]; };
+  auto pct = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+  };
   j["n"] = v.size();
   j["p50"] = pct(0.5);
   j["p90"] = pct(0.9);
@@ -672,14 +732,16 @@ json sim::summary() const {
   j["result"] = why_;
   j["setup_s"] = seconds_since(t_start_, t_connected_);
   j["create_s"] = o_.create_nodes ? seconds_since(t_connected_, t_created_) : 0.0;
-  if (t_all_registered_) j["time_to_all_registered_s"] = seconds_since(t_register_, *t_all_registered_);
+  if (t_all_registered_)
+    j["time_to_all_registered_s"] = seconds_since(t_register_, *t_all_registered_);
   if (t_all_agreed_) j["time_to_all_agreed_s"] = seconds_since(t_register_, *t_all_agreed_);
   std::vector<double> from_sent, from_ack, agreed_at;
   for (const auto& n : nodes_) {
     if (!n->agreed) continue;
     agreed_at.push_back(seconds_since(t_register_, *n->agreed));
     if (n->register_sent) from_sent.push_back(seconds_since(*n->register_sent, *n->agreed) * 1000);
-    if (n->registered) from_ack.push_back(std::max(0.0, seconds_since(*n->registered, *n->agreed) * 1000));
+    if (n->registered)
+      from_ack.push_back(std::max(0.0, seconds_since(*n->registered, *n->agreed) * 1000));
   }
   j["agreement_latency_ms"] = stats_of(from_sent);
   j["agreement_latency_from_ack_ms"] = stats_of(from_ack);
@@ -706,9 +768,14 @@ json sim::summary() const {
     c.upgrades += s.upgrades;
     c.rollbacks += s.rollbacks;
   }
-  j["engine"] = {{"proposals", c.proposals}, {"accepted", c.accepted}, {"rejected", c.rejected},
-                 {"finalized", c.finalized}, {"cancelled", c.cancelled}, {"duplicates", c.duplicates},
-                 {"agbot_key_lookups", c.agbot_key_lookups}, {"upgrades", c.upgrades},
+  j["engine"] = {{"proposals", c.proposals},
+                 {"accepted", c.accepted},
+                 {"rejected", c.rejected},
+                 {"finalized", c.finalized},
+                 {"cancelled", c.cancelled},
+                 {"duplicates", c.duplicates},
+                 {"agbot_key_lookups", c.agbot_key_lookups},
+                 {"upgrades", c.upgrades},
                  {"rollbacks", c.rollbacks}};
   // Version census: how many nodes run each service version now ("1.0.0,1.1.0" for a node in
   // the middle of a swap), so a rollout benchmark can check every node ended on the target.
@@ -725,7 +792,9 @@ json sim::summary() const {
   j["register_retries"] = register_retries_;
   j["register_failed"] = register_failed_;
   j["messages_routed"] = routed_;
-  j["link"] = {{"latency_ms", o_.link_latency_ms}, {"loss_pct", o_.link_loss_pct}, {"dropped", link_dropped_}};
+  j["link"] = {{"latency_ms", o_.link_latency_ms},
+               {"loss_pct", o_.link_loss_pct},
+               {"dropped", link_dropped_}};
   j["rss_kb"] = self_rss_kb();
   uint64_t hb_sent = 0, hb_skipped = 0;
   for (const auto& n : nodes_) {
@@ -733,7 +802,8 @@ json sim::summary() const {
     hb_sent += n->hb->sent();
     hb_skipped += n->hb->skipped();
   }
-  j["heartbeats"] = {{"interval_s", o_.heartbeat_interval_s}, {"sent", hb_sent}, {"skipped", hb_skipped}};
+  j["heartbeats"] = {
+      {"interval_s", o_.heartbeat_interval_s}, {"sent", hb_sent}, {"skipped", hb_skipped}};
   j["stopped_nodes"] = stopped_;
   return j;
 }
@@ -757,14 +827,17 @@ int sim::run() {
   if (!build()) return 1;
   std::fprintf(stderr, "fleetsim: %zu nodes built in %.2f s; connecting\n", nodes_.size(),
                seconds_since(t_start_, clk::now()));
-  end_timer_ = loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.timeout_s * 1000)),
-                                [this] { finish("timeout"); });
+  end_timer_ =
+      loop_.call_after(std::chrono::milliseconds(static_cast<int64_t>(o_.timeout_s * 1000)),
+                       [this] { finish("timeout"); });
   loop_.on_signals([this](int) { finish("interrupted"); });
   size_t failed = 0;
   for (auto& c : conns_) {
     c->start([this, &failed](result<void> r) {
       if (r) return;
-      if (failed++ == 0) std::fprintf(stderr, "hmq-fleetsim: broker %s: %s\n", o_.broker.c_str(), r.err().message().c_str());
+      if (failed++ == 0)
+        std::fprintf(stderr, "hmq-fleetsim: broker %s: %s\n", o_.broker.c_str(),
+                     r.err().message().c_str());
       finish("broker connection failed");
     });
   }

@@ -1,9 +1,8 @@
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 // hmq-fleetsim: N simulated edge nodes in one process, for scale benchmarks (docs/PERFORMANCE.md).
 // Each node is a real hmq::agent::engine with its own X25519 identity, mailbox, in-memory agent
@@ -28,18 +27,18 @@ namespace hmq::fleetsim {
 
 struct options {
   std::string broker = "tcp://127.0.0.1:1883";
-  std::string exchange_key;        // base64/hex or path to the exchange's .pub file
-  std::string org;                 // org of the nodes
-  std::string pattern;             // "org/pattern" or "pattern" (then in --org)
-  std::string user;                // "[org/]user:password": creates the nodes (--create-nodes)
+  std::string exchange_key;  // base64/hex or path to the exchange's .pub file
+  std::string org;           // org of the nodes
+  std::string pattern;       // "org/pattern" or "pattern" (then in --org)
+  std::string user;          // "[org/]user:password": creates the nodes (--create-nodes)
   bool create_nodes = false;
   size_t nodes = 100;
-  std::string node_prefix = "sim";       // nodes <prefix>0 ... <prefix>N-1
-  std::string token_prefix = "simtok";   // node tokens <token_prefix>i
+  std::string node_prefix = "sim";      // nodes <prefix>0 ... <prefix>N-1
+  std::string token_prefix = "simtok";  // node tokens <token_prefix>i
   std::string arch = "amd64";
-  std::vector<std::string> trust_keys;   // publisher Ed25519 public key files the nodes trust
-  size_t connections = 0;                // 0: one per 2500 nodes, at least 1
-  size_t create_parallel = 64;           // node creation RPCs in flight
+  std::vector<std::string> trust_keys;  // publisher Ed25519 public key files the nodes trust
+  size_t connections = 0;               // 0: one per 2500 nodes, at least 1
+  size_t create_parallel = 64;          // node creation RPCs in flight
   // Seconds between each node's heartbeats (agent/heartbeat.h, the agent's own sender); 0: off.
   // Default: hmq-agent's default, so a simulated fleet loads the broker and the exchange like a
   // real fleet of the same size at default settings (docs/PERFORMANCE.md).
@@ -48,19 +47,19 @@ struct options {
   // heartbeats, nothing in or out (a node that lost power); the exchange marks them stale.
   size_t stop_nodes = 0;
   double stop_after_s = 5;
-  double crash_probability = 0;          // per deployed workload
-  double link_latency_ms = 0;            // one way, inside the sim's routing layer
+  double crash_probability = 0;  // per deployed workload
+  double link_latency_ms = 0;    // one way, inside the sim's routing layer
   double link_loss_pct = 0;
-  double duration_s = 0;                 // 0: until every node has an agreement (or --timeout)
+  double duration_s = 0;  // 0: until every node has an agreement (or --timeout)
   double timeout_s = 600;
-  double progress_s = 1;                 // progress line period on stderr (0: none)
-  int rpc_timeout_s = 120;               // exchange RPCs of the nodes (a burst queues at the exchange)
+  double progress_s = 1;    // progress line period on stderr (0: none)
+  int rpc_timeout_s = 120;  // exchange RPCs of the nodes (a burst queues at the exchange)
   int finalize_timeout_s = 60;
   // Each engine keeps a new service version this long before it confirms an upgrade (the agent's
   // --upgrade-verify-window); a rollout's floor is batches x this window.
   double upgrade_verify_window_s = 30;
   std::string topic_prefix = "hmq/v1";
-  std::string output = "text";           // text | json
+  std::string output = "text";  // text | json
   std::string log_level = "warn";
 };
 

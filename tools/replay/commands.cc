@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,8 +11,6 @@
 #include <iostream>
 #include <memory>
 #include <optional>
-
-#include <CLI/CLI.hpp>
 
 #include "core/bus/client.h"
 #include "core/bus/topic_filter.h"
@@ -36,7 +35,8 @@ struct failure {
 };
 
 int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -66,7 +66,8 @@ bool valid_filter(const std::string& f) {
   }
 }
 
-bus::options broker_options(const std::string& uri, const std::string& user, const std::string& password) {
+bus::options broker_options(const std::string& uri, const std::string& user,
+                            const std::string& password) {
   bus::options o;
   o.broker_uri = uri;
   // A throw-away session: a recorder or player leaves nothing behind on the broker.
@@ -87,7 +88,8 @@ int exit_for_bus(const core::error& e) {
   return e.code == bus::errc::not_authorized ? exit_refused : exit_unreachable;
 }
 
-// ---- record ---------------------------------------------------------------------------------------
+// ---- record
+// ---------------------------------------------------------------------------------------
 
 struct record_opts {
   std::vector<std::string> filters;
@@ -100,7 +102,8 @@ struct record_opts {
 
 int do_record(const record_opts& o, bool verbose, std::ostream& out, std::ostream& err) {
   for (const auto& f : o.filters) {
-    if (!valid_filter(f)) throw failure{exit_bad_input, "not a valid MQTT topic filter: '" + f + "'"};
+    if (!valid_filter(f))
+      throw failure{exit_bad_input, "not a valid MQTT topic filter: '" + f + "'"};
   }
   file_header h;
   h.created_us = now_us();
@@ -153,20 +156,25 @@ int do_record(const record_opts& o, bool verbose, std::ostream& out, std::ostrea
   for (const auto& f : o.filters) {
     // QoS 2: the broker then delivers each message with the QoS its publisher used.
     client.subscribe(f, 2, on_message, [&, f](core::result<void> r) {
-      if (!r) return finish(exit_for_bus(r.err()), "subscription " + f + " refused: " + r.err().message());
+      if (!r)
+        return finish(exit_for_bus(r.err()),
+                      "subscription " + f + " refused: " + r.err().message());
       if (++subscribed == o.filters.size() && verbose) {
-        err << "hmq-replay: recording " << o.filters.size() << " filter(s) from " << o.broker << " to " << o.file
-            << "\n"
+        err << "hmq-replay: recording " << o.filters.size() << " filter(s) from " << o.broker
+            << " to " << o.file << "\n"
             << std::flush;
       }
     });
   }
   loop.on_signals([&](int) { finish(exit_ok, ""); });
   client.start([&](core::result<void> r) {
-    if (!r) return finish(exit_for_bus(r.err()), "cannot connect to the broker at " + o.broker + ": " + r.err().message());
+    if (!r)
+      return finish(exit_for_bus(r.err()),
+                    "cannot connect to the broker at " + o.broker + ": " + r.err().message());
     if (o.duration_s > 0) {
-      duration_timer = loop.call_after(
-          std::chrono::milliseconds(static_cast<int64_t>(o.duration_s * 1000)), [&] { finish(exit_ok, ""); });
+      duration_timer =
+          loop.call_after(std::chrono::milliseconds(static_cast<int64_t>(o.duration_s * 1000)),
+                          [&] { finish(exit_ok, ""); });
     }
     if (progress) tick();
   });
@@ -188,7 +196,8 @@ int do_record(const record_opts& o, bool verbose, std::ostream& out, std::ostrea
   return exit_ok;
 }
 
-// ---- inspect --------------------------------------------------------------------------------------
+// ---- inspect
+// --------------------------------------------------------------------------------------
 
 std::string hex_prefix(std::span<const uint8_t> b, size_t n) {
   return crypto::to_hex(b.subspan(0, std::min(n, b.size())));
@@ -239,7 +248,9 @@ int do_inspect(const inspect_opts& o, std::ostream& out, std::ostream& err) {
     }
   }
   if (o.format == "json") {
-    json doc{{"format_version", h.version}, {"flags", h.flags}, {"created_us", h.created_us},
+    json doc{{"format_version", h.version},
+             {"flags", h.flags},
+             {"created_us", h.created_us},
              {"messages", std::move(messages)}};
     if (error) doc["error"] = *error;
     out << doc.dump() << "\n";
@@ -248,7 +259,8 @@ int do_inspect(const inspect_opts& o, std::ostream& out, std::ostream& err) {
   return exit_ok;
 }
 
-// ---- play -----------------------------------------------------------------------------------------
+// ---- play
+// -----------------------------------------------------------------------------------------
 
 struct play_opts {
   std::string file;
@@ -263,7 +275,8 @@ struct play_opts {
 
 int do_play(const play_opts& o, bool verbose, std::ostream& out, std::ostream& err) {
   for (const auto& f : o.filters) {
-    if (!valid_filter(f)) throw failure{exit_bad_input, "not a valid MQTT topic filter: '" + f + "'"};
+    if (!valid_filter(f))
+      throw failure{exit_bad_input, "not a valid MQTT topic filter: '" + f + "'"};
   }
   if (o.speed < 0) throw failure{exit_bad_input, "--speed must be >= 0"};
   if (o.reseal && o.keys.empty()) throw failure{exit_bad_input, "--reseal needs --keys DIR"};
@@ -324,11 +337,13 @@ int do_play(const play_opts& o, bool verbose, std::ostream& out, std::ostream& e
     while (next < plan.size() && in_flight < window) {
       const auto& r = plan[next];
       if (o.speed > 0) {
-        const auto offset_us = static_cast<double>(r.received_us - plan.front().received_us) / o.speed;
-        const auto due = base + std::chrono::microseconds(static_cast<int64_t>(std::max(0.0, offset_us)));
+        const auto offset_us =
+            static_cast<double>(r.received_us - plan.front().received_us) / o.speed;
+        const auto due =
+            base + std::chrono::microseconds(static_cast<int64_t>(std::max(0.0, offset_us)));
         if (due > now) {
-          timer = loop.call_after(
-              std::chrono::ceil<std::chrono::milliseconds>(due - now), [&] { pump(); });
+          timer = loop.call_after(std::chrono::ceil<std::chrono::milliseconds>(due - now),
+                                  [&] { pump(); });
           return;
         }
       }
@@ -343,7 +358,8 @@ int do_play(const play_opts& o, bool verbose, std::ostream& out, std::ostream& e
       po.user_props = r.msg.user_props;
       ++next;
       ++in_flight;
-      if (verbose) err << "play " << next << "/" << plan.size() << " " << r.msg.topic << "\n" << std::flush;
+      if (verbose)
+        err << "play " << next << "/" << plan.size() << " " << r.msg.topic << "\n" << std::flush;
       client.publish(r.msg.topic, payload_for(r), po, [&](core::result<void> res) {
         --in_flight;
         if (res) {
@@ -354,15 +370,20 @@ int do_play(const play_opts& o, bool verbose, std::ostream& out, std::ostream& e
             return finish(exit_refused, "publish refused: " + res.err().message());
           }
         }
-        if (next == plan.size() && in_flight == 0) return finish(failed ? exit_unreachable : exit_ok,
-                                                                 failed ? std::to_string(failed) + " publish(es) failed" : "");
+        if (next == plan.size() && in_flight == 0)
+          return finish(failed ? exit_unreachable : exit_ok,
+                        failed ? std::to_string(failed) + " publish(es) failed" : "");
         pump();
       });
     }
   };
-  loop.on_signals([&](int) { finish(exit_interrupted, "interrupted after " + std::to_string(published) + " messages"); });
+  loop.on_signals([&](int) {
+    finish(exit_interrupted, "interrupted after " + std::to_string(published) + " messages");
+  });
   client.start([&](core::result<void> r) {
-    if (!r) return finish(exit_for_bus(r.err()), "cannot connect to the broker at " + o.broker + ": " + r.err().message());
+    if (!r)
+      return finish(exit_for_bus(r.err()),
+                    "cannot connect to the broker at " + o.broker + ": " + r.err().message());
     if (plan.empty()) return finish(exit_ok, "");
     base = std::chrono::steady_clock::now();
     pump();
@@ -375,13 +396,14 @@ int do_play(const play_opts& o, bool verbose, std::ostream& out, std::ostream& e
         << " envelope(s) could not be resealed (no key opens them) and were sent as recorded; "
            "receivers reject them as duplicates or too old\n";
   }
-  json summary{{"published", published}, {"failed", failed},         {"resealed", resealed},
-               {"unchanged", unchanged}, {"skipped_by_filter", skipped}, {"total", all.records.size()}};
+  json summary{{"published", published},       {"failed", failed},
+               {"resealed", resealed},         {"unchanged", unchanged},
+               {"skipped_by_filter", skipped}, {"total", all.records.size()}};
   if (o.format == "json") {
     out << summary.dump() << "\n";
   } else if (verbose) {
-    err << "hmq-replay: published " << published << " of " << plan.size() << " messages (" << resealed
-        << " resealed, " << skipped << " filtered out, " << failed << " failed)\n";
+    err << "hmq-replay: published " << published << " of " << plan.size() << " messages ("
+        << resealed << " resealed, " << skipped << " filtered out, " << failed << " failed)\n";
   }
   if (rc != exit_ok) throw failure{rc, error_text};
   return exit_ok;
@@ -389,16 +411,14 @@ int do_play(const play_opts& o, bool verbose, std::ostream& out, std::ostream& e
 
 }  // namespace
 
-// ---- describe -------------------------------------------------------------------------------------
+// ---- describe
+// -------------------------------------------------------------------------------------
 
-json describe(const record& r, size_t index, int64_t start_us, const keyring* keys, const message_json* printer) {
+json describe(const record& r, size_t index, int64_t start_us, const keyring* keys,
+              const message_json* printer) {
   const auto& m = r.msg;
-  json d{{"index", index},
-         {"t_us", r.received_us - start_us},
-         {"received_us", r.received_us},
-         {"topic", m.topic},
-         {"size", m.payload.size()},
-         {"qos", m.qos},
+  json d{{"index", index},      {"t_us", r.received_us - start_us}, {"received_us", r.received_us},
+         {"topic", m.topic},    {"size", m.payload.size()},         {"qos", m.qos},
          {"retain", m.retained}};
   json props = json::object();
   if (m.message_expiry_s) props["message_expiry_s"] = m.message_expiry_s;
@@ -445,25 +465,33 @@ json describe(const record& r, size_t index, int64_t start_us, const keyring* ke
 std::string describe_line(const json& d) {
   char t[48];
   std::snprintf(t, sizeof t, "+%.6f", static_cast<double>(d.value("t_us", int64_t{0})) / 1e6);
-  std::string line = std::string(t) + " " + d.value("topic", "") + " " + std::to_string(d.value("size", size_t{0})) +
-                     "B q" + std::to_string(d.value("qos", 0)) + (d.value("retain", false) ? " retained" : "");
+  std::string line = std::string(t) + " " + d.value("topic", "") + " " +
+                     std::to_string(d.value("size", size_t{0})) + "B q" +
+                     std::to_string(d.value("qos", 0)) +
+                     (d.value("retain", false) ? " retained" : "");
   if (d.contains("properties")) line += " props=" + d["properties"].dump();
   const auto& env = d["envelope"];
   if (env.is_null()) return line + " (not an envelope)";
-  line += " v" + std::to_string(env.value("version", 0)) + " from=" + env.value("sender_mailbox", "") +
-          " key=" + env.value("sender_key", "").substr(0, 8) + "… nonce=" + env.value("nonce_prefix", "");
+  line += " v" + std::to_string(env.value("version", 0)) +
+          " from=" + env.value("sender_mailbox", "") +
+          " key=" + env.value("sender_key", "").substr(0, 8) +
+          "… nonce=" + env.value("nonce_prefix", "");
   if (d.contains("decode_error")) line += " [" + d.value("decode_error", "") + "]";
-  if (d.contains("body_type")) line += " " + d.value("body_type", "") + " (" + d.value("opened_by", "") + ")";
+  if (d.contains("body_type"))
+    line += " " + d.value("body_type", "") + " (" + d.value("opened_by", "") + ")";
   if (d.contains("message")) line += " " + d["message"].dump();
   return line;
 }
 
-// ---- CLI ------------------------------------------------------------------------------------------
+// ---- CLI
+// ------------------------------------------------------------------------------------------
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app(
-      "hmq-replay: record what crosses the Horizon-MQ bus, inspect it (decrypting with the parties' keys), and "
-      "play it back.\nExit codes: 0 ok, 1 bad input (flags, files, keys), 2 refused by the broker, 3 broker "
+      "hmq-replay: record what crosses the Horizon-MQ bus, inspect it (decrypting with the "
+      "parties' keys), and "
+      "play it back.\nExit codes: 0 ok, 1 bad input (flags, files, keys), 2 refused by the broker, "
+      "3 broker "
       "unreachable, 130 play interrupted. See docs/replay.md.",
       "hmq-replay");
   app.fallthrough();
@@ -474,28 +502,36 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   std::function<int()> action;
 
   record_opts ro;
-  auto* rec = app.add_subcommand("record", "Record every message on the given topic filters to a file");
-  rec->add_option("-t,--topic", ro.filters, "MQTT topic filter (repeat or list several), e.g. 'hmq/v1/#'")
+  auto* rec =
+      app.add_subcommand("record", "Record every message on the given topic filters to a file");
+  rec->add_option("-t,--topic", ro.filters,
+                  "MQTT topic filter (repeat or list several), e.g. 'hmq/v1/#'")
       ->required()
       ->expected(1, -1);
   rec->add_option("-o,--output", ro.file, "Recording file to create (overwritten)")->required();
-  rec->add_option("--duration", ro.duration_s, "Stop after S seconds (default: until SIGINT/SIGTERM)")
+  rec->add_option("--duration", ro.duration_s,
+                  "Stop after S seconds (default: until SIGINT/SIGTERM)")
       ->check(CLI::PositiveNumber);
   rec->add_option("--count", ro.count, "Stop after N messages")->check(CLI::PositiveNumber);
-  rec->add_option("--broker", ro.broker, "MQTT broker URI (tcp://, mqtt://, ssl://, mqtts://; env HMQ_BROKER)")
+  rec->add_option("--broker", ro.broker,
+                  "MQTT broker URI (tcp://, mqtt://, ssl://, mqtts://; env HMQ_BROKER)")
       ->capture_default_str();
   rec->add_option("--username", ro.username, "Broker user name");
   rec->add_option("--password", ro.password, "Broker password");
   rec->footer(
-      "Records topic, payload, QoS, retain flag, MQTT v5 properties and receive time (us). Progress goes to "
-      "stderr on a terminal or with -v. SIGINT/SIGTERM end the recording cleanly (the file is complete).");
+      "Records topic, payload, QoS, retain flag, MQTT v5 properties and receive time (us). "
+      "Progress goes to "
+      "stderr on a terminal or with -v. SIGINT/SIGTERM end the recording cleanly (the file is "
+      "complete).");
   rec->callback([&] { action = [&] { return do_record(ro, verbose, out, err); }; });
 
   inspect_opts io;
-  auto* ins = app.add_subcommand("inspect", "Print one line per recorded message; decrypt with --keys");
+  auto* ins =
+      app.add_subcommand("inspect", "Print one line per recorded message; decrypt with --keys");
   ins->add_option("file", io.file, "Recording file")->required();
   ins->add_option("--keys", io.keys,
-                  "Directory with the parties' key files (agent.key, agbot.key, exchange.key, *.pub; searched two "
+                  "Directory with the parties' key files (agent.key, agbot.key, exchange.key, "
+                  "*.pub; searched two "
                   "levels deep): every envelope one of them opens is printed as JSON");
   ins->add_option("-o,--output", io.format, "text (one line per message) or json (one document)")
       ->check(CLI::IsMember({"text", "json"}))
@@ -506,14 +542,17 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   auto* play = app.add_subcommand("play", "Publish a recording again, with its original spacing");
   play->add_option("file", po.file, "Recording file")->required();
   play->add_option("--broker", po.broker, "MQTT broker URI to publish to")->required();
-  play->add_option("--speed", po.speed, "Time scale: 2 = twice as fast, 0.5 = half speed, 0 = as fast as possible")
+  play->add_option("--speed", po.speed,
+                   "Time scale: 2 = twice as fast, 0.5 = half speed, 0 = as fast as possible")
       ->capture_default_str();
-  play->add_option("--filter", po.filters, "Play only messages whose topic matches one of these filters")
+  play->add_option("--filter", po.filters,
+                   "Play only messages whose topic matches one of these filters")
       ->expected(1, -1);
-  play->add_flag("--reseal", po.reseal,
-                 "Decrypt each envelope with --keys and seal it again with a fresh nonce, message id and send "
-                 "time, so receivers with the same keys accept it (they reject the originals as duplicates or "
-                 "too old)");
+  play->add_flag(
+      "--reseal", po.reseal,
+      "Decrypt each envelope with --keys and seal it again with a fresh nonce, message id and send "
+      "time, so receivers with the same keys accept it (they reject the originals as duplicates or "
+      "too old)");
   play->add_option("--keys", po.keys, "Key directory (as for inspect); needed by --reseal");
   play->add_option("-o,--output", po.format, "text or json (a summary on stdout)")
       ->check(CLI::IsMember({"text", "json"}))

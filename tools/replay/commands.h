@@ -1,10 +1,9 @@
 #pragma once
 
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tools/replay/keys.h"
 #include "tools/replay/message_json.h"
@@ -16,10 +15,10 @@ namespace hmq::tools::replay {
 
 enum exit_code : int {
   exit_ok = 0,
-  exit_bad_input = 1,     // bad flags, unreadable/foreign/truncated recording, bad keys dir
-  exit_refused = 2,       // the broker refused a subscription or a publish (ACL)
-  exit_unreachable = 3,   // the broker cannot be reached, or went away with messages unsent
-  exit_interrupted = 130, // play stopped by SIGINT/SIGTERM before the end
+  exit_bad_input = 1,      // bad flags, unreadable/foreign/truncated recording, bad keys dir
+  exit_refused = 2,        // the broker refused a subscription or a publish (ACL)
+  exit_unreachable = 3,    // the broker cannot be reached, or went away with messages unsent
+  exit_interrupted = 130,  // play stopped by SIGINT/SIGTERM before the end
 };
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

@@ -13,7 +13,9 @@ using core::result;
 
 namespace {
 
-error bad(std::string detail) { return error{make_error_code(crypto::errc::bad_key), std::move(detail)}; }
+error bad(std::string detail) {
+  return error{make_error_code(crypto::errc::bad_key), std::move(detail)};
+}
 
 // "…/mb/<id>" → "<id>", else "".
 std::string mailbox_of(const std::string& topic) {
@@ -30,14 +32,17 @@ void keyring::add(std::string name, crypto::box_keypair kp) {
   secrets_.push_back({std::move(name), std::move(kp)});
 }
 
-void keyring::add_public(const crypto::public_key& pk) { mailboxes_[crypto::mailbox_id(pk)] = pk; }
+void keyring::add_public(const crypto::public_key& pk) {
+  mailboxes_[crypto::mailbox_id(pk)] = pk;
+}
 
 const crypto::public_key* keyring::by_mailbox(const std::string& mailbox) const {
   auto it = mailboxes_.find(mailbox);
   return it == mailboxes_.end() ? nullptr : &it->second;
 }
 
-result<keyring> keyring::load(const std::filesystem::path& dir, std::vector<std::string>& warnings) {
+result<keyring> keyring::load(const std::filesystem::path& dir,
+                              std::vector<std::string>& warnings) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -45,7 +50,8 @@ result<keyring> keyring::load(const std::filesystem::path& dir, std::vector<std:
   }
   keyring k;
   std::vector<fs::path> files;
-  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+  for (auto it =
+           fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it.depth() > 2) {
       it.disable_recursion_pending();
@@ -86,7 +92,8 @@ result<envelope_fields> parse_envelope(std::span<const uint8_t> payload) {
   const auto* e = fb::GetEnvelope(payload.data());
   envelope_fields f;
   f.version = e->version();
-  if (!e->sender_key() || e->sender_key()->size() != crypto::public_key_size) return bad("bad sender key");
+  if (!e->sender_key() || e->sender_key()->size() != crypto::public_key_size)
+    return bad("bad sender key");
   if (!e->nonce() || e->nonce()->size() != crypto::nonce_size) return bad("bad nonce");
   std::copy(e->sender_key()->begin(), e->sender_key()->end(), f.sender.begin());
   std::copy(e->nonce()->begin(), e->nonce()->end(), f.nonce.begin());
@@ -94,7 +101,8 @@ result<envelope_fields> parse_envelope(std::span<const uint8_t> payload) {
   return f;
 }
 
-result<opened_envelope> open_envelope(const keyring& keys, const std::string& topic, std::span<const uint8_t> payload) {
+result<opened_envelope> open_envelope(const keyring& keys, const std::string& topic,
+                                      std::span<const uint8_t> payload) {
   auto env = parse_envelope(payload);
   if (!env) return env.err();
   opened_envelope o;
@@ -131,7 +139,8 @@ result<opened_envelope> open_envelope(const keyring& keys, const std::string& to
   return error{make_error_code(crypto::errc::decrypt_failed), "no key opens it"};
 }
 
-result<std::vector<uint8_t>> reseal(const keyring& keys, const opened_envelope& o, const core::loop::clock& clock) {
+result<std::vector<uint8_t>> reseal(const keyring& keys, const opened_envelope& o,
+                                    const core::loop::clock& clock) {
   fb::MessageT m;
   fb::GetMessage(o.message.data())->UnPackTo(&m);
   m.id = 0;       // build_message draws a fresh random id

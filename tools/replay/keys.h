@@ -29,7 +29,8 @@ class keyring {
  public:
   // Warnings (unreadable files, loose permissions) go to `warnings`; an empty keyring is not an
   // error here (the caller decides).
-  static core::result<keyring> load(const std::filesystem::path& dir, std::vector<std::string>& warnings);
+  static core::result<keyring> load(const std::filesystem::path& dir,
+                                    std::vector<std::string>& warnings);
   void add(std::string name, core::crypto::box_keypair kp);
   void add_public(const core::crypto::public_key& pk);
 
@@ -69,6 +70,7 @@ core::result<opened_envelope> open_envelope(const keyring& keys, const std::stri
 // The same Message with a fresh random id and sent_ms = clock's now, sealed again from the
 // original sender to the original recipient with a fresh nonce. The recipient cannot tell it
 // from a message the sender sent now.
-core::result<std::vector<uint8_t>> reseal(const keyring& keys, const opened_envelope& o, const core::loop::clock& clock);
+core::result<std::vector<uint8_t>> reseal(const keyring& keys, const opened_envelope& o,
+                                          const core::loop::clock& clock);
 
 }  // namespace hmq::tools::replay

@@ -22,22 +22,31 @@ class replay_category final : public std::error_category {
   const char* name() const noexcept override { return "recording"; }
   std::string message(int c) const override {
     switch (static_cast<errc>(c)) {
-      case errc::ok: return "ok";
-      case errc::io_error: return "i/o error";
-      case errc::not_a_recording: return "not an hmq-replay recording";
-      case errc::unsupported_version: return "unsupported recording version";
-      case errc::truncated: return "truncated recording";
-      case errc::corrupt_record: return "corrupt record";
+      case errc::ok:
+        return "ok";
+      case errc::io_error:
+        return "i/o error";
+      case errc::not_a_recording:
+        return "not an hmq-replay recording";
+      case errc::unsupported_version:
+        return "unsupported recording version";
+      case errc::truncated:
+        return "truncated recording";
+      case errc::corrupt_record:
+        return "corrupt record";
     }
     return "unknown recording error " + std::to_string(c);
   }
 };
 
-error make_error(errc e, std::string detail) { return error{make_error_code(e), std::move(detail)}; }
+error make_error(errc e, std::string detail) {
+  return error{make_error_code(e), std::move(detail)};
+}
 
 template <typename T>
 void put_le(uint8_t* p, T v) {
-  for (size_t i = 0; i < sizeof(T); ++i) p[i] = static_cast<uint8_t>(static_cast<uint64_t>(v) >> (8 * i));
+  for (size_t i = 0; i < sizeof(T); ++i)
+    p[i] = static_cast<uint8_t>(static_cast<uint64_t>(v) >> (8 * i));
 }
 
 template <typename T>
@@ -58,7 +67,9 @@ const std::error_category& category() {
   return c;
 }
 
-std::error_code make_error_code(errc e) { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) {
+  return {static_cast<int>(e), category()};
+}
 
 // ---- encoding -----------------------------------------------------------------------------------
 
@@ -79,7 +90,8 @@ result<file_header> decode_header(std::span<const uint8_t> bytes) {
     return make_error(errc::not_a_recording, "not an hmq-replay recording (bad magic)");
   }
   if (bytes.size() < header_size) {
-    return make_error(errc::truncated, "truncated in the file header (" + std::to_string(bytes.size()) + " of " +
+    return make_error(errc::truncated, "truncated in the file header (" +
+                                           std::to_string(bytes.size()) + " of " +
                                            std::to_string(header_size) + " bytes)");
   }
   file_header h;
@@ -87,9 +99,10 @@ result<file_header> decode_header(std::span<const uint8_t> bytes) {
   h.flags = get_le<uint16_t>(bytes.data() + 10);
   h.created_us = get_le<int64_t>(bytes.data() + 12);
   if (h.version != format_version) {
-    return make_error(errc::unsupported_version, "recording format version " + std::to_string(h.version) +
-                                                     " is not supported (this hmq-replay reads version " +
-                                                     std::to_string(format_version) + ")");
+    return make_error(errc::unsupported_version,
+                      "recording format version " + std::to_string(h.version) +
+                          " is not supported (this hmq-replay reads version " +
+                          std::to_string(format_version) + ")");
   }
   return h;
 }
@@ -107,11 +120,12 @@ std::vector<uint8_t> encode_record(const record& r) {
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::UserProperty>>> ups = 0;
   if (!m.user_props.empty()) {
     std::vector<flatbuffers::Offset<fb::UserProperty>> v;
-    for (const auto& [k, val] : m.user_props) v.push_back(fb::CreateUserPropertyDirect(b, k.c_str(), val.c_str()));
+    for (const auto& [k, val] : m.user_props)
+      v.push_back(fb::CreateUserPropertyDirect(b, k.c_str(), val.c_str()));
     ups = b.CreateVector(v);
   }
-  auto rec = fb::CreateRecord(b, r.received_us, topic, payload, static_cast<uint8_t>(m.qos), m.retained,
-                              m.message_expiry_s, ct, rt, cd, m.payload_utf8, ups);
+  auto rec = fb::CreateRecord(b, r.received_us, topic, payload, static_cast<uint8_t>(m.qos),
+                              m.retained, m.message_expiry_s, ct, rt, cd, m.payload_utf8, ups);
   fb::FinishRecordBuffer(b, rec);
   std::vector<uint8_t> out(length_prefix_size + b.GetSize());
   put_le<uint32_t>(out.data(), static_cast<uint32_t>(b.GetSize()));
@@ -121,7 +135,8 @@ std::vector<uint8_t> encode_record(const record& r) {
 
 result<record> decode_record(std::span<const uint8_t> buf) {
   flatbuffers::Verifier v(buf.data(), buf.size());
-  if (!fb::VerifyRecordBuffer(v)) return make_error(errc::corrupt_record, "record fails the Record verifier");
+  if (!fb::VerifyRecordBuffer(v))
+    return make_error(errc::corrupt_record, "record fails the Record verifier");
   const auto* f = fb::GetRecord(buf.data());
   record r;
   r.received_us = f->received_us();
@@ -134,11 +149,13 @@ result<record> decode_record(std::span<const uint8_t> buf) {
   m.message_expiry_s = f->message_expiry_s();
   if (f->content_type()) m.content_type = f->content_type()->str();
   if (f->response_topic()) m.response_topic = f->response_topic()->str();
-  if (f->correlation_data()) m.correlation_data.assign(f->correlation_data()->begin(), f->correlation_data()->end());
+  if (f->correlation_data())
+    m.correlation_data.assign(f->correlation_data()->begin(), f->correlation_data()->end());
   m.payload_utf8 = f->payload_utf8();
   if (f->user_properties()) {
     for (const auto* up : *f->user_properties()) {
-      m.user_props.emplace_back(up->key() ? up->key()->str() : "", up->value() ? up->value()->str() : "");
+      m.user_props.emplace_back(up->key() ? up->key()->str() : "",
+                                up->value() ? up->value()->str() : "");
     }
   }
   return r;
@@ -167,7 +184,9 @@ result<writer> writer::create(const std::filesystem::path& path, const file_head
   writer w;
   w.path_ = path;
   w.fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (w.fd_ < 0) return make_error(errc::io_error, "cannot create " + path.string() + ": " + std::strerror(errno));
+  if (w.fd_ < 0)
+    return make_error(errc::io_error,
+                      "cannot create " + path.string() + ": " + std::strerror(errno));
   auto hdr = encode_header(h);
   if (auto r = write_all(w.fd_, hdr.data(), hdr.size(), path); !r) return r.err();
   w.bytes_ = hdr.size();
@@ -175,7 +194,10 @@ result<writer> writer::create(const std::filesystem::path& path, const file_head
 }
 
 writer::writer(writer&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), records_(o.records_), bytes_(o.bytes_) {}
+    : path_(std::move(o.path_)),
+      fd_(std::exchange(o.fd_, -1)),
+      records_(o.records_),
+      bytes_(o.bytes_) {}
 
 writer& writer::operator=(writer&& o) noexcept {
   if (this != &o) {
@@ -196,7 +218,8 @@ result<void> writer::append(const record& r) {
   if (fd_ < 0) return make_error(errc::io_error, path_.string() + ": writer is closed");
   auto bytes = encode_record(r);
   if (bytes.size() - length_prefix_size > max_record_bytes) {
-    return make_error(errc::corrupt_record, "message on " + r.msg.topic + " is larger than a record may be");
+    return make_error(errc::corrupt_record,
+                      "message on " + r.msg.topic + " is larger than a record may be");
   }
   // One write per record (unbuffered): after a crash the file holds whole records plus at most
   // one partial tail, and a reader stops with a clear "truncated" there.
@@ -212,7 +235,8 @@ result<void> writer::close() {
   const bool synced = ::fsync(fd) == 0;
   const int sync_errno = errno;
   if (::close(fd) != 0 || !synced) {
-    return make_error(errc::io_error, path_.string() + ": " + std::strerror(synced ? errno : sync_errno));
+    return make_error(errc::io_error,
+                      path_.string() + ": " + std::strerror(synced ? errno : sync_errno));
   }
   return core::ok();
 }
@@ -231,7 +255,8 @@ result<file_header> read_header(std::istream& in) {
 
 result<reader> reader::open(const std::filesystem::path& path) {
   auto in = std::make_unique<std::ifstream>(path, std::ios::binary);
-  if (!*in) return make_error(errc::io_error, "cannot open " + path.string() + ": " + std::strerror(errno));
+  if (!*in)
+    return make_error(errc::io_error, "cannot open " + path.string() + ": " + std::strerror(errno));
   auto h = read_header(*in);
   if (!h) return error{h.err().code, path.string() + ": " + h.err().detail};
   reader r;
@@ -270,16 +295,19 @@ result<std::optional<record>> reader::next() {
   }
   const uint32_t len = get_le<uint32_t>(len_bytes);
   if (len > max_record_bytes) {
-    return make_error(errc::corrupt_record, "corrupt " + where(no, start) + ": length " + std::to_string(len) +
-                                                " exceeds the limit of " + std::to_string(max_record_bytes));
+    return make_error(errc::corrupt_record, "corrupt " + where(no, start) + ": length " +
+                                                std::to_string(len) + " exceeds the limit of " +
+                                                std::to_string(max_record_bytes));
   }
   std::vector<uint8_t> buf(len);
   if (!read_exact(buf.data(), len, got)) {
-    return make_error(errc::truncated, "truncated at " + where(no, start) + " (" + std::to_string(got) + " of " +
-                                           std::to_string(len) + " record bytes present)");
+    return make_error(errc::truncated, "truncated at " + where(no, start) + " (" +
+                                           std::to_string(got) + " of " + std::to_string(len) +
+                                           " record bytes present)");
   }
   auto r = decode_record(buf);
-  if (!r) return make_error(errc::corrupt_record, "corrupt " + where(no, start) + ": " + r.err().detail);
+  if (!r)
+    return make_error(errc::corrupt_record, "corrupt " + where(no, start) + ": " + r.err().detail);
   offset_ = start + length_prefix_size + len;
   ++records_;
   return std::optional<record>(std::move(*r));

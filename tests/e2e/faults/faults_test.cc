@@ -16,6 +16,7 @@
 //     ever had (a memory node has no containers: its one live agreement is its one workload).
 //  4. store integrity: exchange.db, agbot.db and every agent.db pass PRAGMA integrity_check and
 //     foreign_key_check, and hold at most one live agreement per node (app-level check).
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -30,8 +31,6 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "tests/support/docker_query.h"
 #include "tests/support/example_registry.h"
 #include "tests/support/fleet.h"
@@ -40,12 +39,12 @@ namespace hmq::e2e {
 namespace {
 
 using namespace std::chrono_literals;
+using test::containers_of;
 using test::eventually;
 using test::fleet;
 using test::fleet_options;
 using test::json;
 using test::run_result;
-using test::containers_of;
 using test::shell;
 
 constexpr size_t fleet_size = 20;
@@ -64,7 +63,9 @@ bool is_live(const json& a) {
 }
 
 std::string version_of(const json& agent_agreement) {
-  return agent_agreement.contains("service") ? agent_agreement["service"].value("version", std::string{}) : "";
+  return agent_agreement.contains("service")
+             ? agent_agreement["service"].value("version", std::string{})
+             : "";
 }
 
 // The version node i runs when its only live agreement is finalized, "" otherwise.
@@ -109,7 +110,8 @@ std::optional<size_t> node_in_flight(fleet& f, size_t skip) {
 
 struct sqlite_file {
   explicit sqlite_file(const std::filesystem::path& p) {
-    if (sqlite3_open_v2(p.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) error = sqlite3_errmsg(db);
+    if (sqlite3_open_v2(p.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+      error = sqlite3_errmsg(db);
     if (db) sqlite3_busy_timeout(db, 5000);
   }
   ~sqlite_file() { sqlite3_close(db); }
@@ -120,7 +122,8 @@ struct sqlite_file {
   std::vector<std::string> rows(const std::string& sql) {
     std::vector<std::string> out;
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return {"error: " + std::string(sqlite3_errmsg(db))};
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK)
+      return {"error: " + std::string(sqlite3_errmsg(db))};
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
       std::string row;
@@ -152,9 +155,12 @@ void expect_store_sound(const std::filesystem::path& p, const std::string& app_s
   sqlite_file f(p);
   ASSERT_TRUE(f.error.empty()) << p << ": " << f.error;
   EXPECT_EQ(f.rows("PRAGMA integrity_check"), std::vector<std::string>{"ok"}) << p;
-  EXPECT_TRUE(f.rows("PRAGMA foreign_key_check").empty()) << p << ":\n" << joined(f.rows("PRAGMA foreign_key_check"));
+  EXPECT_TRUE(f.rows("PRAGMA foreign_key_check").empty())
+      << p << ":\n"
+      << joined(f.rows("PRAGMA foreign_key_check"));
   if (!app_sql.empty()) {
-    EXPECT_TRUE(f.rows(app_sql).empty()) << p << " (" << app_sql << "):\n" << joined(f.rows(app_sql));
+    EXPECT_TRUE(f.rows(app_sql).empty()) << p << " (" << app_sql << "):\n"
+                                         << joined(f.rows(app_sql));
   }
 }
 
@@ -162,8 +168,12 @@ void expect_store_sound(const std::filesystem::path& p, const std::string& app_s
 // every crash, and remembers which ones the exchange acknowledged.
 class exchange_writer {
  public:
-  exchange_writer(std::string broker_uri, std::string exchange_key, std::filesystem::path home, std::string admin)
-      : uri_(std::move(broker_uri)), key_(std::move(exchange_key)), home_(std::move(home)), admin_(std::move(admin)) {
+  exchange_writer(std::string broker_uri, std::string exchange_key, std::filesystem::path home,
+                  std::string admin)
+      : uri_(std::move(broker_uri)),
+        key_(std::move(exchange_key)),
+        home_(std::move(home)),
+        admin_(std::move(admin)) {
     thread_ = std::thread([this] { run(); });
   }
   ~exchange_writer() { stop(); }
@@ -184,10 +194,11 @@ class exchange_writer {
       const std::string name = "w" + std::to_string(k);
       ++attempts_;
       // --timeout 5: a write that waits for a dead exchange gives up (not acknowledged).
-      run_result r = test::run_command({test::hmq_binary(), "exchange", "--timeout", "5", "-u", admin_, "node",
-                                        "create", name + ":wtok" + std::to_string(k), "--arch", "amd64"},
-                                       {{"HMQ_EXCHANGE", uri_}, {"HMQ_EXCHANGE_KEY", key_}, {"HOME", home_.string()}},
-                                       home_, 30s);
+      run_result r = test::run_command(
+          {test::hmq_binary(), "exchange", "--timeout", "5", "-u", admin_, "node", "create",
+           name + ":wtok" + std::to_string(k), "--arch", "amd64"},
+          {{"HMQ_EXCHANGE", uri_}, {"HMQ_EXCHANGE_KEY", key_}, {"HOME", home_.string()}}, home_,
+          30s);
       if (r.exit == 0) {
         std::lock_guard l(mu_);
         acked_.push_back(name);
@@ -215,7 +226,8 @@ class faults_test : public test::example_registry_suite {
       fleet_->kill_agent(docker_node);  // nothing may touch the containers while we remove them
       std::set<std::string> ids;
       for (const auto& a : fleet_->agent_agreements(docker_node)) ids.insert(a.value("id", ""));
-      for (const auto& a : fleet_->agbot_agreements_of(docker_node, true)) ids.insert(a.value("id", ""));
+      for (const auto& a : fleet_->agbot_agreements_of(docker_node, true))
+        ids.insert(a.value("id", ""));
       for (const auto& id : ids) {
         test::remove_agreement_resources(id);
       }
@@ -225,7 +237,9 @@ class faults_test : public test::example_registry_suite {
 
   bool docker() const { return registry_ready(); }
   std::string admin() const { return fleet_->options().org + "/admin:admin-pw"; }
-  std::string top_service() const { return docker() ? "hmq-example-consumer" : fleet_->options().service; }
+  std::string top_service() const {
+    return docker() ? "hmq-example-consumer" : fleet_->options().service;
+  }
 
   fleet_options options() {
     fleet_options o;
@@ -234,7 +248,8 @@ class faults_test : public test::example_registry_suite {
     o.reply_timeout = "10s";
     if (docker()) {
       o.pattern = "hmq-example";
-      o.agent_args_of[docker_node] = {"--runtime", "docker", "--docker-socket", test::docker_socket};
+      o.agent_args_of[docker_node] = {"--runtime", "docker", "--docker-socket",
+                                      test::docker_socket};
       o.publish = [](fleet& f) {
         auto e = test::publish_examples(f, *registry_);
         ASSERT_TRUE(e.empty()) << e;
@@ -253,17 +268,19 @@ class faults_test : public test::example_registry_suite {
       return;
     }
     const std::string examples = std::string(HMQ_SOURCE_DIR) + "/examples/";
-    const std::map<std::string, std::string> env{
-        {"HZN_ORG_ID", fleet_->options().org}, {"ARCH", "amd64"}, {"REGISTRY", registry_->registry_addr()}};
+    const std::map<std::string, std::string> env{{"HZN_ORG_ID", fleet_->options().org},
+                                                 {"ARCH", "amd64"},
+                                                 {"REGISTRY", registry_->registry_addr()}};
     json svc = json::parse(test::read_file(examples + "consumer/service.definition.json"));
     svc["version"] = new_version;
     svc["deployment"]["services"]["consumer"]["environment"].push_back("UPGRADE_MARK=1.1.0");
     auto sfile = fleet_->dir() / "consumer-1.1.0.json";
     std::ofstream(sfile) << svc.dump(2);
-    auto r = fleet_->hmq({"exchange", "-u", admin(), "service", "publish", "-f", sfile.string(), "-r",
-                          registry_->registry_addr() + ":" + test::example_registry::user + ":" +
-                              test::example_registry::password},
-                         env);
+    auto r =
+        fleet_->hmq({"exchange", "-u", admin(), "service", "publish", "-f", sfile.string(), "-r",
+                     registry_->registry_addr() + ":" + test::example_registry::user + ":" +
+                         test::example_registry::password},
+                    env);
     ASSERT_EQ(r.exit, 0) << r.out << r.err;
     json pat = json::parse(test::read_file(examples + "pattern.json"));
     json sv = json::array();
@@ -271,9 +288,13 @@ class faults_test : public test::example_registry_suite {
     for (const char* v : {new_version, old_version})
       sv.push_back({{"version", v},
                     {"priority",
-                     {{"priority_value", prio++}, {"retries", 0}, {"retry_durations", 3600}, {"verified_durations", 1}}}});
+                     {{"priority_value", prio++},
+                      {"retries", 0},
+                      {"retry_durations", 3600},
+                      {"verified_durations", 1}}}});
     pat["services"][0]["serviceVersions"] = sv;
-    pat["upgradePolicy"] = {{"max_in_flight", max_in_flight}, {"batch_pause_s", batch_pause_s}, {"max_failures", 0}};
+    pat["upgradePolicy"] = {
+        {"max_in_flight", max_in_flight}, {"batch_pause_s", batch_pause_s}, {"max_failures", 0}};
     auto pfile = fleet_->dir() / "pattern-1.1.0.json";
     std::ofstream(pfile) << pat.dump(2);
     r = fleet_->hmq({"exchange", "-u", admin(), "pattern", "publish", "-f", pfile.string()}, env);
@@ -281,8 +302,9 @@ class faults_test : public test::example_registry_suite {
   }
 
   json rollout_status() {
-    auto r = fleet_->hmq({"rollout", "status", fleet_->options().org + "/" + fleet_->options().pattern, "-o", "json",
-                          "-u", admin()});
+    auto r =
+        fleet_->hmq({"rollout", "status", fleet_->options().org + "/" + fleet_->options().pattern,
+                     "-o", "json", "-u", admin()});
     if (r.exit != 0) return json::array();
     return json::parse(r.out, nullptr, false);
   }
@@ -290,18 +312,20 @@ class faults_test : public test::example_registry_suite {
   // Blocks until `n` nodes have seen the upgrade (bounded: a stuck rollout fails here).
   void wait_touched(size_t n, const std::string& before) {
     ASSERT_TRUE(eventually([&] { return nodes_touched_by_upgrade(*fleet_) >= n; }, 180s, 100ms))
-        << "fewer than " << n << " nodes got a " << new_version << " agreement before " << before << "\n"
+        << "fewer than " << n << " nodes got a " << new_version << " agreement before " << before
+        << "\n"
         << fleet_->logs();
   }
 
   std::optional<fleet> fleet_;
 };
 
-
-TEST_F(faults_test, rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_with_every_invariant) {
+TEST_F(faults_test,
+       rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_with_every_invariant) {
   if (!docker()) {
     std::printf("[  SKIPPED ] the docker node: %s; all %zu agents run the memory runtime\n",
-                registry_ ? registry_->error().c_str() : "no Docker Engine at /var/run/docker.sock", fleet_size);
+                registry_ ? registry_->error().c_str() : "no Docker Engine at /var/run/docker.sock",
+                fleet_size);
   }
   fleet_.emplace(options());
   ASSERT_FALSE(HasFatalFailure()) << "fleet did not start:\n" << fleet_->logs();
@@ -309,7 +333,8 @@ TEST_F(faults_test, rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_w
 
   // ---- 1.0.0 everywhere.
   for (size_t i = 0; i < fleet_size; ++i) ASSERT_EQ(f.register_node(i).exit, 0) << "register " << i;
-  for (size_t i = 0; i < fleet_size; ++i) ASSERT_FALSE(f.wait_finalized_everywhere(i, 120s).empty()) << i << f.logs();
+  for (size_t i = 0; i < fleet_size; ++i)
+    ASSERT_FALSE(f.wait_finalized_everywhere(i, 120s).empty()) << i << f.logs();
   for (size_t i = 0; i < fleet_size; ++i) ASSERT_EQ(running_version(f, i), old_version) << i;
 
   exchange_writer writer(f.broker().uri(), f.exchange_key(), f.dir(), admin());
@@ -354,32 +379,42 @@ TEST_F(faults_test, rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_w
 
   // ---- the end of the rollout: every node runs 1.1.0 on one agreement, and the exchange's
   // rollout status says complete.
-  ASSERT_TRUE(eventually([&] {
-    for (size_t i = 0; i < fleet_size; ++i)
-      if (running_version(f, i) != new_version) return false;
-    return true;
-  }, 240s, 200ms)) << [&] {
-    std::string s = "nodes not on " + std::string(new_version) + ":";
-    for (size_t i = 0; i < fleet_size; ++i)
-      if (running_version(f, i) != new_version) s += " " + std::to_string(i) + "\n" + f.agent_agreements(i).dump();
-    return s + "\n" + rollout_status().dump(2) + "\n" + f.logs();
-  }();
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (size_t i = 0; i < fleet_size; ++i)
+          if (running_version(f, i) != new_version) return false;
+        return true;
+      },
+      240s, 200ms))
+      << [&] {
+           std::string s = "nodes not on " + std::string(new_version) + ":";
+           for (size_t i = 0; i < fleet_size; ++i)
+             if (running_version(f, i) != new_version)
+               s += " " + std::to_string(i) + "\n" + f.agent_agreements(i).dump();
+           return s + "\n" + rollout_status().dump(2) + "\n" + f.logs();
+         }();
   writer.stop();
   json st;
-  EXPECT_TRUE(eventually([&] {
-    st = rollout_status();
-    if (!st.is_array() || st.size() != 1 || st[0].value("state", "") != "complete") return false;
-    for (const auto& v : st[0]["versions"])
-      if (v.value("version", "") == new_version) return v.value("running", 0) == int(fleet_size);
-    return false;
-  }, 60s, 200ms)) << st.dump(2) << f.logs();
+  EXPECT_TRUE(eventually(
+      [&] {
+        st = rollout_status();
+        if (!st.is_array() || st.size() != 1 || st[0].value("state", "") != "complete")
+          return false;
+        for (const auto& v : st[0]["versions"])
+          if (v.value("version", "") == new_version)
+            return v.value("running", 0) == int(fleet_size);
+        return false;
+      },
+      60s, 200ms))
+      << st.dump(2) << f.logs();
 
   // ---- invariant 1: exactly one agreement per node, the same on all three sides.
   std::set<std::string> final_ids;
   for (size_t i = 0; i < fleet_size; ++i) {
     SCOPED_TRACE("node " + std::to_string(i));
     const std::string id = f.wait_finalized_everywhere(i, 60s);
-    ASSERT_FALSE(id.empty()) << "agent:\n" << f.agent_agreements(i).dump(2) << "\nagbot:\n"
+    ASSERT_FALSE(id.empty()) << "agent:\n"
+                             << f.agent_agreements(i).dump(2) << "\nagbot:\n"
                              << f.agbot_agreements_of(i, true).dump(2) << "\nexchange:\n"
                              << f.exchange_agreements(i).dump(2) << f.logs();
     final_ids.insert(id);
@@ -410,8 +445,10 @@ TEST_F(faults_test, rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_w
   std::vector<std::string> missing;
   for (const auto& name : acked)
     if (!listed.count(name)) missing.push_back(name);
-  EXPECT_TRUE(missing.empty()) << missing.size() << " acknowledged node creates are missing, first: "
-                               << (missing.empty() ? "" : missing.front()) << "\nlisted:\n" << list.out;
+  EXPECT_TRUE(missing.empty()) << missing.size()
+                               << " acknowledged node creates are missing, first: "
+                               << (missing.empty() ? "" : missing.front()) << "\nlisted:\n"
+                               << list.out;
   EXPECT_GT(acked.size(), 0u) << "the writer never got a write acknowledged";
 
   // ---- invariant 3: no duplicate containers.
@@ -420,7 +457,8 @@ TEST_F(faults_test, rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_w
     const std::string live_id = f.wait_agent_finalized(docker_node, 10s);
     ASSERT_FALSE(live_id.empty());
     const std::string org = f.options().org;
-    EXPECT_TRUE(eventually([&] { return containers_of(live_id, "", true).size() == 3; }, 60s)) << f.logs();
+    EXPECT_TRUE(eventually([&] { return containers_of(live_id, "", true).size() == 3; }, 60s))
+        << f.logs();
     for (const std::string svc : {"hmq-example-consumer", "hmq-example-gps", "hmq-example-cpu"})
       EXPECT_EQ(containers_of(live_id, org + "/" + svc).size(), 1u) << svc;
     docker_containers = containers_of(live_id).size();
@@ -429,29 +467,37 @@ TEST_F(faults_test, rollout_survives_kill_9_of_exchange_agbot_agent_and_broker_w
     for (const auto& a : f.agbot_agreements_of(docker_node, true)) others.insert(a.value("id", ""));
     for (const auto& a : f.agent_agreements(docker_node)) others.insert(a.value("id", ""));
     others.erase(live_id);
-    EXPECT_TRUE(eventually([&] {
-      for (const auto& id : others)
-        if (!id.empty() && !containers_of(id).empty()) return false;
-      return true;
-    }, 30s)) << "containers of an old agreement of the docker node are left";
+    EXPECT_TRUE(eventually(
+        [&] {
+          for (const auto& id : others)
+            if (!id.empty() && !containers_of(id).empty()) return false;
+          return true;
+        },
+        30s))
+        << "containers of an old agreement of the docker node are left";
   }
 
   // ---- invariant 4: store integrity, SQLite's and the app's (one live agreement per node).
   expect_store_sound(f.dir() / "exchange" / "exchange.db",
-                     "SELECT node_org, node_id, count(*) FROM agreements GROUP BY node_org, node_id HAVING count(*) > 1");
-  expect_store_sound(f.dir() / "agbot" / "agbot.db",
-                     "SELECT node_org, node_id, count(*) FROM agreements WHERE state IN (1, 3) "
-                     "GROUP BY node_org, node_id, pattern, service_org, service_url HAVING count(*) > 1");
+                     "SELECT node_org, node_id, count(*) FROM agreements GROUP BY node_org, "
+                     "node_id HAVING count(*) > 1");
+  expect_store_sound(
+      f.dir() / "agbot" / "agbot.db",
+      "SELECT node_org, node_id, count(*) FROM agreements WHERE state IN (1, 3) "
+      "GROUP BY node_org, node_id, pattern, service_org, service_url HAVING count(*) > 1");
   for (size_t i = 0; i < fleet_size; ++i)
-    expect_store_sound(f.dir() / ("agent" + std::to_string(i)) / "agent.db",
-                       "SELECT count(*) FROM agreements WHERE state IN (2, 3) HAVING count(*) <> 1");
+    expect_store_sound(
+        f.dir() / ("agent" + std::to_string(i)) / "agent.db",
+        "SELECT count(*) FROM agreements WHERE state IN (2, 3) HAVING count(*) <> 1");
 
   std::printf("faults summary: kills (kill -9 + restart): %zu [", kills.size());
   for (size_t k = 0; k < kills.size(); ++k) std::printf("%s%s", k ? ", " : "", kills[k].c_str());
-  std::printf("]; exchange writes acknowledged: %zu of %zu, missing: %zu; nodes on %s with one agreement: %zu of %zu; "
-              "docker node containers: %s\n",
-              acked.size(), writer.attempts(), missing.size(), new_version, final_ids.size(), fleet_size,
-              docker() ? std::to_string(docker_containers).c_str() : "skipped");
+  std::printf(
+      "]; exchange writes acknowledged: %zu of %zu, missing: %zu; nodes on %s with one agreement: "
+      "%zu of %zu; "
+      "docker node containers: %s\n",
+      acked.size(), writer.attempts(), missing.size(), new_version, final_ids.size(), fleet_size,
+      docker() ? std::to_string(docker_containers).c_str() : "skipped");
 }
 
 }  // namespace
