@@ -27,19 +27,6 @@ int fail(const std::string& what) {
   return 1;
 }
 
-core::result<core::crypto::public_key> load_exchange_key(const std::string& spec) {
-  if (!spec.empty() && spec.front() == '@') {
-    auto bytes = core::crypto::read_public_key_file(spec.substr(1));
-    if (!bytes) return bytes.err();
-    if (bytes->size() != core::crypto::public_key_size)
-      return core::error{core::crypto::make_error_code(core::crypto::errc::bad_key), spec};
-    core::crypto::public_key k{};
-    std::copy(bytes->begin(), bytes->end(), k.begin());
-    return k;
-  }
-  return core::crypto::parse_public_key(spec);
-}
-
 core::control::json agreement_json(const agreement& a, std::optional<uint16_t> node_reason) {
   const auto reason = static_cast<fb::CancelReason>(a.reason);
   core::control::json j{{"id", a.id},
@@ -69,7 +56,7 @@ int run(const app_config& cfg) {
   auto log = core::log::get("agbot");
   core::crypto::init();
 
-  auto exchange_key = load_exchange_key(cfg.exchange_key);
+  auto exchange_key = core::crypto::load_public_key(cfg.exchange_key);
   if (!exchange_key) return fail("--exchange-key: " + exchange_key.err().message());
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);

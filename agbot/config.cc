@@ -41,7 +41,7 @@ int parse_args(int argc, const char* const* argv, app_config& out) {
   std::string reply_timeout = "30s", retry_min = "5s", retry_max = "5m";
   app.add_option("--broker", out.broker, "MQTT broker URI (tcp://, ssl://)")->capture_default_str();
   app.add_option("--exchange-key", out.exchange_key,
-                 "the exchange's public key: base64 (or hex), or @FILE holding it")
+                 "The exchange's public key: base64 or hex, @FILE, or the path of its .pub file")
       ->required();
   app.add_option("--org", out.org, "org of this agbot in the exchange")->required();
   app.add_option("--id", out.id, "id of this agbot in the exchange")->required();

@@ -32,20 +32,6 @@ int fail(const std::string& what) {
   return 1;
 }
 
-result<crypto::public_key> load_exchange_key(const std::string& s) {
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(s, ec)) {
-    auto b = crypto::read_public_key_file(s);
-    if (!b) return b.err();
-    if (b->size() != crypto::public_key_size)
-      return core::error{crypto::make_error_code(crypto::errc::bad_key), s + ": not a 32-byte key"};
-    crypto::public_key k{};
-    std::copy(b->begin(), b->end(), k.begin());
-    return k;
-  }
-  return crypto::parse_public_key(s);
-}
-
 // The agent is a long-lived, mostly idle daemon on small devices (issue 5: an idle agent with one
 // agreement under 10 MB RSS; docs/agent.md "Memory"). One process-wide setting that must come
 // before any thread exists: glibc gives each thread that allocates its own malloc arena (up to 8
@@ -70,7 +56,7 @@ int run(const config& c) {
 
   auto keys = crypto::load_or_create_box_keypair(c.data_dir / "agent.key");
   if (!keys) return fail("node key: " + keys.err().message());
-  auto xkey = load_exchange_key(c.exchange_key);
+  auto xkey = crypto::load_public_key(c.exchange_key);
   if (!xkey) return fail("--exchange-key: " + xkey.err().message());
   auto store = agent_store::open(c.data_dir / "agent.db");
   if (!store) return fail("agent.db: " + store.err().message());

@@ -6,8 +6,7 @@ void add_flags(CLI::App& app, config& c) {
   app.set_config("--config", "", "Read options from this TOML/INI file (same names as the flags)");
   app.add_option("--broker", c.broker, "MQTT broker URI (tcp://, ssl://)")->capture_default_str();
   app.add_option("--exchange-key", c.exchange_key,
-                 "The exchange's public key (base64 or hex) or the path of its .pub file; pinned, "
-                 "like a CA certificate")
+                 "The exchange's public key: base64 or hex, @FILE, or the path of its .pub file")
       ->required();
   app.add_option(
          "--data-dir", c.data_dir,

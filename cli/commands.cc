@@ -158,8 +158,7 @@ class session {
           "no exchange key: give --exchange-key KEY|@FILE or set HMQ_EXCHANGE_KEY "
           "(hmq-exchange --print-public-key prints it)");
     }
-    if (key_text[0] == '@') key_text = trim(must(read_text_file(key_text.substr(1))));
-    auto pk = crypto::parse_public_key(trim(key_text));
+    auto pk = crypto::load_public_key(trim(key_text));
     if (!pk) usage_error("exchange key: " + pk.err().message());
     exchange_key_ = *pk;
 
@@ -675,8 +674,8 @@ void cli_app::build(CLI::App& app) {
                  "Broker URI the exchange listens behind (env HMQ_EXCHANGE)")
       ->capture_default_str();
   ex->add_option("--exchange-key", conn_.exchange_key,
-                 "Exchange public key, base64, or @FILE (env HMQ_EXCHANGE_KEY; hmq-exchange "
-                 "--print-public-key)");
+                 "The exchange's public key: base64 or hex, @FILE or a .pub file path (env "
+                 "HMQ_EXCHANGE_KEY; hmq-exchange --print-public-key)");
   ex->add_option("-o,--org", conn_.org,
                  "Organization to work in (env HMQ_ORG); after list/get use --org");
   ex->add_option("-u,--user-auth", conn_.user_auth,
@@ -1157,7 +1156,8 @@ void cli_app::add_rollout_commands(CLI::App& app) {
   st->add_option("--exchange", conn_.broker,
                  "Broker URI the exchange listens behind (env HMQ_EXCHANGE)");
   st->add_option("--exchange-key", conn_.exchange_key,
-                 "Exchange public key, base64, or @FILE (env HMQ_EXCHANGE_KEY)");
+                 "The exchange's public key: base64 or hex, @FILE or a .pub file path (env "
+                 "HMQ_EXCHANGE_KEY; hmq-exchange --print-public-key)");
   st->add_option("--org", conn_.org,
                  "Organization of the pattern when it is not qualified (env HMQ_ORG)");
   st->add_option("-u,--user-auth", conn_.user_auth,

@@ -575,6 +575,24 @@ result<bytes> read_public_key_file(const std::filesystem::path& p) {
   return bytes(key->data(), key->data() + key->size());
 }
 
+result<public_key> load_public_key(std::string_view spec) {
+  std::string path;
+  std::error_code ec;
+  if (!spec.empty() && spec.front() == '@') {
+    path = std::string(spec.substr(1));
+  } else if (std::filesystem::is_regular_file(std::filesystem::path(spec), ec)) {
+    path = std::string(spec);
+  } else {
+    return parse_public_key(spec);
+  }
+  auto b = read_public_key_file(path);
+  if (!b) return b.err();
+  if (b->size() != public_key_size) return fail(errc::bad_key, path + ": not a 32-byte public key");
+  public_key k{};
+  std::copy(b->begin(), b->end(), k.begin());
+  return k;
+}
+
 result<box_keypair> load_or_create_box_keypair(const std::filesystem::path& p) {
   std::error_code ec;
   if (std::filesystem::exists(p, ec)) {

@@ -153,6 +153,11 @@ result<void> write_key_file(const std::filesystem::path& p, std::span<const uint
 result<secret> read_secret_key_file(const std::filesystem::path& p);
 result<bytes> read_public_key_file(const std::filesystem::path& p);
 
+// A public key given on a command line or in a config, in the one syntax every binary accepts:
+// `@FILE` (a public key file), the path of an existing file, or the key itself in base64 or hex.
+// Errors name the argument so a typo is easy to spot.
+result<public_key> load_public_key(std::string_view spec);
+
 // Load the box key pair at `p` (secret key file) or create and save one if it does not exist
 // (creating the parent directory, 0700, and writing the public key to `p`.pub, 0644).
 result<box_keypair> load_or_create_box_keypair(const std::filesystem::path& p);

@@ -368,6 +368,25 @@ TEST(crypto_key_file, rejects_missing_garbage_and_empty_files) {
   EXPECT_EQ(read_secret_key_file(dir.path()).code(), errc::bad_key_file);  // a directory
 }
 
+// Every binary takes a public key argument in one syntax: @FILE, a file path, or the key itself.
+TEST(crypto_key_file, load_public_key_takes_at_file_path_base64_and_hex) {
+  temp_dir dir;
+  const auto kp = box_keypair::generate();
+  const auto pub = dir.path() / "exchange.pub";
+  ASSERT_TRUE(write_key_file(pub, kp.pk, false));
+  for (const std::string spec :
+       {"@" + pub.string(), pub.string(), to_base64(kp.pk), to_hex(kp.pk)}) {
+    auto k = load_public_key(spec);
+    ASSERT_TRUE(k) << spec << ": " << k.err().message();
+    EXPECT_TRUE(equal(*k, kp.pk)) << spec;
+  }
+  EXPECT_EQ(load_public_key("@" + (dir.path() / "absent.pub").string()).code(), errc::io_error);
+  EXPECT_EQ(load_public_key("not-a-key").code(), errc::bad_key);
+  const auto short_key = dir.path() / "short.pub";
+  { std::ofstream(short_key) << to_base64(bytes(16, 7)) << "\n"; }
+  EXPECT_FALSE(load_public_key("@" + short_key.string()));
+}
+
 TEST(crypto_key_file, load_or_create_creates_once_then_loads_the_same_key) {
   temp_dir dir;
   const auto p = dir.path() / "state" / "keys" / "node.key";

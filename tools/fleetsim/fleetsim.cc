@@ -36,7 +36,7 @@ namespace hmq::fleetsim {
 void add_flags(CLI::App& app, options& o) {
   app.add_option("--broker", o.broker, "MQTT broker URI")->capture_default_str();
   app.add_option("--exchange-key", o.exchange_key,
-                 "the exchange's public key (base64/hex) or its .pub file")
+                 "The exchange's public key: base64 or hex, @FILE, or the path of its .pub file")
       ->required();
   app.add_option("--org", o.org, "org of the simulated nodes")->required();
   app.add_option("--pattern", o.pattern,
@@ -132,20 +132,6 @@ long self_rss_kb() {
 
 double seconds_since(clk::time_point t0, clk::time_point t) {
   return std::chrono::duration<double>(t - t0).count();
-}
-
-result<crypto::public_key> load_key(const std::string& s) {
-  std::error_code ec;
-  if (std::filesystem::is_regular_file(s, ec)) {
-    auto b = crypto::read_public_key_file(s);
-    if (!b) return b.err();
-    if (b->size() != crypto::public_key_size)
-      return core::error{crypto::make_error_code(crypto::errc::bad_key), s + ": not a 32-byte key"};
-    crypto::public_key k{};
-    std::copy(b->begin(), b->end(), k.begin());
-    return k;
-  }
-  return crypto::parse_public_key(s);
 }
 
 // A link with a constant one-way delay: order is kept, so one timer for the oldest entry is
@@ -854,7 +840,7 @@ int run(const options& o) {
     std::fprintf(stderr, "hmq-fleetsim: unknown log level %s\n", o.log_level.c_str());
     return 1;
   }
-  auto xkey = load_key(o.exchange_key);
+  auto xkey = crypto::load_public_key(o.exchange_key);
   if (!xkey) {
     std::fprintf(stderr, "hmq-fleetsim: --exchange-key: %s\n", xkey.err().message().c_str());
     return 1;
