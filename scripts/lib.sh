@@ -13,6 +13,8 @@ HMQ_BUILD_PACKAGES=(
 HMQ_RUNTIME_PACKAGES=(mosquitto mosquitto-clients)
 HMQ_CONTAINER_PACKAGES=(docker.io docker-registry busybox-static apache2-utils curl)
 HMQ_FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
+# scripts/lint.sh: the format check and clang-tidy's fatal checks (run by scripts/test.sh).
+HMQ_LINT_PACKAGES=(clang-format-14 clang-tidy-14)
 # scripts/bench.sh: plots (gnuplot) and the slow-link benchmark (ip netns, tc netem).
 HMQ_BENCH_PACKAGES=(gnuplot-nox iproute2 python3)
 
