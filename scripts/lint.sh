@@ -4,7 +4,8 @@
 # ...) find nothing in the sources outside tests/. scripts/test.sh (and so CI) runs it first.
 #
 #   scripts/lint.sh                  format check + clang-tidy (needs build/ci/compile_commands.json)
-#   scripts/lint.sh format           only the format check (a second or two)
+#   scripts/lint.sh format           only the format check and the layering check (a few seconds)
+#   scripts/lint.sh layers           only the layering check (docs/architecture.md "may include")
 #   scripts/lint.sh fix              reformat every source in place (then review and commit)
 #   HMQ_BUILD_DIR=build/debug scripts/lint.sh tidy    clang-tidy against another build's commands
 #
@@ -37,6 +38,50 @@ check_format() {
   log "format: $(sources | wc -l) sources formatted as .clang-format says"
 }
 
+# The "may include" column of docs/architecture.md: each folder's quoted includes may name only
+# these prefixes (its own folder always). An arrow running back up, or sideways between two
+# daemons, fails the run with the file and line.
+declare -A HMQ_MAY_INCLUDE=(
+  [core/common]=""
+  [core/loop]=""
+  [core/log]=""
+  [core/crypto]="core/common/"
+  [core/store]="core/common/ core/loop/"
+  [core/control]="core/common/ core/log/"
+  [core/wire]="core/common/ core/crypto/ core/log/ core/loop/ schema/"
+  [core/bus]="core/common/ core/crypto/ core/log/ core/loop/ core/wire/ schema/"
+  [exchange_client]="core/ schema/"
+  [exchange]="core/ schema/ exchange_client/ids.h"
+  [agbot]="core/ schema/ exchange_client/"
+  [agent/docker]="core/ agent/seams.h"
+  [agent]="core/ schema/ exchange_client/ agent/docker/"
+  [cli]="core/ schema/ exchange_client/"
+  [tools/replay]="core/ schema/"
+  [tools/fleetsim]="core/ schema/ exchange_client/ agent/"
+)
+
+check_layers() {
+  local bad=0 dir file line inc ok p
+  # Longest folder first, so agent/docker is judged by its own row, not agent's.
+  for dir in $(printf '%s\n' "${!HMQ_MAY_INCLUDE[@]}" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2); do
+    while IFS=: read -r file line inc; do
+      [ -n "$file" ] || continue
+      # A pathspec's * crosses folders: agent/ files in agent/docker/ are agent/docker's.
+      case "$file" in agent/docker/*) [ "$dir" = agent ] && continue ;; esac
+      inc=$(sed -E 's/.*#include "([^"]+)".*/\1/' <<<"$inc")
+      ok=0
+      case "$inc" in "$dir"/*) ok=1 ;; esac
+      for p in ${HMQ_MAY_INCLUDE[$dir]}; do case "$inc" in "$p"*) ok=1 ;; esac; done
+      if [ "$ok" = 0 ]; then
+        echo "lint: $file:$line includes \"$inc\", which $dir/ may not (docs/architecture.md)" >&2
+        bad=1
+      fi
+    done < <(git grep -n '^#include "' -- "$dir/*.cc" "$dir/*.h" 2>/dev/null || true)
+  done
+  [ "$bad" = 0 ] || return 1
+  log "layers: every include follows docs/architecture.md"
+}
+
 run_tidy() {
   need "$clang_tidy" clang-tidy-14
   [ -f "$build_dir/compile_commands.json" ] ||
@@ -62,10 +107,11 @@ run_tidy() {
 }
 
 case "$what" in
-  all) check_format; run_tidy ;;
-  format) check_format ;;
+  all) check_format; check_layers; run_tidy ;;
+  format) check_format; check_layers ;;
+  layers) check_layers ;;
   tidy) run_tidy ;;
   fix) need "$clang_format" clang-format-14; sources | xargs -r "$clang_format" -i; log "reformatted; review with git diff" ;;
   -h|--help|help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "lint: unknown command '$what' (all | format | tidy | fix | help)" >&2; exit 2 ;;
+  *) echo "lint: unknown command '$what' (all | format | layers | tidy | fix | help)" >&2; exit 2 ;;
 esac
