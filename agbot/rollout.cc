@@ -6,40 +6,6 @@
 namespace hmq::agbot {
 namespace {
 
-// Created if missing rather than as numbered migrations: the agreement store owns agbot.db's
-// user_version, and these tables are independent of its schema.
-constexpr std::string_view tables_sql = R"sql(
-CREATE TABLE IF NOT EXISTS rollouts (
-  key TEXT PRIMARY KEY,
-  pattern TEXT NOT NULL,
-  service TEXT NOT NULL,
-  target TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  max_in_flight INTEGER NOT NULL,
-  batch_pause_s INTEGER NOT NULL,
-  max_failures INTEGER NOT NULL,
-  started_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rollout_nodes (
-  key TEXT NOT NULL,
-  slot TEXT NOT NULL,
-  from_version TEXT NOT NULL,
-  target TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL,
-  PRIMARY KEY (key, slot)
-);
-CREATE TABLE IF NOT EXISTS rollout_failures (
-  slot TEXT NOT NULL,
-  version TEXT NOT NULL,
-  attempts INTEGER NOT NULL,
-  first_ms INTEGER NOT NULL,
-  failed INTEGER NOT NULL,
-  PRIMARY KEY (slot, version)
-);
-)sql";
-
 constexpr uint32_t default_max_in_flight = 10;
 constexpr auto publish_delay = std::chrono::milliseconds(200);
 
@@ -85,18 +51,12 @@ std::vector<const fb::ServiceVersionT*> versions_by_priority(const fb::PatternSe
 
 rollout_controller::rollout_controller(core::loop::scheduler& loop, core::store::database* db,
                                        std::string agbot, hooks h)
-    : loop_(loop),
-      db_(db),
-      agbot_(std::move(agbot)),
-      hooks_(std::move(h)),
-      log_(core::log::get("rollout")) {
-  if (db_) {
-    if (auto r = db_->exec(tables_sql); !r) {
-      log_->error("cannot create rollout tables: {}; rollouts are not persisted",
-                  r.err().message());
-      db_ = nullptr;
-    }
-  }
+    : loop_(loop), agbot_(std::move(agbot)), hooks_(std::move(h)), log_(core::log::get("rollout")) {
+  if (!db) return;
+  if (auto s = rollout_store::open(*db))
+    store_ = std::move(*s);
+  else
+    log_->error("cannot create rollout tables: {}; rollouts are not persisted", s.err().message());
 }
 
 rollout_controller::~rollout_controller() {
@@ -106,62 +66,21 @@ rollout_controller::~rollout_controller() {
 }
 
 core::result<void> rollout_controller::load() {
-  if (!db_) return core::ok();
-  {
-    auto st = db_->prepare(
-        "SELECT key, pattern, service, target, state, max_in_flight, batch_pause_s, max_failures, "
-        "started_ms, updated_ms FROM rollouts");
-    if (!st) return st.err();
-    while (true) {
-      auto row = st->step();
-      if (!row) return row.err();
-      if (!*row) break;
-      rollout r;
-      r.pattern = st->column_text(1);
-      r.service = st->column_text(2);
-      r.target = st->column_text(3);
-      r.state = static_cast<fb::RolloutState>(st->column_int(4));
-      r.max_in_flight = static_cast<uint32_t>(st->column_int(5));
-      r.batch_pause_s = static_cast<uint32_t>(st->column_int(6));
-      r.max_failures = static_cast<uint32_t>(st->column_int(7));
-      r.started_ms = st->column_int(8);
-      r.updated_ms = st->column_int(9);
-      rollouts_.emplace(st->column_text(0), std::move(r));
-    }
+  if (!store_) return core::ok();
+  auto rollouts = store_->rollouts();
+  if (!rollouts) return rollouts.err();
+  auto nodes = store_->nodes();
+  if (!nodes) return nodes.err();
+  auto failures = store_->failures();
+  if (!failures) return failures.err();
+  for (auto& [key, r] : *rollouts) {
+    rollout entry;
+    static_cast<rollout_record&>(entry) = std::move(r);
+    rollouts_.emplace(key, std::move(entry));
   }
-  {
-    auto st = db_->prepare(
-        "SELECT key, slot, from_version, target, state, updated_ms FROM rollout_nodes");
-    if (!st) return st.err();
-    while (true) {
-      auto row = st->step();
-      if (!row) return row.err();
-      if (!*row) break;
-      auto it = rollouts_.find(st->column_text(0));
-      if (it == rollouts_.end()) continue;
-      node_entry n;
-      n.from_version = st->column_text(2);
-      n.target = st->column_text(3);
-      n.state = static_cast<rollout_node_state>(st->column_int(4));
-      n.updated_ms = st->column_int(5);
-      it->second.nodes[st->column_text(1)] = n;
-    }
-  }
-  {
-    auto st =
-        db_->prepare("SELECT slot, version, attempts, first_ms, failed FROM rollout_failures");
-    if (!st) return st.err();
-    while (true) {
-      auto row = st->step();
-      if (!row) return row.err();
-      if (!*row) break;
-      failure f;
-      f.attempts = static_cast<int>(st->column_int(2));
-      f.first_ms = st->column_int(3);
-      f.failed = st->column_int(4) != 0;
-      failures_[st->column_text(0)][st->column_text(1)] = f;
-    }
-  }
+  for (auto& [key, slot, n] : *nodes)
+    if (auto it = rollouts_.find(key); it != rollouts_.end()) it->second.nodes[slot] = n;
+  for (const auto& [slot, version, f] : *failures) failures_[slot][version] = f;
   // Failures since a rollout started count against its limit again.
   for (auto& [k, r] : rollouts_)
     for (const auto& [slot, n] : r.nodes) {
@@ -270,9 +189,7 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
       if (n->second.state == rollout_node_state::in_flight && !r.running.count(n->first)) {
         log_->info("rollout {} {}: {} has no live agreement, leaves the rollout", pattern_key, skey,
                    n->first);
-        if (db_)
-          if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
-            (void)(*st)->bind_all(rk, n->first).exec();
+        delete_node(rk, n->first);
         n = r.nodes.erase(n);
       } else {
         ++n;
@@ -412,9 +329,7 @@ void rollout_controller::on_abandoned(const std::string& slot) {
   if (!r) return;
   r->running.erase(slot);
   if (r->nodes.erase(slot) == 0) return;
-  if (db_)
-    if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
-      (void)(*st)->bind_all(rk, slot).exec();
+  delete_node(rk, slot);
   settle(rk);
 }
 
@@ -573,59 +488,32 @@ std::vector<fb::RolloutStatusT> rollout_controller::status() const {
 }
 
 void rollout_controller::save_rollout(const rollout& r) {
-  if (!db_) return;
-  auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollouts (key, pattern, service, target, state, max_in_flight, "
-      "batch_pause_s, "
-      "max_failures, started_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?)");
-  if (!st) return;
-  auto& s = **st;
-  s.bind_all(rollout_key(r.pattern, r.service), r.pattern, r.service, r.target);
-  s.bind(5, static_cast<int64_t>(r.state));
-  s.bind(6, int64_t{r.max_in_flight});
-  s.bind(7, int64_t{r.batch_pause_s});
-  s.bind(8, int64_t{r.max_failures});
-  s.bind(9, r.started_ms);
-  s.bind(10, loop_.time().now_ms());
-  if (auto e = s.exec(); !e)
+  if (!store_) return;
+  rollout_record rec = r;
+  rec.updated_ms = loop_.time().now_ms();
+  if (auto e = store_->put_rollout(rollout_key(r.pattern, r.service), rec); !e)
     log_->error("rollout {}: not persisted: {}", r.pattern, e.err().message());
 }
 
 void rollout_controller::save_node(const rollout& r, const std::string& slot, const node_entry& n) {
-  if (!db_) return;
-  auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollout_nodes (key, slot, from_version, target, state, updated_ms) "
-      "VALUES (?,?,?,?,?,?)");
-  if (!st) return;
-  auto& s = **st;
-  s.bind_all(rollout_key(r.pattern, r.service), slot, n.from_version, n.target);
-  s.bind(5, static_cast<int64_t>(n.state));
-  s.bind(6, n.updated_ms);
-  if (auto e = s.exec(); !e)
+  if (!store_) return;
+  if (auto e = store_->put_node(rollout_key(r.pattern, r.service), slot, n); !e)
     log_->error("rollout {}: node {} not persisted: {}", r.pattern, slot, e.err().message());
 }
 
 void rollout_controller::save_failure(const std::string& slot, const std::string& version,
                                       const failure& f) {
-  if (!db_) return;
-  auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollout_failures (slot, version, attempts, first_ms, failed) VALUES "
-      "(?,?,?,?,?)");
-  if (!st) return;
-  auto& s = **st;
-  s.bind_all(slot, version);
-  s.bind(3, int64_t{f.attempts});
-  s.bind(4, f.first_ms);
-  s.bind(5, int64_t{f.failed ? 1 : 0});
-  if (auto e = s.exec(); !e)
+  if (!store_) return;
+  if (auto e = store_->put_failure(slot, version, f); !e)
     log_->error("rollout: failure of {} not persisted: {}", slot, e.err().message());
 }
 
+void rollout_controller::delete_node(const std::string& key, const std::string& slot) {
+  if (store_) (void)store_->delete_node(key, slot);
+}
+
 void rollout_controller::delete_rollout(const std::string& key) {
-  if (!db_) return;
-  for (const char* sql :
-       {"DELETE FROM rollouts WHERE key = ?", "DELETE FROM rollout_nodes WHERE key = ?"})
-    if (auto st = db_->cached(sql)) (void)(*st)->bind_all(key).exec();
+  if (store_) (void)store_->delete_rollout(key);
 }
 
 }  // namespace hmq::agbot
