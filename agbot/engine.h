@@ -150,7 +150,7 @@ class engine {
                       const std::vector<fb::ServiceT>& services,
                       const std::string& supersedes = {});
 
-  // Rollout hooks (the logic is in rollout_controller).
+  // Rollout hooks (agbot/engine_upgrades.cc; the logic is in rollout_controller).
   bool start_upgrade(const std::string& slot, const std::string& version);
   void replan(const std::string& pattern_key, const std::set<std::string>& force_versions = {});
   void upgrade_failed(agreement a, uint16_t reason, bool after_swap);
