@@ -58,7 +58,7 @@ struct engine_stats {
   uint64_t events = 0;
   uint64_t events_ignored = 0;
   uint64_t exchange_errors = 0;
-  // Node health governance (agbot/health.cc).
+  // Node health governance (agbot/engine_governance.cc).
   uint64_t heartbeat_cancels = 0;  // 208: node stale
   uint64_t missing_cancels = 0;    // 209: the node no longer has the agreement
   uint64_t verifies_sent = 0;
@@ -164,7 +164,7 @@ class engine {
   void on_verify(const core::wire::opened& m, const fb::AgreementVerify& v);
   void on_timeout(const std::string& id);
 
-  // Node health governance (agbot/health.cc).
+  // Node health governance (agbot/engine_governance.cc).
   void on_node_stale(const std::string& org, const std::string& id);
   void on_node_online(consider_request r);
   void on_verify_reply(const core::wire::opened& m, const fb::AgreementVerifyReply& v);
