@@ -127,8 +127,15 @@ class engine {
     core::loop::timer_handle timer;
   };
 
+  // Wraps a callback so it does nothing once the engine is stopped or gone: the exchange client
+  // may complete a request after stop(). Here, not in engine.cc: every engine file uses it.
   template <typename F>
-  auto guard(F fn);
+  auto guard(F fn) {
+    return [w = std::weak_ptr<int>(life_), fn = std::move(fn)](auto&&... args) mutable {
+      if (w.expired()) return;
+      fn(std::forward<decltype(args)>(args)...);
+    };
+  }
 
   void resume();
   void hello();
