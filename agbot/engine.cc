@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "agbot/errc.h"
+#include "exchange_client/agreement_record.h"
 
 namespace hmq::agbot {
 namespace {
@@ -284,19 +285,10 @@ void engine::record_in_exchange(const std::string& id, int attempt) {
   auto it = live_.find(id);
   if (it == live_.end() || it->second.state != AgreementState::finalized) return;
   const auto& a = it->second;
-  fb::AgreementRecordT rec;
-  rec.agreement_id = a.id;
-  rec.node_org = a.node_org;
-  rec.node_id = a.node_id;
-  rec.pattern = a.pattern;
-  rec.service_url = a.service_url;
-  rec.service_org = a.service_org;
-  rec.service_version = a.service_version;
-  rec.agbot = cfg_.org + "/" + cfg_.id;
-  rec.state = AgreementState::finalized;
-  rec.updated_ms = a.updated_ms;
   x_.put_agreement(
-      rec, guard([this, id, attempt](core::result<void> r) {
+      exchange_client::finalized_agreement_record(a, a.node_org, a.node_id,
+                                                  cfg_.org + "/" + cfg_.id, a.updated_ms),
+      guard([this, id, attempt](core::result<void> r) {
         if (r) {
           (void)store_.set_exchange_synced(id);
           if (auto it = live_.find(id); it != live_.end()) it->second.exchange_synced = true;

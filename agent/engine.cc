@@ -8,6 +8,7 @@
 
 #include "agent/engine_internal.h"
 #include "core/log/log.h"
+#include "exchange_client/agreement_record.h"
 
 namespace hmq::agent {
 using namespace engine_internal;  // the engine files' shared helpers
@@ -270,18 +271,10 @@ void engine::sync_exchange(const std::string& id) {
   };
   if (want == agreement_state::finalized) {
     const auto& a = it->second;
-    fb::AgreementRecordT rec;
-    rec.agreement_id = a.id;
-    rec.node_org = node.org;
-    rec.node_id = node.id;
-    rec.pattern = a.pattern;
-    rec.service_url = a.service_url;
-    rec.service_org = a.service_org;
-    rec.service_version = a.service_version;
-    rec.agbot = a.agbot;
-    rec.state = fb::AgreementState::finalized;
-    rec.updated_ms = a.finalized_ms;
-    x_.put_agreement(node, rec, std::move(done));
+    x_.put_agreement(
+        node,
+        exchange_client::finalized_agreement_record(a, node.org, node.id, a.agbot, a.finalized_ms),
+        std::move(done));
   } else if (want == agreement_state::cancelled) {
     x_.delete_agreement(node, id, std::move(done));
   }
