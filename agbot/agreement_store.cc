@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "agbot/store_rows.h"
+
 namespace hmq::agbot {
 namespace {
 
@@ -78,14 +80,7 @@ core::result<std::vector<agreement>> query(core::store::database& db, const std:
   auto st = db.prepare(sql);
   if (!st) return st.err();
   if (arg) st->bind(1, *arg);
-  std::vector<agreement> out;
-  while (true) {
-    auto row = st->step();
-    if (!row) return row.err();
-    if (!*row) break;
-    out.push_back(read_row(*st));
-  }
-  return out;
+  return read_rows<agreement>(*st, read_row);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 #include "agbot/app.h"
 
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "agbot/agreement_store.h"
 #include "agbot/engine.h"
@@ -49,6 +51,219 @@ core::control::json agreement_json(const agreement& a, std::optional<uint16_t> n
   return j;
 }
 
+// Broker options: a client id stable per key, so the persistent session follows the agbot, and
+// its broker identity (docs/security.md).
+core::result<core::bus::options> bus_options(const app_config& cfg, const std::string& mailbox) {
+  core::bus::options bo;
+  bo.broker_uri = cfg.broker;
+  bo.client_id = "hmq-agbot-" + mailbox;  // stable per key: the persistent session follows it
+  if (auto r =
+          core::bus::apply_credentials(bo, {cfg.mqtt_user, cfg.mqtt_password_file, cfg.ca_file});
+      !r)
+    return r.err();
+  if (cfg.mqtt_token_auth) {
+    if (bo.username.empty()) bo.username = mailbox;
+    if (bo.password.empty()) bo.password = cfg.token;
+  }
+  // The exchange creates the agbot's broker client on `agbot create --mailbox` or AgbotHello, so
+  // a refusal may be temporary: keep knocking.
+  bo.retry_refused_credentials = !bo.username.empty();
+  return bo;
+}
+
+engine_config engine_config_of(const app_config& cfg,
+                               const core::crypto::public_key& exchange_key) {
+  return {.org = cfg.org,
+          .id = cfg.id,
+          .exchange_key = exchange_key,
+          .reply_timeout = cfg.reply_timeout,
+          .retry_min = cfg.retry_min,
+          .retry_max = cfg.retry_max,
+          .max_concurrent = cfg.max_concurrent,
+          .upgrade_timeout = cfg.upgrade_timeout};
+}
+
+// Every part of a running agbot, built in the order they depend on each other (and destroyed in
+// reverse): bus, messenger, exchange client, the engine's seams behind group commit, the engine,
+// and the control socket once start_control() made it.
+struct agbot_parts {
+  agbot_parts(core::loop::event_loop& loop, const app_config& cfg,
+              const core::crypto::box_keypair& keys, const core::crypto::public_key& exchange_key,
+              agreement_store& store, core::bus::options bo)
+      : bus_opts(std::move(bo)),
+        topics{cfg.topic_prefix},
+        bus(loop, bus_opts),
+        codec(keys, loop.time()),
+        messenger(loop, bus, codec, topics),
+        xclient(loop, messenger, exchange_key, topics),
+        x(xclient, exchange_client::credentials::agbot(cfg.org, cfg.id, cfg.token)),
+        out(loop, messenger),
+        // Group commit (docs/PERFORMANCE.md): the agreement writes of one loop turn share one
+        // transaction; the decorators hold what announces them until it is committed.
+        group(store.db(), loop, {.max_requests = cfg.commit_batch}),
+        gx(x, group),
+        gout(out, group),
+        eng(loop, engine_config_of(cfg, exchange_key), gx, gout, store, random_agreement_id) {
+    if (cfg.commit_batch > 1) store.use_group(&group);
+  }
+
+  void stop(core::loop::event_loop& loop) {
+    (void)group.flush();
+    eng.stop();
+    if (control) control->stop();
+    messenger.stop();
+    bus.stop();
+    loop.stop();
+  }
+
+  const core::bus::options bus_opts;
+  core::bus::topics topics;
+  core::bus::client bus;
+  core::wire::codec codec;
+  core::bus::messenger messenger;
+  exchange_client::client xclient;
+  exchange_adapter x;
+  messenger_outbox out;
+  core::store::group_commit group;
+  group_exchange gx;
+  group_outbox gout;
+  engine eng;
+  std::unique_ptr<core::control::server> control;
+};
+
+// The engine's mailbox messages, and the flood limit on the mailbox.
+void route_mailbox(const app_config& cfg, agbot_parts& p,
+                   const core::crypto::public_key& exchange_key) {
+  for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify,
+                    fb::Body::AgreementVerifyReply})
+    p.messenger.on(type, [&eng = p.eng](const core::wire::opened& m) { eng.on_message(m); });
+  // Exchange responses are never limited (messenger exempts answers to our own requests); every
+  // other sender (nodes, or anyone holding broker credentials) gets a token bucket.
+  p.messenger.limit_senders({.rate = cfg.mailbox_rate, .burst = cfg.mailbox_burst}, {},
+                            {exchange_key});
+}
+
+// What the mailbox dropped and why (docs/security.md "Counters"), and group commit's work.
+core::control::json stats_json(agbot_parts& p, agreement_store& store) {
+  core::control::json rejected = core::control::json::object();
+  for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
+    rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
+        p.codec.stats().get(static_cast<core::wire::errc>(e));
+  return {{"accepted", p.codec.stats().accepted()},
+          {"rejected", rejected},
+          {"dropped_rejected", p.messenger.dropped_rejected()},
+          {"dropped_oversize", p.messenger.dropped_oversize()},
+          {"dropped_rate_limited", p.messenger.dropped_rate_limited()},
+          {"dropped_unrouted", p.messenger.dropped_unrouted()},
+          // Group commit: fsyncs of agbot.db (store_commits) against writes made.
+          {"store_commits", store.db().commits()},
+          {"store_writes", p.group.stats().requests},
+          {"store_groups", p.group.stats().groups}};
+}
+
+// How many of the rollout's nodes are where with one version.
+core::control::json version_json(const fb::RolloutVersionStatusT& v) {
+  return {{"version", v.version},         {"running", v.running}, {"upgraded", v.upgraded},
+          {"in_progress", v.in_progress}, {"pending", v.pending}, {"failed", v.failed},
+          {"rolled_back", v.rolled_back}};
+}
+
+// One rollout as `hmq agbot rollout status` shows it, with a line per version.
+core::control::json rollout_json(const fb::RolloutStatusT& st) {
+  core::control::json versions = core::control::json::array();
+  for (const auto& v : st.versions)
+    if (v) versions.push_back(version_json(*v));
+  return {{"pattern", st.pattern},
+          {"service", st.service_org + "/" + st.service_url},
+          {"state", fb::EnumNameRolloutState(st.state)},
+          {"target", st.target_version},
+          {"failed_nodes", st.failed_nodes},
+          {"open_nodes", st.open_nodes},
+          {"versions", std::move(versions)}};
+}
+
+// Rollouts as the agbot sees them, plus the largest number of upgrades it ever had in flight at
+// once (tests assert max_in_flight with it).
+core::control::json rollouts_json(const engine& eng) {
+  core::control::json list = core::control::json::array();
+  for (const auto& st : eng.rollouts().status()) list.push_back(rollout_json(st));
+  return {{"rollouts", std::move(list)},
+          {"peak_in_flight", eng.rollouts().peak_in_flight()},
+          {"in_flight", eng.rollouts().in_flight()}};
+}
+
+// One control request: `hmq agbot agreement list|cancel`, `rollout status`, `stats`
+// (docs/agbot.md "Control socket").
+void handle_control(agbot_parts& p, agreement_store& store, const core::control::json& req,
+                    const core::control::reply_fn& reply) {
+  const auto op = req.value("op", std::string{});
+  if (op == "stats") return reply(core::control::ok_response(stats_json(p, store)));
+  if (op == "agreement.cancel") {
+    const auto id = req.value("id", std::string{});
+    if (!p.eng.cancel_agreement(id))
+      return reply(core::control::error_response("no live agreement '" + id + "'"));
+    return reply(core::control::ok_response({}));
+  }
+  if (op == "rollout.status") return reply(core::control::ok_response(rollouts_json(p.eng)));
+  if (op != "agreement.list")
+    return reply(core::control::error_response("unknown op '" + op + "'"));
+  core::control::json list = core::control::json::array();
+  if (req.value("all", false)) {
+    auto rows = store.list(req.value("limit", size_t{1000}));
+    if (!rows) return reply(core::control::error_response(rows.err().message()));
+    for (const auto& a : *rows) list.push_back(agreement_json(a, p.eng.node_reason(a.id)));
+  } else {
+    for (const auto& a : p.eng.live_agreements())
+      list.push_back(agreement_json(a, p.eng.node_reason(a.id)));
+  }
+  reply(core::control::ok_response({{"agreements", std::move(list)}}));
+}
+
+core::result<void> start_control(core::loop::event_loop& loop, const std::filesystem::path& socket,
+                                 agbot_parts& p, agreement_store& store) {
+  p.control = std::make_unique<core::control::server>(
+      loop.io(), socket,
+      [&p, &store](const core::control::json& req, core::control::reply_fn reply) {
+        handle_control(p, store, req, reply);
+      });
+  return p.control->start();
+}
+
+// Connects to the broker; the engine starts on the first successful connect and resends what a
+// crashed broker may have lost on every reconnect. A broker that cannot be reached ends the run
+// with exit code 3.
+void connect_and_start(const app_config& cfg, agbot_parts& p, const std::string& mailbox,
+                       std::function<void(int exit_code)> stop) {
+  auto log = core::log::get("agbot");
+  p.messenger.start();
+  p.bus.start([&cfg, &p, &mailbox, log, stop = std::move(stop)](core::result<void> r) {
+    if (!r && p.bus_opts.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
+      log->warn(
+          "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange "
+          "agbot create ID:TOKEN --mailbox {}); retrying",
+          cfg.broker, p.bus_opts.username, mailbox);
+      // The engine starts on the first successful connect.
+      p.bus.on_connection_change([&cfg, &p, &mailbox, log, started = false](bool up) mutable {
+        if (!up) return;
+        if (std::exchange(started, true)) return p.eng.on_reconnected();
+        log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
+        p.eng.start();
+      });
+      return;
+    }
+    if (!r) {
+      log->error("cannot reach broker {}: {}", cfg.broker, r.err().message());
+      return stop(3);
+    }
+    log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
+    p.eng.start();
+    // After a broker crash: what it lost of the agreement protocol is sent again.
+    p.bus.on_connection_change([&p](bool up) {
+      if (up) p.eng.on_reconnected();
+    });
+  });
+}
+
 }  // namespace
 
 int run(const app_config& cfg) {
@@ -67,177 +282,28 @@ int run(const app_config& cfg) {
   if (!store) return fail("agbot.db: " + store.err().message());
 
   core::loop::event_loop loop;
-  core::bus::topics topics{cfg.topic_prefix};
   const std::string mailbox = core::crypto::mailbox_id(keys->pk);
-
-  core::bus::options bo;
-  bo.broker_uri = cfg.broker;
-  bo.client_id = "hmq-agbot-" + mailbox;  // stable per key: the persistent session follows it
-  if (auto r =
-          core::bus::apply_credentials(bo, {cfg.mqtt_user, cfg.mqtt_password_file, cfg.ca_file});
-      !r)
-    return fail(r.err().message());
-  if (cfg.mqtt_token_auth) {
-    if (bo.username.empty()) bo.username = mailbox;
-    if (bo.password.empty()) bo.password = cfg.token;
-  }
-  // The exchange creates the agbot's broker client on `agbot create --mailbox` or AgbotHello, so
-  // a refusal may be temporary: keep knocking.
-  bo.retry_refused_credentials = !bo.username.empty();
-  core::bus::client bus(loop, bo);
-  core::wire::codec codec(*keys, loop.time());
-  core::bus::messenger messenger(loop, bus, codec, topics);
-  exchange_client::client xclient(loop, messenger, *exchange_key, topics);
-  exchange_adapter x(xclient, exchange_client::credentials::agbot(cfg.org, cfg.id, cfg.token));
-  messenger_outbox out(loop, messenger);
-
-  engine_config ec_cfg;
-  ec_cfg.org = cfg.org;
-  ec_cfg.id = cfg.id;
-  ec_cfg.exchange_key = *exchange_key;
-  ec_cfg.reply_timeout = cfg.reply_timeout;
-  ec_cfg.retry_min = cfg.retry_min;
-  ec_cfg.retry_max = cfg.retry_max;
-  ec_cfg.max_concurrent = cfg.max_concurrent;
-  ec_cfg.upgrade_timeout = cfg.upgrade_timeout;
-  // Group commit (docs/PERFORMANCE.md): the agreement writes of one loop turn share one
-  // transaction; the decorators hold what announces them until it is committed.
-  core::store::group_commit group(store->db(), loop, {.max_requests = cfg.commit_batch});
-  if (cfg.commit_batch > 1) store->use_group(&group);
-  group_exchange gx(x, group);
-  group_outbox gout(out, group);
-  engine eng(loop, ec_cfg, gx, gout, *store, random_agreement_id);
-
-  for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify,
-                    fb::Body::AgreementVerifyReply})
-    messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
-  // Exchange responses are never limited (messenger exempts answers to our own requests); every
-  // other sender (nodes, or anyone holding broker credentials) gets a token bucket.
-  messenger.limit_senders({.rate = cfg.mailbox_rate, .burst = cfg.mailbox_burst}, {},
-                          {*exchange_key});
-
-  // `hmq agbot agreement list|cancel` (docs/agbot.md "Control socket").
-  std::unique_ptr<core::control::server> control;
-  if (!cfg.control_socket.empty()) {
-    control = std::make_unique<core::control::server>(
-        loop.io(), cfg.control_socket,
-        [&eng, &store, &messenger, &codec, &group](const core::control::json& req,
-                                                   core::control::reply_fn reply) {
-          const auto op = req.value("op", std::string{});
-          if (op == "stats") {
-            // What the mailbox dropped and why (docs/security.md "Counters").
-            core::control::json rejected = core::control::json::object();
-            for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
-              rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
-                  codec.stats().get(static_cast<core::wire::errc>(e));
-            return reply(core::control::ok_response(
-                {{"accepted", codec.stats().accepted()},
-                 {"rejected", rejected},
-                 {"dropped_rejected", messenger.dropped_rejected()},
-                 {"dropped_oversize", messenger.dropped_oversize()},
-                 {"dropped_rate_limited", messenger.dropped_rate_limited()},
-                 {"dropped_unrouted", messenger.dropped_unrouted()},
-                 // Group commit: fsyncs of agbot.db (store_commits) against writes made.
-                 {"store_commits", store->db().commits()},
-                 {"store_writes", group.stats().requests},
-                 {"store_groups", group.stats().groups}}));
-          }
-          if (op == "agreement.cancel") {
-            const auto id = req.value("id", std::string{});
-            if (!eng.cancel_agreement(id))
-              return reply(core::control::error_response("no live agreement '" + id + "'"));
-            return reply(core::control::ok_response({}));
-          }
-          if (op == "rollout.status") {
-            // Rollouts as the agbot sees them, plus the largest number of upgrades it ever had
-            // in flight at once (tests assert max_in_flight with it).
-            core::control::json list = core::control::json::array();
-            for (const auto& st : eng.rollouts().status()) {
-              core::control::json versions = core::control::json::array();
-              for (const auto& v : st.versions)
-                if (v)
-                  versions.push_back({{"version", v->version},
-                                      {"running", v->running},
-                                      {"upgraded", v->upgraded},
-                                      {"in_progress", v->in_progress},
-                                      {"pending", v->pending},
-                                      {"failed", v->failed},
-                                      {"rolled_back", v->rolled_back}});
-              list.push_back({{"pattern", st.pattern},
-                              {"service", st.service_org + "/" + st.service_url},
-                              {"state", fb::EnumNameRolloutState(st.state)},
-                              {"target", st.target_version},
-                              {"failed_nodes", st.failed_nodes},
-                              {"open_nodes", st.open_nodes},
-                              {"versions", std::move(versions)}});
-            }
-            return reply(
-                core::control::ok_response({{"rollouts", std::move(list)},
-                                            {"peak_in_flight", eng.rollouts().peak_in_flight()},
-                                            {"in_flight", eng.rollouts().in_flight()}}));
-          }
-          if (op != "agreement.list")
-            return reply(core::control::error_response("unknown op '" + op + "'"));
-          core::control::json list = core::control::json::array();
-          if (req.value("all", false)) {
-            auto rows = store->list(req.value("limit", size_t{1000}));
-            if (!rows) return reply(core::control::error_response(rows.err().message()));
-            for (const auto& a : *rows) list.push_back(agreement_json(a, eng.node_reason(a.id)));
-          } else {
-            for (const auto& a : eng.live_agreements())
-              list.push_back(agreement_json(a, eng.node_reason(a.id)));
-          }
-          reply(core::control::ok_response({{"agreements", std::move(list)}}));
-        });
-    if (auto r = control->start(); !r) return fail("control socket: " + r.err().message());
-  }
+  auto bo = bus_options(cfg, mailbox);
+  if (!bo) return fail(bo.err().message());
+  agbot_parts parts(loop, cfg, *keys, *exchange_key, *store, std::move(*bo));
+  route_mailbox(cfg, parts, *exchange_key);
+  if (!cfg.control_socket.empty())
+    if (auto r = start_control(loop, cfg.control_socket, parts, *store); !r)
+      return fail("control socket: " + r.err().message());
 
   int exit_code = 0;
-  auto shutdown = [&] {
-    (void)group.flush();
-    eng.stop();
-    if (control) control->stop();
-    messenger.stop();
-    bus.stop();
-    loop.stop();
-  };
   loop.on_signals([&](int sig) {
+    const auto& g = parts.group.stats();
     log->info(
         "signal {}: stopping; group commit: {} writes in {} groups (largest {}), {} failed; {} "
         "store commits in all",
-        sig, group.stats().requests, group.stats().groups, group.stats().largest,
-        group.stats().failed_groups, store->db().commits());
-    shutdown();
+        sig, g.requests, g.groups, g.largest, g.failed_groups, store->db().commits());
+    parts.stop(loop);
   });
   loop.post([&] {
-    messenger.start();
-    bus.start([&](core::result<void> r) {
-      if (!r && bo.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
-        log->warn(
-            "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange "
-            "agbot "
-            "create ID:TOKEN --mailbox {}); retrying",
-            cfg.broker, bo.username, mailbox);
-        // The engine starts on the first successful connect.
-        bus.on_connection_change([&, started = false](bool up) mutable {
-          if (!up) return;
-          if (std::exchange(started, true)) return eng.on_reconnected();
-          log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
-          eng.start();
-        });
-        return;
-      }
-      if (!r) {
-        log->error("cannot reach broker {}: {}", cfg.broker, r.err().message());
-        exit_code = 3;
-        return shutdown();
-      }
-      log->info("agbot {}/{} up, mailbox {}", cfg.org, cfg.id, mailbox);
-      eng.start();
-      // After a broker crash: what it lost of the agreement protocol is sent again.
-      bus.on_connection_change([&](bool up) {
-        if (up) eng.on_reconnected();
-      });
+    connect_and_start(cfg, parts, mailbox, [&](int code) {
+      exit_code = code;
+      parts.stop(loop);
     });
   });
   loop.run();

@@ -58,7 +58,7 @@ struct engine_stats {
   uint64_t events = 0;
   uint64_t events_ignored = 0;
   uint64_t exchange_errors = 0;
-  // Node health governance (agbot/health.cc).
+  // Node health governance (agbot/engine_governance.cc).
   uint64_t heartbeat_cancels = 0;  // 208: node stale
   uint64_t missing_cancels = 0;    // 209: the node no longer has the agreement
   uint64_t verifies_sent = 0;
@@ -127,8 +127,15 @@ class engine {
     core::loop::timer_handle timer;
   };
 
+  // Wraps a callback so it does nothing once the engine is stopped or gone: the exchange client
+  // may complete a request after stop(). Here, not in engine.cc: every engine file uses it.
   template <typename F>
-  auto guard(F fn);
+  auto guard(F fn) {
+    return [w = std::weak_ptr<int>(life_), fn = std::move(fn)](auto&&... args) mutable {
+      if (w.expired()) return;
+      fn(std::forward<decltype(args)>(args)...);
+    };
+  }
 
   void resume();
   void hello();
@@ -150,7 +157,7 @@ class engine {
                       const std::vector<fb::ServiceT>& services,
                       const std::string& supersedes = {});
 
-  // Rollout hooks (the logic is in rollout_controller).
+  // Rollout hooks (agbot/engine_upgrades.cc; the logic is in rollout_controller).
   bool start_upgrade(const std::string& slot, const std::string& version);
   void replan(const std::string& pattern_key, const std::set<std::string>& force_versions = {});
   void upgrade_failed(agreement a, uint16_t reason, bool after_swap);
@@ -164,7 +171,7 @@ class engine {
   void on_verify(const core::wire::opened& m, const fb::AgreementVerify& v);
   void on_timeout(const std::string& id);
 
-  // Node health governance (agbot/health.cc).
+  // Node health governance (agbot/engine_governance.cc).
   void on_node_stale(const std::string& org, const std::string& id);
   void on_node_online(consider_request r);
   void on_verify_reply(const core::wire::opened& m, const fb::AgreementVerifyReply& v);

@@ -6,40 +6,6 @@
 namespace hmq::agbot {
 namespace {
 
-// Created if missing rather than as numbered migrations: the agreement store owns agbot.db's
-// user_version, and these tables are independent of its schema.
-constexpr std::string_view tables_sql = R"sql(
-CREATE TABLE IF NOT EXISTS rollouts (
-  key TEXT PRIMARY KEY,
-  pattern TEXT NOT NULL,
-  service TEXT NOT NULL,
-  target TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  max_in_flight INTEGER NOT NULL,
-  batch_pause_s INTEGER NOT NULL,
-  max_failures INTEGER NOT NULL,
-  started_ms INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rollout_nodes (
-  key TEXT NOT NULL,
-  slot TEXT NOT NULL,
-  from_version TEXT NOT NULL,
-  target TEXT NOT NULL,
-  state INTEGER NOT NULL,
-  updated_ms INTEGER NOT NULL,
-  PRIMARY KEY (key, slot)
-);
-CREATE TABLE IF NOT EXISTS rollout_failures (
-  slot TEXT NOT NULL,
-  version TEXT NOT NULL,
-  attempts INTEGER NOT NULL,
-  first_ms INTEGER NOT NULL,
-  failed INTEGER NOT NULL,
-  PRIMARY KEY (slot, version)
-);
-)sql";
-
 constexpr uint32_t default_max_in_flight = 10;
 constexpr auto publish_delay = std::chrono::milliseconds(200);
 
@@ -85,18 +51,12 @@ std::vector<const fb::ServiceVersionT*> versions_by_priority(const fb::PatternSe
 
 rollout_controller::rollout_controller(core::loop::scheduler& loop, core::store::database* db,
                                        std::string agbot, hooks h)
-    : loop_(loop),
-      db_(db),
-      agbot_(std::move(agbot)),
-      hooks_(std::move(h)),
-      log_(core::log::get("rollout")) {
-  if (db_) {
-    if (auto r = db_->exec(tables_sql); !r) {
-      log_->error("cannot create rollout tables: {}; rollouts are not persisted",
-                  r.err().message());
-      db_ = nullptr;
-    }
-  }
+    : loop_(loop), agbot_(std::move(agbot)), hooks_(std::move(h)), log_(core::log::get("rollout")) {
+  if (!db) return;
+  if (auto s = rollout_store::open(*db))
+    store_ = std::move(*s);
+  else
+    log_->error("cannot create rollout tables: {}; rollouts are not persisted", s.err().message());
 }
 
 rollout_controller::~rollout_controller() {
@@ -106,62 +66,21 @@ rollout_controller::~rollout_controller() {
 }
 
 core::result<void> rollout_controller::load() {
-  if (!db_) return core::ok();
-  {
-    auto st = db_->prepare(
-        "SELECT key, pattern, service, target, state, max_in_flight, batch_pause_s, max_failures, "
-        "started_ms, updated_ms FROM rollouts");
-    if (!st) return st.err();
-    while (true) {
-      auto row = st->step();
-      if (!row) return row.err();
-      if (!*row) break;
-      rollout r;
-      r.pattern = st->column_text(1);
-      r.service = st->column_text(2);
-      r.target = st->column_text(3);
-      r.state = static_cast<fb::RolloutState>(st->column_int(4));
-      r.max_in_flight = static_cast<uint32_t>(st->column_int(5));
-      r.batch_pause_s = static_cast<uint32_t>(st->column_int(6));
-      r.max_failures = static_cast<uint32_t>(st->column_int(7));
-      r.started_ms = st->column_int(8);
-      r.updated_ms = st->column_int(9);
-      rollouts_.emplace(st->column_text(0), std::move(r));
-    }
+  if (!store_) return core::ok();
+  auto rollouts = store_->rollouts();
+  if (!rollouts) return rollouts.err();
+  auto nodes = store_->nodes();
+  if (!nodes) return nodes.err();
+  auto failures = store_->failures();
+  if (!failures) return failures.err();
+  for (auto& [key, r] : *rollouts) {
+    rollout entry;
+    static_cast<rollout_record&>(entry) = std::move(r);
+    rollouts_.emplace(key, std::move(entry));
   }
-  {
-    auto st = db_->prepare(
-        "SELECT key, slot, from_version, target, state, updated_ms FROM rollout_nodes");
-    if (!st) return st.err();
-    while (true) {
-      auto row = st->step();
-      if (!row) return row.err();
-      if (!*row) break;
-      auto it = rollouts_.find(st->column_text(0));
-      if (it == rollouts_.end()) continue;
-      node_entry n;
-      n.from_version = st->column_text(2);
-      n.target = st->column_text(3);
-      n.state = static_cast<rollout_node_state>(st->column_int(4));
-      n.updated_ms = st->column_int(5);
-      it->second.nodes[st->column_text(1)] = n;
-    }
-  }
-  {
-    auto st =
-        db_->prepare("SELECT slot, version, attempts, first_ms, failed FROM rollout_failures");
-    if (!st) return st.err();
-    while (true) {
-      auto row = st->step();
-      if (!row) return row.err();
-      if (!*row) break;
-      failure f;
-      f.attempts = static_cast<int>(st->column_int(2));
-      f.first_ms = st->column_int(3);
-      f.failed = st->column_int(4) != 0;
-      failures_[st->column_text(0)][st->column_text(1)] = f;
-    }
-  }
+  for (auto& [key, slot, n] : *nodes)
+    if (auto it = rollouts_.find(key); it != rollouts_.end()) it->second.nodes[slot] = n;
+  for (const auto& [slot, version, f] : *failures) failures_[slot][version] = f;
   // Failures since a rollout started count against its limit again.
   for (auto& [k, r] : rollouts_)
     for (const auto& [slot, n] : r.nodes) {
@@ -270,9 +189,7 @@ void rollout_controller::plan(const fb::PatternT& pattern, const std::string& pa
       if (n->second.state == rollout_node_state::in_flight && !r.running.count(n->first)) {
         log_->info("rollout {} {}: {} has no live agreement, leaves the rollout", pattern_key, skey,
                    n->first);
-        if (db_)
-          if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
-            (void)(*st)->bind_all(rk, n->first).exec();
+        delete_node(rk, n->first);
         n = r.nodes.erase(n);
       } else {
         ++n;
@@ -412,9 +329,7 @@ void rollout_controller::on_abandoned(const std::string& slot) {
   if (!r) return;
   r->running.erase(slot);
   if (r->nodes.erase(slot) == 0) return;
-  if (db_)
-    if (auto st = db_->cached("DELETE FROM rollout_nodes WHERE key = ? AND slot = ?"))
-      (void)(*st)->bind_all(rk, slot).exec();
+  delete_node(rk, slot);
   settle(rk);
 }
 
@@ -573,223 +488,32 @@ std::vector<fb::RolloutStatusT> rollout_controller::status() const {
 }
 
 void rollout_controller::save_rollout(const rollout& r) {
-  if (!db_) return;
-  auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollouts (key, pattern, service, target, state, max_in_flight, "
-      "batch_pause_s, "
-      "max_failures, started_ms, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?)");
-  if (!st) return;
-  auto& s = **st;
-  s.bind_all(rollout_key(r.pattern, r.service), r.pattern, r.service, r.target);
-  s.bind(5, static_cast<int64_t>(r.state));
-  s.bind(6, int64_t{r.max_in_flight});
-  s.bind(7, int64_t{r.batch_pause_s});
-  s.bind(8, int64_t{r.max_failures});
-  s.bind(9, r.started_ms);
-  s.bind(10, loop_.time().now_ms());
-  if (auto e = s.exec(); !e)
+  if (!store_) return;
+  rollout_record rec = r;
+  rec.updated_ms = loop_.time().now_ms();
+  if (auto e = store_->put_rollout(rollout_key(r.pattern, r.service), rec); !e)
     log_->error("rollout {}: not persisted: {}", r.pattern, e.err().message());
 }
 
 void rollout_controller::save_node(const rollout& r, const std::string& slot, const node_entry& n) {
-  if (!db_) return;
-  auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollout_nodes (key, slot, from_version, target, state, updated_ms) "
-      "VALUES (?,?,?,?,?,?)");
-  if (!st) return;
-  auto& s = **st;
-  s.bind_all(rollout_key(r.pattern, r.service), slot, n.from_version, n.target);
-  s.bind(5, static_cast<int64_t>(n.state));
-  s.bind(6, n.updated_ms);
-  if (auto e = s.exec(); !e)
+  if (!store_) return;
+  if (auto e = store_->put_node(rollout_key(r.pattern, r.service), slot, n); !e)
     log_->error("rollout {}: node {} not persisted: {}", r.pattern, slot, e.err().message());
 }
 
 void rollout_controller::save_failure(const std::string& slot, const std::string& version,
                                       const failure& f) {
-  if (!db_) return;
-  auto st = db_->cached(
-      "INSERT OR REPLACE INTO rollout_failures (slot, version, attempts, first_ms, failed) VALUES "
-      "(?,?,?,?,?)");
-  if (!st) return;
-  auto& s = **st;
-  s.bind_all(slot, version);
-  s.bind(3, int64_t{f.attempts});
-  s.bind(4, f.first_ms);
-  s.bind(5, int64_t{f.failed ? 1 : 0});
-  if (auto e = s.exec(); !e)
+  if (!store_) return;
+  if (auto e = store_->put_failure(slot, version, f); !e)
     log_->error("rollout: failure of {} not persisted: {}", slot, e.err().message());
 }
 
+void rollout_controller::delete_node(const std::string& key, const std::string& slot) {
+  if (store_) (void)store_->delete_node(key, slot);
+}
+
 void rollout_controller::delete_rollout(const std::string& key) {
-  if (!db_) return;
-  for (const char* sql :
-       {"DELETE FROM rollouts WHERE key = ?", "DELETE FROM rollout_nodes WHERE key = ?"})
-    if (auto st = db_->cached(sql)) (void)(*st)->bind_all(key).exec();
-}
-
-}  // namespace hmq::agbot
-
-// ---------------------------------------------------------------------------------------------
-// The engine's side of rollouts: kept here so agbot/engine.cc only carries small hooks.
-
-#include "agbot/engine.h"
-#include "exchange_client/ids.h"
-
-namespace hmq::agbot {
-namespace {
-
-using fb::AgreementState;
-
-// The signed deployment bytes' signature of the top-level service of a stored Proposal.
-std::vector<uint8_t> proposal_signature(const std::vector<uint8_t>& bytes) {
-  flatbuffers::Verifier v(bytes.data(), bytes.size());
-  if (bytes.empty() || !v.VerifyBuffer<fb::Proposal>(nullptr)) return {};
-  const auto* p = flatbuffers::GetRoot<fb::Proposal>(bytes.data());
-  if (!p->services()) return {};
-  for (const auto* s : *p->services())
-    if (s && s->is_top_level() && s->service() && s->service()->deployment_signature())
-      return {s->service()->deployment_signature()->begin(),
-              s->service()->deployment_signature()->end()};
-  return {};
-}
-
-}  // namespace
-
-bool engine::start_upgrade(const std::string& slot, const std::string& version) {
-  if (!life_) return false;
-  auto cur = live_slots_.find(slot);
-  if (cur == live_slots_.end() || upgrade_slots_.count(slot) || preparing_.count(slot))
-    return false;
-  auto it = live_.find(cur->second);
-  if (it == live_.end() || it->second.state != AgreementState::finalized) return false;
-  const agreement old = it->second;
-  auto pit = patterns_.find(old.pattern);
-  if (pit == patterns_.end() || !pit->second.pattern) return false;
-  const fb::PatternServiceT* ps = nullptr;
-  for (const auto& s : pit->second.pattern->services)
-    if (s && s->service_org == old.service_org && s->service_url == old.service_url) ps = s.get();
-  if (!ps) return false;
-  // The node's current user inputs belong in the new proposal: read the node once.
-  upgrade_starting_.insert(slot);
-  x_.get_node(old.node_org, old.node_id,
-              [this, w = std::weak_ptr<int>(life_), slot, version, old,
-               ps = *ps](core::result<fb::NodeT> n) {
-                if (w.expired()) return;
-                upgrade_starting_.erase(slot);
-                auto cur = live_slots_.find(slot);
-                if (!n || cur == live_slots_.end() || cur->second != old.id ||
-                    upgrade_slots_.count(slot) || n->pattern != old.pattern) {
-                  if (!n) ++stats_.exchange_errors;
-                  log_->info("agreement {} node {}: upgrade to {} not started ({})", old.id,
-                             old.node(), version,
-                             n ? "agreement or registration changed" : n.err().message());
-                  return rollout_->on_abandoned(slot);
-                }
-                fb::NodeT node = std::move(*n);
-                if (node.public_key.size() != core::crypto::public_key_size)
-                  node.public_key.assign(old.node_key.begin(), old.node_key.end());
-                if (node.arch.empty()) node.arch = old.arch;
-                log_->info("agreement {} node {}: upgrading {} {} -> {}", old.id, old.node(),
-                           old.service_url, old.service_version, version);
-                propose(
-                    slot, node, old.pattern, ps, version, [] {}, old.id);
-              });
-  return true;
-}
-
-// After a restart: an upgrade agreement whose superseded agreement is no longer live finished
-// (the node's Cancel 210 was handled but the agbot stopped before it promoted the new one).
-void engine::resume_upgrades() {
-  std::vector<std::string> done;
-  for (const auto& [slot, up_id] : upgrade_slots_)
-    if (!live_slots_.count(slot)) done.push_back(slot);
-  for (const auto& slot : done) {
-    auto up_id = upgrade_slots_[slot];
-    auto it = live_.find(up_id);
-    if (it == live_.end()) continue;
-    log_->info(
-        "agreement {} node {}: resumed upgrade whose old agreement {} is over; it is the node's "
-        "agreement now",
-        up_id, it->second.node(), it->second.supersedes);
-    upgrade_succeeded(it->second.supersedes);
-  }
-}
-
-void engine::replan(const std::string& pattern_key, const std::set<std::string>& force_versions) {
-  auto pit = patterns_.find(pattern_key);
-  if (pit == patterns_.end() || !pit->second.pattern) return;
-  std::vector<slot_version> current;
-  for (const auto& [id, a] : live_) {
-    if (a.pattern != pattern_key || !a.supersedes.empty() || a.state != AgreementState::finalized)
-      continue;
-    const auto s = a.slot();
-    current.push_back(
-        {s, a.service_version,
-         upgrade_slots_.count(s) || preparing_.count(s) || upgrade_starting_.count(s)});
-  }
-  rollout_->plan(*pit->second.pattern, pattern_key, current, force_versions);
-}
-
-void engine::upgrade_failed(agreement a, uint16_t reason, bool after_swap) {
-  ++stats_.upgrades_failed;
-  log_->info("agreement {} node {}: upgrade to {} {} failed ({} {}){}", a.id, a.node(),
-             a.service_url, a.service_version, reason,
-             fb::EnumNameCancelReason(static_cast<fb::CancelReason>(reason)),
-             after_swap ? ", node restored the previous version" : "");
-  rollout_->on_failed(a.slot(), a.service_version, reason, after_swap);
-}
-
-void engine::upgrade_succeeded(const std::string& old_id) {
-  for (auto& [slot, up_id] : upgrade_slots_) {
-    auto it = live_.find(up_id);
-    if (it == live_.end() || it->second.supersedes != old_id) continue;
-    auto& a = it->second;
-    const std::string s = slot;
-    a.supersedes.clear();
-    if (auto r = store_.set_supersedes(a.id, ""); !r)
-      log_->error("agreement {} node {}: cannot persist upgrade: {}", a.id, a.node(),
-                  r.err().message());
-    live_slots_[s] = a.id;
-    upgrade_timers_.erase(a.id);
-    ++stats_.upgrades_succeeded;
-    log_->info("agreement {} node {}: upgrade to {} {} verified, replaces {}", a.id, a.node(),
-               a.service_url, a.service_version, old_id);
-    const std::string version = a.service_version;
-    upgrade_slots_.erase(s);
-    rollout_->on_upgraded(s, version);
-    return;
-  }
-}
-
-// A republished service version (same version, new deployment or signature) is rolled out to the
-// nodes that run the old bytes, like a new version.
-void engine::on_service_changed(const std::string& org, const std::string& id) {
-  std::map<std::string, const agreement*> affected;  // agreement id -> agreement
-  for (const auto& [aid, a] : live_)
-    if (a.supersedes.empty() && a.state == AgreementState::finalized && a.service_org == org &&
-        exchange_client::service_id(a.service_url, a.service_version, a.arch) == id)
-      affected[aid] = &a;
-  if (affected.empty()) return;
-  const agreement& first = *affected.begin()->second;
-  x_.get_service(
-      org, first.service_url, first.service_version, first.arch,
-      [this, w = std::weak_ptr<int>(life_), org, id](core::result<fb::ServiceT> s) {
-        if (w.expired() || !s) return;
-        std::map<std::string, std::set<std::string>> force;  // pattern -> versions
-        for (const auto& [aid, a] : live_) {
-          if (!a.supersedes.empty() || a.state != AgreementState::finalized ||
-              a.service_org != org ||
-              exchange_client::service_id(a.service_url, a.service_version, a.arch) != id)
-            continue;
-          if (proposal_signature(a.proposal) != s->deployment_signature)
-            force[a.pattern].insert(a.service_version);
-        }
-        for (const auto& [pattern, versions] : force) {
-          log_->info("pattern {}: deployment of {} changed, rolling it out again", pattern, id);
-          replan(pattern, versions);
-        }
-      });
+  if (store_) (void)store_->delete_rollout(key);
 }
 
 }  // namespace hmq::agbot

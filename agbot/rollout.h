@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "agbot/rollout_store.h"
 #include "core/common/result.h"
 #include "core/log/log.h"
 #include "core/loop/loop.h"
@@ -26,20 +27,11 @@
 //
 // The controller is a state machine over slots ("node|pattern|service", as in agreement::slot):
 // the engine tells it what runs where and how each upgrade ended; it asks the engine to start
-// upgrades and publishes progress. Its state lives in agbot.db (tables rollouts, rollout_nodes,
-// rollout_failures) so an agbot restart resumes the rollout. Loop thread only.
+// upgrades and publishes progress. Its state lives in agbot.db (agbot/rollout_store.h) so an
+// agbot restart resumes the rollout. Loop thread only.
 namespace hmq::agbot {
 
 namespace fb = ::hmq::wire::fb;
-
-// Where a slot stands within its rollout.
-enum class rollout_node_state : int {
-  pending = 1,
-  in_flight = 2,
-  upgraded = 3,
-  failed = 4,
-  rolled_back = 5
-};
 
 // One service of one pattern on one node, as the engine sees it.
 struct slot_version {
@@ -99,33 +91,15 @@ class rollout_controller {
   size_t in_flight() const;
 
  private:
-  struct node_entry {
-    std::string from_version;
-    std::string target;
-    rollout_node_state state = rollout_node_state::pending;
-    int64_t updated_ms = 0;
-  };
-  struct rollout {
-    std::string pattern;  // "org/name"
-    std::string service;  // "org/url"
-    std::string target;   // version being rolled out
-    fb::RolloutState state = fb::RolloutState::running;
-    uint32_t max_in_flight = 1;
-    uint32_t batch_pause_s = 0;
-    uint32_t max_failures = 0;  // 0: never halt
-    int64_t started_ms = 0;
-    int64_t updated_ms = 0;
+  using node_entry = rollout_node_record;
+  struct rollout : rollout_record {
     std::map<std::string, node_entry> nodes;     // by slot
     std::map<std::string, std::string> running;  // slot -> version now running (for counts)
     std::set<std::string> failed_slots;  // slots that failed at least once (halting counts these)
     uint64_t batches = 0;
     core::loop::timer_handle pause;
   };
-  struct failure {
-    int attempts = 0;
-    int64_t first_ms = 0;
-    bool failed = false;  // retries used up: never proposed again in this rollout's life
-  };
+  using failure = rollout_failure_record;
 
   static std::string rollout_key(const std::string& pattern, const std::string& service) {
     return pattern + "|" + service;
@@ -137,13 +111,14 @@ class rollout_controller {
   void save_rollout(const rollout& r);
   void save_node(const rollout& r, const std::string& slot, const node_entry& n);
   void save_failure(const std::string& slot, const std::string& version, const failure& f);
+  void delete_node(const std::string& key, const std::string& slot);
   void delete_rollout(const std::string& key);
   fb::RolloutStatusT status_of(const rollout& r) const;
   const fb::PatternServiceT* service_of(const std::string& pattern,
                                         const std::string& service) const;
 
   core::loop::scheduler& loop_;
-  core::store::database* db_;
+  std::optional<rollout_store> store_;  // none: not persisted
   std::string agbot_;
   hooks hooks_;
   std::shared_ptr<spdlog::logger> log_;

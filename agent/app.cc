@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
+#include <optional>
 
 #include "agent/control_api.h"
 #include "agent/docker/client.h"
@@ -41,6 +43,155 @@ void trim_process_memory() {
   ::mallopt(M_ARENA_MAX, 2);
 }
 
+// The heartbeat interval, as the broker's keep-alive too (see bus_options).
+std::chrono::milliseconds heartbeat_interval(const config& c) {
+  return std::chrono::milliseconds(static_cast<int64_t>(c.heartbeat_interval_s * 1000));
+}
+
+// Broker options: a client id stable per key (the persistent session keeps proposals while the
+// node is offline) and the node's broker identity (docs/security.md). The last will is added by
+// agent_parts, from the heartbeat sender.
+result<core::bus::options> bus_options(const config& c, const std::string& mailbox) {
+  core::bus::options bo;
+  bo.broker_uri = c.broker;
+  bo.client_id =
+      "hmq-agent-" + mailbox;  // stable: the persistent session keeps proposals while offline
+  // Keep-alive = heartbeat interval: the broker hears from us every interval anyway, so a
+  // PINGREQ is only needed when a heartbeat could not go out; the broker declares the node gone
+  // (and publishes the offline will) after 1.5 intervals of silence.
+  bo.keepalive_s = std::max(1, static_cast<int>(std::ceil(c.heartbeat_interval_s)));
+  core::bus::credentials_flags cf{c.mqtt_user, c.mqtt_password_file, c.ca_file};
+  if (cf.user.empty() && !cf.password_file.empty()) cf.user = mailbox;
+  if (auto r = core::bus::apply_credentials(bo, cf); !r) return r.err();
+  // The exchange may create this node's broker client after the agent starts (or re-create it
+  // on registration): keep knocking instead of exiting on a refusal.
+  bo.retry_refused_credentials = !bo.username.empty();
+  return bo;
+}
+
+core::bus::options with_will(core::bus::options bo, std::optional<core::bus::last_will> will) {
+  bo.will = std::move(will);
+  return bo;
+}
+
+// The workload runtime: the Docker Engine unless --runtime memory.
+struct workload_runtime {
+  std::unique_ptr<docker::client> docker;  // only for the docker runtime
+  std::unique_ptr<runtime> rt;
+};
+
+workload_runtime make_runtime(core::loop::event_loop& loop, const config& c,
+                              const core::bus::messenger& messenger) {
+  auto lg = core::log::get("agent");
+  workload_runtime w;
+  if (c.runtime == "docker") {
+    w.docker = std::make_unique<docker::client>(
+        loop, docker::client_options{.socket_path = c.docker_socket});
+    docker::runtime_options ro;
+    ro.keep_images = c.keep_images;
+    ro.crash_limit = c.crash_limit;
+    ro.crash_window = std::chrono::seconds(c.crash_window_s);
+    ro.engine_wait = std::chrono::seconds(c.docker_wait_s);
+    ro.exchange_url = c.exchange_url.empty() ? c.broker : c.exchange_url;
+    ro.owner = messenger.mailbox();
+    auto drt = std::make_unique<docker::docker_runtime>(loop, *w.docker, ro);
+    drt->start();
+    w.rt = std::move(drt);
+    lg->info("workload runtime: Docker Engine at {}", c.docker_socket);
+  } else {
+    w.rt = std::make_unique<memory_runtime>(loop, /*auto_complete=*/true);
+    lg->warn("workload runtime: memory (no container will run)");
+  }
+  return w;
+}
+
+engine_options engine_options_of(const config& c) {
+  engine_options eo;
+  eo.finalize_timeout = std::chrono::seconds(c.finalize_timeout_s);
+  eo.upgrade_verify_window =
+      std::chrono::milliseconds(static_cast<int64_t>(c.upgrade_verify_window_s * 1000));
+  return eo;
+}
+
+// Every part of a running agent, built in the order they depend on each other (and destroyed in
+// reverse): the heartbeat before the bus (the bus's options carry its will), then messenger,
+// exchange client, runtime and engine.
+struct agent_parts {
+  agent_parts(core::loop::event_loop& loop, const config& c, const crypto::box_keypair& keys,
+              const crypto::public_key& xkey, agent_store& store, const std::string& mailbox,
+              core::bus::options bo)
+      : codec(keys, loop.time()),
+        topics{c.topic_prefix},
+        // Reads the engine's live count when it beats, which is only once the bus is up.
+        hb(
+            loop, store.db(), xkey, keys.sk, mailbox, topics,
+            [this] {
+              core::wire::heartbeat_body b;
+              b.running_agreements =
+                  static_cast<uint16_t>(std::min<size_t>(eng.live_agreements(), 0xffff));
+              return b;
+            },
+            heartbeat_options{.interval = heartbeat_interval(c)}),
+        bus_opts(with_will(std::move(bo), hb.will())),
+        bus(loop, bus_opts),
+        messenger(loop, bus, codec, topics),
+        xclient(loop, messenger, xkey, topics),
+        xa(xclient),
+        out(messenger, loop.time(), static_cast<uint32_t>(c.finalize_timeout_s)),
+        workloads(make_runtime(loop, c, messenger)),
+        eng(loop, store, xa, out, *workloads.rt, engine_options_of(c)) {
+    for (auto type :
+         {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
+      messenger.on(type, [this](const core::wire::opened& m) { eng.on_message(m); });
+  }
+
+  // What the mailbox dropped before the engine saw it (control_api's node_facts).
+  json wire_counters() const {
+    json rejected = json::object();
+    for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
+      rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
+          codec.stats().get(static_cast<core::wire::errc>(e));
+    return json{{"accepted", codec.stats().accepted()},
+                {"rejected", rejected},
+                {"dropped_oversize", messenger.dropped_oversize()},
+                {"dropped_unrouted", messenger.dropped_unrouted()}};
+  }
+
+  core::wire::codec codec;
+  core::bus::topics topics;
+  heartbeat_sender hb;
+  const core::bus::options bus_opts;
+  core::bus::client bus;
+  core::bus::messenger messenger;
+  hmq::exchange_client::client xclient;
+  exchange_adapter xa;
+  messenger_outbox out;
+  workload_runtime workloads;
+  engine eng;
+};
+
+// What the bus's first connect attempt means: connected, waiting for the exchange to provision
+// the node's broker client, or a broker that cannot be used (exit code 1).
+core::bus::completion on_first_connect(const config& c, agent_parts& p, const std::string& mailbox,
+                                       std::function<void(int exit_code)> stop) {
+  return [&c, &p, &mailbox, stop = std::move(stop)](result<void> r) {
+    auto lg = core::log::get("agent");
+    if (r) {
+      lg->info("connected to {} as mailbox {}", c.broker, mailbox);
+      return;
+    }
+    if (p.bus_opts.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
+      lg->warn(
+          "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange node "
+          "create NODE:TOKEN --mailbox {}); retrying",
+          c.broker, p.bus_opts.username, mailbox);
+      return;
+    }
+    lg->error("broker {}: {}", c.broker, r.err().message());
+    stop(1);
+  };
+}
+
 }  // namespace
 
 int run(const config& c) {
@@ -62,92 +213,15 @@ int run(const config& c) {
   if (!store) return fail("agent.db: " + store.err().message());
 
   core::loop::event_loop loop;
-  core::wire::codec codec(*keys, loop.time());
-  core::bus::topics topics{c.topic_prefix};
   const std::string mailbox = crypto::mailbox_id(keys->pk);
-  core::bus::options bo;
-  bo.broker_uri = c.broker;
-  bo.client_id =
-      "hmq-agent-" + mailbox;  // stable: the persistent session keeps proposals while offline
-  // Keep-alive = heartbeat interval: the broker hears from us every interval anyway, so a
-  // PINGREQ is only needed when a heartbeat could not go out; the broker declares the node gone
-  // (and publishes the offline will) after 1.5 intervals of silence.
-  const auto hb_interval =
-      std::chrono::milliseconds(static_cast<int64_t>(c.heartbeat_interval_s * 1000));
-  bo.keepalive_s = std::max(1, static_cast<int>(std::ceil(c.heartbeat_interval_s)));
-  // The engine is built after the bus; the heartbeat reads its live count through this pointer.
-  const engine* eng_ptr = nullptr;
-  heartbeat_sender hb(
-      loop, store->db(), *xkey, keys->sk, mailbox, topics,
-      [&eng_ptr] {
-        core::wire::heartbeat_body b;
-        if (eng_ptr)
-          b.running_agreements =
-              static_cast<uint16_t>(std::min<size_t>(eng_ptr->live_agreements(), 0xffff));
-        return b;
-      },
-      heartbeat_options{.interval = hb_interval});
-  bo.will = hb.will();
-  {
-    core::bus::credentials_flags cf{c.mqtt_user, c.mqtt_password_file, c.ca_file};
-    if (cf.user.empty() && !cf.password_file.empty()) cf.user = mailbox;
-    if (auto r = core::bus::apply_credentials(bo, cf); !r) return fail(r.err().message());
-  }
-  // The exchange may create this node's broker client after the agent starts (or re-create it
-  // on registration): keep knocking instead of exiting on a refusal.
-  bo.retry_refused_credentials = !bo.username.empty();
-  core::bus::client bus(loop, bo);
-  core::bus::messenger messenger(loop, bus, codec, topics);
-  hmq::exchange_client::client xclient(loop, messenger, *xkey, topics);
+  auto bo = bus_options(c, mailbox);
+  if (!bo) return fail(bo.err().message());
+  agent_parts parts(loop, c, *keys, *xkey, *store, mailbox, std::move(*bo));
+  if (auto s = parts.eng.start(); !s) return fail("resuming from agent.db: " + s.err().message());
 
-  exchange_adapter xa(xclient);
-  messenger_outbox out(messenger, loop.time(), static_cast<uint32_t>(c.finalize_timeout_s));
-  // The workload runtime: the Docker Engine unless --runtime memory.
-  std::unique_ptr<docker::client> dclient;
-  std::unique_ptr<runtime> rt_owner;
-  if (c.runtime == "docker") {
-    dclient = std::make_unique<docker::client>(
-        loop, docker::client_options{.socket_path = c.docker_socket});
-    docker::runtime_options ro;
-    ro.keep_images = c.keep_images;
-    ro.crash_limit = c.crash_limit;
-    ro.crash_window = std::chrono::seconds(c.crash_window_s);
-    ro.engine_wait = std::chrono::seconds(c.docker_wait_s);
-    ro.exchange_url = c.exchange_url.empty() ? c.broker : c.exchange_url;
-    ro.owner = messenger.mailbox();
-    auto drt = std::make_unique<docker::docker_runtime>(loop, *dclient, ro);
-    drt->start();
-    rt_owner = std::move(drt);
-    lg->info("workload runtime: Docker Engine at {}", c.docker_socket);
-  } else {
-    rt_owner = std::make_unique<memory_runtime>(loop, /*auto_complete=*/true);
-    lg->warn("workload runtime: memory (no container will run)");
-  }
-  runtime& rt = *rt_owner;
-  engine_options eo;
-  eo.finalize_timeout = std::chrono::seconds(c.finalize_timeout_s);
-  eo.upgrade_verify_window =
-      std::chrono::milliseconds(static_cast<int64_t>(c.upgrade_verify_window_s * 1000));
-  engine eng(loop, *store, xa, out, rt, eo);
-  eng_ptr = &eng;
-  for (auto type :
-       {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
-    messenger.on(type, [&eng](const core::wire::opened& m) { eng.on_message(m); });
-
-  if (auto s = eng.start(); !s) return fail("resuming from agent.db: " + s.err().message());
-
-  control_api api(eng,
-                  {mailbox, crypto::to_base64(keys->pk), [&bus] { return bus.connected(); },
-                   [&codec, &messenger] {
-                     json rejected = json::object();
-                     for (size_t e = 1; e < static_cast<size_t>(core::wire::errc::count_); ++e)
-                       rejected[std::string(core::wire::name(static_cast<core::wire::errc>(e)))] =
-                           codec.stats().get(static_cast<core::wire::errc>(e));
-                     return json{{"accepted", codec.stats().accepted()},
-                                 {"rejected", rejected},
-                                 {"dropped_oversize", messenger.dropped_oversize()},
-                                 {"dropped_unrouted", messenger.dropped_unrouted()}};
-                   }});
+  control_api api(parts.eng,
+                  {mailbox, crypto::to_base64(keys->pk), [&parts] { return parts.bus.connected(); },
+                   [&parts] { return parts.wire_counters(); }});
   core::control::server ctl(loop.io(), c.socket_path(),
                             [&api](const core::control::json& req, core::control::reply_fn reply) {
                               api.handle(req, std::move(reply));
@@ -156,36 +230,23 @@ int run(const config& c) {
 
   int exit_code = 0;
   auto shutdown = [&] {
-    hb.stop();
+    parts.hb.stop();
     ctl.stop();
-    eng.stop();
-    messenger.stop();
-    bus.stop();
+    parts.eng.stop();
+    parts.messenger.stop();
+    parts.bus.stop();
     loop.stop();
   };
   loop.on_signals([&](int sig) {
     lg->info("signal {}: stopping", sig);
     shutdown();
   });
-  messenger.start();
-  hb.start(bus);
-  bus.start([&](result<void> r) {
-    if (r) {
-      lg->info("connected to {} as mailbox {}", c.broker, mailbox);
-      return;
-    }
-    if (bo.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
-      lg->warn(
-          "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange node "
-          "create "
-          "NODE:TOKEN --mailbox {}); retrying",
-          c.broker, bo.username, mailbox);
-      return;
-    }
-    lg->error("broker {}: {}", c.broker, r.err().message());
-    exit_code = 1;
+  parts.messenger.start();
+  parts.hb.start(parts.bus);
+  parts.bus.start(on_first_connect(c, parts, mailbox, [&](int code) {
+    exit_code = code;
     shutdown();
-  });
+  }));
   lg->info("hmq-agent running: data {} control {}", c.data_dir.string(), c.socket_path().string());
   loop.run();
   return exit_code;

@@ -130,7 +130,7 @@ class engine {
   void arm_finalize_timer(const std::string& id, std::chrono::milliseconds after);
   void deploy(const std::string& id);
   std::optional<workload> workload_of(const std::string& id);
-  // Download-then-swap from `old_id` to the finalized `id` (upgrade.cc... see engine.cc).
+  // Download-then-swap from `old_id` to the finalized `id` (engine_workloads.cc).
   void upgrade(const std::string& id, const std::string& old_id);
   void rollback(const std::string& id, uint16_t reason, std::string message, bool notify_agbot);
   void upgrade_verified(const std::string& id);
