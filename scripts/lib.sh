@@ -6,7 +6,7 @@ HMQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Debian 12 packages the build, the tests and the quickstart need.
 HMQ_BUILD_PACKAGES=(
   cmake ninja-build g++ pkg-config git
-  libpaho-mqtt-dev flatbuffers-compiler libflatbuffers-dev libsodium-dev
+  libpaho-mqtt-dev libpaho-mqttpp-dev flatbuffers-compiler libflatbuffers-dev libsodium-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev libasio-dev libsqlite3-dev
   sqlite3 libcurl4-openssl-dev libcli11-dev nlohmann-json3-dev
 )

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <set>
 #include <vector>
@@ -384,35 +383,6 @@ TEST(bus_client, first_connect_to_a_dead_port_reports_connect_failed) {
   auto r = c.start();
   ASSERT_FALSE(r);
   EXPECT_EQ(r.code(), bus::errc::connect_failed) << r.err().message();
-}
-
-// Whether this process has a shared library whose file name contains `name` mapped.
-bool mapped(const std::string& name) {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    if (line.find(name) != std::string::npos) return true;
-  }
-  return false;
-}
-
-TEST(bus_client, plain_tcp_client_never_maps_openssl) {
-  // A tcp:// process runs on Paho's plain library and never maps OpenSSL (about 2 MB resident
-  // in an agent: docs/agent.md "Memory"). ctest runs each test in its own process.
-  if (mapped("libpaho-mqtt3as"))
-    GTEST_SKIP() << "an earlier test in this process loaded the TLS library";
-  mosquitto_broker broker;
-  loop_thread lt;
-  received got(1);
-  loop_client c(lt, client_options(broker, "plain-only"));
-  ASSERT_TRUE(c.start());
-  ASSERT_TRUE(c.subscribe("hmq/v1/mb/plain", got.handler()));
-  lt.call([&] { c.c->publish("hmq/v1/mb/plain", seq_payload(0)); });
-  ASSERT_TRUE(got.wait_total(1));
-  EXPECT_TRUE(mapped("libpaho-mqtt3a.so"));
-  EXPECT_FALSE(mapped("libpaho-mqtt3as"));
-  EXPECT_FALSE(mapped("libssl.so"));
-  EXPECT_FALSE(mapped("libcrypto.so"));
 }
 
 TEST(bus_client, rejects_unknown_uri_scheme) {
