@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "core/bus/client.h"
@@ -99,29 +100,260 @@ core::result<crypto::hash_strength> parse_hash_strength(const std::string& s) {
                      "unknown hash strength '" + s + "'"};
 }
 
-int run(const app_options& o) {
-  auto log = core::log::get("exchange");
+namespace {
+
+// The running daemon's parts, wired together by run() and living on its stack for the loop's
+// lifetime; the functions below are its handlers. Loop thread only.
+struct parts {
+  const app_options& o;
+  std::shared_ptr<spdlog::logger> log;
+  core::loop::event_loop& loop;
+  db& store;
+  service& svc;
+  bus::topics& topics;
+  bus::client& client;
+  broker_admin& admin;
+  bus::messenger& messenger;
+  event_publisher& events;
+  core::store::group_commit& batch;
+  heartbeat_tracker& hb;
+  std::string key_b64;
+  std::string mailbox;
+
+  core::loop::timer_handle flush_timer{};
+  core::loop::timer_handle stats_timer{};
+  uint64_t stats_seen = ~uint64_t{0};
+  uint64_t served = 0;
+  uint64_t failed_groups_logged = 0;
+  uint64_t rate_limited_answers = 0;
+  int exit_code = 0;
+  bool stopping = false;
+  int confirmed = 0;
+};
+
+// Start-up checks of the options that need no file: the hash strength, or nullopt (reported).
+std::optional<crypto::hash_strength> checked_strength(const app_options& o) {
   if (!core::log::set_level(o.log_level)) {
     std::fprintf(stderr, "hmq-exchange: unknown log level '%s'\n", o.log_level.c_str());
-    return 2;
+    return std::nullopt;
   }
   auto strength = parse_hash_strength(o.hash_strength);
   if (!strength) {
     std::fprintf(stderr, "hmq-exchange: %s\n", strength.err().message().c_str());
-    return 2;
+    return std::nullopt;
   }
+  return *strength;
+}
+
+// The data dir and the exchange's key pair in it, or nullopt (reported).
+std::optional<crypto::box_keypair> open_keys(const app_options& o) {
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) {
     std::fprintf(stderr, "hmq-exchange: cannot create data dir %s: %s\n", o.data_dir.c_str(),
                  ec.message().c_str());
-    return 1;
+    return std::nullopt;
   }
   auto keys = crypto::load_or_create_box_keypair(o.data_dir / "exchange.key");
   if (!keys) {
     std::fprintf(stderr, "hmq-exchange: %s\n", keys.err().message().c_str());
-    return 1;
+    return std::nullopt;
   }
+  return std::move(*keys);
+}
+
+void log_hb_stats(parts& d) {
+  const auto& s = d.hb.stats();
+  d.log->info(
+      "heartbeat stats: accepted={} presence={} rejected_replay={} rejected_frame={} "
+      "unknown_node={} transactions={} rows_written={} stale_events={} online_events={} "
+      "offline_events={} tracked={}",
+      s.accepted, s.presence, s.rejected_replay, s.rejected_frame, s.unknown_node, s.transactions,
+      s.rows_written, s.stale_events, s.online_events, s.offline_events, d.hb.tracked());
+}
+
+void arm_flush(parts& d) {
+  d.flush_timer = d.loop.call_after(std::chrono::milliseconds(d.o.heartbeat_flush_ms), [&d] {
+    // The heartbeat flush publishes its events right after its own transaction: it must not
+    // run inside an open group (they would go out before the group's COMMIT).
+    (void)d.batch.flush();
+    if (auto evs = d.hb.flush(); evs) d.events.publish(*evs);
+    arm_flush(d);
+  });
+}
+
+void arm_stats(parts& d) {
+  d.stats_timer = d.loop.call_after(std::chrono::seconds(60), [&d] {
+    const auto& s = d.hb.stats();
+    uint64_t sum = s.accepted + s.presence + s.rejected_replay + s.rejected_frame + s.unknown_node;
+    if (sum != d.stats_seen) log_hb_stats(d);
+    d.stats_seen = sum;
+    arm_stats(d);
+  });
+}
+
+// After the group's COMMIT (or its failure): broker identities, the response, the events.
+void answer_rpc(parts& d, const wire::opened& m, wire::fb::RpcOp op, outcome& out) {
+  if (out.response.status == wire::fb::RpcStatus::internal &&
+      d.batch.stats().failed_groups != d.failed_groups_logged) {
+    // Nothing of this request's group is stored; every caller of it is told (and may retry).
+    d.failed_groups_logged = d.batch.stats().failed_groups;
+    d.log->error("store commit failed, every request of the group refused: {}",
+                 out.response.error_message);
+  }
+  // Node status: the liveness view lives in the heartbeat tracker (fresher than the store).
+  if (op == wire::fb::RpcOp::GetNodeStatus && out.response.status == wire::fb::RpcStatus::ok) {
+    if (auto* ns = out.response.result.AsNodeStatus()) {
+      if (auto v = d.hb.node(ns->node_org, ns->node_id)) {
+        ns->online = v->online;
+        ns->running_agreements = v->running_agreements;
+        ns->last_heartbeat_ms = std::max(ns->last_heartbeat_ms, v->last_heartbeat_ms);
+      }
+    }
+  }
+  // Broker identities first: the broker handles our publishes in order, so a caller told
+  // "ok" (node created) finds the broker client in place.
+  if (d.o.provision_broker) d.admin.apply(out.broker);
+  // We are after the group's COMMIT (or its failure): an acknowledged write is durable.
+  d.messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
+    return wire::fb::RpcResponse::Pack(b, &out.response).Union();
+  });
+  d.events.publish(out.events);
+  if (op == wire::fb::RpcOp::RegisterNode || op == wire::fb::RpcOp::UnregisterNode)
+    d.hb.forget(crypto::mailbox_id(m.sender));
+  ++d.served;
+  if (out.response.status != wire::fb::RpcStatus::ok)
+    d.log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(op), out.response.error_message);
+}
+
+void serve_rpc(parts& d) {
+  d.messenger.on(wire::fb::Body::RpcRequest, [&d](const wire::opened& m) {
+    const auto* msg = m.message();
+    const auto* req = msg->body_as_RpcRequest();
+    if (!req || !msg->reply_to() || msg->reply_to()->size() == 0) {
+      d.log->warn("dropped an RPC request without a reply mailbox");
+      return;
+    }
+    const auto op = req->op_type();
+    handle_in_group(d.svc, d.batch, m.sender, *req,
+                    [&d, m, op](outcome& out) { answer_rpc(d, m, op, out); });
+  });
+  d.messenger.listen(d.topics.rpc_shared());
+  // Flood defence before any password hash is checked: per authenticated sender key. The first
+  // request dropped in each exhausted window is answered rate_limited (so an honest client
+  // learns why), the rest are dropped silently (so a flood cannot make us publish a flood).
+  d.messenger.limit_senders(
+      {.rate = d.o.rpc_rate, .burst = d.o.rpc_burst}, [&d](const wire::opened& m) {
+        if (m.message()->body_type() != wire::fb::Body::RpcRequest) return;
+        ++d.rate_limited_answers;
+        d.log->warn(
+            "rate limit: a sender key exceeded {}/s (burst {}); {} requests "
+            "dropped so far",
+            d.o.rpc_rate, d.o.rpc_burst, d.messenger.dropped_rate_limited());
+        wire::fb::RpcResponseT resp;
+        resp.status = wire::fb::RpcStatus::rate_limited;
+        resp.error_message = "too many requests from this key: slow down";
+        d.messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
+          return wire::fb::RpcResponse::Pack(b, &resp).Union();
+        });
+      });
+}
+
+void shutdown(parts& d) {
+  if (std::exchange(d.stopping, true)) return;
+  d.flush_timer.cancel();
+  d.stats_timer.cancel();
+  (void)d.batch.flush();
+  if (auto evs = d.hb.flush(); evs) d.events.publish(*evs);
+  log_hb_stats(d);
+  d.messenger.stop();
+  d.client.stop();
+  d.loop.stop();
+}
+
+void on_signal(parts& d, int sig) {
+  const auto& gs = d.batch.stats();
+  d.log->info(
+      "group commit: {} requests in {} groups (largest {}), {} failed groups, {} ungrouped; "
+      "{} store commits in all",
+      gs.requests, gs.groups, gs.largest, gs.failed_groups, gs.ungrouped, d.store.sql().commits());
+  d.log->info(
+      "signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} "
+      "oversize, {} "
+      "rejected envelopes; {} identity mismatches; broker admin {} sent, {} failed",
+      sig, d.served, d.messenger.dropped_rate_limited(), d.rate_limited_answers,
+      d.messenger.dropped_oversize(), d.messenger.dropped_rejected(), d.svc.identity_mismatches(),
+      d.admin.sent(), d.admin.failed());
+  shutdown(d);
+}
+
+// Ready = all four subscriptions confirmed by the broker.
+void on_subscribed(parts& d, core::result<void> r) {
+  if (d.stopping) return;
+  if (!r) {
+    d.log->error("subscribe failed: {}", r.err().message());
+    d.exit_code = 1;
+    shutdown(d);
+    return;
+  }
+  if (++d.confirmed == 4) {
+    std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", d.key_b64.c_str(),
+                 d.mailbox.c_str());
+    std::fflush(stderr);
+    d.log->info("serving {} as {}", d.topics.rpc_shared(), d.mailbox);
+    (void)d.batch.flush();  // the outbox must not show rows of a group not yet committed
+    d.events.publish_pending();
+  }
+}
+
+// The mailbox id at the end of `topic` after `prefix`; empty when it is not there.
+std::string_view suffix(const std::string& topic, const std::string& prefix) {
+  if (topic.size() <= prefix.size() || topic.compare(0, prefix.size(), prefix) != 0) return {};
+  return std::string_view(topic).substr(prefix.size());
+}
+
+// On the loop: the completions are registered first with no handler; messenger.start() then
+// installs its handlers on the same filters before the client connects, so no message can
+// arrive without a handler.
+void start(parts& d) {
+  auto subscribed = [&d](core::result<void> r) { on_subscribed(d, std::move(r)); };
+  d.client.subscribe(d.topics.rpc_shared(), 1, nullptr, subscribed);
+  d.client.subscribe(d.messenger.mailbox_topic(), 1, nullptr, subscribed);
+  // Heartbeats: QoS 0 (a lost one is replaced by the next). Not a shared subscription: every
+  // replica tracks every node (docs/exchange.md).
+  d.client.subscribe(
+      d.topics.heartbeat_all(), 0,
+      [&d, prefix = d.topics.heartbeat("")](const bus::inbound& in) {
+        if (auto mb = suffix(in.topic, prefix); !mb.empty()) d.hb.on_heartbeat(mb, in.payload);
+      },
+      subscribed);
+  d.client.subscribe(
+      d.topics.presence_all(), 1,
+      [&d, prefix = d.topics.presence("")](const bus::inbound& in) {
+        if (auto mb = suffix(in.topic, prefix); !mb.empty()) d.hb.on_presence(mb, in.payload);
+      },
+      subscribed);
+  arm_flush(d);
+  arm_stats(d);
+  if (d.o.provision_broker) d.admin.start();
+  d.messenger.start();
+  d.client.start([&d](core::result<void> r) {
+    if (!r) {
+      d.log->error("cannot connect to {}: {}", d.o.broker, r.err().message());
+      d.exit_code = 1;
+      shutdown(d);
+    }
+  });
+}
+
+}  // namespace
+
+int run(const app_options& o) {
+  auto log = core::log::get("exchange");
+  auto strength = checked_strength(o);
+  if (!strength) return 2;
+  auto keys = open_keys(o);
+  if (!keys) return 1;
   std::string key_b64 = crypto::to_base64(keys->pk);
   if (o.print_public_key) {
     std::printf("%s\n", key_b64.c_str());
@@ -170,185 +402,25 @@ int run(const app_options& o) {
     log->error("cannot load nodes for heartbeat tracking: {}", r.err().message());
     return 1;
   }
-  const std::string hb_prefix = topics.heartbeat(""), presence_prefix = topics.presence("");
-  auto suffix = [](const std::string& topic, const std::string& prefix) -> std::string_view {
-    if (topic.size() <= prefix.size() || topic.compare(0, prefix.size(), prefix) != 0) return {};
-    return std::string_view(topic).substr(prefix.size());
-  };
-  auto log_hb_stats = [&] {
-    const auto& s = hb.stats();
-    log->info(
-        "heartbeat stats: accepted={} presence={} rejected_replay={} rejected_frame={} "
-        "unknown_node={} transactions={} rows_written={} stale_events={} online_events={} "
-        "offline_events={} tracked={}",
-        s.accepted, s.presence, s.rejected_replay, s.rejected_frame, s.unknown_node, s.transactions,
-        s.rows_written, s.stale_events, s.online_events, s.offline_events, hb.tracked());
-  };
-  core::loop::timer_handle flush_timer;
-  std::function<void()> arm_flush = [&] {
-    flush_timer = loop.call_after(std::chrono::milliseconds(o.heartbeat_flush_ms), [&] {
-      // The heartbeat flush publishes its events right after its own transaction: it must not
-      // run inside an open group (they would go out before the group's COMMIT).
-      (void)batch.flush();
-      if (auto evs = hb.flush(); evs) events.publish(*evs);
-      arm_flush();
-    });
-  };
-  core::loop::timer_handle stats_timer;
-  uint64_t stats_seen = ~uint64_t{0};
-  std::function<void()> arm_stats = [&] {
-    stats_timer = loop.call_after(std::chrono::seconds(60), [&] {
-      const auto& s = hb.stats();
-      uint64_t sum =
-          s.accepted + s.presence + s.rejected_replay + s.rejected_frame + s.unknown_node;
-      if (sum != stats_seen) log_hb_stats();
-      stats_seen = sum;
-      arm_stats();
-    });
-  };
-
-  uint64_t served = 0;
-  uint64_t failed_groups_logged = 0;
-  messenger.on(wire::fb::Body::RpcRequest, [&](const wire::opened& m) {
-    const auto* msg = m.message();
-    const auto* req = msg->body_as_RpcRequest();
-    if (!req || !msg->reply_to() || msg->reply_to()->size() == 0) {
-      log->warn("dropped an RPC request without a reply mailbox");
-      return;
-    }
-    const auto op = req->op_type();
-    handle_in_group(svc, batch, m.sender, *req, [&, m, op](outcome& out) {
-      if (out.response.status == wire::fb::RpcStatus::internal &&
-          batch.stats().failed_groups != failed_groups_logged) {
-        // Nothing of this request's group is stored; every caller of it is told (and may retry).
-        failed_groups_logged = batch.stats().failed_groups;
-        log->error("store commit failed, every request of the group refused: {}",
-                   out.response.error_message);
-      }
-      // Node status: the liveness view lives in the heartbeat tracker (fresher than the store).
-      if (op == wire::fb::RpcOp::GetNodeStatus && out.response.status == wire::fb::RpcStatus::ok) {
-        if (auto* ns = out.response.result.AsNodeStatus()) {
-          if (auto v = hb.node(ns->node_org, ns->node_id)) {
-            ns->online = v->online;
-            ns->running_agreements = v->running_agreements;
-            ns->last_heartbeat_ms = std::max(ns->last_heartbeat_ms, v->last_heartbeat_ms);
-          }
-        }
-      }
-      // Broker identities first: the broker handles our publishes in order, so a caller told
-      // "ok" (node created) finds the broker client in place.
-      if (o.provision_broker) admin.apply(out.broker);
-      // We are after the group's COMMIT (or its failure): an acknowledged write is durable.
-      messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
-        return wire::fb::RpcResponse::Pack(b, &out.response).Union();
-      });
-      events.publish(out.events);
-      if (op == wire::fb::RpcOp::RegisterNode || op == wire::fb::RpcOp::UnregisterNode)
-        hb.forget(crypto::mailbox_id(m.sender));
-      ++served;
-      if (out.response.status != wire::fb::RpcStatus::ok)
-        log->debug("rpc {} refused: {}", wire::fb::EnumNameRpcOp(op), out.response.error_message);
-    });
-  });
-  messenger.listen(topics.rpc_shared());
-  // Flood defence before any password hash is checked: per authenticated sender key. The first
-  // request dropped in each exhausted window is answered rate_limited (so an honest client
-  // learns why), the rest are dropped silently (so a flood cannot make us publish a flood).
-  uint64_t rate_limited_answers = 0;
-  messenger.limit_senders({.rate = o.rpc_rate, .burst = o.rpc_burst}, [&](const wire::opened& m) {
-    if (m.message()->body_type() != wire::fb::Body::RpcRequest) return;
-    ++rate_limited_answers;
-    log->warn("rate limit: a sender key exceeded {}/s (burst {}); {} requests dropped so far",
-              o.rpc_rate, o.rpc_burst, messenger.dropped_rate_limited());
-    wire::fb::RpcResponseT resp;
-    resp.status = wire::fb::RpcStatus::rate_limited;
-    resp.error_message = "too many requests from this key: slow down";
-    messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
-      return wire::fb::RpcResponse::Pack(b, &resp).Union();
-    });
-  });
-
-  int exit_code = 0;
-  bool stopping = false;
-  auto shutdown = [&] {
-    if (std::exchange(stopping, true)) return;
-    flush_timer.cancel();
-    stats_timer.cancel();
-    (void)batch.flush();
-    if (auto evs = hb.flush(); evs) events.publish(*evs);
-    log_hb_stats();
-    messenger.stop();
-    client.stop();
-    loop.stop();
-  };
-  loop.on_signals([&](int sig) {
-    const auto& gs = batch.stats();
-    log->info(
-        "group commit: {} requests in {} groups (largest {}), {} failed groups, {} ungrouped; "
-        "{} store commits in all",
-        gs.requests, gs.groups, gs.largest, gs.failed_groups, gs.ungrouped, store->sql().commits());
-    log->info(
-        "signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} "
-        "oversize, {} "
-        "rejected envelopes; {} identity mismatches; broker admin {} sent, {} failed",
-        sig, served, messenger.dropped_rate_limited(), rate_limited_answers,
-        messenger.dropped_oversize(), messenger.dropped_rejected(), svc.identity_mismatches(),
-        admin.sent(), admin.failed());
-    shutdown();
-  });
-  // Ready = both subscriptions confirmed by the broker. The completions are registered first
-  // with no handler; messenger.start() then installs its handlers on the same filters before
-  // the client connects, so no message can arrive without a handler.
-  int confirmed = 0;
-  auto on_subscribed = [&](core::result<void> r) {
-    if (stopping) return;
-    if (!r) {
-      log->error("subscribe failed: {}", r.err().message());
-      exit_code = 1;
-      shutdown();
-      return;
-    }
-    if (++confirmed == 4) {
-      std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", key_b64.c_str(),
-                   mailbox.c_str());
-      std::fflush(stderr);
-      log->info("serving {} as {}", topics.rpc_shared(), mailbox);
-      (void)batch.flush();  // the outbox must not show rows of a group not yet committed
-      events.publish_pending();
-    }
-  };
-  loop.post([&] {
-    client.subscribe(topics.rpc_shared(), 1, nullptr, on_subscribed);
-    client.subscribe(messenger.mailbox_topic(), 1, nullptr, on_subscribed);
-    // Heartbeats: QoS 0 (a lost one is replaced by the next). Not a shared subscription: every
-    // replica tracks every node (docs/exchange.md).
-    client.subscribe(
-        topics.heartbeat_all(), 0,
-        [&](const bus::inbound& in) {
-          if (auto mb = suffix(in.topic, hb_prefix); !mb.empty()) hb.on_heartbeat(mb, in.payload);
-        },
-        on_subscribed);
-    client.subscribe(
-        topics.presence_all(), 1,
-        [&](const bus::inbound& in) {
-          if (auto mb = suffix(in.topic, presence_prefix); !mb.empty())
-            hb.on_presence(mb, in.payload);
-        },
-        on_subscribed);
-    arm_flush();
-    arm_stats();
-    if (o.provision_broker) admin.start();
-    messenger.start();
-    client.start([&](core::result<void> r) {
-      if (!r) {
-        log->error("cannot connect to {}: {}", o.broker, r.err().message());
-        exit_code = 1;
-        shutdown();
-      }
-    });
-  });
+  parts d{.o = o,
+          .log = log,
+          .loop = loop,
+          .store = *store,
+          .svc = svc,
+          .topics = topics,
+          .client = client,
+          .admin = admin,
+          .messenger = messenger,
+          .events = events,
+          .batch = batch,
+          .hb = hb,
+          .key_b64 = key_b64,
+          .mailbox = mailbox};
+  serve_rpc(d);
+  loop.on_signals([&d](int sig) { on_signal(d, sig); });
+  loop.post([&d] { start(d); });
   loop.run();
-  return exit_code;
+  return d.exit_code;
 }
 
 }  // namespace hmq::exchange

@@ -104,6 +104,14 @@ class db {
   result<bool> row_delete(table t, std::string_view org, std::string_view id);
   result<std::vector<blob_row>> blob_list(table t, std::string_view org, std::string_view after,
                                           uint32_t limit, bool public_only = false);
+  // A row decoded as `Table`; nullopt when absent, unreadable or not a valid `Table`.
+  template <typename Table>
+  std::optional<typename Table::NativeTableType> load(table t, std::string_view org,
+                                                      std::string_view id) {
+    auto b = blob_get(t, org, id);
+    if (!b || !*b) return std::nullopt;
+    return from_blob<Table>(**b);
+  }
 
   // ---- credentials
   result<std::optional<credential>> credential_of(fb::AuthKind kind, std::string_view org,

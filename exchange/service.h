@@ -4,18 +4,19 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/common/result.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "core/store/group_commit.h"
+#include "exchange/auth.h"
 #include "exchange/db.h"
 #include "exchange/events.h"
 
-// The exchange's RPC handler: authentication, authorization, validation and the store writes for
-// one RpcRequest, with no bus. The app feeds it opened requests and sends back the response and
+// The exchange's RPC service: authentication, authorization, validation and the store writes for
+// one RpcRequest, with no bus (exchange/handler.h handles each request; docs/exchange.md, "Code
+// layout"). The app feeds it opened requests and sends back the response and
 // the addressed events; tests call it directly on an in-memory store.
 //
 // Thread contract: loop thread only (owns the db connection and the credential cache).
@@ -49,16 +50,6 @@ struct outcome {
   std::vector<broker_change> broker;
 };
 
-// An authenticated caller.
-struct principal {
-  fb::AuthKind kind = fb::AuthKind::unspecified;
-  std::string org;
-  std::string id;
-  bool admin = false;  // org admin user
-  bool root = false;   // root/root: the superuser
-  std::string str() const;
-};
-
 class service {
  public:
   // `self` is the exchange's own key pair: registry tokens are sealed to it at rest.
@@ -71,38 +62,22 @@ class service {
 
   outcome handle(const core::crypto::public_key& sender, const fb::RpcRequest& req);
 
-  uint64_t credential_cache_hits() const { return cache_hits_; }
+  uint64_t credential_cache_hits() const { return cache_.hits(); }
   // Requests refused because a node or agbot token came from a key other than the one it
   // registered (RegisterNode / AgbotHello excepted: they bind the key).
   uint64_t identity_mismatches() const { return identity_mismatches_; }
-  uint64_t credential_cache_misses() const { return cache_misses_; }
+  uint64_t credential_cache_misses() const { return cache_.misses(); }
 
-  struct rpc_error {
-    fb::RpcStatus status = fb::RpcStatus::internal;
-    std::string message;
-    std::string field;
-  };
+  using rpc_error = exchange::rpc_error;
 
  private:
-  struct cached_credential {
-    std::string
-        stored_hash;  // the hash it was verified against: a changed hash (another replica) misses
-    core::crypto::bytes mac;  // keyed BLAKE2b of the secret
-  };
-
   result<std::string> hash(std::string_view secret);
-  bool verify_cached(const std::string& key, const std::string& stored_hash,
-                     std::string_view secret);
-  void forget(const std::string& key) { cache_.erase(key); }
 
   db& db_;
   const core::crypto::box_keypair& self_;
   const core::loop::clock& clock_;
   service_options opts_;
-  core::crypto::secret cache_key_;
-  std::unordered_map<std::string, cached_credential> cache_;
-  uint64_t cache_hits_ = 0;
-  uint64_t cache_misses_ = 0;
+  credential_cache cache_;
   uint64_t identity_mismatches_ = 0;
 
   friend class handler;
