@@ -5,14 +5,19 @@
 #include <iostream>
 
 // `hmq` commands that talk to the local agent over its control socket (docs/agent.md):
-//   hmq register --node ORG/NODE --token T --pattern ORG/PATTERN [--input user-input.json] [--arch
-//   A] hmq unregister hmq agreement list [-o json] hmq node status [-o json] hmq key import -k
-//   publisher.pub [--name N] hmq agbot agreement list [-o json] [--all] | cancel ID   (the agbot's
-//   control socket)
+//   hmq register --node ORG/NODE --token T --pattern ORG/PATTERN [--input user-input.json]
+//                [--arch A]
+//   hmq unregister
+//   hmq agreement list [-o json]
+//   hmq eventlog list [-o json] [--all] [--agreement ID]
+//   hmq node status [-o json]
+//   hmq key import -k publisher.pub [--name N]
+//   hmq agbot agreement list [-o json] [--all] | cancel ID   (the agbot's control socket)
 // Each takes --agent-socket (env HMQ_AGENT_SOCKET, default /var/lib/hmq/agent/agent.sock).
 // Tables for people, -o json for scripts; errors go to `err` with hmq's exit codes (1 usage,
 // 2 refused, 3 unreachable). Subcommands `agreement`, `node` and `key` are reused if they exist
-// (add these after hmq's own `key` command).
+// (add these after hmq's own `key` command). One file per noun: cli/cmd_agent_*.cc and
+// cli/cmd_agbot.cc, sharing cli/agent_control.h.
 namespace hmq::cli {
 
 constexpr const char* default_agent_socket = "/var/lib/hmq/agent/agent.sock";

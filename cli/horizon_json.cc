@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -17,21 +18,15 @@ class horizon_category_impl final : public std::error_category {
  public:
   const char* name() const noexcept override { return "horizon"; }
   std::string message(int c) const override {
-    switch (static_cast<horizon_errc>(c)) {
-      case horizon_errc::ok:
-        return "ok";
-      case horizon_errc::bad_json:
-        return "malformed JSON";
-      case horizon_errc::invalid_field:
-        return "invalid field";
-      case horizon_errc::missing_field:
-        return "missing required field";
-      case horizon_errc::unset_variable:
-        return "environment variable not set";
-      case horizon_errc::io_error:
-        return "cannot read file";
-    }
-    return "unknown";
+    // Indexed by horizon_errc (its values run from 0 without gaps).
+    static constexpr const char* messages[] = {"ok",
+                                               "malformed JSON",
+                                               "invalid field",
+                                               "missing required field",
+                                               "environment variable not set",
+                                               "cannot read file"};
+    if (c < 0 || static_cast<size_t>(c) >= std::size(messages)) return "unknown";
+    return messages[c];
   }
 };
 
@@ -179,6 +174,34 @@ class object_reader {
       fn(r, i);
       r.finish();
     }
+  }
+
+  // Each object of array `key` read by `fill` into a new T, appended to `out`.
+  template <typename T, typename F>
+  void append_objects(std::string_view key, std::vector<std::unique_ptr<T>>& out, F&& fill) {
+    objects(key, [&](object_reader& r, size_t) {
+      auto item = std::make_unique<T>();
+      fill(r, *item);
+      out.push_back(std::move(item));
+    });
+  }
+
+  // The object `key`, when present, read by `fill` into a new T held by `out`.
+  template <typename T, typename F>
+  void optional_object(std::string_view key, std::unique_ptr<T>& out, F&& fill) {
+    const json* v = find(key);
+    if (!v) return;
+    object_reader r(*v, field(key), source_, warnings_);
+    auto item = std::make_unique<T>();
+    fill(r, *item);
+    r.finish();
+    out = std::move(item);
+  }
+
+  // `key` must be present and, when an array, not empty.
+  void require_nonempty(std::string_view key) {
+    const json* v = find(key);
+    if (!v || (v->is_array() && v->empty())) missing(key);
   }
 
   // Unknown keys: a warning each (Horizon's own parser ignores them too, but a typo such as
@@ -344,6 +367,38 @@ fb::Sharing parse_sharing(object_reader& r) {
   r.invalid("sharable", "must be one of exclusive, singleton, multiple (got '" + s + "')");
 }
 
+// A service's requiredServices entry; `arch` is the service's own, the default.
+void parse_service_ref(object_reader& q, fb::ServiceRefT& ref, const std::string& arch) {
+  ref.url = q.str("url", false);
+  if (ref.url.empty()) ref.url = q.str("serviceUrl", false);
+  if (ref.url.empty()) q.missing("url");
+  ref.org = q.str("org", true);
+  // Horizon's newer files use versionRange; "version" is the older spelling of the same thing.
+  ref.version_range = q.str("versionRange", false);
+  std::string version = q.str("version", false);
+  if (ref.version_range.empty()) ref.version_range = version;
+  if (ref.version_range.empty()) q.missing("versionRange");
+  ref.arch = q.str("arch", false);
+  if (ref.arch.empty()) ref.arch = arch;
+}
+
+// A service's userInput entry: the input it declares, its type and default.
+void parse_user_input_def(object_reader& q, fb::UserInputDefT& in) {
+  in.name = q.str("name", true);
+  in.label = q.str("label", false);
+  in.type = q.str("type", true);
+  if (!input_types.count(in.type)) {
+    q.invalid("type", "must be one of string, int, float, boolean, list of strings (got '" +
+                          in.type + "')");
+  }
+  if (const json* dv = q.find("defaultValue")) {
+    in.default_value = (dv->is_object() || dv->is_array()) ? dv->dump() : scalar_text(*dv);
+  }
+  // Horizon: an empty default means the node must supply a value.
+  in.has_default = !in.default_value.empty();
+  check_typed_value(q, "defaultValue", in.type, in.default_value);
+}
+
 horizon_service parse_service_json(const json& doc, std::string_view source) {
   horizon_service out;
   object_reader r(doc, "", source, out.warnings);
@@ -356,42 +411,10 @@ horizon_service parse_service_json(const json& doc, std::string_view source) {
   s.version = r.str("version", true);
   s.arch = r.str("arch", true);
   s.sharable = parse_sharing(r);
-  r.objects("requiredServices", [&](object_reader& q, size_t) {
-    auto ref = std::make_unique<fb::ServiceRefT>();
-    ref->url = q.str("url", false);
-    if (ref->url.empty()) ref->url = q.str("serviceUrl", false);
-    if (ref->url.empty()) q.missing("url");
-    ref->org = q.str("org", true);
-    // Horizon's newer files use versionRange; "version" is the older spelling of the same thing.
-    ref->version_range = q.str("versionRange", false);
-    std::string version = q.str("version", false);
-    if (ref->version_range.empty()) ref->version_range = version;
-    if (ref->version_range.empty()) q.missing("versionRange");
-    ref->arch = q.str("arch", false);
-    if (ref->arch.empty()) ref->arch = s.arch;
-    s.required_services.push_back(std::move(ref));
-  });
-  r.objects("userInput", [&](object_reader& q, size_t) {
-    auto in = std::make_unique<fb::UserInputDefT>();
-    in->name = q.str("name", true);
-    in->label = q.str("label", false);
-    in->type = q.str("type", true);
-    if (!input_types.count(in->type)) {
-      q.invalid("type", "must be one of string, int, float, boolean, list of strings (got '" +
-                            in->type + "')");
-    }
-    if (const json* dv = q.find("defaultValue")) {
-      if (dv->is_object() || dv->is_array()) {
-        in->default_value = dv->dump();
-      } else {
-        in->default_value = scalar_text(*dv);
-      }
-    }
-    // Horizon: an empty default means the node must supply a value.
-    in->has_default = !in->default_value.empty();
-    check_typed_value(q, "defaultValue", in->type, in->default_value);
-    s.user_inputs.push_back(std::move(in));
-  });
+  r.append_objects(
+      "requiredServices", s.required_services,
+      [&](object_reader& q, fb::ServiceRefT& ref) { parse_service_ref(q, ref, s.arch); });
+  r.append_objects("userInput", s.user_inputs, parse_user_input_def);
   if (const json* dep = r.find("deployment")) {
     out.deployment = parse_deployment_value(*dep, "deployment", source, out.warnings);
   }
@@ -404,6 +427,53 @@ horizon_service parse_service_json(const json& doc, std::string_view source) {
   return out;
 }
 
+int32_t int32_field(object_reader& r, std::string_view key) {
+  return static_cast<int32_t>(r.integer(key, 0, INT32_MAX));
+}
+uint32_t uint32_field(object_reader& r, std::string_view key) {
+  return static_cast<uint32_t>(r.integer(key, 0, UINT32_MAX));
+}
+
+void parse_service_version(object_reader& v, fb::ServiceVersionT& sv) {
+  sv.version = v.str("version", true);
+  v.optional_object("priority", sv.priority, [](object_reader& prr, fb::PriorityT& prio) {
+    prio.priority_value = int32_field(prr, "priority_value");
+    prio.retries = int32_field(prr, "retries");
+    prio.retry_durations = int32_field(prr, "retry_durations");
+    prio.verified_durations = int32_field(prr, "verified_durations");
+  });
+  v.ignore("upgradePolicy");
+}
+
+// A pattern's services entry: the service, its versions by priority, the node health policy.
+void parse_pattern_service(object_reader& q, fb::PatternServiceT& ps) {
+  ps.service_url = q.str("serviceUrl", true);
+  ps.service_org = q.str("serviceOrgid", true);
+  ps.service_arch = q.str("serviceArch", true);
+  ps.agreement_less = q.boolean("agreementLess");
+  q.require_nonempty("serviceVersions");
+  q.append_objects("serviceVersions", ps.service_versions, parse_service_version);
+  q.optional_object("nodeHealth", ps.node_health, [](object_reader& h, fb::NodeHealthT& health) {
+    health.missing_heartbeat_interval = int32_field(h, "missing_heartbeat_interval");
+    health.check_agreement_status = int32_field(h, "check_agreement_status");
+  });
+  q.ignore("dataVerification");
+}
+
+// A pattern's (or node's) userInput entry: values for one service's inputs.
+void parse_service_user_input(object_reader& q, fb::ServiceUserInputT& ui) {
+  ui.service_org = q.str("serviceOrgid", true);
+  ui.service_url = q.str("serviceUrl", true);
+  ui.service_arch = q.str("serviceArch", false);
+  ui.service_version_range = q.str("serviceVersionRange", false);
+  q.append_objects("inputs", ui.inputs, [](object_reader& in, fb::UserInputValueT& v) {
+    v.name = in.str("name", true);
+    const json* val = in.find("value");
+    if (!val) in.missing("value");
+    v.value = (val->is_object() || val->is_array()) ? val->dump() : scalar_text(*val);
+  });
+}
+
 horizon_pattern parse_pattern_json(const json& doc, std::string_view source) {
   horizon_pattern out;
   object_reader r(doc, "", source, out.warnings);
@@ -413,72 +483,16 @@ horizon_pattern parse_pattern_json(const json& doc, std::string_view source) {
   p.label = r.str("label", false);
   p.description = r.str("description", false);
   p.public_ = r.boolean("public");
-  const json* services = r.find("services");
-  if (!services || (services->is_array() && services->empty())) r.missing("services");
-  r.objects("services", [&](object_reader& q, size_t) {
-    auto ps = std::make_unique<fb::PatternServiceT>();
-    ps->service_url = q.str("serviceUrl", true);
-    ps->service_org = q.str("serviceOrgid", true);
-    ps->service_arch = q.str("serviceArch", true);
-    ps->agreement_less = q.boolean("agreementLess");
-    const json* versions = q.find("serviceVersions");
-    if (!versions || (versions->is_array() && versions->empty())) q.missing("serviceVersions");
-    q.objects("serviceVersions", [&](object_reader& v, size_t) {
-      auto sv = std::make_unique<fb::ServiceVersionT>();
-      sv->version = v.str("version", true);
-      if (const json* pr = v.find("priority")) {
-        object_reader prr(*pr, v.field("priority"), source, out.warnings);
-        auto prio = std::make_unique<fb::PriorityT>();
-        prio->priority_value = static_cast<int32_t>(prr.integer("priority_value", 0, INT32_MAX));
-        prio->retries = static_cast<int32_t>(prr.integer("retries", 0, INT32_MAX));
-        prio->retry_durations = static_cast<int32_t>(prr.integer("retry_durations", 0, INT32_MAX));
-        prio->verified_durations =
-            static_cast<int32_t>(prr.integer("verified_durations", 0, INT32_MAX));
-        prr.finish();
-        sv->priority = std::move(prio);
-      }
-      v.ignore("upgradePolicy");
-      ps->service_versions.push_back(std::move(sv));
-    });
-    if (const json* nh = q.find("nodeHealth")) {
-      object_reader h(*nh, q.field("nodeHealth"), source, out.warnings);
-      auto health = std::make_unique<fb::NodeHealthT>();
-      health->missing_heartbeat_interval =
-          static_cast<int32_t>(h.integer("missing_heartbeat_interval", 0, INT32_MAX));
-      health->check_agreement_status =
-          static_cast<int32_t>(h.integer("check_agreement_status", 0, INT32_MAX));
-      h.finish();
-      ps->node_health = std::move(health);
-    }
-    q.ignore("dataVerification");
-    p.services.push_back(std::move(ps));
-  });
-  r.objects("userInput", [&](object_reader& q, size_t) {
-    auto ui = std::make_unique<fb::ServiceUserInputT>();
-    ui->service_org = q.str("serviceOrgid", true);
-    ui->service_url = q.str("serviceUrl", true);
-    ui->service_arch = q.str("serviceArch", false);
-    ui->service_version_range = q.str("serviceVersionRange", false);
-    q.objects("inputs", [&](object_reader& in, size_t) {
-      auto v = std::make_unique<fb::UserInputValueT>();
-      v->name = in.str("name", true);
-      const json* val = in.find("value");
-      if (!val) in.missing("value");
-      v->value = (val->is_object() || val->is_array()) ? val->dump() : scalar_text(*val);
-      ui->inputs.push_back(std::move(v));
-    });
-    p.user_inputs.push_back(std::move(ui));
-  });
-  if (const json* up = r.find("upgradePolicy")) {
-    // Horizon-MQ extension: how agbots roll out a new service version across nodes.
-    object_reader u(*up, "upgradePolicy", source, out.warnings);
-    auto pol = std::make_unique<fb::UpgradePolicyT>();
-    pol->max_in_flight = static_cast<uint32_t>(u.integer("max_in_flight", 0, UINT32_MAX));
-    pol->batch_pause_s = static_cast<uint32_t>(u.integer("batch_pause_s", 0, UINT32_MAX));
-    pol->max_failures = static_cast<uint32_t>(u.integer("max_failures", 0, UINT32_MAX));
-    u.finish();
-    p.upgrade_policy = std::move(pol);
-  }
+  r.require_nonempty("services");
+  r.append_objects("services", p.services, parse_pattern_service);
+  r.append_objects("userInput", p.user_inputs, parse_service_user_input);
+  // Horizon-MQ extension: how agbots roll out a new service version across nodes.
+  r.optional_object("upgradePolicy", p.upgrade_policy,
+                    [](object_reader& u, fb::UpgradePolicyT& pol) {
+                      pol.max_in_flight = uint32_field(u, "max_in_flight");
+                      pol.batch_pause_s = uint32_field(u, "batch_pause_s");
+                      pol.max_failures = uint32_field(u, "max_failures");
+                    });
   for (auto k : {"agreementProtocols", "secretBinding", "owner", "lastUpdated", "clusterNamespace"})
     r.ignore(k);
   r.finish();
@@ -593,148 +607,15 @@ result<std::string> read_text_file(const std::filesystem::path& p) {
 }
 
 std::string_view sharing_name(fb::Sharing s) {
-  switch (s) {
-    case fb::Sharing::exclusive:
-      return "exclusive";
-    case fb::Sharing::singleton:
-      return "singleton";
-    case fb::Sharing::multiple:
-      return "multiple";
-    default:
-      return "";
-  }
+  // The schema's names are Horizon's; "unspecified" (and any unknown value) shows as "".
+  if (s == fb::Sharing::unspecified) return "";
+  return fb::EnumNameSharing(s);
 }
 
 image_ref split_image_digest(std::string_view image) {
   auto at = image.find('@');
   if (at == std::string_view::npos) return {std::string(image), {}};
   return {std::string(image.substr(0, at)), std::string(image.substr(at + 1))};
-}
-
-nlohmann::json deployment_to_json(const fb::DeploymentT& d) {
-  json services = json::object();
-  for (const auto& c : d.containers) {
-    if (!c) continue;
-    json o;
-    o["image"] = c->image;
-    if (!c->environment.empty()) o["environment"] = c->environment;
-    if (!c->command.empty()) o["command"] = c->command;
-    if (!c->entrypoint.empty()) o["entrypoint"] = c->entrypoint;
-    if (!c->ports.empty()) {
-      json ports = json::array();
-      for (const auto& p : c->ports) {
-        json po{{"HostPort", p->host_port}};
-        if (!p->host_ip.empty()) po["HostIP"] = p->host_ip;
-        ports.push_back(po);
-      }
-      o["ports"] = ports;
-    }
-    if (!c->binds.empty()) o["binds"] = c->binds;
-    if (c->privileged) o["privileged"] = true;
-    if (!c->devices.empty()) o["devices"] = c->devices;
-    if (!c->cap_add.empty()) o["cap_add"] = c->cap_add;
-    if (c->max_memory_mb) o["max_memory_mb"] = c->max_memory_mb;
-    if (c->max_cpus != 0) o["max_cpus"] = c->max_cpus;
-    if (!c->network.empty()) o["network"] = c->network;
-    services[c->name] = o;
-  }
-  return json{{"services", services}};
-}
-
-nlohmann::json service_to_json(const fb::ServiceT& s, const fb::DeploymentT* deployment) {
-  json j;
-  j["org"] = s.org;
-  j["label"] = s.label;
-  j["description"] = s.description;
-  j["public"] = s.public_;
-  j["url"] = s.url;
-  j["version"] = s.version;
-  j["arch"] = s.arch;
-  j["sharable"] = std::string(sharing_name(s.sharable));
-  json req = json::array();
-  for (const auto& r : s.required_services) {
-    req.push_back(
-        {{"url", r->url}, {"org", r->org}, {"versionRange", r->version_range}, {"arch", r->arch}});
-  }
-  j["requiredServices"] = req;
-  json inputs = json::array();
-  for (const auto& u : s.user_inputs) {
-    inputs.push_back({{"name", u->name},
-                      {"label", u->label},
-                      {"type", u->type},
-                      {"defaultValue", u->default_value}});
-  }
-  j["userInput"] = inputs;
-  j["deployment"] = deployment ? deployment_to_json(*deployment) : json::object();
-  return j;
-}
-
-nlohmann::json pattern_to_json(const fb::PatternT& p) {
-  json j;
-  j["org"] = p.org;
-  j["name"] = p.name;
-  j["label"] = p.label;
-  j["description"] = p.description;
-  j["public"] = p.public_;
-  json services = json::array();
-  for (const auto& s : p.services) {
-    json o{{"serviceUrl", s->service_url},
-           {"serviceOrgid", s->service_org},
-           {"serviceArch", s->service_arch},
-           {"agreementLess", s->agreement_less}};
-    json versions = json::array();
-    for (const auto& v : s->service_versions) {
-      json vo{{"version", v->version}};
-      if (v->priority) {
-        vo["priority"] = {{"priority_value", v->priority->priority_value},
-                          {"retries", v->priority->retries},
-                          {"retry_durations", v->priority->retry_durations},
-                          {"verified_durations", v->priority->verified_durations}};
-      }
-      versions.push_back(vo);
-    }
-    o["serviceVersions"] = versions;
-    if (s->node_health) {
-      o["nodeHealth"] = {{"missing_heartbeat_interval", s->node_health->missing_heartbeat_interval},
-                         {"check_agreement_status", s->node_health->check_agreement_status}};
-    }
-    services.push_back(o);
-  }
-  j["services"] = services;
-  json inputs = json::array();
-  for (const auto& u : p.user_inputs) {
-    json vals = json::array();
-    for (const auto& v : u->inputs) vals.push_back({{"name", v->name}, {"value", v->value}});
-    inputs.push_back({{"serviceOrgid", u->service_org},
-                      {"serviceUrl", u->service_url},
-                      {"serviceArch", u->service_arch},
-                      {"serviceVersionRange", u->service_version_range},
-                      {"inputs", vals}});
-  }
-  j["userInput"] = inputs;
-  if (p.upgrade_policy) {
-    j["upgradePolicy"] = {{"max_in_flight", p.upgrade_policy->max_in_flight},
-                          {"batch_pause_s", p.upgrade_policy->batch_pause_s},
-                          {"max_failures", p.upgrade_policy->max_failures}};
-  }
-  return j;
-}
-
-std::vector<uint8_t> serialize_deployment(const fb::DeploymentT& d) {
-  flatbuffers::FlatBufferBuilder b(1024);
-  b.Finish(fb::Deployment::Pack(b, &d));
-  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
-}
-
-result<fb::DeploymentT> parse_deployment_buffer(std::span<const uint8_t> bytes) {
-  flatbuffers::Verifier v(bytes.data(), bytes.size());
-  if (bytes.empty() || !v.VerifyBuffer<fb::Deployment>(nullptr)) {
-    return core::error{make_error_code(horizon_errc::invalid_field),
-                       "deployment: not a valid Deployment buffer"};
-  }
-  fb::DeploymentT d;
-  flatbuffers::GetRoot<fb::Deployment>(bytes.data())->UnPackTo(&d);
-  return d;
 }
 
 }  // namespace hmq::cli

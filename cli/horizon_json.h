@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -71,6 +72,9 @@ result<std::string> read_text_file(const std::filesystem::path& p);
 // `deployment` null prints an empty object.
 nlohmann::json service_to_json(const fb::ServiceT& s, const fb::DeploymentT* deployment);
 nlohmann::json pattern_to_json(const fb::PatternT& p);
+// The userInput array of a pattern or node (serviceOrgid, serviceUrl, ..., inputs[{name, value}]).
+nlohmann::json user_inputs_to_json(
+    const std::vector<std::unique_ptr<fb::ServiceUserInputT>>& inputs);
 nlohmann::json deployment_to_json(const fb::DeploymentT& d);
 
 // The signed byte form of a deployment (a finished "Deployment" FlatBuffer).

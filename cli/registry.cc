@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -18,23 +19,16 @@ class registry_category_impl final : public std::error_category {
  public:
   const char* name() const noexcept override { return "registry"; }
   std::string message(int c) const override {
-    switch (static_cast<registry_errc>(c)) {
-      case registry_errc::ok:
-        return "ok";
-      case registry_errc::bad_reference:
-        return "bad image reference";
-      case registry_errc::unreachable:
-        return "registry unreachable";
-      case registry_errc::refused:
-        return "registry refused the credentials";
-      case registry_errc::not_found:
-        return "image not found";
-      case registry_errc::bad_answer:
-        return "unexpected registry answer";
-      case registry_errc::bad_credentials:
-        return "bad registry credentials";
-    }
-    return "unknown";
+    // Indexed by registry_errc (its values run from 0 without gaps).
+    static constexpr const char* messages[] = {"ok",
+                                               "bad image reference",
+                                               "registry unreachable",
+                                               "registry refused the credentials",
+                                               "image not found",
+                                               "unexpected registry answer",
+                                               "bad registry credentials"};
+    if (c < 0 || static_cast<size_t>(c) >= std::size(messages)) return "unknown";
+    return messages[c];
   }
 };
 

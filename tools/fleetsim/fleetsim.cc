@@ -5,9 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <deque>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,83 +27,10 @@
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
 #include "exchange_client/client.h"
+#include "tools/fleetsim/link.h"
+#include "tools/fleetsim/report.h"
 
 namespace hmq::fleetsim {
-
-void add_flags(CLI::App& app, options& o) {
-  app.add_option("--broker", o.broker, "MQTT broker URI")->capture_default_str();
-  app.add_option("--exchange-key", o.exchange_key,
-                 "The exchange's public key: base64 or hex, @FILE, or the path of its .pub file")
-      ->required();
-  app.add_option("--org", o.org, "org of the simulated nodes")->required();
-  app.add_option("--pattern", o.pattern,
-                 "pattern the nodes register for: org/pattern (or a name in --org)")
-      ->required();
-  app.add_option(
-      "-u,--user,--token", o.user,
-      "[org/]user:password of a user of the org; with --create-nodes the nodes are created first");
-  app.add_flag("--create-nodes", o.create_nodes,
-               "create the nodes (and their tokens) in the exchange first");
-  app.add_option("-n,--nodes", o.nodes, "number of simulated nodes")->capture_default_str();
-  app.add_option("--node-prefix", o.node_prefix, "node ids are <prefix>0 .. <prefix>N-1")
-      ->capture_default_str();
-  app.add_option("--token-prefix", o.token_prefix, "node tokens are <prefix>i")
-      ->capture_default_str();
-  app.add_option("--arch", o.arch, "architecture the nodes report")->capture_default_str();
-  app.add_option("--trust", o.trust_keys,
-                 "publisher public key file (hmq key create) the nodes trust; repeatable");
-  app.add_option("--connections", o.connections,
-                 "MQTT connections shared by the nodes (0: one per 2500 nodes)")
-      ->capture_default_str();
-  app.add_option("--create-parallel", o.create_parallel, "node creation RPCs in flight")
-      ->capture_default_str();
-  app.add_option(
-         "--heartbeat-interval", o.heartbeat_interval_s,
-         "seconds between each node's heartbeats (the agent's sealed frame on hb/{mailbox}, QoS 0, "
-         "spread evenly over the interval; 0: off). Default 60 = hmq-agent's default, so a fleet "
-         "bench costs the broker and exchange what a real fleet at default settings does")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--stop-nodes", o.stop_nodes,
-                 "nodes 0..K-1 stop --stop-after seconds after their first agreement: no "
-                 "heartbeats, nothing "
-                 "in or out (a node that lost power); the exchange marks them stale")
-      ->capture_default_str();
-  app.add_option("--stop-after", o.stop_after_s,
-                 "seconds after its first agreement a --stop-nodes node stops")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option(
-         "--crash-probability", o.crash_probability,
-         "probability that a deployed workload crashes for good 1-5 s later (memory runtime)")
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--link-latency", o.link_latency_ms,
-                 "one-way delay in ms added in the sim's routing layer");
-  app.add_option("--link-loss", o.link_loss_pct,
-                 "percent of messages dropped in the sim's routing layer")
-      ->check(CLI::Range(0.0, 100.0));
-  app.add_option("--duration", o.duration_s,
-                 "run this many seconds (0: until every node has an agreement)");
-  app.add_option("--timeout", o.timeout_s, "give up after this many seconds")
-      ->capture_default_str();
-  app.add_option("--progress", o.progress_s, "seconds between progress lines on stderr (0: none)")
-      ->capture_default_str();
-  app.add_option("--rpc-timeout", o.rpc_timeout_s, "seconds the nodes wait for an exchange answer")
-      ->capture_default_str();
-  app.add_option("--finalize-timeout", o.finalize_timeout_s, "agent finalize timeout in seconds")
-      ->capture_default_str();
-  app.add_option("--upgrade-verify-window", o.upgrade_verify_window_s,
-                 "seconds a node runs a new service version before it confirms the upgrade (as "
-                 "hmq-agent's flag)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--topic-prefix", o.topic_prefix, "MQTT topic prefix")->capture_default_str();
-  app.add_option("-o,--output", o.output, "summary format: text or json")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-  app.add_option("--log-level", o.log_level, "log level of the simulated agents")
-      ->capture_default_str();
-}
 
 namespace {
 
@@ -118,58 +42,9 @@ using clk = std::chrono::steady_clock;
 using json = nlohmann::json;
 using core::result;
 
-long self_rss_kb() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  long kb = -1;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::strtol(line + 6, nullptr, 10);
-  }
-  std::fclose(f);
-  return kb;
-}
-
 double seconds_since(clk::time_point t0, clk::time_point t) {
   return std::chrono::duration<double>(t - t0).count();
 }
-
-// A link with a constant one-way delay: order is kept, so one timer for the oldest entry is
-// enough however many messages are in flight.
-class delay_line {
- public:
-  delay_line(core::loop::scheduler& loop, std::chrono::microseconds d) : loop_(loop), delay_(d) {}
-
-  void push(std::function<void()> fn) {
-    if (delay_.count() <= 0) return fn();
-    q_.push_back({clk::now() + delay_, std::move(fn)});
-    if (q_.size() == 1) arm();
-  }
-
- private:
-  struct entry {
-    clk::time_point due;
-    std::function<void()> fn;
-  };
-  void arm() {
-    auto wait = std::chrono::ceil<std::chrono::milliseconds>(q_.front().due - clk::now());
-    timer_ = loop_.call_after(std::max(wait, std::chrono::milliseconds(0)), [this] { fire(); });
-  }
-  void fire() {
-    const auto now = clk::now();
-    while (!q_.empty() && q_.front().due <= now) {
-      auto fn = std::move(q_.front().fn);
-      q_.pop_front();
-      fn();
-    }
-    if (!q_.empty()) arm();
-  }
-
-  core::loop::scheduler& loop_;
-  std::chrono::microseconds delay_;
-  std::deque<entry> q_;
-  core::loop::timer_handle timer_;
-};
 
 class sim;
 
@@ -278,6 +153,14 @@ class sim {
 
  private:
   bool build();
+  // SUBACK of one mailbox (every node's and the admin's); connect() once all are in.
+  void on_subscribed(const result<void>& r) {
+    if (r)
+      ++subscribed_;
+    else
+      ++sub_failed_;
+    if (subscribed_ + sub_failed_ == nodes_.size() + 1) connect();
+  }
   void connect();
   void create_nodes();
   void create_next();
@@ -461,13 +344,7 @@ bool sim::build() {
             if (!nodes_[i]->stopped) nodes_[i]->messenger->deliver(in);
           });
         },
-        [this](result<void> r) {
-          if (r)
-            ++subscribed_;
-          else
-            ++sub_failed_;
-          if (subscribed_ + sub_failed_ == nodes_.size() + 1) connect();
-        });
+        [this](result<void> r) { on_subscribed(r); });
     nodes_.push_back(std::move(node));
   }
   admin_codec_ = std::make_unique<core::wire::codec>(admin_keys_, loop_.time());
@@ -478,13 +355,7 @@ bool sim::build() {
   conns_[0]->subscribe(
       admin_messenger_->mailbox_topic(), 1,
       [this](const bus::inbound& in) { admin_messenger_->deliver(in); },
-      [this](result<void> r) {
-        if (r)
-          ++subscribed_;
-        else
-          ++sub_failed_;
-        if (subscribed_ + sub_failed_ == nodes_.size() + 1) connect();
-      });
+      [this](result<void> r) { on_subscribed(r); });
   return true;
 }
 
@@ -659,24 +530,7 @@ void sim::finish(const std::string& why) {
   if (o_.output == "json") {
     std::printf("%s\n", s.dump().c_str());
   } else {
-    std::printf("nodes                 %zu (%zu connections)\n", nodes_.size(), conns_.size());
-    std::printf("registered            %zu\n", registered_);
-    std::printf("agreed                %zu\n", agreed_);
-    if (t_all_agreed_)
-      std::printf("time to all agreed    %.3f s\n", s["time_to_all_agreed_s"].get<double>());
-    else
-      std::printf("time to all agreed    not reached (%s)\n", why.c_str());
-    const auto& l = s["agreement_latency_ms"];
-    if (l.contains("p50"))
-      std::printf(
-          "agreement latency     p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms (from "
-          "RegisterNode sent)\n",
-          l["p50"].get<double>(), l["p90"].get<double>(), l["p99"].get<double>(),
-          l["max"].get<double>());
-    std::printf(
-        "crashes injected      %zu, cancellations %llu, register retries %zu, link drops %llu\n",
-        crashes_, static_cast<unsigned long long>(s["engine"]["cancelled"].get<uint64_t>()),
-        register_retries_, static_cast<unsigned long long>(link_dropped_));
+    print_text_summary(s, why);
   }
   std::fflush(stdout);
   end_timer_.cancel();
@@ -691,21 +545,6 @@ void sim::finish(const std::string& why) {
   admin_messenger_->stop();
   for (auto& c : conns_) c->stop();
   loop_.stop();
-}
-
-json stats_of(std::vector<double> v) {
-  json j = json::object();
-  if (v.empty()) return j;
-  std::sort(v.begin(), v.end());
-  auto pct = [&](double p) {
-    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-  };
-  j["n"] = v.size();
-  j["p50"] = pct(0.5);
-  j["p90"] = pct(0.9);
-  j["p99"] = pct(0.99);
-  j["max"] = v.back();
-  return j;
 }
 
 json sim::summary() const {
@@ -741,28 +580,10 @@ json sim::summary() const {
   };
   j["agreed_at_s"] = rounded(agreed_at, 1000);
   j["latencies_ms"] = rounded(from_sent, 10);
-  agent::engine_counters c;
-  for (const auto& n : nodes_) {
-    const auto& s = n->eng->stats();
-    c.proposals += s.proposals;
-    c.accepted += s.accepted;
-    c.rejected += s.rejected;
-    c.finalized += s.finalized;
-    c.cancelled += s.cancelled;
-    c.duplicates += s.duplicates;
-    c.agbot_key_lookups += s.agbot_key_lookups;
-    c.upgrades += s.upgrades;
-    c.rollbacks += s.rollbacks;
-  }
-  j["engine"] = {{"proposals", c.proposals},
-                 {"accepted", c.accepted},
-                 {"rejected", c.rejected},
-                 {"finalized", c.finalized},
-                 {"cancelled", c.cancelled},
-                 {"duplicates", c.duplicates},
-                 {"agbot_key_lookups", c.agbot_key_lookups},
-                 {"upgrades", c.upgrades},
-                 {"rollbacks", c.rollbacks}};
+  std::vector<agent::engine_counters> per_node;
+  per_node.reserve(nodes_.size());
+  for (const auto& n : nodes_) per_node.push_back(n->eng->stats());
+  j["engine"] = engine_json(per_node);
   // Version census: how many nodes run each service version now ("1.0.0,1.1.0" for a node in
   // the middle of a swap), so a rollout benchmark can check every node ended on the target.
   json versions = json::object();
