@@ -278,24 +278,24 @@ api::call<void> api::pull(session s, image_ref ref, std::optional<registry_auth>
     bool line_too_long = false;
   };
   auto pr = std::make_shared<progress>();
-  auto h = co_await http::perform(
-      s.socket_path(), make_request(s, "POST", path, "", headers), call_options(s, UINT64_MAX),
-      [pr](const http::response& head, std::string_view data) {
-        if (head.status != 200) {
-          size_t room =
-              pr->error_body.size() < (64u << 10) ? (64u << 10) - pr->error_body.size() : 0;
-          pr->error_body.append(data.substr(0, room));
-          return true;
-        }
-        if (!pr->lines.feed(data, [&](std::string_view line) {
-              if (!pr->stream_error) pr->stream_error = pull_line_error(line);
-            })) {
-          pr->line_too_long = true;
-          return false;
-        }
-        return true;
-      },
-      s.stop_source());
+  // Named, not temporaries of the co_await expression (GCC 12, see follow_events).
+  http::response_parser::body_sink sink = [pr](const http::response& head, std::string_view data) {
+    if (head.status != 200) {
+      size_t room = pr->error_body.size() < (64u << 10) ? (64u << 10) - pr->error_body.size() : 0;
+      pr->error_body.append(data.substr(0, room));
+      return true;
+    }
+    if (!pr->lines.feed(data, [&](std::string_view line) {
+          if (!pr->stream_error) pr->stream_error = pull_line_error(line);
+        })) {
+      pr->line_too_long = true;
+      return false;
+    }
+    return true;
+  };
+  auto rq = make_request(s, "POST", path, "", headers);
+  auto opts = call_options(s, UINT64_MAX);
+  auto h = co_await http::perform(s.socket_path(), rq, opts, sink, s.stop_source());
   if (pr->line_too_long)
     co_return err(errc::too_large,
                   what + ": progress line over " + std::to_string(max_stream_line) + " bytes");
@@ -600,24 +600,25 @@ asio::awaitable<void> follow_events(session s, std::shared_ptr<bool> alive,
       bool up = false;
     };
     auto st = std::make_shared<stream>();
-    auto h = co_await http::perform(
-        s.socket_path(), rq, o,
-        [st, ex, alive, on_event](const http::response& head, std::string_view data) {
-          if (head.status != 200) {
-            st->why = "HTTP " + std::to_string(head.status);
-            return false;
-          }
-          st->up = true;
-          bool fits = st->lines.feed(data, [&](std::string_view line) {
-            if (auto e = client::parse_event(line))
-              asio::post(ex, [alive, on_event, e = std::move(*e)]() mutable {
-                if (*alive) on_event(std::move(e));
-              });
+    // Named, not a temporary of the co_await expression: GCC 12 mishandles non-trivial
+    // temporaries that live across a coroutine's suspension.
+    http::response_parser::body_sink sink = [st, ex, alive, on_event](const http::response& head,
+                                                                      std::string_view data) {
+      if (head.status != 200) {
+        st->why = "HTTP " + std::to_string(head.status);
+        return false;
+      }
+      st->up = true;
+      bool fits = st->lines.feed(data, [&](std::string_view line) {
+        if (auto e = client::parse_event(line))
+          asio::post(ex, [alive, on_event, e = std::move(*e)]() mutable {
+            if (*alive) on_event(std::move(e));
           });
-          if (!fits) st->why = "event line over " + std::to_string(max_stream_line) + " bytes";
-          return fits;
-        },
-        s.stop_source());
+      });
+      if (!fits) st->why = "event line over " + std::to_string(max_stream_line) + " bytes";
+      return fits;
+    };
+    auto h = co_await http::perform(s.socket_path(), rq, o, sink, s.stop_source());
     if (s.stopped()) break;
     if (st->up) retry.reset();
     if (st->why.empty())
@@ -628,7 +629,8 @@ asio::awaitable<void> follow_events(session s, std::shared_ptr<bool> alive,
     asio::post(ex, [alive, on_lost] {
       if (*alive && on_lost) on_lost();
     });
-    if (!co_await http::sleep(wait, s.stop_source())) break;
+    auto slept = co_await http::sleep(wait, s.stop_source());
+    if (!slept) break;
   }
 }
 

@@ -534,13 +534,13 @@ asio::awaitable<result<response>> perform(std::string socket_path, request r, ca
 asio::awaitable<result<buffered_response>> fetch(std::string socket_path, request r, call_options o,
                                                  std::shared_ptr<stop_source> stop) {
   auto out = std::make_shared<buffered_response>();
-  auto h = co_await perform(
-      std::move(socket_path), std::move(r), std::move(o),
-      [out](const response&, std::string_view d) {
-        out->body.append(d);
-        return true;
-      },
-      std::move(stop));
+  // Named, not a temporary of the co_await expression (GCC 12 mishandles those).
+  response_parser::body_sink sink = [out](const response&, std::string_view d) {
+    out->body.append(d);
+    return true;
+  };
+  auto h =
+      co_await perform(std::move(socket_path), std::move(r), std::move(o), sink, std::move(stop));
   if (!h) co_return h.err();
   out->status = h->status;
   co_return std::move(*out);
