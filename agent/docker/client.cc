@@ -1,14 +1,15 @@
 #include "agent/docker/client.h"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 
 #include "agent/docker/http.h"
+#include "core/common/backoff.h"
 #include "core/log/log.h"
 
 namespace hmq::agent::docker {
@@ -166,98 +167,51 @@ result<image_ref> parse_image_ref(std::string_view ref) {
   return r;
 }
 
-client::client(core::loop::scheduler& loop, client_options o) : loop_(loop), opts_(std::move(o)) {
-  // Written once by stop(), never read: stays readable, so every call polling it (the events
-  // stream, a long pull) returns at once.
-  cancel_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (cancel_fd_ < 0)
-    lg()->error("eventfd: {}; stop() cannot cancel Docker calls in flight", std::strerror(errno));
-  size_t n = std::max<size_t>(1, opts_.workers);
-  for (size_t i = 0; i < n; ++i) workers_.emplace_back([this] { worker(); });
-}
+client::client(core::loop::event_loop& loop, client_options o)
+    : loop_(loop),
+      session_(std::make_shared<const client_options>(std::move(o)),
+               std::make_shared<http::stop_source>()) {}
 
 client::~client() {
+  *alive_ = false;
   stop();
-  if (cancel_fd_ >= 0) ::close(cancel_fd_);
 }
 
 void client::stop() {
-  *alive_ = false;
-  {
-    std::lock_guard lk(mu_);
-    if (stopping_ && workers_.empty() && !events_.joinable()) return;
-    stopping_ = true;
-    jobs_.clear();
-  }
-  cv_.notify_all();
-  events_cv_.notify_all();
-  events_stop_ = true;
-  if (cancel_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!::write(cancel_fd_, &one, sizeof one);
-  }
-  for (auto& t : workers_)
-    if (t.joinable()) t.join();
-  workers_.clear();
-  if (events_.joinable()) events_.join();
+  session_.stop_source()->stop();
 }
 
-void client::enqueue(std::function<void()> job) {
-  {
-    std::lock_guard lk(mu_);
-    if (stopping_) return;
-    jobs_.push_back(std::move(job));
-  }
-  cv_.notify_one();
+void client::spawn(asio::awaitable<void> a) {
+  asio::co_spawn(loop_.io(), std::move(a), asio::detached);
 }
 
-void client::worker() {
-  for (;;) {
-    std::function<void()> job;
-    {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [this] { return stopping_ || !jobs_.empty(); });
-      if (stopping_) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-    }
-    try {
-      job();
-    } catch (const std::exception& e) {
-      // A job must never take a worker down; the job's own callback is then never called.
-      lg()->error("docker worker job threw: {}", e.what());
-    }
-  }
-}
+namespace {
 
-http::call_options client::call_options(uint64_t max_body) const {
+http::call_options call_options(const session& s, uint64_t max_body) {
   http::call_options o;
-  o.timeout = std::chrono::seconds(opts_.timeout_s);
-  o.cancel_fd = cancel_fd_;
+  o.timeout = std::chrono::seconds(s.options().timeout_s);
   o.lim.max_body = max_body;
   return o;
 }
 
-http::request client::make_request(const std::string& method, const std::string& path,
-                                   const std::string& body,
-                                   const std::vector<std::string>& headers) const {
+http::request make_request(const session& s, const std::string& method, const std::string& path,
+                           const std::string& body, const std::vector<std::string>& headers = {}) {
   http::request rq;
   rq.method = method;
-  rq.target = "/" + opts_.api_version + path;
+  rq.target = "/" + s.options().api_version + path;
   rq.headers = headers;
   rq.body = body;
   rq.content_type = "application/json";
   return rq;
 }
 
-result<client::http_result> client::request(const std::string& method, const std::string& path,
-                                            const std::string& body,
-                                            const std::vector<std::string>& headers) {
-  auto r = http::fetch(opts_.socket_path, make_request(method, path, body, headers),
-                       call_options(opts_.max_body_bytes));
-  if (!r) return r.err();
-  return http_result{r->status, std::move(r->body)};
+asio::awaitable<result<http::buffered_response>> request(const session& s, std::string method,
+                                                         std::string path, std::string body = {}) {
+  return http::fetch(s.socket_path(), make_request(s, method, path, body),
+                     call_options(s, s.options().max_body_bytes), s.stop_source());
 }
+
+}  // namespace
 
 namespace {
 // Maps an HTTP error answer to an error with the status and Docker's message.
@@ -267,11 +221,11 @@ core::error status_error(const std::string& what, long status, const std::string
 }
 }  // namespace
 
-result<void> client::ping() {
-  auto r = request("GET", "/_ping", "");
-  if (!r) return r.err();
-  if (r->status != 200) return status_error("ping", r->status, r->body);
-  return core::ok();
+api::call<void> api::ping(session s) {
+  auto r = co_await request(s, "GET", "/_ping", "");
+  if (!r) co_return r.err();
+  if (r->status != 200) co_return status_error("ping", r->status, r->body);
+  co_return core::ok();
 }
 
 namespace {
@@ -305,7 +259,7 @@ result<void> client::parse_pull_stream(std::string_view body) {
   return core::ok();
 }
 
-result<void> client::pull(const image_ref& ref, const std::optional<registry_auth>& auth) {
+api::call<void> api::pull(session s, image_ref ref, std::optional<registry_auth> auth) {
   std::string path = "/images/create?fromImage=" + url_escape(ref.repository);
   if (!ref.digest.empty())
     path += "&tag=" + url_escape(ref.digest);
@@ -315,41 +269,48 @@ result<void> client::pull(const image_ref& ref, const std::optional<registry_aut
   if (auth) headers.push_back("X-Registry-Auth: " + encode_registry_auth(*auth));
   std::string what = "pull " + ref.repository + ":" + (ref.digest.empty() ? ref.tag : ref.digest);
   // The progress stream is read line by line as it comes (a large image's stream has no useful
-  // size bound, and nothing of it needs keeping); an error answer's body is kept, bounded.
-  std::string error_body;
-  std::optional<core::error> stream_error;
-  http::line_splitter lines(max_stream_line);
-  bool line_too_long = false;
-  auto h = http::perform(
-      opts_.socket_path, make_request("POST", path, "", headers), call_options(UINT64_MAX),
-      [&](const http::response& head, std::string_view data) {
-        if (head.status != 200) {
-          size_t room = error_body.size() < (64u << 10) ? (64u << 10) - error_body.size() : 0;
-          error_body.append(data.substr(0, room));
-          return true;
-        }
-        if (!lines.feed(data, [&](std::string_view line) {
-              if (!stream_error) stream_error = pull_line_error(line);
-            })) {
-          line_too_long = true;
-          return false;
-        }
-        return true;
-      });
-  if (line_too_long)
-    return err(errc::too_large,
-               what + ": progress line over " + std::to_string(max_stream_line) + " bytes");
-  if (!h) return h.err();
+  // size bound, and nothing of it needs keeping); an error answer's body is kept, bounded. The
+  // sink's state is shared: the sink is copied into the transport's coroutine frame.
+  struct progress {
+    std::string error_body;
+    std::optional<core::error> stream_error;
+    http::line_splitter lines{max_stream_line};
+    bool line_too_long = false;
+  };
+  auto pr = std::make_shared<progress>();
+  // Named, not temporaries of the co_await expression (GCC 12, see follow_events).
+  http::response_parser::body_sink sink = [pr](const http::response& head, std::string_view data) {
+    if (head.status != 200) {
+      size_t room = pr->error_body.size() < (64u << 10) ? (64u << 10) - pr->error_body.size() : 0;
+      pr->error_body.append(data.substr(0, room));
+      return true;
+    }
+    if (!pr->lines.feed(data, [&](std::string_view line) {
+          if (!pr->stream_error) pr->stream_error = pull_line_error(line);
+        })) {
+      pr->line_too_long = true;
+      return false;
+    }
+    return true;
+  };
+  auto rq = make_request(s, "POST", path, "", headers);
+  auto opts = call_options(s, UINT64_MAX);
+  auto h = co_await http::perform(s.socket_path(), rq, opts, sink, s.stop_source());
+  if (pr->line_too_long)
+    co_return err(errc::too_large,
+                  what + ": progress line over " + std::to_string(max_stream_line) + " bytes");
+  if (!h) co_return h.err();
   if (h->status != 200) {
-    std::string m = api_message(error_body);
+    std::string m = api_message(pr->error_body);
     errc c = looks_like_auth_failure(m) ? errc::auth_failed
              : h->status == 404         ? errc::not_found
                                         : errc::pull_failed;
-    return err(c, what + ": HTTP " + std::to_string(h->status) + ": " + m);
+    co_return err(c, what + ": HTTP " + std::to_string(h->status) + ": " + m);
   }
-  if (!stream_error) stream_error = pull_line_error(lines.rest());
-  if (stream_error) return core::error{stream_error->code, what + ": " + stream_error->detail};
-  return core::ok();
+  if (!pr->stream_error) pr->stream_error = pull_line_error(pr->lines.rest());
+  if (pr->stream_error)
+    co_return core::error{pr->stream_error->code, what + ": " + pr->stream_error->detail};
+  co_return core::ok();
 }
 
 result<image_info> client::parse_image(std::string_view body) {
@@ -362,59 +323,59 @@ result<image_info> client::parse_image(std::string_view body) {
   return i;
 }
 
-result<image_info> client::inspect_image(const std::string& name) {
-  auto r = request("GET", "/images/" + name + "/json", "");
-  if (!r) return r.err();
-  if (r->status != 200) return status_error("image inspect " + name, r->status, r->body);
-  return parse_image(r->body);
+api::call<image_info> api::inspect_image(session s, std::string name) {
+  auto r = co_await request(s, "GET", "/images/" + name + "/json", "");
+  if (!r) co_return r.err();
+  if (r->status != 200) co_return status_error("image inspect " + name, r->status, r->body);
+  co_return client::parse_image(r->body);
 }
 
-result<void> client::remove_image(const std::string& name) {
-  auto r = request("DELETE", "/images/" + name, "");
-  if (!r) return r.err();
-  if (r->status == 200 || r->status == 404) return core::ok();
-  return status_error("image remove " + name, r->status, r->body);
+api::call<void> api::remove_image(session s, std::string name) {
+  auto r = co_await request(s, "DELETE", "/images/" + name, "");
+  if (!r) co_return r.err();
+  if (r->status == 200 || r->status == 404) co_return core::ok();
+  co_return status_error("image remove " + name, r->status, r->body);
 }
 
-result<std::string> client::create_network(const std::string& name,
-                                           const std::map<std::string, std::string>& labels) {
+api::call<std::string> api::create_network(session s, std::string name,
+                                           std::map<std::string, std::string> labels) {
   json b = {{"Name", name}, {"Driver", "bridge"}, {"CheckDuplicate", true}, {"Labels", labels}};
-  auto r = request("POST", "/networks/create", b.dump());
-  if (!r) return r.err();
+  auto r = co_await request(s, "POST", "/networks/create", b.dump());
+  if (!r) co_return r.err();
   if (r->status == 409) {
-    auto n = inspect_network(name);
-    if (!n) return n.err();
-    return n->id;
+    auto n = co_await inspect_network(s, name);
+    if (!n) co_return n.err();
+    co_return n->id;
   }
   if (r->status != 201 && r->status != 200)
-    return status_error("network create " + name, r->status, r->body);
+    co_return status_error("network create " + name, r->status, r->body);
   std::string id = str_at(parse(r->body), "Id");
-  if (id.empty()) return err(errc::bad_response, "network create " + name + ": no Id");
-  return id;
+  if (id.empty()) co_return err(errc::bad_response, "network create " + name + ": no Id");
+  co_return id;
 }
 
-result<network_summary> client::inspect_network(const std::string& name) {
-  auto r = request("GET", "/networks/" + url_escape(name), "");
-  if (!r) return r.err();
-  if (r->status != 200) return status_error("network inspect " + name, r->status, r->body);
+api::call<network_summary> api::inspect_network(session s, std::string name) {
+  auto r = co_await request(s, "GET", "/networks/" + url_escape(name), "");
+  if (!r) co_return r.err();
+  if (r->status != 200) co_return status_error("network inspect " + name, r->status, r->body);
   auto j = parse(r->body);
   network_summary n{str_at(j, "Id"), str_at(j, "Name"), string_map(obj_at(j, "Labels"))};
-  if (n.id.empty()) return err(errc::bad_response, "network inspect " + name + ": no Id");
-  return n;
+  if (n.id.empty()) co_return err(errc::bad_response, "network inspect " + name + ": no Id");
+  co_return n;
 }
 
-result<void> client::remove_network(const std::string& name) {
-  auto r = request("DELETE", "/networks/" + url_escape(name), "");
-  if (!r) return r.err();
-  if (r->status == 204 || r->status == 200 || r->status == 404) return core::ok();
-  return status_error("network remove " + name, r->status, r->body);
+api::call<void> api::remove_network(session s, std::string name) {
+  auto r = co_await request(s, "DELETE", "/networks/" + url_escape(name), "");
+  if (!r) co_return r.err();
+  if (r->status == 204 || r->status == 200 || r->status == 404) co_return core::ok();
+  co_return status_error("network remove " + name, r->status, r->body);
 }
 
-result<std::vector<network_summary>> client::list_networks(const std::string& label_filter) {
-  auto r = request("GET", "/networks?filters=" + label_filter_query(label_filter), "");
-  if (!r) return r.err();
-  if (r->status != 200) return status_error("network list", r->status, r->body);
-  return parse_network_list(r->body);
+api::call<std::vector<network_summary>> api::list_networks(session s, std::string label_filter) {
+  auto r = co_await request(s, "GET", "/networks?filters=" + label_filter_query(label_filter), "");
+  if (!r) co_return r.err();
+  if (r->status != 200) co_return status_error("network list", r->status, r->body);
+  co_return client::parse_network_list(r->body);
 }
 
 result<std::vector<network_summary>> client::parse_network_list(std::string_view body) {
@@ -428,16 +389,16 @@ result<std::vector<network_summary>> client::parse_network_list(std::string_view
   return out;
 }
 
-result<void> client::connect_network(const std::string& network, const std::string& container,
-                                     const std::vector<std::string>& aliases) {
+api::call<void> api::connect_network(session s, std::string network, std::string container,
+                                     std::vector<std::string> aliases) {
   json b = {{"Container", container}, {"EndpointConfig", {{"Aliases", aliases}}}};
-  auto r = request("POST", "/networks/" + url_escape(network) + "/connect", b.dump());
-  if (!r) return r.err();
-  if (r->status == 200) return core::ok();
+  auto r = co_await request(s, "POST", "/networks/" + url_escape(network) + "/connect", b.dump());
+  if (!r) co_return r.err();
+  if (r->status == 200) co_return core::ok();
   // Already attached (a resumed deploy) is what we wanted.
   if (r->status == 403 && api_message(r->body).find("already exists") != std::string::npos)
-    return core::ok();
-  return status_error("network connect " + network + " " + container, r->status, r->body);
+    co_return core::ok();
+  co_return status_error("network connect " + network + " " + container, r->status, r->body);
 }
 
 json client::container_create_body(const container_spec& s) {
@@ -490,45 +451,45 @@ json client::container_create_body(const container_spec& s) {
   return b;
 }
 
-result<std::string> client::create_container(const container_spec& s) {
-  auto r = request("POST", "/containers/create?name=" + url_escape(s.name),
-                   container_create_body(s).dump());
-  if (!r) return r.err();
+api::call<std::string> api::create_container(session s, container_spec spec) {
+  auto r = co_await request(s, "POST", "/containers/create?name=" + url_escape(spec.name),
+                            client::container_create_body(spec).dump());
+  if (!r) co_return r.err();
   if (r->status != 201 && r->status != 200)
-    return status_error("container create " + s.name, r->status, r->body);
+    co_return status_error("container create " + spec.name, r->status, r->body);
   std::string id = str_at(parse(r->body), "Id");
-  if (id.empty()) return err(errc::bad_response, "container create " + s.name + ": no Id");
-  for (size_t i = 1; i < s.networks.size() && !s.host_network; ++i) {
-    auto c = connect_network(s.networks[i].network, id, s.networks[i].aliases);
-    if (!c) return c.err();
+  if (id.empty()) co_return err(errc::bad_response, "container create " + spec.name + ": no Id");
+  for (size_t i = 1; i < spec.networks.size() && !spec.host_network; ++i) {
+    auto c = co_await connect_network(s, spec.networks[i].network, id, spec.networks[i].aliases);
+    if (!c) co_return c.err();
   }
-  return id;
+  co_return id;
 }
 
-result<void> client::start_container(const std::string& id) {
-  auto r = request("POST", "/containers/" + url_escape(id) + "/start", "");
-  if (!r) return r.err();
-  if (r->status == 204 || r->status == 304) return core::ok();
-  return status_error("container start " + id, r->status, r->body);
+api::call<void> api::start_container(session s, std::string id) {
+  auto r = co_await request(s, "POST", "/containers/" + url_escape(id) + "/start", "");
+  if (!r) co_return r.err();
+  if (r->status == 204 || r->status == 304) co_return core::ok();
+  co_return status_error("container start " + id, r->status, r->body);
 }
 
-result<void> client::stop_container(const std::string& id, int timeout_s) {
-  auto r =
-      request("POST", "/containers/" + url_escape(id) + "/stop?t=" + std::to_string(timeout_s), "");
-  if (!r) return r.err();
-  if (r->status == 204 || r->status == 304 || r->status == 404) return core::ok();
-  return status_error("container stop " + id, r->status, r->body);
+api::call<void> api::stop_container(session s, std::string id, int timeout_s) {
+  auto r = co_await request(
+      s, "POST", "/containers/" + url_escape(id) + "/stop?t=" + std::to_string(timeout_s), "");
+  if (!r) co_return r.err();
+  if (r->status == 204 || r->status == 304 || r->status == 404) co_return core::ok();
+  co_return status_error("container stop " + id, r->status, r->body);
 }
 
-result<void> client::remove_container(const std::string& id, bool force) {
-  auto r =
-      request("DELETE", "/containers/" + url_escape(id) + "?v=1" + (force ? "&force=1" : ""), "");
-  if (!r) return r.err();
-  if (r->status == 204 || r->status == 404) return core::ok();
+api::call<void> api::remove_container(session s, std::string id, bool force) {
+  auto r = co_await request(
+      s, "DELETE", "/containers/" + url_escape(id) + "?v=1" + (force ? "&force=1" : ""), "");
+  if (!r) co_return r.err();
+  if (r->status == 204 || r->status == 404) co_return core::ok();
   // "removal already in progress" means it is going away.
   if (r->status == 409 && api_message(r->body).find("already in progress") != std::string::npos)
-    return core::ok();
-  return status_error("container remove " + id, r->status, r->body);
+    co_return core::ok();
+  co_return status_error("container remove " + id, r->status, r->body);
 }
 
 result<container_info> client::parse_container(std::string_view body) {
@@ -558,18 +519,20 @@ result<container_info> client::parse_container(std::string_view body) {
   return c;
 }
 
-result<container_info> client::inspect_container(const std::string& id) {
-  auto r = request("GET", "/containers/" + url_escape(id) + "/json", "");
-  if (!r) return r.err();
-  if (r->status != 200) return status_error("container inspect " + id, r->status, r->body);
-  return parse_container(r->body);
+api::call<container_info> api::inspect_container(session s, std::string id) {
+  auto r = co_await request(s, "GET", "/containers/" + url_escape(id) + "/json", "");
+  if (!r) co_return r.err();
+  if (r->status != 200) co_return status_error("container inspect " + id, r->status, r->body);
+  co_return client::parse_container(r->body);
 }
 
-result<std::vector<container_summary>> client::list_containers(const std::string& label_filter) {
-  auto r = request("GET", "/containers/json?all=1&filters=" + label_filter_query(label_filter), "");
-  if (!r) return r.err();
-  if (r->status != 200) return status_error("container list", r->status, r->body);
-  return parse_container_list(r->body);
+api::call<std::vector<container_summary>> api::list_containers(session s,
+                                                               std::string label_filter) {
+  auto r = co_await request(
+      s, "GET", "/containers/json?all=1&filters=" + label_filter_query(label_filter), "");
+  if (!r) co_return r.err();
+  if (r->status != 200) co_return status_error("container list", r->status, r->body);
+  co_return client::parse_container_list(r->body);
 }
 
 result<std::vector<container_summary>> client::parse_container_list(std::string_view body) {
@@ -610,56 +573,73 @@ std::optional<event> client::parse_event(std::string_view line) {
   return e;
 }
 
-void client::watch_events(std::function<void(event)> on_event, std::function<void()> on_lost) {
-  if (events_.joinable()) return;
-  events_ = std::thread([this, on_event = std::move(on_event), on_lost = std::move(on_lost)] {
-    events_thread(on_event, on_lost);
-  });
+api::call<void> api::sleep(session s, std::chrono::milliseconds d) {
+  return http::sleep(d, s.stop_source());
 }
 
-void client::events_thread(std::function<void(event)> on_event, std::function<void()> on_lost) {
+namespace {
+
+// The events stream, for as long as the client runs: reads /events line by line and posts each
+// container event to the loop; when the stream breaks, reports it and reconnects after the bus's
+// jittered back-off (reset once a stream was up).
+asio::awaitable<void> follow_events(session s, std::shared_ptr<bool> alive,
+                                    std::function<void(event)> on_event,
+                                    std::function<void()> on_lost) {
+  const auto ex = co_await asio::this_coro::executor;
   json f = {{"type", json::array({"container"})}, {"event", json::array({"die", "oom", "start"})}};
-  auto rq = make_request("GET", "/events?filters=" + url_escape(f.dump()), "");
-  auto o = call_options(UINT64_MAX);
+  auto rq = make_request(s, "GET", "/events?filters=" + url_escape(f.dump()), "");
+  auto o = call_options(s, UINT64_MAX);
   o.timeout = std::chrono::milliseconds(0);  // the stream has no end; stop() cancels it
-  auto on_line = [&](std::string_view line) {
-    if (auto e = parse_event(line))
-      loop_.post([alive = alive_, on_event, e = std::move(*e)]() mutable {
-        if (*alive) on_event(std::move(e));
-      });
-  };
-  while (!events_stop_) {
+  core::backoff retry(s.options().events_retry_min, s.options().events_retry_max);
+  while (!s.stopped()) {
     // One event is a few hundred bytes (its labels included); a line without end is a broken
     // stream.
-    http::line_splitter lines(max_stream_line);
-    std::string why;
-    auto h = http::perform(
-        opts_.socket_path, rq, o, [&](const http::response& head, std::string_view data) {
-          if (head.status != 200) {
-            why = "HTTP " + std::to_string(head.status);
-            return false;
-          }
-          if (!lines.feed(data, on_line)) {
-            why = "event line over " + std::to_string(max_stream_line) + " bytes";
-            return false;
-          }
-          return true;
-        });
-    if (events_stop_) break;
-    if (why.empty())
-      why = h ? "HTTP " + std::to_string(h->status) + ", stream ended" : h.err().message();
-    lg()->warn("docker events stream via {} ended ({}); reconnecting", opts_.socket_path, why);
-    loop_.post([alive = alive_, on_lost] {
+    struct stream {
+      http::line_splitter lines{max_stream_line};
+      std::string why;
+      bool up = false;
+    };
+    auto st = std::make_shared<stream>();
+    // Named, not a temporary of the co_await expression: GCC 12 mishandles non-trivial
+    // temporaries that live across a coroutine's suspension.
+    http::response_parser::body_sink sink = [st, ex, alive, on_event](const http::response& head,
+                                                                      std::string_view data) {
+      if (head.status != 200) {
+        st->why = "HTTP " + std::to_string(head.status);
+        return false;
+      }
+      st->up = true;
+      bool fits = st->lines.feed(data, [&](std::string_view line) {
+        if (auto e = client::parse_event(line))
+          asio::post(ex, [alive, on_event, e = std::move(*e)]() mutable {
+            if (*alive) on_event(std::move(e));
+          });
+      });
+      if (!fits) st->why = "event line over " + std::to_string(max_stream_line) + " bytes";
+      return fits;
+    };
+    auto h = co_await http::perform(s.socket_path(), rq, o, sink, s.stop_source());
+    if (s.stopped()) break;
+    if (st->up) retry.reset();
+    if (st->why.empty())
+      st->why = h ? "HTTP " + std::to_string(h->status) + ", stream ended" : h.err().message();
+    auto wait = retry.next();
+    lg()->warn("docker events stream via {} ended ({}); reconnecting in {} ms", s.socket_path(),
+               st->why, wait.count());
+    asio::post(ex, [alive, on_lost] {
       if (*alive && on_lost) on_lost();
     });
-    // Back off a second before reconnecting; stop() wakes us. Not on the workers' condition
-    // variable: enqueue()'s notify_one() could wake this thread instead of an idle worker, and
-    // the job would wait in the queue until the next one (a deploy's clean-up stuck for as long
-    // as the Engine was away).
-    std::unique_lock lk(mu_);
-    events_cv_.wait_for(lk, std::chrono::seconds(1), [this] { return stopping_; });
-    if (stopping_) break;
+    auto slept = co_await http::sleep(wait, s.stop_source());
+    if (!slept) break;
   }
+}
+
+}  // namespace
+
+void client::watch_events(std::function<void(event)> on_event, std::function<void()> on_lost) {
+  if (watching_) return;
+  watching_ = true;
+  spawn(follow_events(session_, alive_, std::move(on_event), std::move(on_lost)));
 }
 
 }  // namespace hmq::agent::docker

@@ -1,18 +1,15 @@
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
+#include <asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <system_error>
-#include <thread>
 #include <vector>
 
 #include "agent/docker/errors.h"
@@ -24,12 +21,14 @@
 // agent/docker/http.h), so Podman's compatible socket works too. Only what the agent needs: images,
 // bridge networks, containers, the events stream.
 //
-// Thread contract: every request method is blocking and thread-safe (one connection per call);
-// call them from the worker pool through submit(), never from the loop thread. submit() runs the
-// work on one of a few worker threads and posts the result back to the loop. The events stream
-// has its own thread and posts each event to the loop. stop() (or the destructor) cancels the
-// stream and the calls in flight (through an eventfd their poll() watches), waits for the workers
-// and drops queued work; its callbacks are not called.
+// Thread contract: loop thread only. Every Docker call is a coroutine on the agent's event loop
+// (Asio's io_context, core/loop/loop.h): one unix-socket connection per call, async connect, write
+// and reads, timeouts from the loop's timers. The calls are free functions of a `session` (a
+// copyable handle on the client's options and stop source) so a chain of calls is one coroutine
+// that takes it by value. submit() runs such a coroutine and calls its callback exactly once, on
+// the loop: with its result, an HTTP error, errc::transport (Engine unreachable, timeout) or
+// errc::stopped. stop() cancels every call and wait in flight (their callbacks then run with
+// errc::stopped) and the events stream; after the client is destroyed nothing is called back.
 //
 // Docker's answers are input like any other: bodies are size-bounded, JSON is parsed without
 // exceptions escaping, and a field of the wrong type reads as absent.
@@ -130,58 +129,84 @@ struct event {
 struct client_options {
   std::string socket_path = "/var/run/docker.sock";
   std::string api_version = "v1.41";  // Docker 20.10+ and Podman 3+ speak it
-  size_t workers = 2;
   size_t max_body_bytes = 16 << 20;
   long timeout_s = 600;  // pulls can be slow; each call's total time
+  // The events stream reconnects with the bus's jittered back-off (core/common/backoff.h).
+  std::chrono::milliseconds events_retry_min{250};
+  std::chrono::milliseconds events_retry_max{30'000};
 };
+
+// A copyable handle on one client's options and stop source: what the Docker calls below need.
+// A coroutine holding one stays safe after its client is gone (its calls end with
+// errc::stopped).
+class session {
+ public:
+  session(std::shared_ptr<const client_options> o, std::shared_ptr<http::stop_source> stop)
+      : opts_(std::move(o)), stop_(std::move(stop)) {}
+  const client_options& options() const { return *opts_; }
+  const std::string& socket_path() const { return opts_->socket_path; }
+  const std::shared_ptr<http::stop_source>& stop_source() const { return stop_; }
+  bool stopped() const { return stop_->stopped(); }
+
+ private:
+  std::shared_ptr<const client_options> opts_;
+  std::shared_ptr<http::stop_source> stop_;
+};
+
+// The Docker calls, as coroutines on the loop. Each takes its session and arguments by value.
+namespace api {
+template <typename T>
+using call = asio::awaitable<result<T>>;
+
+call<void> ping(session s);
+// Pulls repository:tag; auth failures come back as errc::auth_failed.
+call<void> pull(session s, image_ref ref, std::optional<registry_auth> auth);
+call<image_info> inspect_image(session s, std::string name);
+call<void> remove_image(session s, std::string name);
+
+// Creates a bridge network; an existing one with that name is fine (returns its id).
+call<std::string> create_network(session s, std::string name,
+                                 std::map<std::string, std::string> labels);
+call<network_summary> inspect_network(session s, std::string name);
+call<void> remove_network(session s, std::string name);  // gone already counts as success
+call<std::vector<network_summary>> list_networks(session s, std::string label_filter);
+call<void> connect_network(session s, std::string network, std::string container,
+                           std::vector<std::string> aliases);
+
+call<std::string> create_container(session s, container_spec spec);
+call<void> start_container(session s, std::string id);  // already running counts as success
+call<void> stop_container(session s, std::string id, int timeout_s);
+call<void> remove_container(session s, std::string id, bool force);  // gone counts as success
+call<container_info> inspect_container(session s, std::string id);
+// All containers (running or not) carrying `label_filter` ("key" or "key=value").
+call<std::vector<container_summary>> list_containers(session s, std::string label_filter);
+
+// Waits `d` on the loop; errc::stopped when the client stopped first.
+call<void> sleep(session s, std::chrono::milliseconds d);
+}  // namespace api
 
 class client {
  public:
-  client(core::loop::scheduler& loop, client_options o = {});
+  client(core::loop::event_loop& loop, client_options o = {});
   ~client();
   client(const client&) = delete;
   client& operator=(const client&) = delete;
 
+  // Cancels the calls in flight (their callbacks run with errc::stopped) and the events stream;
+  // later calls end at once with errc::stopped.
   void stop();
-  const std::string& socket_path() const { return opts_.socket_path; }
+  const std::string& socket_path() const { return session_.socket_path(); }
+  const session& engine() const { return session_; }
 
-  // Runs `work` on a worker thread and posts its result to the loop. Not called after stop().
+  // Runs `work` (Docker calls made with engine()) on the loop; `done` runs exactly once on the
+  // loop with its result, or errc::stopped when stop() came first. Never after ~client().
   template <typename T>
-  void submit(std::function<result<T>()> work, std::function<void(result<T>)> done) {
-    enqueue([this, work = std::move(work), done = std::move(done)]() mutable {
-      auto r = std::make_shared<result<T>>(work());
-      loop_.post([alive = alive_, r, done = std::move(done)] {
-        if (*alive) done(std::move(*r));
-      });
-    });
+  void submit(api::call<T> work, std::function<void(result<T>)> done) {
+    spawn(deliver<T>(std::move(work), session_, alive_, std::move(done)));
   }
 
-  // Blocking calls (worker threads only).
-  result<void> ping();
-  // Pulls repository:tag; auth failures come back as errc::auth_failed.
-  result<void> pull(const image_ref& ref, const std::optional<registry_auth>& auth);
-  result<image_info> inspect_image(const std::string& name);
-  result<void> remove_image(const std::string& name);
-
-  // Creates a bridge network; an existing one with that name is fine (returns its id).
-  result<std::string> create_network(const std::string& name,
-                                     const std::map<std::string, std::string>& labels);
-  result<network_summary> inspect_network(const std::string& name);
-  result<void> remove_network(const std::string& name);  // gone already counts as success
-  result<std::vector<network_summary>> list_networks(const std::string& label_filter);
-  result<void> connect_network(const std::string& network, const std::string& container,
-                               const std::vector<std::string>& aliases);
-
-  result<std::string> create_container(const container_spec& s);
-  result<void> start_container(const std::string& id);  // already running counts as success
-  result<void> stop_container(const std::string& id, int timeout_s);
-  result<void> remove_container(const std::string& id, bool force);  // gone counts as success
-  result<container_info> inspect_container(const std::string& id);
-  // All containers (running or not) carrying `label_filter` ("key" or "key=value").
-  result<std::vector<container_summary>> list_containers(const std::string& label_filter);
-
-  // Starts the events thread (container die/oom/start). on_event runs on the loop; on_lost runs
-  // on the loop when the stream broke (the thread reconnects by itself after a second).
+  // Starts the events stream (container die/oom/start). on_event runs on the loop; on_lost runs
+  // on the loop when the stream broke (it reconnects by itself, backing off like the bus).
   void watch_events(std::function<void(event)> on_event, std::function<void()> on_lost);
 
   // Parsing helpers, public for unit tests (Docker's JSON is untrusted input).
@@ -195,33 +220,26 @@ class client {
   static json container_create_body(const container_spec& s);
 
  private:
-  struct http_result {
-    long status = 0;
-    std::string body;
-  };
-  http::call_options call_options(uint64_t max_body) const;
-  http::request make_request(const std::string& method, const std::string& path,
-                             const std::string& body,
-                             const std::vector<std::string>& headers = {}) const;
-  result<http_result> request(const std::string& method, const std::string& path,
-                              const std::string& body,
-                              const std::vector<std::string>& headers = {});
-  void enqueue(std::function<void()> job);
-  void worker();
-  void events_thread(std::function<void(event)> on_event, std::function<void()> on_lost);
+  template <typename T>
+  static asio::awaitable<void> deliver(api::call<T> work, session s, std::shared_ptr<bool> alive,
+                                       std::function<void(result<T>)> done) {
+    std::optional<result<T>> r;
+    try {
+      r.emplace(co_await std::move(work));
+    } catch (const std::exception& e) {
+      // Nothing in a call throws by design; if something does, the job still completes.
+      r.emplace(core::error{make_error_code(errc::bad_response), e.what()});
+    }
+    if (s.stopped())
+      r.emplace(core::error{make_error_code(errc::stopped), "Docker client stopped"});
+    if (*alive && done) done(std::move(*r));
+  }
+  void spawn(asio::awaitable<void> a);
 
-  core::loop::scheduler& loop_;
-  client_options opts_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // loop thread
-  std::mutex mu_;
-  std::condition_variable cv_;         // workers: a job or stop
-  std::condition_variable events_cv_;  // the events thread's back-off: stop only
-  std::deque<std::function<void()>> jobs_;
-  bool stopping_ = false;
-  std::vector<std::thread> workers_;
-  std::thread events_;
-  std::atomic<bool> events_stop_{false};
-  int cancel_fd_ = -1;  // eventfd, written by stop()
+  core::loop::event_loop& loop_;
+  session session_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
+  bool watching_ = false;
 };
 
 }  // namespace hmq::agent::docker

@@ -1,13 +1,14 @@
 #include "agent/docker/http.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <algorithm>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -383,126 +384,178 @@ result<std::string> serialize(const request& r) {
   return out;
 }
 
+void stop_source::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  auto hooks = std::move(hooks_);
+  hooks_.clear();
+  for (auto& [id, h] : hooks) h();
+}
+
+uint64_t stop_source::add(std::function<void()> hook) {
+  if (stopped_) return 0;
+  hooks_.emplace(++next_, std::move(hook));
+  return next_;
+}
+
 namespace {
 
-class fd_guard {
- public:
-  explicit fd_guard(int fd) : fd_(fd) {}
-  ~fd_guard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  fd_guard(const fd_guard&) = delete;
-  fd_guard& operator=(const fd_guard&) = delete;
-  int get() const { return fd_; }
+using asio::local::stream_protocol;
 
- private:
-  int fd_;
+// The socket and the deadline of one call. Shared with the timer's and stop()'s handlers, which
+// may run after the call's coroutine has returned.
+struct call_state {
+  explicit call_state(const asio::any_io_executor& ex) : sock(ex), deadline(ex) {}
+  stream_protocol::socket sock;
+  asio::steady_timer deadline;
+  bool timed_out = false;
+  bool stopped = false;
+  void close() {
+    asio::error_code ec;
+    sock.close(ec);
+  }
 };
 
-using clock = std::chrono::steady_clock;
-
-// Waits until `fd` is ready for `events`; errc::stopped when cancel_fd fired first,
-// errc::transport on timeout.
-result<void> wait_ready(int fd, short events, const call_options& o,
-                        std::optional<clock::time_point> deadline) {
-  for (;;) {
-    int ms = -1;
-    if (deadline) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock::now()).count();
-      if (left <= 0) return err(errc::transport, "timed out");
-      ms = static_cast<int>(std::min<long long>(left, 1LL << 30));
-    }
-    pollfd p[2] = {{fd, events, 0}, {o.cancel_fd, POLLIN, 0}};
-    int n = ::poll(p, o.cancel_fd >= 0 ? 2 : 1, ms);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return err(errc::transport, std::string("poll: ") + std::strerror(errno));
-    }
-    if (n == 0) continue;  // the deadline check above reports the timeout
-    if (o.cancel_fd >= 0 && (p[1].revents & POLLIN)) return err(errc::stopped, "cancelled");
-    if (p[0].revents) return core::ok();  // ready, or an error/hangup the next call reports
+// Registers `st` with `stop` for the life of a call: stop() closes its socket.
+class stop_hook {
+ public:
+  stop_hook(const std::shared_ptr<stop_source>& stop, const std::shared_ptr<call_state>& st)
+      : stop_(stop) {
+    if (!stop_) return;
+    id_ = stop_->add([w = std::weak_ptr<call_state>(st)] {
+      if (auto s = w.lock()) {
+        s->stopped = true;
+        s->deadline.cancel();
+        s->close();
+      }
+    });
+    if (id_ == 0) st->stopped = true;
   }
+  ~stop_hook() {
+    if (stop_ && id_) stop_->remove(id_);
+  }
+  stop_hook(const stop_hook&) = delete;
+  stop_hook& operator=(const stop_hook&) = delete;
+
+ private:
+  std::shared_ptr<stop_source> stop_;
+  uint64_t id_ = 0;
+};
+
+// Arms the call's deadline: when it passes first, the socket is closed and the call reports a
+// timeout.
+void arm(const std::shared_ptr<call_state>& st, std::chrono::milliseconds d) {
+  st->deadline.cancel();
+  if (d.count() <= 0) return;
+  st->deadline.expires_after(d);
+  st->deadline.async_wait([w = std::weak_ptr<call_state>(st)](const asio::error_code& ec) {
+    if (ec) return;
+    if (auto s = w.lock()) {
+      s->timed_out = true;
+      s->close();
+    }
+  });
 }
 
 }  // namespace
 
-result<response> perform(const std::string& socket_path, const request& r, const call_options& o,
-                         const response_parser::body_sink& sink) {
+asio::awaitable<result<response>> perform(std::string socket_path, request r, call_options o,
+                                          response_parser::body_sink sink,
+                                          std::shared_ptr<stop_source> stop) {
   auto wire = serialize(r);
-  if (!wire) return wire.err();
+  if (!wire) co_return wire.err();
   std::string where = r.method + " " + r.target.substr(0, 200) + " via " + socket_path;
+  if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un::sun_path))
+    co_return err(errc::transport, "bad unix socket path '" + socket_path + "'");
 
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.empty() || socket_path.size() >= sizeof addr.sun_path)
-    return err(errc::transport, "bad unix socket path '" + socket_path + "'");
-  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  auto st = std::make_shared<call_state>(co_await asio::this_coro::executor);
+  stop_hook hook(stop, st);
+  // Why the socket failed: stop() and the deadline close it, which the I/O reports as aborted.
+  auto failure = [&](const char* op, const asio::error_code& ec) -> core::error {
+    if (st->stopped) return err(errc::stopped, where + ": cancelled");
+    if (st->timed_out) return err(errc::transport, where + ": timed out");
+    return err(errc::transport, where + ": " + op + ": " + ec.message());
+  };
+  auto finish = [&]() {
+    st->deadline.cancel();
+    st->close();
+  };
+  if (st->stopped) co_return err(errc::stopped, where + ": cancelled");
 
-  fd_guard fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return err(errc::transport, std::string("socket: ") + std::strerror(errno));
-  // A unix-socket connect only blocks while the listener's backlog is full; SO_SNDTIMEO bounds it.
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(o.connect_timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((o.connect_timeout.count() % 1000) * 1000);
-  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-    return err(errc::transport, where + ": connect: " + std::strerror(errno));
-  int fl = ::fcntl(fd.get(), F_GETFL);
-  if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl | O_NONBLOCK) != 0)
-    return err(errc::transport, where + ": fcntl: " + std::strerror(errno));
+  asio::error_code ec;
+  // A unix-socket connect only waits while the listener's backlog is full.
+  arm(st, o.connect_timeout);
+  co_await st->sock.async_connect(stream_protocol::endpoint(socket_path),
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec || st->stopped || st->timed_out) {
+    auto e = failure("connect", ec ? ec : asio::error::operation_aborted);
+    finish();
+    co_return e;
+  }
+  arm(st, o.timeout);
 
-  std::optional<clock::time_point> deadline;
-  if (o.timeout.count() > 0) deadline = clock::now() + o.timeout;
-  auto wrap = [&](const core::error& e) { return core::error{e.code, where + ": " + e.detail}; };
-
-  std::string_view out = *wire;
-  while (!out.empty()) {
-    ssize_t n = ::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      out.remove_prefix(static_cast<size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      auto w = wait_ready(fd.get(), POLLOUT, o, deadline);
-      if (!w) return wrap(w.err());
-      continue;
-    }
-    return err(errc::transport, where + ": send: " + std::strerror(errno));
+  co_await asio::async_write(st->sock, asio::buffer(*wire),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  if (ec || st->stopped || st->timed_out) {
+    auto e = failure("send", ec ? ec : asio::error::operation_aborted);
+    finish();
+    co_return e;
   }
 
+  auto wrap = [&](const core::error& e) { return core::error{e.code, where + ": " + e.detail}; };
   response_parser p(o.lim, r.method == "HEAD");
-  char buf[16 << 10];
+  std::vector<char> buf(16 << 10);
   for (;;) {
-    auto w = wait_ready(fd.get(), POLLIN, o, deadline);
-    if (!w) return wrap(w.err());
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-      return err(errc::transport, where + ": read: " + std::strerror(errno));
+    size_t n = co_await st->sock.async_read_some(asio::buffer(buf),
+                                                 asio::redirect_error(asio::use_awaitable, ec));
+    if (st->stopped || st->timed_out) {
+      auto e = failure("read", asio::error::operation_aborted);
+      finish();
+      co_return e;
     }
-    if (n == 0) {
+    if (ec == asio::error::eof) {
+      finish();
       auto f = p.finish(sink);
-      if (!f) return wrap(f.err());
-      return p.head();
+      if (!f) co_return wrap(f.err());
+      co_return p.head();
     }
-    auto f = p.feed(std::string_view(buf, static_cast<size_t>(n)), sink);
-    if (!f) return wrap(f.err());
-    if (p.done()) return p.head();
+    if (ec) {
+      auto e = failure("read", ec);
+      finish();
+      co_return e;
+    }
+    auto f = p.feed(std::string_view(buf.data(), n), sink);
+    if (!f || p.done()) finish();
+    if (!f) co_return wrap(f.err());
+    if (p.done()) co_return p.head();
   }
 }
 
-result<buffered_response> fetch(const std::string& socket_path, const request& r,
-                                const call_options& o) {
-  buffered_response out;
-  auto h = perform(socket_path, r, o, [&](const response&, std::string_view d) {
-    out.body.append(d);
+asio::awaitable<result<buffered_response>> fetch(std::string socket_path, request r, call_options o,
+                                                 std::shared_ptr<stop_source> stop) {
+  auto out = std::make_shared<buffered_response>();
+  // Named, not a temporary of the co_await expression (GCC 12 mishandles those).
+  response_parser::body_sink sink = [out](const response&, std::string_view d) {
+    out->body.append(d);
     return true;
-  });
-  if (!h) return h.err();
-  out.status = h->status;
-  return out;
+  };
+  auto h =
+      co_await perform(std::move(socket_path), std::move(r), std::move(o), sink, std::move(stop));
+  if (!h) co_return h.err();
+  out->status = h->status;
+  co_return std::move(*out);
+}
+
+asio::awaitable<result<void>> sleep(std::chrono::milliseconds d,
+                                    std::shared_ptr<stop_source> stop) {
+  auto st = std::make_shared<call_state>(co_await asio::this_coro::executor);
+  stop_hook hook(stop, st);
+  if (st->stopped) co_return err(errc::stopped, "cancelled");
+  st->deadline.expires_after(d);
+  asio::error_code ec;
+  co_await st->deadline.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (st->stopped) co_return err(errc::stopped, "cancelled");
+  co_return core::ok();
 }
 
 }  // namespace hmq::agent::docker::http

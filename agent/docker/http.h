@@ -1,9 +1,12 @@
 #pragma once
 
+#include <asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,7 +19,8 @@
 // A small HTTP/1.1 client over a unix stream socket, just what the Docker Engine API needs (it
 // replaced libcurl, whose dependency tree cost the agent several MB of resident memory; see
 // docs/agent.md "Memory"). One request per connection (`Connection: close`), no TLS, no
-// redirects, no keep-alive.
+// redirects, no keep-alive. The transport is Asio's unix stream socket, driven as a coroutine on
+// the agent's event loop: no thread, no blocking call.
 //
 // Everything the Engine sends is untrusted: response_parser bounds every line, the header block,
 // the header count, every chunk and the body, and answers malformed input with a clear error
@@ -122,26 +126,50 @@ struct request {
 struct call_options {
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds timeout{0};  // whole call, 0 = none (the events stream)
-  int cancel_fd = -1;                    // readable (an eventfd that was written) = abort the call
   limits lim;
+};
+
+// What stop() reaches: every call and wait started with a stop_source ends with errc::stopped
+// once stop() ran (at once when it is already stopped). The client shares one with its calls so
+// a call that outlives the client stays safe. Loop thread only.
+class stop_source {
+ public:
+  bool stopped() const { return stopped_; }
+  // Runs every registered hook once (they close sockets, cancel timers); later add()s are
+  // refused.
+  void stop();
+  // Registers a hook; 0 when already stopped (the caller then ends at once).
+  uint64_t add(std::function<void()> hook);
+  void remove(uint64_t id) { hooks_.erase(id); }
+
+ private:
+  bool stopped_ = false;
+  uint64_t next_ = 0;
+  std::map<uint64_t, std::function<void()>> hooks_;
 };
 
 // The request as bytes on the wire; errc::bad_request when a method, target or header carries a
 // byte that would let it forge another header or request (CR, LF, NUL, a space in the target).
 result<std::string> serialize(const request& r);
 
-// Connects to the unix socket at `socket_path`, sends `r`, and streams the answer to `sink`.
-// Returns the response head once the answer is complete (or the sink stopped it: errc::stopped).
-// errc::transport for socket errors and timeouts, errc::stopped when cancel_fd fired.
-result<response> perform(const std::string& socket_path, const request& r, const call_options& o,
-                         const response_parser::body_sink& sink);
+// A coroutine on the caller's executor (the agent's loop): connects to the unix socket at
+// `socket_path`, sends `r`, and streams the answer to `sink`. Returns the response head once the
+// answer is complete (or the sink stopped it: errc::stopped). errc::transport for socket errors
+// and timeouts, errc::stopped when `stop` (optional) fired. Parameters are taken by value: the
+// coroutine frame owns them.
+asio::awaitable<result<response>> perform(std::string socket_path, request r, call_options o,
+                                          response_parser::body_sink sink,
+                                          std::shared_ptr<stop_source> stop = nullptr);
 
 struct buffered_response {
   int status = 0;
   std::string body;
 };
 // perform() that collects the body (at most o.lim.max_body bytes, else errc::too_large).
-result<buffered_response> fetch(const std::string& socket_path, const request& r,
-                                const call_options& o);
+asio::awaitable<result<buffered_response>> fetch(std::string socket_path, request r, call_options o,
+                                                 std::shared_ptr<stop_source> stop = nullptr);
+
+// Waits `d` on the caller's executor; errc::stopped when `stop` fired first.
+asio::awaitable<result<void>> sleep(std::chrono::milliseconds d, std::shared_ptr<stop_source> stop);
 
 }  // namespace hmq::agent::docker::http

@@ -1,10 +1,8 @@
 #include "agent/docker/runtime.h"
 
 #include <algorithm>
-#include <cmath>
-#include <thread>
 
-#include "core/crypto/crypto.h"
+#include "agent/docker/steps.h"
 #include "core/log/log.h"
 
 namespace hmq::agent::docker {
@@ -15,245 +13,6 @@ using R = fb::CancelReason;
 std::shared_ptr<spdlog::logger> lg() {
   static auto l = core::log::get("docker");
   return l;
-}
-
-// Docker names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*; anything else becomes '-'.
-std::string sanitize(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    out += (std::isalnum(u) || c == '_' || c == '.' || c == '-')
-               ? static_cast<char>(std::tolower(u))
-               : '-';
-  }
-  while (!out.empty() && !std::isalnum(static_cast<unsigned char>(out.front()))) out.erase(0, 1);
-  if (out.size() > 40) out.resize(40);
-  return out.empty() ? "svc" : out;
-}
-
-// "https://example.com/services/gps" -> "gps"
-std::string short_name(const std::string& url) {
-  std::string u = url;
-  while (!u.empty() && u.back() == '/') u.pop_back();
-  auto slash = u.rfind('/');
-  return sanitize(slash == std::string::npos ? u : u.substr(slash + 1));
-}
-
-// The first `bytes` bytes of BLAKE2b-128, in hex (libsodium's shortest output is 16 bytes).
-std::string hex_hash(std::string_view s, size_t bytes) {
-  auto h = crypto::generic_hash({reinterpret_cast<const uint8_t*>(s.data()), s.size()}, 16);
-  return crypto::to_hex(h).substr(0, 2 * std::min<size_t>(bytes, 16));
-}
-
-std::string service_key(const std::string& org, const std::string& url) {
-  return org + "/" + url;
-}
-
-// Puts KEY=value into env, replacing an earlier KEY.
-void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
-  std::string prefix = key + "=";
-  for (auto& e : env)
-    if (e.compare(0, prefix.size(), prefix) == 0) {
-      e = prefix + value;
-      return;
-    }
-  env.push_back(prefix + value);
-}
-
-std::optional<registry_auth> auth_for(const fb::ServiceT& s, const std::string& registry) {
-  for (const auto& a : s.dockauths) {
-    if (!a) continue;
-    std::string r = a->registry;
-    for (const char* scheme : {"https://", "http://"})
-      if (r.rfind(scheme, 0) == 0) r = r.substr(std::string_view(scheme).size());
-    while (!r.empty() && r.back() == '/') r.pop_back();
-    if (r == registry)
-      return registry_auth{a->username.empty() ? "token" : a->username, a->token, registry};
-  }
-  return std::nullopt;
-}
-
-// "8080:80/tcp" -> host 8080, container 80/tcp; "80" -> host 80, container 80/tcp.
-port_binding parse_port(const fb::PortBindingT& p) {
-  port_binding b;
-  b.host_ip = p.host_ip;
-  std::string s = p.host_port;
-  std::string host = s, cont = s;
-  if (auto c = s.find(':'); c != std::string::npos) {
-    host = s.substr(0, c);
-    cont = s.substr(c + 1);
-  }
-  if (auto sl = host.find('/'); sl != std::string::npos) host = host.substr(0, sl);
-  if (cont.find('/') == std::string::npos) cont += "/tcp";
-  b.host_port = host;
-  b.container_port = cont;
-  return b;
-}
-
-std::map<std::string, std::string> base_labels(const std::string& owner,
-                                               const std::string& agreement,
-                                               const std::string& service,
-                                               const std::string& instance) {
-  return {{"hmq.managed", "1"},
-          {"hmq.owner", owner},
-          {"hmq.agreement", agreement},
-          {"hmq.service", service},
-          {"hmq.instance", instance}};
-}
-
-bool owned_by(const std::map<std::string, std::string>& labels, const std::string& owner) {
-  auto it = labels.find("hmq.owner");
-  return it != labels.end() && it->second == owner;
-}
-
-struct deploy_outcome {
-  int started = 0;
-  int adopted = 0;
-  std::vector<std::string> pulled;  // repo@digest, cached ones not listed
-  std::vector<std::pair<std::string, std::string>> started_by;  // (service, container name)
-};
-
-// Worker thread: pulls and verifies one image; true when it was pulled, false when it was
-// cached already. Errors carry 113/114/115.
-result<bool> ensure_image(client& d, const docker_runtime::planned_image& img,
-                          const runtime_options& o) {
-  const std::string pinned = img.ref.repository + "@" + img.digest;
-  if (auto cached = d.inspect_image(pinned); cached) {
-    auto& rd = cached->repo_digests;
-    if (std::find(rd.begin(), rd.end(), pinned) != rd.end()) return false;
-  }
-  auto wait = o.pull_backoff;
-  result<void> pulled = core::ok();
-  for (int attempt = 1; attempt <= std::max(1, o.pull_attempts); ++attempt) {
-    pulled = d.pull(img.ref, img.auth);
-    if (pulled) break;
-    if (pulled.code() == errc::auth_failed)
-      return runtime_failure(R::image_fetch_auth_failure, pulled.err().detail);
-    if (pulled.code() == errc::transport) break;  // the Engine is gone: retrying here will not help
-    if (attempt < o.pull_attempts) {
-      lg()->warn("pull {} failed (attempt {}): {}; retrying in {} ms", pinned, attempt,
-                 pulled.err().detail, wait.count());
-      std::this_thread::sleep_for(wait);
-      wait *= 2;
-    }
-  }
-  if (!pulled) return runtime_failure(R::image_fetch_failure, pulled.err().message());
-  std::string pulled_name =
-      img.ref.digest.empty() ? img.ref.repository + ":" + img.ref.tag : pinned;
-  auto info = d.inspect_image(pulled_name);
-  if (!info) return runtime_failure(R::image_fetch_failure, info.err().message());
-  auto& rd = info->repo_digests;
-  if (std::find(rd.begin(), rd.end(), pinned) == rd.end()) {
-    std::string got = rd.empty() ? "none" : rd.front();
-    return runtime_failure(R::image_sig_verif_failure, "pulled " + pulled_name + " is " + got +
-                                                           ", the signed digest is " + img.digest);
-  }
-  return true;
-}
-
-// Worker thread: makes one container exist and run as planned; adopts a matching one.
-result<bool> ensure_container(client& d, const docker_runtime::planned_container& c) {
-  auto existing = d.inspect_container(c.name);
-  if (existing) {
-    auto h = existing->labels.find("hmq.deployment_hash");
-    if (h != existing->labels.end() && h->second == c.hash) {
-      if (existing->running) return false;  // adopted as it is
-      if (auto s = d.start_container(existing->id); !s) return s.err();
-      return true;
-    }
-    lg()->info("container {}: deployment changed, replacing it", c.name);
-    if (auto r = d.remove_container(existing->id, true); !r) return r.err();
-  } else if (existing.code() != errc::not_found) {
-    return existing.err();
-  }
-  auto id = d.create_container(c.spec);
-  if (!id) return id.err();
-  if (auto s = d.start_container(*id); !s) return s.err();
-  return true;
-}
-
-result<deploy_outcome> run_deploy_once(client& d,
-                                       const std::vector<docker_runtime::planned_image>& images,
-                                       const std::vector<docker_runtime::instance>& instances,
-                                       const runtime_options& o) {
-  deploy_outcome out;
-  for (const auto& img : images) {
-    auto r = ensure_image(d, img, o);
-    if (!r) return r.err();
-    if (*r) out.pulled.push_back(img.ref.repository + "@" + img.digest);
-  }
-  for (const auto& inst : instances) {
-    if (inst.needs_network) {
-      auto labels = base_labels(o.owner, inst.users.empty() ? "" : *inst.users.begin(),
-                                inst.service, inst.key);
-      if (auto n = d.create_network(inst.key, labels); !n)
-        return runtime_failure(R::container_failure, n.err().message());
-    }
-    for (const auto& c : inst.containers) {
-      auto r = ensure_container(d, c);
-      if (!r) return runtime_failure(R::container_failure, r.err().message());
-      (*r ? out.started : out.adopted)++;
-      if (*r) out.started_by.emplace_back(inst.service, c.name);
-    }
-  }
-  return out;
-}
-
-// Worker thread: returns once the Engine answers a ping (true), or false when `deadline` passed
-// or the runtime stopped. Refused connections are retried with doubling back-off; on_wait runs
-// once, when the first ping failed.
-template <typename Stop>
-bool wait_for_engine(client& d, std::chrono::steady_clock::time_point deadline,
-                     const runtime_options& o, Stop& stop, const std::function<void()>& on_wait) {
-  auto r = d.ping();
-  if (r) return true;
-  if (r.code() != errc::transport)
-    return true;  // it answers, if not happily: let the calls say why
-  lg()->warn(
-      "waiting for Docker Engine at {} (up to {} s): {}", d.socket_path(),
-      std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now()).count(),
-      r.err().detail);
-  if (on_wait) on_wait();
-  auto backoff = std::max(o.engine_retry_min, std::chrono::milliseconds(1));
-  for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return false;
-    {
-      std::unique_lock lock(stop.mu);
-      if (stop.cv.wait_until(lock, std::min(deadline, now + backoff), [&] { return stop.stopped; }))
-        return false;
-    }
-    if (auto p = d.ping(); p || p.code() != errc::transport) {
-      lg()->info("Docker Engine at {} answers again", d.socket_path());
-      return true;
-    }
-    backoff = std::min(backoff * 2, std::max(o.engine_retry_max, o.engine_retry_min));
-  }
-}
-
-// Worker thread: one deploy, waiting (bounded by o.engine_wait in all) for an Engine that does
-// not answer, before the first call and again when it went away in the middle.
-template <typename Stop>
-result<deploy_outcome> run_deploy(client& d,
-                                  const std::vector<docker_runtime::planned_image>& images,
-                                  const std::vector<docker_runtime::instance>& instances,
-                                  const runtime_options& o, Stop& stop,
-                                  const std::function<void()>& on_wait) {
-  const auto deadline = std::chrono::steady_clock::now() + o.engine_wait;
-  for (;;) {
-    if (!wait_for_engine(d, deadline, o, stop, on_wait))
-      return runtime_failure(
-          R::container_failure,
-          "Docker Engine at " + d.socket_path() + " did not answer within " +
-              std::to_string(
-                  std::chrono::duration_cast<std::chrono::seconds>(o.engine_wait).count()) +
-              " s");
-    auto r = run_deploy_once(d, images, instances, o);
-    if (r) return r;
-    // A failure with the Engine up is the deploy's own; one with the Engine gone is waited out.
-    if (auto p = d.ping(); p || p.code() != errc::transport) return r;
-    if (std::chrono::steady_clock::now() >= deadline) return r;
-  }
 }
 
 }  // namespace
@@ -278,160 +37,8 @@ void docker_runtime::start() {
 }
 
 void docker_runtime::stop() {
-  {
-    std::lock_guard lock(stop_signal_->mu);
-    stop_signal_->stopped = true;
-  }
-  stop_signal_->cv.notify_all();
   *alive_ = false;
   ops_.clear();
-}
-
-result<docker_runtime::plan> docker_runtime::make_plan(const workload& w,
-                                                       const runtime_options& o) {
-  plan p;
-  if (w.agreement_id.size() < 12 ||
-      !std::all_of(w.agreement_id.begin(), w.agreement_id.end(),
-                   [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
-    return runtime_failure(R::image_data_error, "bad agreement id");
-  // Index the services and read their deployments (verified again: this is our own input check).
-  struct svc {
-    const fb::ProposedServiceT* ps;
-    fb::DeploymentT dep;
-  };
-  std::map<std::string, svc> by_key;
-  std::vector<std::string> order_in;
-  for (const auto& ps : w.services) {
-    if (!ps.service)
-      return runtime_failure(R::image_data_error, "proposal service without a service");
-    const auto& s = *ps.service;
-    fb::DeploymentT dep;
-    if (!s.deployment.empty()) {
-      flatbuffers::Verifier v(s.deployment.data(), s.deployment.size());
-      if (!v.VerifyBuffer<fb::Deployment>(nullptr))
-        return runtime_failure(R::image_data_error, "deployment of " + s.url + " is malformed");
-      flatbuffers::GetRoot<fb::Deployment>(s.deployment.data())->UnPackTo(&dep);
-    }
-    std::string k = service_key(s.org, s.url);
-    if (by_key.count(k))
-      return runtime_failure(R::image_data_error, "service " + k + " appears twice");
-    by_key.emplace(k, svc{&ps, std::move(dep)});
-    order_in.push_back(k);
-  }
-  // Producers before consumers (depth-first over requiredServices; a cycle cannot be run).
-  std::vector<std::string> order;
-  std::map<std::string, int> mark;  // 1 visiting, 2 done
-  std::function<result<void>(const std::string&)> visit =
-      [&](const std::string& k) -> result<void> {
-    if (mark[k] == 2) return core::ok();
-    if (mark[k] == 1) return runtime_failure(R::image_data_error, "dependency cycle through " + k);
-    mark[k] = 1;
-    for (const auto& ref : by_key.at(k).ps->service->required_services) {
-      if (!ref) continue;
-      std::string rk = service_key(ref->org, ref->url);
-      if (!by_key.count(rk))
-        return runtime_failure(R::image_data_error,
-                               k + " requires " + rk + ", which is not in the proposal");
-      if (auto r = visit(rk); !r) return r;
-    }
-    mark[k] = 2;
-    order.push_back(k);
-    return core::ok();
-  };
-  for (const auto& k : order_in)
-    if (auto r = visit(k); !r) return r.err();
-
-  std::map<std::string, std::string> instance_of;  // service key -> instance key
-  std::set<std::string> seen_images;
-  for (const auto& k : order) {
-    const auto& sv = by_key.at(k);
-    const auto& s = *sv.ps->service;
-    instance inst;
-    inst.service = k;
-    inst.shared = s.sharable == fb::Sharing::singleton;
-    inst.key = inst.shared ? "hmq-s-" + short_name(s.url) + "-" + hex_hash(k, 4)
-                           : "hmq-" + w.agreement_id.substr(0, 12) + "-" + short_name(s.url);
-    inst.users.insert(w.agreement_id);
-    if (sv.ps->is_top_level) inst.top_level_for.insert(w.agreement_id);
-    instance_of[k] = inst.key;
-    const bool dependency = !sv.ps->is_top_level;
-    for (const auto& ct : sv.dep.containers) {
-      if (!ct) continue;
-      auto ref = parse_image_ref(ct->image);
-      if (!ref)
-        return runtime_failure(R::image_data_error,
-                               "service " + k + ": image '" + ct->image + "' is not a reference");
-      if (ct->image_digest.empty())
-        return runtime_failure(R::image_sig_verif_failure,
-                               "service " + k + ": image " + ct->image + " has no signed digest");
-      if (!ref->digest.empty() && ref->digest != ct->image_digest)
-        return runtime_failure(R::image_sig_verif_failure,
-                               "service " + k + ": image digest differs from the signed digest");
-      std::string pinned = ref->repository + "@" + ct->image_digest;
-      if (seen_images.insert(pinned).second)
-        p.images.push_back({*ref, ct->image_digest, auth_for(s, ref->registry), dependency});
-      inst.images.push_back(pinned);
-
-      planned_container pc;
-      pc.name = inst.key + "-" + sanitize(ct->name);
-      auto& sp = pc.spec;
-      sp.name = pc.name;
-      sp.image = pinned;
-      for (const auto& e : ct->environment) {
-        auto eq = e.find('=');
-        if (eq == std::string::npos || eq == 0) continue;
-        set_env(sp.env, e.substr(0, eq), e.substr(eq + 1));
-      }
-      for (const auto& in : sv.ps->user_inputs)
-        if (in && !in->name.empty()) set_env(sp.env, in->name, in->value);
-      // A shared instance serves several agreements: it carries none of their ids.
-      set_env(sp.env, "HZN_AGREEMENTID", inst.shared ? "" : w.agreement_id);
-      set_env(sp.env, "HZN_DEVICE_ID", w.node_id);
-      set_env(sp.env, "HZN_ORGANIZATION", w.node_org);
-      set_env(sp.env, "HZN_PATTERN", w.pattern);
-      set_env(sp.env, "HZN_ARCH", w.arch);
-      set_env(sp.env, "HZN_EXCHANGE_URL", o.exchange_url);
-      sp.cmd = ct->command;
-      sp.entrypoint = ct->entrypoint;
-      for (const auto& port : ct->ports)
-        if (port) sp.ports.push_back(parse_port(*port));
-      sp.binds = ct->binds;
-      sp.devices = ct->devices;
-      sp.cap_add = ct->cap_add;
-      sp.privileged = ct->privileged;
-      sp.memory_bytes = uint64_t(ct->max_memory_mb) << 20;
-      if (std::isfinite(ct->max_cpus) && ct->max_cpus > 0)
-        sp.nano_cpus = static_cast<int64_t>(ct->max_cpus * 1e9);
-      if (ct->network == "host") {
-        sp.host_network = true;
-      } else {
-        inst.needs_network = true;
-        sp.networks.push_back({inst.key, {sanitize(ct->name)}});
-        for (const auto& ref2 : s.required_services) {
-          if (!ref2) continue;
-          sp.networks.push_back({instance_of.at(service_key(ref2->org, ref2->url)), {}});
-        }
-      }
-      pc.hash = hex_hash(client::container_create_body(sp).dump(), 16);
-      sp.labels = base_labels(o.owner, inst.shared ? "" : w.agreement_id, k, inst.key);
-      sp.labels["hmq.deployment_hash"] = pc.hash;
-      inst.containers.push_back(std::move(pc));
-    }
-    p.instances.push_back(std::move(inst));
-  }
-  // A producer declared with network "host" has no private network to join.
-  for (auto& inst : p.instances)
-    for (auto& c : inst.containers) {
-      auto& nets = c.spec.networks;
-      nets.erase(std::remove_if(nets.begin(), nets.end(),
-                                [&](const network_attachment& n) {
-                                  for (const auto& i : p.instances)
-                                    if (i.key == n.network) return !i.needs_network;
-                                  return false;
-                                }),
-                 nets.end());
-    }
-  return p;
 }
 
 void docker_runtime::enqueue(std::function<void(std::function<void()>)> op) {
@@ -486,17 +93,13 @@ void docker_runtime::deploy(const workload& w, done_fn cb) {
              p->images.size());
   enqueue([this, id, snapshot = std::move(snapshot), images = std::move(p->images),
            cb = std::move(cb)](std::function<void()> next) mutable {
-    docker_.submit<deploy_outcome>(
-        [this, images, snapshot, stop = stop_signal_] {
-          // The counter is the loop's: the worker only posts the increment.
-          std::function<void()> on_wait = [&loop = loop_, this, alive = alive_] {
-            loop.post([this, alive] {
-              if (*alive) ++stats_.engine_waits;
-            });
-          };
-          return run_deploy(docker_, images, snapshot, opts_, *stop, on_wait);
-        },
-        [this, id, cb = std::move(cb), next](result<deploy_outcome> r) mutable {
+    std::function<void()> on_wait = [this, alive = alive_] {
+      if (*alive) ++stats_.engine_waits;
+    };
+    docker_.submit<steps::deploy_outcome>(
+        steps::deploy(docker_.engine(), std::move(images), std::move(snapshot), opts_, alive_,
+                      std::move(on_wait)),
+        [this, id, cb = std::move(cb), next](result<steps::deploy_outcome> r) mutable {
           auto it = agreements_.find(id);
           if (it == agreements_.end()) {  // removed meanwhile
             if (cb) cb(r ? result<void>() : result<void>(r.err()));
@@ -536,15 +139,10 @@ void docker_runtime::prepare(const workload& w, done_fn cb) {
   }
   lg()->info("agreement {}: fetching {} image(s) before the swap", w.agreement_id,
              p->images.size());
-  docker_.submit<void>(
-      [this, images = std::move(p->images)]() -> result<void> {
-        for (const auto& img : images)
-          if (auto r = ensure_image(docker_, img, opts_); !r) return r.err();
-        return core::ok();
-      },
-      [cb = std::move(cb), alive = alive_](result<void> r) {
-        if (*alive && cb) cb(std::move(r));
-      });
+  docker_.submit<void>(steps::prepare(docker_.engine(), std::move(p->images), opts_),
+                       [cb = std::move(cb), alive = alive_](result<void> r) {
+                         if (*alive && cb) cb(std::move(r));
+                       });
 }
 
 void docker_runtime::retain_images(const std::string& agreement_id, bool retain) {
@@ -570,14 +168,8 @@ void docker_runtime::retain_images(const std::string& agreement_id, bool retain)
   for (const auto& i : imgs)
     if (!still_used.count(i)) unused.push_back(i);
   if (unused.empty()) return;
-  docker_.submit<void>(
-      [this, unused]() -> result<void> {
-        for (const auto& img : unused)
-          if (auto r = docker_.remove_image(img); !r)
-            lg()->info("image {} kept: {}", img, r.err().message());
-        return core::ok();
-      },
-      [](result<void>) {});
+  docker_.submit<void>(steps::remove_images(docker_.engine(), std::move(unused)),
+                       [](result<void>) {});
 }
 
 void docker_runtime::remove(const std::string& agreement_id, done_fn cb) {
@@ -628,60 +220,22 @@ void docker_runtime::cleanup(std::vector<instance> gone, std::function<void()> t
     images.assign(candidates.begin(), candidates.end());
   }
   int grace = opts_.stop_timeout_s;
-  docker_.submit<void>(
-      [this, gone = std::move(gone), images, grace]() -> result<void> {
-        for (const auto& inst : gone)
-          for (const auto& c : inst.containers) {
-            if (auto s = docker_.stop_container(c.name, grace); !s)
-              lg()->warn("{}", s.err().message());
-            if (auto r = docker_.remove_container(c.name, true); !r)
-              lg()->warn("{}", r.err().message());
-          }
-        for (const auto& inst : gone)
-          if (inst.needs_network)
-            if (auto r = docker_.remove_network(inst.key); !r) lg()->warn("{}", r.err().message());
-        for (const auto& img : images)
-          if (auto r = docker_.remove_image(img); !r)
-            lg()->info("image {} kept: {}", img, r.err().message());
-        return core::ok();
-      },
-      [then = std::move(then)](result<void>) { then(); });
+  docker_.submit<void>(steps::cleanup(docker_.engine(), std::move(gone), std::move(images), grace),
+                       [then = std::move(then)](result<void>) { then(); });
 }
 
 void docker_runtime::resumed() {
   enqueue([this](std::function<void()> next) {
     std::set<std::string> live;
     for (const auto& [k, inst] : instances_) live.insert(k);
-    docker_.submit<int>(
-        [this, live]() -> result<int> {
-          int removed = 0;
-          auto cs = docker_.list_containers("hmq.instance");
-          if (!cs) return cs.err();
-          for (const auto& c : *cs) {
-            auto it = c.labels.find("hmq.instance");
-            if (it == c.labels.end() || live.count(it->second) || !owned_by(c.labels, opts_.owner))
-              continue;
-            lg()->info("removing orphaned container {} (instance {})", c.name, it->second);
-            if (docker_.remove_container(c.id, true)) ++removed;
-          }
-          auto ns = docker_.list_networks("hmq.instance");
-          if (!ns) return ns.err();
-          for (const auto& n : *ns) {
-            auto it = n.labels.find("hmq.instance");
-            if (it == n.labels.end() || live.count(it->second) || !owned_by(n.labels, opts_.owner))
-              continue;
-            lg()->info("removing orphaned network {}", n.name);
-            if (docker_.remove_network(n.id)) ++removed;
-          }
-          return removed;
-        },
-        [this, next](result<int> r) {
-          if (r)
-            stats_.orphans_removed += *r;
-          else
-            lg()->warn("orphan sweep failed: {}", r.err().message());
-          next();
-        });
+    docker_.submit<int>(steps::sweep_orphans(docker_.engine(), std::move(live), opts_.owner),
+                        [this, next](result<int> r) {
+                          if (r)
+                            stats_.orphans_removed += *r;
+                          else
+                            lg()->warn("orphan sweep failed: {}", r.err().message());
+                          next();
+                        });
   });
 }
 
@@ -704,7 +258,7 @@ void docker_runtime::on_docker_event(const event& e) {
 void docker_runtime::on_stream_lost() {
   // Deaths may have gone unseen while the stream was down: look at every supervised container.
   for (const auto& [name, s] : supervised_) {
-    docker_.submit<container_info>([this, name = name] { return docker_.inspect_container(name); },
+    docker_.submit<container_info>(api::inspect_container(docker_.engine(), name),
                                    [this, name = name](result<container_info> r) {
                                      if (r && !r->running && supervised_.count(name)) crashed(name);
                                    });
@@ -728,7 +282,7 @@ void docker_runtime::crashed(const std::string& name) {
   ++stats_.restarts;
   lg()->warn("container {} died ({} in the last {}); restarting it", name, s.crashes.size(),
              window);
-  docker_.submit<void>([this, name] { return docker_.start_container(name); },
+  docker_.submit<void>(api::start_container(docker_.engine(), name),
                        [this, name, instance = s.instance, alive = alive_](result<void> r) {
                          if (!r) lg()->warn("restart of {} failed: {}", name, r.err().message());
                          if (*alive)

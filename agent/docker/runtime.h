@@ -1,12 +1,10 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -31,9 +29,11 @@
 // name, networks, aliases); more than crash_limit deaths within crash_window stop the agreement's
 // containers and report the failure (103, or 108 when a dependency crashed) through on_failure.
 //
-// Thread contract: loop thread only. Docker calls run on the client's workers; deploys and
-// removals run one at a time in arrival order (they share networks and singleton instances);
-// restarts do not wait for them. stop() forgets everything and leaves the containers running.
+// Thread contract: loop thread only. Docker calls are coroutines on the loop (client.h, steps.h);
+// waits (pull retries, an Engine that went away) are the loop's timers. Deploys and removals run
+// one at a time in arrival order (they share networks and singleton instances); restarts do not
+// wait for them. stop() forgets everything and leaves the containers running; a deploy waiting
+// for the Engine gives up at its next tick.
 namespace hmq::agent::docker {
 
 struct runtime_options {
@@ -166,13 +166,6 @@ class docker_runtime final : public agent::runtime {
   bool op_running_ = false;
   bool started_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  // Wakes a worker waiting for the Engine when the runtime stops (shared with that worker).
-  struct stop_signal {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool stopped = false;
-  };
-  std::shared_ptr<stop_signal> stop_signal_ = std::make_shared<stop_signal>();
 };
 
 }  // namespace hmq::agent::docker

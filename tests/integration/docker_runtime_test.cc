@@ -362,6 +362,19 @@ class docker_runtime_test : public ::testing::Test {
                .status != 0;
   }
 
+  // The Engine's view of one container, through the client on the loop (waits for the answer).
+  result<container_info> inspect(const std::string& name) {
+    auto p = std::make_shared<std::promise<result<container_info>>>();
+    auto f = p->get_future();
+    lt_.call([&] {
+      client_->submit<container_info>(
+          api::inspect_container(client_->engine(), name),
+          [p](result<container_info> r) { p->set_value(std::move(r)); });
+      return 0;
+    });
+    return f.get();
+  }
+
   test::loop_thread lt_;
   std::unique_ptr<client> client_;
   std::unique_ptr<docker_runtime> rt_;
@@ -392,7 +405,7 @@ TEST_F(docker_runtime_test, example_runs_with_env_labels_and_private_networks) {
   std::string consumer = names.back();  // producers first
   EXPECT_NE(consumer.find("consumer"), std::string::npos);
 
-  auto info = client_->inspect_container(consumer);
+  auto info = inspect(consumer);
   ASSERT_TRUE(info.ok()) << info.err().message();
   EXPECT_TRUE(info->running);
   auto has = [&](const std::string& kv) {
@@ -410,8 +423,7 @@ TEST_F(docker_runtime_test, example_runs_with_env_labels_and_private_networks) {
   EXPECT_FALSE(info->labels["hmq.deployment_hash"].empty());
   EXPECT_EQ(info->networks.size(), 3u);  // its own + gps's + cpu's
 
-  auto gps =
-      client_->inspect_container(names[0].find("gps") != std::string::npos ? names[0] : names[1]);
+  auto gps = inspect(names[0].find("gps") != std::string::npos ? names[0] : names[1]);
   ASSERT_TRUE(gps.ok());
   std::string gps_net = "hmq-" + id.substr(0, 12) + "-hmq-example-gps";
   ASSERT_EQ(gps->networks.count(gps_net), 1u);
@@ -525,12 +537,12 @@ TEST_F(docker_runtime_test, killed_producer_is_restarted_on_its_network_with_its
   auto names = lt_.call([&] { return rt_->container_names(id); });
   ASSERT_EQ(names.size(), 3u);
   std::string gps = names[0].find("gps") != std::string::npos ? names[0] : names[1];
-  auto before = client_->inspect_container(gps);
+  auto before = inspect(gps);
   ASSERT_TRUE(before.ok());
 
   ASSERT_EQ(sh("docker kill " + gps).status, 0);
   ASSERT_TRUE(eventually([&] {
-    auto now = client_->inspect_container(gps);
+    auto now = inspect(gps);
     return now && now->running && now->started_at != before->started_at;
   })) << "gps was not restarted";
   EXPECT_EQ(stats().restarts, 1u);
@@ -540,7 +552,7 @@ TEST_F(docker_runtime_test, killed_producer_is_restarted_on_its_network_with_its
       [&] { return std::count(events_.begin(), events_.end(), id + " container_restarted") == 1; },
       30s))
       << "the restart is not in the event log";
-  auto after = client_->inspect_container(gps);
+  auto after = inspect(gps);
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->id, before->id);
   EXPECT_EQ(after->networks, before->networks);  // same network, same alias
@@ -586,7 +598,7 @@ TEST_F(docker_runtime_test, restart_adopts_running_containers_and_removes_orphan
   ASSERT_TRUE(deploy(example(id)).ok());
   auto names = lt_.call([&] { return rt_->container_names(id); });
   std::map<std::string, std::string> started;
-  for (const auto& n : names) started[n] = client_->inspect_container(n)->started_at;
+  for (const auto& n : names) started[n] = inspect(n)->started_at;
 
   // An orphan: labelled by a runtime for an agreement nobody hands over any more.
   auto orphan = new_agreement();
@@ -622,7 +634,7 @@ TEST_F(docker_runtime_test, restart_adopts_running_containers_and_removes_orphan
   EXPECT_EQ(stats().containers_adopted, 3u);
   EXPECT_EQ(stats().containers_started, 0u);
   for (const auto& n : names) {
-    auto c = client_->inspect_container(n);
+    auto c = inspect(n);
     ASSERT_TRUE(c.ok());
     EXPECT_TRUE(c->running);
     EXPECT_EQ(c->started_at, started[n]) << n << " was restarted";
