@@ -374,7 +374,7 @@ TEST(crypto_key_file, load_public_key_takes_at_file_path_base64_and_hex) {
   const auto kp = box_keypair::generate();
   const auto pub = dir.path() / "exchange.pub";
   ASSERT_TRUE(write_key_file(pub, kp.pk, false));
-  for (const std::string spec :
+  for (const std::string& spec :
        {"@" + pub.string(), pub.string(), to_base64(kp.pk), to_hex(kp.pk)}) {
     auto k = load_public_key(spec);
     ASSERT_TRUE(k) << spec << ": " << k.err().message();
