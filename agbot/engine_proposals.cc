@@ -31,8 +31,10 @@ void engine::enqueue(consider_request r) {
   if (queued_.count(key)) {
     // Already waiting: keep the newer copy of the node (an event's inputs are a snapshot).
     for (auto& q : queue_)
-      if (q.node_org == r.node_org && q.node_id == r.node_id && q.pattern == r.pattern && r.node)
+      if (q.node_org == r.node_org && q.node_id == r.node_id && q.pattern == r.pattern && r.node) {
         q = std::move(r);
+        break;  // queued_ holds one entry per key; r is moved-from now
+      }
     return;
   }
   queued_.insert(key);

@@ -105,9 +105,11 @@ client_errc from_status(fb::RpcStatus s) {
   return s == fb::RpcStatus::ok ? client_errc::ok : client_errc::bad_response;
 }
 
-client::client(core::loop::scheduler& loop, core::bus::messenger& m,
+// The loop is not kept: every timer and callback runs through the messenger, which is bound to
+// the same loop. The parameter stays so each loop-bound component is built alike.
+client::client(core::loop::scheduler& /*loop*/, core::bus::messenger& m,
                core::crypto::public_key exchange_key, core::bus::topics t)
-    : loop_(loop), messenger_(m), exchange_key_(exchange_key), topics_(std::move(t)) {}
+    : messenger_(m), exchange_key_(exchange_key), topics_(std::move(t)) {}
 
 void client::call(const credentials& auth, const op_builder& op, std::chrono::milliseconds timeout,
                   callback<rpc_reply> cb) {

@@ -188,7 +188,6 @@ class client {
                  size_t max_items, std::shared_ptr<std::vector<fb::ResourceUnion>> acc,
                  callback<std::vector<fb::ResourceUnion>> cb);
 
-  core::loop::scheduler& loop_;
   core::bus::messenger& messenger_;
   core::crypto::public_key exchange_key_;
   core::bus::topics topics_;

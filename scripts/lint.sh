@@ -96,7 +96,12 @@ run_tidy() {
   local out; out=$(mktemp)
   local t0; t0=$(date +%s)
   # -quiet: no per-file banner; a finding is printed as file:line: error: ... [check-name].
-  if ! echo "$files" | xargs -P "$jobs" -n 4 "$clang_tidy" -quiet -p "$build_dir" >"$out" 2>&1; then
+  # clang 14 compiles C++20 coroutines but does not announce them (__cpp_impl_coroutine), so
+  # libstdc++'s <coroutine> and Asio hide co_await from it; the agent's Docker client
+  # (agent/docker, Asio coroutines) then fails to parse. Say what clang 14 supports.
+  local coro=(--extra-arg=-D__cpp_impl_coroutine=201902L --extra-arg=-DASIO_HAS_CO_AWAIT=1
+              --extra-arg=-DASIO_HAS_STD_COROUTINE=1)
+  if ! echo "$files" | xargs -P "$jobs" -n 4 "$clang_tidy" -quiet -p "$build_dir" "${coro[@]}" >"$out" 2>&1; then
     grep -E ': (error|warning):' "$out" >&2 || cat "$out" >&2
     rm -f "$out"
     echo "lint: clang-tidy found the problems above" >&2

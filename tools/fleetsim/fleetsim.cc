@@ -192,7 +192,7 @@ class sim {
   clk::time_point t_start_ = clk::now();
   clk::time_point t_connected_, t_created_, t_register_;
   std::optional<clk::time_point> t_all_registered_, t_all_agreed_;
-  size_t connected_ = 0, subscribed_ = 0, sub_failed_ = 0;
+  size_t subscribed_ = 0, sub_failed_ = 0;
   size_t created_ = 0, create_next_ = 0, create_inflight_ = 0, create_failed_ = 0,
          already_existed_ = 0;
   size_t registered_ = 0, register_failed_ = 0, register_retries_ = 0;
