@@ -138,6 +138,15 @@ void engine::resume() {
     }
   }
   resume_upgrades();
+  // An upgrade still unconfirmed: the node's answer may have reached the process that died
+  // before its group committed. Ask the node about both agreements now (on_verify_reply).
+  for (const auto& [slot, up_id] : upgrade_slots_) {
+    auto up = live_.find(up_id);
+    if (up == live_.end() || up->second.state != AgreementState::finalized) continue;
+    send_verify(up->second);
+    if (auto old = live_slots_.find(slot); old != live_slots_.end())
+      if (auto o = live_.find(old->second); o != live_.end()) send_verify(o->second);
+  }
   // The reply timeout passed while we were down: cancel (201) and retry after back-off.
   for (const auto& id : expired) on_timeout(id);
 }

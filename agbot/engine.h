@@ -162,6 +162,9 @@ class engine {
   void replan(const std::string& pattern_key, const std::set<std::string>& force_versions = {});
   void upgrade_failed(agreement a, uint16_t reason, bool after_swap);
   void upgrade_succeeded(const std::string& old_id);
+  // `old` is over on the node and a finalized upgrade agreement supersedes it: cancels `old`
+  // with 210 and promotes the upgrade. False (nothing done) when no such upgrade is live.
+  bool finish_upgrade_of(const agreement& old);
   void on_service_changed(const std::string& org, const std::string& id);
   void resume_upgrades();
 
@@ -177,6 +180,7 @@ class engine {
   void on_verify_reply(const core::wire::opened& m, const fb::AgreementVerifyReply& v);
   void arm_verify();
   void verify_agreements();
+  void send_verify(const agreement& a);
   bool node_stale(const std::string& org, const std::string& id) const;
 
   bool persist(agreement& a);

@@ -67,15 +67,18 @@ void engine::arm_verify() {
 }
 
 void engine::verify_agreements() {
-  for (const auto& [id, a] : live_) {
-    if (a.state != fb::AgreementState::finalized || node_stale(a.node_org, a.node_id)) continue;
-    ++stats_.verifies_sent;
-    out_.send(a.node_key, fb::Body::AgreementVerify,
-              [aid = a.id](flatbuffers::FlatBufferBuilder& b) {
-                return fb::CreateAgreementVerifyDirect(b, aid.c_str()).Union();
-              },
-              expiry_s(), {});
-  }
+  for (const auto& [id, a] : live_)
+    if (a.state == fb::AgreementState::finalized && !node_stale(a.node_org, a.node_id))
+      send_verify(a);
+}
+
+void engine::send_verify(const agreement& a) {
+  ++stats_.verifies_sent;
+  out_.send(a.node_key, fb::Body::AgreementVerify,
+            [aid = a.id](flatbuffers::FlatBufferBuilder& b) {
+              return fb::CreateAgreementVerifyDirect(b, aid.c_str()).Union();
+            },
+            expiry_s(), {});
 }
 
 void engine::on_verify_reply(const core::wire::opened& m, const fb::AgreementVerifyReply& v) {
@@ -92,6 +95,21 @@ void engine::on_verify_reply(const core::wire::opened& m, const fb::AgreementVer
   }
   if (v.exists() || it->second.state != fb::AgreementState::finalized) return;
   agreement a = it->second;
+  // The node's Cancel 210 (upgrade verified) or its Cancel of the upgrade (rolled back) can be
+  // lost when the agbot stops before the group that handled it committed: the answer to a
+  // verify settles the upgrade the same way.
+  if (finish_upgrade_of(a)) {
+    log_->info("agreement {} node {}: the node no longer has it, its upgrade replaced it", a.id,
+               a.node());
+    return;
+  }
+  if (!a.supersedes.empty()) {
+    log_->info("agreement {} node {}: the node no longer has this upgrade, it stays on {}", a.id,
+               a.node(), a.supersedes);
+    agreement copy = a;
+    cancel(a, fb::CancelReason::ab_ag_missing, false);
+    return upgrade_failed(copy, static_cast<uint16_t>(fb::CancelReason::ab_ag_missing), true);
+  }
   ++stats_.missing_cancels;
   log_->info("agreement {} node {}: the node no longer has it, cancelling (209)", a.id, a.node());
   auto slot = a.slot();

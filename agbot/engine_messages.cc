@@ -323,17 +323,7 @@ void engine::on_cancel(const core::wire::opened& m, const fb::Cancel& c) {
     cancel(a, c.reason(), false);
     return upgrade_failed(copy, static_cast<uint16_t>(c.reason()), after_swap);
   }
-  if (c.reason() == fb::CancelReason::ab_upgrade_superseded) {
-    auto up = upgrade_slots_.find(slot);
-    if (up != upgrade_slots_.end()) {
-      auto u = live_.find(up->second);
-      if (u != live_.end() && u->second.state == AgreementState::finalized &&
-          u->second.supersedes == a.id) {
-        cancel(a, c.reason(), false);
-        return upgrade_succeeded(id);
-      }
-    }
-  }
+  if (c.reason() == fb::CancelReason::ab_upgrade_superseded && finish_upgrade_of(a)) return;
   cancel(a, c.reason(), false);
   rollout_->on_running(slot, {});
   backoff(slot, a.node_org, a.node_id, a.pattern);

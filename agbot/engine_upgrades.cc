@@ -84,6 +84,18 @@ void engine::resume_upgrades() {
   }
 }
 
+bool engine::finish_upgrade_of(const agreement& old) {
+  auto up = upgrade_slots_.find(old.slot());
+  if (up == upgrade_slots_.end()) return false;
+  auto u = live_.find(up->second);
+  if (u == live_.end() || u->second.state != AgreementState::finalized ||
+      u->second.supersedes != old.id)
+    return false;
+  cancel(old, fb::CancelReason::ab_upgrade_superseded, false);
+  upgrade_succeeded(old.id);
+  return true;
+}
+
 void engine::replan(const std::string& pattern_key, const std::set<std::string>& force_versions) {
   auto pit = patterns_.find(pattern_key);
   if (pit == patterns_.end() || !pit->second.pattern) return;
