@@ -280,10 +280,11 @@ void on_signal(parts& d, int sig) {
   d.log->info(
       "signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} "
       "oversize, {} "
-      "rejected envelopes; {} identity mismatches; broker admin {} sent, {} failed",
+      "rejected envelopes; {} identity mismatches; {} mailbox conflicts; broker admin {} sent, {} "
+      "failed",
       sig, d.served, d.messenger.dropped_rate_limited(), d.rate_limited_answers,
       d.messenger.dropped_oversize(), d.messenger.dropped_rejected(), d.svc.identity_mismatches(),
-      d.admin.sent(), d.admin.failed());
+      d.svc.mailbox_conflicts(), d.admin.sent(), d.admin.failed());
   shutdown(d);
 }
 

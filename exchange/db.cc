@@ -108,7 +108,24 @@ CREATE TABLE event_outbox (
 );
 )sql";
 
-constexpr std::array<core::store::migration, 2> migrations{{{1, schema_v1}, {2, schema_v2}}};
+// Version 3: who owns each mailbox (= broker username). One principal per mailbox; `proven` once
+// the key holder sealed a RegisterNode / AgbotHello with that key (docs/security.md). Existing
+// registrations are proven by their stored key.
+constexpr std::string_view schema_v3 = R"sql(
+CREATE TABLE mailbox_owners (
+  mailbox TEXT PRIMARY KEY,
+  kind INTEGER NOT NULL,
+  org TEXT NOT NULL REFERENCES orgs(org) ON DELETE CASCADE,
+  id TEXT NOT NULL,
+  proven INTEGER NOT NULL
+);
+CREATE INDEX mailbox_owners_by_owner ON mailbox_owners(org, id, kind);
+INSERT OR IGNORE INTO mailbox_owners SELECT mailbox, 2, org, id, 1 FROM nodes WHERE mailbox <> '';
+INSERT OR IGNORE INTO mailbox_owners SELECT mailbox, 3, org, id, 1 FROM agbots WHERE mailbox <> '';
+)sql";
+
+constexpr std::array<core::store::migration, 3> migrations{
+    {{1, schema_v1}, {2, schema_v2}, {3, schema_v3}}};
 
 std::string_view table_name(table t) {
   switch (t) {

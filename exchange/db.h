@@ -72,6 +72,14 @@ struct outbox_entry {
   fb::EventT event;
 };
 
+// The principal a mailbox (broker username) belongs to.
+struct mailbox_owner {
+  fb::AuthKind kind = fb::AuthKind::unspecified;
+  std::string org;
+  std::string id;
+  bool proven = false;  // the key holder sealed a RegisterNode / AgbotHello
+};
+
 // One page of keys+blobs.
 struct blob_row {
   std::string org;
@@ -153,6 +161,14 @@ class db {
   // Bump and return the agbot's event sequence (persisted: survives restarts and is shared by
   // replicas on the same store).
   result<uint64_t> next_event_seq(std::string_view org, std::string_view id);
+
+  // ---- mailbox owners (exchange/db_mailboxes.cc)
+  result<std::optional<mailbox_owner>> mailbox_owner_of(std::string_view mailbox);
+  // Binds `mailbox` to `owner` (replacing any earlier owner) and drops the owner's other
+  // mailboxes.
+  result<void> mailbox_bind(std::string_view mailbox, const mailbox_owner& owner);
+  // Drops every mailbox of principal kind/org/id.
+  result<void> mailbox_release(fb::AuthKind kind, std::string_view org, std::string_view id);
 
   // ---- event outbox (written in the change's transaction, deleted once published)
   result<int64_t> outbox_add(const core::crypto::public_key& recipient, std::string_view mailbox,

@@ -2,11 +2,21 @@
 
 #include <algorithm>
 
+#include "core/log/log.h"
 #include "exchange/validate.h"
 
 namespace hmq::exchange {
 
 namespace crypto = core::crypto;
+
+namespace {
+
+const std::shared_ptr<spdlog::logger>& logger() {
+  static const auto l = core::log::get("exchange");
+  return l;
+}
+
+}  // namespace
 
 handler::handler(service& s, const crypto::public_key& sender)
     : s_(s), db_(s.db_), sender_(sender), auth_(s.db_, s.cache_, sender), p_(auth_.caller()) {}
@@ -230,6 +240,62 @@ step handler::expect_existing(bool insert, bool found, std::string_view what,
                               std::string_view key) {
   if (insert && found) return already_exists(what, key);
   if (!insert && !found) return not_found(what, key);
+  return {};
+}
+
+namespace {
+
+std::string_view party_kind(fb::AuthKind k) {
+  return k == fb::AuthKind::agbot ? "agbot" : k == fb::AuthKind::node ? "node" : "principal";
+}
+
+bool owned_by(const mailbox_owner& o, fb::AuthKind kind, const std::string& org,
+              const std::string& id) {
+  return o.kind == kind && o.org == org && o.id == id;
+}
+
+}  // namespace
+
+step handler::claim_mailbox(fb::AuthKind kind, const std::string& org, const std::string& id,
+                            const std::string& mailbox, bool proven) {
+  auto cur = db_.mailbox_owner_of(mailbox);
+  if (!cur) return internal(cur.err());
+  mailbox_owner me{kind, org, id, proven};
+  if (*cur && owned_by(**cur, kind, org, id)) {
+    me.proven = proven || (*cur)->proven;
+  } else if (*cur) {
+    const auto& o = **cur;
+    if (!proven || o.proven) {
+      ++s_.mailbox_conflicts_;
+      // Another org's principals are not named to this caller.
+      std::string whom = o.org == p_.org || p_.org == "root"
+                             ? std::string(party_kind(o.kind)) + " " + o.org + "/" + o.id
+                             : "a node or agbot of another org";
+      return rpc_error{fb::RpcStatus::conflict,
+                       "mailbox " + mailbox + " is already bound to " + whom +
+                           (proven ? " (one key registers as one node or agbot)"
+                                   : " (only the holder of its key can move it)"),
+                       "mailbox"};
+    }
+    logger()->warn("mailbox {}: taken by its key holder {} {}/{} from the unproven claim of {} {}/{}",
+                   mailbox, party_kind(kind), org, id, party_kind(o.kind), o.org, o.id);
+  }
+  if (auto r = db_.mailbox_bind(mailbox, me); !r) return internal(r.err());
+  return {};
+}
+
+step handler::release_broker_user(fb::AuthKind kind, const std::string& org,
+                                  const std::string& id, const std::string& user) {
+  if (!user.empty()) {
+    auto cur = db_.mailbox_owner_of(user);
+    if (!cur) return internal(cur.err());
+    if (!*cur || owned_by(**cur, kind, org, id))
+      broker_remove(kind, user);
+    else
+      logger()->info("broker identity {} kept: it belongs to {} {}/{} now", user,
+                     party_kind((*cur)->kind), (*cur)->org, (*cur)->id);
+  }
+  if (auto r = db_.mailbox_release(kind, org, id); !r) return internal(r.err());
   return {};
 }
 

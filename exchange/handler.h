@@ -179,6 +179,17 @@ class handler {
   // Service as returned to the caller: registry tokens opened or removed.
   result<fb::ServiceT> present_service(fb::ServiceT s);
 
+  // A mailbox (= broker username) is one principal's (docs/security.md "Mailbox ownership").
+  // `proven`: this request was sealed by the mailbox's own key. An unproven claim (create with a
+  // mailbox) is refused while another principal holds the mailbox; a proven one takes it from
+  // an unproven claimant and is refused only when another principal proved it first.
+  step claim_mailbox(fb::AuthKind kind, const std::string& org, const std::string& id,
+                     const std::string& mailbox, bool proven);
+  // The broker identity `user` of principal kind/org/id goes, unless another principal owns
+  // that mailbox now; the principal's ownership rows go in any case. In a tx().
+  step release_broker_user(fb::AuthKind kind, const std::string& org, const std::string& id,
+                           const std::string& user);
+
   // Broker identities, applied by the app after the commit.
   void broker_ensure(fb::AuthKind kind, const std::string& user, const std::string& password);
   void broker_remove(fb::AuthKind kind, const std::string& user);

@@ -27,6 +27,8 @@ step handler::put_agbot(const void* in, bool insert) {
     auto cur = db_.load<fb::Agbot>(table::agbots, a.org, a.id);
     HMQ_CHECK(expect_existing(insert, cur.has_value(), "agbot", key));
     if (insert) {
+      if (!enrolled.empty())
+        HMQ_CHECK(claim_mailbox(fb::AuthKind::agbot, a.org, a.id, enrolled, false));
       a.public_key.clear();
       a.mailbox.clear();
       a.broker_user = enrolled;
@@ -96,7 +98,7 @@ step handler::attach_patterns(fb::AgbotT& a) {
 step handler::remove_agbot(const key_parts& k) {
   HMQ_CHECK(tx([&]() -> step {
     if (auto a = db_.load<fb::Agbot>(table::agbots, k.org, k.id))
-      broker_remove(fb::AuthKind::agbot, a->broker_user);
+      HMQ_CHECK(release_broker_user(fb::AuthKind::agbot, a->org, a->id, a->broker_user));
     auto d = db_.row_delete(table::agbots, k.org, k.id);
     if (!d) return internal(d.err());
     return *d ? step{} : step{missing(k)};
@@ -152,7 +154,9 @@ step handler::agbot_hello() {
     if (!a) return not_found("agbot", p_.str());
     a->public_key.assign(sender_.begin(), sender_.end());
     a->mailbox = crypto::mailbox_id(sender_);
-    if (a->broker_user != a->mailbox) broker_remove(fb::AuthKind::agbot, a->broker_user);
+    if (a->broker_user != a->mailbox)
+      HMQ_CHECK(release_broker_user(fb::AuthKind::agbot, a->org, a->id, a->broker_user));
+    HMQ_CHECK(claim_mailbox(fb::AuthKind::agbot, a->org, a->id, a->mailbox, true));
     a->broker_user = a->mailbox;
     broker_ensure(fb::AuthKind::agbot, a->broker_user, auth_.secret());
     if (auto r = db_.agbot_update(*a, ""); !r) return internal(r.err());

@@ -27,6 +27,8 @@ step handler::put_node(const void* in, bool insert) {
     auto cur = db_.load<fb::Node>(table::nodes, n.org, n.id);
     HMQ_CHECK(expect_existing(insert, cur.has_value(), "node", key));
     if (insert) {
+      if (!enrolled.empty())
+        HMQ_CHECK(claim_mailbox(fb::AuthKind::node, n.org, n.id, enrolled, false));
       // Registration state is the exchange's: set only by RegisterNode.
       n.pattern.clear();
       n.public_key.clear();
@@ -75,7 +77,7 @@ step handler::remove_node(const key_parts& k) {
     if (!n->pattern.empty())
       HMQ_CHECK(
           add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
-    broker_remove(fb::AuthKind::node, n->broker_user);
+    HMQ_CHECK(release_broker_user(fb::AuthKind::node, n->org, n->id, n->broker_user));
     auto d = db_.row_delete(table::nodes, k.org, k.id);
     if (!d) return internal(d.err());
     return {};
@@ -116,7 +118,9 @@ step handler::register_node(const fb::RegisterNode& op) {
     n->mailbox = crypto::mailbox_id(sender_);
     // The broker identity follows the registered key: its mailbox is the username, the token
     // just verified the password. A different earlier identity (another key) is deleted.
-    if (n->broker_user != n->mailbox) broker_remove(fb::AuthKind::node, n->broker_user);
+    if (n->broker_user != n->mailbox)
+      HMQ_CHECK(release_broker_user(fb::AuthKind::node, n->org, n->id, n->broker_user));
+    HMQ_CHECK(claim_mailbox(fb::AuthKind::node, n->org, n->id, n->mailbox, true));
     n->broker_user = n->mailbox;
     broker_ensure(fb::AuthKind::node, n->broker_user, auth_.secret());
     n->user_inputs = std::move(full.user_inputs);

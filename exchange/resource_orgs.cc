@@ -45,7 +45,7 @@ step handler::remove_org(const key_parts& k) {
     if (!nodes) return internal(nodes.err());
     for (const auto& r : *nodes) {
       auto n = from_blob<fb::Node>(r.blob);
-      if (n) broker_remove(fb::AuthKind::node, n->broker_user);
+      if (n) HMQ_CHECK(release_broker_user(fb::AuthKind::node, n->org, n->id, n->broker_user));
       if (!n || n->pattern.empty()) continue;
       HMQ_CHECK(
           add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
@@ -53,7 +53,8 @@ step handler::remove_org(const key_parts& k) {
     auto bots = db_.blob_list(table::agbots, k.org, "", UINT32_MAX);
     if (!bots) return internal(bots.err());
     for (const auto& r : *bots)
-      if (auto a = from_blob<fb::Agbot>(r.blob)) broker_remove(fb::AuthKind::agbot, a->broker_user);
+      if (auto a = from_blob<fb::Agbot>(r.blob))
+        HMQ_CHECK(release_broker_user(fb::AuthKind::agbot, a->org, a->id, a->broker_user));
     auto deleted = db_.org_delete(k.org);
     if (!deleted) return internal(deleted.err());
     if (!*deleted) return missing(k);

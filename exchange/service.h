@@ -67,6 +67,8 @@ class service {
   // registered (RegisterNode / AgbotHello excepted: they bind the key).
   uint64_t identity_mismatches() const { return identity_mismatches_; }
   uint64_t credential_cache_misses() const { return cache_.misses(); }
+  // Mailbox claims refused because another node or agbot owns the mailbox (docs/security.md).
+  uint64_t mailbox_conflicts() const { return mailbox_conflicts_; }
 
   using rpc_error = exchange::rpc_error;
 
@@ -79,6 +81,7 @@ class service {
   service_options opts_;
   credential_cache cache_;
   uint64_t identity_mismatches_ = 0;
+  uint64_t mailbox_conflicts_ = 0;
 
   friend class handler;
 };

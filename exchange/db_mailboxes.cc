@@ -1,0 +1,48 @@
+#include "exchange/db.h"
+
+namespace hmq::exchange {
+
+// Who owns each mailbox: the table behind "a mailbox belongs to the key it is derived from"
+// (docs/security.md "Mailbox ownership").
+
+result<std::optional<mailbox_owner>> db::mailbox_owner_of(std::string_view mailbox) {
+  auto st = db_.cached("SELECT kind, org, id, proven FROM mailbox_owners WHERE mailbox = ?");
+  if (!st) return st.err();
+  (*st)->bind_all(mailbox);
+  auto row = (*st)->step();
+  if (!row) return row.err();
+  if (!*row) return std::optional<mailbox_owner>{};
+  mailbox_owner o;
+  o.kind = static_cast<fb::AuthKind>((*st)->column_int(0));
+  o.org = (*st)->column_text(1);
+  o.id = (*st)->column_text(2);
+  o.proven = (*st)->column_int(3) != 0;
+  return std::optional<mailbox_owner>{std::move(o)};
+}
+
+result<void> db::mailbox_bind(std::string_view mailbox, const mailbox_owner& owner) {
+  if (auto r = mailbox_release(owner.kind, owner.org, owner.id); !r) return r;
+  auto st = db_.cached(
+      "INSERT OR REPLACE INTO mailbox_owners (mailbox, kind, org, id, proven) "
+      "VALUES (?, ?, ?, ?, ?)");
+  if (!st) return st.err();
+  (*st)->bind(1, mailbox)
+      .bind(2, static_cast<int64_t>(owner.kind))
+      .bind(3, owner.org)
+      .bind(4, owner.id)
+      .bind(5, static_cast<int64_t>(owner.proven ? 1 : 0));
+  auto r = (*st)->exec();
+  if (!r) return r.err();
+  return core::ok();
+}
+
+result<void> db::mailbox_release(fb::AuthKind kind, std::string_view org, std::string_view id) {
+  auto st = db_.cached("DELETE FROM mailbox_owners WHERE org = ? AND id = ? AND kind = ?");
+  if (!st) return st.err();
+  (*st)->bind(1, org).bind(2, id).bind(3, static_cast<int64_t>(kind));
+  auto r = (*st)->exec();
+  if (!r) return r.err();
+  return core::ok();
+}
+
+}  // namespace hmq::exchange

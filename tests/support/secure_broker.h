@@ -1,0 +1,112 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/support/fleet.h"
+#include "tests/support/mosquitto.h"
+#include "tests/support/temp_dir.h"
+
+// A mosquitto with the dynamic-security plugin set up by broker-config/init-dynsec.sh and an
+// hmq-exchange that provisions broker identities (docs/security.md), plus the commands tests
+// use on it: `hmq exchange` as any user, mosquitto_sub as any broker identity, an agbot that
+// waits for its provisioning. Used by broker_identity_test and the attack_* suites.
+namespace hmq::test {
+
+using namespace std::chrono_literals;
+
+struct secure_setup {
+  temp_dir dir{"hmq-dynsec"};
+  std::optional<mosquitto_broker> broker;
+  std::optional<process> exchange;
+  std::string key;
+
+  secure_setup() {
+    auto r = run_command(
+        {std::string(HMQ_SOURCE_DIR) + "/broker-config/init-dynsec.sh", dir.path().string()}, {},
+        dir.path());
+    EXPECT_EQ(r.exit, 0) << r.out << r.err;
+    broker_options bo;
+    bo.extra_config = {"allow_anonymous false",
+                       "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+                       "plugin_opt_config_file " + (dir.path() / "dynamic-security.json").string()};
+    broker.emplace(bo);
+    auto xdir = dir.path() / "exchange";
+    std::filesystem::create_directories(xdir);
+    exchange.emplace(
+        process::start({{exchange_binary(), "--broker", broker->uri(), "--data-dir", xdir.string(),
+                         "--root-password", "r", "--hash-strength", "minimum", "--mqtt-user",
+                         "hmq-exchange", "--mqtt-password-file",
+                         (dir.path() / "hmq-exchange.password").string(), "--provision-broker"},
+                        {},
+                        xdir / "exchange.log"}));
+    EXPECT_TRUE(wait_for_log(xdir / "exchange.log", "hmq-exchange ready", 1, 20s))
+        << read_file(xdir / "exchange.log");
+    std::smatch m;
+    std::string text = read_file(xdir / "exchange.log");
+    if (std::regex_search(text, m, std::regex("key=([A-Za-z0-9+/=]+)"))) key = m[1];
+  }
+
+  // `hmq exchange` as root, or as `as` ("org/user:password").
+  run_result hmq(std::vector<std::string> args, const std::string& as = "root/root:r") {
+    args.insert(args.begin(), {hmq_binary(), "exchange", "-u", as});
+    return run_command(args,
+                       {{"HMQ_EXCHANGE", broker->uri()},
+                        {"HMQ_EXCHANGE_KEY", key},
+                        {"HMQ_MQTT_USER", "hmq-operator"},
+                        {"HMQ_MQTT_PASSWORD_FILE", (dir.path() / "hmq-operator.password").string()},
+                        {"HOME", dir.path().string()}},
+                       dir.path());
+  }
+
+  // An agbot started before the exchange knows it (--mqtt-token-auth): waits until the broker
+  // refuses it and returns its mailbox from the log line that says how to provision it.
+  process start_unprovisioned_agbot(const std::string& org, const std::string& id,
+                                    const std::string& token, std::string& mailbox) {
+    const auto d = dir.path() / ("agbot-" + id);
+    std::filesystem::create_directories(d);
+    auto p = process::start({{agbot_binary(), "--broker", broker->uri(), "--exchange-key", key,
+                              "--org", org, "--id", id, "--token", token, "--data-dir", d.string(),
+                              "--control-socket", (d / "agbot.sock").string(),
+                              "--mqtt-token-auth"},
+                             {},
+                             d / "agbot.log"});
+    EXPECT_TRUE(wait_for_log(d / "agbot.log", "--mailbox", 1, 20s)) << read_file(d / "agbot.log");
+    std::smatch m;
+    std::string text = read_file(d / "agbot.log");
+    if (std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) mailbox = m[1];
+    return p;
+  }
+  std::filesystem::path agbot_log(const std::string& id) const {
+    return dir.path() / ("agbot-" + id) / "agbot.log";
+  }
+
+  // mosquitto_sub -d as `user`: its output (SUBACK codes, connection errors).
+  run_result sub(const std::string& user, const std::string& pw, std::vector<std::string> topics) {
+    std::vector<std::string> argv{"/usr/bin/mosquitto_sub",
+                                  "-h",
+                                  "127.0.0.1",
+                                  "-p",
+                                  std::to_string(broker->port()),
+                                  "-u",
+                                  user,
+                                  "-P",
+                                  pw,
+                                  "-V",
+                                  "mqttv5",
+                                  "-W",
+                                  "1",
+                                  "-d"};
+    for (auto& t : topics) argv.insert(argv.end(), {"-t", t});
+    auto r = run_command(argv, {}, dir.path(), 10s);
+    r.out += r.err;
+    return r;
+  }
+};
+
+}  // namespace hmq::test
