@@ -76,7 +76,9 @@ std::optional<core::bus::last_will> heartbeat_sender::will() {
   w.topic = topics_.presence(mailbox_);
   w.payload = core::wire::seal_frame(core::wire::frame_kind::offline, *c, {}, key_);
   w.qos = 1;
-  w.retained = true;
+  // Not retained: secure brokers keep no retained messages (retain_available false), and the
+  // exchange takes presence through its persistent QoS 1 subscription.
+  w.retained = false;
   return w;
 }
 
@@ -123,7 +125,6 @@ void heartbeat_sender::on_connection(bool up) {
   }
   core::bus::publish_options o;
   o.qos = 1;
-  o.retain = true;
   client_->publish(topics_.presence(mailbox_),
                    core::wire::seal_frame(core::wire::frame_kind::online, *c, {}, key_), o);
   // A heartbeat right away: the exchange sees the node back without waiting an interval.

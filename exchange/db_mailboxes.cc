@@ -26,7 +26,8 @@ result<void> db::mailbox_bind(std::string_view mailbox, const mailbox_owner& own
       "INSERT OR REPLACE INTO mailbox_owners (mailbox, kind, org, id, proven) "
       "VALUES (?, ?, ?, ?, ?)");
   if (!st) return st.err();
-  (*st)->bind(1, mailbox)
+  (*st)
+      ->bind(1, mailbox)
       .bind(2, static_cast<int64_t>(owner.kind))
       .bind(3, owner.org)
       .bind(4, owner.id)

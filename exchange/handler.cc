@@ -277,15 +277,16 @@ step handler::claim_mailbox(fb::AuthKind kind, const std::string& org, const std
                                    : " (only the holder of its key can move it)"),
                        "mailbox"};
     }
-    logger()->warn("mailbox {}: taken by its key holder {} {}/{} from the unproven claim of {} {}/{}",
-                   mailbox, party_kind(kind), org, id, party_kind(o.kind), o.org, o.id);
+    logger()->warn(
+        "mailbox {}: taken by its key holder {} {}/{} from the unproven claim of {} {}/{}", mailbox,
+        party_kind(kind), org, id, party_kind(o.kind), o.org, o.id);
   }
   if (auto r = db_.mailbox_bind(mailbox, me); !r) return internal(r.err());
   return {};
 }
 
-step handler::release_broker_user(fb::AuthKind kind, const std::string& org,
-                                  const std::string& id, const std::string& user) {
+step handler::release_broker_user(fb::AuthKind kind, const std::string& org, const std::string& id,
+                                  const std::string& user) {
   if (!user.empty()) {
     auto cur = db_.mailbox_owner_of(user);
     if (!cur) return internal(cur.err());

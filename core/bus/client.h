@@ -35,7 +35,7 @@ struct last_will {
   std::string topic;
   std::vector<uint8_t> payload;
   int qos = 1;
-  bool retained = true;
+  bool retained = false;
 };
 
 struct tls_options {

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,16 @@ struct secure_setup {
     bo.extra_config = {"allow_anonymous false",
                        "plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
                        "plugin_opt_config_file " + (dir.path() / "dynamic-security.json").string()};
+    // The hygiene settings come from the shipped broker-config/mosquitto-secure.conf, so the
+    // attack_* suites fail if it loses them: client id = username, no retained messages.
+    std::ifstream shipped(std::string(HMQ_SOURCE_DIR) + "/broker-config/mosquitto-secure.conf");
+    std::set<std::string> hygiene;
+    for (std::string line; std::getline(shipped, line);)
+      if (line.rfind("use_username_as_clientid ", 0) == 0 ||
+          line.rfind("retain_available ", 0) == 0)
+        hygiene.insert(line);
+    EXPECT_EQ(hygiene.size(), 2u) << "mosquitto-secure.conf lost a hygiene setting";
+    bo.extra_config.insert(bo.extra_config.end(), hygiene.begin(), hygiene.end());
     broker.emplace(bo);
     auto xdir = dir.path() / "exchange";
     std::filesystem::create_directories(xdir);
@@ -52,9 +64,9 @@ struct secure_setup {
     if (std::regex_search(text, m, std::regex("key=([A-Za-z0-9+/=]+)"))) key = m[1];
   }
 
-  // `hmq exchange` as root, or as `as` ("org/user:password").
-  run_result hmq(std::vector<std::string> args, const std::string& as = "root/root:r") {
-    args.insert(args.begin(), {hmq_binary(), "exchange", "-u", as});
+  // `hmq ARGS...` as the operator broker identity.
+  run_result raw_hmq(std::vector<std::string> args) {
+    args.insert(args.begin(), hmq_binary());
     return run_command(args,
                        {{"HMQ_EXCHANGE", broker->uri()},
                         {"HMQ_EXCHANGE_KEY", key},
@@ -62,6 +74,11 @@ struct secure_setup {
                         {"HMQ_MQTT_PASSWORD_FILE", (dir.path() / "hmq-operator.password").string()},
                         {"HOME", dir.path().string()}},
                        dir.path());
+  }
+  // `hmq exchange` as root, or as `as` ("org/user:password").
+  run_result hmq(std::vector<std::string> args, const std::string& as = "root/root:r") {
+    args.insert(args.begin(), {"exchange", "-u", as});
+    return raw_hmq(std::move(args));
   }
 
   // An agbot started before the exchange knows it (--mqtt-token-auth): waits until the broker
@@ -72,8 +89,7 @@ struct secure_setup {
     std::filesystem::create_directories(d);
     auto p = process::start({{agbot_binary(), "--broker", broker->uri(), "--exchange-key", key,
                               "--org", org, "--id", id, "--token", token, "--data-dir", d.string(),
-                              "--control-socket", (d / "agbot.sock").string(),
-                              "--mqtt-token-auth"},
+                              "--control-socket", (d / "agbot.sock").string(), "--mqtt-token-auth"},
                              {},
                              d / "agbot.log"});
     EXPECT_TRUE(wait_for_log(d / "agbot.log", "--mailbox", 1, 20s)) << read_file(d / "agbot.log");
@@ -106,6 +122,57 @@ struct secure_setup {
     auto r = run_command(argv, {}, dir.path(), 10s);
     r.out += r.err;
     return r;
+  }
+};
+
+// The victim of the attack_* suites: agbot acme/ab1, provisioned and up (its AgbotHello proved
+// its mailbox), serving pattern acme/gps. `still_works()` is a full round trip through its
+// mailbox: a pattern change is an event sealed to it, and it reloads the pattern by RPC.
+struct victim_agbot {
+  secure_setup s;
+  std::optional<process> agbot;
+  std::string mailbox;
+  size_t reloads = 0;
+
+  victim_agbot() {
+    EXPECT_FALSE(s.key.empty());
+    EXPECT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
+    EXPECT_EQ(s.raw_hmq({"key", "create"}).exit, 0);
+    const auto svc = s.dir.path() / "service.json";
+    std::ofstream(svc) << R"({"org": "acme", "url": "https://acme.com/gps", "version": "1.0.0",
+      "arch": "amd64", "sharable": "multiple", "deployment": {"services": {"gps":
+      {"image": "127.0.0.1:1/gps@sha256:)" +
+                              std::string(64, 'a') + R"("}}}})";
+    auto r = s.hmq({"--org", "acme", "service", "publish", "-f", svc.string()});
+    EXPECT_EQ(r.exit, 0) << r.out << r.err;
+    publish_pattern("first");
+    agbot.emplace(s.start_unprovisioned_agbot("acme", "ab1", "abtok", mailbox));
+    r = s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", mailbox});
+    EXPECT_EQ(r.exit, 0) << r.out << r.err;
+    r = s.hmq({"--org", "acme", "agbot", "addpattern", "ab1", "acme", "gps"});
+    EXPECT_EQ(r.exit, 0) << r.out << r.err;
+    EXPECT_TRUE(wait_for_log(s.agbot_log("ab1"), "agbot acme/ab1 up", 1, 30s))
+        << read_file(s.agbot_log("ab1"));
+  }
+
+  void publish_pattern(const std::string& description) {
+    const auto pat = s.dir.path() / "pattern.json";
+    std::ofstream(pat) << R"({"org": "acme", "name": "gps", "description": ")" + description +
+                              R"(", "services": [{"serviceUrl": "https://acme.com/gps",
+      "serviceOrgid": "acme", "serviceArch": "amd64", "serviceVersions": [{"version": "1.0.0"}]}]})";
+    auto r = s.hmq({"--org", "acme", "pattern", "publish", "-f", pat.string()});
+    EXPECT_EQ(r.exit, 0) << r.out << r.err;
+  }
+
+  // The agbot hears an event in its mailbox and answers it with an RPC, over its one session.
+  void expect_still_works() {
+    ASSERT_TRUE(agbot && agbot->is_running());
+    publish_pattern("change " + std::to_string(++reloads));
+    EXPECT_TRUE(wait_for_log(s.agbot_log("ab1"), "changed, reloading", reloads, 20s))
+        << read_file(s.agbot_log("ab1"));
+    const std::string log = read_file(s.agbot_log("ab1"));
+    EXPECT_EQ(log.find("broker sent DISCONNECT"), std::string::npos) << log;
+    EXPECT_EQ(s.broker->log().find("administrative action"), std::string::npos) << s.broker->log();
   }
 };
 

@@ -1,0 +1,93 @@
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "tests/support/secure_broker.h"
+
+// Attacks on the broker itself by parties holding real broker credentials (issue 15, attacks 2
+// and 3): taking over another party's MQTT session by its client id, and parking a retained
+// message in another party's mailbox. broker-config/mosquitto-secure.conf sets
+// use_username_as_clientid and retain_available false; secure_setup mirrors it.
+namespace hmq::test {
+namespace {
+
+// mosquitto_pub / mosquitto_sub against the test broker; stdout and stderr together.
+run_result mosq(secure_setup& s, const std::string& tool, std::vector<std::string> args) {
+  args.insert(args.begin(),
+              {"/usr/bin/" + tool, "-h", "127.0.0.1", "-p", std::to_string(s.broker->port())});
+  auto r = run_command(args, {}, s.dir.path(), 15s);
+  r.out += r.err;
+  return r;
+}
+
+// What mosquitto logs when a client id is taken over.
+constexpr const char* takeover = "already connected, closing old connection";
+
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+std::string operator_password(secure_setup& s) {
+  return read_file(s.dir.path() / "hmq-operator.password");
+}
+
+// The attack of the issue: the shared operator credentials with the victim's (guessable) client
+// id and a persistent session. The broker names the connection after its username instead.
+TEST(attack_session, operator_using_an_agbots_client_id_does_not_take_its_session) {
+  victim_agbot v;
+  ASSERT_FALSE(v.mailbox.empty());
+  auto r = mosq(v.s, "mosquitto_sub",
+                {"-u", "hmq-operator", "-P", operator_password(v.s), "-i",
+                 "hmq-agbot-" + v.mailbox, "-c", "-V", "mqttv5", "-t", "hmq/v1/mb/" + v.mailbox,
+                 "-W", "2", "-d"});
+  EXPECT_NE(r.out.find("received CONNACK (0)"), std::string::npos) << r.out;
+  EXPECT_NE(v.s.broker->log().find("as hmq-operator"), std::string::npos) << v.s.broker->log();
+  EXPECT_EQ(v.s.broker->log().find(takeover), std::string::npos) << v.s.broker->log();
+  v.expect_still_works();
+}
+
+// Same against the exchange's client id (hmq-x-<mailbox>): its RPC service stays up.
+TEST(attack_session, operator_using_the_exchanges_client_id_does_not_take_its_session) {
+  secure_setup s;
+  ASSERT_FALSE(s.key.empty());
+  const auto xlog = s.dir.path() / "exchange" / "exchange.log";
+  std::smatch m;
+  std::string text = read_file(xlog);
+  ASSERT_TRUE(std::regex_search(text, m, std::regex("mailbox=([a-z2-7]{16})"))) << text;
+  auto r = mosq(s, "mosquitto_sub",
+                {"-u", "hmq-operator", "-P", operator_password(s), "-i",
+                 "hmq-x-" + std::string(m[1]), "-c", "-V", "mqttv5", "-t", "hmq/v1/x/rpc", "-W",
+                 "2", "-d"});
+  EXPECT_NE(r.out.find("received CONNACK (0)"), std::string::npos) << r.out;
+  auto org = s.hmq({"org", "create", "acme"});
+  EXPECT_EQ(org.exit, 0) << org.out << org.err;
+  EXPECT_TRUE(s.exchange->is_running());
+  text = read_file(xlog);
+  EXPECT_EQ(count_of(text, "connected to"), 1u) << "the exchange lost its session:\n" << text;
+  EXPECT_EQ(s.broker->log().find(takeover), std::string::npos) << s.broker->log();
+}
+
+// A node may publish to other parties' mailboxes (that is how it answers agbots), so the ACLs
+// cannot stop the topic; the broker keeps no retained message from anyone.
+TEST(attack_retained, node_cannot_park_a_retained_message_in_an_agbots_mailbox) {
+  victim_agbot v;
+  ASSERT_FALSE(v.mailbox.empty());
+  const std::string node_mb = "qrstuvwxyz234567";
+  auto c = v.s.hmq({"--org", "acme", "node", "create", "evil:evilpw", "--mailbox", node_mb});
+  ASSERT_EQ(c.exit, 0) << c.out << c.err;
+  // MQTT 3.1.1, so the client sends the retain flag whatever the broker announces.
+  auto r = mosq(v.s, "mosquitto_pub",
+                {"-u", node_mb, "-P", "evilpw", "-V", "mqttv311", "-q", "1", "-r", "-t",
+                 "hmq/v1/mb/" + v.mailbox, "-m", "parked-junk"});
+  // A later subscriber of that mailbox (the operator role may read mailboxes) gets nothing.
+  auto later = mosq(v.s, "mosquitto_sub",
+                    {"-u", "hmq-operator", "-P", operator_password(v.s), "-V", "mqttv5", "-t",
+                     "hmq/v1/mb/" + v.mailbox, "-W", "2", "-v"});
+  EXPECT_EQ(later.out.find("parked-junk"), std::string::npos) << later.out;
+  v.expect_still_works();
+}
+
+}  // namespace
+}  // namespace hmq::test
