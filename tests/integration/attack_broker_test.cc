@@ -39,9 +39,8 @@ TEST(attack_session, operator_using_an_agbots_client_id_does_not_take_its_sessio
   victim_agbot v;
   ASSERT_FALSE(v.mailbox.empty());
   auto r = mosq(v.s, "mosquitto_sub",
-                {"-u", "hmq-operator", "-P", operator_password(v.s), "-i",
-                 "hmq-agbot-" + v.mailbox, "-c", "-V", "mqttv5", "-t", "hmq/v1/mb/" + v.mailbox,
-                 "-W", "2", "-d"});
+                {"-u", "hmq-operator", "-P", operator_password(v.s), "-i", "hmq-agbot-" + v.mailbox,
+                 "-c", "-V", "mqttv5", "-t", "hmq/v1/mb/" + v.mailbox, "-W", "2", "-d"});
   EXPECT_NE(r.out.find("received CONNACK (0)"), std::string::npos) << r.out;
   EXPECT_NE(v.s.broker->log().find("as hmq-operator"), std::string::npos) << v.s.broker->log();
   EXPECT_EQ(v.s.broker->log().find(takeover), std::string::npos) << v.s.broker->log();
@@ -56,10 +55,10 @@ TEST(attack_session, operator_using_the_exchanges_client_id_does_not_take_its_se
   std::smatch m;
   std::string text = read_file(xlog);
   ASSERT_TRUE(std::regex_search(text, m, std::regex("mailbox=([a-z2-7]{16})"))) << text;
-  auto r = mosq(s, "mosquitto_sub",
-                {"-u", "hmq-operator", "-P", operator_password(s), "-i",
-                 "hmq-x-" + std::string(m[1]), "-c", "-V", "mqttv5", "-t", "hmq/v1/x/rpc", "-W",
-                 "2", "-d"});
+  auto r =
+      mosq(s, "mosquitto_sub",
+           {"-u", "hmq-operator", "-P", operator_password(s), "-i", "hmq-x-" + std::string(m[1]),
+            "-c", "-V", "mqttv5", "-t", "hmq/v1/x/rpc", "-W", "2", "-d"});
   EXPECT_NE(r.out.find("received CONNACK (0)"), std::string::npos) << r.out;
   auto org = s.hmq({"org", "create", "acme"});
   EXPECT_EQ(org.exit, 0) << org.out << org.err;
