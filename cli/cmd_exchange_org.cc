@@ -1,4 +1,5 @@
 // `hmq exchange org ...`: organizations.
+#include <algorithm>
 #include <memory>
 
 #include "cli/nouns.h"
@@ -25,6 +26,42 @@ void add_exchange_org(CLI::App& exchange, command_context& ctx) {
     ctx.create(r, "org " + *name);
   });
   add_resource_verbs(*org, ctx, fb::ResourceKind::org, "org");
+
+  // The node org's half of cross-org service (docs/security.md "Org boundaries").
+  for (const bool allow : {true, false}) {
+    auto agbot = std::make_shared<std::string>();
+    auto* g = org->add_subcommand(
+        allow ? "allow-agbot" : "disallow-agbot",
+        allow ? "Let an agbot of another org serve this org's nodes (org admin; --org, else the "
+                "org of -u). The agbot's org still adds the pattern: agbot addpattern ... NODE_ORG"
+              : "Stop an agbot of another org from serving this org's nodes");
+    g->add_option("agbot", *agbot, "The agbot: org/id")->required();
+    ctx.on_run(g, [&ctx, allow, agbot] {
+      if (agbot->find('/') == std::string::npos)
+        throw failure{2, "agbot must be org/id (an agbot of another org), got '" + *agbot + "'"};
+      const std::string name = ctx.target_org();
+      auto r = ctx.call<fb::ResourceUnion>([&](auto& c, auto& a, auto cb) {
+        c.get_resource(a, fb::ResourceKind::org, name, "", std::move(cb));
+      });
+      auto* o = r.AsOrg();
+      if (!o) throw failure{1, "the exchange answered something other than an org"};
+      auto& list = o->agbots;
+      const auto at = std::find(list.begin(), list.end(), *agbot);
+      const bool had = at != list.end();
+      if (allow == had) {
+        ctx.out() << "org " << name << (allow ? " already lets " : " does not let ") << *agbot
+                  << " serve its nodes\n";
+        return;
+      }
+      if (allow)
+        list.push_back(*agbot);
+      else
+        list.erase(at);
+      ctx.call_void([&](auto& c, auto& a, auto cb) { c.update_resource(a, r, std::move(cb)); });
+      ctx.out() << "org " << name << (allow ? " lets " : " no longer lets ") << *agbot
+                << " serve its nodes\n";
+    });
+  }
 }
 
 }  // namespace hmq::cli

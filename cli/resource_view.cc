@@ -34,7 +34,8 @@ std::string key_text(const std::vector<uint8_t>& k) {
 }
 
 json to_json(const fb::OrgT& o) {
-  return {{"org", o.name}, {"label", o.label}, {"description", o.description}};
+  return {
+      {"org", o.name}, {"label", o.label}, {"description", o.description}, {"agbots", o.agbots}};
 }
 
 json to_json(const fb::UserT& u) {
@@ -125,7 +126,12 @@ void print_resource_detail(std::ostream& out, const fb::ResourceUnion& r) {
   switch (r.type) {
     case fb::Resource::Org: {
       const auto& o = *r.AsOrg();
-      print_fields(out, {{"org", o.name}, {"label", o.label}, {"description", o.description}});
+      std::string agbots;
+      for (const auto& a : o.agbots) agbots += (agbots.empty() ? "" : ", ") + a;
+      print_fields(out, {{"org", o.name},
+                         {"label", o.label},
+                         {"description", o.description},
+                         {"agbots of other orgs", agbots.empty() ? "-" : agbots}});
       break;
     }
     case fb::Resource::User: {

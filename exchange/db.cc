@@ -124,8 +124,20 @@ INSERT OR IGNORE INTO mailbox_owners SELECT mailbox, 2, org, id, 1 FROM nodes WH
 INSERT OR IGNORE INTO mailbox_owners SELECT mailbox, 3, org, id, 1 FROM agbots WHERE mailbox <> '';
 )sql";
 
-constexpr std::array<core::store::migration, 3> migrations{
-    {{1, schema_v1}, {2, schema_v2}, {3, schema_v3}}};
+// Version 4: the agbots of other orgs each org lets serve its nodes (index of Org.agbots,
+// rewritten with the org). Existing orgs grant nothing: cross-org service needs the node
+// org's consent from now on.
+constexpr std::string_view schema_v4 = R"sql(
+CREATE TABLE org_agbots (
+  org TEXT NOT NULL REFERENCES orgs(org) ON DELETE CASCADE,
+  agbot_org TEXT NOT NULL,
+  agbot_id TEXT NOT NULL,
+  PRIMARY KEY (org, agbot_org, agbot_id)
+);
+)sql";
+
+constexpr std::array<core::store::migration, 4> migrations{
+    {{1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}}};
 
 std::string_view table_name(table t) {
   switch (t) {
@@ -209,7 +221,7 @@ result<void> db::org_insert(const fb::OrgT& o) {
   auto blob = to_blob<fb::Org>(o);
   (*st)->bind(1, o.name).bind(2, span_of(blob));
   if (auto r = (*st)->exec(); !r) return r.err();
-  return {};
+  return org_agbots_put(o);
 }
 
 result<void> db::org_update(const fb::OrgT& o) {
@@ -218,6 +230,25 @@ result<void> db::org_update(const fb::OrgT& o) {
   auto blob = to_blob<fb::Org>(o);
   (*st)->bind(1, span_of(blob)).bind(2, o.name);
   if (auto r = (*st)->exec(); !r) return r.err();
+  return org_agbots_put(o);
+}
+
+// Rewrites the org_agbots rows of `o` from o.agbots ("org/id", validated by the handler).
+result<void> db::org_agbots_put(const fb::OrgT& o) {
+  auto del = db_.cached("DELETE FROM org_agbots WHERE org = ?");
+  if (!del) return del.err();
+  (*del)->bind_all(o.name);
+  if (auto r = (*del)->exec(); !r) return r.err();
+  auto ins =
+      db_.cached("INSERT OR IGNORE INTO org_agbots (org, agbot_org, agbot_id) VALUES (?, ?, ?)");
+  if (!ins) return ins.err();
+  for (const auto& a : o.agbots) {
+    auto slash = a.find('/');
+    if (slash == std::string::npos) continue;
+    (*ins)->bind_all(o.name, std::string_view(a).substr(0, slash),
+                     std::string_view(a).substr(slash + 1));
+    if (auto r = (*ins)->exec(); !r) return r.err();
+  }
   return {};
 }
 

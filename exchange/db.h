@@ -162,6 +162,9 @@ class db {
   // replicas on the same store).
   result<uint64_t> next_event_seq(std::string_view org, std::string_view id);
 
+  // Index of Org.agbots (rewritten by org_insert/org_update).
+  result<void> org_agbots_put(const fb::OrgT& o);
+
   // ---- mailbox owners (exchange/db_mailboxes.cc)
   result<std::optional<mailbox_owner>> mailbox_owner_of(std::string_view mailbox);
   // Binds `mailbox` to `owner` (replacing any earlier owner) and drops the owner's other

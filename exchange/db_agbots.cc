@@ -12,6 +12,12 @@ using db_rows::span_of;
 
 namespace {
 
+// An agbot_patterns row `p` counts only for nodes of the agbot's own org or of an org that
+// lets this agbot serve its nodes (Org.agbots; docs/security.md "Org boundaries").
+#define HMQ_NODE_ORG_CONSENT                                                            \
+  "(p.node_org = p.org OR EXISTS (SELECT 1 FROM org_agbots g WHERE g.org = p.node_org " \
+  "AND g.agbot_org = p.org AND g.agbot_id = p.id))"
+
 // Runs a statement that returns rows of (org, id, public_key, mailbox).
 result<std::vector<agbot_address>> read_addresses(statement* st) {
   std::vector<agbot_address> out;
@@ -112,8 +118,8 @@ result<bool> db::agbot_serves(std::string_view org, std::string_view id,
                               std::string_view pattern_org, std::string_view pattern,
                               std::string_view node_org) {
   auto st = db_.cached(
-      "SELECT 1 FROM agbot_patterns WHERE org = ? AND id = ? AND pattern_org = ? AND pattern = ? "
-      "AND (? = '' OR node_org = ?) LIMIT 1");
+      "SELECT 1 FROM agbot_patterns p WHERE p.org = ? AND p.id = ? AND p.pattern_org = ? AND "
+      "p.pattern = ? AND (? = '' OR p.node_org = ?) AND " HMQ_NODE_ORG_CONSENT " LIMIT 1");
   if (!st) return st.err();
   (*st)->bind_all(org, id, pattern_org, pattern, node_org, node_org);
   return exists(*st);
@@ -124,7 +130,8 @@ result<bool> db::agbot_serves_service(std::string_view org, std::string_view id,
   auto st = db_.cached(
       "SELECT 1 FROM agbot_patterns p JOIN pattern_services s ON s.org = p.pattern_org AND s.id = "
       "p.pattern "
-      "WHERE p.org = ? AND p.id = ? AND s.service_org = ? AND s.service_url = ? LIMIT 1");
+      "WHERE p.org = ? AND p.id = ? AND s.service_org = ? AND s.service_url = ? "
+      "AND " HMQ_NODE_ORG_CONSENT " LIMIT 1");
   if (!st) return st.err();
   (*st)->bind_all(org, id, service_org, service_url);
   return exists(*st);
@@ -136,7 +143,7 @@ result<std::vector<agbot_address>> db::agbots_serving_pattern(std::string_view p
   auto st = db_.cached(
       "SELECT DISTINCT a.org, a.id, a.public_key, a.mailbox FROM agbots a JOIN agbot_patterns p "
       "ON p.org = a.org AND p.id = a.id WHERE p.pattern_org = ? AND p.pattern = ? "
-      "AND (? = '' OR p.node_org = ?) ORDER BY a.org, a.id");
+      "AND (? = '' OR p.node_org = ?) AND " HMQ_NODE_ORG_CONSENT " ORDER BY a.org, a.id");
   if (!st) return st.err();
   (*st)->bind_all(pattern_org, pattern, node_org, node_org);
   return read_addresses(*st);
@@ -147,7 +154,8 @@ result<std::vector<agbot_address>> db::agbots_serving_service(std::string_view s
   auto st = db_.cached(
       "SELECT DISTINCT a.org, a.id, a.public_key, a.mailbox FROM agbots a JOIN agbot_patterns p "
       "ON p.org = a.org AND p.id = a.id JOIN pattern_services s ON s.org = p.pattern_org "
-      "AND s.id = p.pattern WHERE s.service_org = ? AND s.service_url = ? ORDER BY a.org, a.id");
+      "AND s.id = p.pattern WHERE s.service_org = ? AND s.service_url = ? AND " HMQ_NODE_ORG_CONSENT
+      " ORDER BY a.org, a.id");
   if (!st) return st.err();
   (*st)->bind_all(service_org, service_url);
   return read_addresses(*st);
@@ -208,3 +216,4 @@ result<std::vector<outbox_entry>> db::outbox_all() {
 }
 
 }  // namespace hmq::exchange
+#undef HMQ_NODE_ORG_CONSENT

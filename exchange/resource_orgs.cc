@@ -1,14 +1,23 @@
 // Orgs: create, update, get, delete, list.
 #include "exchange/handler.h"
 #include "exchange/validate.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::exchange {
+
+using exchange_client::split_qualified;
 
 step handler::put_org(const void* in, bool insert) {
   auto o = unpack<fb::Org>(in);
   HMQ_CHECK(check_id("name", o.name));
   HMQ_CHECK(check_text("label", o.label, max_name));
   HMQ_CHECK(check_text("description", o.description, max_text));
+  HMQ_CHECK(check_count("agbots", o.agbots.size(), 256));
+  for (const auto& a : o.agbots) {
+    HMQ_CHECK(check_qualified("agbots", a));
+    if (split_qualified(a)->org == o.name)
+      return invalid("agbots", "'" + a + "' is an agbot of this org: it serves its nodes anyway");
+  }
   HMQ_CHECK(may_put(fb::ResourceKind::org, insert, o.name, {}));
   HMQ_CHECK(tx([&]() -> step {
     auto cur = db_.org_get(o.name);

@@ -227,6 +227,21 @@ TEST_F(cli_exchange, full_crud_of_orgs_users_nodes_and_agbots) {
   r = admin("crud", {"agbot", "get", "bot1", "-o", "json"});
   EXPECT_EQ(json::parse(r.out)["patterns"].size(), 0u);
 
+  // The node org's consent for an agbot of another org (docs/security.md "Org boundaries").
+  r = admin("crud", {"org", "allow-agbot", "crud/bot1"});
+  EXPECT_EQ(r.exit, 2) << r.out << r.err;  // its own agbots need no consent
+  EXPECT_NE(r.err.find("agbot of this org"), std::string::npos) << r.err;
+  EXPECT_RUN_OK(admin("crud", {"org", "allow-agbot", "ops/ag"}));
+  r = admin("crud", {"org", "allow-agbot", "ops/ag"});
+  EXPECT_RUN_OK(r);
+  EXPECT_NE(r.out.find("already lets ops/ag"), std::string::npos) << r.out;
+  r = admin("crud", {"org", "get", "crud", "-o", "json"});
+  EXPECT_RUN_OK(r);
+  EXPECT_EQ(json::parse(r.out)["agbots"], json::array({"ops/ag"})) << r.out;
+  EXPECT_RUN_OK(admin("crud", {"org", "disallow-agbot", "ops/ag"}));
+  r = admin("crud", {"org", "get", "crud", "-o", "json"});
+  EXPECT_EQ(json::parse(r.out)["agbots"], json::array()) << r.out;
+
   EXPECT_RUN_OK(admin("crud", {"node", "remove", "n1"}));
   r = admin("crud", {"node", "get", "n1"});
   EXPECT_EQ(r.exit, 2) << r.err;

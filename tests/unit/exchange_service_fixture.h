@@ -201,6 +201,16 @@ class exchange_service : public ::testing::Test {
     return {fb::AuthKind::agbot, org, id, id + "-tok"};
   }
 
+  // The node org's consent: org `org` lets agbot `agbot` ("org/id") serve its nodes.
+  void allow_agbot(const creds& by, const std::string& org, const std::string& agbot) {
+    fb::OrgT o;
+    o.name = org;
+    o.label = org;
+    o.agbots.push_back(agbot);
+    auto r = call(by, update_op(o));
+    ASSERT_EQ(r.response.status, RpcStatus::ok) << r.response.error_message;
+  }
+
   int64_t count(const std::string& table) {
     auto st = db_->sql().prepare("SELECT COUNT(*) FROM " + table);
     EXPECT_TRUE(st);

@@ -627,6 +627,7 @@ TEST_F(exchange_service, deleting_an_org_removes_everything_in_it) {
   add.pattern->pattern_org = "acme";
   add.pattern->pattern = "p1";
   ASSERT_EQ(call(root(), op(std::move(add))).response.status, RpcStatus::ok);
+  allow_agbot(alice_, "acme", "ops/ag");
   // Its own key: a key registers as one node or agbot (n1 registered with caller_).
   const auto ag_keys = crypto::box_keypair::generate();
   ASSERT_EQ(call(ag, op(fb::AgbotHelloT{}), ag_keys.pk).response.status, RpcStatus::ok);
