@@ -1,6 +1,7 @@
 #include "exchange/app.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -88,6 +89,10 @@ void add_flags(CLI::App& cli, app_options& o) {
       ->capture_default_str();
   cli.add_option("--rpc-burst", o.rpc_burst, "Requests one sender key may make in a burst")
       ->capture_default_str();
+  // Hidden (empty group): for tests/integration/attack_crash_test.cc only.
+  cli.add_option("--fault", o.fault, "Fault injection for crash tests")
+      ->check(CLI::IsMember({"kill-before-broker-admin"}))
+      ->group("");
   cli.add_flag("--print-public-key", o.print_public_key,
                "Print the exchange's base64 public key (creating the key pair if needed) and exit");
 }
@@ -211,6 +216,11 @@ void answer_rpc(parts& d, const wire::opened& m, wire::fb::RpcOp op, outcome& ou
       }
     }
   }
+  if (d.o.fault == "kill-before-broker-admin" && !out.broker.empty()) {
+    d.log->warn("fault injection: SIGKILL after the COMMIT, before {} broker change(s) are sent",
+                out.broker.size());
+    ::raise(SIGKILL);
+  }
   // Broker identities first: the broker handles our publishes in order, so a caller told
   // "ok" (node created) finds the broker client in place.
   if (d.o.provision_broker) d.admin.apply(out.broker);
@@ -281,10 +291,11 @@ void on_signal(parts& d, int sig) {
       "signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} "
       "oversize, {} "
       "rejected envelopes; {} identity mismatches; {} mailbox conflicts; broker admin {} sent, {} "
-      "failed",
+      "failed, reconcile {} removed, {} missing",
       sig, d.served, d.messenger.dropped_rate_limited(), d.rate_limited_answers,
       d.messenger.dropped_oversize(), d.messenger.dropped_rejected(), d.svc.identity_mismatches(),
-      d.svc.mailbox_conflicts(), d.admin.sent(), d.admin.failed());
+      d.svc.mailbox_conflicts(), d.admin.sent(), d.admin.failed(), d.admin.reconciled().removed,
+      d.admin.reconciled().missing);
   shutdown(d);
 }
 
@@ -336,7 +347,15 @@ void start(parts& d) {
       subscribed);
   arm_flush(d);
   arm_stats(d);
-  if (d.o.provision_broker) d.admin.start();
+  // Reconcile once the responses can be read: the broker catches up with every change a
+  // crash left committed but unsent (docs/security.md "Crash-safe broker administration").
+  if (d.o.provision_broker)
+    d.admin.start([&d] {
+      d.admin.reconcile([&d] {
+        (void)d.batch.flush();  // committed state only: an open group may still fail
+        return d.store.mailbox_all();
+      });
+    });
   d.messenger.start();
   d.client.start([&d](core::result<void> r) {
     if (!r) {

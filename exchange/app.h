@@ -37,6 +37,9 @@ struct app_options {
   // Per-sender RPC rate limit: requests a second and burst; 0 turns it off.
   double rpc_rate = 1000;
   double rpc_burst = 20000;
+  // Fault injection for the crash tests (hidden flag --fault): "kill-before-broker-admin" makes
+  // the process SIGKILL itself after a COMMIT whose broker-identity changes are not sent yet.
+  std::string fault;
 };
 
 // Registers every flag on `cli` (main.cc adds --config on top).

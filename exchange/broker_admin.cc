@@ -27,6 +27,21 @@ json acl(const char* type, std::string topic) {
   return {{"acltype", type}, {"topic", std::move(topic)}, {"allow", true}};
 }
 
+// Clients listed per listClients page: a page stays well under the broker's packet limits.
+constexpr uint64_t list_page_size = 500;
+constexpr const char* reconcile_tag = "hmq-reconcile:";
+
+// Does a listClients entry hold a role only the exchange hands out?
+bool ours(const json& client) {
+  if (!client.is_object() || !client.contains("roles") || !client["roles"].is_array()) return false;
+  for (const auto& r : client["roles"])
+    if (r.is_object() && r.contains("rolename") && r["rolename"].is_string()) {
+      const auto& name = r["rolename"].get_ref<const std::string&>();
+      if (name == "hmq-node" || name == "hmq-agbot") return true;
+    }
+  return false;
+}
+
 // Answers that mean "already as wanted": the commands are sent without knowing what exists.
 bool benign(const std::string& error) {
   return error.find("already exists") != std::string::npos ||
@@ -82,15 +97,18 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
 broker_admin::broker_admin(core::bus::client& c, std::string topic_prefix)
     : client_(c), prefix_(std::move(topic_prefix)) {}
 
-void broker_admin::start() {
+void broker_admin::start(std::function<void()> ready) {
   client_.subscribe(
       response_topic, 1, [this](const core::bus::inbound& in) { on_response(in); },
-      [](core::result<void> r) {
-        if (!r)
+      [ready = std::move(ready)](core::result<void> r) {
+        if (!r) {
           logger()->error(
               "cannot read dynamic-security responses ({}): is the exchange "
               "connected as the broker admin (broker-config/init-dynsec.sh)?",
               r.err().message());
+          return;
+        }
+        if (ready) ready();
       });
 }
 
@@ -113,12 +131,15 @@ void broker_admin::apply(const std::vector<broker_change>& all) {
     changes.push_back(c);
   }
   if (changes.empty()) return;
-  json cmds = dynsec_commands(changes, prefix_);
-  std::string text = cmds.dump();
-  ++sent_;
   for (const auto& c : changes)
     logger()->info("broker identity {} {}",
                    c.what == broker_change::action::remove ? "remove" : "ensure", c.username);
+  send(dynsec_commands(changes, prefix_));
+}
+
+void broker_admin::send(const json& cmds) {
+  std::string text = cmds.dump();
+  ++sent_;
   client_.publish(control_topic, std::vector<uint8_t>(text.begin(), text.end()), {},
                   [this](core::result<void> r) {
                     if (r) return;
@@ -134,12 +155,117 @@ void broker_admin::on_response(const core::bus::inbound& in) {
   json r = json::parse(in.payload.begin(), in.payload.end(), nullptr, false);
   if (!r.is_object() || !r.contains("responses") || !r["responses"].is_array()) return;
   for (const auto& x : r["responses"]) {
+    if (x.is_object() && x.value("command", std::string()) == "listClients" &&
+        x.value("correlationData", std::string()).rfind(reconcile_tag, 0) == 0) {
+      on_list_page(x);
+      continue;
+    }
     if (!x.is_object() || !x.contains("error") || !x["error"].is_string()) continue;
     std::string err = x["error"].get<std::string>();
     if (benign(err)) continue;
     ++failed_;
     logger()->warn("dynamic-security {}: {}", x.value("command", std::string("?")), err);
   }
+}
+
+void broker_admin::reconcile(registry_fn registered) {
+  if (listing_) return;
+  listing_ = true;
+  registered_ = std::move(registered);
+  listed_.clear();
+  rec_ = {};
+  auto before = registered_();
+  if (!before) {
+    listing_ = false;
+    logger()->error("cannot read the registry's mailboxes, identities not reconciled: {}",
+                    before.err().message());
+    return;
+  }
+  before_ = std::move(*before);
+  logger()->info("reconciling broker identities with the registry ({} mailboxes)", before_.size());
+  list_page(0);
+}
+
+void broker_admin::list_page(uint64_t offset) {
+  send(
+      {{"commands", json::array({{{"command", "listClients"},
+                                  {"verbose", true},
+                                  {"count", list_page_size},
+                                  {"offset", offset},
+                                  {"correlationData", reconcile_tag + std::to_string(offset)}}})}});
+}
+
+void broker_admin::on_list_page(const json& x) {
+  if (!listing_) return;
+  if (x.contains("error")) {
+    ++failed_;
+    listing_ = false;
+    logger()->error("cannot list the broker's clients, identities not reconciled: {}",
+                    x["error"].is_string() ? x["error"].get<std::string>() : x["error"].dump());
+    return;
+  }
+  const json& data = x.contains("data") ? x["data"] : json();
+  if (!data.is_object() || !data.contains("clients") || !data["clients"].is_array()) {
+    listing_ = false;
+    logger()->error("listClients answered without a client list, identities not reconciled");
+    return;
+  }
+  uint64_t offset = 0;
+  try {
+    offset = std::stoull(x["correlationData"].get<std::string>().substr(
+        std::char_traits<char>::length(reconcile_tag)));
+  } catch (const std::exception&) {
+    listing_ = false;
+    return;
+  }
+  for (const auto& c : data["clients"])
+    if (ours(c) && c.contains("username") && c["username"].is_string())
+      listed_.insert(c["username"].get<std::string>());
+  const uint64_t total = data.value("totalCount", uint64_t{0});
+  const uint64_t next = offset + data["clients"].size();
+  if (!data["clients"].empty() && next < total) return list_page(next);
+  finish_reconcile();
+}
+
+void broker_admin::finish_reconcile() {
+  listing_ = false;
+  auto reg = registered_();
+  if (!reg) {
+    logger()->error("cannot read the registry's mailboxes, identities not reconciled: {}",
+                    reg.err().message());
+    return;
+  }
+  rec_.listed = listed_.size();
+  std::vector<broker_change> orphans;
+  for (const auto& user : listed_)
+    if (!reg->count(user)) {
+      logger()->warn(
+          "broker identity {} belongs to no node or agbot of the registry (a removal the "
+          "exchange committed but did not apply): removing it",
+          user);
+      broker_change c;
+      c.what = broker_change::action::remove;
+      c.username = user;
+      orphans.push_back(std::move(c));
+    }
+  rec_.removed = orphans.size();
+  std::vector<std::string> missing;
+  for (const auto& mb : before_)
+    if (reg->count(mb) && !listed_.count(mb)) missing.push_back(mb);
+  rec_.missing = missing.size();
+  if (!missing.empty())
+    logger()->warn(
+        "{} registered mailbox(es) have no broker identity (first: {}); the exchange keeps no "
+        "broker secret, so their node or agbot cannot connect until an admin provisions it "
+        "again: remove it and create it with its mailbox (hmq exchange node|agbot create "
+        "ID:TOKEN --mailbox MAILBOX)",
+        missing.size(), missing.front());
+  if (!orphans.empty()) apply(orphans);
+  rec_.done = true;
+  logger()->info("broker identities reconciled: {} on the broker, {} removed, {} missing",
+                 rec_.listed, rec_.removed, rec_.missing);
+  listed_.clear();
+  before_.clear();
 }
 
 }  // namespace hmq::exchange

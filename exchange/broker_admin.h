@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,16 @@
 // the first ensure of each identity is sent again (one reconnect of that client). Publishing before
 // the RPC response keeps the order: the broker handles one connection's messages in order, so the
 // identity exists when the caller hears "ok".
+//
+// Reconcile (docs/security.md "Crash-safe broker administration"): a change is committed before
+// its command is sent, so a crash in between leaves the broker behind the registry. reconcile()
+// lists the broker's clients page by page, keeps those holding the shared role hmq-node or
+// hmq-agbot (only the exchange hands them out) and compares them with the mailboxes the registry
+// binds (`registered`, read before and after the listing). A listed client the registry does not
+// bind after the listing is removed: its node or agbot is gone (an identity is created only after
+// its COMMIT, so one created while the listing ran is in the second read). A mailbox bound in
+// both reads but not listed is reported missing: its secret is not stored, its owner's admin
+// provisions it again.
 namespace hmq::exchange {
 
 // The dynamic-security commands for `changes` ({"commands": [...]}), topic prefix `prefix`.
@@ -39,9 +51,23 @@ class broker_admin {
   static constexpr const char* control_topic = "$CONTROL/dynamic-security/v1";
   static constexpr const char* response_topic = "$CONTROL/dynamic-security/v1/response";
 
+  using registry_fn = std::function<core::result<std::set<std::string>>()>;
+  struct reconcile_stats {
+    uint64_t listed = 0;   // clients of ours on the broker
+    uint64_t removed = 0;  // of them, not in the registry: removed
+    uint64_t missing = 0;  // registered mailboxes with no client
+    bool done = false;
+  };
+
   broker_admin(core::bus::client& c, std::string topic_prefix);
-  void start();
+  // Subscribes to the responses; `ready` runs once the broker confirmed that subscription.
+  void start(std::function<void()> ready = nullptr);
   void apply(const std::vector<broker_change>& changes);
+  // Needs start()'s subscription confirmed. One run at a time; a second call while one runs is
+  // ignored.
+  void reconcile(registry_fn registered);
+
+  const reconcile_stats& reconciled() const { return rec_; }
 
   uint64_t sent() const { return sent_; }
   uint64_t failed() const { return failed_; }
@@ -49,6 +75,10 @@ class broker_admin {
 
  private:
   void on_response(const core::bus::inbound& in);
+  void send(const nlohmann::json& cmds);
+  void list_page(uint64_t offset);
+  void on_list_page(const nlohmann::json& response);
+  void finish_reconcile();
 
   core::bus::client& client_;
   std::string prefix_;
@@ -57,6 +87,12 @@ class broker_admin {
   uint64_t sent_ = 0;
   uint64_t failed_ = 0;
   uint64_t unchanged_ = 0;
+  // The reconcile under way: the listing so far and where the registry comes from.
+  registry_fn registered_;
+  std::set<std::string> before_;  // the registry when the listing began
+  std::set<std::string> listed_;
+  bool listing_ = false;
+  reconcile_stats rec_;
 };
 
 }  // namespace hmq::exchange

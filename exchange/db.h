@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -170,6 +171,8 @@ class db {
   // Binds `mailbox` to `owner` (replacing any earlier owner) and drops the owner's other
   // mailboxes.
   result<void> mailbox_bind(std::string_view mailbox, const mailbox_owner& owner);
+  // Every bound mailbox (broker_admin::reconcile compares them with the broker's clients).
+  result<std::set<std::string>> mailbox_all();
   // Drops every mailbox of principal kind/org/id.
   result<void> mailbox_release(fb::AuthKind kind, std::string_view org, std::string_view id);
 

@@ -46,4 +46,17 @@ result<void> db::mailbox_release(fb::AuthKind kind, std::string_view org, std::s
   return core::ok();
 }
 
+result<std::set<std::string>> db::mailbox_all() {
+  auto st = db_.cached("SELECT mailbox FROM mailbox_owners");
+  if (!st) return st.err();
+  std::set<std::string> out;
+  for (;;) {
+    auto row = (*st)->step();
+    if (!row) return row.err();
+    if (!*row) break;
+    out.insert((*st)->column_text(0));
+  }
+  return out;
+}
+
 }  // namespace hmq::exchange

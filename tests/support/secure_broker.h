@@ -48,20 +48,39 @@ struct secure_setup {
     EXPECT_EQ(hygiene.size(), 2u) << "mosquitto-secure.conf lost a hygiene setting";
     bo.extra_config.insert(bo.extra_config.end(), hygiene.begin(), hygiene.end());
     broker.emplace(bo);
+    start_exchange({}, "exchange.log");
+  }
+
+  // (Re)starts hmq-exchange on the same data dir with `extra` flags, logging to `log_name`;
+  // waits for "ready". The previous process, if any, must have exited.
+  void start_exchange(std::vector<std::string> extra, const std::string& log_name) {
     auto xdir = dir.path() / "exchange";
     std::filesystem::create_directories(xdir);
-    exchange.emplace(
-        process::start({{exchange_binary(), "--broker", broker->uri(), "--data-dir", xdir.string(),
-                         "--root-password", "r", "--hash-strength", "minimum", "--mqtt-user",
-                         "hmq-exchange", "--mqtt-password-file",
-                         (dir.path() / "hmq-exchange.password").string(), "--provision-broker"},
-                        {},
-                        xdir / "exchange.log"}));
-    EXPECT_TRUE(wait_for_log(xdir / "exchange.log", "hmq-exchange ready", 1, 20s))
-        << read_file(xdir / "exchange.log");
+    std::vector<std::string> argv{exchange_binary(),
+                                  "--broker",
+                                  broker->uri(),
+                                  "--data-dir",
+                                  xdir.string(),
+                                  "--root-password",
+                                  "r",
+                                  "--hash-strength",
+                                  "minimum",
+                                  "--mqtt-user",
+                                  "hmq-exchange",
+                                  "--mqtt-password-file",
+                                  (dir.path() / "hmq-exchange.password").string(),
+                                  "--provision-broker"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    exchange.reset();
+    exchange.emplace(process::start({argv, {}, xdir / log_name}));
+    EXPECT_TRUE(wait_for_log(xdir / log_name, "hmq-exchange ready", 1, 20s))
+        << read_file(xdir / log_name);
     std::smatch m;
-    std::string text = read_file(xdir / "exchange.log");
+    std::string text = read_file(xdir / log_name);
     if (std::regex_search(text, m, std::regex("key=([A-Za-z0-9+/=]+)"))) key = m[1];
+  }
+  std::filesystem::path exchange_log(const std::string& log_name) const {
+    return dir.path() / "exchange" / log_name;
   }
 
   // `hmq ARGS...` as the operator broker identity.
