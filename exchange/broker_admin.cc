@@ -42,6 +42,13 @@ bool ours(const json& client) {
   return false;
 }
 
+// A string member of a broker answer, or "" (never throws on another type).
+std::string text_of(const json& o, const char* key) {
+  if (!o.is_object()) return {};
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 // Answers that mean "already as wanted": the commands are sent without knowing what exists.
 bool benign(const std::string& error) {
   return error.find("already exists") != std::string::npos ||
@@ -155,8 +162,8 @@ void broker_admin::on_response(const core::bus::inbound& in) {
   json r = json::parse(in.payload.begin(), in.payload.end(), nullptr, false);
   if (!r.is_object() || !r.contains("responses") || !r["responses"].is_array()) return;
   for (const auto& x : r["responses"]) {
-    if (x.is_object() && x.value("command", std::string()) == "listClients" &&
-        x.value("correlationData", std::string()).rfind(reconcile_tag, 0) == 0) {
+    if (text_of(x, "command") == "listClients" &&
+        text_of(x, "correlationData").rfind(reconcile_tag, 0) == 0) {
       on_list_page(x);
       continue;
     }
@@ -164,7 +171,7 @@ void broker_admin::on_response(const core::bus::inbound& in) {
     std::string err = x["error"].get<std::string>();
     if (benign(err)) continue;
     ++failed_;
-    logger()->warn("dynamic-security {}: {}", x.value("command", std::string("?")), err);
+    logger()->warn("dynamic-security {}: {}", text_of(x, "command"), err);
   }
 }
 
@@ -201,30 +208,34 @@ void broker_admin::on_list_page(const json& x) {
     ++failed_;
     listing_ = false;
     logger()->error("cannot list the broker's clients, identities not reconciled: {}",
-                    x["error"].is_string() ? x["error"].get<std::string>() : x["error"].dump());
+                    x["error"].dump());
     return;
   }
-  const json& data = x.contains("data") ? x["data"] : json();
-  if (!data.is_object() || !data.contains("clients") || !data["clients"].is_array()) {
+  const auto d = x.find("data");
+  if (d == x.end() || !d->is_object() || !d->contains("clients") || !(*d)["clients"].is_array()) {
     listing_ = false;
     logger()->error("listClients answered without a client list, identities not reconciled");
     return;
   }
+  const json& clients = (*d)["clients"];
   uint64_t offset = 0;
-  try {
-    offset = std::stoull(x["correlationData"].get<std::string>().substr(
-        std::char_traits<char>::length(reconcile_tag)));
-  } catch (const std::exception&) {
-    listing_ = false;
-    return;
+  const std::string tag = text_of(x, "correlationData");
+  for (size_t i = std::char_traits<char>::length(reconcile_tag); i < tag.size(); ++i) {
+    if (tag[i] < '0' || tag[i] > '9' || offset > (uint64_t{1} << 40)) return finish_failed();
+    offset = offset * 10 + static_cast<uint64_t>(tag[i] - '0');
   }
-  for (const auto& c : data["clients"])
-    if (ours(c) && c.contains("username") && c["username"].is_string())
-      listed_.insert(c["username"].get<std::string>());
-  const uint64_t total = data.value("totalCount", uint64_t{0});
-  const uint64_t next = offset + data["clients"].size();
-  if (!data["clients"].empty() && next < total) return list_page(next);
+  for (const auto& c : clients)
+    if (ours(c) && !text_of(c, "username").empty()) listed_.insert(text_of(c, "username"));
+  const auto t = d->find("totalCount");
+  const uint64_t total = t != d->end() && t->is_number_unsigned() ? t->get<uint64_t>() : 0;
+  const uint64_t next = offset + clients.size();
+  if (!clients.empty() && next < total) return list_page(next);
   finish_reconcile();
+}
+
+void broker_admin::finish_failed() {
+  listing_ = false;
+  logger()->error("listClients answered a page we did not ask for, identities not reconciled");
 }
 
 void broker_admin::finish_reconcile() {

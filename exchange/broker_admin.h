@@ -79,6 +79,7 @@ class broker_admin {
   void list_page(uint64_t offset);
   void on_list_page(const nlohmann::json& response);
   void finish_reconcile();
+  void finish_failed();
 
   core::bus::client& client_;
   std::string prefix_;
