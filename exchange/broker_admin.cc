@@ -29,24 +29,22 @@ json acl(const char* type, std::string topic) {
 
 // Clients listed per listClients page: a page stays well under the broker's packet limits.
 constexpr uint64_t list_page_size = 500;
-constexpr const char* reconcile_tag = "hmq-reconcile:";
-
-// Does a listClients entry hold a role only the exchange hands out?
-bool ours(const json& client) {
-  if (!client.is_object() || !client.contains("roles") || !client["roles"].is_array()) return false;
-  for (const auto& r : client["roles"])
-    if (r.is_object() && r.contains("rolename") && r["rolename"].is_string()) {
-      const auto& name = r["rolename"].get_ref<const std::string&>();
-      if (name == "hmq-node" || name == "hmq-agbot") return true;
-    }
-  return false;
-}
+constexpr const char* reconcile_tag = "hmq-reconcile";
 
 // A string member of a broker answer, or "" (never throws on another type).
 std::string text_of(const json& o, const char* key) {
   if (!o.is_object()) return {};
   auto it = o.find(key);
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Does a listClients entry hold a role only the exchange hands out?
+bool ours(const json& client) {
+  if (!client.is_object() || !client.contains("roles") || !client["roles"].is_array()) return false;
+  for (const auto& r : client["roles"])
+    if (const auto name = text_of(r, "rolename"); name == "hmq-node" || name == "hmq-agbot")
+      return true;
+  return false;
 }
 
 // Answers that mean "already as wanted": the commands are sent without knowing what exists.
@@ -162,8 +160,7 @@ void broker_admin::on_response(const core::bus::inbound& in) {
   json r = json::parse(in.payload.begin(), in.payload.end(), nullptr, false);
   if (!r.is_object() || !r.contains("responses") || !r["responses"].is_array()) return;
   for (const auto& x : r["responses"]) {
-    if (text_of(x, "command") == "listClients" &&
-        text_of(x, "correlationData").rfind(reconcile_tag, 0) == 0) {
+    if (text_of(x, "command") == "listClients" && text_of(x, "correlationData") == reconcile_tag) {
       on_list_page(x);
       continue;
     }
@@ -182,70 +179,52 @@ void broker_admin::reconcile(registry_fn registered) {
   listed_.clear();
   rec_ = {};
   auto before = registered_();
-  if (!before) {
-    listing_ = false;
-    logger()->error("cannot read the registry's mailboxes, identities not reconciled: {}",
-                    before.err().message());
-    return;
-  }
+  if (!before) return abandon("cannot read the registry's mailboxes: " + before.err().message());
   before_ = std::move(*before);
   logger()->info("reconciling broker identities with the registry ({} mailboxes)", before_.size());
   list_page(0);
 }
 
 void broker_admin::list_page(uint64_t offset) {
-  send(
-      {{"commands", json::array({{{"command", "listClients"},
-                                  {"verbose", true},
-                                  {"count", list_page_size},
-                                  {"offset", offset},
-                                  {"correlationData", reconcile_tag + std::to_string(offset)}}})}});
+  offset_ = offset;
+  send({{"commands", json::array({{{"command", "listClients"},
+                                   {"verbose", true},
+                                   {"count", list_page_size},
+                                   {"offset", offset},
+                                   {"correlationData", reconcile_tag}}})}});
 }
 
 void broker_admin::on_list_page(const json& x) {
   if (!listing_) return;
   if (x.contains("error")) {
     ++failed_;
-    listing_ = false;
-    logger()->error("cannot list the broker's clients, identities not reconciled: {}",
-                    x["error"].dump());
-    return;
+    return abandon("cannot list the broker's clients: " + x["error"].dump());
   }
   const auto d = x.find("data");
-  if (d == x.end() || !d->is_object() || !d->contains("clients") || !(*d)["clients"].is_array()) {
-    listing_ = false;
-    logger()->error("listClients answered without a client list, identities not reconciled");
-    return;
-  }
+  if (d == x.end() || !d->is_object() || !d->contains("clients") || !(*d)["clients"].is_array())
+    return abandon("listClients answered without a client list");
   const json& clients = (*d)["clients"];
-  uint64_t offset = 0;
-  const std::string tag = text_of(x, "correlationData");
-  for (size_t i = std::char_traits<char>::length(reconcile_tag); i < tag.size(); ++i) {
-    if (tag[i] < '0' || tag[i] > '9' || offset > (uint64_t{1} << 40)) return finish_failed();
-    offset = offset * 10 + static_cast<uint64_t>(tag[i] - '0');
-  }
   for (const auto& c : clients)
-    if (ours(c) && !text_of(c, "username").empty()) listed_.insert(text_of(c, "username"));
+    if (auto user = text_of(c, "username"); ours(c) && !user.empty())
+      listed_.insert(std::move(user));
   const auto t = d->find("totalCount");
   const uint64_t total = t != d->end() && t->is_number_unsigned() ? t->get<uint64_t>() : 0;
-  const uint64_t next = offset + clients.size();
+  const uint64_t next = offset_ + clients.size();
   if (!clients.empty() && next < total) return list_page(next);
   finish_reconcile();
 }
 
-void broker_admin::finish_failed() {
+void broker_admin::abandon(const std::string& why) {
   listing_ = false;
-  logger()->error("listClients answered a page we did not ask for, identities not reconciled");
+  listed_.clear();
+  before_.clear();
+  logger()->error("{}: broker identities not reconciled", why);
 }
 
 void broker_admin::finish_reconcile() {
   listing_ = false;
   auto reg = registered_();
-  if (!reg) {
-    logger()->error("cannot read the registry's mailboxes, identities not reconciled: {}",
-                    reg.err().message());
-    return;
-  }
+  if (!reg) return abandon("cannot read the registry's mailboxes: " + reg.err().message());
   rec_.listed = listed_.size();
   std::vector<broker_change> orphans;
   for (const auto& user : listed_)
@@ -272,7 +251,6 @@ void broker_admin::finish_reconcile() {
         "ID:TOKEN --mailbox MAILBOX)",
         missing.size(), missing.front());
   if (!orphans.empty()) apply(orphans);
-  rec_.done = true;
   logger()->info("broker identities reconciled: {} on the broker, {} removed, {} missing",
                  rec_.listed, rec_.removed, rec_.missing);
   listed_.clear();

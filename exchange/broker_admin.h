@@ -56,7 +56,6 @@ class broker_admin {
     uint64_t listed = 0;   // clients of ours on the broker
     uint64_t removed = 0;  // of them, not in the registry: removed
     uint64_t missing = 0;  // registered mailboxes with no client
-    bool done = false;
   };
 
   broker_admin(core::bus::client& c, std::string topic_prefix);
@@ -79,7 +78,8 @@ class broker_admin {
   void list_page(uint64_t offset);
   void on_list_page(const nlohmann::json& response);
   void finish_reconcile();
-  void finish_failed();
+  // Ends the run without changing anything, saying why.
+  void abandon(const std::string& why);
 
   core::bus::client& client_;
   std::string prefix_;
@@ -92,6 +92,7 @@ class broker_admin {
   registry_fn registered_;
   std::set<std::string> before_;  // the registry when the listing began
   std::set<std::string> listed_;
+  uint64_t offset_ = 0;  // of the page asked for (one connection: answers come in order)
   bool listing_ = false;
   reconcile_stats rec_;
 };
