@@ -20,14 +20,8 @@ class exchange_org_boundary : public exchange_service {
     make_org("ops");
     ops_admin_ = make_user("ops", "olga", true);
     ag_ = make_agbot("ops", "ag");
-    fb::AgbotAddPatternT add;
-    add.agbot_org = "ops";
-    add.agbot_id = "ag";
-    add.pattern = std::make_unique<fb::AgbotPatternT>();
-    add.pattern->pattern_org = "acme";
-    add.pattern->pattern = "p1";
-    add.pattern->node_org = "acme";
-    ASSERT_EQ(call(ops_admin_, op(std::move(add))).response.status, RpcStatus::ok);
+    ASSERT_EQ(add_agbot_pattern(ops_admin_, "ops", "ag", "acme", "p1", "acme").response.status,
+              RpcStatus::ok);
     ASSERT_EQ(call(ag_, op(fb::AgbotHelloT{}), ag_keys_.pk).response.status, RpcStatus::ok);
     ASSERT_EQ(call(n1_, register_op("acme/p1")).response.status, RpcStatus::ok);
   }
@@ -71,10 +65,7 @@ TEST_F(exchange_org_boundary,
 
 TEST_F(exchange_org_boundary, the_node_orgs_admin_lets_it_and_can_take_it_back) {
   // Only acme's admins speak for acme: ops' admin and acme's plain user cannot.
-  fb::OrgT self_granted;
-  self_granted.name = "acme";
-  self_granted.label = "acme";
-  self_granted.agbots = {"ops/ag"};
+  const fb::OrgT self_granted = org_with_agbots("acme", {"ops/ag"});
   EXPECT_EQ(call(ops_admin_, update_op(self_granted)).response.status, RpcStatus::forbidden);
   EXPECT_EQ(call(bob_, update_op(self_granted)).response.status, RpcStatus::forbidden);
   EXPECT_EQ(search().response.status, RpcStatus::forbidden);
@@ -86,22 +77,17 @@ TEST_F(exchange_org_boundary, the_node_orgs_admin_lets_it_and_can_take_it_back) 
   EXPECT_EQ(node_asks_for_the_agbot_key().response.status, RpcStatus::ok);
   EXPECT_TRUE(told_of_registration());
 
-  fb::OrgT revoked;
-  revoked.name = "acme";
-  revoked.label = "acme";
-  ASSERT_EQ(call(alice_, update_op(revoked)).response.status, RpcStatus::ok);
+  ASSERT_EQ(call(alice_, update_op(org_with_agbots("acme", {}))).response.status, RpcStatus::ok);
   EXPECT_EQ(search().response.status, RpcStatus::forbidden);
   EXPECT_EQ(node_asks_for_the_agbot_key().response.status, RpcStatus::forbidden);
 }
 
 TEST_F(exchange_org_boundary, consent_entries_are_validated) {
-  fb::OrgT o;
-  o.name = "acme";
-  o.label = "acme";
-  o.agbots = {"not-qualified"};
-  EXPECT_EQ(call(alice_, update_op(o)).response.status, RpcStatus::invalid_argument);
-  o.agbots = {"acme/own"};  // its own agbots need no consent
-  EXPECT_EQ(call(alice_, update_op(o)).response.status, RpcStatus::invalid_argument);
+  EXPECT_EQ(call(alice_, update_op(org_with_agbots("acme", {"not-qualified"}))).response.status,
+            RpcStatus::invalid_argument);
+  // Its own agbots need no consent.
+  EXPECT_EQ(call(alice_, update_op(org_with_agbots("acme", {"acme/own"}))).response.status,
+            RpcStatus::invalid_argument);
 }
 
 }  // namespace

@@ -201,13 +201,33 @@ class exchange_service : public ::testing::Test {
     return {fb::AuthKind::agbot, org, id, id + "-tok"};
   }
 
+  // `by` makes agbot agbot_org/agbot_id serve pattern porg/pat for the nodes of `node_org` (""
+  // = the pattern's org): AgbotAddPattern, and the exchange's answer.
+  outcome add_agbot_pattern(const creds& by, const std::string& agbot_org,
+                            const std::string& agbot_id, const std::string& porg,
+                            const std::string& pat, const std::string& node_org = "") {
+    fb::AgbotAddPatternT add;
+    add.agbot_org = agbot_org;
+    add.agbot_id = agbot_id;
+    add.pattern = std::make_unique<fb::AgbotPatternT>();
+    add.pattern->pattern_org = porg;
+    add.pattern->pattern = pat;
+    add.pattern->node_org = node_org;
+    return call(by, op(std::move(add)));
+  }
+
+  // Org `name` (labelled with its name) letting the agbots `agbots` ("org/id") serve its nodes.
+  static fb::OrgT org_with_agbots(const std::string& name, std::vector<std::string> agbots) {
+    fb::OrgT o;
+    o.name = name;
+    o.label = name;
+    o.agbots = std::move(agbots);
+    return o;
+  }
+
   // The node org's consent: org `org` lets agbot `agbot` ("org/id") serve its nodes.
   void allow_agbot(const creds& by, const std::string& org, const std::string& agbot) {
-    fb::OrgT o;
-    o.name = org;
-    o.label = org;
-    o.agbots.push_back(agbot);
-    auto r = call(by, update_op(o));
+    auto r = call(by, update_op(org_with_agbots(org, {agbot})));
     ASSERT_EQ(r.response.status, RpcStatus::ok) << r.response.error_message;
   }
 

@@ -373,13 +373,7 @@ TEST_F(exchange_service, rollout_status_comes_only_from_serving_agbots_and_is_re
   acme();
   auto ag = make_agbot("acme", "ag1");
   auto stranger = make_agbot("acme", "ag2");  // serves nothing
-  fb::AgbotAddPatternT add;
-  add.agbot_org = "acme";
-  add.agbot_id = "ag1";
-  add.pattern = std::make_unique<fb::AgbotPatternT>();
-  add.pattern->pattern_org = "acme";
-  add.pattern->pattern = "p1";
-  ASSERT_EQ(call(alice_, op(std::move(add))).response.status, RpcStatus::ok);
+  ASSERT_EQ(add_agbot_pattern(alice_, "acme", "ag1", "acme", "p1").response.status, RpcStatus::ok);
   auto status = [] {
     fb::PutRolloutStatusT put;
     put.status = std::make_unique<fb::RolloutStatusT>();
@@ -441,13 +435,7 @@ TEST_F(exchange_service, agbot_sees_registry_tokens_of_the_dependencies_of_the_s
   auto serving = make_agbot("acme", "ag1");
   auto other = make_agbot("acme", "ag2");  // serves p1 only, which does not need dep
   for (auto [id, pat] : {std::pair{"ag1", "p2"}, std::pair{"ag2", "p1"}}) {
-    fb::AgbotAddPatternT add;
-    add.agbot_org = "acme";
-    add.agbot_id = id;
-    add.pattern = std::make_unique<fb::AgbotPatternT>();
-    add.pattern->pattern_org = "acme";
-    add.pattern->pattern = pat;
-    ASSERT_EQ(call(alice_, op(std::move(add))).response.status, RpcStatus::ok);
+    ASSERT_EQ(add_agbot_pattern(alice_, "acme", id, "acme", pat).response.status, RpcStatus::ok);
   }
   std::string id = service_id("https://acme.com/dep", "1.0.0", "amd64");
   auto seen = call(serving, get_op(fb::ResourceKind::service, "acme", id));
@@ -465,13 +453,7 @@ TEST_F(exchange_service, agbot_sees_registry_tokens_of_the_dependencies_of_the_s
 TEST_F(exchange_service, register_node_records_sender_key_and_notifies_serving_agbots) {
   acme();
   auto ag = make_agbot("acme", "ag1");
-  fb::AgbotAddPatternT add;
-  add.agbot_org = "acme";
-  add.agbot_id = "ag1";
-  add.pattern = std::make_unique<fb::AgbotPatternT>();
-  add.pattern->pattern_org = "acme";
-  add.pattern->pattern = "p1";
-  ASSERT_EQ(call(alice_, op(std::move(add))).response.status, RpcStatus::ok);
+  ASSERT_EQ(add_agbot_pattern(alice_, "acme", "ag1", "acme", "p1").response.status, RpcStatus::ok);
   auto agbot_keys = crypto::box_keypair::generate();
   ASSERT_EQ(call(ag, op(fb::AgbotHelloT{}), agbot_keys.pk).response.status, RpcStatus::ok);
 
@@ -564,13 +546,7 @@ TEST_F(exchange_service, agbot_sees_only_nodes_of_patterns_it_serves) {
 TEST_F(exchange_service, pattern_and_service_changes_reach_serving_agbots) {
   acme();
   auto ag = make_agbot("acme", "ag1");
-  fb::AgbotAddPatternT add;
-  add.agbot_org = "acme";
-  add.agbot_id = "ag1";
-  add.pattern = std::make_unique<fb::AgbotPatternT>();
-  add.pattern->pattern_org = "acme";
-  add.pattern->pattern = "p1";
-  ASSERT_EQ(call(alice_, op(std::move(add))).response.status, RpcStatus::ok);
+  ASSERT_EQ(add_agbot_pattern(alice_, "acme", "ag1", "acme", "p1").response.status, RpcStatus::ok);
   // Before the hello the exchange has no key to seal to: nothing is addressed.
   auto quiet =
       call(bob_, update_op(pattern("acme", "p1", "acme", "https://acme.com/gps", "1.0.0")));
@@ -620,13 +596,7 @@ TEST_F(exchange_service, deleting_an_org_removes_everything_in_it) {
       RpcStatus::ok);
   make_org("ops");
   auto ag = make_agbot("ops", "ag");
-  fb::AgbotAddPatternT add;
-  add.agbot_org = "ops";
-  add.agbot_id = "ag";
-  add.pattern = std::make_unique<fb::AgbotPatternT>();
-  add.pattern->pattern_org = "acme";
-  add.pattern->pattern = "p1";
-  ASSERT_EQ(call(root(), op(std::move(add))).response.status, RpcStatus::ok);
+  ASSERT_EQ(add_agbot_pattern(root(), "ops", "ag", "acme", "p1").response.status, RpcStatus::ok);
   allow_agbot(alice_, "acme", "ops/ag");
   // Its own key: a key registers as one node or agbot (n1 registered with caller_).
   const auto ag_keys = crypto::box_keypair::generate();
