@@ -5,15 +5,15 @@
 #   - client hmq-exchange (roles admin + hmq-exchange): the exchange's own identity; it may manage
 #     the plugin over $CONTROL/dynamic-security/v1, which is how it provisions a client for each
 #     node and agbot it creates (docs/security.md);
-#   - client hmq-operator (role hmq-operator): what the hmq CLI connects as;
-#   - the shared roles hmq-node and hmq-agbot that every provisioned client gets next to its own
-#     per-mailbox role;
+#   - the shared roles hmq-node, hmq-agbot and hmq-user that every client the exchange provisions
+#     (node, agbot, exchange user) gets next to its own role, and hmq-recorder (read the bus),
+#     which root grants a user with `hmq exchange user allow-record`;
 #   - default access: deny publish and subscribe, so a client can only do what a role allows.
-# and the password files DIR/hmq-exchange.password and DIR/hmq-operator.password (random, owner
-# only; pass them with --mqtt-password-file). An existing dynamic-security.json is left alone.
+# and the password file DIR/hmq-exchange.password (random, owner only; pass it with
+# --mqtt-password-file). There is no shared operator identity: hmq connects as the exchange user
+# it acts for. An existing dynamic-security.json is left alone.
 #
-# Environment: HMQ_TOPIC_PREFIX (default hmq/v1), HMQ_EXCHANGE_MQTT_PASSWORD and
-# HMQ_OPERATOR_MQTT_PASSWORD (default: random).
+# Environment: HMQ_TOPIC_PREFIX (default hmq/v1), HMQ_EXCHANGE_MQTT_PASSWORD (default: random).
 #
 # How: `mosquitto_ctrl dynsec init` writes the file with the admin client, then a private
 # mosquitto on a free loopback port loads it and mosquitto_ctrl adds the rest, exactly as it would
@@ -32,9 +32,7 @@ fi
 
 random_secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' ; }
 xpw="${HMQ_EXCHANGE_MQTT_PASSWORD:-$(random_secret)}"
-opw="${HMQ_OPERATOR_MQTT_PASSWORD:-$(random_secret)}"
 printf '%s' "$xpw" >"$dir/hmq-exchange.password"
-printf '%s' "$opw" >"$dir/hmq-operator.password"
 
 mosquitto_ctrl dynsec init "$file" hmq-exchange "$xpw" >/dev/null
 
@@ -95,12 +93,15 @@ ctrl createRole hmq-agbot
 ctrl addRoleACL hmq-agbot publishClientSend "$prefix/x/rpc" allow
 ctrl addRoleACL hmq-agbot publishClientSend "$prefix/mb/+" allow
 
-# The operator CLI: a fresh key (so a fresh mailbox) per command, hence a mailbox wildcard for
-# its replies. It only ever sees sealed envelopes; docs/security.md says why this is acceptable.
-ctrl createRole hmq-operator
-ctrl addRoleACL hmq-operator publishClientSend "$prefix/x/rpc" allow
-ctrl addRoleACL hmq-operator subscribePattern "$prefix/mb/+" allow
-ctrl createClient hmq-operator -p "$opw"
-ctrl addClientRole hmq-operator hmq-operator
+# Shared by every exchange user (hmq connects as the user it acts for): ask the exchange. The
+# user's inbox, where the exchange answers it, comes from its own role (the exchange creates it
+# when the user's password is set: docs/security.md "Operator identities").
+ctrl createRole hmq-user
+ctrl addRoleACL hmq-user publishClientSend "$prefix/x/rpc" allow
 
-echo "init-dynsec: wrote $file (clients hmq-exchange, hmq-operator; passwords in $dir/*.password)"
+# Reading the whole bus (hmq-replay record): only what root grants a user explicitly
+# (hmq exchange user allow-record ORG/USER). Sealed envelopes only, never a publish.
+ctrl createRole hmq-recorder
+ctrl addRoleACL hmq-recorder subscribePattern "$prefix/#" allow
+
+echo "init-dynsec: wrote $file (client hmq-exchange; its password in $dir/hmq-exchange.password)"

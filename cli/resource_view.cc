@@ -39,7 +39,11 @@ json to_json(const fb::OrgT& o) {
 }
 
 json to_json(const fb::UserT& u) {
-  return {{"org", u.org}, {"username", u.username}, {"admin", u.admin}, {"email", u.email}};
+  return {{"org", u.org},
+          {"username", u.username},
+          {"admin", u.admin},
+          {"email", u.email},
+          {"recorder", u.recorder}};
 }
 
 json to_json(const fb::NodeT& n) {
@@ -138,7 +142,8 @@ void print_resource_detail(std::ostream& out, const fb::ResourceUnion& r) {
       const auto& u = *r.AsUser();
       print_fields(out, {{"user", u.org + "/" + u.username},
                          {"admin", u.admin ? "yes" : "no"},
-                         {"email", u.email}});
+                         {"email", u.email},
+                         {"may record the bus", u.recorder ? "yes" : "no"}});
       break;
     }
     case fb::Resource::Node: {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/registry.h"
@@ -120,8 +121,17 @@ session::session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair
   bo.clean_start = true;
   bo.session_expiry_s = 0;
   bo.connect_timeout = std::chrono::seconds(std::max(1, o.timeout_s));
-  // Broker identity from the environment (docs/security.md): HMQ_MQTT_USER,
-  // HMQ_MQTT_PASSWORD_FILE, HMQ_CA_FILE.
+  // Broker identity (docs/security.md "Operator identities"): the exchange user's own, derived
+  // from -u; HMQ_MQTT_USER + HMQ_MQTT_PASSWORD_FILE name another one; HMQ_CA_FILE for TLS.
+  std::optional<core::bus::user_identity> me;
+  if (!o.user_auth.empty()) {
+    auto c = parse_auth(o.user_auth, fb::AuthKind::user, o.org, "-u/--user-auth");
+    auto id = core::bus::derive_user_identity(c.org, c.id, c.secret);
+    if (!id) throw failure{exit_usage, "broker identity: " + id.err().message()};
+    me = std::move(*id);
+    bo.username = me->username;
+    bo.password = me->password;
+  }
   {
     core::bus::credentials_flags cf;
     if (const char* v = std::getenv("HMQ_MQTT_USER")) cf.user = v;
@@ -134,6 +144,9 @@ session::session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair
   core::bus::topics t;
   t.prefix = o.topic_prefix;
   messenger_ = std::make_unique<core::bus::messenger>(loop_, *bus_, *codec_, t);
+  // The exchange answers a user on its inbox, and on the mailbox a user created before inboxes
+  // (which only a broker without identities lets it read).
+  if (me) messenger_->listen_inbox(t.inbox(me->inbox, messenger_->mailbox()));
   client_ = std::make_unique<xc::client>(loop_, *messenger_, exchange_key_, t);
   client_->set_timeout(std::chrono::seconds(std::max(1, o.timeout_s)));
 
@@ -145,9 +158,13 @@ session::session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair
     });
   });
   if (!connected) {
-    throw failure{exit_unreachable,
-                  "cannot connect to the broker at " + o.broker + ": " + connected.err().message() +
-                      "\nhint: check HMQ_EXCHANGE / --exchange and that the broker runs"};
+    std::string hint = "check HMQ_EXCHANGE / --exchange and that the broker runs";
+    if (!bo.username.empty() && connected.err().message().find("authori") != std::string::npos)
+      hint = "the broker refused " + bo.username +
+             ": a wrong password, or a user without a broker identity yet (an admin sets its "
+             "password again)";
+    throw failure{exit_unreachable, "cannot connect to the broker at " + o.broker + ": " +
+                                        connected.err().message() + "\nhint: " + hint};
   }
   started_ = true;
 }

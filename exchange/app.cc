@@ -124,6 +124,7 @@ struct parts {
   heartbeat_tracker& hb;
   std::string key_b64;
   std::string mailbox;
+  std::vector<broker_change> root_identity;  // from bootstrap_root, applied once admin is ready
 
   core::loop::timer_handle flush_timer{};
   core::loop::timer_handle stats_timer{};
@@ -225,9 +226,16 @@ void answer_rpc(parts& d, const wire::opened& m, wire::fb::RpcOp op, outcome& ou
   // "ok" (node created) finds the broker client in place.
   if (d.o.provision_broker) d.admin.apply(out.broker);
   // We are after the group's COMMIT (or its failure): an acknowledged write is durable.
-  d.messenger.respond(m, wire::fb::Body::RpcResponse, [&](flatbuffers::FlatBufferBuilder& b) {
-    return wire::fb::RpcResponse::Pack(b, &out.response).Union();
-  });
+  // An exchange user reads only its inbox on a broker with identities (docs/security.md).
+  std::string topic = out.reply_inbox.empty()
+                          ? std::string()
+                          : d.topics.inbox(out.reply_inbox, crypto::mailbox_id(m.sender));
+  d.messenger.respond(
+      m, wire::fb::Body::RpcResponse,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        return wire::fb::RpcResponse::Pack(b, &out.response).Union();
+      },
+      {}, std::move(topic));
   d.events.publish(out.events);
   if (op == wire::fb::RpcOp::RegisterNode || op == wire::fb::RpcOp::UnregisterNode)
     d.hb.forget(crypto::mailbox_id(m.sender));
@@ -351,9 +359,15 @@ void start(parts& d) {
   // crash left committed but unsent (docs/security.md "Crash-safe broker administration").
   if (d.o.provision_broker)
     d.admin.start([&d] {
-      d.admin.reconcile([&d] {
+      d.admin.apply(d.root_identity);
+      d.admin.reconcile([&d]() -> core::result<std::set<std::string>> {
         (void)d.batch.flush();  // committed state only: an open group may still fail
-        return d.store.mailbox_all();
+        auto all = d.store.mailbox_all();
+        if (!all) return all.err();
+        auto users = d.store.user_identities("");
+        if (!users) return users.err();
+        all->insert(users->begin(), users->end());
+        return all;
       });
     });
   d.messenger.start();
@@ -391,8 +405,9 @@ int run(const app_options& o) {
   service_options so;
   so.strength = *strength;
   service svc(*store, *keys, loop.time(), so);
-  if (auto r = svc.bootstrap_root(o.root_password); !r) {
-    log->error("cannot set up the root user: {}", r.err().message());
+  auto root_identity = svc.bootstrap_root(o.root_password);
+  if (!root_identity) {
+    log->error("cannot set up the root user: {}", root_identity.err().message());
     return 1;
   }
 
@@ -435,7 +450,8 @@ int run(const app_options& o) {
           .batch = batch,
           .hb = hb,
           .key_b64 = key_b64,
-          .mailbox = mailbox};
+          .mailbox = mailbox,
+          .root_identity = std::move(*root_identity)};
   serve_rpc(d);
   loop.on_signals([&d](int sig) { on_signal(d, sig); });
   loop.post([&d] { start(d); });

@@ -79,6 +79,7 @@ step authority::authenticate(const fb::Auth* a) {
   secret_ = secret;
   p_.admin = kind == fb::AuthKind::user && (*cred)->admin;
   p_.root = kind == fb::AuthKind::user && org == "root" && id == "root";
+  if (kind == fb::AuthKind::user) p_.inbox = (*cred)->inbox;
   return {};
 }
 

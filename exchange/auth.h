@@ -25,6 +25,7 @@ struct principal {
   std::string id;
   bool admin = false;  // org admin user
   bool root = false;   // root/root: the superuser
+  std::string inbox;   // users: the inbox its answers go to ("" = none yet)
   std::string str() const;
 };
 

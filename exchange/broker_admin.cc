@@ -13,12 +13,46 @@ const std::shared_ptr<spdlog::logger>& logger() {
   return l;
 }
 
-std::string own_role(const std::string& user) {
-  return "hmq-mb-" + user;
+// An exchange user's broker username is "org/user"; a node's or agbot's is its mailbox id, which
+// never holds a '/'.
+bool is_user(const std::string& username) {
+  return username.find('/') != std::string::npos;
 }
 
-std::vector<uint8_t> fingerprint(fb::AuthKind kind, const std::string& password) {
-  std::string in = std::to_string(static_cast<int>(kind)) + ":" + password;
+std::string own_role(const std::string& username) {
+  return (is_user(username) ? "hmq-user-" : "hmq-mb-") + username;
+}
+
+const char* shared_role(fb::AuthKind kind) {
+  switch (kind) {
+    case fb::AuthKind::agbot:
+      return "hmq-agbot";
+    case fb::AuthKind::user:
+      return "hmq-user";
+    default:
+      return "hmq-node";
+  }
+}
+
+constexpr const char* recorder_role = "hmq-recorder";
+
+const char* action_name(broker_change::action a) {
+  switch (a) {
+    case broker_change::action::ensure:
+      return "ensure";
+    case broker_change::action::remove:
+      return "remove";
+    case broker_change::action::set_password:
+      return "set password of";
+    case broker_change::action::set_recorder:
+      return "set recorder role of";
+  }
+  return "change";
+}
+
+std::vector<uint8_t> fingerprint(const broker_change& c) {
+  std::string in = std::to_string(static_cast<int>(c.kind)) + ":" + c.inbox + ":" +
+                   (c.recorder ? "r" : "-") + ":" + c.password;
   auto h = core::crypto::generic_hash({reinterpret_cast<const uint8_t*>(in.data()), in.size()}, 16);
   return {h.begin(), h.end()};
 }
@@ -38,11 +72,13 @@ std::string text_of(const json& o, const char* key) {
   return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// Does a listClients entry hold a role only the exchange hands out?
+// Does a listClients entry hold a role only the exchange hands out (hmq-recorder alone is not
+// enough: init-dynsec.sh creates it for an admin to grant by hand too)?
 bool ours(const json& client) {
   if (!client.is_object() || !client.contains("roles") || !client["roles"].is_array()) return false;
   for (const auto& r : client["roles"])
-    if (const auto name = text_of(r, "rolename"); name == "hmq-node" || name == "hmq-agbot")
+    if (const auto name = text_of(r, "rolename");
+        name == "hmq-node" || name == "hmq-agbot" || name == "hmq-user")
       return true;
   return false;
 }
@@ -63,15 +99,20 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
     const std::string role = own_role(c.username);
     switch (c.what) {
       case broker_change::action::ensure: {
-        const char* shared = c.kind == fb::AuthKind::agbot ? "hmq-agbot" : "hmq-node";
-        cmds.push_back(
-            {{"command", "createRole"},
-             {"rolename", role},
-             {"acls",
-              json::array({acl("subscribePattern", prefix + "/mb/" + c.username),
-                           acl("subscribePattern", prefix + "/presence/" + c.username),
-                           acl("publishClientSend", prefix + "/hb/" + c.username),
-                           acl("publishClientSend", prefix + "/presence/" + c.username)})}});
+        const char* shared = shared_role(c.kind);
+        json acls = json::array();
+        if (c.kind == fb::AuthKind::user) {
+          // A user reads only its inbox. Its inbox changes with its password, so the role is
+          // made anew (deleteRole also drops it from the client; it is added back below).
+          acls.push_back(acl("subscribePattern", prefix + "/r/" + c.inbox + "/+"));
+          cmds.push_back({{"command", "deleteRole"}, {"rolename", role}});
+        } else {
+          acls = json::array({acl("subscribePattern", prefix + "/mb/" + c.username),
+                              acl("subscribePattern", prefix + "/presence/" + c.username),
+                              acl("publishClientSend", prefix + "/hb/" + c.username),
+                              acl("publishClientSend", prefix + "/presence/" + c.username)});
+        }
+        cmds.push_back({{"command", "createRole"}, {"rolename", role}, {"acls", std::move(acls)}});
         cmds.push_back({{"command", "createClient"},
                         {"username", c.username},
                         {"password", c.password},
@@ -83,8 +124,17 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
             {{"command", "addClientRole"}, {"username", c.username}, {"rolename", role}});
         cmds.push_back(
             {{"command", "addClientRole"}, {"username", c.username}, {"rolename", shared}});
+        if (c.kind == fb::AuthKind::user)
+          cmds.push_back({{"command", c.recorder ? "addClientRole" : "removeClientRole"},
+                          {"username", c.username},
+                          {"rolename", recorder_role}});
         break;
       }
+      case broker_change::action::set_recorder:
+        cmds.push_back({{"command", c.recorder ? "addClientRole" : "removeClientRole"},
+                        {"username", c.username},
+                        {"rolename", recorder_role}});
+        break;
       case broker_change::action::remove:
         // deleteClient also disconnects a connected client of that name.
         cmds.push_back({{"command", "deleteClient"}, {"username", c.username}});
@@ -123,7 +173,7 @@ void broker_admin::apply(const std::vector<broker_change>& all) {
     if (c.what == broker_change::action::remove) {
       applied_.erase(c.username);
     } else if (c.what == broker_change::action::ensure) {
-      auto f = fingerprint(c.kind, c.password);
+      auto f = fingerprint(c);
       auto [it, fresh] = applied_.try_emplace(c.username, f);
       if (!fresh && it->second == f) {
         ++unchanged_;
@@ -137,8 +187,7 @@ void broker_admin::apply(const std::vector<broker_change>& all) {
   }
   if (changes.empty()) return;
   for (const auto& c : changes)
-    logger()->info("broker identity {} {}",
-                   c.what == broker_change::action::remove ? "remove" : "ensure", c.username);
+    logger()->info("broker identity {} {}", action_name(c.what), c.username);
   send(dynsec_commands(changes, prefix_));
 }
 
@@ -230,7 +279,7 @@ void broker_admin::finish_reconcile() {
   for (const auto& user : listed_)
     if (!reg->count(user)) {
       logger()->warn(
-          "broker identity {} belongs to no node or agbot of the registry (a removal the "
+          "broker identity {} belongs to no node, agbot or user of the registry (a removal the "
           "exchange committed but did not apply): removing it",
           user);
       broker_change c;
@@ -245,10 +294,10 @@ void broker_admin::finish_reconcile() {
   rec_.missing = missing.size();
   if (!missing.empty())
     logger()->warn(
-        "{} registered mailbox(es) have no broker identity (first: {}); the exchange keeps no "
-        "broker secret, so their node or agbot cannot connect until an admin provisions it "
-        "again: remove it and create it with its mailbox (hmq exchange node|agbot create "
-        "ID:TOKEN --mailbox MAILBOX)",
+        "{} registered identities have no broker client (first: {}); the exchange keeps no "
+        "broker secret, so they cannot connect until an admin provisions them again: a node or "
+        "agbot by removing it and creating it with its mailbox (hmq exchange node|agbot create "
+        "ID:TOKEN --mailbox MAILBOX), a user by setting its password",
         missing.size(), missing.front());
   if (!orphans.empty()) apply(orphans);
   logger()->info("broker identities reconciled: {} on the broker, {} removed, {} missing",

@@ -136,8 +136,15 @@ CREATE TABLE org_agbots (
 );
 )sql";
 
-constexpr std::array<core::store::migration, 4> migrations{
-    {{1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}}};
+// Version 5: exchange users get broker identities (docs/security.md "Operator identities"):
+// `inbox` is the topic level the exchange answers a user on, derived with the broker secret
+// from the password; existing users get one when their password is next set.
+constexpr std::string_view schema_v5 = R"sql(
+ALTER TABLE users ADD COLUMN inbox TEXT NOT NULL DEFAULT '';
+)sql";
+
+constexpr std::array<core::store::migration, 5> migrations{
+    {{1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5}}};
 
 std::string_view table_name(table t) {
   switch (t) {
@@ -325,13 +332,13 @@ result<std::optional<credential>> db::credential_of(fb::AuthKind kind, std::stri
   std::string_view sql;
   switch (kind) {
     case fb::AuthKind::user:
-      sql = "SELECT password_hash, admin FROM users WHERE org = ? AND id = ?";
+      sql = "SELECT password_hash, admin, inbox FROM users WHERE org = ? AND id = ?";
       break;
     case fb::AuthKind::node:
-      sql = "SELECT token_hash, 0 FROM nodes WHERE org = ? AND id = ?";
+      sql = "SELECT token_hash, 0, '' FROM nodes WHERE org = ? AND id = ?";
       break;
     case fb::AuthKind::agbot:
-      sql = "SELECT token_hash, 0 FROM agbots WHERE org = ? AND id = ?";
+      sql = "SELECT token_hash, 0, '' FROM agbots WHERE org = ? AND id = ?";
       break;
     default:
       return std::optional<credential>{};
@@ -342,16 +349,17 @@ result<std::optional<credential>> db::credential_of(fb::AuthKind kind, std::stri
   auto row = (*st)->step();
   if (!row) return row.err();
   if (!*row) return std::optional<credential>{};
-  credential c{(*st)->column_text(0), (*st)->column_int(1) != 0};
+  credential c{(*st)->column_text(0), (*st)->column_int(1) != 0, (*st)->column_text(2)};
   (*st)->reset();
   return std::optional<credential>(std::move(c));
 }
 
 // ---- users
 
-result<void> db::user_insert(const fb::UserT& u, std::string_view password_hash) {
-  auto st =
-      db_.cached("INSERT INTO users (org, id, password_hash, admin, blob) VALUES (?, ?, ?, ?, ?)");
+result<void> db::user_insert(const fb::UserT& u, std::string_view password_hash,
+                             std::string_view inbox) {
+  auto st = db_.cached(
+      "INSERT INTO users (org, id, password_hash, admin, blob, inbox) VALUES (?, ?, ?, ?, ?, ?)");
   if (!st) return st.err();
   auto blob = to_blob<fb::User>(u);
   (*st)
@@ -359,22 +367,21 @@ result<void> db::user_insert(const fb::UserT& u, std::string_view password_hash)
       .bind(2, u.username)
       .bind(3, password_hash)
       .bind(4, int64_t{u.admin})
-      .bind(5, span_of(blob));
+      .bind(5, span_of(blob))
+      .bind(6, inbox);
   if (auto r = (*st)->exec(); !r) return r.err();
   return {};
 }
 
-result<void> db::user_update(const fb::UserT& u, std::string_view password_hash) {
+result<void> db::user_update(const fb::UserT& u, std::string_view password_hash,
+                             std::string_view inbox) {
   auto st = db_.cached(
-      "UPDATE users SET password_hash = CASE WHEN ? = '' THEN password_hash ELSE ? END, admin = ?, "
-      "blob = ? WHERE org = ? AND id = ?");
+      "UPDATE users SET password_hash = CASE WHEN ?1 = '' THEN password_hash ELSE ?1 END, "
+      "inbox = CASE WHEN ?1 = '' THEN inbox ELSE ?2 END, admin = ?3, blob = ?4 "
+      "WHERE org = ?5 AND id = ?6");
   if (!st) return st.err();
   auto blob = to_blob<fb::User>(u);
-  (*st)
-      ->bind(1, password_hash)
-      .bind(2, password_hash)
-      .bind(3, int64_t{u.admin})
-      .bind(4, span_of(blob));
+  (*st)->bind(1, password_hash).bind(2, inbox).bind(3, int64_t{u.admin}).bind(4, span_of(blob));
   (*st)->bind(5, u.org).bind(6, u.username);
   if (auto r = (*st)->exec(); !r) return r.err();
   return {};

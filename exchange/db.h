@@ -55,6 +55,7 @@ std::optional<typename Table::NativeTableType> from_blob(std::span<const uint8_t
 struct credential {
   std::string hash;
   bool admin = false;  // users only
+  std::string inbox;   // users only: where its answers go ("" = no broker identity yet)
 };
 
 // An agbot that must hear about a change: where to seal and send the event.
@@ -127,9 +128,15 @@ class db {
                                                   std::string_view id);
 
   // ---- users
-  result<void> user_insert(const fb::UserT& u, std::string_view password_hash);
-  // An empty hash keeps the stored one.
-  result<void> user_update(const fb::UserT& u, std::string_view password_hash);
+  // `inbox`: of the user's broker identity, derived with the password (core/bus/credentials.h).
+  result<void> user_insert(const fb::UserT& u, std::string_view password_hash,
+                           std::string_view inbox);
+  // An empty hash keeps the stored hash and inbox.
+  result<void> user_update(const fb::UserT& u, std::string_view password_hash,
+                           std::string_view inbox);
+  // The broker usernames ("org/user") of the users of `org` ("" = every org) that have a broker
+  // identity.
+  result<std::set<std::string>> user_identities(std::string_view org);
 
   // ---- nodes (pattern, key and mailbox come from the NodeT)
   result<void> node_insert(const fb::NodeT& n, std::string_view token_hash);

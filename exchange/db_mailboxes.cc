@@ -59,4 +59,19 @@ result<std::set<std::string>> db::mailbox_all() {
   return out;
 }
 
+result<std::set<std::string>> db::user_identities(std::string_view org) {
+  auto st =
+      db_.cached("SELECT org || '/' || id FROM users WHERE inbox <> '' AND (?1 = '' OR org = ?1)");
+  if (!st) return st.err();
+  (*st)->bind(1, org);
+  std::set<std::string> out;
+  for (;;) {
+    auto row = (*st)->step();
+    if (!row) return row.err();
+    if (!*row) break;
+    out.insert((*st)->column_text(0));
+  }
+  return out;
+}
+
 }  // namespace hmq::exchange

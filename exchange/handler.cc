@@ -32,11 +32,13 @@ outcome handler::run(const fb::RpcRequest& req) {
   out_.response.status = fb::RpcStatus::ok;
   out_.events = std::move(events_);
   out_.broker = std::move(broker_);
+  out_.reply_inbox = p_.inbox;
   return std::move(out_);
 }
 
 outcome handler::fail(const rpc_error& e) {
   outcome o;
+  o.reply_inbox = p_.inbox;  // empty unless authenticated as a user
   o.response.status = e.status;
   o.response.error_message = e.message;
   o.response.error_field = e.field;
@@ -303,15 +305,15 @@ step handler::release_broker_user(fb::AuthKind kind, const std::string& org, con
 void handler::broker_ensure(fb::AuthKind kind, const std::string& user,
                             const std::string& password) {
   if (user.empty() || password.empty()) return;
-  broker_.push_back({broker_change::action::ensure, kind, user, password});
+  broker_.push_back({broker_change::action::ensure, kind, user, password, {}, false});
 }
 void handler::broker_remove(fb::AuthKind kind, const std::string& user) {
-  if (!user.empty()) broker_.push_back({broker_change::action::remove, kind, user, {}});
+  if (!user.empty()) broker_.push_back({broker_change::action::remove, kind, user, {}, {}, false});
 }
 void handler::broker_password(fb::AuthKind kind, const std::string& user,
                               const std::string& password) {
   if (!user.empty() && !password.empty())
-    broker_.push_back({broker_change::action::set_password, kind, user, password});
+    broker_.push_back({broker_change::action::set_password, kind, user, password, {}, false});
 }
 
 // ---- transactions

@@ -39,7 +39,7 @@ step handler::get_org(const key_parts& k) {
   return {};
 }
 
-// Patterns, services, nodes and agbots go with the org; so do their broker identities.
+// Users, patterns, services, nodes and agbots go with the org; so do their broker identities.
 step handler::remove_org(const key_parts& k) {
   if (k.org == "root") return forbidden("org root cannot be deleted");
   HMQ_CHECK(tx([&]() -> step {
@@ -59,6 +59,9 @@ step handler::remove_org(const key_parts& k) {
       HMQ_CHECK(
           add_events(address_node_event(db_, fb::EventKind::node_unregistered, *n, n->pattern)));
     }
+    auto users = db_.user_identities(k.org);
+    if (!users) return internal(users.err());
+    for (const auto& u : *users) broker_remove(fb::AuthKind::user, u);
     auto bots = db_.blob_list(table::agbots, k.org, "", UINT32_MAX);
     if (!bots) return internal(bots.err());
     for (const auto& r : *bots)

@@ -16,17 +16,31 @@ result<std::string> service::hash(std::string_view secret) {
   return crypto::hash_password(secret, opts_.strength);
 }
 
-result<void> service::bootstrap_root(std::string_view root_password) {
+broker_change user_broker_change(const core::bus::user_identity& id, bool recorder) {
+  broker_change c;
+  c.what = broker_change::action::ensure;
+  c.kind = fb::AuthKind::user;
+  c.username = id.username;
+  c.password = id.password;
+  c.inbox = id.inbox;
+  c.recorder = recorder;
+  return c;
+}
+
+result<std::vector<broker_change>> service::bootstrap_root(std::string_view root_password) {
   auto existing = db_.credential_of(fb::AuthKind::user, "root", "root");
   if (!existing) return existing.err();
   if (root_password.empty()) {
-    if (*existing) return {};
+    if (*existing) return std::vector<broker_change>{};
     return core::error{
         make_error_code(core::store::errc::sql_error),
         "no root password given and no root user exists: set --root-password or HMQ_ROOT_PASSWORD"};
   }
   auto h = hash(root_password);
   if (!h) return h.err();
+  auto ident = core::bus::derive_user_identity("root", "root", root_password);
+  if (!ident) return ident.err();
+  bool recorder = false;
   auto r = db_.transaction([&]() -> result<void> {
     auto org = db_.org_get("root");
     if (!org) return org.err();
@@ -38,14 +52,17 @@ result<void> service::bootstrap_root(std::string_view root_password) {
       if (auto e = db_.org_insert(o); !e) return e;
     }
     fb::UserT u;
+    if (auto old = db_.load<fb::User>(table::users, "root", "root")) u = std::move(*old);
     u.org = "root";
     u.username = "root";
     u.admin = true;
-    if (*existing) return db_.user_update(u, *h);
-    return db_.user_insert(u, *h);
+    recorder = u.recorder;
+    if (*existing) return db_.user_update(u, *h, ident->inbox);
+    return db_.user_insert(u, *h, ident->inbox);
   });
   cache_.forget(fb::AuthKind::user, "root", "root");
-  return r;
+  if (!r) return r.err();
+  return std::vector<broker_change>{user_broker_change(*ident, recorder)};
 }
 
 outcome service::handle(const crypto::public_key& sender, const fb::RpcRequest& req) {

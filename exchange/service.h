@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/bus/credentials.h"
 #include "core/common/result.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
@@ -32,15 +33,22 @@ struct service_options {
 
 // A change to the broker's client database (Mosquitto dynamic security) that a committed
 // request calls for: the app applies it through exchange/broker_admin.h when --provision-broker
-// is on, and ignores it otherwise. The username is the party's mailbox id; the password is its
-// exchange token (the broker keeps only a salted hash of it).
+// is on, and ignores it otherwise. A node's or agbot's username is its mailbox id and its
+// password its exchange token; an exchange user's are derived from its password
+// (core/bus/credentials.h: "org/user", an Argon2id secret, an inbox id). The broker keeps only
+// a salted hash of a password.
 struct broker_change {
-  enum class action { ensure, remove, set_password };
+  enum class action { ensure, remove, set_password, set_recorder };
   action what = action::ensure;
-  fb::AuthKind kind = fb::AuthKind::node;  // node or agbot: picks the shared role
+  fb::AuthKind kind = fb::AuthKind::node;  // node, agbot or user: picks the shared role
   std::string username;
-  std::string password;  // ensure, set_password
+  std::string password;   // ensure, set_password
+  std::string inbox;      // users (ensure): the topic level its answers come on
+  bool recorder = false;  // users (ensure, set_recorder): may read the whole bus
 };
+
+// The broker identity of an exchange user, to create or update (password and roles).
+broker_change user_broker_change(const core::bus::user_identity& id, bool recorder);
 
 // What one request produced: the response, events to publish once it is committed, and broker
 // identities to create or delete (applied before the response is sent).
@@ -48,6 +56,9 @@ struct outcome {
   fb::RpcResponseT response;
   std::vector<addressed_event> events;
   std::vector<broker_change> broker;
+  // The inbox id of the exchange user the request authenticated as (empty: not a user, or a
+  // user created before inboxes): the response goes to hmq/v1/r/<inbox>/<sender mailbox>.
+  std::string reply_inbox;
 };
 
 class service {
@@ -58,7 +69,8 @@ class service {
 
   // Creates org "root" when missing and (re)sets root/root's password. An empty password leaves
   // an existing root user alone (and fails when there is none, since nobody could log in).
-  result<void> bootstrap_root(std::string_view root_password);
+  // Returns the broker identity to (re)provision for root: none when the password was kept.
+  result<std::vector<broker_change>> bootstrap_root(std::string_view root_password);
 
   outcome handle(const core::crypto::public_key& sender, const fb::RpcRequest& req);
 

@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "core/crypto/crypto.h"
+
 namespace hmq::core::bus {
 
 result<std::string> read_secret_file(const std::filesystem::path& p) {
@@ -35,6 +37,27 @@ result<void> apply_credentials(options& o, const credentials_flags& f) {
     o.tls->ca_file = f.ca_file.string();
   }
   return {};
+}
+
+namespace {
+
+std::span<const uint8_t> bytes_of(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+result<user_identity> derive_user_identity(std::string_view org, std::string_view user,
+                                           std::string_view password) {
+  user_identity id;
+  id.username = std::string(org) + "/" + std::string(user);
+  const std::string salt_in = "hmq broker salt|" + id.username;
+  const auto salt = crypto::generic_hash(bytes_of(salt_in), 16);
+  auto key = crypto::derive_key(password, salt, 32);
+  if (!key) return key.err();
+  id.password = crypto::to_base64(*key);
+  id.inbox = crypto::to_hex(crypto::generic_hash(bytes_of("hmq inbox"), 16, *key));
+  return id;
 }
 
 }  // namespace hmq::core::bus

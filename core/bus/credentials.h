@@ -25,4 +25,21 @@ result<void> apply_credentials(options& o, const credentials_flags& f);
 // The first line of a secret file (same rules), e.g. a node token file.
 result<std::string> read_secret_file(const std::filesystem::path& p);
 
+// The broker identity of exchange user org/user (docs/security.md "Operator identities"). The
+// exchange provisions it when the user's password is set; hmq and hmq-replay derive the same
+// values from the credentials they are given, so nobody hands broker secrets around.
+//   username: "org/user";
+//   password: base64 of Argon2id(password, salt = BLAKE2b-128("hmq broker salt|org/user")),
+//             32 bytes: never the exchange password, and a leaked dynamic-security.json costs
+//             an Argon2id per guess before its own PBKDF2;
+//   inbox:    hex of BLAKE2b-128 keyed with that secret: the opaque topic level the exchange
+//             answers this user on (hmq/v1/r/<inbox>/<mailbox>); unguessable without the secret.
+struct user_identity {
+  std::string username;
+  std::string password;
+  std::string inbox;
+};
+result<user_identity> derive_user_identity(std::string_view org, std::string_view user,
+                                           std::string_view password);
+
 }  // namespace hmq::core::bus

@@ -15,7 +15,8 @@
 //   answer in the peer's name.
 // - respond() answers the requester's own mailbox, derived from its authenticated key; the
 //   reply_to inside the request is ignored, or any client could make us send responses to an
-//   arbitrary mailbox (a reflector).
+//   arbitrary mailbox (a reflector). The only other destination is an inbox the caller names
+//   (the exchange: from the user the request authenticated as, never from the request).
 namespace hmq::core::bus {
 
 namespace {
@@ -92,15 +93,26 @@ void messenger::listen(std::string filter) {
   }
 }
 
+void messenger::listen_inbox(std::string topic) {
+  mailbox_optional_ = true;
+  listen(std::move(topic));
+}
+
 void messenger::start() {
   if (started_) return;
   started_ = true;
   auto h = [this, alive = alive_](const inbound& in) {
     if (*alive) on_inbound(in);
   };
-  client_.subscribe(mailbox_topic(), 1, h, [box = mailbox_topic()](result<void> r) {
-    if (!r) logger()->error("subscribe to own mailbox {} failed: {}", box, r.err().message());
-  });
+  client_.subscribe(
+      mailbox_topic(), 1, h, [box = mailbox_topic(), optional = mailbox_optional_](result<void> r) {
+        if (r) return;
+        if (optional)
+          logger()->debug("own mailbox {} refused: {} (answers come to the inbox)", box,
+                          r.err().message());
+        else
+          logger()->error("subscribe to own mailbox {} failed: {}", box, r.err().message());
+      });
   for (const auto& f : extra_filters_) client_.subscribe(f, 1, h);
 }
 
@@ -226,11 +238,12 @@ void messenger::request(
 void messenger::respond(
     const wire::opened& req, wire::fb::Body type,
     const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
-    publish_options o) {
+    publish_options o, std::string topic) {
   wire::header h;
   h.correlation_id = req.message()->correlation_id();
   auto msg = wire::build_message(std::move(h), loop_.time(), type, body);
-  send(req.sender, msg, o, topics_.mailbox(crypto::mailbox_id(req.sender)));
+  if (topic.empty()) topic = topics_.mailbox(crypto::mailbox_id(req.sender));
+  send(req.sender, msg, o, std::move(topic));
 }
 
 }  // namespace hmq::core::bus

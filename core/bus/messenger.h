@@ -45,6 +45,10 @@ class messenger {
   void on(wire::fb::Body type, message_handler h);
   // Also open and route messages arriving on `filter` (e.g. the exchange's shared RPC topic).
   void listen(std::string filter);
+  // Also receive on `topic`, an exchange user's inbox (topics::inbox). The own mailbox becomes
+  // optional: a broker that refuses it (an exchange user may read only its inbox there) is
+  // logged at debug, not as an error.
+  void listen_inbox(std::string topic);
   void start();
   // Open and route a message that a subscription other than our own received (hmq-fleetsim
   // shares one connection among many identities and routes by topic itself). Same checks as a
@@ -65,11 +69,12 @@ class messenger {
       const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
       std::chrono::milliseconds timeout, response_handler on_response, publish_options o = {});
 
-  // Reply to a request `req`: correlation id copied, sent to its reply_to mailbox.
+  // Reply to a request `req`: correlation id copied, sealed to its sender and sent to the
+  // sender's mailbox, or to `topic` (an exchange user's inbox) when given.
   void respond(
       const wire::opened& req, wire::fb::Body type,
       const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
-      publish_options o = {});
+      publish_options o = {}, std::string topic = {});
 
   // Per-sender flood limit on opened messages that are not responses to our own requests
   // (off by default). Keyed by the authenticated sender key, so a forger cannot spend someone
@@ -96,6 +101,7 @@ class messenger {
   topics topics_;
   std::string mailbox_;
   std::vector<std::string> extra_filters_;
+  bool mailbox_optional_ = false;
   std::unordered_map<uint8_t, message_handler> handlers_;
   struct pending {
     crypto::public_key peer;

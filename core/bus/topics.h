@@ -13,6 +13,11 @@ struct topics {
   // Shared subscription so several exchange replicas split the RPC load.
   std::string rpc_shared() const { return "$share/exchange/" + rpc(); }
   std::string mailbox(std::string_view id) const { return prefix + "/mb/" + std::string(id); }
+  // Where the exchange answers an exchange user's request: the user's opaque inbox id
+  // (core/bus/credentials.h), then the requesting key's mailbox.
+  std::string inbox(std::string_view inbox, std::string_view mailbox) const {
+    return prefix + "/r/" + std::string(inbox) + "/" + std::string(mailbox);
+  }
   std::string heartbeat(std::string_view id) const { return prefix + "/hb/" + std::string(id); }
   std::string heartbeat_all() const { return prefix + "/hb/+"; }
   std::string presence(std::string_view id) const {

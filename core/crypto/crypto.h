@@ -129,6 +129,11 @@ result<std::string> hash_password(std::string_view password,
                                   hash_strength s = hash_strength::interactive);
 bool verify_password(std::string_view hash, std::string_view password);
 
+// Argon2id key derivation (crypto_pwhash, libsodium's interactive limits): `out_len` bytes from
+// `password` and a 16-byte `salt`. Deterministic: both ends of a shared password derive the
+// same key (core/bus/credentials.h: an exchange user's broker identity).
+result<bytes> derive_key(std::string_view password, std::span<const uint8_t> salt, size_t out_len);
+
 // BLAKE2b (crypto_generichash) of `out_len` bytes, optionally keyed.
 bytes generic_hash(std::span<const uint8_t> in, size_t out_len, std::span<const uint8_t> key = {});
 

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "core/bus/client.h"
+#include "core/bus/credentials.h"
 #include "core/bus/topic_filter.h"
 #include "core/crypto/crypto.h"
 #include "core/log/log.h"
@@ -98,7 +99,24 @@ struct record_opts {
   uint64_t count = 0;
   std::string broker = default_broker();
   std::string username, password;
+  std::string exchange_user;  // ORG/USER:PASSWORD: that user's broker identity
 };
+
+// --exchange-user ORG/USER:PASSWORD: the broker identity the exchange provisions for that user
+// (core/bus/credentials.h); on a broker with identities it records only with the right
+// `hmq exchange user allow-record` grants.
+void use_exchange_user(const std::string& spec, bus::options& bo) {
+  const auto colon = spec.find(':');
+  const auto slash = spec.find('/');
+  if (colon == std::string::npos || slash == std::string::npos || slash == 0 || slash > colon ||
+      slash + 1 == colon || colon + 1 == spec.size())
+    throw failure{exit_bad_input, "--exchange-user: expected ORG/USER:PASSWORD"};
+  auto id = bus::derive_user_identity(
+      spec.substr(0, slash), spec.substr(slash + 1, colon - slash - 1), spec.substr(colon + 1));
+  if (!id) throw failure{exit_bad_input, "--exchange-user: " + id.err().message()};
+  bo.username = id->username;
+  bo.password = id->password;
+}
 
 int do_record(const record_opts& o, bool verbose, std::ostream& out, std::ostream& err) {
   for (const auto& f : o.filters) {
@@ -112,6 +130,7 @@ int do_record(const record_opts& o, bool verbose, std::ostream& out, std::ostrea
 
   core::loop::event_loop loop;
   auto bo = broker_options(o.broker, o.username, o.password);
+  if (!o.exchange_user.empty()) use_exchange_user(o.exchange_user, bo);
   bo.retain_as_published = true;  // record the retain flag each publisher set
   bus::client client(loop, bo);
   const bool tty = ::isatty(STDERR_FILENO) != 0;
@@ -518,6 +537,10 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       ->capture_default_str();
   rec->add_option("--username", ro.username, "Broker user name");
   rec->add_option("--password", ro.password, "Broker password");
+  rec->add_option("--exchange-user", ro.exchange_user,
+                  "Connect as this exchange user's broker identity, ORG/USER:PASSWORD (a broker "
+                  "with identities needs: hmq exchange user allow-record ORG/USER)")
+      ->excludes("--username");
   rec->footer(
       "Records topic, payload, QoS, retain flag, MQTT v5 properties and receive time (us). "
       "Progress goes to "
