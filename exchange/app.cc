@@ -307,7 +307,8 @@ void on_signal(parts& d, int sig) {
   shutdown(d);
 }
 
-// Ready = all four subscriptions confirmed by the broker.
+// Ready = all four subscriptions confirmed by the broker, and with --provision-broker root's
+// broker identity sent too (a caller told "ready" may connect as root at once).
 void on_subscribed(parts& d, core::result<void> r) {
   if (d.stopping) return;
   if (!r) {
@@ -316,7 +317,7 @@ void on_subscribed(parts& d, core::result<void> r) {
     shutdown(d);
     return;
   }
-  if (++d.confirmed == 4) {
+  if (++d.confirmed == (d.o.provision_broker ? 5 : 4)) {
     std::fprintf(stderr, "hmq-exchange ready: key=%s mailbox=%s\n", d.key_b64.c_str(),
                  d.mailbox.c_str());
     std::fflush(stderr);
@@ -359,7 +360,7 @@ void start(parts& d) {
   // crash left committed but unsent (docs/security.md "Crash-safe broker administration").
   if (d.o.provision_broker)
     d.admin.start([&d] {
-      d.admin.apply(d.root_identity);
+      d.admin.apply(d.root_identity, [&d] { on_subscribed(d, {}); });
       d.admin.reconcile([&d]() -> core::result<std::set<std::string>> {
         (void)d.batch.flush();  // committed state only: an open group may still fail
         auto all = d.store.mailbox_all();

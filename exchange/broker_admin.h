@@ -61,7 +61,8 @@ class broker_admin {
   broker_admin(core::bus::client& c, std::string topic_prefix);
   // Subscribes to the responses; `ready` runs once the broker confirmed that subscription.
   void start(std::function<void()> ready = nullptr);
-  void apply(const std::vector<broker_change>& changes);
+  // `sent` (optional) runs once the broker took the commands (or at once when there are none).
+  void apply(const std::vector<broker_change>& changes, std::function<void()> sent = nullptr);
   // Needs start()'s subscription confirmed. One run at a time; a second call while one runs is
   // ignored.
   void reconcile(registry_fn registered);
@@ -74,7 +75,7 @@ class broker_admin {
 
  private:
   void on_response(const core::bus::inbound& in);
-  void send(const nlohmann::json& cmds);
+  void send(const nlohmann::json& cmds, std::function<void()> sent = nullptr);
   void list_page(uint64_t offset);
   void on_list_page(const nlohmann::json& response);
   void finish_reconcile();

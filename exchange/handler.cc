@@ -305,15 +305,17 @@ step handler::release_broker_user(fb::AuthKind kind, const std::string& org, con
 void handler::broker_ensure(fb::AuthKind kind, const std::string& user,
                             const std::string& password) {
   if (user.empty() || password.empty()) return;
-  broker_.push_back({broker_change::action::ensure, kind, user, password, {}, false});
+  broker_.push_back(party_broker_change(broker_change::action::ensure, kind, user, password));
 }
 void handler::broker_remove(fb::AuthKind kind, const std::string& user) {
-  if (!user.empty()) broker_.push_back({broker_change::action::remove, kind, user, {}, {}, false});
+  if (!user.empty())
+    broker_.push_back(party_broker_change(broker_change::action::remove, kind, user));
 }
 void handler::broker_password(fb::AuthKind kind, const std::string& user,
                               const std::string& password) {
   if (!user.empty() && !password.empty())
-    broker_.push_back({broker_change::action::set_password, kind, user, password, {}, false});
+    broker_.push_back(
+        party_broker_change(broker_change::action::set_password, kind, user, password));
 }
 
 // ---- transactions

@@ -58,7 +58,7 @@ step handler::put_user(const void* in, bool insert) {
   }));
   if (!h.empty()) {
     s_.cache_.forget(fb::AuthKind::user, u.org, u.username);
-    broker_.push_back(user_broker_change(ident, u.recorder));
+    broker_.push_back(user_broker_change(ident, u.recorder, had_inbox));
   } else if (recorder_changed && !had_inbox.empty()) {
     broker_change c;
     c.what = broker_change::action::set_recorder;

@@ -16,7 +16,18 @@ result<std::string> service::hash(std::string_view secret) {
   return crypto::hash_password(secret, opts_.strength);
 }
 
-broker_change user_broker_change(const core::bus::user_identity& id, bool recorder) {
+broker_change party_broker_change(broker_change::action what, fb::AuthKind kind,
+                                  std::string username, std::string password) {
+  broker_change c;
+  c.what = what;
+  c.kind = kind;
+  c.username = std::move(username);
+  c.password = std::move(password);
+  return c;
+}
+
+broker_change user_broker_change(const core::bus::user_identity& id, bool recorder,
+                                 std::string old_inbox) {
   broker_change c;
   c.what = broker_change::action::ensure;
   c.kind = fb::AuthKind::user;
@@ -24,6 +35,7 @@ broker_change user_broker_change(const core::bus::user_identity& id, bool record
   c.password = id.password;
   c.inbox = id.inbox;
   c.recorder = recorder;
+  c.old_inbox = std::move(old_inbox);
   return c;
 }
 
@@ -62,7 +74,8 @@ result<std::vector<broker_change>> service::bootstrap_root(std::string_view root
   });
   cache_.forget(fb::AuthKind::user, "root", "root");
   if (!r) return r.err();
-  return std::vector<broker_change>{user_broker_change(*ident, recorder)};
+  std::string old_inbox = *existing ? (*existing)->inbox : std::string();
+  return std::vector<broker_change>{user_broker_change(*ident, recorder, std::move(old_inbox))};
 }
 
 outcome service::handle(const crypto::public_key& sender, const fb::RpcRequest& req) {

@@ -44,11 +44,16 @@ struct broker_change {
   std::string username;
   std::string password;   // ensure, set_password
   std::string inbox;      // users (ensure): the topic level its answers come on
+  std::string old_inbox;  // users (ensure): the inbox its role grants now, if another
   bool recorder = false;  // users (ensure, set_recorder): may read the whole bus
 };
 
+// A change to a node's or agbot's broker identity (username = its mailbox).
+broker_change party_broker_change(broker_change::action what, fb::AuthKind kind,
+                                  std::string username, std::string password = {});
 // The broker identity of an exchange user, to create or update (password and roles).
-broker_change user_broker_change(const core::bus::user_identity& id, bool recorder);
+broker_change user_broker_change(const core::bus::user_identity& id, bool recorder,
+                                 std::string old_inbox);
 
 // What one request produced: the response, events to publish once it is committed, and broker
 // identities to create or delete (applied before the response is sent).

@@ -29,20 +29,25 @@ size_t count_of(const std::string& text, const std::string& needle) {
   return n;
 }
 
-std::string operator_password(secure_setup& s) {
-  return read_file(s.dir.path() / "hmq-operator.password");
+// An operator: org user acme/mallory (org "acme" must exist), with the broker identity the
+// exchange provisioned for it.
+core::bus::user_identity operator_of_acme(secure_setup& s) {
+  auto r = s.hmq({"--org", "acme", "user", "create", "mallory", "mallorypw"});
+  EXPECT_EQ(r.exit, 0) << r.out << r.err;
+  return secure_setup::user_identity("acme", "mallory", "mallorypw");
 }
 
-// The attack of the issue: the shared operator credentials with the victim's (guessable) client
+// The attack of the issue: an operator's broker credentials with the victim's (guessable) client
 // id and a persistent session. The broker names the connection after its username instead.
 TEST(attack_session, operator_using_an_agbots_client_id_does_not_take_its_session) {
   victim_agbot v;
   ASSERT_FALSE(v.mailbox.empty());
+  const auto op = operator_of_acme(v.s);
   auto r = mosq(v.s, "mosquitto_sub",
-                {"-u", "hmq-operator", "-P", operator_password(v.s), "-i", "hmq-agbot-" + v.mailbox,
-                 "-c", "-V", "mqttv5", "-t", "hmq/v1/mb/" + v.mailbox, "-W", "2", "-d"});
+                {"-u", op.username, "-P", op.password, "-i", "hmq-agbot-" + v.mailbox, "-c", "-V",
+                 "mqttv5", "-t", "hmq/v1/r/" + op.inbox + "/+", "-W", "2", "-d"});
   EXPECT_NE(r.out.find("received CONNACK (0)"), std::string::npos) << r.out;
-  EXPECT_NE(v.s.broker->log().find("as hmq-operator"), std::string::npos) << v.s.broker->log();
+  EXPECT_NE(v.s.broker->log().find("as acme/mallory"), std::string::npos) << v.s.broker->log();
   EXPECT_EQ(v.s.broker->log().find(takeover), std::string::npos) << v.s.broker->log();
   v.expect_still_works();
 }
@@ -55,12 +60,14 @@ TEST(attack_session, operator_using_the_exchanges_client_id_does_not_take_its_se
   std::smatch m;
   std::string text = read_file(xlog);
   ASSERT_TRUE(std::regex_search(text, m, std::regex("mailbox=([a-z2-7]{16})"))) << text;
-  auto r =
-      mosq(s, "mosquitto_sub",
-           {"-u", "hmq-operator", "-P", operator_password(s), "-i", "hmq-x-" + std::string(m[1]),
-            "-c", "-V", "mqttv5", "-t", "hmq/v1/x/rpc", "-W", "2", "-d"});
-  EXPECT_NE(r.out.find("received CONNACK (0)"), std::string::npos) << r.out;
   auto org = s.hmq({"org", "create", "acme"});
+  EXPECT_EQ(org.exit, 0) << org.out << org.err;
+  const auto op = operator_of_acme(s);
+  auto r = mosq(s, "mosquitto_sub",
+                {"-u", op.username, "-P", op.password, "-i", "hmq-x-" + std::string(m[1]), "-c",
+                 "-V", "mqttv5", "-t", "hmq/v1/x/rpc", "-W", "2", "-d"});
+  EXPECT_NE(r.out.find("received CONNACK (0)"), std::string::npos) << r.out;
+  org = s.hmq({"org", "create", "beta"});
   EXPECT_EQ(org.exit, 0) << org.out << org.err;
   EXPECT_TRUE(s.exchange->is_running());
   text = read_file(xlog);
@@ -80,10 +87,14 @@ TEST(attack_retained, node_cannot_park_a_retained_message_in_an_agbots_mailbox) 
   auto r = mosq(v.s, "mosquitto_pub",
                 {"-u", node_mb, "-P", "evilpw", "-V", "mqttv311", "-q", "1", "-r", "-t",
                  "hmq/v1/mb/" + v.mailbox, "-m", "parked-junk"});
-  // A later subscriber of that mailbox (the operator role may read mailboxes) gets nothing.
+  // A later subscriber of that mailbox (a user root let record the bus) gets nothing.
+  const auto rec = operator_of_acme(v.s);
+  auto grant = v.s.hmq({"user", "allow-record", "acme/mallory"});
+  ASSERT_EQ(grant.exit, 0) << grant.out << grant.err;
   auto later = mosq(v.s, "mosquitto_sub",
-                    {"-u", "hmq-operator", "-P", operator_password(v.s), "-V", "mqttv5", "-t",
-                     "hmq/v1/mb/" + v.mailbox, "-W", "2", "-v"});
+                    {"-u", rec.username, "-P", rec.password, "-V", "mqttv5", "-t",
+                     "hmq/v1/mb/" + v.mailbox, "-W", "2", "-d", "-v"});
+  EXPECT_NE(later.out.find("Subscribed (mid: 1): 0"), std::string::npos) << later.out;
   EXPECT_EQ(later.out.find("parked-junk"), std::string::npos) << later.out;
   v.expect_still_works();
 }

@@ -45,8 +45,9 @@ TEST(attack_crash, a_removal_committed_but_never_sent_is_undone_on_the_broker_at
   EXPECT_FALSE(refused(v.s, mb, "n1tok")) << "the fault did not hit between COMMIT and broker";
 
   v.s.start_exchange({}, "exchange-restart.log");
+  // On the broker: the agbot, n1 and the users root/root and acme/admin.
   EXPECT_TRUE(wait_for_log(v.s.exchange_log("exchange-restart.log"),
-                           "broker identities reconciled: 2 on the broker, 1 removed, 0 missing", 1,
+                           "broker identities reconciled: 4 on the broker, 1 removed, 0 missing", 1,
                            20s))
       << read_file(v.s.exchange_log("exchange-restart.log"));
   EXPECT_TRUE(refused(v.s, mb, "n1tok"));
@@ -64,7 +65,7 @@ TEST(attack_crash, an_identity_committed_but_never_sent_is_reported_missing_at_r
   v.s.start_exchange({}, "exchange-restart.log");
   const auto log = v.s.exchange_log("exchange-restart.log");
   EXPECT_TRUE(wait_for_log(
-      log, "broker identities reconciled: 1 on the broker, 0 removed, 1 missing", 1, 20s))
+      log, "broker identities reconciled: 3 on the broker, 0 removed, 1 missing", 1, 20s))
       << read_file(log);
   EXPECT_NE(read_file(log).find("first: " + mb), std::string::npos) << read_file(log);
   v.expect_still_works();

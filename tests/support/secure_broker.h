@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bus/credentials.h"
 #include "tests/support/fleet.h"
 #include "tests/support/mosquitto.h"
 #include "tests/support/temp_dir.h"
@@ -83,16 +84,20 @@ struct secure_setup {
     return dir.path() / "exchange" / log_name;
   }
 
-  // `hmq ARGS...` as the operator broker identity.
+  // `hmq ARGS...`: with -u it connects as that exchange user's own broker identity.
   run_result raw_hmq(std::vector<std::string> args) {
     args.insert(args.begin(), hmq_binary());
-    return run_command(args,
-                       {{"HMQ_EXCHANGE", broker->uri()},
-                        {"HMQ_EXCHANGE_KEY", key},
-                        {"HMQ_MQTT_USER", "hmq-operator"},
-                        {"HMQ_MQTT_PASSWORD_FILE", (dir.path() / "hmq-operator.password").string()},
-                        {"HOME", dir.path().string()}},
-                       dir.path());
+    return run_command(
+        args,
+        {{"HMQ_EXCHANGE", broker->uri()}, {"HMQ_EXCHANGE_KEY", key}, {"HOME", dir.path().string()}},
+        dir.path());
+  }
+  // The broker identity the exchange provisions for exchange user org/user (what hmq derives).
+  static core::bus::user_identity user_identity(const std::string& org, const std::string& user,
+                                                const std::string& password) {
+    auto id = core::bus::derive_user_identity(org, user, password);
+    EXPECT_TRUE(id);
+    return id ? *id : core::bus::user_identity{};
   }
   // `hmq exchange` as root, or as `as` ("org/user:password").
   run_result hmq(std::vector<std::string> args, const std::string& as = "root/root:r") {

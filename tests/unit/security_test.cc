@@ -38,12 +38,8 @@ TEST(size_caps, heartbeat_small_proposal_large) {
 TEST(broker_admin, ensure_creates_literal_mailbox_acls_and_remove_deletes) {
   // Mosquitto 2.0.11 dynsec has no %u substitution (checked against the real broker), so the
   // per-identity role must name the mailbox literally.
-  exchange::broker_change add{exchange::broker_change::action::ensure,
-                              wire::fb::AuthKind::node,
-                              "abcdefghijklmnop",
-                              "tok",
-                              {},
-                              false};
+  auto add = exchange::party_broker_change(exchange::broker_change::action::ensure,
+                                          wire::fb::AuthKind::node, "abcdefghijklmnop", "tok");
   auto j = exchange::dynsec_commands({add}, "hmq/v1");
   const auto& c = j["commands"];
   ASSERT_GE(c.size(), 2u);
@@ -53,20 +49,16 @@ TEST(broker_admin, ensure_creates_literal_mailbox_acls_and_remove_deletes) {
   EXPECT_EQ(c[1]["command"], "createClient");
   EXPECT_EQ(c[1]["password"], "tok");
   EXPECT_EQ(c[1]["roles"][1]["rolename"], "hmq-node");
-  exchange::broker_change rm{exchange::broker_change::action::remove,
-                             wire::fb::AuthKind::node,
-                             "abcdefghijklmnop",
-                             "",
-                             {},
-                             false};
+  auto rm = exchange::party_broker_change(exchange::broker_change::action::remove,
+                                         wire::fb::AuthKind::node, "abcdefghijklmnop");
   auto r = exchange::dynsec_commands({rm}, "hmq/v1");
   EXPECT_EQ(r["commands"][0]["command"], "deleteClient");
   EXPECT_EQ(r["commands"][1]["command"], "deleteRole");
 }
 
 // An exchange user's identity (docs/security.md "Operator identities"): a secret derived from
-// the password, never the password; its role reads only its inbox; the recorder role follows
-// the flag; a role of its own that is remade, since the inbox changes with the password.
+// the password, never the password; its role reads only its inbox (moved when the password
+// changes); the recorder role follows the flag.
 TEST(broker_admin, user_identity_reads_only_its_inbox) {
   auto id = core::bus::derive_user_identity("acme", "bob", "bobpw");
   ASSERT_TRUE(id) << id.err().message();
@@ -85,19 +77,26 @@ TEST(broker_admin, user_identity_reads_only_its_inbox) {
   EXPECT_NE(other->inbox, id->inbox);
   EXPECT_NE(alice->password, id->password);
 
-  auto j = exchange::dynsec_commands({exchange::user_broker_change(*id, false)}, "hmq/v1");
+  auto j = exchange::dynsec_commands({exchange::user_broker_change(*id, false, "")}, "hmq/v1");
   const auto& c = j["commands"];
   ASSERT_GE(c.size(), 4u);
-  EXPECT_EQ(c[0]["command"], "deleteRole");
+  EXPECT_EQ(c[0]["command"], "createRole");
   EXPECT_EQ(c[0]["rolename"], "hmq-user-acme/bob");
-  EXPECT_EQ(c[1]["command"], "createRole");
-  ASSERT_EQ(c[1]["acls"].size(), 1u);
-  EXPECT_EQ(c[1]["acls"][0]["topic"], "hmq/v1/r/" + id->inbox + "/+");
+  ASSERT_EQ(c[0]["acls"].size(), 1u);
+  EXPECT_EQ(c[0]["acls"][0]["topic"], "hmq/v1/r/" + id->inbox + "/+");
+  EXPECT_EQ(c[1]["command"], "addRoleACL");
   EXPECT_EQ(c[2]["password"], id->password);
   EXPECT_EQ(c[2]["roles"][1]["rolename"], "hmq-user");
   EXPECT_EQ(c.back()["command"], "removeClientRole");
   EXPECT_EQ(c.back()["rolename"], "hmq-recorder");
-  auto rec = exchange::dynsec_commands({exchange::user_broker_change(*id, true)}, "hmq/v1");
+  // A new password: the role's ACL moves from the old inbox to the new one.
+  auto moved =
+      exchange::dynsec_commands({exchange::user_broker_change(*id, false, "oldinbox")}, "hmq/v1");
+  EXPECT_EQ(moved["commands"][1]["command"], "removeRoleACL");
+  EXPECT_EQ(moved["commands"][1]["topic"], "hmq/v1/r/oldinbox/+");
+  EXPECT_EQ(moved["commands"][2]["command"], "addRoleACL");
+  EXPECT_EQ(moved["commands"][2]["topic"], "hmq/v1/r/" + id->inbox + "/+");
+  auto rec = exchange::dynsec_commands({exchange::user_broker_change(*id, true, "")}, "hmq/v1");
   EXPECT_EQ(rec["commands"].back()["command"], "addClientRole");
   EXPECT_EQ(rec["commands"].back()["rolename"], "hmq-recorder");
 }
