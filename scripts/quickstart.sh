@@ -98,8 +98,8 @@ if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
 fi
 start mosquitto mosquitto -c "$qs/mosquitto.conf"
 wait_for mosquitto 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
-# The hmq CLI connects as the operator identity (docs/security.md).
-export HMQ_MQTT_USER=hmq-operator HMQ_MQTT_PASSWORD_FILE="$bk/hmq-operator.password"
+# The hmq CLI connects as the exchange user of its -u (the exchange provisions each user's broker
+# identity: docs/security.md "Operator identities"); nothing to export.
 
 log "4/8 starting dockerd and a password-protected registry; building the example images"
 start_dockerd
@@ -180,7 +180,6 @@ cat <<EOT
 
 Horizon-MQ is running (state and logs in $qs). Try:
   export HOME=$qs/home HMQ_EXCHANGE=$broker HMQ_EXCHANGE_KEY=$HMQ_EXCHANGE_KEY HMQ_AGENT_SOCKET=$HMQ_AGENT_SOCKET
-  export HMQ_MQTT_USER=hmq-operator HMQ_MQTT_PASSWORD_FILE=$HMQ_MQTT_PASSWORD_FILE
   $bin/cli/hmq agreement list -o json
   $bin/cli/hmq exchange -u myorg/admin:admin-pw node list
   $bin/cli/hmq agbot agreement list --agbot-socket $qs/agbot.sock
