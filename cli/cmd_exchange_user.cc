@@ -42,7 +42,9 @@ void add_exchange_user(CLI::App& exchange, command_context& ctx) {
     g->add_option("user", *who, "The user: [org/]name (org: --org, else the org of -u)")
         ->required();
     ctx.on_run(g, [&ctx, allow, who] {
-      const auto [org, name] = ctx.qualified(*who);
+      const auto q = ctx.qualified(*who);
+      const std::string& org = q.first;
+      const std::string& name = q.second;
       auto r = ctx.call<fb::ResourceUnion>([&](auto& c, auto& a, auto cb) {
         c.get_resource(a, fb::ResourceKind::user, org, name, std::move(cb));
       });

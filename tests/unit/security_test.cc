@@ -39,7 +39,7 @@ TEST(broker_admin, ensure_creates_literal_mailbox_acls_and_remove_deletes) {
   // Mosquitto 2.0.11 dynsec has no %u substitution (checked against the real broker), so the
   // per-identity role must name the mailbox literally.
   auto add = exchange::party_broker_change(exchange::broker_change::action::ensure,
-                                          wire::fb::AuthKind::node, "abcdefghijklmnop", "tok");
+                                           wire::fb::AuthKind::node, "abcdefghijklmnop", "tok");
   auto j = exchange::dynsec_commands({add}, "hmq/v1");
   const auto& c = j["commands"];
   ASSERT_GE(c.size(), 2u);
@@ -50,7 +50,7 @@ TEST(broker_admin, ensure_creates_literal_mailbox_acls_and_remove_deletes) {
   EXPECT_EQ(c[1]["password"], "tok");
   EXPECT_EQ(c[1]["roles"][1]["rolename"], "hmq-node");
   auto rm = exchange::party_broker_change(exchange::broker_change::action::remove,
-                                         wire::fb::AuthKind::node, "abcdefghijklmnop");
+                                          wire::fb::AuthKind::node, "abcdefghijklmnop");
   auto r = exchange::dynsec_commands({rm}, "hmq/v1");
   EXPECT_EQ(r["commands"][0]["command"], "deleteClient");
   EXPECT_EQ(r["commands"][1]["command"], "deleteRole");
