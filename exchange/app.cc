@@ -359,18 +359,20 @@ void start(parts& d) {
   // Reconcile once the responses can be read: the broker catches up with every change a
   // crash left committed but unsent (docs/security.md "Crash-safe broker administration").
   if (d.o.provision_broker)
-    d.admin.start([&d] {
-      d.admin.apply(d.root_identity, [&d] { on_subscribed(d, {}); });
-      d.admin.reconcile([&d]() -> core::result<std::set<std::string>> {
-        (void)d.batch.flush();  // committed state only: an open group may still fail
-        auto all = d.store.mailbox_all();
-        if (!all) return all.err();
-        auto users = d.store.user_identities("");
-        if (!users) return users.err();
-        all->insert(users->begin(), users->end());
-        return all;
-      });
-    });
+    d.admin.start(
+        [&d] {
+          d.admin.apply(d.root_identity, [&d] { on_subscribed(d, {}); });
+          d.admin.reconcile([&d]() -> core::result<std::set<std::string>> {
+            (void)d.batch.flush();  // committed state only: an open group may still fail
+            auto all = d.store.mailbox_all();
+            if (!all) return all.err();
+            auto users = d.store.user_identities("");
+            if (!users) return users.err();
+            all->insert(users->begin(), users->end());
+            return all;
+          });
+        },
+        [&d](const core::error& e) { on_subscribed(d, e); });
   d.messenger.start();
   d.client.start([&d](core::result<void> r) {
     if (!r) {

@@ -168,15 +168,17 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
 broker_admin::broker_admin(core::bus::client& c, std::string topic_prefix)
     : client_(c), prefix_(std::move(topic_prefix)) {}
 
-void broker_admin::start(std::function<void()> ready) {
+void broker_admin::start(std::function<void()> ready,
+                         std::function<void(const core::error&)> failed) {
   client_.subscribe(
       response_topic, 1, [this](const core::bus::inbound& in) { on_response(in); },
-      [ready = std::move(ready)](core::result<void> r) {
+      [ready = std::move(ready), failed = std::move(failed)](core::result<void> r) {
         if (!r) {
           logger()->error(
               "cannot read dynamic-security responses ({}): is the exchange "
               "connected as the broker admin (broker-config/init-dynsec.sh)?",
               r.err().message());
+          if (failed) failed(r.err());
           return;
         }
         if (ready) ready();

@@ -60,7 +60,9 @@ class broker_admin {
 
   broker_admin(core::bus::client& c, std::string topic_prefix);
   // Subscribes to the responses; `ready` runs once the broker confirmed that subscription.
-  void start(std::function<void()> ready = nullptr);
+  // `failed` runs instead when the broker refuses it (not the admin identity).
+  void start(std::function<void()> ready = nullptr,
+             std::function<void(const core::error&)> failed = nullptr);
   // `sent` (optional) runs once the broker took the commands (or at once when there are none).
   void apply(const std::vector<broker_change>& changes, std::function<void()> sent = nullptr);
   // Needs start()'s subscription confirmed. One run at a time; a second call while one runs is

@@ -60,10 +60,8 @@ step handler::put_user(const void* in, bool insert) {
     s_.cache_.forget(fb::AuthKind::user, u.org, u.username);
     broker_.push_back(user_broker_change(ident, u.recorder, had_inbox));
   } else if (recorder_changed && !had_inbox.empty()) {
-    broker_change c;
-    c.what = broker_change::action::set_recorder;
-    c.kind = fb::AuthKind::user;
-    c.username = u.org + "/" + u.username;
+    auto c = party_broker_change(broker_change::action::set_recorder, fb::AuthKind::user,
+                                 u.org + "/" + u.username);
     c.recorder = u.recorder;
     broker_.push_back(std::move(c));
   }

@@ -48,7 +48,7 @@ struct broker_change {
   bool recorder = false;  // users (ensure, set_recorder): may read the whole bus
 };
 
-// A change to a node's or agbot's broker identity (username = its mailbox).
+// A change to the broker identity `username` (a node's or agbot's mailbox, a user's org/user).
 broker_change party_broker_change(broker_change::action what, fb::AuthKind kind,
                                   std::string username, std::string password = {});
 // The broker identity of an exchange user, to create or update (password and roles).
