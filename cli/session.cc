@@ -144,9 +144,9 @@ session::session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair
   core::bus::topics t;
   t.prefix = o.topic_prefix;
   messenger_ = std::make_unique<core::bus::messenger>(loop_, *bus_, *codec_, t);
-  // The exchange answers a user on its inbox, and on the mailbox a user created before inboxes
+  // Answers to the user's inbox; a user created before inboxes is answered on the mailbox
   // (which only a broker without identities lets it read).
-  if (me) messenger_->listen_inbox(t.inbox(me->inbox, messenger_->mailbox()));
+  if (me) messenger_->listen_inbox(me->inbox);
   client_ = std::make_unique<xc::client>(loop_, *messenger_, exchange_key_, t);
   client_->set_timeout(std::chrono::seconds(std::max(1, o.timeout_s)));
 

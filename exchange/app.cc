@@ -70,8 +70,9 @@ void add_flags(CLI::App& cli, app_options& o) {
       ->envname("HMQ_CA_FILE");
   cli.add_flag(
       "--provision-broker", o.provision_broker,
-      "Create a broker client (dynamic security) for each node and agbot created or registered, "
-      "delete it with the node/agbot; needs the broker admin identity");
+      "Create a broker client (dynamic security) for each node and agbot created or registered "
+      "and for each user whose password is set (root's at start), delete it with them; needs the "
+      "broker admin identity");
   cli.add_option(
          "--commit-batch", o.commit_batch,
          "Group commit: at most this many requests share one store transaction (one fsync); "
@@ -226,10 +227,12 @@ void answer_rpc(parts& d, const wire::opened& m, wire::fb::RpcOp op, outcome& ou
   // "ok" (node created) finds the broker client in place.
   if (d.o.provision_broker) d.admin.apply(out.broker);
   // We are after the group's COMMIT (or its failure): an acknowledged write is durable.
-  // An exchange user reads only its inbox on a broker with identities (docs/security.md).
-  std::string topic = out.reply_inbox.empty()
-                          ? std::string()
-                          : d.topics.inbox(out.reply_inbox, crypto::mailbox_id(m.sender));
+  // An exchange user reads only its inbox on a broker with identities (docs/security.md): the
+  // answer goes there when the request asks for it (reply_to) and it is that user's inbox.
+  const auto* rt = m.message()->reply_to();
+  std::string topic = !out.reply_inbox.empty() && rt && rt->string_view() == out.reply_inbox
+                          ? d.topics.inbox(out.reply_inbox, crypto::mailbox_id(m.sender))
+                          : std::string();
   d.messenger.respond(
       m, wire::fb::Body::RpcResponse,
       [&](flatbuffers::FlatBufferBuilder& b) {

@@ -16,7 +16,8 @@
 // - respond() answers the requester's own mailbox, derived from its authenticated key; the
 //   reply_to inside the request is ignored, or any client could make us send responses to an
 //   arbitrary mailbox (a reflector). The only other destination is an inbox the caller names
-//   (the exchange: from the user the request authenticated as, never from the request).
+//   (the exchange: the inbox of the user the request authenticated as, when the request's
+//   reply_to asks for exactly that one).
 namespace hmq::core::bus {
 
 namespace {
@@ -93,9 +94,10 @@ void messenger::listen(std::string filter) {
   }
 }
 
-void messenger::listen_inbox(std::string topic) {
+void messenger::listen_inbox(const std::string& inbox) {
   mailbox_optional_ = true;
-  listen(std::move(topic));
+  reply_to_ = inbox;
+  listen(topics_.inbox(inbox, mailbox_));
 }
 
 void messenger::start() {
@@ -209,7 +211,7 @@ void messenger::request(
   uint64_t corr = h.correlation_id;
   while (corr == 0 || pending_.count(corr) != 0) corr = crypto::random_u64();
   h.correlation_id = corr;
-  h.reply_to = mailbox_;
+  h.reply_to = reply_to_.empty() ? mailbox_ : reply_to_;
   auto msg = wire::build_message(std::move(h), loop_.time(), type, body);
 
   pending p{recipient, std::move(on_response), {}};

@@ -45,10 +45,12 @@ class messenger {
   void on(wire::fb::Body type, message_handler h);
   // Also open and route messages arriving on `filter` (e.g. the exchange's shared RPC topic).
   void listen(std::string filter);
-  // Also receive on `topic`, an exchange user's inbox (topics::inbox). The own mailbox becomes
-  // optional: a broker that refuses it (an exchange user may read only its inbox there) is
-  // logged at debug, not as an error.
-  void listen_inbox(std::string topic);
+  // Also receive on exchange user inbox `inbox` (topics::inbox(inbox, own mailbox)), and ask
+  // for answers there: requests carry `inbox` as reply_to, which the exchange honours only when
+  // it is the inbox of the user the request authenticated as. The own mailbox becomes optional:
+  // a broker that refuses it (an exchange user may read only its inbox there) is logged at
+  // debug, not as an error.
+  void listen_inbox(const std::string& inbox);
   void start();
   // Open and route a message that a subscription other than our own received (hmq-fleetsim
   // shares one connection among many identities and routes by topic itself). Same checks as a
@@ -61,7 +63,8 @@ class messenger {
   void send(const crypto::public_key& recipient, std::span<const uint8_t> message,
             publish_options o = {}, std::string topic = {}, completion done = {});
 
-  // Request/response: fills correlation_id and reply_to (own mailbox) into `h`, builds the
+  // Request/response: fills correlation_id and reply_to (own mailbox, or the inbox of
+  // listen_inbox) into `h`, builds the
   // message, seals and publishes it, and calls `on_response` once with the response (a
   // message with the same correlation id from `recipient`) or rpc_errc::timeout.
   void request(
@@ -102,6 +105,7 @@ class messenger {
   std::string mailbox_;
   std::vector<std::string> extra_filters_;
   bool mailbox_optional_ = false;
+  std::string reply_to_;  // what requests carry as reply_to (default: the own mailbox)
   std::unordered_map<uint8_t, message_handler> handlers_;
   struct pending {
     crypto::public_key peer;

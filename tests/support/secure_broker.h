@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -105,20 +106,25 @@ struct secure_setup {
     return raw_hmq(std::move(args));
   }
 
-  // An agbot started before the exchange knows it (--mqtt-token-auth): waits until the broker
-  // refuses it and returns its mailbox from the log line that says how to provision it.
-  process start_unprovisioned_agbot(const std::string& org, const std::string& id,
-                                    const std::string& token, std::string& mailbox) {
+  // hmq-agbot org/id with --mqtt-token-auth, its data and log in agbot-<id>/ (the same key on
+  // every start).
+  process start_agbot(const std::string& org, const std::string& id, const std::string& token) {
     const auto d = dir.path() / ("agbot-" + id);
     std::filesystem::create_directories(d);
-    auto p = process::start({{agbot_binary(), "--broker", broker->uri(), "--exchange-key", key,
-                              "--org", org, "--id", id, "--token", token, "--data-dir", d.string(),
-                              "--control-socket", (d / "agbot.sock").string(), "--mqtt-token-auth"},
-                             {},
-                             d / "agbot.log"});
-    EXPECT_TRUE(wait_for_log(d / "agbot.log", "--mailbox", 1, 20s)) << read_file(d / "agbot.log");
+    return process::start({{agbot_binary(), "--broker", broker->uri(), "--exchange-key", key,
+                            "--org", org, "--id", id, "--token", token, "--data-dir", d.string(),
+                            "--control-socket", (d / "agbot.sock").string(), "--mqtt-token-auth"},
+                           {},
+                           d / "agbot.log"});
+  }
+  // An agbot started before the exchange knows it: waits until the broker refuses it and
+  // returns its mailbox from the log line that says how to provision it.
+  process start_unprovisioned_agbot(const std::string& org, const std::string& id,
+                                    const std::string& token, std::string& mailbox) {
+    auto p = start_agbot(org, id, token);
+    EXPECT_TRUE(wait_for_log(agbot_log(id), "--mailbox", 1, 20s)) << read_file(agbot_log(id));
     std::smatch m;
-    std::string text = read_file(d / "agbot.log");
+    std::string text = read_file(agbot_log(id));
     if (std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) mailbox = m[1];
     return p;
   }
@@ -170,12 +176,22 @@ struct victim_agbot {
     auto r = s.hmq({"--org", "acme", "service", "publish", "-f", svc.string()});
     EXPECT_EQ(r.exit, 0) << r.out << r.err;
     publish_pattern("first");
-    agbot.emplace(s.start_unprovisioned_agbot("acme", "ab1", "abtok", mailbox));
+    // The agbot reads its served patterns once, after its AgbotHello (AgbotAddPattern sends it
+    // no event yet): learn its mailbox from a first run, provision it and add the pattern, then
+    // start it for good (same data dir, same key, same mailbox).
+    {
+      auto probe = s.start_unprovisioned_agbot("acme", "ab1", "abtok", mailbox);
+      probe.kill(SIGTERM);
+      EXPECT_TRUE(probe.wait_for(10s));
+    }
     r = s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", mailbox});
     EXPECT_EQ(r.exit, 0) << r.out << r.err;
     r = s.hmq({"--org", "acme", "agbot", "addpattern", "ab1", "acme", "gps"});
     EXPECT_EQ(r.exit, 0) << r.out << r.err;
+    agbot.emplace(s.start_agbot("acme", "ab1", "abtok"));
     EXPECT_TRUE(wait_for_log(s.agbot_log("ab1"), "agbot acme/ab1 up", 1, 30s))
+        << read_file(s.agbot_log("ab1"));
+    EXPECT_TRUE(wait_for_log(s.agbot_log("ab1"), "serving 1 pattern(s)", 1, 30s))
         << read_file(s.agbot_log("ab1"));
   }
 
