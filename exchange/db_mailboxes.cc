@@ -46,17 +46,26 @@ result<void> db::mailbox_release(fb::AuthKind kind, std::string_view org, std::s
   return core::ok();
 }
 
+namespace {
+
+// The first column of every row `st` yields.
+result<std::set<std::string>> first_column(core::store::statement& st) {
+  std::set<std::string> out;
+  for (;;) {
+    auto row = st.step();
+    if (!row) return row.err();
+    if (!*row) break;
+    out.insert(st.column_text(0));
+  }
+  return out;
+}
+
+}  // namespace
+
 result<std::set<std::string>> db::mailbox_all() {
   auto st = db_.cached("SELECT mailbox FROM mailbox_owners");
   if (!st) return st.err();
-  std::set<std::string> out;
-  for (;;) {
-    auto row = (*st)->step();
-    if (!row) return row.err();
-    if (!*row) break;
-    out.insert((*st)->column_text(0));
-  }
-  return out;
+  return first_column(**st);
 }
 
 result<std::set<std::string>> db::user_identities(std::string_view org) {
@@ -64,14 +73,7 @@ result<std::set<std::string>> db::user_identities(std::string_view org) {
       db_.cached("SELECT org || '/' || id FROM users WHERE inbox <> '' AND (?1 = '' OR org = ?1)");
   if (!st) return st.err();
   (*st)->bind(1, org);
-  std::set<std::string> out;
-  for (;;) {
-    auto row = (*st)->step();
-    if (!row) return row.err();
-    if (!*row) break;
-    out.insert((*st)->column_text(0));
-  }
-  return out;
+  return first_column(**st);
 }
 
 }  // namespace hmq::exchange
