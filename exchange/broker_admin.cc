@@ -36,6 +36,12 @@ const char* shared_role(fb::AuthKind kind) {
 
 constexpr const char* recorder_role = "hmq-recorder";
 
+json recorder_command(const broker_change& c) {
+  return {{"command", c.recorder ? "addClientRole" : "removeClientRole"},
+          {"username", c.username},
+          {"rolename", recorder_role}};
+}
+
 const char* action_name(broker_change::action a) {
   switch (a) {
     case broker_change::action::ensure:
@@ -140,16 +146,11 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
             {{"command", "addClientRole"}, {"username", c.username}, {"rolename", role}});
         cmds.push_back(
             {{"command", "addClientRole"}, {"username", c.username}, {"rolename", shared}});
-        if (c.kind == fb::AuthKind::user)
-          cmds.push_back({{"command", c.recorder ? "addClientRole" : "removeClientRole"},
-                          {"username", c.username},
-                          {"rolename", recorder_role}});
+        if (c.kind == fb::AuthKind::user) cmds.push_back(recorder_command(c));
         break;
       }
       case broker_change::action::set_recorder:
-        cmds.push_back({{"command", c.recorder ? "addClientRole" : "removeClientRole"},
-                        {"username", c.username},
-                        {"rolename", recorder_role}});
+        cmds.push_back(recorder_command(c));
         break;
       case broker_change::action::remove:
         // deleteClient also disconnects a connected client of that name.
