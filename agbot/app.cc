@@ -63,7 +63,12 @@ core::result<core::bus::options> bus_options(const app_config& cfg, const std::s
     return r.err();
   if (cfg.mqtt_token_auth) {
     if (bo.username.empty()) bo.username = mailbox;
-    if (bo.password.empty()) bo.password = cfg.token;
+    // The password the exchange provisioned: derived from the token, never the token itself.
+    if (bo.password.empty()) {
+      auto pw = core::bus::derive_machine_password(mailbox, cfg.token);
+      if (!pw) return pw.err();
+      bo.password = std::move(*pw);
+    }
   }
   // The exchange creates the agbot's broker client on `agbot create --mailbox` or AgbotHello, so
   // a refusal may be temporary: keep knocking.
@@ -137,6 +142,8 @@ void route_mailbox(const app_config& cfg, agbot_parts& p,
   for (auto type : {fb::Body::Event, fb::Body::Reply, fb::Body::Cancel, fb::Body::AgreementVerify,
                     fb::Body::AgreementVerifyReply})
     p.messenger.on(type, [&eng = p.eng](const core::wire::opened& m) { eng.on_message(m); });
+  // Nodes send to the agbot's uplink topic (they may not publish to mailboxes).
+  p.messenger.listen_uplink();
   // Exchange responses are never limited (messenger exempts answers to our own requests); every
   // other sender (nodes, or anyone holding broker credentials) gets a token bucket.
   p.messenger.limit_senders({.rate = cfg.mailbox_rate, .burst = cfg.mailbox_burst}, {},

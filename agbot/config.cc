@@ -75,7 +75,8 @@ int parse_args(int argc, const char* const* argv, app_config& out) {
   app.add_flag(
       "--mqtt-token-auth", out.mqtt_token_auth,
       "connect as the broker client the exchange provisions for this agbot: username = its "
-      "mailbox id, password = its token (docs/security.md)");
+      "mailbox id, password = derived from its token, as the exchange derives it "
+      "(docs/security.md)");
   app.add_option("--ca-file", out.ca_file,
                  "CA certificate of the broker's TLS listener (mqtts:// URIs)");
   app.add_option("--mailbox-rate", out.mailbox_rate,

@@ -63,6 +63,13 @@ result<core::bus::options> bus_options(const config& c, const std::string& mailb
   core::bus::credentials_flags cf{c.mqtt_user, c.mqtt_password_file, c.ca_file};
   if (cf.user.empty() && !cf.password_file.empty()) cf.user = mailbox;
   if (auto r = core::bus::apply_credentials(bo, cf); !r) return r.err();
+  // The node's own identity (username = its mailbox): the file holds the node token, and the
+  // broker password is derived from it, as the exchange provisioned it.
+  if (bo.username == mailbox && !bo.password.empty()) {
+    auto pw = core::bus::derive_machine_password(mailbox, bo.password);
+    if (!pw) return pw.err();
+    bo.password = std::move(*pw);
+  }
   // The exchange may create this node's broker client after the agent starts (or re-create it
   // on registration): keep knocking instead of exiting on a refusal.
   bo.retry_refused_credentials = !bo.username.empty();
@@ -140,6 +147,8 @@ struct agent_parts {
         out(messenger, loop.time(), static_cast<uint32_t>(c.finalize_timeout_s)),
         workloads(make_runtime(loop, c, messenger)),
         eng(loop, store, xa, out, *workloads.rt, engine_options_of(c)) {
+    // What the node sends an agbot goes to the agbot's uplink topic (docs/security.md).
+    messenger.send_on_uplinks();
     for (auto type :
          {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
       messenger.on(type, [this](const core::wire::opened& m) { eng.on_message(m); });

@@ -65,7 +65,10 @@ void add_flags(CLI::App& app, config& c) {
       "Broker username (default with --mqtt-password-file: this node's mailbox id, shown by "
       "`hmq node status`)");
   app.add_option("--mqtt-password-file", c.mqtt_password_file,
-                 "File whose first line is the broker password: the node token (docs/security.md)");
+                 "File whose first line is the node token. As this node's mailbox (the default "
+                 "user) the agent connects with the broker password the exchange derives from "
+                 "it; as any other --mqtt-user, the line is the password itself "
+                 "(docs/security.md)");
   app.add_option("--ca-file", c.ca_file,
                  "CA certificate of the broker's TLS listener (mqtts:// URIs)");
   app.add_option("--exchange-url", c.exchange_url,

@@ -82,13 +82,16 @@ ctrl addRoleACL hmq-exchange publishClientSend "$prefix/#" allow
 ctrl addRoleACL hmq-exchange subscribePattern "$prefix/#" allow
 ctrl addClientRole hmq-exchange hmq-exchange
 
-# Shared by every node: ask the exchange, write to other parties' mailboxes. The node's own
-# mailbox, heartbeat and presence topics come from its per-mailbox role (the exchange creates it).
+# Shared by every node: ask the exchange, write to agbots' uplinks (never to a mailbox, so a node
+# cannot fill another node's queue: docs/security.md "Client ids, retained messages and queues").
+# The node's own mailbox, heartbeat and presence topics come from its per-mailbox role (the
+# exchange creates it).
 ctrl createRole hmq-node
 ctrl addRoleACL hmq-node publishClientSend "$prefix/x/rpc" allow
-ctrl addRoleACL hmq-node publishClientSend "$prefix/mb/+" allow
+ctrl addRoleACL hmq-node publishClientSend "$prefix/up/+" allow
 
-# Shared by every agbot: the same; events reach agbots in their mailboxes.
+# Shared by every agbot: ask the exchange, write to nodes' mailboxes. Events reach agbots in their
+# mailboxes; nodes reach them on their uplinks (per-agbot role).
 ctrl createRole hmq-agbot
 ctrl addRoleACL hmq-agbot publishClientSend "$prefix/x/rpc" allow
 ctrl addRoleACL hmq-agbot publishClientSend "$prefix/mb/+" allow

@@ -1,5 +1,6 @@
 #include "exchange/broker_admin.h"
 
+#include "core/bus/credentials.h"
 #include "core/crypto/crypto.h"
 #include "core/log/log.h"
 
@@ -56,15 +57,24 @@ const char* action_name(broker_change::action a) {
   return "change";
 }
 
+// Kept in memory only, to skip re-sending an identity as it is (see apply()).
 std::vector<uint8_t> fingerprint(const broker_change& c) {
   std::string in = std::to_string(static_cast<int>(c.kind)) + ":" + c.inbox + ":" +
-                   (c.recorder ? "r" : "-") + ":" + c.password;
+                   (c.recorder ? "r" : "-") + ":" + c.password + ":" + c.token;
   auto h = core::crypto::generic_hash({reinterpret_cast<const uint8_t*>(in.data()), in.size()}, 16);
   return {h.begin(), h.end()};
 }
 
 json acl(const char* type, std::string topic) {
   return {{"acltype", type}, {"topic", std::move(topic)}, {"allow", true}};
+}
+
+// Adds an ACL to an existing role ("ACL with this topic already exists" when it has it).
+json add_acl_command(const std::string& role, const char* type, std::string topic) {
+  json a = acl(type, std::move(topic));
+  a["command"] = "addRoleACL";
+  a["rolename"] = role;
+  return a;
 }
 
 // Clients listed per listClients page: a page stays well under the broker's packet limits.
@@ -102,6 +112,15 @@ bool benign(const std::string& command, const std::string& error) {
 
 }  // namespace
 
+core::result<broker_change> resolve_password(broker_change c) {
+  if (c.token.empty()) return c;
+  auto pw = core::bus::derive_machine_password(c.username, c.token);
+  if (!pw) return pw.err();
+  c.password = std::move(*pw);
+  c.token.clear();
+  return c;
+}
+
 json dynsec_commands(const std::vector<broker_change>& changes, const std::string& prefix) {
   json cmds = json::array();
   for (const auto& c : changes) {
@@ -123,17 +142,21 @@ json dynsec_commands(const std::vector<broker_change>& changes, const std::strin
                             {"rolename", role},
                             {"acltype", "subscribePattern"},
                             {"topic", prefix + "/r/" + c.old_inbox + "/+"}});
-          json add = acl("subscribePattern", topic);
-          add["command"] = "addRoleACL";
-          add["rolename"] = role;
-          cmds.push_back(std::move(add));
+          cmds.push_back(add_acl_command(role, "subscribePattern", topic));
         } else {
           acls = json::array({acl("subscribePattern", prefix + "/mb/" + c.username),
                               acl("subscribePattern", prefix + "/presence/" + c.username),
                               acl("publishClientSend", prefix + "/hb/" + c.username),
                               acl("publishClientSend", prefix + "/presence/" + c.username)});
+          // An agbot also reads its uplink, where nodes send to it; a node never reads one, so
+          // what a node publishes on another node's uplink reaches nobody.
+          const std::string uplink = prefix + "/up/" + c.username;
+          if (c.kind == fb::AuthKind::agbot) acls.push_back(acl("subscribePattern", uplink));
           cmds.push_back(
               {{"command", "createRole"}, {"rolename", role}, {"acls", std::move(acls)}});
+          // A role made before uplinks existed gets it too ("already exists" otherwise).
+          if (c.kind == fb::AuthKind::agbot)
+            cmds.push_back(add_acl_command(role, "subscribePattern", uplink));
         }
         cmds.push_back({{"command", "createClient"},
                         {"username", c.username},
@@ -202,7 +225,16 @@ void broker_admin::apply(const std::vector<broker_change>& all, std::function<vo
     } else {
       applied_.erase(c.username);  // the next ensure is sent again
     }
-    changes.push_back(c);
+    // A node's or agbot's password is derived only for what is actually sent.
+    auto resolved = resolve_password(c);
+    if (!resolved) {
+      ++failed_;
+      applied_.erase(c.username);
+      logger()->error("broker identity {}: cannot derive its password: {}", c.username,
+                      resolved.err().message());
+      continue;
+    }
+    changes.push_back(std::move(*resolved));
   }
   if (changes.empty()) {
     if (sent) sent();

@@ -22,7 +22,8 @@
 //
 // Lifecycle: construct, start() (subscribes to the responses) before the client connects; then
 // apply() from the loop thread. An ensure identical to one this process already sent (same
-// kind and password; every RegisterNode / AgbotHello asks again) is skipped: dynsec disconnects
+// kind and token or password; every RegisterNode / AgbotHello asks again) is skipped, before
+// any password is derived: dynsec disconnects
 // a client whose password or roles are set, even to the same values. After an exchange restart
 // the first ensure of each identity is sent again (one reconnect of that client). Publishing before
 // the RPC response keeps the order: the broker handles one connection's messages in order, so the
@@ -39,12 +40,18 @@
 // provisions it again.
 namespace hmq::exchange {
 
-// The dynamic-security commands for `changes` ({"commands": [...]}), topic prefix `prefix`.
-// Per identity: role "hmq-mb-<user>" (its own mailbox and presence to subscribe; its heartbeat
-// and presence to publish) plus the shared role hmq-node or hmq-agbot (RPC topic, other
+// The dynamic-security commands for `changes` ({"commands": [...]}), topic prefix `prefix`;
+// passwords as given (resolve_password first). Per identity: role "hmq-mb-<user>" (its own
+// mailbox and presence to subscribe, an agbot's uplink too; its heartbeat and presence to
+// publish) plus the shared role hmq-node or hmq-agbot (RPC topic; agbots' uplinks or nodes'
 // mailboxes), both created by init-dynsec.sh.
 nlohmann::json dynsec_commands(const std::vector<broker_change>& changes,
                                const std::string& prefix);
+
+// A change that carries a node's or agbot's token, with the broker password derived from it
+// (core/bus/credentials.h derive_machine_password: one Argon2id) and the token dropped; any
+// other change as it is.
+core::result<broker_change> resolve_password(broker_change c);
 
 class broker_admin {
  public:
@@ -86,7 +93,8 @@ class broker_admin {
 
   core::bus::client& client_;
   std::string prefix_;
-  // username -> BLAKE2b(kind, password) of the last ensure sent (never the password itself).
+  // username -> BLAKE2b(kind, inbox, recorder, password or token) of the last ensure sent
+  // (never the secret itself).
   std::map<std::string, std::vector<uint8_t>> applied_;
   uint64_t sent_ = 0;
   uint64_t failed_ = 0;

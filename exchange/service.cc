@@ -17,12 +17,12 @@ result<std::string> service::hash(std::string_view secret) {
 }
 
 broker_change party_broker_change(broker_change::action what, fb::AuthKind kind,
-                                  std::string username, std::string password) {
+                                  std::string username, std::string token) {
   broker_change c;
   c.what = what;
   c.kind = kind;
   c.username = std::move(username);
-  c.password = std::move(password);
+  c.token = std::move(token);
   return c;
 }
 

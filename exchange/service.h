@@ -34,23 +34,26 @@ struct service_options {
 // A change to the broker's client database (Mosquitto dynamic security) that a committed
 // request calls for: the app applies it through exchange/broker_admin.h when --provision-broker
 // is on, and ignores it otherwise. A node's or agbot's username is its mailbox id and its
-// password its exchange token; an exchange user's are derived from its password
-// (core/bus/credentials.h: "org/user", an Argon2id secret, an inbox id). The broker keeps only
-// a salted hash of a password.
+// password is derived from its exchange token when the change is applied (broker_admin: the
+// derivation costs an Argon2id, paid only with provisioning on); an exchange user's are derived
+// from its password (core/bus/credentials.h: "org/user", an Argon2id secret, an inbox id). The
+// broker keeps only a salted hash of a password, and never one that is an exchange secret.
 struct broker_change {
   enum class action { ensure, remove, set_password, set_recorder };
   action what = action::ensure;
   fb::AuthKind kind = fb::AuthKind::node;  // node, agbot or user: picks the shared role
   std::string username;
-  std::string password;   // ensure, set_password
+  std::string password;   // ensure, set_password: the broker password (users; set when applied)
+  std::string token;      // nodes, agbots (ensure, set_password): what the password derives from
   std::string inbox;      // users (ensure): the topic level its answers come on
   std::string old_inbox;  // users (ensure): the inbox its role grants now, if another
   bool recorder = false;  // users (ensure, set_recorder): may read the whole bus
 };
 
-// A change to the broker identity `username` (a node's or agbot's mailbox, a user's org/user).
+// A change to the broker identity `username` (a node's or agbot's mailbox, a user's org/user);
+// `token`: a node's or agbot's exchange token (ensure, set_password).
 broker_change party_broker_change(broker_change::action what, fb::AuthKind kind,
-                                  std::string username, std::string password = {});
+                                  std::string username, std::string token = {});
 // The broker identity of an exchange user, to create or update (password and roles).
 broker_change user_broker_change(const core::bus::user_identity& id, bool recorder,
                                  std::string old_inbox);

@@ -45,19 +45,30 @@ std::span<const uint8_t> bytes_of(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
+// The 32-byte broker secret of broker username `username` holding `secret`.
+result<crypto::bytes> broker_key(const std::string& username, std::string_view secret) {
+  const std::string salt_in = "hmq broker salt|" + username;
+  const auto salt = crypto::generic_hash(bytes_of(salt_in), 16);
+  return crypto::derive_key(secret, salt, 32);
+}
+
 }  // namespace
 
 result<user_identity> derive_user_identity(std::string_view org, std::string_view user,
                                            std::string_view password) {
   user_identity id;
   id.username = std::string(org) + "/" + std::string(user);
-  const std::string salt_in = "hmq broker salt|" + id.username;
-  const auto salt = crypto::generic_hash(bytes_of(salt_in), 16);
-  auto key = crypto::derive_key(password, salt, 32);
+  auto key = broker_key(id.username, password);
   if (!key) return key.err();
   id.password = crypto::to_base64(*key);
   id.inbox = crypto::to_hex(crypto::generic_hash(bytes_of("hmq inbox"), 16, *key));
   return id;
+}
+
+result<std::string> derive_machine_password(std::string_view mailbox, std::string_view token) {
+  auto key = broker_key(std::string(mailbox), token);
+  if (!key) return key.err();
+  return crypto::to_base64(*key);
 }
 
 }  // namespace hmq::core::bus

@@ -42,4 +42,11 @@ struct user_identity {
 result<user_identity> derive_user_identity(std::string_view org, std::string_view user,
                                            std::string_view password);
 
+// The broker password of a node or agbot (docs/security.md "Identities"), the same derivation
+// with username = its mailbox id and secret = its exchange token: base64 of Argon2id(token,
+// salt = BLAKE2b-128("hmq broker salt|<mailbox>")), 32 bytes. The exchange provisions it; the
+// agent and the agbot derive it from the token they hold. The broker never holds anything that
+// logs in to the exchange.
+result<std::string> derive_machine_password(std::string_view mailbox, std::string_view token);
+
 }  // namespace hmq::core::bus

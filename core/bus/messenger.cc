@@ -115,7 +115,10 @@ void messenger::start() {
         else
           logger()->error("subscribe to own mailbox {} failed: {}", box, r.err().message());
       });
-  for (const auto& f : extra_filters_) client_.subscribe(f, 1, h);
+  for (const auto& f : extra_filters_)
+    client_.subscribe(f, 1, h, [f](result<void> r) {
+      if (!r) logger()->error("subscribe to {} failed: {}", f, r.err().message());
+    });
 }
 
 void messenger::stop() {
@@ -200,7 +203,7 @@ void messenger::send(const crypto::public_key& recipient, std::span<const uint8_
     }
     return;
   }
-  if (topic.empty()) topic = topics_.mailbox(crypto::mailbox_id(recipient));
+  if (topic.empty()) topic = default_topic(recipient);
   client_.publish(std::move(topic), std::move(sealed), o, std::move(done));
 }
 
@@ -244,8 +247,12 @@ void messenger::respond(
   wire::header h;
   h.correlation_id = req.message()->correlation_id();
   auto msg = wire::build_message(std::move(h), loop_.time(), type, body);
-  if (topic.empty()) topic = topics_.mailbox(crypto::mailbox_id(req.sender));
   send(req.sender, msg, o, std::move(topic));
+}
+
+std::string messenger::default_topic(const crypto::public_key& recipient) const {
+  const auto id = crypto::mailbox_id(recipient);
+  return send_on_uplinks_ ? topics_.uplink(id) : topics_.mailbox(id);
 }
 
 }  // namespace hmq::core::bus

@@ -51,6 +51,11 @@ class messenger {
   // a broker that refuses it (an exchange user may read only its inbox there) is logged at
   // debug, not as an error.
   void listen_inbox(const std::string& inbox);
+  // An agbot: also receive on the own uplink topic (topics::uplink), where nodes send to it.
+  void listen_uplink() { listen(topics_.uplink(mailbox_)); }
+  // A node: send() and respond() without a topic go to the recipient's uplink topic instead of
+  // its mailbox (a node's broker identity may publish only there: docs/security.md).
+  void send_on_uplinks() { send_on_uplinks_ = true; }
   void start();
   // Open and route a message that a subscription other than our own received (hmq-fleetsim
   // shares one connection among many identities and routes by topic itself). Same checks as a
@@ -59,7 +64,7 @@ class messenger {
   void stop();
 
   // Seal `message` (a finished Message buffer) to `recipient` and publish it on `topic`
-  // (default: the recipient's mailbox).
+  // (default: the recipient's mailbox, or its uplink after send_on_uplinks()).
   void send(const crypto::public_key& recipient, std::span<const uint8_t> message,
             publish_options o = {}, std::string topic = {}, completion done = {});
 
@@ -72,8 +77,8 @@ class messenger {
       const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
       std::chrono::milliseconds timeout, response_handler on_response, publish_options o = {});
 
-  // Reply to a request `req`: correlation id copied, sealed to its sender and sent to the
-  // sender's mailbox, or to `topic` (an exchange user's inbox) when given.
+  // Reply to a request `req`: correlation id copied, sealed to its sender and sent where send()
+  // would, or to `topic` (an exchange user's inbox) when given.
   void respond(
       const wire::opened& req, wire::fb::Body type,
       const std::function<flatbuffers::Offset<void>(flatbuffers::FlatBufferBuilder&)>& body,
@@ -97,6 +102,7 @@ class messenger {
 
  private:
   void on_inbound(const inbound& in);
+  std::string default_topic(const crypto::public_key& recipient) const;
 
   loop::scheduler& loop_;
   client& client_;
@@ -105,6 +111,7 @@ class messenger {
   std::string mailbox_;
   std::vector<std::string> extra_filters_;
   bool mailbox_optional_ = false;
+  bool send_on_uplinks_ = false;
   std::string reply_to_;  // what requests carry as reply_to (default: the own mailbox)
   std::unordered_map<uint8_t, message_handler> handlers_;
   struct pending {

@@ -12,7 +12,12 @@ struct topics {
   std::string rpc() const { return prefix + "/x/rpc"; }
   // Shared subscription so several exchange replicas split the RPC load.
   std::string rpc_shared() const { return "$share/exchange/" + rpc(); }
+  // A party's mailbox: what the exchange and agbots send it. Nodes may not publish here.
   std::string mailbox(std::string_view id) const { return prefix + "/mb/" + std::string(id); }
+  // What nodes send an agbot (replies to proposals, AgreementVerifyReply): only agbots
+  // subscribe their own, so a node cannot put anything in another node's queue
+  // (docs/security.md "Client ids, retained messages and queues").
+  std::string uplink(std::string_view id) const { return prefix + "/up/" + std::string(id); }
   // Where the exchange answers an exchange user's request: the user's opaque inbox id
   // (core/bus/credentials.h), then the requesting key's mailbox.
   std::string inbox(std::string_view inbox, std::string_view mailbox) const {

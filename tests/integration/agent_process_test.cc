@@ -189,6 +189,7 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
     bus = std::make_unique<core::bus::client>(lt.loop(), o);
     codec = std::make_unique<core::wire::codec>(keys, lt.loop().time());
     m = std::make_unique<core::bus::messenger>(lt.loop(), *bus, *codec);
+    m->listen_uplink();  // where the agent answers an agbot
     xc = std::make_unique<exchange_client::client>(lt.loop(), *m, xkey);
     m->on(fb::Body::Reply, [&](const core::wire::opened& msg) {
       const auto* rep = msg.message()->body_as_Reply();

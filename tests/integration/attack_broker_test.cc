@@ -75,9 +75,9 @@ TEST(attack_session, operator_using_the_exchanges_client_id_does_not_take_its_se
   EXPECT_EQ(s.broker->log().find(takeover), std::string::npos) << s.broker->log();
 }
 
-// A node may publish to other parties' mailboxes (that is how it answers agbots), so the ACLs
-// cannot stop the topic; the broker keeps no retained message from anyone.
-TEST(attack_retained, node_cannot_park_a_retained_message_in_an_agbots_mailbox) {
+// A node may publish to agbots' uplinks (that is how it answers them), so the ACLs cannot stop
+// the topic; the broker keeps no retained message from anyone.
+TEST(attack_retained, node_cannot_park_a_retained_message_in_an_agbots_uplink) {
   victim_agbot v;
   ASSERT_FALSE(v.mailbox.empty());
   const std::string node_mb = "qrstuvwxyz234567";
@@ -85,18 +85,80 @@ TEST(attack_retained, node_cannot_park_a_retained_message_in_an_agbots_mailbox) 
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   // MQTT 3.1.1, so the client sends the retain flag whatever the broker announces.
   auto r = mosq(v.s, "mosquitto_pub",
-                {"-u", node_mb, "-P", "evilpw", "-V", "mqttv311", "-q", "1", "-r", "-t",
-                 "hmq/v1/mb/" + v.mailbox, "-m", "parked-junk"});
-  // A later subscriber of that mailbox (a user root let record the bus) gets nothing.
+                {"-u", node_mb, "-P", secure_setup::machine_password(node_mb, "evilpw"), "-V",
+                 "mqttv311", "-q", "1", "-r", "-t", "hmq/v1/up/" + v.mailbox, "-m", "parked-junk"});
+  // A later subscriber of that uplink (a user root let record the bus) gets nothing.
   const auto rec = operator_of_acme(v.s);
   auto grant = v.s.hmq({"user", "allow-record", "acme/mallory"});
   ASSERT_EQ(grant.exit, 0) << grant.out << grant.err;
   auto later = mosq(v.s, "mosquitto_sub",
                     {"-u", rec.username, "-P", rec.password, "-V", "mqttv5", "-t",
-                     "hmq/v1/mb/" + v.mailbox, "-W", "2", "-d", "-v"});
+                     "hmq/v1/up/" + v.mailbox, "-W", "2", "-d", "-v"});
   EXPECT_NE(later.out.find("Subscribed (mid: 1): 0"), std::string::npos) << later.out;
   EXPECT_EQ(later.out.find("parked-junk"), std::string::npos) << later.out;
   v.expect_still_works();
+}
+
+// A node writes only to agbots' uplinks, never to a mailbox: it cannot fill another node's
+// offline queue and so make the broker drop what the exchange or an agbot sends that node. The
+// broker's queue here holds 20 messages; the attacker sends 50 to the victim's mailbox and 50
+// to the victim's uplink while the victim is offline.
+TEST(attack_queue, node_cannot_fill_another_nodes_offline_queue) {
+  secure_setup s({"max_queued_messages 20"});
+  ASSERT_FALSE(s.key.empty());
+  ASSERT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
+  const std::string victim = "victimvictimvict", evil = "evilevilevilevil", ab = "agbotagbotagbota";
+  for (const auto& [who, mailbox] :
+       {std::pair{"n1:tok1", victim}, std::pair{"evil:evilpw", evil}}) {
+    auto c = s.hmq({"--org", "acme", "node", "create", who, "--mailbox", mailbox});
+    ASSERT_EQ(c.exit, 0) << c.out << c.err;
+  }
+  auto c = s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", ab});
+  ASSERT_EQ(c.exit, 0) << c.out << c.err;
+  const auto victim_pw = secure_setup::machine_password(victim, "tok1");
+  const auto evil_pw = secure_setup::machine_password(evil, "evilpw");
+  // Who reads what: the node neither its uplink nor another's; the agbot its mailbox and uplink.
+  auto r = s.sub(victim, victim_pw, {"hmq/v1/mb/" + victim, "hmq/v1/up/" + victim});
+  EXPECT_NE(r.out.find("Subscribed (mid: 1): 0, 135"), std::string::npos) << r.out;
+  r = s.sub(ab, secure_setup::machine_password(ab, "abtok"),
+            {"hmq/v1/mb/" + ab, "hmq/v1/up/" + ab, "hmq/v1/up/" + victim});
+  EXPECT_NE(r.out.find("Subscribed (mid: 1): 0, 0, 135"), std::string::npos) << r.out;
+
+  // The victim's persistent session (client id = username), then it goes offline.
+  const std::vector<std::string> victim_session{
+      "-u",   victim, "-P",     victim_pw, "-i",
+      victim, "-V",   "mqttv5", "-c",      "-x",
+      "600",  "-q",   "1",      "-t",      "hmq/v1/mb/" + victim,
+      "-v"};
+  auto first = victim_session;
+  first.insert(first.end(), {"-W", "1"});
+  r = mosq(s, "mosquitto_sub", first);
+  ASSERT_EQ(r.out.find("rror"), std::string::npos) << r.out;
+
+  // 50 to the mailbox: every PUBACK says "not authorized"; 50 to the uplink: accepted, and read
+  // by nobody (only agbots subscribe uplinks).
+  r = mosq(s, "mosquitto_pub",
+           {"-u", evil, "-P", evil_pw, "-V", "mqttv5", "-q", "1", "-t", "hmq/v1/mb/" + victim, "-m",
+            "junk", "--repeat", "50"});
+  EXPECT_NE(r.out.find("Not authorized"), std::string::npos) << r.out;
+  r = mosq(s, "mosquitto_pub",
+           {"-u", evil, "-P", evil_pw, "-V", "mqttv5", "-q", "1", "-t", "hmq/v1/up/" + victim, "-m",
+            "junk", "--repeat", "50"});
+  EXPECT_EQ(r.exit, 0) << r.out;
+
+  // What the victim is owed arrives: one message from the exchange's identity.
+  const auto xpw = read_file(s.dir.path() / "hmq-exchange.password");
+  r = mosq(s, "mosquitto_pub",
+           {"-u", "hmq-exchange", "-P", xpw.substr(0, xpw.find_first_of("\r\n")), "-V", "mqttv5",
+            "-q", "1", "-t", "hmq/v1/mb/" + victim, "-m", "owed"});
+  ASSERT_EQ(r.exit, 0) << r.out;
+  auto again = victim_session;
+  again.insert(again.end(), {"-W", "2"});
+  r = mosq(s, "mosquitto_sub", again);
+  EXPECT_NE(r.out.find("owed"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("junk"), std::string::npos) << r.out;
+  EXPECT_EQ(s.broker->log().find("Outgoing messages are being dropped"), std::string::npos)
+      << s.broker->log();
 }
 
 }  // namespace

@@ -13,8 +13,9 @@
 namespace hmq::test {
 namespace {
 
-bool refused(secure_setup& s, const std::string& user, const std::string& pw) {
-  return s.sub(user, pw, {"hmq/v1/mb/" + user}).out.find("Not authorized") != std::string::npos;
+bool refused(secure_setup& s, const std::string& user, const std::string& token) {
+  return s.sub(user, secure_setup::machine_password(user, token), {"hmq/v1/mb/" + user})
+             .out.find("Not authorized") != std::string::npos;
 }
 
 // The org admin's `node remove` reaches the exchange, which commits and dies before the broker

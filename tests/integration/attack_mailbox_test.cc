@@ -13,7 +13,8 @@ namespace {
 
 // The attacker's token opens nothing on the victim's mailbox.
 void expect_refused_by_broker(victim_agbot& v, const std::string& token) {
-  auto r = v.s.sub(v.mailbox, token, {"hmq/v1/mb/" + v.mailbox});
+  auto r = v.s.sub(v.mailbox, secure_setup::machine_password(v.mailbox, token),
+                   {"hmq/v1/mb/" + v.mailbox});
   EXPECT_NE(r.out.find("Not authorized"), std::string::npos) << r.out;
 }
 

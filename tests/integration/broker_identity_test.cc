@@ -22,8 +22,13 @@ TEST(broker_identity, node_reads_only_its_own_mailbox_and_removed_node_is_refuse
   auto c = s.hmq({"--org", "acme", "node", "create", "n1:tok1", "--mailbox", mb});
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   // Own mailbox granted (0), another mailbox and # refused (135 = not authorized).
-  auto r = s.sub(mb, "tok1", {std::string("hmq/v1/mb/") + mb, "hmq/v1/mb/zzzzzzzzzzzzzzzz", "#"});
+  const std::string pw = secure_setup::machine_password(mb, "tok1");
+  auto r = s.sub(mb, pw, {std::string("hmq/v1/mb/") + mb, "hmq/v1/mb/zzzzzzzzzzzzzzzz", "#"});
   EXPECT_NE(r.out.find("Subscribed (mid: 1): 0, 135, 135"), std::string::npos) << r.out;
+  // The token itself is not a broker password (the broker holds nothing that logs in to the
+  // exchange).
+  r = s.sub(mb, "tok1", {std::string("hmq/v1/mb/") + mb});
+  EXPECT_NE(r.out.find("Not authorized"), std::string::npos) << r.out;
   // Wrong password refused.
   r = s.sub(mb, "wrong", {std::string("hmq/v1/mb/") + mb});
   EXPECT_NE(r.out.find("Not authorized"), std::string::npos) << r.out;
@@ -34,7 +39,7 @@ TEST(broker_identity, node_reads_only_its_own_mailbox_and_removed_node_is_refuse
   EXPECT_NE((r.out + r.err).find("not authorised"), std::string::npos) << r.out << r.err;
   // Removing the node removes its broker client.
   ASSERT_EQ(s.hmq({"--org", "acme", "node", "remove", "n1"}).exit, 0);
-  r = s.sub(mb, "tok1", {std::string("hmq/v1/mb/") + mb});
+  r = s.sub(mb, pw, {std::string("hmq/v1/mb/") + mb});
   EXPECT_NE(r.out.find("Not authorized"), std::string::npos) << r.out;
 }
 
@@ -118,7 +123,7 @@ TEST(broker_identity, client_kicked_by_the_broker_reconnects) {
   auto r = run_command(
       {"/usr/bin/mosquitto_ctrl", "-h", "127.0.0.1", "-p", std::to_string(s.broker->port()), "-u",
        "hmq-exchange", "-P", read_file(s.dir.path() / "hmq-exchange.password"), "dynsec",
-       "setClientPassword", std::string(m[1]), "abtok"},
+       "setClientPassword", std::string(m[1]), secure_setup::machine_password(m[1], "abtok")},
       {}, s.dir.path(), 10s);
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   ASSERT_TRUE(wait_for_log(s.broker->log_file(), "administrative action", 1, 10s))

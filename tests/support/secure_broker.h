@@ -30,7 +30,8 @@ struct secure_setup {
   std::optional<process> exchange;
   std::string key;
 
-  secure_setup() {
+  // `broker_extra`: more mosquitto.conf lines for this test's broker (e.g. a small queue).
+  explicit secure_setup(const std::vector<std::string>& broker_extra = {}) {
     auto r = run_command(
         {std::string(HMQ_SOURCE_DIR) + "/broker-config/init-dynsec.sh", dir.path().string()}, {},
         dir.path());
@@ -49,6 +50,7 @@ struct secure_setup {
         hygiene.insert(line);
     EXPECT_EQ(hygiene.size(), 2u) << "mosquitto-secure.conf lost a hygiene setting";
     bo.extra_config.insert(bo.extra_config.end(), hygiene.begin(), hygiene.end());
+    bo.extra_config.insert(bo.extra_config.end(), broker_extra.begin(), broker_extra.end());
     broker.emplace(bo);
     start_exchange({}, "exchange.log");
   }
@@ -99,6 +101,13 @@ struct secure_setup {
     auto id = core::bus::derive_user_identity(org, user, password);
     EXPECT_TRUE(id);
     return id ? *id : core::bus::user_identity{};
+  }
+  // The broker password of the node or agbot with mailbox `mailbox` and exchange token `token`
+  // (what the exchange provisions and the agent and the agbot derive).
+  static std::string machine_password(const std::string& mailbox, const std::string& token) {
+    auto pw = core::bus::derive_machine_password(mailbox, token);
+    EXPECT_TRUE(pw);
+    return pw ? *pw : std::string();
   }
   // `hmq exchange` as root, or as `as` ("org/user:password").
   run_result hmq(std::vector<std::string> args, const std::string& as = "root/root:r") {

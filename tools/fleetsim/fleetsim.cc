@@ -303,6 +303,7 @@ bool sim::build() {
     s.conn = conns_[i % k].get();
     s.codec = std::make_unique<core::wire::codec>(s.keys, loop_.time());
     s.messenger = std::make_unique<bus::messenger>(loop_, *s.conn, *s.codec, topics_);
+    s.messenger->send_on_uplinks();  // as hmq-agent
     s.xclient = std::make_unique<xc::client>(loop_, *s.messenger, xkey_, topics_);
     s.xclient->set_timeout(std::chrono::seconds(o_.rpc_timeout_s));
     s.xa = std::make_unique<agent::exchange_adapter>(*s.xclient);

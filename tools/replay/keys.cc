@@ -17,12 +17,15 @@ error bad(std::string detail) {
   return error{make_error_code(crypto::errc::bad_key), std::move(detail)};
 }
 
-// "…/mb/<id>" → "<id>", else "".
+// "…/mb/<id>" or "…/up/<id>" (a mailbox or an agbot's uplink) → "<id>", else "".
 std::string mailbox_of(const std::string& topic) {
-  auto p = topic.rfind("/mb/");
-  if (p == std::string::npos) return "";
-  std::string id = topic.substr(p + 4);
-  return id.find('/') == std::string::npos ? id : "";
+  for (const char* level : {"/mb/", "/up/"}) {
+    auto p = topic.rfind(level);
+    if (p == std::string::npos) continue;
+    std::string id = topic.substr(p + 4);
+    return id.find('/') == std::string::npos ? id : "";
+  }
+  return "";
 }
 
 }  // namespace
