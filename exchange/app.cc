@@ -302,10 +302,12 @@ void on_signal(parts& d, int sig) {
       "signal {}: stopping after {} requests; dropped: {} rate-limited ({} answered), {} "
       "oversize, {} "
       "rejected envelopes; {} identity mismatches; {} mailbox conflicts; broker admin {} sent, {} "
-      "failed, reconcile {} removed, {} missing",
+      "failed, {} passwords derived, {} kept-secret failures, reconcile {} removed, {} created "
+      "again, {} missing",
       sig, d.served, d.messenger.dropped_rate_limited(), d.rate_limited_answers,
       d.messenger.dropped_oversize(), d.messenger.dropped_rejected(), d.svc.identity_mismatches(),
-      d.svc.mailbox_conflicts(), d.admin.sent(), d.admin.failed(), d.admin.reconciled().removed,
+      d.svc.mailbox_conflicts(), d.admin.sent(), d.admin.failed(), d.svc.broker_derivations(),
+      d.svc.broker_secret_failures(), d.admin.reconciled().removed, d.admin.reconciled().recreated,
       d.admin.reconciled().missing);
   shutdown(d);
 }
@@ -365,15 +367,19 @@ void start(parts& d) {
     d.admin.start(
         [&d] {
           d.admin.apply(d.root_identity, [&d] { on_subscribed(d, {}); });
-          d.admin.reconcile([&d]() -> core::result<std::set<std::string>> {
-            (void)d.batch.flush();  // committed state only: an open group may still fail
-            auto all = d.store.mailbox_all();
-            if (!all) return all.err();
-            auto users = d.store.user_identities("");
-            if (!users) return users.err();
-            all->insert(users->begin(), users->end());
-            return all;
-          });
+          d.admin.reconcile(
+              [&d]() -> core::result<std::set<std::string>> {
+                (void)d.batch.flush();  // committed state only: an open group may still fail
+                auto all = d.store.mailbox_all();
+                if (!all) return all.err();
+                auto users = d.store.user_identities("");
+                if (!users) return users.err();
+                all->insert(users->begin(), users->end());
+                return all;
+              },
+              [&d](const std::set<std::string>& missing) {
+                return d.svc.kept_identities(missing);
+              });
         },
         [&d](const core::error& e) { on_subscribed(d, e); });
   d.messenger.start();
@@ -410,6 +416,7 @@ int run(const app_options& o) {
   core::loop::event_loop loop;
   service_options so;
   so.strength = *strength;
+  so.provision_broker = o.provision_broker;
   service svc(*store, *keys, loop.time(), so);
   auto root_identity = svc.bootstrap_root(o.root_password);
   if (!root_identity) {

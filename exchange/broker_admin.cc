@@ -1,6 +1,5 @@
 #include "exchange/broker_admin.h"
 
-#include "core/bus/credentials.h"
 #include "core/crypto/crypto.h"
 #include "core/log/log.h"
 
@@ -60,7 +59,7 @@ const char* action_name(broker_change::action a) {
 // Kept in memory only, to skip re-sending an identity as it is (see apply()).
 std::vector<uint8_t> fingerprint(const broker_change& c) {
   std::string in = std::to_string(static_cast<int>(c.kind)) + ":" + c.inbox + ":" +
-                   (c.recorder ? "r" : "-") + ":" + c.password + ":" + c.token;
+                   (c.recorder ? "r" : "-") + ":" + c.password;
   auto h = core::crypto::generic_hash({reinterpret_cast<const uint8_t*>(in.data()), in.size()}, 16);
   return {h.begin(), h.end()};
 }
@@ -111,15 +110,6 @@ bool benign(const std::string& command, const std::string& error) {
 }
 
 }  // namespace
-
-core::result<broker_change> resolve_password(broker_change c) {
-  if (c.token.empty()) return c;
-  auto pw = core::bus::derive_machine_password(c.username, c.token);
-  if (!pw) return pw.err();
-  c.password = std::move(*pw);
-  c.token.clear();
-  return c;
-}
 
 json dynsec_commands(const std::vector<broker_change>& changes, const std::string& prefix) {
   json cmds = json::array();
@@ -225,16 +215,7 @@ void broker_admin::apply(const std::vector<broker_change>& all, std::function<vo
     } else {
       applied_.erase(c.username);  // the next ensure is sent again
     }
-    // A node's or agbot's password is derived only for what is actually sent.
-    auto resolved = resolve_password(c);
-    if (!resolved) {
-      ++failed_;
-      applied_.erase(c.username);
-      logger()->error("broker identity {}: cannot derive its password: {}", c.username,
-                      resolved.err().message());
-      continue;
-    }
-    changes.push_back(std::move(*resolved));
+    changes.push_back(c);
   }
   if (changes.empty()) {
     if (sent) sent();
@@ -277,10 +258,11 @@ void broker_admin::on_response(const core::bus::inbound& in) {
   }
 }
 
-void broker_admin::reconcile(registry_fn registered) {
+void broker_admin::reconcile(registry_fn registered, kept_fn kept) {
   if (listing_) return;
   listing_ = true;
   registered_ = std::move(registered);
+  kept_ = std::move(kept);
   listed_.clear();
   rec_ = {};
   auto before = registered_();
@@ -344,20 +326,39 @@ void broker_admin::finish_reconcile() {
       orphans.push_back(std::move(c));
     }
   rec_.removed = orphans.size();
-  std::vector<std::string> missing;
+  std::set<std::string> missing;
   for (const auto& mb : before_)
-    if (reg->count(mb) && !listed_.count(mb)) missing.push_back(mb);
+    if (reg->count(mb) && !listed_.count(mb)) missing.insert(mb);
+  // Created again from the kept secrets; an identity committed but never sent (a crash) too.
+  std::vector<broker_change> again;
+  if (!missing.empty() && kept_) {
+    auto k = kept_(missing);
+    if (!k)
+      logger()->error("cannot read the kept broker secrets: {}", k.err().message());
+    else
+      again = std::move(*k);
+  }
+  for (const auto& c : again) {
+    logger()->warn("broker identity {} is registered but not on the broker: creating it again",
+                   c.username);
+    missing.erase(c.username);
+  }
+  rec_.recreated = again.size();
   rec_.missing = missing.size();
   if (!missing.empty())
     logger()->warn(
-        "{} registered identities have no broker client (first: {}); the exchange keeps no "
-        "broker secret, so they cannot connect until an admin provisions them again: a node or "
-        "agbot by removing it and creating it with its mailbox (hmq exchange node|agbot create "
-        "ID:TOKEN --mailbox MAILBOX), a user by setting its password",
-        missing.size(), missing.front());
-  if (!orphans.empty()) apply(orphans);
-  logger()->info("broker identities reconciled: {} on the broker, {} removed, {} missing",
-                 rec_.listed, rec_.removed, rec_.missing);
+        "{} registered identities have no broker client and no kept secret (first: {}), so "
+        "they cannot connect until an admin provisions them again: a node or agbot by changing "
+        "its token or by removing it and creating it with its mailbox (hmq exchange node|agbot "
+        "create ID:TOKEN --mailbox MAILBOX), a user by setting its password",
+        missing.size(), *missing.begin());
+  std::vector<broker_change> fixes = std::move(orphans);
+  fixes.insert(fixes.end(), std::make_move_iterator(again.begin()),
+               std::make_move_iterator(again.end()));
+  if (!fixes.empty()) apply(fixes);
+  logger()->info(
+      "broker identities reconciled: {} on the broker, {} removed, {} created again, {} missing",
+      rec_.listed, rec_.removed, rec_.recreated, rec_.missing);
   listed_.clear();
   before_.clear();
 }

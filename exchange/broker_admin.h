@@ -22,8 +22,7 @@
 //
 // Lifecycle: construct, start() (subscribes to the responses) before the client connects; then
 // apply() from the loop thread. An ensure identical to one this process already sent (same
-// kind and token or password; every RegisterNode / AgbotHello asks again) is skipped, before
-// any password is derived: dynsec disconnects
+// kind and password; every RegisterNode / AgbotHello asks again) is skipped: dynsec disconnects
 // a client whose password or roles are set, even to the same values. After an exchange restart
 // the first ensure of each identity is sent again (one reconnect of that client). Publishing before
 // the RPC response keeps the order: the broker handles one connection's messages in order, so the
@@ -36,22 +35,18 @@
 // binds (`registered`, read before and after the listing). A listed client the registry does not
 // bind after the listing is removed: its node or agbot is gone (an identity is created only after
 // its COMMIT, so one created while the listing ran is in the second read). A mailbox bound in
-// both reads but not listed is reported missing: its secret is not stored, its owner's admin
-// provisions it again.
+// both reads but not listed is missing: it is created again from the secret the exchange kept
+// (`kept`, schema v6), or reported when none was kept (provisioned before v6), and then its
+// owner's admin provisions it again.
 namespace hmq::exchange {
 
 // The dynamic-security commands for `changes` ({"commands": [...]}), topic prefix `prefix`;
-// passwords as given (resolve_password first). Per identity: role "hmq-mb-<user>" (its own
+// passwords as given (the service derived them). Per identity: role "hmq-mb-<user>" (its own
 // mailbox and presence to subscribe, an agbot's uplink too; its heartbeat and presence to
 // publish) plus the shared role hmq-node or hmq-agbot (RPC topic; agbots' uplinks or nodes'
 // mailboxes), both created by init-dynsec.sh.
 nlohmann::json dynsec_commands(const std::vector<broker_change>& changes,
                                const std::string& prefix);
-
-// A change that carries a node's or agbot's token, with the broker password derived from it
-// (core/bus/credentials.h derive_machine_password: one Argon2id) and the token dropped; any
-// other change as it is.
-core::result<broker_change> resolve_password(broker_change c);
 
 class broker_admin {
  public:
@@ -59,10 +54,14 @@ class broker_admin {
   static constexpr const char* response_topic = "$CONTROL/dynamic-security/v1/response";
 
   using registry_fn = std::function<core::result<std::set<std::string>>()>;
+  // The ensures that create again those of the given usernames whose secret was kept.
+  using kept_fn =
+      std::function<core::result<std::vector<broker_change>>(const std::set<std::string>&)>;
   struct reconcile_stats {
-    uint64_t listed = 0;   // clients of ours on the broker
-    uint64_t removed = 0;  // of them, not in the registry: removed
-    uint64_t missing = 0;  // registered mailboxes with no client
+    uint64_t listed = 0;     // clients of ours on the broker
+    uint64_t removed = 0;    // of them, not in the registry: removed
+    uint64_t recreated = 0;  // registered identities with no client, created again
+    uint64_t missing = 0;    // registered identities with no client and no kept secret
   };
 
   broker_admin(core::bus::client& c, std::string topic_prefix);
@@ -74,7 +73,7 @@ class broker_admin {
   void apply(const std::vector<broker_change>& changes, std::function<void()> sent = nullptr);
   // Needs start()'s subscription confirmed. One run at a time; a second call while one runs is
   // ignored.
-  void reconcile(registry_fn registered);
+  void reconcile(registry_fn registered, kept_fn kept = nullptr);
 
   const reconcile_stats& reconciled() const { return rec_; }
 
@@ -93,14 +92,15 @@ class broker_admin {
 
   core::bus::client& client_;
   std::string prefix_;
-  // username -> BLAKE2b(kind, inbox, recorder, password or token) of the last ensure sent
-  // (never the secret itself).
+  // username -> BLAKE2b(kind, inbox, recorder, password) of the last ensure sent (never the
+  // password itself).
   std::map<std::string, std::vector<uint8_t>> applied_;
   uint64_t sent_ = 0;
   uint64_t failed_ = 0;
   uint64_t unchanged_ = 0;
   // The reconcile under way: the listing so far and where the registry comes from.
   registry_fn registered_;
+  kept_fn kept_;
   std::set<std::string> before_;  // the registry when the listing began
   std::set<std::string> listed_;
   uint64_t offset_ = 0;  // of the page asked for (one connection: answers come in order)

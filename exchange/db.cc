@@ -143,8 +143,25 @@ constexpr std::string_view schema_v5 = R"sql(
 ALTER TABLE users ADD COLUMN inbox TEXT NOT NULL DEFAULT '';
 )sql";
 
-constexpr std::array<core::store::migration, 5> migrations{
-    {{1, schema_v1}, {2, schema_v2}, {3, schema_v3}, {4, schema_v4}, {5, schema_v5}}};
+// Version 6: the broker password of every identity the exchange provisions, sealed to the
+// exchange's own key, so that the start-up reconcile can create again an identity the broker
+// does not have (docs/security.md "Crash-safe broker administration"). Identities provisioned
+// before keep none until their token or password is next set.
+constexpr std::string_view schema_v6 = R"sql(
+CREATE TABLE broker_secrets (
+  username TEXT PRIMARY KEY,
+  kind INTEGER NOT NULL,
+  sealed TEXT NOT NULL,
+  secret_of TEXT NOT NULL
+);
+)sql";
+
+constexpr std::array<core::store::migration, 6> migrations{{{1, schema_v1},
+                                                            {2, schema_v2},
+                                                            {3, schema_v3},
+                                                            {4, schema_v4},
+                                                            {5, schema_v5},
+                                                            {6, schema_v6}}};
 
 std::string_view table_name(table t) {
   switch (t) {

@@ -58,6 +58,14 @@ struct credential {
   std::string inbox;   // users only: where its answers go ("" = no broker identity yet)
 };
 
+// A broker identity's password as the exchange keeps it (schema v6), sealed to its own key, so
+// that an identity the broker lost can be created again.
+struct broker_secret {
+  fb::AuthKind kind = fb::AuthKind::node;
+  std::string sealed;     // service::seal_secret of the broker password
+  std::string secret_of;  // nodes, agbots: the token hash the password was derived under
+};
+
 // An agbot that must hear about a change: where to seal and send the event.
 struct agbot_address {
   std::string org;
@@ -182,6 +190,11 @@ class db {
   result<std::set<std::string>> mailbox_all();
   // Drops every mailbox of principal kind/org/id.
   result<void> mailbox_release(fb::AuthKind kind, std::string_view org, std::string_view id);
+
+  // ---- kept broker secrets (exchange/db_mailboxes.cc), by broker username
+  result<std::optional<broker_secret>> broker_secret_get(std::string_view username);
+  result<void> broker_secret_put(std::string_view username, const broker_secret& s);
+  result<void> broker_secret_delete(std::string_view username);
 
   // ---- event outbox (written in the change's transaction, deleted once published)
   result<int64_t> outbox_add(const core::crypto::public_key& recipient, std::string_view mailbox,

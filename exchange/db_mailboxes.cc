@@ -46,6 +46,41 @@ result<void> db::mailbox_release(fb::AuthKind kind, std::string_view org, std::s
   return core::ok();
 }
 
+result<std::optional<broker_secret>> db::broker_secret_get(std::string_view username) {
+  auto st = db_.cached("SELECT kind, sealed, secret_of FROM broker_secrets WHERE username = ?");
+  if (!st) return st.err();
+  (*st)->bind_all(username);
+  auto row = (*st)->step();
+  if (!row) return row.err();
+  if (!*row) return std::optional<broker_secret>{};
+  broker_secret b;
+  b.kind = static_cast<fb::AuthKind>((*st)->column_int(0));
+  b.sealed = (*st)->column_text(1);
+  b.secret_of = (*st)->column_text(2);
+  (*st)->reset();
+  return std::optional<broker_secret>{std::move(b)};
+}
+
+result<void> db::broker_secret_put(std::string_view username, const broker_secret& b) {
+  auto st = db_.cached(
+      "INSERT OR REPLACE INTO broker_secrets (username, kind, sealed, secret_of) "
+      "VALUES (?, ?, ?, ?)");
+  if (!st) return st.err();
+  (*st)->bind_all(username, static_cast<int64_t>(b.kind), b.sealed, b.secret_of);
+  auto r = (*st)->exec();
+  if (!r) return r.err();
+  return core::ok();
+}
+
+result<void> db::broker_secret_delete(std::string_view username) {
+  auto st = db_.cached("DELETE FROM broker_secrets WHERE username = ?");
+  if (!st) return st.err();
+  (*st)->bind_all(username);
+  auto r = (*st)->exec();
+  if (!r) return r.err();
+  return core::ok();
+}
+
 namespace {
 
 // The first column of every row `st` yields.

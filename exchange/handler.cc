@@ -233,9 +233,9 @@ void handler::credentials_changed(fb::AuthKind kind, bool insert, const std::str
                                   const std::string& token, const std::string& hash) {
   if (!hash.empty()) s_.cache_.forget(kind, org, id);
   if (insert)
-    broker_ensure(kind, broker_user, token);
+    broker_ensure(kind, broker_user, token, hash);
   else
-    broker_password(kind, broker_user, token);
+    broker_password(kind, broker_user, token, hash);
 }
 
 step handler::expect_existing(bool insert, bool found, std::string_view what,
@@ -302,20 +302,28 @@ step handler::release_broker_user(fb::AuthKind kind, const std::string& org, con
   return {};
 }
 
-void handler::broker_ensure(fb::AuthKind kind, const std::string& user,
-                            const std::string& password) {
-  if (user.empty() || password.empty()) return;
-  broker_.push_back(party_broker_change(broker_change::action::ensure, kind, user, password));
+void handler::broker_ensure(fb::AuthKind kind, const std::string& user, const std::string& token,
+                            const std::string& token_hash) {
+  if (user.empty() || token.empty()) return;
+  broker_.push_back(party_broker_change(broker_change::action::ensure, kind, user, token));
+  broker_.back().secret_of = token_hash;
+}
+step handler::broker_ensure_self(fb::AuthKind kind, const std::string& org, const std::string& id,
+                                 const std::string& user) {
+  auto cred = db_.credential_of(kind, org, id);
+  if (!cred) return internal(cred.err());
+  broker_ensure(kind, user, auth_.secret(), *cred ? (*cred)->hash : std::string());
+  return {};
 }
 void handler::broker_remove(fb::AuthKind kind, const std::string& user) {
   if (!user.empty())
     broker_.push_back(party_broker_change(broker_change::action::remove, kind, user));
 }
-void handler::broker_password(fb::AuthKind kind, const std::string& user,
-                              const std::string& password) {
-  if (!user.empty() && !password.empty())
-    broker_.push_back(
-        party_broker_change(broker_change::action::set_password, kind, user, password));
+void handler::broker_password(fb::AuthKind kind, const std::string& user, const std::string& token,
+                              const std::string& token_hash) {
+  if (user.empty() || token.empty()) return;
+  broker_.push_back(party_broker_change(broker_change::action::set_password, kind, user, token));
+  broker_.back().secret_of = token_hash;
 }
 
 // ---- transactions

@@ -173,9 +173,6 @@ class handler {
                       std::string_view agbot_org);
   // Appends the agbot's served patterns (kept in their own table) to `a`.
   step attach_patterns(fb::AgbotT& a);
-  // Registry tokens are sealed to the exchange's own key at rest.
-  std::string seal_token(std::string_view token);
-  std::string open_token(std::string_view stored);
   // Service as returned to the caller: registry tokens opened or removed.
   result<fb::ServiceT> present_service(fb::ServiceT s);
 
@@ -191,9 +188,17 @@ class handler {
                            const std::string& user);
 
   // Broker identities, applied by the app after the commit.
-  void broker_ensure(fb::AuthKind kind, const std::string& user, const std::string& password);
+  // A node's or agbot's identity `user` with exchange token `token`, whose stored hash is
+  // `token_hash` (the service derives the password from the token, or reuses the one it kept
+  // for that hash).
+  void broker_ensure(fb::AuthKind kind, const std::string& user, const std::string& token,
+                     const std::string& token_hash);
   void broker_remove(fb::AuthKind kind, const std::string& user);
-  void broker_password(fb::AuthKind kind, const std::string& user, const std::string& password);
+  void broker_password(fb::AuthKind kind, const std::string& user, const std::string& token,
+                       const std::string& token_hash);
+  // The same for the principal this request authenticated as (RegisterNode / AgbotHello).
+  step broker_ensure_self(fb::AuthKind kind, const std::string& org, const std::string& id,
+                          const std::string& user);
 
   // Runs fn in one write transaction; any error (refusal or store failure) rolls everything back,
   // including the events fn addressed.

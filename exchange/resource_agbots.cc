@@ -158,7 +158,7 @@ step handler::agbot_hello() {
       HMQ_CHECK(release_broker_user(fb::AuthKind::agbot, a->org, a->id, a->broker_user));
     HMQ_CHECK(claim_mailbox(fb::AuthKind::agbot, a->org, a->id, a->mailbox, true));
     a->broker_user = a->mailbox;
-    broker_ensure(fb::AuthKind::agbot, a->broker_user, auth_.secret());
+    HMQ_CHECK(broker_ensure_self(fb::AuthKind::agbot, a->org, a->id, a->broker_user));
     if (auto r = db_.agbot_update(*a, ""); !r) return internal(r.err());
     HMQ_CHECK(attach_patterns(*a));
     stored = std::move(*a);

@@ -122,7 +122,7 @@ step handler::register_node(const fb::RegisterNode& op) {
       HMQ_CHECK(release_broker_user(fb::AuthKind::node, n->org, n->id, n->broker_user));
     HMQ_CHECK(claim_mailbox(fb::AuthKind::node, n->org, n->id, n->mailbox, true));
     n->broker_user = n->mailbox;
-    broker_ensure(fb::AuthKind::node, n->broker_user, auth_.secret());
+    HMQ_CHECK(broker_ensure_self(fb::AuthKind::node, n->org, n->id, n->broker_user));
     n->user_inputs = std::move(full.user_inputs);
     n->registered_ms = s_.clock_.now_ms();
     if (auto r = db_.node_update(*n, ""); !r) return internal(r.err());

@@ -9,12 +9,6 @@ namespace hmq::exchange {
 namespace crypto = core::crypto;
 using exchange_client::service_id;
 
-namespace {
-
-constexpr std::string_view sealed_prefix = "sealed:";
-
-}  // namespace
-
 step handler::put_service(const void* in, bool insert) {
   auto s = unpack<fb::Service>(in);
   HMQ_CHECK(check_service(s));
@@ -22,7 +16,7 @@ step handler::put_service(const void* in, bool insert) {
   HMQ_CHECK(check_text("url", id, max_url));
   std::string key = s.org + "/" + id;
   HMQ_CHECK(may_put(fb::ResourceKind::service, insert, s.org, id));
-  for (auto& d : s.dockauths) d->token = seal_token(d->token);
+  for (auto& d : s.dockauths) d->token = s_.seal_secret(d->token);
   HMQ_CHECK(tx([&]() -> step {
     HMQ_CHECK(need_org(s.org));
     auto cur = db_.blob_get(table::services, s.org, id);
@@ -72,33 +66,12 @@ step handler::remove_service(const key_parts& k) {
   return {};
 }
 
-std::string handler::seal_token(std::string_view token) {
-  if (token.empty()) return {};
-  auto n = crypto::random_nonce();
-  auto boxed = crypto::box_seal({reinterpret_cast<const uint8_t*>(token.data()), token.size()}, n,
-                                s_.self_.pk, s_.self_.sk);
-  std::vector<uint8_t> all(n.begin(), n.end());
-  all.insert(all.end(), boxed.begin(), boxed.end());
-  return std::string(sealed_prefix) + crypto::to_base64(all);
-}
-std::string handler::open_token(std::string_view stored) {
-  if (stored.substr(0, sealed_prefix.size()) != sealed_prefix) return {};
-  auto raw = crypto::from_base64(stored.substr(sealed_prefix.size()));
-  if (!raw || raw->size() < crypto::nonce_size + crypto::mac_size) return {};
-  crypto::nonce n;
-  std::copy_n(raw->begin(), crypto::nonce_size, n.begin());
-  auto plain =
-      crypto::box_open(std::span(*raw).subspan(crypto::nonce_size), n, s_.self_.pk, s_.self_.sk);
-  if (!plain) return {};
-  return std::string(plain->begin(), plain->end());
-}
-
 // Service as returned to the caller: registry tokens opened or removed.
 result<fb::ServiceT> handler::present_service(fb::ServiceT s) {
   auto see = auth_.may_see_dockauth_tokens(s);
   if (!see) return see.err();
   for (auto& d : s.dockauths)
-    if (d) d->token = *see ? open_token(d->token) : std::string();
+    if (d) d->token = *see ? s_.open_secret(d->token) : std::string();
   return s;
 }
 }  // namespace hmq::exchange

@@ -80,7 +80,11 @@ result<std::vector<broker_change>> service::bootstrap_root(std::string_view root
 
 outcome service::handle(const crypto::public_key& sender, const fb::RpcRequest& req) {
   handler h(*this, sender);
-  return h.run(req);
+  outcome out = h.run(req);
+  // Still inside the request's group: the kept secrets commit with the change.
+  if (opts_.provision_broker && out.response.status == fb::RpcStatus::ok)
+    keep_broker_secrets(out.broker);
+  return out;
 }
 
 void handle_in_group(service& s, core::store::group_commit& group, const crypto::public_key& sender,

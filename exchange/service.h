@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,22 +30,25 @@ struct service_options {
   size_t credential_cache_max = 100'000;
   uint32_t default_page = 100;
   uint32_t max_page = 1000;
+  // --provision-broker: broker changes get their passwords and their secrets are kept.
+  bool provision_broker = false;
 };
 
 // A change to the broker's client database (Mosquitto dynamic security) that a committed
 // request calls for: the app applies it through exchange/broker_admin.h when --provision-broker
 // is on, and ignores it otherwise. A node's or agbot's username is its mailbox id and its
-// password is derived from its exchange token when the change is applied (broker_admin: the
-// derivation costs an Argon2id, paid only with provisioning on); an exchange user's are derived
-// from its password (core/bus/credentials.h: "org/user", an Argon2id secret, an inbox id). The
-// broker keeps only a salted hash of a password, and never one that is an exchange secret.
+// password is derived from its exchange token (core/bus/credentials.h derive_machine_password)
+// by service::keep_broker_secrets, only with provisioning on; an exchange user's are derived
+// from its password ("org/user", an Argon2id secret, an inbox id). The broker keeps only a
+// salted hash of a password, and never one that is an exchange secret.
 struct broker_change {
   enum class action { ensure, remove, set_password, set_recorder };
   action what = action::ensure;
   fb::AuthKind kind = fb::AuthKind::node;  // node, agbot or user: picks the shared role
   std::string username;
-  std::string password;   // ensure, set_password: the broker password (users; set when applied)
+  std::string password;   // ensure, set_password: the broker password
   std::string token;      // nodes, agbots (ensure, set_password): what the password derives from
+  std::string secret_of;  // nodes, agbots: the stored hash of that token (kept with the secret)
   std::string inbox;      // users (ensure): the topic level its answers come on
   std::string old_inbox;  // users (ensure): the inbox its role grants now, if another
   bool recorder = false;  // users (ensure, set_recorder): may read the whole bus
@@ -89,11 +93,29 @@ class service {
   uint64_t credential_cache_misses() const { return cache_.misses(); }
   // Mailbox claims refused because another node or agbot owns the mailbox (docs/security.md).
   uint64_t mailbox_conflicts() const { return mailbox_conflicts_; }
+  // Broker passwords derived (an Argon2id each; a RegisterNode or AgbotHello with an unchanged
+  // token reuses the stored one) and stored secrets that could not be read or written.
+  uint64_t broker_derivations() const { return broker_derivations_; }
+  uint64_t broker_secret_failures() const { return broker_secret_failures_; }
+
+  // The identities among `usernames` (registered, but missing on the broker) whose broker
+  // secret the exchange kept: an ensure for each, to create them again (docs/security.md
+  // "Crash-safe broker administration"). Usernames without a kept secret are left out.
+  result<std::vector<broker_change>> kept_identities(const std::set<std::string>& usernames);
+
+  // Small secrets (registry tokens, broker passwords) sealed to the exchange's own key at rest:
+  // "sealed:" + base64(nonce || box). open_secret returns "" for anything it cannot open.
+  std::string seal_secret(std::string_view plain) const;
+  std::string open_secret(std::string_view stored) const;
 
   using rpc_error = exchange::rpc_error;
 
  private:
   result<std::string> hash(std::string_view secret);
+  // With provisioning on: gives each node and agbot change its derived password (reused from
+  // the kept secret when the token is unchanged) and keeps every identity's secret, in the
+  // request's transaction; removals forget it.
+  void keep_broker_secrets(std::vector<broker_change>& changes);
 
   db& db_;
   const core::crypto::box_keypair& self_;
@@ -102,6 +124,8 @@ class service {
   credential_cache cache_;
   uint64_t identity_mismatches_ = 0;
   uint64_t mailbox_conflicts_ = 0;
+  uint64_t broker_derivations_ = 0;
+  uint64_t broker_secret_failures_ = 0;
 
   friend class handler;
 };

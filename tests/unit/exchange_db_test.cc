@@ -24,7 +24,7 @@ TEST(exchange_db, creates_the_schema_and_reopens_without_migrating_again) {
   {
     auto d = db::open(f.path);
     ASSERT_TRUE(d) << d.err().message();
-    EXPECT_EQ(d->sql().schema_version(), 5);
+    EXPECT_EQ(d->sql().schema_version(), 6);
     fb::OrgT o;
     o.name = "acme";
     ASSERT_TRUE(d->org_insert(o));
