@@ -46,10 +46,11 @@ std::span<const uint8_t> bytes_of(std::string_view s) {
 }
 
 // The 32-byte broker secret of broker username `username` holding `secret`.
-result<crypto::bytes> broker_key(const std::string& username, std::string_view secret) {
+result<crypto::bytes> broker_key(const std::string& username, std::string_view secret,
+                                 crypto::kdf_cost cost) {
   const std::string salt_in = "hmq broker salt|" + username;
   const auto salt = crypto::generic_hash(bytes_of(salt_in), 16);
-  return crypto::derive_key(secret, salt, 32);
+  return crypto::derive_key(secret, salt, 32, cost);
 }
 
 }  // namespace
@@ -58,7 +59,7 @@ result<user_identity> derive_user_identity(std::string_view org, std::string_vie
                                            std::string_view password) {
   user_identity id;
   id.username = std::string(org) + "/" + std::string(user);
-  auto key = broker_key(id.username, password);
+  auto key = broker_key(id.username, password, crypto::kdf_cost::interactive);
   if (!key) return key.err();
   id.password = crypto::to_base64(*key);
   id.inbox = crypto::to_hex(crypto::generic_hash(bytes_of("hmq inbox"), 16, *key));
@@ -66,7 +67,8 @@ result<user_identity> derive_user_identity(std::string_view org, std::string_vie
 }
 
 result<std::string> derive_machine_password(std::string_view mailbox, std::string_view token) {
-  auto key = broker_key(std::string(mailbox), token);
+  // Small-memory cost: the agent derives this at every start, on devices of any size.
+  auto key = broker_key(std::string(mailbox), token, crypto::kdf_cost::small_memory);
   if (!key) return key.err();
   return crypto::to_base64(*key);
 }

@@ -44,7 +44,8 @@ result<user_identity> derive_user_identity(std::string_view org, std::string_vie
 
 // The broker password of a node or agbot (docs/security.md "Identities"), the same derivation
 // with username = its mailbox id and secret = its exchange token: base64 of Argon2id(token,
-// salt = BLAKE2b-128("hmq broker salt|<mailbox>")), 32 bytes. The exchange provisions it; the
+// salt = BLAKE2b-128("hmq broker salt|<mailbox>")), 32 bytes, at crypto::kdf_cost::small_memory
+// (7 MiB, 5 passes: the agent pays it at every start). The exchange provisions it; the
 // agent and the agbot derive it from the token they hold. The broker never holds anything that
 // logs in to the exchange.
 result<std::string> derive_machine_password(std::string_view mailbox, std::string_view token);

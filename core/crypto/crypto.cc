@@ -436,16 +436,18 @@ result<std::string> hash_password(std::string_view password, hash_strength s) {
   return std::string(out);
 }
 
-result<bytes> derive_key(std::string_view password, std::span<const uint8_t> salt, size_t out_len) {
+result<bytes> derive_key(std::string_view password, std::span<const uint8_t> salt, size_t out_len,
+                         kdf_cost cost) {
   init();
   if (salt.size() != crypto_pwhash_SALTBYTES)
     return fail(errc::hash_failed, "salt must be " + std::to_string(crypto_pwhash_SALTBYTES) +
                                        " bytes, got " + std::to_string(salt.size()));
+  const bool small = cost == kdf_cost::small_memory;
+  const unsigned long long ops = small ? 5 : crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
+  const size_t mem = small ? size_t{7} << 20 : crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
   bytes out(out_len);
-  if (crypto_pwhash(out.data(), out.size(), non_null(password), password.size(), salt.data(),
-                    crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE,
-                    crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE,
-                    crypto_pwhash_ALG_ARGON2ID13) != 0) {
+  if (crypto_pwhash(out.data(), out.size(), non_null(password), password.size(), salt.data(), ops,
+                    mem, crypto_pwhash_ALG_ARGON2ID13) != 0) {
     return fail(errc::hash_failed, "Argon2id could not allocate its memory");
   }
   return out;

@@ -129,10 +129,16 @@ result<std::string> hash_password(std::string_view password,
                                   hash_strength s = hash_strength::interactive);
 bool verify_password(std::string_view hash, std::string_view password);
 
-// Argon2id key derivation (crypto_pwhash, libsodium's interactive limits): `out_len` bytes from
-// `password` and a 16-byte `salt`. Deterministic: both ends of a shared password derive the
-// same key (core/bus/credentials.h: an exchange user's broker identity).
-result<bytes> derive_key(std::string_view password, std::span<const uint8_t> salt, size_t out_len);
+// The cost of derive_key. `interactive`: libsodium's interactive limits (64 MiB, 2 passes).
+// `small_memory`: 7 MiB and 5 passes, the row of OWASP's Argon2id table with the least memory
+// (equal strength by its measure), for edge devices that cannot spare 64 MiB at start.
+enum class kdf_cost { interactive, small_memory };
+
+// Argon2id key derivation (crypto_pwhash): `out_len` bytes from `password` and a 16-byte `salt`.
+// Deterministic: both ends of a shared password derive the same key (core/bus/credentials.h:
+// broker identities).
+result<bytes> derive_key(std::string_view password, std::span<const uint8_t> salt, size_t out_len,
+                         kdf_cost cost = kdf_cost::interactive);
 
 // BLAKE2b (crypto_generichash) of `out_len` bytes, optionally keyed.
 bytes generic_hash(std::span<const uint8_t> in, size_t out_len, std::span<const uint8_t> key = {});

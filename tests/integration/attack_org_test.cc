@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <regex>
 
 #include "tests/support/secure_broker.h"
 
@@ -52,20 +51,11 @@ TEST(attack_org, agbot_of_another_org_reaches_no_node_without_the_node_orgs_cons
       << read_file(s.agbot_log("eb1"));
 
   // acme's node, a real agent on its own broker identity, registers with the vendor's pattern.
-  const auto agdir = s.dir.path() / "agent";
-  std::filesystem::create_directories(agdir);
-  std::ofstream(agdir / "token") << "n1tok";
-  auto agent = process::start(
-      {{agent_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--data-dir",
-        agdir.string(), "--runtime", "memory", "--mqtt-password-file", (agdir / "token").string()},
-       {},
-       agdir / "agent.log"});
-  ASSERT_TRUE(wait_for_log(agdir / "agent.log", "--mailbox", 1, 20s))
-      << read_file(agdir / "agent.log");
-  std::smatch m;
-  const std::string text = read_file(agdir / "agent.log");
-  ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
-  r = s.hmq({"--org", "acme", "node", "create", "n1:n1tok", "--mailbox", m[1]});
+  const auto agdir = s.agent_dir();
+  std::string node_mailbox;
+  auto agent = s.start_unprovisioned_agent("n1tok", node_mailbox);
+  ASSERT_FALSE(node_mailbox.empty());
+  r = s.hmq({"--org", "acme", "node", "create", "n1:n1tok", "--mailbox", node_mailbox});
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   ASSERT_TRUE(wait_for_log(agdir / "agent.log", "connected to", 1, 30s))
       << read_file(agdir / "agent.log");

@@ -51,32 +51,23 @@ TEST(broker_identity, agbot_and_agent_wait_for_their_provisioning_and_then_conne
   ASSERT_FALSE(s.key.empty());
   ASSERT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
   const auto abdir = s.dir.path() / "agbot";
-  const auto agdir = s.dir.path() / "agent";
+  const auto agdir = s.agent_dir();
   std::filesystem::create_directories(abdir);
-  std::filesystem::create_directories(agdir);
   auto agbot = process::start(
       {{agbot_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--org", "acme",
         "--id", "ab1", "--token", "abtok", "--data-dir", abdir.string(), "--control-socket",
         (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
        {},
        abdir / "agbot.log"});
-  std::ofstream(agdir / "token") << "ntok";
-  auto agent = process::start(
-      {{agent_binary(), "--broker", s.broker->uri(), "--exchange-key", s.key, "--data-dir",
-        agdir.string(), "--runtime", "memory", "--mqtt-password-file", (agdir / "token").string()},
-       {},
-       agdir / "agent.log"});
+  std::string node_mailbox;
+  auto agent = s.start_unprovisioned_agent("ntok", node_mailbox);
+  ASSERT_FALSE(node_mailbox.empty());
   ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "waiting for the exchange to provision it", 1, 20s))
       << read_file(abdir / "agbot.log");
-  ASSERT_TRUE(wait_for_log(agdir / "agent.log", "--mailbox", 1, 20s))
-      << read_file(agdir / "agent.log");
   std::smatch m;
   std::string text = read_file(abdir / "agbot.log");
   ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
   const std::string ab_mailbox = m[1];
-  text = read_file(agdir / "agent.log");
-  ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
-  const std::string node_mailbox = m[1];
   EXPECT_TRUE(agbot.is_running()) << "a refusal must not stop the agbot";
   EXPECT_TRUE(agent.is_running()) << "a refusal must not stop the agent";
 

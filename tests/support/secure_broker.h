@@ -141,6 +141,26 @@ struct secure_setup {
     return dir.path() / ("agbot-" + id) / "agbot.log";
   }
 
+  // hmq-agent (memory runtime, data, token file and log in agent/) with node token `token`,
+  // started before the exchange knows it: waits until the broker refuses it and returns its
+  // mailbox from the log line that says how to provision it.
+  process start_unprovisioned_agent(const std::string& token, std::string& mailbox) {
+    const auto d = agent_dir();
+    std::filesystem::create_directories(d);
+    std::ofstream(d / "token") << token;
+    auto p = process::start(
+        {{agent_binary(), "--broker", broker->uri(), "--exchange-key", key, "--data-dir",
+          d.string(), "--runtime", "memory", "--mqtt-password-file", (d / "token").string()},
+         {},
+         d / "agent.log"});
+    EXPECT_TRUE(wait_for_log(d / "agent.log", "--mailbox", 1, 20s)) << read_file(d / "agent.log");
+    std::smatch m;
+    const std::string text = read_file(d / "agent.log");
+    if (std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) mailbox = m[1];
+    return p;
+  }
+  std::filesystem::path agent_dir() const { return dir.path() / "agent"; }
+
   // mosquitto_sub -d as `user`: its output (SUBACK codes, connection errors).
   run_result sub(const std::string& user, const std::string& pw, std::vector<std::string> topics) {
     std::vector<std::string> argv{"/usr/bin/mosquitto_sub",
