@@ -224,6 +224,9 @@ void engine::load_pattern(const std::string& key, std::function<void()> done) {
           ++pe.generation;
           pe.resolved.clear();
           log_->info("pattern {}: loaded, {} service(s)", key, pe.pattern->services.size());
+          // The timer armed at start knew no pattern (120 s): a shorter check_agreement_status
+          // applies now, not after the first 120 s.
+          if (verify_timer_.active() && verify_interval() < verify_every_) arm_verify();
           replan(key);
         }
         if (done) done();

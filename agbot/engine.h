@@ -179,6 +179,8 @@ class engine {
   void on_node_online(consider_request r);
   void on_verify_reply(const core::wire::opened& m, const fb::AgreementVerifyReply& v);
   void arm_verify();
+  // The smallest check_agreement_status of the served patterns' services (120 s when none).
+  std::chrono::seconds verify_interval() const;
   void verify_agreements();
   void send_verify(const agreement& a);
   bool node_stale(const std::string& org, const std::string& id) const;
@@ -234,6 +236,7 @@ class engine {
   size_t proposed_count_ = 0;
   std::set<std::string> stale_nodes_;  // "org/id" the exchange reported stale (in memory)
   core::loop::timer_handle verify_timer_;
+  std::chrono::seconds verify_every_{0};  // the period verify_timer_ was armed with
 };
 
 // 32 lowercase hex characters (docs/protocol.md).

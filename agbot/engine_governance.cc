@@ -47,8 +47,7 @@ void engine::on_node_online(consider_request r) {
 // Every check_agreement_status (the smallest one of the served patterns' services), ask each
 // node with a finalized agreement whether it still has it (AgreementVerify). A node that says
 // no lost it (e.g. its agent.db was reset): cancel 209 and propose again after the back-off.
-void engine::arm_verify() {
-  if (!life_) return;
+std::chrono::seconds engine::verify_interval() const {
   std::chrono::seconds every{0};
   for (const auto& [key, pe] : patterns_) {
     if (!pe.pattern) continue;
@@ -58,8 +57,13 @@ void engine::arm_verify() {
         every = every.count() == 0 ? s : std::min(every, s);
       }
   }
-  if (every.count() == 0) every = default_check;
-  verify_timer_ = loop_.call_after(every, [this, w = std::weak_ptr<int>(life_)] {
+  return every.count() == 0 ? default_check : every;
+}
+
+void engine::arm_verify() {
+  if (!life_) return;
+  verify_every_ = verify_interval();
+  verify_timer_ = loop_.call_after(verify_every_, [this, w = std::weak_ptr<int>(life_)] {
     if (w.expired()) return;
     verify_agreements();
     arm_verify();
