@@ -5,6 +5,7 @@
 #include "core/bus/credentials.h"
 #include "core/log/log.h"
 #include "exchange/service.h"
+#include "exchange_client/ids.h"
 
 namespace hmq::exchange {
 
@@ -107,9 +108,9 @@ result<std::vector<broker_change>> service::kept_identities(
     c.password = std::move(password);
     if (c.kind == fb::AuthKind::user) {
       // A user's role follows its current inbox and recorder flag.
-      const auto slash = name.find('/');
-      if (slash == std::string::npos) continue;
-      const std::string org = name.substr(0, slash), id = name.substr(slash + 1);
+      const auto who = exchange_client::split_qualified(name);
+      if (!who) continue;
+      const std::string &org = who->org, &id = who->name;
       auto cred = db_.credential_of(fb::AuthKind::user, org, id);
       if (!cred) return cred.err();
       if (!*cred || (*cred)->inbox.empty()) continue;
