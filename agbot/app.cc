@@ -239,16 +239,16 @@ core::result<void> start_control(core::loop::event_loop& loop, const std::filesy
 // Connects to the broker; the engine starts on the first successful connect and resends what a
 // crashed broker may have lost on every reconnect. A broker that cannot be reached ends the run
 // with exit code 3.
+// `enrol`: the command that provisions it (core/bus/credentials.h enrolment_command).
 void connect_and_start(const app_config& cfg, agbot_parts& p, const std::string& mailbox,
-                       std::function<void(int exit_code)> stop) {
+                       const std::string& enrol, std::function<void(int exit_code)> stop) {
   auto log = core::log::get("agbot");
   p.messenger.start();
-  p.bus.start([&cfg, &p, &mailbox, log, stop = std::move(stop)](core::result<void> r) {
+  p.bus.start([&cfg, &p, &mailbox, &enrol, log, stop = std::move(stop)](core::result<void> r) {
     if (!r && p.bus_opts.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
       log->warn(
-          "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange "
-          "agbot create ID:TOKEN --mailbox {}); retrying",
-          cfg.broker, p.bus_opts.username, mailbox);
+          "broker {} refused user {}: waiting for the exchange to provision it ({}); retrying",
+          cfg.broker, p.bus_opts.username, enrol);
       // The engine starts on the first successful connect.
       p.bus.on_connection_change([&cfg, &p, &mailbox, log, started = false](bool up) mutable {
         if (!up) return;
@@ -307,8 +307,10 @@ int run(const app_config& cfg) {
         sig, g.requests, g.groups, g.largest, g.failed_groups, store->db().commits());
     parts.stop(loop);
   });
+  const std::string enrol = core::bus::enrolment_command(
+      "agbot", mailbox, core::bus::own_mailbox_claim(parts.bus_opts, *keys, *exchange_key));
   loop.post([&] {
-    connect_and_start(cfg, parts, mailbox, [&](int code) {
+    connect_and_start(cfg, parts, mailbox, enrol, [&](int code) {
       exit_code = code;
       parts.stop(loop);
     });

@@ -181,19 +181,19 @@ struct agent_parts {
 
 // What the bus's first connect attempt means: connected, waiting for the exchange to provision
 // the node's broker client, or a broker that cannot be used (exit code 1).
+// `enrol`: the command that provisions it (core/bus/credentials.h enrolment_command).
 core::bus::completion on_first_connect(const config& c, agent_parts& p, const std::string& mailbox,
+                                       const std::string& enrol,
                                        std::function<void(int exit_code)> stop) {
-  return [&c, &p, &mailbox, stop = std::move(stop)](result<void> r) {
+  return [&c, &p, &mailbox, &enrol, stop = std::move(stop)](result<void> r) {
     auto lg = core::log::get("agent");
     if (r) {
       lg->info("connected to {} as mailbox {}", c.broker, mailbox);
       return;
     }
     if (p.bus_opts.retry_refused_credentials && r.code() == core::bus::errc::not_authorized) {
-      lg->warn(
-          "broker {} refused user {}: waiting for the exchange to provision it (hmq exchange node "
-          "create NODE:TOKEN --mailbox {}); retrying",
-          c.broker, p.bus_opts.username, mailbox);
+      lg->warn("broker {} refused user {}: waiting for the exchange to provision it ({}); retrying",
+               c.broker, p.bus_opts.username, enrol);
       return;
     }
     lg->error("broker {}: {}", c.broker, r.err().message());
@@ -228,9 +228,12 @@ int run(const config& c) {
   agent_parts parts(loop, c, *keys, *xkey, *store, mailbox, std::move(*bo));
   if (auto s = parts.eng.start(); !s) return fail("resuming from agent.db: " + s.err().message());
 
-  control_api api(parts.eng,
-                  {mailbox, crypto::to_base64(keys->pk), [&parts] { return parts.bus.connected(); },
-                   [&parts] { return parts.wire_counters(); }});
+  // What enrols this node (docs/security.md "Mailbox ownership"): shown by `hmq node status`
+  // and in the log while the broker refuses it.
+  const std::string claim = core::bus::own_mailbox_claim(parts.bus_opts, *keys, *xkey);
+  control_api api(parts.eng, {mailbox, crypto::to_base64(keys->pk), claim,
+                              [&parts] { return parts.bus.connected(); },
+                              [&parts] { return parts.wire_counters(); }});
   core::control::server ctl(loop.io(), c.socket_path(),
                             [&api](const core::control::json& req, core::control::reply_fn reply) {
                               api.handle(req, std::move(reply));
@@ -252,7 +255,8 @@ int run(const config& c) {
   });
   parts.messenger.start();
   parts.hb.start(parts.bus);
-  parts.bus.start(on_first_connect(c, parts, mailbox, [&](int code) {
+  const std::string enrol = core::bus::enrolment_command("node", mailbox, claim);
+  parts.bus.start(on_first_connect(c, parts, mailbox, enrol, [&](int code) {
     exit_code = code;
     shutdown();
   }));

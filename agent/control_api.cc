@@ -207,6 +207,7 @@ json control_api::node_status() {
   }
   out["mailbox"] = facts_.mailbox;
   out["public_key"] = facts_.public_key_b64;
+  if (!facts_.claim.empty()) out["claim"] = facts_.claim;
   out["broker_connected"] = facts_.broker_connected ? facts_.broker_connected() : false;
   out["live_agreements"] = engine_.live_agreements();
   auto keys = engine_.trusted_keys();

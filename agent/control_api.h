@@ -30,6 +30,7 @@ std::string host_arch();
 struct node_facts {
   std::string mailbox;
   std::string public_key_b64;
+  std::string claim;  // the mailbox claim for this node's token, "" without one (credentials.h)
   std::function<bool()> broker_connected;
   // What the mailbox dropped before the engine saw it (envelope rejects per reason, size caps,
   // unrouted): shown as node_status "wire" so floods and replays are visible (docs/security.md).

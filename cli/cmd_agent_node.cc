@@ -25,6 +25,9 @@ void print_node_status(std::ostream& out, const json& r) {
   }
   rows.push_back({"broker:", r.value("broker_connected", false) ? "connected" : "disconnected"});
   rows.push_back({"mailbox:", text(r, "mailbox")});
+  // Until the broker lets it in, the node's admin needs both to enrol it.
+  if (!r.value("broker_connected", false) && r.contains("claim"))
+    rows.push_back({"claim:", text(r, "claim")});
   rows.push_back({"agreements:", text(r, "live_agreements") + " live"});
   rows.push_back({"trusted keys:", text(r, "trusted_keys")});
   if (r.contains("counters")) {

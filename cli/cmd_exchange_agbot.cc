@@ -15,14 +15,15 @@ void add_create(CLI::App& agbot, command_context& ctx) {
   c->add_option("agbot", *id_tok, "agbot:token")->required();
   c->add_option("--name", *name, "Agbot name (default: the agbot id)");
   auto mailbox = std::make_shared<std::string>();
-  c->add_option("--mailbox", *mailbox,
-                "The agbot's mailbox id: provisions its broker identity now");
-  ctx.on_run(c, [&ctx, id_tok, name, mailbox] {
+  auto claim = std::make_shared<std::string>();
+  add_mailbox_options(c, *mailbox, *claim, "agbot");
+  ctx.on_run(c, [&ctx, id_tok, name, mailbox, claim] {
     fb::AgbotT ab;
     ab.org = ctx.target_org();
     std::tie(ab.id, ab.token) = split_id_token(*id_tok, "agbot create", "agbot");
     ab.name = name->empty() ? ab.id : *name;
     ab.mailbox = *mailbox;
+    ab.claim = *claim;
     fb::ResourceUnion r;
     r.Set(ab);
     ctx.create(r, "agbot " + ab.org + "/" + ab.id);

@@ -22,17 +22,16 @@ void add_create(CLI::App& node, command_context& ctx) {
   c->add_option("--name", *name, "Node name (default: the node id)");
   c->add_option("--arch", *arch, "Node architecture, e.g. amd64");
   auto mailbox = std::make_shared<std::string>();
-  c->add_option(
-      "--mailbox", *mailbox,
-      "The agent's mailbox id (hmq node status): the exchange provisions the node's broker "
-      "identity now so the agent can connect before registering (docs/security.md)");
-  ctx.on_run(c, [&ctx, id_tok, name, arch, mailbox] {
+  auto claim = std::make_shared<std::string>();
+  add_mailbox_options(c, *mailbox, *claim, "agent");
+  ctx.on_run(c, [&ctx, id_tok, name, arch, mailbox, claim] {
     fb::NodeT n;
     n.org = ctx.target_org();
     std::tie(n.id, n.token) = split_id_token(*id_tok, "node create", "node");
     n.name = name->empty() ? n.id : *name;
     n.arch = *arch;
     n.mailbox = *mailbox;
+    n.claim = *claim;
     fb::ResourceUnion r;
     r.Set(n);
     ctx.create(r, "node " + n.org + "/" + n.id);

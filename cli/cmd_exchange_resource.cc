@@ -77,4 +77,19 @@ void add_resource_verbs(CLI::App& parent, command_context& ctx, fb::ResourceKind
   });
 }
 
+void add_mailbox_options(CLI::App* create, std::string& mailbox, std::string& claim,
+                         std::string_view party) {
+  const std::string who(party);
+  auto* m = create->add_option(
+      "--mailbox", mailbox,
+      "The " + who + "'s mailbox id: the exchange provisions its broker identity now, so the " +
+          who + " can connect before it registers (docs/security.md)");
+  auto* c = create->add_option("--claim", claim,
+                               "The claim the " + who +
+                                   " prints next to --mailbox while it waits (started with this "
+                                   "token): proves the mailbox's key holder named this token");
+  m->needs(c);
+  c->needs(m);
+}
+
 }  // namespace hmq::cli

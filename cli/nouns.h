@@ -32,4 +32,10 @@ void add_exchange_pattern(CLI::App& exchange, command_context& ctx);
 void add_resource_verbs(CLI::App& noun_cmd, command_context& ctx, fb::ResourceKind kind,
                         const std::string& noun);
 
+// `--mailbox` and `--claim` of `node create` / `agbot create` (cmd_exchange_resource.cc): the
+// mailbox id and the claim that `party` ("agent" or "agbot") prints while it waits to be
+// provisioned; each needs the other.
+void add_mailbox_options(CLI::App* create, std::string& mailbox, std::string& claim,
+                         std::string_view party);
+
 }  // namespace hmq::cli

@@ -87,7 +87,7 @@ struct mailbox_owner {
   fb::AuthKind kind = fb::AuthKind::unspecified;
   std::string org;
   std::string id;
-  bool proven = false;  // the key holder sealed a RegisterNode / AgbotHello
+  bool proven = false;  // the key holder sealed a RegisterNode / AgbotHello or made the claim
 };
 
 // One page of keys+blobs.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/bus/credentials.h"
 #include "core/log/log.h"
 #include "exchange/validate.h"
 
@@ -204,17 +205,38 @@ step handler::need_org(std::string_view org) {
 
 // ---- credentials of nodes and agbots, broker identities
 
-step handler::take_credentials(bool insert, const std::string& mailbox, std::string& token_field,
-                               std::string& enrolled, std::string& token, std::string& hash) {
-  enrolled = insert ? mailbox : std::string();
-  if (!enrolled.empty() && !valid_mailbox(enrolled))
+step handler::take_credentials(bool insert, const std::string& mailbox, const std::string& claim,
+                               std::string& token_field, party_credentials& out) {
+  out.enrolled = insert ? mailbox : std::string();
+  if (!out.enrolled.empty() && !valid_mailbox(out.enrolled))
     return invalid("mailbox", "must be a mailbox id: 16 characters a-z, 2-7");
-  token = token_field;
+  if (!claim.empty() && out.enrolled.empty())
+    return invalid("claim", "goes with the mailbox it claims, on create only");
+  if (!out.enrolled.empty()) {
+    // A mailbox is bound only to a token its key holder named (docs/security.md "Mailbox
+    // ownership"): nobody can pre-claim the mailbox of an agent that has not enrolled yet.
+    if (claim.empty())
+      return invalid("claim",
+                     "binding mailbox " + out.enrolled +
+                         " needs its key holder's claim: give the --claim value the agent or "
+                         "agbot prints next to --mailbox (started with its token)");
+    auto pw = core::bus::derive_machine_password(out.enrolled, token_field);
+    if (!pw)
+      return rpc_error{
+          fb::RpcStatus::internal, "cannot derive the broker password: " + pw.err().message(), {}};
+    if (auto ok = core::bus::open_mailbox_claim(claim, out.enrolled, s_.self_.sk, *pw); !ok) {
+      ++s_.mailbox_conflicts_;
+      return rpc_error{fb::RpcStatus::forbidden, "mailbox " + out.enrolled + ": " + ok.err().detail,
+                       "claim"};
+    }
+    out.broker_password = std::move(*pw);
+  }
+  out.token = token_field;
   if (!token_field.empty()) {
     auto r = s_.hash(token_field);
     if (!r)
       return rpc_error{fb::RpcStatus::internal, "cannot hash token: " + r.err().message(), {}};
-    hash = std::move(*r);
+    out.hash = std::move(*r);
   }
   token_field.clear();
   return {};
@@ -230,12 +252,12 @@ step handler::check_party(const std::string& org, const std::string& id, const s
 
 void handler::credentials_changed(fb::AuthKind kind, bool insert, const std::string& org,
                                   const std::string& id, const std::string& broker_user,
-                                  const std::string& token, const std::string& hash) {
-  if (!hash.empty()) s_.cache_.forget(kind, org, id);
+                                  const party_credentials& c) {
+  if (!c.hash.empty()) s_.cache_.forget(kind, org, id);
   if (insert)
-    broker_ensure(kind, broker_user, token, hash);
+    broker_ensure(kind, broker_user, c.token, c.hash, c.broker_password);
   else
-    broker_password(kind, broker_user, token, hash);
+    broker_password(kind, broker_user, c.token, c.hash);
 }
 
 step handler::expect_existing(bool insert, bool found, std::string_view what,
@@ -303,10 +325,12 @@ step handler::release_broker_user(fb::AuthKind kind, const std::string& org, con
 }
 
 void handler::broker_ensure(fb::AuthKind kind, const std::string& user, const std::string& token,
-                            const std::string& token_hash) {
+                            const std::string& token_hash, const std::string& password) {
   if (user.empty() || token.empty()) return;
   broker_.push_back(party_broker_change(broker_change::action::ensure, kind, user, token));
   broker_.back().secret_of = token_hash;
+  // Derived already (a claim was checked): the service need not derive it again.
+  broker_.back().password = password;
 }
 step handler::broker_ensure_self(fb::AuthKind kind, const std::string& org, const std::string& id,
                                  const std::string& user) {

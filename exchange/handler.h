@@ -154,10 +154,17 @@ class handler {
   rpc_error missing(const key_parts& k) const;
   uint32_t page_limit(uint32_t asked) const;
 
-  // Node and agbot create/update: the broker identity named in advance (create only) and the
-  // token, taken out of the record (kept in clear only for the broker) and hashed for the store.
-  step take_credentials(bool insert, const std::string& mailbox, std::string& token_field,
-                        std::string& enrolled, std::string& token, std::string& hash);
+  // Node and agbot create/update: the broker identity named in advance (create only, with the
+  // claim of its key holder: core/bus/credentials.h make_mailbox_claim) and the token, taken out
+  // of the record (kept in clear only for the broker) and hashed for the store.
+  struct party_credentials {
+    std::string enrolled;         // the mailbox bound on create, "" for none
+    std::string token;            // the new token, "" when unchanged
+    std::string hash;             // its Argon2id hash for the store
+    std::string broker_password;  // derived from the token while checking the claim
+  };
+  step take_credentials(bool insert, const std::string& mailbox, const std::string& claim,
+                        std::string& token_field, party_credentials& out);
   // The fields every node and agbot has; the token is required on create.
   step check_party(const std::string& org, const std::string& id, const std::string& name,
                    const std::string& token, bool insert);
@@ -165,7 +172,7 @@ class handler {
   // broker password of the party's broker identity (created on insert).
   void credentials_changed(fb::AuthKind kind, bool insert, const std::string& org,
                            const std::string& id, const std::string& broker_user,
-                           const std::string& token, const std::string& hash);
+                           const party_credentials& c);
   // A create must find nothing under `key`, an update must find the record.
   step expect_existing(bool insert, bool found, std::string_view what, std::string_view key);
   // An agbot may only serve patterns that exist and that it can read (public or its own org).
@@ -191,8 +198,9 @@ class handler {
   // A node's or agbot's identity `user` with exchange token `token`, whose stored hash is
   // `token_hash` (the service derives the password from the token, or reuses the one it kept
   // for that hash).
+  // `password`: derived from `token` already, or "".
   void broker_ensure(fb::AuthKind kind, const std::string& user, const std::string& token,
-                     const std::string& token_hash);
+                     const std::string& token_hash, const std::string& password = {});
   void broker_remove(fb::AuthKind kind, const std::string& user);
   void broker_password(fb::AuthKind kind, const std::string& user, const std::string& token,
                        const std::string& token_hash);

@@ -19,26 +19,27 @@ step handler::put_agbot(const void* in, bool insert) {
   }
   std::string key = a.org + "/" + a.id;
   HMQ_CHECK(may_put(fb::ResourceKind::agbot, insert, a.org, a.id));
-  std::string enrolled, token, h;
-  HMQ_CHECK(take_credentials(insert, a.mailbox, a.token, enrolled, token, h));
+  party_credentials cred;
+  HMQ_CHECK(take_credentials(insert, a.mailbox, a.claim, a.token, cred));
+  a.claim.clear();
   fb::AgbotT stored;
   HMQ_CHECK(tx([&]() -> step {
     HMQ_CHECK(need_org(a.org));
     auto cur = db_.load<fb::Agbot>(table::agbots, a.org, a.id);
     HMQ_CHECK(expect_existing(insert, cur.has_value(), "agbot", key));
     if (insert) {
-      if (!enrolled.empty())
-        HMQ_CHECK(claim_mailbox(fb::AuthKind::agbot, a.org, a.id, enrolled, false));
+      if (!cred.enrolled.empty())
+        HMQ_CHECK(claim_mailbox(fb::AuthKind::agbot, a.org, a.id, cred.enrolled, true));
       a.public_key.clear();
       a.mailbox.clear();
-      a.broker_user = enrolled;
+      a.broker_user = cred.enrolled;
       stored = a;
-      auto r = db_.agbot_insert(stored, h);
+      auto r = db_.agbot_insert(stored, cred.hash);
       if (!r) return internal(r.err());
     } else {
       stored = std::move(*cur);
       stored.name = a.name;
-      auto r = db_.agbot_update(stored, h);
+      auto r = db_.agbot_update(stored, cred.hash);
       if (!r) return internal(r.err());
       // An update replaces the served patterns when it names any.
       if (!a.patterns.empty()) {
@@ -57,8 +58,7 @@ step handler::put_agbot(const void* in, bool insert) {
     stored.patterns.clear();
     return attach_patterns(stored);
   }));
-  credentials_changed(fb::AuthKind::agbot, insert, stored.org, stored.id, stored.broker_user, token,
-                      h);
+  credentials_changed(fb::AuthKind::agbot, insert, stored.org, stored.id, stored.broker_user, cred);
   set_item(std::move(stored));
   return {};
 }

@@ -19,38 +19,38 @@ step handler::put_node(const void* in, bool insert) {
   HMQ_CHECK(may_put(fb::ResourceKind::node, insert, n.org, n.id));
   // On create, `mailbox` names the node's broker identity in advance (the agent's mailbox, from
   // `hmq node status`), so the agent can connect before it registers. docs/security.md.
-  std::string enrolled, token, h;
-  HMQ_CHECK(take_credentials(insert, n.mailbox, n.token, enrolled, token, h));
+  party_credentials cred;
+  HMQ_CHECK(take_credentials(insert, n.mailbox, n.claim, n.token, cred));
+  n.claim.clear();
   fb::NodeT stored;
   HMQ_CHECK(tx([&]() -> step {
     HMQ_CHECK(need_org(n.org));
     auto cur = db_.load<fb::Node>(table::nodes, n.org, n.id);
     HMQ_CHECK(expect_existing(insert, cur.has_value(), "node", key));
     if (insert) {
-      if (!enrolled.empty())
-        HMQ_CHECK(claim_mailbox(fb::AuthKind::node, n.org, n.id, enrolled, false));
+      if (!cred.enrolled.empty())
+        HMQ_CHECK(claim_mailbox(fb::AuthKind::node, n.org, n.id, cred.enrolled, true));
       // Registration state is the exchange's: set only by RegisterNode.
       n.pattern.clear();
       n.public_key.clear();
       n.mailbox.clear();
-      n.broker_user = enrolled;
+      n.broker_user = cred.enrolled;
       n.last_heartbeat_ms = 0;
       n.registered_ms = 0;
       stored = n;
-      auto r = db_.node_insert(stored, h);
+      auto r = db_.node_insert(stored, cred.hash);
       if (!r) return internal(r.err());
     } else {
       stored = std::move(*cur);
       stored.name = n.name;
       if (!n.arch.empty()) stored.arch = n.arch;
       stored.user_inputs = std::move(n.user_inputs);
-      auto r = db_.node_update(stored, h);
+      auto r = db_.node_update(stored, cred.hash);
       if (!r) return internal(r.err());
     }
     return {};
   }));
-  credentials_changed(fb::AuthKind::node, insert, stored.org, stored.id, stored.broker_user, token,
-                      h);
+  credentials_changed(fb::AuthKind::node, insert, stored.org, stored.id, stored.broker_user, cred);
   set_item(std::move(stored));
   return {};
 }

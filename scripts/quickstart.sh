@@ -138,13 +138,16 @@ pattern=hmq-example
 
 log "7/8 starting hmq-agbot and hmq-agent; the exchange provisions their broker identities"
 # Each waits, refused by the broker, until the exchange knows its mailbox (its public key's id)
-# with its token: `agbot create` / `node create --mailbox` provision the broker client.
+# with its token: `agbot create` / `node create --mailbox M --claim C` provision the broker
+# client. The claim, printed by the agbot and shown by `hmq node status`, proves that the
+# mailbox's key holder named this token (docs/security.md "Mailbox ownership").
 start agbot "$bin/agbot/hmq-agbot" --broker "$broker" --exchange-key "$HMQ_EXCHANGE_KEY" \
   --org myorg --id agbot1 --token agbot1-token --data-dir "$qs/agbot" --control-socket "$qs/agbot.sock" \
   --mqtt-token-auth
-wait_for "the agbot's mailbox" 20 grep -q -- "--mailbox " "$qs/agbot.log"
-agbot_mailbox=$(grep -o -- "--mailbox [0-9a-zA-Z_-]*" "$qs/agbot.log" | head -1 | cut -d' ' -f2)
-hmq "${admin[@]}" agbot create agbot1:agbot1-token --mailbox "$agbot_mailbox"
+wait_for "the agbot's mailbox" 20 grep -q -- "--claim " "$qs/agbot.log"
+agbot_mailbox=$(grep -o -- "--mailbox [0-9a-z]*" "$qs/agbot.log" | head -1 | cut -d' ' -f2)
+agbot_claim=$(grep -o -- "--claim [0-9A-Za-z+/=]*" "$qs/agbot.log" | head -1 | cut -d' ' -f2)
+hmq "${admin[@]}" agbot create agbot1:agbot1-token --mailbox "$agbot_mailbox" --claim "$agbot_claim"
 hmq "${admin[@]}" agbot addpattern agbot1 myorg "$pattern"
 printf '%s' node1-token >"$qs/node1.token"
 chmod 600 "$qs/node1.token"
@@ -153,10 +156,13 @@ start agent "$bin/agent/hmq-agent" --broker "$tls_broker" --ca-file "$bk/certs/c
   --data-dir "$qs/agent" --runtime docker
 export HMQ_AGENT_SOCKET="$qs/agent/agent.sock"
 wait_for hmq-agent 20 test -S "$HMQ_AGENT_SOCKET"
-node_mailbox=$(hmq node status -o json | sed -n 's/.*"mailbox": *"\([^"]*\)".*/\1/p' | head -1)
-[ -n "$node_mailbox" ] || die "hmq node status shows no mailbox (agent log: $qs/agent.log)"
+status=$(hmq node status -o json)
+node_mailbox=$(printf '%s' "$status" | sed -n 's/.*"mailbox": *"\([^"]*\)".*/\1/p' | head -1)
+node_claim=$(printf '%s' "$status" | sed -n 's/.*"claim": *"\([^"]*\)".*/\1/p' | head -1)
+[ -n "$node_mailbox" ] && [ -n "$node_claim" ] ||
+  die "hmq node status shows no mailbox or claim (agent log: $qs/agent.log)"
 echo "$node_mailbox" >"$qs/node.mailbox"
-hmq "${admin[@]}" node create node1:node1-token --mailbox "$node_mailbox"
+hmq "${admin[@]}" node create node1:node1-token --mailbox "$node_mailbox" --claim "$node_claim"
 wait_for "the agbot's broker connection" 20 grep -q "agbot myorg/agbot1 up" "$qs/agbot.log"
 wait_for "the agent's broker connection" 30 grep -q "as hmq-agent-$node_mailbox" "$qs/agent.log"
 hmq key import -k "$HOME/.hmq/keys/hmq-signing.public.key"

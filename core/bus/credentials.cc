@@ -73,4 +73,69 @@ result<std::string> derive_machine_password(std::string_view mailbox, std::strin
   return crypto::to_base64(*key);
 }
 
+namespace {
+
+// What a claim seals: binds the mailbox and the broker password of the token it is made for.
+crypto::bytes claim_statement(std::string_view mailbox, std::string_view machine_password) {
+  const std::string what = "hmq claim|" + std::string(mailbox);
+  return crypto::generic_hash(bytes_of(what), 32, bytes_of(machine_password));
+}
+
+error claim_refused(std::string why) {
+  return error{make_error_code(errc::not_authorized), std::move(why)};
+}
+
+}  // namespace
+
+std::string make_mailbox_claim(const crypto::box_keypair& mine, const crypto::public_key& exchange,
+                               std::string_view machine_password) {
+  const auto n = crypto::random_nonce();
+  const auto boxed = crypto::box_seal(
+      claim_statement(crypto::mailbox_id(mine.pk), machine_password), n, exchange, mine.sk);
+  crypto::bytes raw(mine.pk.begin(), mine.pk.end());
+  raw.insert(raw.end(), n.begin(), n.end());
+  raw.insert(raw.end(), boxed.begin(), boxed.end());
+  return crypto::to_base64(raw);
+}
+
+result<void> open_mailbox_claim(std::string_view claim, std::string_view mailbox,
+                                const crypto::secret& exchange_sk,
+                                std::string_view machine_password) {
+  constexpr size_t claim_size =
+      crypto::public_key_size + crypto::nonce_size + crypto::mac_size + 32;
+  auto raw = crypto::from_base64(claim);
+  if (!raw || raw->size() != claim_size)
+    return claim_refused("not a mailbox claim: copy the --claim value the agent or agbot printed");
+  crypto::public_key pk{};
+  std::copy_n(raw->begin(), pk.size(), pk.begin());
+  if (!crypto::usable_box_key(pk) || crypto::mailbox_id(pk) != mailbox)
+    return claim_refused("the claim was made by another key than mailbox " + std::string(mailbox) +
+                         "'s");
+  crypto::nonce n{};
+  std::copy_n(raw->begin() + pk.size(), n.size(), n.begin());
+  auto plain = crypto::box_open(std::span(*raw).subspan(pk.size() + n.size()), n, pk, exchange_sk);
+  if (!plain)
+    return claim_refused(
+        "the claim does not open with this exchange's key: it was made for another exchange "
+        "(check the agent's --exchange-key)");
+  if (!crypto::equal(*plain, claim_statement(mailbox, machine_password)))
+    return claim_refused(
+        "the claim was made for another token: give the token the agent's password file holds");
+  return {};
+}
+
+std::string own_mailbox_claim(const options& o, const crypto::box_keypair& mine,
+                              const crypto::public_key& exchange) {
+  if (o.username != crypto::mailbox_id(mine.pk) || o.password.empty()) return {};
+  return make_mailbox_claim(mine, exchange, o.password);
+}
+
+std::string enrolment_command(std::string_view kind, std::string_view mailbox,
+                              std::string_view claim) {
+  std::string cmd =
+      "hmq exchange " + std::string(kind) + " create ID:TOKEN --mailbox " + std::string(mailbox);
+  if (!claim.empty()) cmd += " --claim " + std::string(claim);
+  return cmd;
+}
+
 }  // namespace hmq::core::bus

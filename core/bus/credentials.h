@@ -5,6 +5,7 @@
 
 #include "core/bus/client.h"
 #include "core/common/result.h"
+#include "core/crypto/crypto.h"
 
 // Broker credentials and TLS trust as every component takes them on its command line
 // (--mqtt-user, --mqtt-password-file, --ca-file; docs/security.md), applied to bus::options.
@@ -49,5 +50,31 @@ result<user_identity> derive_user_identity(std::string_view org, std::string_vie
 // agent and the agbot derive it from the token they hold. The broker never holds anything that
 // logs in to the exchange.
 result<std::string> derive_machine_password(std::string_view mailbox, std::string_view token);
+
+// A mailbox claim (docs/security.md "Mailbox ownership"): the holder of a mailbox's secret key
+// says "the party whose token gives broker password P may have my mailbox", sealed to the
+// exchange. The agent and the agbot print it next to their mailbox; `hmq exchange node|agbot
+// create ID:TOKEN --mailbox M --claim C` hands it to the exchange, which binds M only when C
+// opens with M's key and names the password of that TOKEN. Nobody who lacks the key can make
+// one, and one made for another token is worthless.
+//   claim = base64(pk(32) || nonce(24) || crypto_box(BLAKE2b-256 keyed with P of "hmq claim|M")).
+// `machine_password` is derive_machine_password(M, token).
+std::string make_mailbox_claim(const crypto::box_keypair& mine, const crypto::public_key& exchange,
+                               std::string_view machine_password);
+// errc::not_authorized with a sentence saying what is wrong: not a claim, made by another key
+// than `mailbox`'s, not for this exchange, or for another token.
+result<void> open_mailbox_claim(std::string_view claim, std::string_view mailbox,
+                                const crypto::secret& exchange_sk,
+                                std::string_view machine_password);
+
+// The claim an agent or agbot prints for itself: made only when `o` connects as the party's own
+// mailbox with a derived password (its token is then known); "" otherwise.
+std::string own_mailbox_claim(const options& o, const crypto::box_keypair& mine,
+                              const crypto::public_key& exchange);
+// What an agent or agbot tells its operator while the broker refuses it: the command that
+// enrols it, "hmq exchange <kind> create ID:TOKEN --mailbox M --claim C" (no --claim when
+// `claim` is empty; the exchange will then ask for one).
+std::string enrolment_command(std::string_view kind, std::string_view mailbox,
+                              std::string_view claim);
 
 }  // namespace hmq::core::bus

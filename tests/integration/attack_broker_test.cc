@@ -80,8 +80,9 @@ TEST(attack_session, operator_using_the_exchanges_client_id_does_not_take_its_se
 TEST(attack_retained, node_cannot_park_a_retained_message_in_an_agbots_uplink) {
   victim_agbot v;
   ASSERT_FALSE(v.mailbox.empty());
-  const std::string node_mb = "qrstuvwxyz234567";
-  auto c = v.s.hmq({"--org", "acme", "node", "create", "evil:evilpw", "--mailbox", node_mb});
+  const auto node = v.s.new_enrolment("evilpw");
+  const std::string& node_mb = node.mailbox;
+  auto c = v.s.hmq_enrol({"--org", "acme", "node", "create", "evil:evilpw"}, node);
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   // MQTT 3.1.1, so the client sends the retain flag whatever the broker announces.
   auto r = mosq(v.s, "mosquitto_pub",
@@ -107,13 +108,14 @@ TEST(attack_queue, node_cannot_fill_another_nodes_offline_queue) {
   secure_setup s({"max_queued_messages 20"});
   ASSERT_FALSE(s.key.empty());
   ASSERT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
-  const std::string victim = "victimvictimvict", evil = "evilevilevilevil", ab = "agbotagbotagbota";
-  for (const auto& [who, mailbox] :
-       {std::pair{"n1:tok1", victim}, std::pair{"evil:evilpw", evil}}) {
-    auto c = s.hmq({"--org", "acme", "node", "create", who, "--mailbox", mailbox});
+  const auto victim_e = s.new_enrolment("tok1"), evil_e = s.new_enrolment("evilpw"),
+             ab_e = s.new_enrolment("abtok");
+  const std::string &victim = victim_e.mailbox, &evil = evil_e.mailbox, &ab = ab_e.mailbox;
+  for (const auto& [who, e] : {std::pair{"n1:tok1", victim_e}, std::pair{"evil:evilpw", evil_e}}) {
+    auto c = s.hmq_enrol({"--org", "acme", "node", "create", who}, e);
     ASSERT_EQ(c.exit, 0) << c.out << c.err;
   }
-  auto c = s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", ab});
+  auto c = s.hmq_enrol({"--org", "acme", "agbot", "create", "ab1:abtok"}, ab_e);
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   const auto victim_pw = secure_setup::machine_password(victim, "tok1");
   const auto evil_pw = secure_setup::machine_password(evil, "evilpw");

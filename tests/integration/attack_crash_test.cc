@@ -36,8 +36,9 @@ TEST(attack_crash, a_removal_committed_but_never_sent_is_undone_on_the_broker_at
   victim_agbot v;
   ASSERT_FALSE(v.mailbox.empty());
   ASSERT_EQ(v.s.hmq({"--org", "acme", "user", "create", "admin", "adminpw", "-A"}).exit, 0);
-  const std::string mb = "abcdefghijklmnop";
-  auto r = v.s.hmq({"node", "create", "n1:n1tok", "--mailbox", mb}, "acme/admin:adminpw");
+  const auto e = v.s.new_enrolment("n1tok");
+  const std::string& mb = e.mailbox;
+  auto r = v.s.hmq_enrol({"node", "create", "n1:n1tok"}, e, "acme/admin:adminpw");
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   ASSERT_TRUE(eventually([&] { return !refused(v.s, mb, "n1tok"); }, 10s));
 
@@ -64,8 +65,10 @@ TEST(attack_crash, an_identity_committed_but_never_sent_is_created_at_restart) {
   victim_agbot v;
   ASSERT_FALSE(v.mailbox.empty());
   ASSERT_EQ(v.s.hmq({"--org", "acme", "user", "create", "admin", "adminpw", "-A"}).exit, 0);
-  const std::string mb = "bcdefghijklmnopq";
-  crash_on(v, {"node", "create", "n2:n2tok", "--mailbox", mb}, "exchange-crash.log");
+  const auto e = v.s.new_enrolment("n2tok");
+  const std::string& mb = e.mailbox;
+  crash_on(v, {"node", "create", "n2:n2tok", "--mailbox", mb, "--claim", e.claim},
+           "exchange-crash.log");
   // The window is real: the registry has n2, the broker does not let it in.
   EXPECT_TRUE(refused(v.s, mb, "n2tok")) << "the fault did not hit between COMMIT and broker";
   v.s.start_exchange({}, "exchange-restart.log");

@@ -36,13 +36,13 @@ TEST(attack_org, agbot_of_another_org_reaches_no_node_without_the_node_orgs_cons
   publish(s, "pattern", R"({"org": "evil", "name": "spy", "public": true, "services": [{
       "serviceUrl": "https://evil.com/spy", "serviceOrgid": "evil", "serviceArch": "amd64",
       "serviceVersions": [{"version": "1.0.0"}]}]})");
-  std::string eb_mailbox;
+  secure_setup::enrolment eb;
   {
-    auto probe = s.start_unprovisioned_agbot("evil", "eb1", "ebtok", eb_mailbox);
+    auto probe = s.start_unprovisioned_agbot("evil", "eb1", "ebtok", eb);
     probe.kill(SIGTERM);
     ASSERT_TRUE(probe.wait_for(10s));
   }
-  auto r = s.hmq({"--org", "evil", "agbot", "create", "eb1:ebtok", "--mailbox", eb_mailbox}, eve);
+  auto r = s.hmq_enrol({"--org", "evil", "agbot", "create", "eb1:ebtok"}, eb, eve);
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   r = s.hmq({"--org", "evil", "agbot", "addpattern", "eb1", "evil", "spy", "acme"}, eve);
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
@@ -52,10 +52,10 @@ TEST(attack_org, agbot_of_another_org_reaches_no_node_without_the_node_orgs_cons
 
   // acme's node, a real agent on its own broker identity, registers with the vendor's pattern.
   const auto agdir = s.agent_dir();
-  std::string node_mailbox;
-  auto agent = s.start_unprovisioned_agent("n1tok", node_mailbox);
-  ASSERT_FALSE(node_mailbox.empty());
-  r = s.hmq({"--org", "acme", "node", "create", "n1:n1tok", "--mailbox", node_mailbox});
+  secure_setup::enrolment node;
+  auto agent = s.start_unprovisioned_agent("n1tok", node);
+  ASSERT_FALSE(node.mailbox.empty());
+  r = s.hmq_enrol({"--org", "acme", "node", "create", "n1:n1tok"}, node);
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   ASSERT_TRUE(wait_for_log(agdir / "agent.log", "connected to", 1, 30s))
       << read_file(agdir / "agent.log");

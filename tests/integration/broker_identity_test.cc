@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "tests/support/secure_broker.h"
@@ -13,13 +12,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr const char* mb = "abcdefghijklmnop";
-
 TEST(broker_identity, node_reads_only_its_own_mailbox_and_removed_node_is_refused) {
   secure_setup s;
   ASSERT_FALSE(s.key.empty());
   ASSERT_EQ(s.hmq({"org", "create", "acme"}).exit, 0);
-  auto c = s.hmq({"--org", "acme", "node", "create", "n1:tok1", "--mailbox", mb});
+  const auto e = s.new_enrolment("tok1");
+  const std::string& mb = e.mailbox;
+  auto c = s.hmq_enrol({"--org", "acme", "node", "create", "n1:tok1"}, e);
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   // Own mailbox granted (0), another mailbox and # refused (135 = not authorized).
   const std::string pw = secure_setup::machine_password(mb, "tok1");
@@ -59,21 +58,21 @@ TEST(broker_identity, agbot_and_agent_wait_for_their_provisioning_and_then_conne
         (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
        {},
        abdir / "agbot.log"});
-  std::string node_mailbox;
-  auto agent = s.start_unprovisioned_agent("ntok", node_mailbox);
+  secure_setup::enrolment node;
+  auto agent = s.start_unprovisioned_agent("ntok", node);
+  const std::string& node_mailbox = node.mailbox;
   ASSERT_FALSE(node_mailbox.empty());
   ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "waiting for the exchange to provision it", 1, 20s))
       << read_file(abdir / "agbot.log");
-  std::smatch m;
-  std::string text = read_file(abdir / "agbot.log");
-  ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
-  const std::string ab_mailbox = m[1];
+  const auto ab = secure_setup::enrolment_in(read_file(abdir / "agbot.log"));
+  const std::string& ab_mailbox = ab.mailbox;
+  ASSERT_FALSE(ab.claim.empty()) << read_file(abdir / "agbot.log");
   EXPECT_TRUE(agbot.is_running()) << "a refusal must not stop the agbot";
   EXPECT_TRUE(agent.is_running()) << "a refusal must not stop the agent";
 
-  auto c = s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", ab_mailbox});
+  auto c = s.hmq_enrol({"--org", "acme", "agbot", "create", "ab1:abtok"}, ab);
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
-  c = s.hmq({"--org", "acme", "node", "create", "n1:ntok", "--mailbox", node_mailbox});
+  c = s.hmq_enrol({"--org", "acme", "node", "create", "n1:ntok"}, node);
   ASSERT_EQ(c.exit, 0) << c.out << c.err;
   EXPECT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s))
       << read_file(abdir / "agbot.log");
@@ -102,19 +101,17 @@ TEST(broker_identity, client_kicked_by_the_broker_reconnects) {
         (abdir / "agbot.sock").string(), "--mqtt-token-auth"},
        {},
        abdir / "agbot.log"});
-  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "--mailbox", 1, 20s))
+  ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "--claim", 1, 20s))
       << read_file(abdir / "agbot.log");
-  std::smatch m;
-  std::string text = read_file(abdir / "agbot.log");
-  ASSERT_TRUE(std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) << text;
-  ASSERT_EQ(s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", m[1]}).exit, 0);
+  const auto ab = secure_setup::enrolment_in(read_file(abdir / "agbot.log"));
+  ASSERT_EQ(s.hmq_enrol({"--org", "acme", "agbot", "create", "ab1:abtok"}, ab).exit, 0);
   ASSERT_TRUE(wait_for_log(abdir / "agbot.log", "agbot acme/ab1 up", 1, 30s))
       << read_file(abdir / "agbot.log");
   // Kick it the way dynsec does: setClientPassword to the same value disconnects the client.
   auto r = run_command(
       {"/usr/bin/mosquitto_ctrl", "-h", "127.0.0.1", "-p", std::to_string(s.broker->port()), "-u",
        "hmq-exchange", "-P", read_file(s.dir.path() / "hmq-exchange.password"), "dynsec",
-       "setClientPassword", std::string(m[1]), secure_setup::machine_password(m[1], "abtok")},
+       "setClientPassword", ab.mailbox, secure_setup::machine_password(ab.mailbox, "abtok")},
       {}, s.dir.path(), 10s);
   ASSERT_EQ(r.exit, 0) << r.out << r.err;
   ASSERT_TRUE(wait_for_log(s.broker->log_file(), "administrative action", 1, 10s))

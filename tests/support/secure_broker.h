@@ -109,6 +109,40 @@ struct secure_setup {
     EXPECT_TRUE(pw);
     return pw ? *pw : std::string();
   }
+  // What `node create` / `agbot create` needs to bind a mailbox: the mailbox id and its key
+  // holder's claim (core/bus/credentials.h make_mailbox_claim).
+  struct enrolment {
+    std::string mailbox;
+    std::string claim;
+    // "--mailbox M --claim C" for an `hmq exchange ... create` command line.
+    std::vector<std::string> flags() const { return {"--mailbox", mailbox, "--claim", claim}; }
+  };
+  // A new key pair held by the test, claiming its mailbox for `token` (an agent that was never
+  // started, e.g. to provision a broker identity that mosquitto_sub then uses).
+  enrolment new_enrolment(const std::string& token) const {
+    auto kp = core::crypto::box_keypair::generate();
+    auto xpk = core::crypto::parse_public_key(key);
+    EXPECT_TRUE(xpk);
+    enrolment e{core::crypto::mailbox_id(kp.pk), {}};
+    if (xpk) e.claim = core::bus::make_mailbox_claim(kp, *xpk, machine_password(e.mailbox, token));
+    return e;
+  }
+  // The enrolment an agent or agbot printed while the broker refused it (enrolment_command).
+  static enrolment enrolment_in(const std::string& log_text) {
+    std::smatch m;
+    enrolment e;
+    if (std::regex_search(log_text, m, std::regex("--mailbox ([a-z0-9]+)"))) e.mailbox = m[1];
+    if (std::regex_search(log_text, m, std::regex("--claim ([A-Za-z0-9+/=]+)"))) e.claim = m[1];
+    return e;
+  }
+  // `hmq exchange ARGS... <enrolment flags>`.
+  run_result hmq_enrol(std::vector<std::string> args, const enrolment& e,
+                       const std::string& as = "root/root:r") {
+    auto f = e.flags();
+    args.insert(args.end(), f.begin(), f.end());
+    return hmq(std::move(args), as);
+  }
+
   // `hmq exchange` as root, or as `as` ("org/user:password").
   run_result hmq(std::vector<std::string> args, const std::string& as = "root/root:r") {
     args.insert(args.begin(), {"exchange", "-u", as});
@@ -127,14 +161,12 @@ struct secure_setup {
                            d / "agbot.log"});
   }
   // An agbot started before the exchange knows it: waits until the broker refuses it and
-  // returns its mailbox from the log line that says how to provision it.
+  // returns its mailbox and claim from the log line that says how to provision it.
   process start_unprovisioned_agbot(const std::string& org, const std::string& id,
-                                    const std::string& token, std::string& mailbox) {
+                                    const std::string& token, enrolment& out) {
     auto p = start_agbot(org, id, token);
-    EXPECT_TRUE(wait_for_log(agbot_log(id), "--mailbox", 1, 20s)) << read_file(agbot_log(id));
-    std::smatch m;
-    std::string text = read_file(agbot_log(id));
-    if (std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) mailbox = m[1];
+    EXPECT_TRUE(wait_for_log(agbot_log(id), "--claim", 1, 20s)) << read_file(agbot_log(id));
+    out = enrolment_in(read_file(agbot_log(id)));
     return p;
   }
   std::filesystem::path agbot_log(const std::string& id) const {
@@ -143,8 +175,8 @@ struct secure_setup {
 
   // hmq-agent (memory runtime, data, token file and log in agent/) with node token `token`,
   // started before the exchange knows it: waits until the broker refuses it and returns its
-  // mailbox from the log line that says how to provision it.
-  process start_unprovisioned_agent(const std::string& token, std::string& mailbox) {
+  // mailbox and claim from the log line that says how to provision it.
+  process start_unprovisioned_agent(const std::string& token, enrolment& out) {
     const auto d = agent_dir();
     std::filesystem::create_directories(d);
     std::ofstream(d / "token") << token;
@@ -153,10 +185,8 @@ struct secure_setup {
           d.string(), "--runtime", "memory", "--mqtt-password-file", (d / "token").string()},
          {},
          d / "agent.log"});
-    EXPECT_TRUE(wait_for_log(d / "agent.log", "--mailbox", 1, 20s)) << read_file(d / "agent.log");
-    std::smatch m;
-    const std::string text = read_file(d / "agent.log");
-    if (std::regex_search(text, m, std::regex("--mailbox ([a-z0-9]+)"))) mailbox = m[1];
+    EXPECT_TRUE(wait_for_log(d / "agent.log", "--claim", 1, 20s)) << read_file(d / "agent.log");
+    out = enrolment_in(read_file(d / "agent.log"));
     return p;
   }
   std::filesystem::path agent_dir() const { return dir.path() / "agent"; }
@@ -190,6 +220,7 @@ struct secure_setup {
 struct victim_agbot {
   secure_setup s;
   std::optional<process> agbot;
+  secure_setup::enrolment enrolment;
   std::string mailbox;
   size_t reloads = 0;
 
@@ -209,11 +240,12 @@ struct victim_agbot {
     // no event yet): learn its mailbox from a first run, provision it and add the pattern, then
     // start it for good (same data dir, same key, same mailbox).
     {
-      auto probe = s.start_unprovisioned_agbot("acme", "ab1", "abtok", mailbox);
+      auto probe = s.start_unprovisioned_agbot("acme", "ab1", "abtok", enrolment);
       probe.kill(SIGTERM);
       EXPECT_TRUE(probe.wait_for(10s));
     }
-    r = s.hmq({"--org", "acme", "agbot", "create", "ab1:abtok", "--mailbox", mailbox});
+    mailbox = enrolment.mailbox;
+    r = s.hmq_enrol({"--org", "acme", "agbot", "create", "ab1:abtok"}, enrolment);
     EXPECT_EQ(r.exit, 0) << r.out << r.err;
     r = s.hmq({"--org", "acme", "agbot", "addpattern", "ab1", "acme", "gps"});
     EXPECT_EQ(r.exit, 0) << r.out << r.err;

@@ -50,7 +50,7 @@ class agent_control_api : public ::testing::Test {
         x_(loop_),
         rt_(loop_, true),
         eng_(loop_, store_, x_, out_, rt_),
-        api_(eng_, {"mbox", "pk", [] { return true; }, {}}) {}
+        api_(eng_, {"mbox", "pk", "", [] { return true; }, {}}) {}
 
   json call(json req) {
     std::optional<json> out;

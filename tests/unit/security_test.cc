@@ -36,6 +36,39 @@ TEST(size_caps, heartbeat_small_proposal_large) {
   EXPECT_LT(core::wire::max_message_bytes(B::Reply), core::wire::max_message_bytes(B::Proposal));
 }
 
+// What an agent prints to be enrolled (docs/security.md "Mailbox ownership"): a claim only for
+// its own identity with a derived password, opened only by that exchange, tamper-evident.
+TEST(mailbox_claim, is_made_for_the_partys_own_identity_and_opens_only_at_its_exchange) {
+  namespace crypto = core::crypto;
+  const auto mine = crypto::box_keypair::generate(), exchange = crypto::box_keypair::generate();
+  core::bus::options o;
+  o.username = crypto::mailbox_id(mine.pk);
+  o.password = *core::bus::derive_machine_password(o.username, "tok");
+  const auto claim = core::bus::own_mailbox_claim(o, mine, exchange.pk);
+  ASSERT_FALSE(claim.empty());
+  EXPECT_TRUE(core::bus::open_mailbox_claim(claim, o.username, exchange.sk, o.password));
+  EXPECT_EQ(core::bus::enrolment_command("node", o.username, claim),
+            "hmq exchange node create ID:TOKEN --mailbox " + o.username + " --claim " + claim);
+  // A flipped byte anywhere is refused.
+  auto raw = *crypto::from_base64(claim);
+  for (size_t i : {size_t{0}, size_t{40}, raw.size() - 1}) {
+    auto bad = raw;
+    bad[i] ^= 1;
+    EXPECT_FALSE(
+        core::bus::open_mailbox_claim(crypto::to_base64(bad), o.username, exchange.sk, o.password))
+        << "byte " << i;
+  }
+  // No claim for another username (a hand-made identity) or without a password.
+  auto other = o;
+  other.username = "hmq-node";
+  EXPECT_TRUE(core::bus::own_mailbox_claim(other, mine, exchange.pk).empty());
+  other = o;
+  other.password.clear();
+  EXPECT_TRUE(core::bus::own_mailbox_claim(other, mine, exchange.pk).empty());
+  EXPECT_EQ(core::bus::enrolment_command("agbot", o.username, ""),
+            "hmq exchange agbot create ID:TOKEN --mailbox " + o.username);
+}
+
 TEST(broker_admin, ensure_creates_literal_mailbox_acls_and_remove_deletes) {
   // Mosquitto 2.0.11 dynsec has no %u substitution (checked against the real broker), so the
   // per-identity role must name the mailbox literally.
