@@ -16,6 +16,7 @@
 #include "core/loop/loop.h"
 #include "core/store/group_commit.h"
 #include "core/wire/codec.h"
+#include "exchange/auth_gate.h"
 #include "exchange/broker_admin.h"
 #include "exchange/db.h"
 #include "exchange/events.h"
@@ -90,6 +91,20 @@ void add_flags(CLI::App& cli, app_options& o) {
       ->capture_default_str();
   cli.add_option("--rpc-burst", o.rpc_burst, "Requests one sender key may make in a burst")
       ->capture_default_str();
+  cli.add_option("--auth-threads", o.auth_threads,
+                 "Threads that verify credentials (Argon2id, 64 MiB each at interactive "
+                 "strength), off the loop that serves requests")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cli.add_option("--auth-queue", o.auth_queue,
+                 "Credential verifications that may wait for a thread; more are refused as busy")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000));
+  cli.add_option("--auth-free-failures", o.auth_free_failures,
+                 "Failed authentications a principal or a sender key may have before each "
+                 "further one doubles its wait (1 s, at most 5 min)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   // Hidden (empty group): for tests/integration/attack_crash_test.cc only.
   cli.add_option("--fault", o.fault, "Fault injection for crash tests")
       ->check(CLI::IsMember({"kill-before-broker-admin"}))
@@ -123,6 +138,7 @@ struct parts {
   event_publisher& events;
   core::store::group_commit& batch;
   heartbeat_tracker& hb;
+  auth_gate& gate;
   std::string key_b64;
   std::string mailbox;
   std::vector<broker_change> root_identity;  // from bootstrap_root, applied once admin is ready
@@ -199,6 +215,22 @@ void arm_stats(parts& d) {
   });
 }
 
+// An exchange user reads only its inbox on a broker with identities (docs/security.md): the
+// answer goes there when the request asks for it (reply_to) and it is that user's inbox.
+void respond(parts& d, const wire::opened& m, const wire::fb::RpcResponseT& resp,
+             const std::string& inbox) {
+  const auto* rt = m.message()->reply_to();
+  std::string topic = !inbox.empty() && rt && rt->string_view() == inbox
+                          ? d.topics.inbox(inbox, crypto::mailbox_id(m.sender))
+                          : std::string();
+  d.messenger.respond(
+      m, wire::fb::Body::RpcResponse,
+      [&](flatbuffers::FlatBufferBuilder& b) {
+        return wire::fb::RpcResponse::Pack(b, &resp).Union();
+      },
+      {}, std::move(topic));
+}
+
 // After the group's COMMIT (or its failure): broker identities, the response, the events.
 void answer_rpc(parts& d, const wire::opened& m, wire::fb::RpcOp op, outcome& out) {
   if (out.response.status == wire::fb::RpcStatus::internal &&
@@ -229,16 +261,7 @@ void answer_rpc(parts& d, const wire::opened& m, wire::fb::RpcOp op, outcome& ou
   // We are after the group's COMMIT (or its failure): an acknowledged write is durable.
   // An exchange user reads only its inbox on a broker with identities (docs/security.md): the
   // answer goes there when the request asks for it (reply_to) and it is that user's inbox.
-  const auto* rt = m.message()->reply_to();
-  std::string topic = !out.reply_inbox.empty() && rt && rt->string_view() == out.reply_inbox
-                          ? d.topics.inbox(out.reply_inbox, crypto::mailbox_id(m.sender))
-                          : std::string();
-  d.messenger.respond(
-      m, wire::fb::Body::RpcResponse,
-      [&](flatbuffers::FlatBufferBuilder& b) {
-        return wire::fb::RpcResponse::Pack(b, &out.response).Union();
-      },
-      {}, std::move(topic));
+  respond(d, m, out.response, out.reply_inbox);
   d.events.publish(out.events);
   if (op == wire::fb::RpcOp::RegisterNode || op == wire::fb::RpcOp::UnregisterNode)
     d.hb.forget(crypto::mailbox_id(m.sender));
@@ -255,9 +278,23 @@ void serve_rpc(parts& d) {
       d.log->warn("dropped an RPC request without a reply mailbox");
       return;
     }
-    const auto op = req->op_type();
-    handle_in_group(d.svc, d.batch, m.sender, *req,
-                    [&d, m, op](outcome& out) { answer_rpc(d, m, op, out); });
+    // Credentials first, off the loop when they need Argon2id (exchange/auth_gate.h).
+    d.gate.check(
+        m.sender, req->auth(),
+        [&d, m] {
+          const auto* r = m.message()->body_as_RpcRequest();
+          const auto op = r->op_type();
+          handle_in_group(d.svc, d.batch, m.sender, *r,
+                          [&d, m, op](outcome& out) { answer_rpc(d, m, op, out); });
+        },
+        [&d, m](const rpc_error& e, const std::string& inbox) {
+          ++d.served;
+          wire::fb::RpcResponseT resp;
+          resp.status = e.status;
+          resp.error_message = e.message;
+          resp.error_field = e.field;
+          respond(d, m, resp, inbox);
+        });
   });
   d.messenger.listen(d.topics.rpc_shared());
   // Flood defence before any password hash is checked: per authenticated sender key. The first
@@ -309,6 +346,12 @@ void on_signal(parts& d, int sig) {
       d.svc.mailbox_conflicts(), d.admin.sent(), d.admin.failed(), d.svc.broker_derivations(),
       d.svc.broker_secret_failures(), d.admin.reconciled().removed, d.admin.reconciled().recreated,
       d.admin.reconciled().missing);
+  const auto& a = d.gate.stats();
+  d.log->info(
+      "authentication: {} remembered, {} verified, {} failed ({} unknown principals), {} "
+      "refused in back-off, {} refused busy, {} coalesced; {} budgets tracked",
+      a.cached, a.verified, a.failed, a.unknown_principals, a.refused_backoff, a.refused_busy,
+      a.coalesced, d.gate.tracked());
   shutdown(d);
 }
 
@@ -450,6 +493,11 @@ int run(const app_options& o) {
     log->error("cannot load nodes for heartbeat tracking: {}", r.err().message());
     return 1;
   }
+  // After the service (it owns the credential cache), before the parts that post to it.
+  auth_gate gate(loop, *store, svc.credentials(), *strength,
+                 {.threads = static_cast<size_t>(o.auth_threads),
+                  .max_queued = static_cast<size_t>(o.auth_queue),
+                  .free_failures = static_cast<uint32_t>(o.auth_free_failures)});
   parts d{.o = o,
           .log = log,
           .loop = loop,
@@ -462,6 +510,7 @@ int run(const app_options& o) {
           .events = events,
           .batch = batch,
           .hb = hb,
+          .gate = gate,
           .key_b64 = key_b64,
           .mailbox = mailbox,
           .root_identity = std::move(*root_identity)};

@@ -37,6 +37,11 @@ struct app_options {
   // Per-sender RPC rate limit: requests a second and burst; 0 turns it off.
   double rpc_rate = 1000;
   double rpc_burst = 20000;
+  // Credential checks (exchange/auth_gate.h): Argon2id workers, verifications that may wait
+  // for one, and the failed attempts a principal or sender key has before back-off.
+  int auth_threads = 2;
+  int auth_queue = 64;
+  int auth_free_failures = 5;
   // Fault injection for the crash tests (hidden flag --fault): "kill-before-broker-admin" makes
   // the process SIGKILL itself after a COMMIT whose broker-identity changes are not sent yet.
   std::string fault;

@@ -40,19 +40,32 @@ std::string credential_cache::key_of(fb::AuthKind k, std::string_view org, std::
   return std::string(auth_name(k)) + ":" + std::string(org) + "/" + std::string(id);
 }
 
+crypto::bytes credential_cache::mac_of(std::string_view secret) const {
+  return crypto::generic_hash({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()}, 32,
+                              key_.view());
+}
+
+bool credential_cache::hit(const std::string& key, const std::string& stored_hash,
+                           std::string_view secret) {
+  auto it = entries_.find(key);
+  if (it == entries_.end() || it->second.stored_hash != stored_hash) return false;
+  if (!crypto::equal(it->second.mac, mac_of(secret))) return false;
+  ++hits_;
+  return true;
+}
+
+void credential_cache::remember(const std::string& key, const std::string& stored_hash,
+                                std::string_view secret) {
+  if (entries_.size() >= max_ && !entries_.count(key)) entries_.clear();
+  entries_[key] = {stored_hash, mac_of(secret)};
+}
+
 bool credential_cache::verify(const std::string& key, const std::string& stored_hash,
                               std::string_view secret) {
-  auto mac = crypto::generic_hash({reinterpret_cast<const uint8_t*>(secret.data()), secret.size()},
-                                  32, key_.view());
-  if (auto it = entries_.find(key); it != entries_.end() && it->second.stored_hash == stored_hash &&
-                                    crypto::equal(it->second.mac, mac)) {
-    ++hits_;
-    return true;
-  }
+  if (hit(key, stored_hash, secret)) return true;
   ++misses_;
   if (!crypto::verify_password(stored_hash, secret)) return false;
-  if (entries_.size() >= max_) entries_.clear();
-  entries_[key] = {stored_hash, std::move(mac)};
+  remember(key, stored_hash, secret);
   return true;
 }
 

@@ -42,6 +42,13 @@ class credential_cache {
 
   // Does `secret` match `stored_hash`? Remembered under `key` when it does.
   bool verify(const std::string& key, const std::string& stored_hash, std::string_view secret);
+  // The same without Argon2id: true only when `secret` was verified against `stored_hash`
+  // before (exchange/auth_gate.h asks this first, and verifies off the loop otherwise).
+  bool hit(const std::string& key, const std::string& stored_hash, std::string_view secret);
+  // `secret` was verified against `stored_hash` (by a worker).
+  void remember(const std::string& key, const std::string& stored_hash, std::string_view secret);
+  // Keyed BLAKE2b of a secret (the key is this process's, random): what entries hold.
+  core::crypto::bytes mac_of(std::string_view secret) const;
   void forget(fb::AuthKind k, std::string_view org, std::string_view id) {
     entries_.erase(key_of(k, org, id));
   }

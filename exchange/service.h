@@ -86,6 +86,8 @@ class service {
 
   outcome handle(const core::crypto::public_key& sender, const fb::RpcRequest& req);
 
+  // The verified secrets remembered: exchange/auth_gate.h verifies off the loop and fills it.
+  credential_cache& credentials() { return cache_; }
   uint64_t credential_cache_hits() const { return cache_.hits(); }
   // Requests refused because a node or agbot token came from a key other than the one it
   // registered (RegisterNode / AgbotHello excepted: they bind the key).
