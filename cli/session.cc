@@ -1,6 +1,13 @@
 #include "cli/session.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
 #include <chrono>
 #include <cstdlib>
 #include <optional>
@@ -100,6 +107,44 @@ xc::credentials parse_auth(const std::string& s, fb::AuthKind kind, const std::s
   return c;
 }
 
+namespace {
+
+// One broker session per exchange user: the broker makes the username the client id
+// (docs/security.md "Client ids, retained messages and queues"), so a second hmq command of the
+// same user would take the first one's session over and both would lose their answers. On one
+// machine they take turns instead: an exclusive flock on ~/.hmq/run/<hash of the user>.lock,
+// held until the command ends. -1 (no lock, as before) when the file cannot be made.
+int take_user_lock(const std::string& username) {
+  const std::string dir = env_or("HOME", ".") + "/.hmq/run";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const auto h = crypto::to_hex(crypto::generic_hash(
+      {reinterpret_cast<const uint8_t*>(username.data()), username.size()}, 8));
+  const std::string path = dir + "/" + h + ".lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+  if (errno != EWOULDBLOCK) {
+    ::close(fd);
+    return -1;
+  }
+  std::fprintf(stderr,
+               "hmq: waiting for another hmq command of %s on this machine to finish (one broker "
+               "session per user)\n",
+               username.c_str());
+  int r;
+  do {
+    r = ::flock(fd, LOCK_EX);
+  } while (r != 0 && errno == EINTR);
+  if (r != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
 session::session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair::generate()) {
   std::string key_text = o.exchange_key;
   if (key_text.empty()) {
@@ -140,6 +185,7 @@ session::session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair
     if (auto r = core::bus::apply_credentials(bo, cf); !r)
       throw failure{exit_unreachable, "broker credentials: " + r.err().message()};
   }
+  if (!bo.username.empty()) user_lock_fd_ = take_user_lock(bo.username);
   bus_ = std::make_unique<core::bus::client>(loop_, bo);
   core::bus::topics t;
   t.prefix = o.topic_prefix;
@@ -172,6 +218,7 @@ session::session(const connection_opts& o) : opts_(o), keys_(crypto::box_keypair
 session::~session() {
   if (started_) messenger_->stop();
   if (bus_) bus_->stop();
+  if (user_lock_fd_ >= 0) ::close(user_lock_fd_);
 }
 
 }  // namespace hmq::cli

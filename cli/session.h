@@ -105,6 +105,7 @@ class session {
   std::unique_ptr<core::bus::messenger> messenger_;
   std::unique_ptr<exchange_client::client> client_;
   bool started_ = false;
+  int user_lock_fd_ = -1;  // held while this user's broker session is ours (session.cc)
 };
 
 }  // namespace hmq::cli

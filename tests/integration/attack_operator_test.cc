@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <future>
+#include <vector>
+
 #include "tests/support/secure_broker.h"
 
 // Operators attacking with their own broker identity (issue 15, "Operators have their own broker
@@ -103,6 +106,23 @@ TEST(attack_operator, recording_the_bus_needs_roots_grant) {
   rec = record("acme/bob:bobpw");
   EXPECT_EQ(rec.exit, 2) << rec.out << rec.err;
   t.expect_carol_works();
+}
+
+// The broker makes the username the client id, so two sessions of one user take each other
+// over. Four commands of bob started at once on one machine take turns (a lock in ~/.hmq/run)
+// and all get their answers.
+TEST(attack_operator, the_same_users_concurrent_commands_take_turns_instead_of_taking_over) {
+  two_users u;
+  std::vector<std::future<run_result>> runs;
+  for (int i = 0; i < 4; ++i)
+    runs.push_back(std::async(std::launch::async, [&u] {
+      return u.s.hmq({"--org", "acme", "user", "list"}, "acme/bob:bobpw");
+    }));
+  for (auto& f : runs) {
+    auto r = f.get();
+    EXPECT_EQ(r.exit, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("carol"), std::string::npos) << r.out;
+  }
 }
 
 }  // namespace
