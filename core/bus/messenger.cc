@@ -88,9 +88,14 @@ void messenger::on(wire::fb::Body type, message_handler h) {
 void messenger::listen(std::string filter) {
   extra_filters_.push_back(filter);
   if (started_) {
-    client_.subscribe(std::move(filter), 1, [this, alive = alive_](const inbound& in) {
-      if (*alive) on_inbound(in);
-    });
+    client_.subscribe(
+        filter, 1,
+        [this, alive = alive_](const inbound& in) {
+          if (*alive) on_inbound(in);
+        },
+        [filter](result<void> r) {
+          if (!r) logger()->error("subscribe to {} failed: {}", filter, r.err().message());
+        });
   }
 }
 
