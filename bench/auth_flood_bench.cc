@@ -38,28 +38,10 @@ int main(int argc, char** argv) {
   }
   const auto dur = std::chrono::milliseconds(seconds * 1000);
   crypto::init();
-  fs::path self = fs::read_symlink("/proc/self/exe");
-  fs::path exchange_bin = self.parent_path().parent_path() / "exchange" / "hmq-exchange";
-  fs::path dir = fs::temp_directory_path() / ("hmq-auth-bench-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  hmq::test::mosquitto_broker broker({.extra_config = {"persistence false"}});
-  const std::string uri = broker.uri();
-  auto xkeys = crypto::load_or_create_box_keypair(dir / "data" / "exchange.key");
-  if (!xkeys) {
-    std::fprintf(stderr, "bench: %s\n", xkeys.err().message().c_str());
-    return 1;
-  }
-  const fs::path exchange_log = dir / "exchange.log";
-  auto exchange = hmq::test::process::start(
-      {.argv = {exchange_bin.string(), "--broker", uri, "--data-dir", (dir / "data").string(),
-                "--root-password", "rootpw", "--hash-strength", strength},
-       .env = {},
-       .log_file = exchange_log});
-  if (!hmq::test::wait_for_log(exchange_log, "hmq-exchange ready", 1, 60s)) {
-    std::fprintf(stderr, "bench: exchange did not start:\n%s\n",
-                 hmq::test::read_file(exchange_log).c_str());
-    return 1;
-  }
+  auto x = start_exchange("auth-bench", strength);
+  if (!x) return 1;
+  const std::string uri = x->broker->uri();
+  const auto& xkeys = x->keys;
   std::printf(
       "auth flood bench: mosquitto + hmq-exchange on loopback, hash strength %s, %d s per line, "
       "flood %.0f requests/s, each from a fresh key\n",
@@ -83,7 +65,7 @@ int main(int argc, char** argv) {
     g.key->org = "root";
     req->op.Set(std::move(g));
     peers[i]->messenger->request(
-        xkeys->pk, bus::topics{}.rpc(), wire::header{}, fb::Body::RpcRequest,
+        xkeys.pk, bus::topics{}.rpc(), wire::header{}, fb::Body::RpcRequest,
         [req](flatbuffers::FlatBufferBuilder& b) {
           return fb::RpcRequest::Pack(b, req.get()).Union();
         },
@@ -105,7 +87,7 @@ int main(int argc, char** argv) {
     uint64_t sent = 0;
     result_line r;
     {
-      hmq::test::auth_flood flood(fo, xkeys->pk, "root", target, rate);
+      hmq::test::auth_flood flood(fo, xkeys.pk, "root", target, rate);
       r = closed_loop(clients, dur, loops, get_org);
       sent = flood.sent();
     }
@@ -117,13 +99,11 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(2s);  // let the queue drain before the next line
   }
   peers.clear();
-  exchange.kill(SIGTERM);
-  exchange.wait_for(20s);
+  x->exchange->kill(SIGTERM);
+  x->exchange->wait_for(20s);
   std::smatch m;
-  const std::string text = hmq::test::read_file(exchange_log);
+  const std::string text = hmq::test::read_file(x->log);
   if (std::regex_search(text, m, std::regex("authentication: [^\\n]*")))
     std::printf("exchange: %s\n", m.str().c_str());
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   return 0;
 }

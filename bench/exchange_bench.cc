@@ -56,31 +56,10 @@ int main(int argc, char** argv) {
   }
   auto dur = std::chrono::milliseconds(seconds * 1000);
   crypto::init();
-  fs::path self = fs::read_symlink("/proc/self/exe");
-  fs::path exchange_bin = self.parent_path().parent_path() / "exchange" / "hmq-exchange";
-  fs::path dir = fs::temp_directory_path() / ("hmq-exchange-bench-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-
-  // The shipped broker config (tests/support), persistence off: nothing here measures disk.
-  hmq::test::mosquitto_broker broker({.extra_config = {"persistence false"}});
-  const std::string uri = broker.uri();
-
-  auto xkeys = crypto::load_or_create_box_keypair(dir / "data" / "exchange.key");
-  if (!xkeys) {
-    std::fprintf(stderr, "bench: %s\n", xkeys.err().message().c_str());
-    return 1;
-  }
-  const fs::path exchange_log = dir / "exchange.log";
-  auto exchange = hmq::test::process::start(
-      {.argv = {exchange_bin.string(), "--broker", uri, "--data-dir", (dir / "data").string(),
-                "--root-password", "rootpw", "--hash-strength", strength, "--log-level", "warn"},
-       .env = {},
-       .log_file = exchange_log});
-  if (!hmq::test::wait_for_log(exchange_log, "hmq-exchange ready", 1, 20s)) {
-    std::fprintf(stderr, "bench: exchange did not start:\n%s\n",
-                 hmq::test::read_file(exchange_log).c_str());
-    return 1;
-  }
+  auto x = start_exchange("exchange-bench", strength, {"--log-level", "warn"});
+  if (!x) return 1;
+  const std::string uri = x->broker->uri();
+  const auto& xkeys = x->keys;
   std::printf(
       "exchange bench: mosquitto + hmq-exchange on loopback, %d s per line, token hash strength "
       "%s\n",
@@ -138,7 +117,7 @@ int main(int argc, char** argv) {
   for (auto& p : peers) loops.push_back(&p->loop);
   auto rpc = [&](int i, std::shared_ptr<fb::RpcRequestT> req, std::function<void(bool)> done) {
     peers[i]->messenger->request(
-        xkeys->pk, bus::topics{}.rpc(), wire::header{}, fb::Body::RpcRequest,
+        xkeys.pk, bus::topics{}.rpc(), wire::header{}, fb::Body::RpcRequest,
         [&](flatbuffers::FlatBufferBuilder& b) {
           return fb::RpcRequest::Pack(b, req.get()).Union();
         },
@@ -202,7 +181,5 @@ int main(int argc, char** argv) {
     print("exchange get node", clients, r);
   }
   peers.clear();
-  std::error_code ec;
-  fs::remove_all(dir, ec);
   return 0;
 }

@@ -3,14 +3,18 @@
 // What the RPC benchmarks share (exchange_bench, auth_flood_bench): a bus identity on its own
 // loop thread, closed-loop clients with their latency percentiles, and the printed lines that
 // scripts/bench.sh collects (BENCH_JSON).
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -20,6 +24,9 @@
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
+#include "tests/support/fleet.h"
+#include "tests/support/mosquitto.h"
+#include "tests/support/process.h"
 
 namespace hmq::bench {
 
@@ -132,6 +139,56 @@ inline void print(const char* what, int clients, const result_line& r) {
       "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"errors\":%llu}\n",
       what, clients, r.per_second, r.p50_ms, r.p99_ms, static_cast<unsigned long long>(r.errors));
   std::fflush(stdout);
+}
+
+// A real mosquitto (persistence off: nothing here measures disk) and a real hmq-exchange with
+// root/root's password "rootpw", in a temporary directory removed at the end.
+struct bench_exchange {
+  std::filesystem::path dir;
+  std::filesystem::path log;
+  std::unique_ptr<hmq::test::mosquitto_broker> broker;
+  crypto::box_keypair keys;
+  std::optional<hmq::test::process> exchange;
+
+  ~bench_exchange() {
+    exchange.reset();
+    broker.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+};
+
+// Starts one for benchmark `name` with Argon2id `strength` and `extra` flags; nullptr (after
+// saying why on stderr) when the exchange does not come up.
+inline std::unique_ptr<bench_exchange> start_exchange(const std::string& name,
+                                                      const std::string& strength,
+                                                      const std::vector<std::string>& extra = {}) {
+  namespace fs = std::filesystem;
+  auto b = std::make_unique<bench_exchange>();
+  const fs::path self = fs::read_symlink("/proc/self/exe");
+  const fs::path bin = self.parent_path().parent_path() / "exchange" / "hmq-exchange";
+  b->dir = fs::temp_directory_path() / ("hmq-" + name + "-" + std::to_string(::getpid()));
+  fs::create_directories(b->dir);
+  b->broker = std::make_unique<hmq::test::mosquitto_broker>(
+      hmq::test::broker_options{.extra_config = {"persistence false"}});
+  auto k = crypto::load_or_create_box_keypair(b->dir / "data" / "exchange.key");
+  if (!k) {
+    std::fprintf(stderr, "bench: %s\n", k.err().message().c_str());
+    return nullptr;
+  }
+  b->keys = std::move(*k);
+  b->log = b->dir / "exchange.log";
+  std::vector<std::string> argv{
+      bin.string(),      "--broker", b->broker->uri(),  "--data-dir", (b->dir / "data").string(),
+      "--root-password", "rootpw",   "--hash-strength", strength};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  b->exchange.emplace(hmq::test::process::start({.argv = argv, .env = {}, .log_file = b->log}));
+  if (!hmq::test::wait_for_log(b->log, "hmq-exchange ready", 1, 60s)) {
+    std::fprintf(stderr, "bench: exchange did not start:\n%s\n",
+                 hmq::test::read_file(b->log).c_str());
+    return nullptr;
+  }
+  return b;
 }
 
 }  // namespace hmq::bench
