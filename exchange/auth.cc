@@ -49,9 +49,7 @@ bool credential_cache::hit(const std::string& key, const std::string& stored_has
                            std::string_view secret) {
   auto it = entries_.find(key);
   if (it == entries_.end() || it->second.stored_hash != stored_hash) return false;
-  if (!crypto::equal(it->second.mac, mac_of(secret))) return false;
-  ++hits_;
-  return true;
+  return crypto::equal(it->second.mac, mac_of(secret));
 }
 
 void credential_cache::remember(const std::string& key, const std::string& stored_hash,
@@ -62,7 +60,10 @@ void credential_cache::remember(const std::string& key, const std::string& store
 
 bool credential_cache::verify(const std::string& key, const std::string& stored_hash,
                               std::string_view secret) {
-  if (hit(key, stored_hash, secret)) return true;
+  if (hit(key, stored_hash, secret)) {
+    ++hits_;
+    return true;
+  }
   ++misses_;
   if (!crypto::verify_password(stored_hash, secret)) return false;
   remember(key, stored_hash, secret);

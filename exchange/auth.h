@@ -43,7 +43,8 @@ class credential_cache {
   // Does `secret` match `stored_hash`? Remembered under `key` when it does.
   bool verify(const std::string& key, const std::string& stored_hash, std::string_view secret);
   // The same without Argon2id: true only when `secret` was verified against `stored_hash`
-  // before (exchange/auth_gate.h asks this first, and verifies off the loop otherwise).
+  // before (exchange/auth_gate.h asks this first, and verifies off the loop otherwise). Not
+  // counted in hits(): the service's own verify() of the same request counts it.
   bool hit(const std::string& key, const std::string& stored_hash, std::string_view secret);
   // `secret` was verified against `stored_hash` (by a worker).
   void remember(const std::string& key, const std::string& stored_hash, std::string_view secret);
