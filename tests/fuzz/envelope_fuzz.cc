@@ -23,8 +23,10 @@ constexpr int64_t clock_ms = 1'700'000'000'000;
 struct state {
   crypto::box_keypair self = std::move(crypto::box_keypair::from_secret(recipient_seed)).value();
   loop::manual_clock clock{clock_ms};
-  // A small replay memory so eviction runs too.
-  wire::codec codec{self, clock, wire::limits{64 * 1024, 5 * 60 * 1000, 256}};
+  // The production size cap (limits' default, 256 KiB) and a small replay memory so eviction
+  // runs too.
+  wire::codec codec{self, clock,
+                    wire::limits{wire::limits{}.max_envelope_bytes, 5 * 60 * 1000, 256}};
 };
 
 void touch_message(const wire::fb::Message* m) {
@@ -45,9 +47,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> in(data, size);
 
   if (auto r = s.codec.open(in); r) touch_message(r->message());
-  (void)wire::codec::peek_sender(in, 64 * 1024);
+  const size_t cap = s.codec.config().max_envelope_bytes;
+  (void)wire::codec::peek_sender(in, cap);
 
-  if (size <= 64 * 1024) {
+  if (size <= cap) {
     // The decrypted side, as if the box had opened.
     std::vector<uint8_t> copy(in.begin(), in.end());  // aligned, as open() guarantees
     flatbuffers::Verifier v(copy.data(), copy.size(), 32, 100'000);
