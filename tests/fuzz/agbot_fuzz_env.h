@@ -18,6 +18,7 @@
 #include "core/crypto/crypto.h"
 #include "core/log/log.h"
 #include "core/loop/loop.h"
+#include "tests/fuzz/fuzz_message.h"
 #include "tests/support/agbot_fakes.h"
 
 namespace hmq::agbot::fuzz {
@@ -27,9 +28,9 @@ namespace crypto = core::crypto;
 
 inline const crypto::public_key& node_key() {
   static const crypto::public_key k = [] {
-    constexpr std::array<uint8_t, 32> seed = {
-        'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'a', 'g', 'b', 'o', 't', '-', 'n',
-        'o', 'd', 'e', '-', 's', 'e', 'e', 'd', '-', '0', '0', '0', '0', '0', '0', '1'};
+    constexpr std::array<uint8_t, 32> seed = {'h', 'm', 'q', '-', 'f', 'u', 'z', 'z', '-', 'a', 'g',
+                                              'b', 'o', 't', '-', 'n', 'o', 'd', 'e', '-', 's', 'e',
+                                              'e', 'd', '-', '0', '0', '0', '0', '0', '0', '1'};
     return crypto::box_keypair::from_secret(seed).value().pk;
   }();
   return k;
@@ -78,12 +79,7 @@ struct world {
   // (the Verifier, a known body type with its table), then lets time run past the reply timeout.
   void deliver(const crypto::public_key& sender, const uint8_t* data, size_t size) {
     core::wire::opened m{sender, std::vector<uint8_t>(data, data + size)};
-    flatbuffers::Verifier v(m.bytes.data(), m.bytes.size(), 64, 1'000'000);
-    if (!fb::VerifyMessageBuffer(v)) return;
-    const auto* msg = m.message();
-    if (msg->body_type() == fb::Body::NONE || msg->body_type() > fb::Body::MAX ||
-        msg->body() == nullptr)
-      return;
+    if (!hmq::fuzz::opens_like_codec(m)) return;
     eng->on_message(m);
     loop.run_pending();
     loop.advance(std::chrono::seconds(31));
@@ -92,17 +88,7 @@ struct world {
   }
 };
 
-// A finished Message buffer holding `body`.
-template <typename T>
-std::vector<uint8_t> message(T body) {
-  fb::MessageT m;
-  m.id = 7;
-  m.sent_ms = 1'700'000'000'000;
-  m.body.Set(std::move(body));
-  flatbuffers::FlatBufferBuilder b;
-  fb::FinishMessageBuffer(b, fb::Message::Pack(b, &m));
-  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
-}
+using hmq::fuzz::message;
 
 inline void write_seed(const std::filesystem::path& dir, const std::string& name,
                        const std::vector<uint8_t>& b) {

@@ -27,7 +27,7 @@ extern "C" void hmq_fuzz_write_seeds(const char* d) {
     r.agreement_id = agreement_1();
     r.decision = decision;
     r.reason = decision == fb::ReplyDecision::reject ? fb::CancelReason::policy_changed
-                                                      : fb::CancelReason::unspecified;
+                                                     : fb::CancelReason::unspecified;
     write_seed(dir, name, message(std::move(r)));
   }
   {

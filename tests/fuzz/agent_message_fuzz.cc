@@ -17,6 +17,7 @@
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
+#include "tests/fuzz/fuzz_message.h"
 
 namespace {
 
@@ -124,16 +125,7 @@ fb::ProposalT proposal(const std::string& id) {
   return p;
 }
 
-template <typename T>
-std::vector<uint8_t> message(T body) {
-  fb::MessageT m;
-  m.id = 1;
-  m.sent_ms = 1'700'000'000'000;
-  m.body.Set(std::move(body));
-  flatbuffers::FlatBufferBuilder b;
-  fb::FinishMessageBuffer(b, fb::Message::Pack(b, &m));
-  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
-}
+using hmq::fuzz::message;
 
 }  // namespace
 
@@ -157,13 +149,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   loop.run_pending();
 
   cw::opened m{k().agbot.pk, std::vector<uint8_t>(data, data + size)};
-  flatbuffers::Verifier v(m.bytes.data(), m.bytes.size(), 64, 1'000'000);
-  if (!fb::VerifyMessageBuffer(v)) return 0;
-  // What codec::open guarantees besides the Verifier: a known body type with its table present.
-  const auto* msg = m.message();
-  if (msg->body_type() == fb::Body::NONE || msg->body_type() > fb::Body::MAX ||
-      msg->body() == nullptr)
-    return 0;
+  if (!hmq::fuzz::opens_like_codec(m)) return 0;
   eng.on_message(m);
   loop.run_pending();
   loop.advance(std::chrono::seconds(61));  // finalize timeouts and retries run too

@@ -37,8 +37,7 @@ constexpr std::array<uint8_t, 32> node_seed = {
 constexpr int64_t clock_ms = 1'700'000'000'000;
 
 struct keys {
-  crypto::box_keypair exchange =
-      std::move(crypto::box_keypair::from_secret(exchange_seed)).value();
+  crypto::box_keypair exchange = std::move(crypto::box_keypair::from_secret(exchange_seed)).value();
   crypto::box_keypair node = std::move(crypto::box_keypair::from_secret(node_seed)).value();
   crypto::shared_key session = crypto::precompute(exchange.pk, node.sk);
   std::string mailbox = crypto::mailbox_id(node.pk);

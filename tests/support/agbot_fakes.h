@@ -139,7 +139,7 @@ class fake_outbox final : public outbox {
 };
 
 inline core::wire::opened inbound(const core::crypto::public_key& from, fb::Body type,
-                           const body_builder& body) {
+                                  const body_builder& body) {
   flatbuffers::FlatBufferBuilder b;
   auto off = body(b);
   b.Finish(fb::CreateMessage(b, 7, 0, 42, 0, type, off), fb::MessageIdentifier());
@@ -149,8 +149,9 @@ inline core::wire::opened inbound(const core::crypto::public_key& from, fb::Body
   return o;
 }
 
-inline std::unique_ptr<fb::ServiceUserInputT> user_input(const std::string& url, const std::string& name,
-                                                  const std::string& value) {
+inline std::unique_ptr<fb::ServiceUserInputT> user_input(const std::string& url,
+                                                         const std::string& name,
+                                                         const std::string& value) {
   auto ui = std::make_unique<fb::ServiceUserInputT>();
   ui->service_org = "acme";
   ui->service_url = url;
@@ -162,7 +163,7 @@ inline std::unique_ptr<fb::ServiceUserInputT> user_input(const std::string& url,
 }
 
 inline fb::ServiceT service(const std::string& url, const std::string& version,
-                     const std::string& arch = "amd64") {
+                            const std::string& arch = "amd64") {
   fb::ServiceT s;
   s.org = "acme";
   s.url = url;
@@ -231,14 +232,15 @@ inline void gps_world(fake_exchange& x) {
   }
   x.services.push_back(std::move(gps));
   x.services.push_back(service("gps", "1.0.0"));
-  for (auto v : {"0.9.0", "1.0.0", "1.4.2", "2.0.0"})
-    x.services.push_back(service("location", v));
+  for (auto v : {"0.9.0", "1.0.0", "1.4.2", "2.0.0"}) x.services.push_back(service("location", v));
   x.services.push_back(service("location", "1.9.0", "arm64"));
 }
 
 // Node acme/<id> on pattern acme/gps with key `key`.
-inline void add_gps_node(fake_exchange& x, const std::string& id, const core::crypto::public_key& key,
-                  const std::string& pattern = "acme/gps", const std::string& arch = "amd64") {
+inline void add_gps_node(fake_exchange& x, const std::string& id,
+                         const core::crypto::public_key& key,
+                         const std::string& pattern = "acme/gps",
+                         const std::string& arch = "amd64") {
   fb::NodeT n;
   n.org = "acme";
   n.id = id;
