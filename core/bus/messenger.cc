@@ -142,7 +142,9 @@ void messenger::stop() {
 
 void messenger::on_inbound(const inbound& in) {
   if (!started_) return;
-  auto r = codec_.open(in.payload);
+  // Opened but not yet remembered: only a message we keep takes up replay memory, so a flood
+  // over the rate limit cannot push honest ids out of it (wire::codec::record).
+  auto r = codec_.open_unrecorded(in.payload);
   if (!r) {
     ++dropped_rejected_;
     logger()->debug("dropped message on {}: {}", in.topic,
@@ -166,6 +168,7 @@ void messenger::on_inbound(const inbound& in) {
         logger()->debug("dropped response to request {:x} from a key it was not sent to", corr);
         return;
       }
+      if (!keep(msg)) return;
       auto cb = std::move(it->second.cb);
       it->second.timer.cancel();
       pending_.erase(it);
@@ -187,6 +190,7 @@ void messenger::on_inbound(const inbound& in) {
     if (d.first_in_window && on_limited_) on_limited_(msg);
     return;
   }
+  if (!keep(msg)) return;
   auto h = handlers_.find(static_cast<uint8_t>(m->body_type()));
   if (h == handlers_.end() || !h->second) {
     ++dropped_unrouted_;
@@ -195,6 +199,12 @@ void messenger::on_inbound(const inbound& in) {
     return;
   }
   h->second(msg);
+}
+
+bool messenger::keep(const wire::opened& msg) {
+  if (codec_.record(msg)) return true;
+  ++dropped_rejected_;  // the codec counted and logged why
+  return false;
 }
 
 void messenger::send(const crypto::public_key& recipient, std::span<const uint8_t> message,

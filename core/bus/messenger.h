@@ -102,6 +102,8 @@ class messenger {
 
  private:
   void on_inbound(const inbound& in);
+  // Remembers a message we are about to act on (replay memory); false if it must be dropped.
+  bool keep(const wire::opened& msg);
   std::string default_topic(const crypto::public_key& recipient) const;
 
   loop::scheduler& loop_;

@@ -159,7 +159,7 @@ result<opened> codec::reject(errc e, std::string detail) {
   return error{make_error_code(e), std::move(detail)};
 }
 
-result<opened> codec::open(std::span<const uint8_t> envelope) {
+result<opened> codec::open_unrecorded(std::span<const uint8_t> envelope) {
   if (envelope.size() < min_envelope_bytes) {
     return reject(errc::too_small, std::to_string(envelope.size()) + " bytes");
   }
@@ -225,16 +225,48 @@ result<opened> codec::open(std::span<const uint8_t> envelope) {
     return reject(errc::too_new,
                   "sent_ms " + std::to_string(sent) + ", now " + std::to_string(now));
   }
-  // Last, so only messages that passed every other check take up replay memory.
-  if (!remember(out.sender, msg->id(), sent, now)) {
+  // The memory bound shrank the window (remember()): ids sent up to floor_ms_ may have been
+  // forgotten, so such messages cannot be told from replays.
+  if (sent <= floor_ms_) {
+    return reject(errc::too_old, "sent_ms " + std::to_string(sent) +
+                                     ": replay memory full, refusing messages sent at or before " +
+                                     std::to_string(floor_ms_));
+  }
+  forget_expired(now);
+  if (seen_.contains(key_of(out.sender, msg->id()))) {
     return reject(errc::duplicate, "id " + std::to_string(msg->id()));
   }
-  stats_.add(errc::ok);
   return out;
 }
 
-bool codec::remember(const crypto::public_key& sender, uint64_t id, int64_t sent_ms,
-                     int64_t now_ms) {
+result<opened> codec::open(std::span<const uint8_t> envelope) {
+  auto r = open_unrecorded(envelope);
+  if (!r) return r;
+  if (auto rec = record(*r); !rec) return rec.err();
+  return r;
+}
+
+result<void> codec::record(const opened& m) {
+  const fb::Message* msg = m.message();
+  if (msg->sent_ms() <= floor_ms_) {  // the window shrank since open_unrecorded()
+    return reject(errc::too_old, "replay memory full").err();
+  }
+  // Last, so only messages the receiver keeps take up replay memory.
+  if (!remember(m.sender, msg->id(), msg->sent_ms(), clock_.now_ms())) {
+    return reject(errc::duplicate, "id " + std::to_string(msg->id())).err();
+  }
+  stats_.add(errc::ok);
+  return {};
+}
+
+codec::seen_key codec::key_of(const crypto::public_key& sender, uint64_t id) {
+  seen_key key;
+  std::memcpy(key.data(), sender.data(), sender.size());
+  std::memcpy(key.data() + sender.size(), &id, sizeof id);
+  return key;
+}
+
+void codec::forget_expired(int64_t now_ms) {
   const auto later = [](const seen_entry& a, const seen_entry& b) {
     return a.expires_ms > b.expires_ms;
   };
@@ -244,14 +276,26 @@ bool codec::remember(const crypto::public_key& sender, uint64_t id, int64_t sent
     seen_.erase(seen_heap_.back().key);
     seen_heap_.pop_back();
   }
-  seen_key key;
-  std::memcpy(key.data(), sender.data(), sender.size());
-  std::memcpy(key.data() + sender.size(), &id, sizeof id);
+}
+
+bool codec::remember(const crypto::public_key& sender, uint64_t id, int64_t sent_ms,
+                     int64_t now_ms) {
+  const auto later = [](const seen_entry& a, const seen_entry& b) {
+    return a.expires_ms > b.expires_ms;
+  };
+  forget_expired(now_ms);
+  const seen_key key = key_of(sender, id);
   if (seen_.contains(key)) return false;
   if (limits_.max_remembered_ids == 0) return true;
-  // Over the bound, forget those closest to expiring: the smallest replay window reopened.
+  // Over the bound (a flood from more senders than the rate limits can tell apart), forget the
+  // entry closest to expiring, the one with the smallest sent_ms, and refuse everything sent up
+  // to then (open_unrecorded()). Forgetting thus never reopens a replay: the flood costs honest
+  // senders their late messages (they are refused as too_old and sent again), never the
+  // protection of the ones already accepted.
   while (seen_heap_.size() >= limits_.max_remembered_ids) {
     std::pop_heap(seen_heap_.begin(), seen_heap_.end(), later);
+    floor_ms_ = std::max(floor_ms_, seen_heap_.back().expires_ms - limits_.max_skew_ms);
+    ++window_shortened_;
     seen_.erase(seen_heap_.back().key);
     seen_heap_.pop_back();
   }

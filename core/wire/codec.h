@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <system_error>
@@ -54,7 +55,10 @@ constexpr size_t min_envelope_bytes = 8 + 4 + 4 + 12 + 12 + 32 + 24 + 16 + 20;
 struct limits {
   size_t max_envelope_bytes = 256 * 1024;
   int64_t max_skew_ms = 5 * 60 * 1000;  // replay window; duplicates are remembered this long
-  size_t max_remembered_ids = 200'000;  // dedup memory bound; soonest-expiring forgotten first
+  // Dedup memory bound. When it is reached the soonest-expiring id is forgotten and the replay
+  // window shrinks with it: from then on anything sent at or before that id's sent_ms is
+  // refused as too_old, so a forgotten id can never be replayed (see remember()).
+  size_t max_remembered_ids = 200'000;
 };
 
 // Rejection and acceptance counters, readable from any thread.
@@ -104,9 +108,22 @@ class codec {
   std::vector<uint8_t> seal(std::span<const uint8_t> message,
                             const crypto::public_key& recipient) const;
 
-  // Verify the envelope, decrypt, verify the Message, check the skew window and duplicates.
-  // Every failure returns its own errc and bumps its counter; success bumps errc::ok.
+  // Verify the envelope, decrypt, verify the Message, check the skew window and duplicates,
+  // and remember the message: open_unrecorded() then record(). Every failure returns its own
+  // errc and bumps its counter; success bumps errc::ok.
   result<opened> open(std::span<const uint8_t> envelope);
+  // Every check of open(), including "seen before", but the message is not remembered yet: a
+  // receiver that may still drop it (a sender over its rate limit) calls record() only once it
+  // keeps it, so dropped messages never take up replay memory (core/bus/messenger.cc).
+  result<opened> open_unrecorded(std::span<const uint8_t> envelope);
+  // Remembers a message open_unrecorded() returned; errc::duplicate if it was remembered
+  // meanwhile. Bumps errc::ok on success.
+  result<void> record(const opened& m);
+
+  // Times the memory bound forced the replay window to shrink, and the sent_ms at or before
+  // which messages are refused since (INT64_MIN while it never had to).
+  uint64_t window_shortened() const { return window_shortened_; }
+  int64_t refused_up_to_ms() const { return floor_ms_; }
 
   // Peek at the sender key of an envelope after verifying it (no decryption). For routing
   // decisions only (e.g. rate limits); never trust it before open() succeeds.
@@ -134,6 +151,8 @@ class codec {
     int64_t expires_ms;
     seen_key key;
   };
+  static seen_key key_of(const crypto::public_key& sender, uint64_t id);
+  void forget_expired(int64_t now_ms);
 
   const crypto::box_keypair& self_;
   const loop::clock& clock_;
@@ -141,6 +160,8 @@ class codec {
   counters stats_;
   std::unordered_set<seen_key, seen_hash> seen_;
   std::vector<seen_entry> seen_heap_;  // std::push_heap order: soonest expiry on top
+  int64_t floor_ms_ = std::numeric_limits<int64_t>::min();
+  uint64_t window_shortened_ = 0;
 };
 
 }  // namespace hmq::core::wire

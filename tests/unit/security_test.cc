@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
 #include "core/bus/credentials.h"
+#include "core/bus/messenger.h"
 #include "core/common/token_bucket.h"
+#include "core/loop/loop.h"
 #include "core/wire/size_caps.h"
 #include "exchange/broker_admin.h"
 
@@ -28,6 +30,77 @@ TEST(token_bucket, bounded_memory_forgets_idle_senders) {
   core::token_buckets<int> b({.rate = 1, .burst = 1, .max_keys = 4});
   for (int k = 0; k < 100; ++k) b.take(k, 0);
   EXPECT_LE(b.keys(), 4u);
+}
+
+// A messenger on an unstarted client: messages are handed in with deliver(), as hmq-fleetsim's
+// shared connection does, so the checks run exactly as for the own subscription.
+struct messenger_rig {
+  core::loop::manual_scheduler loop;
+  core::crypto::box_keypair self = core::crypto::box_keypair::generate();
+  core::bus::client client{loop, rig_options()};
+  core::wire::codec codec;
+  core::bus::messenger m;
+  size_t handled = 0;
+  static core::bus::options rig_options() {
+    core::bus::options o;
+    o.broker_uri = "tcp://127.0.0.1:1";
+    o.client_id = "rig";
+    return o;
+  }
+  explicit messenger_rig(core::wire::limits l)
+      : codec(self, loop.time(), l), m(loop, client, codec) {
+    m.on(wire::fb::Body::Cancel, [this](const core::wire::opened&) { ++handled; });
+    m.start();
+  }
+  ~messenger_rig() { client.stop(); }
+  // A Cancel sealed by `from` to this messenger, as it arrives on the own mailbox.
+  core::bus::inbound from(const core::crypto::box_keypair& k) {
+    core::wire::codec c(k, loop.time());
+    auto msg = core::wire::build_message({}, loop.time(), wire::fb::Body::Cancel, [](auto& b) {
+      return wire::fb::CreateCancelDirect(b, "0123456789abcdef0123456789abcdef",
+                                          wire::fb::CancelReason::ab_user_requested)
+          .Union();
+    });
+    core::bus::inbound in;
+    in.topic = m.mailbox_topic();
+    in.payload = c.seal(msg, self.pk);
+    return in;
+  }
+};
+
+TEST(messenger, a_flood_over_the_rate_limit_takes_no_replay_memory) {
+  // Issue 16: the replay memory records a message only once its sender passed the rate limit,
+  // so a sender over its limit cannot push an honest id out and replay it afterwards.
+  messenger_rig r({.max_remembered_ids = 4});
+  r.m.limit_senders({.rate = 0.001, .burst = 2});
+  const auto honest = core::crypto::box_keypair::generate();
+  const auto flooder = core::crypto::box_keypair::generate();
+  const auto kept = r.from(honest);
+  r.m.deliver(kept);
+  ASSERT_EQ(r.handled, 1u);
+  for (int i = 0; i < 100; ++i) r.m.deliver(r.from(flooder));
+  EXPECT_EQ(r.handled, 3u);  // the flooder's burst, nothing more
+  EXPECT_EQ(r.m.dropped_rate_limited(), 98u);
+  EXPECT_EQ(r.codec.window_shortened(), 0u);  // the dropped 98 took no memory
+  r.m.deliver(kept);                          // the replay
+  EXPECT_EQ(r.handled, 3u);
+  EXPECT_EQ(r.codec.stats().get(core::wire::errc::duplicate), 1u);
+  r.m.deliver(r.from(honest));  // and the honest sender goes on
+  EXPECT_EQ(r.handled, 4u);
+}
+
+TEST(messenger, a_replay_does_not_spend_the_victims_rate_budget) {
+  // The duplicate check comes before the rate limit: replaying someone's message many times
+  // must not exhaust that sender's budget.
+  messenger_rig r({});
+  r.m.limit_senders({.rate = 0.001, .burst = 2});
+  const auto honest = core::crypto::box_keypair::generate();
+  const auto kept = r.from(honest);
+  for (int i = 0; i < 50; ++i) r.m.deliver(kept);
+  EXPECT_EQ(r.handled, 1u);
+  EXPECT_EQ(r.m.dropped_rate_limited(), 0u);
+  r.m.deliver(r.from(honest));
+  EXPECT_EQ(r.handled, 2u);
 }
 
 TEST(size_caps, heartbeat_small_proposal_large) {

@@ -413,22 +413,49 @@ TEST_F(wire_test, message_from_the_future_is_remembered_until_it_would_be_too_ol
   EXPECT_EQ(bob_codec_.open(env).code(), errc::too_old);
 }
 
-TEST_F(wire_test, memory_bound_forgets_soonest_expiring_ids_first) {
+TEST_F(wire_test, memory_bound_shrinks_the_window_instead_of_reopening_a_replay) {
+  // A flood from more keys than the rate limits can tell apart fills the memory. Forgetting an
+  // honest id must not make it replayable: the window shrinks past it instead.
   limits l;
   l.max_remembered_ids = 2;
   codec bounded(bob_, clock_, l);
   const int64_t now = clock_.now_ms();
-  header a, b, c;
+  header a, b, c, late;
   a.sent_ms = now - 1000;  // expires first
   b.sent_ms = now;
   c.sent_ms = now + 1000;
+  late.sent_ms = now - 2000;  // honest but delayed, never seen
   const auto ea = sealed_for_bob("a", a), eb = sealed_for_bob("b", b), ec = sealed_for_bob("c", c);
   ASSERT_TRUE(bounded.open(ea));
   ASSERT_TRUE(bounded.open(eb));
-  ASSERT_TRUE(bounded.open(ec));  // evicts a
+  EXPECT_EQ(bounded.window_shortened(), 0u);
+  ASSERT_TRUE(bounded.open(ec));  // forgets a
+  EXPECT_EQ(bounded.window_shortened(), 1u);
+  EXPECT_EQ(bounded.refused_up_to_ms(), now - 1000);
   EXPECT_EQ(bounded.open(eb).code(), errc::duplicate);
   EXPECT_EQ(bounded.open(ec).code(), errc::duplicate);
-  EXPECT_TRUE(bounded.open(ea));  // the documented cost of a bounded memory
+  EXPECT_EQ(bounded.open(ea).code(), errc::too_old);  // forgotten, still refused
+  EXPECT_EQ(bounded.open(sealed_for_bob("late", late)).code(), errc::too_old);  // the cost
+  EXPECT_TRUE(bounded.open(sealed_for_bob("fresh")));  // sent now: accepted
+}
+
+TEST_F(wire_test, open_unrecorded_checks_everything_but_remembers_only_on_record) {
+  // A receiver that drops a message after opening it (rate limit) must not spend replay
+  // memory on it; one it keeps is remembered by record().
+  const auto env = sealed_for_bob("maybe");
+  auto first = bob_codec_.open_unrecorded(env);
+  ASSERT_TRUE(first);
+  auto again = bob_codec_.open_unrecorded(env);  // not remembered: opens again
+  ASSERT_TRUE(again);
+  EXPECT_EQ(bob_codec_.stats().accepted(), 0u);
+  ASSERT_TRUE(bob_codec_.record(*first));
+  EXPECT_EQ(bob_codec_.stats().accepted(), 1u);
+  EXPECT_EQ(bob_codec_.record(*again).code(), errc::duplicate);
+  EXPECT_EQ(bob_codec_.open_unrecorded(env).code(), errc::duplicate);
+  EXPECT_EQ(bob_codec_.open(env).code(), errc::duplicate);
+  header h;
+  h.sent_ms = clock_.now_ms() + skew + 1;  // the future beyond the window
+  EXPECT_EQ(bob_codec_.open_unrecorded(sealed_for_bob("ahead", h)).code(), errc::too_new);
 }
 
 TEST_F(wire_test, counts_each_rejection_under_its_own_code) {
