@@ -165,7 +165,13 @@ core::control::json stats_json(agbot_parts& p, agreement_store& store) {
           // Group commit: fsyncs of agbot.db (store_commits) against writes made.
           {"store_commits", store.db().commits()},
           {"store_writes", p.group.stats().requests},
-          {"store_groups", p.group.stats().groups}};
+          {"store_groups", p.group.stats().groups},
+          // The exchange's events (agbot/event_window.h): replays dropped, gaps, resyncs.
+          {"events", p.eng.stats().events},
+          {"events_replayed", p.eng.stats().events_replayed},
+          {"event_gaps", p.eng.stats().event_gaps},
+          {"resyncs", p.eng.stats().resyncs},
+          {"replay_window_shortened", p.codec.window_shortened()}};
 }
 
 // How many of the rollout's nodes are where with one version.

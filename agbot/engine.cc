@@ -58,6 +58,7 @@ engine::~engine() {
 void engine::start() {
   if (started_) return;
   started_ = true;
+  load_event_window();
   if (auto r = rollout_->load(); !r) log_->error("cannot load rollouts: {}", r.err().message());
   resume();
   // Held by on_message(): a Reply among them now finds its resumed agreement instead of being
@@ -78,6 +79,8 @@ void engine::stop() {
   backoffs_.clear();
   start_retry_.cancel();
   verify_timer_.cancel();
+  gap_timer_.cancel();
+  resync_timer_.cancel();
   queue_.clear();
   queued_.clear();
 }
@@ -186,6 +189,7 @@ void engine::load_agbot() {
       return retry_later([this] { load_agbot(); });
     }
     hello_attempts_ = 0;
+    check_event_counter(a->event_seq);
     for (const auto& p : a->patterns) {
       if (!p) continue;
       auto key = p->pattern_org + "/" + p->pattern;

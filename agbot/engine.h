@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "agbot/agreement_store.h"
+#include "agbot/event_window.h"
 #include "agbot/rollout.h"
 #include "agbot/seams.h"
 #include "core/log/log.h"
@@ -57,6 +59,9 @@ struct engine_stats {
   uint64_t prepare_failures = 0;  // service resolution or store failed
   uint64_t events = 0;
   uint64_t events_ignored = 0;
+  uint64_t events_replayed = 0;  // sequence number seen before, or older than the window
+  uint64_t event_gaps = 0;       // sequence numbers that never arrived (each led to a resync)
+  uint64_t resyncs = 0;          // served patterns, patterns and nodes read again
   uint64_t exchange_errors = 0;
   // Node health governance (agbot/engine_governance.cc).
   uint64_t heartbeat_cancels = 0;  // 208: node stale
@@ -168,7 +173,15 @@ class engine {
   void on_service_changed(const std::string& org, const std::string& id);
   void resume_upgrades();
 
+  // Exchange events and their sequence numbers (agbot/engine_events.cc).
   void on_event(const core::wire::opened& m, const fb::Event& e);
+  void load_event_window();
+  bool fresh_event(const fb::Event& e);  // false: drop it (counted and logged)
+  void save_event_window();
+  void resync(const std::string& why);
+  // The exchange's own event counter for this agbot (GetAgbot): behind the window means its
+  // database was restored, and the window starts over there.
+  void check_event_counter(uint64_t exchange_seq);
   void on_reply(const core::wire::opened& m, const fb::Reply& r);
   void on_cancel(const core::wire::opened& m, const fb::Cancel& c);
   void on_verify(const core::wire::opened& m, const fb::AgreementVerify& v);
@@ -237,6 +250,10 @@ class engine {
   std::set<std::string> stale_nodes_;  // "org/id" the exchange reported stale (in memory)
   core::loop::timer_handle verify_timer_;
   std::chrono::seconds verify_every_{0};  // the period verify_timer_ was armed with
+  event_window events_seen_;
+  core::loop::timer_handle gap_timer_;
+  core::loop::timer_handle resync_timer_;
+  int64_t last_resync_ms_ = std::numeric_limits<int32_t>::min();
 };
 
 // 32 lowercase hex characters (docs/protocol.md).

@@ -1,6 +1,6 @@
 // The agbot's mailbox (docs/protocol.md steps 2-5): what it sends a node (Proposal, ReplyAck,
-// Cancel) and what it does with each message it receives (exchange events, Reply, Cancel,
-// AgreementVerify), including the reply timeout.
+// Cancel) and what it does with each message it receives (Reply, Cancel, AgreementVerify),
+// including the reply timeout. Exchange events: engine_events.cc.
 #include "agbot/engine.h"
 
 namespace hmq::agbot {
@@ -18,19 +18,6 @@ bool same_key(const core::crypto::public_key& a, const core::crypto::public_key&
 
 std::string str(const flatbuffers::String* s) {
   return s ? s->str() : std::string{};
-}
-
-// The node an event is about, as far as the event tells.
-fb::NodeT node_of(const fb::Event& e) {
-  fb::NodeT n;
-  n.org = str(e.org());
-  n.id = str(e.id());
-  n.pattern = str(e.pattern());
-  n.arch = str(e.node_arch());
-  n.mailbox = str(e.node_mailbox());
-  if (e.node_public_key())
-    n.public_key.assign(e.node_public_key()->begin(), e.node_public_key()->end());
-  return n;
 }
 
 }  // namespace
@@ -103,92 +90,6 @@ void engine::on_message(const core::wire::opened& m) {
     default:
       ++stats_.dropped_invalid;
       log_->debug("dropped message with body {}", fb::EnumNameBody(msg->body_type()));
-  }
-}
-
-void engine::on_event(const core::wire::opened& m, const fb::Event& e) {
-  if (!same_key(m.sender, cfg_.exchange_key)) {
-    ++stats_.dropped_wrong_sender;
-    log_->warn("dropped event not sent by the exchange");
-    return;
-  }
-  ++stats_.events;
-  const std::string org = str(e.org()), id = str(e.id()), pattern = str(e.pattern());
-  switch (e.kind()) {
-    case fb::EventKind::node_registered: {
-      fb::NodeT hint = node_of(e);
-      consider_request r{org, id, pattern, {}, {}};
-      if (e.has_node_user_inputs()) {
-        // The event carries all evaluate() needs: propose without fetching the node (one bus
-        // round trip less between registration and agreement).
-        if (e.node_user_inputs())
-          for (const auto* ui : *e.node_user_inputs())
-            if (ui)
-              hint.user_inputs.push_back(std::unique_ptr<fb::ServiceUserInputT>(ui->UnPack()));
-        r.node = std::move(hint);
-      } else {
-        r.hint = std::move(hint);  // from an older exchange: look the node up for its inputs
-      }
-      log_->info("node {}/{}: registered for {}", org, id, pattern);
-      if (!patterns_loaded_) return early_.push_back(std::move(r));
-      if (!patterns_.count(pattern)) {
-        ++stats_.events_ignored;
-        return;
-      }
-      return enqueue(std::move(r));
-    }
-    case fb::EventKind::node_unregistered: {
-      // The node is gone: cancel locally, nobody to tell; the exchange dropped its records.
-      std::vector<agreement> gone;
-      for (const auto& [aid, a] : live_)
-        if (a.node_org == org && a.node_id == id) gone.push_back(a);
-      for (auto& a : gone) {
-        a.exchange_synced = true;
-        log_->info("agreement {} node {}: node unregistered", a.id, a.node());
-        auto slot = a.slot();
-        cancel(std::move(a), fb::CancelReason::user_requested, false);
-        rollout_->on_abandoned(slot);
-      }
-      const std::string prefix = org + "/" + id + "|";
-      std::erase_if(backoffs_, [&](const auto& kv) { return kv.first.starts_with(prefix); });
-      return;
-    }
-    case fb::EventKind::pattern_changed: {
-      auto key = org + "/" + id;
-      if (!patterns_.count(key)) {
-        ++stats_.events_ignored;
-        return;
-      }
-      log_->info("pattern {}: changed, reloading", key);
-      return load_pattern(key, {});
-    }
-    case fb::EventKind::node_offline:
-      // Its last will: the node may only be restarting. Agreements stay until it is stale.
-      log_->info("node {}/{}: offline (last will), waiting for its heartbeat", org, id);
-      return;
-    case fb::EventKind::node_stale:
-      if (!patterns_.count(pattern)) {
-        ++stats_.events_ignored;
-        return;
-      }
-      return on_node_stale(org, id);
-    case fb::EventKind::node_online: {
-      if (!patterns_.count(pattern)) {
-        ++stats_.events_ignored;
-        return;
-      }
-      return on_node_online(consider_request{org, id, pattern, {}, node_of(e)});
-    }
-    case fb::EventKind::service_changed:
-    case fb::EventKind::service_removed:
-      for (auto& [key, pe] : patterns_) {
-        pe.resolved.clear();
-        ++pe.generation;
-      }
-      if (e.kind() == fb::EventKind::service_changed) on_service_changed(org, id);
-      return;
-    default:
-      ++stats_.events_ignored;
   }
 }
 

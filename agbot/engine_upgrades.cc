@@ -9,16 +9,17 @@ namespace {
 
 using fb::AgreementState;
 
-// The signed deployment bytes' signature of the top-level service of a stored Proposal.
+// The publisher's signature of the top-level service of a stored Proposal: over its whole
+// definition (service_signature), so a re-publish that changes only user inputs or required
+// services counts as a change too.
 std::vector<uint8_t> proposal_signature(const std::vector<uint8_t>& bytes) {
   flatbuffers::Verifier v(bytes.data(), bytes.size());
   if (bytes.empty() || !v.VerifyBuffer<fb::Proposal>(nullptr)) return {};
   const auto* p = flatbuffers::GetRoot<fb::Proposal>(bytes.data());
   if (!p->services()) return {};
   for (const auto* s : *p->services())
-    if (s && s->is_top_level() && s->service() && s->service()->deployment_signature())
-      return {s->service()->deployment_signature()->begin(),
-              s->service()->deployment_signature()->end()};
+    if (s && s->is_top_level() && s->service() && s->service()->service_signature())
+      return {s->service()->service_signature()->begin(), s->service()->service_signature()->end()};
   return {};
 }
 
@@ -162,11 +163,12 @@ void engine::on_service_changed(const std::string& org, const std::string& id) {
               a.service_org != org ||
               exchange_client::service_id(a.service_url, a.service_version, a.arch) != id)
             continue;
-          if (proposal_signature(a.proposal) != s->deployment_signature)
+          if (proposal_signature(a.proposal) != s->service_signature)
             force[a.pattern].insert(a.service_version);
         }
         for (const auto& [pattern, versions] : force) {
-          log_->info("pattern {}: deployment of {} changed, rolling it out again", pattern, id);
+          log_->info("pattern {}: {} was published again with changes, rolling it out again",
+                     pattern, id);
           replan(pattern, versions);
         }
       });

@@ -177,6 +177,8 @@ class db {
   // Bump and return the agbot's event sequence (persisted: survives restarts and is shared by
   // replicas on the same store).
   result<uint64_t> next_event_seq(std::string_view org, std::string_view id);
+  // The last sequence number next_event_seq() gave the agbot (0: none yet).
+  result<uint64_t> event_seq(std::string_view org, std::string_view id);
 
   // Index of Org.agbots (rewritten by org_insert/org_update).
   result<void> org_agbots_put(const fb::OrgT& o);

@@ -174,6 +174,17 @@ result<uint64_t> db::next_event_seq(std::string_view org, std::string_view id) {
   return seq;
 }
 
+result<uint64_t> db::event_seq(std::string_view org, std::string_view id) {
+  auto st = db_.cached("SELECT event_seq FROM agbots WHERE org = ? AND id = ?");
+  if (!st) return st.err();
+  (*st)->bind_all(org, id);
+  auto row = (*st)->step();
+  if (!row) return row.err();
+  auto seq = *row ? static_cast<uint64_t>((*st)->column_int(0)) : 0;
+  (*st)->reset();
+  return seq;
+}
+
 // ---- event outbox
 
 result<int64_t> db::outbox_add(const core::crypto::public_key& recipient, std::string_view mailbox,

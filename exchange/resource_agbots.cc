@@ -75,6 +75,10 @@ step handler::get_agbot(const key_parts& k) {
   auto a = db_.load<fb::Agbot>(table::agbots, k.org, k.id);
   if (!a) return missing(k);
   HMQ_CHECK(attach_patterns(*a));
+  // The agbot compares it with the last event it saw (a restored exchange counts anew).
+  auto seq = db_.event_seq(k.org, k.id);
+  if (!seq) return internal(seq.err());
+  a->event_seq = *seq;
   set_item(std::move(*a));
   return {};
 }

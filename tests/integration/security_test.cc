@@ -333,6 +333,67 @@ TEST(security_replay, a_captured_proposal_replayed_later_is_rejected_and_leaves_
   EXPECT_EQ(f.agbot_agreements_of(0).size(), 1u);
 }
 
+// The exchange's events to a restarted agbot (issue 16): the codec's replay memory is gone, the
+// agbot's event window (agbot.db) is not. The harmful replay: the node left and came back, and
+// the old "node unregistered" event would make the agbot drop the node's new agreement.
+TEST(security_replay, an_exchange_event_replayed_to_a_restarted_agbot_is_dropped_and_counted) {
+  fleet_options o;
+  o.agents = 1;
+  fleet f(o);
+  auto agbot_keys = core::crypto::load_or_create_box_keypair(f.dir() / "agbot" / "agbot.key");
+  ASSERT_TRUE(agbot_keys.ok());
+  const std::string mb_topic = bus::topics{}.mailbox(core::crypto::mailbox_id(agbot_keys->pk));
+  const auto exchange_key = parse_key(f.exchange_key());
+
+  loop_thread lt;
+  raw_client eve(lt, plain_options(f.broker().uri(), "observer-events"));
+  ASSERT_TRUE(eve.start().ok());
+  capture cap;
+  ASSERT_TRUE(eve.subscribe(mb_topic, cap.handler()));
+
+  ASSERT_EQ(f.register_node(0).exit, 0);
+  ASSERT_FALSE(f.wait_finalized_everywhere(0).empty()) << f.logs();
+  const size_t mark = cap.w.read([&] { return cap.seen.size(); });
+  auto u = f.unregister_node(0);
+  ASSERT_EQ(u.exit, 0) << u.out << u.err;
+  ASSERT_TRUE(eventually([&] { return f.agbot_agreements_of(0).empty(); })) << f.logs();
+  // What the exchange sent the agbot since: the unregistration event (and answers to its
+  // requests, which a replay cannot route anywhere).
+  std::vector<std::vector<uint8_t>> from_exchange;
+  cap.w.read([&] {
+    for (size_t i = mark; i < cap.seen.size(); ++i) {
+      auto sender = core::wire::codec::peek_sender(cap.seen[i], 256 * 1024);
+      if (sender && core::crypto::equal(*sender, exchange_key))
+        from_exchange.push_back(cap.seen[i]);
+    }
+    return 0;
+  });
+  ASSERT_FALSE(from_exchange.empty()) << "no event to the agbot captured";
+
+  ASSERT_EQ(f.register_node(0).exit, 0);
+  const std::string id = f.wait_finalized_everywhere(0);
+  ASSERT_FALSE(id.empty()) << f.logs();
+  f.kill_agbot();
+  f.start_agbot();
+  auto stats = [&] { return f.agbot_call({{"op", "stats"}}); };
+  ASSERT_TRUE(eventually([&] { return stats().value("accepted", 0) >= 1; })) << f.logs();
+  const json before = stats();
+
+  ASSERT_EQ(eve.publish_all(mb_topic, from_exchange), from_exchange.size());
+  json after;
+  EXPECT_TRUE(eventually([&] {
+    after = stats();
+    return after.value("events_replayed", 0) > before.value("events_replayed", 0);
+  })) << after.dump()
+      << f.logs();
+  std::cout << "event replay to a restarted agbot: " << after.dump() << "\n";
+  // The victim keeps working: the agreement is live on both sides.
+  auto live = f.agbot_agreements_of(0);
+  ASSERT_EQ(live.size(), 1u) << live.dump() << f.logs();
+  EXPECT_EQ(live[0].value("id", ""), id);
+  EXPECT_EQ(f.wait_finalized_everywhere(0), id);
+}
+
 // ---- 3. proposal from an agbot that does not serve the node's pattern
 
 TEST(security_foreign_agbot,

@@ -43,7 +43,11 @@ class fake_exchange final : public exchange_api {
   int node_fetches = 0;
 
   void hello(callback<void> cb) override { cb(core::ok()); }
-  void get_agbot(callback<fb::AgbotT> cb) override { cb(agbot); }
+  int agbot_reads = 0;  // start-up and every resync read the agbot
+  void get_agbot(callback<fb::AgbotT> cb) override {
+    ++agbot_reads;
+    cb(agbot);
+  }
   void search_pattern_nodes(const fb::AgbotPatternT& p, std::string token, uint32_t limit,
                             callback<node_page> cb) override {
     // Page by position in the map; the token is the next index.
@@ -180,6 +184,7 @@ inline fb::ServiceT service(const std::string& url, const std::string& version,
   b.Finish(fb::Deployment::Pack(b, &d));
   s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
   s.deployment_signature = std::vector<uint8_t>(64, 9);
+  s.service_signature = std::vector<uint8_t>(64, 7);
   s.publisher_key = std::vector<uint8_t>(32, 8);
   return s;
 }

@@ -65,6 +65,10 @@ class agbot_engine_test : public ::testing::Test {
   }
   void start() { start(config()); }
 
+  // The exchange's next event sequence number for this agbot (event_window).
+  uint64_t next_seq() { return ++event_seq_; }
+  uint64_t event_seq_ = 0;
+
   void deliver(const core::wire::opened& m) {
     engine_->on_message(m);
     loop_.run_pending();
@@ -74,8 +78,8 @@ class agbot_engine_test : public ::testing::Test {
     deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
       auto k = key_of(key);
       std::vector<uint8_t> kv(k.begin(), k.end());
-      return fb::CreateEventDirect(b, fb::EventKind::node_registered, 1, "acme", id.c_str(),
-                                   pattern.c_str(), &kv, "mailbox", "amd64")
+      return fb::CreateEventDirect(b, fb::EventKind::node_registered, next_seq(), "acme",
+                                   id.c_str(), pattern.c_str(), &kv, "mailbox", "amd64")
           .Union();
     }));
   }
@@ -85,7 +89,7 @@ class agbot_engine_test : public ::testing::Test {
                                    const std::string& mode) {
     fb::EventT e;
     e.kind = fb::EventKind::node_registered;
-    e.seq = 1;
+    e.seq = next_seq();
     e.org = "acme";
     e.id = id;
     e.pattern = pattern;

@@ -207,7 +207,8 @@ TEST_F(agbot_engine_test, events_not_from_the_exchange_are_dropped) {
   start();
   out_.messages.clear();
   deliver(inbound(key_of(1), fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateEventDirect(b, fb::EventKind::node_unregistered, 1, "acme", "n1").Union();
+    return fb::CreateEventDirect(b, fb::EventKind::node_unregistered, next_seq(), "acme", "n1")
+        .Union();
   }));
   EXPECT_EQ(engine_->stats().dropped_wrong_sender, 1u);
   EXPECT_EQ(engine_->live_agreements().size(), 1u);
@@ -242,7 +243,8 @@ TEST_F(agbot_engine_test, node_unregistered_cancels_locally_without_a_message) {
   deliver(reply(1, id, fb::ReplyDecision::accept));
   x_.nodes.erase("acme/n1");
   deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
-    return fb::CreateEventDirect(b, fb::EventKind::node_unregistered, 2, "acme", "n1").Union();
+    return fb::CreateEventDirect(b, fb::EventKind::node_unregistered, next_seq(), "acme", "n1")
+        .Union();
   }));
   EXPECT_TRUE(engine_->live_agreements().empty());
   EXPECT_EQ((*store_->get(id))->state, fb::AgreementState::cancelled);
@@ -438,7 +440,8 @@ TEST_F(agbot_engine_test, stale_node_is_cancelled_208_and_proposed_again_when_on
     deliver(inbound(exchange_key, fb::Body::Event, [&](flatbuffers::FlatBufferBuilder& b) {
       auto k = key_of(1);
       std::vector<uint8_t> kv(k.begin(), k.end());
-      return fb::CreateEventDirect(b, kind, 3, "acme", "n1", "acme/gps", &kv, "mailbox", "amd64")
+      return fb::CreateEventDirect(b, kind, next_seq(), "acme", "n1", "acme/gps", &kv, "mailbox",
+                                   "amd64")
           .Union();
     }));
   };

@@ -20,8 +20,9 @@ class agbot_upgrade_test : public agbot_engine_test {
     old_id = proposals()[0]->agreement_id()->str();
     deliver(reply(1, old_id, fb::ReplyDecision::accept));
     x_.patterns["acme/gps"].services[0]->service_versions.push_back(std::move(v11));
-    deliver(inbound(exchange_key, fb::Body::Event, [](flatbuffers::FlatBufferBuilder& b) {
-      return fb::CreateEventDirect(b, fb::EventKind::pattern_changed, 2, "acme", "gps").Union();
+    deliver(inbound(exchange_key, fb::Body::Event, [this](flatbuffers::FlatBufferBuilder& b) {
+      return fb::CreateEventDirect(b, fb::EventKind::pattern_changed, next_seq(), "acme", "gps")
+          .Union();
     }));
     loop_.run_pending();
   }
