@@ -149,6 +149,9 @@ struct agent_parts {
         eng(loop, store, xa, out, *workloads.rt, engine_options_of(c)) {
     // What the node sends an agbot goes to the agbot's uplink topic (docs/security.md).
     messenger.send_on_uplinks();
+    // One sender key cannot fill the mailbox (issue 16); fresh keys are met by the engine's
+    // agbot-key lanes. The exchange's answers and events are never limited.
+    messenger.limit_senders({.rate = c.mailbox_rate, .burst = c.mailbox_burst}, {}, {xkey});
     for (auto type :
          {fb::Body::Proposal, fb::Body::ReplyAck, fb::Body::Cancel, fb::Body::AgreementVerify})
       messenger.on(type, [this](const core::wire::opened& m) { eng.on_message(m); });
@@ -163,7 +166,9 @@ struct agent_parts {
     return json{{"accepted", codec.stats().accepted()},
                 {"rejected", rejected},
                 {"dropped_oversize", messenger.dropped_oversize()},
-                {"dropped_unrouted", messenger.dropped_unrouted()}};
+                {"dropped_unrouted", messenger.dropped_unrouted()},
+                {"dropped_rate_limited", messenger.dropped_rate_limited()},
+                {"replay_window_shortened", codec.window_shortened()}};
   }
 
   core::wire::codec codec;

@@ -60,6 +60,15 @@ void add_flags(CLI::App& app, config& c) {
          "restores the previous version")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 86400.0));
+  app.add_option("--mailbox-rate", c.mailbox_rate,
+                 "Messages a second one sender key may put in this node's mailbox (the exchange "
+                 "is exempt); more are dropped and counted; 0 = no limit")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--mailbox-burst", c.mailbox_burst,
+                 "Messages one sender key may send this node in a burst")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e6));
   app.add_option(
       "--mqtt-user", c.mqtt_user,
       "Broker username (default with --mqtt-password-file: this node's mailbox id, shown by "

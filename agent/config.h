@@ -31,6 +31,9 @@ struct config {
   double upgrade_verify_window_s = 30;
   // Broker identity (docs/security.md): username defaults to the node's mailbox id (what the
   // exchange provisions), the password file holds the node token; --ca-file for mqtts://.
+  // Per-sender flood limit on the mailbox (the exchange is exempt): messages a second and burst.
+  double mailbox_rate = 20;
+  double mailbox_burst = 100;
   std::string mqtt_user;
   std::filesystem::path mqtt_password_file;
   std::filesystem::path ca_file;

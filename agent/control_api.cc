@@ -225,6 +225,8 @@ json control_api::node_status() {
                      {"dropped_bad_agbot", s.dropped_bad_agbot},
                      {"dropped_unrouted", s.dropped_unrouted},
                      {"dropped_busy", s.dropped_busy},
+                     {"agbot_key_lookups", s.agbot_key_lookups},
+                     {"pattern_reads", s.pattern_reads},
                      {"store_errors", s.store_errors},
                      {"pruned", s.pruned},
                      {"upgrades", s.upgrades},

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -45,14 +46,24 @@ struct engine_options {
   std::chrono::milliseconds exchange_retry{std::chrono::seconds(30)};
   // Live (accepted + finalized) agreements a node takes at most; more proposals are rejected.
   size_t max_live_agreements = 64;
-  // Proposals whose agbot key lookup is in flight; more are dropped so a flood of proposals
-  // with fresh agreement ids cannot turn the agent into an RPC amplifier against the exchange.
+  // Proposals whose agbot key lookup is in flight, for agbots the node has never dealt with;
+  // more are dropped so a flood of proposals with fresh agreement ids and agbot names cannot
+  // turn the agent into an RPC amplifier against the exchange. Agbots the node knows (a cached
+  // key or an agreement) have a lane of their own of the same size, which that flood cannot
+  // fill. Proposals naming one agbot share one lookup.
   size_t max_pending_proposals = 32;
+  // A proposal for a service version the cached pattern does not list reads the pattern again
+  // (a rollout added the version) unless it was read less than this long ago.
+  std::chrono::milliseconds pattern_reread{std::chrono::seconds(2)};
   // Agbot keys the exchange confirmed are remembered this long, so a proposal from a known agbot
   // needs no lookup. A proposal from any other key is looked up again (the key may have rotated);
   // the TTL bounds how long a replaced key is still believed when nobody proposes with the new one.
   std::chrono::milliseconds agbot_key_ttl{std::chrono::minutes(10)};
   size_t max_cached_agbot_keys = 64;
+  // A proposal whose sender is not the cached key of the agbot it names is dropped without a
+  // lookup when that agbot's key was looked up less than this long ago: a flood of fresh keys
+  // naming a known agbot costs the exchange one lookup per interval and never evicts the key.
+  std::chrono::milliseconds agbot_key_recheck{std::chrono::seconds(30)};
   // Upgrade (a Proposal that supersedes a running agreement): the new version must run this long
   // without failing before the old agreement is given up; a failure inside it restores the old
   // version (docs/agent.md "Upgrades").
@@ -80,6 +91,7 @@ struct engine_counters {
   uint64_t dropped_unrouted = 0;   // body type the agent does not handle
   uint64_t dropped_busy = 0;       // too many proposals awaiting their agbot key lookup
   uint64_t agbot_key_lookups = 0;  // GetPublicKey calls for a proposing agbot (cache misses)
+  uint64_t pattern_reads = 0;      // the registered pattern read from the exchange
   uint64_t store_errors = 0;
   uint64_t pruned = 0;     // old cancelled agreements deleted from agent.db (keep_cancelled)
   uint64_t upgrades = 0;   // swaps verified: the new version replaced the old one
@@ -120,6 +132,11 @@ class engine {
   void on_proposal(const core::wire::opened& m);
   void decide(const core::wire::opened& m);
   std::optional<reject_reason> evaluate(const fb::Proposal& p, const stored_registration& reg);
+  // The proposal's top-level service and version must be in the registered pattern as the
+  // exchange holds it (engine_patterns.cc); `done` gets the rejection, if any.
+  void check_pattern(const fb::Proposal& p, const stored_registration& reg,
+                     std::function<void(std::optional<reject_reason>)> done);
+  void accept(const core::wire::opened& m);
   void on_reply_ack(const core::wire::opened& m);
   void on_cancel(const core::wire::opened& m);
   void on_verify(const core::wire::opened& m);
@@ -157,13 +174,29 @@ class engine {
   std::map<std::string, stored_agreement> agreements_;
   std::map<std::string, core::loop::timer_handle> finalize_timers_;
   std::set<std::string> pending_proposals_;  // agbot key lookup in flight
+  // Lookups in flight by agbot "org/id", with the proposals waiting for each.
+  struct key_lookup {
+    bool known = false;  // the agbot's lane (see engine_options::max_pending_proposals)
+    std::vector<std::shared_ptr<const core::wire::opened>> waiting;
+  };
+  std::map<std::string, key_lookup> lookups_;
+  std::array<size_t, 2> waiting_in_lane_{};  // [known]
+  void look_up_agbot(const std::string& name, const node_identity& node,
+                     const core::wire::opened& m, bool known);
+  void agbot_key_arrived(const std::string& name, const result<crypto::public_key>& k);
+  bool dealt_with(const std::string& agbot) const;
   struct cached_key {
     crypto::public_key key;
     int64_t until_ms = 0;
+    int64_t checked_ms = 0;  // when the exchange last gave it
   };
   // "org/id" -> the key the exchange last gave for that agbot; in memory only (a restart costs
   // one lookup per agbot).
   std::map<std::string, cached_key> agbot_keys_;
+  // The registered pattern as last read from the exchange (engine_patterns.cc).
+  std::optional<fb::PatternT> pattern_;
+  std::string pattern_key_;  // "org/name" of pattern_
+  int64_t pattern_read_ms_ = 0;
   void remember_agbot_key(const std::string& name, const crypto::public_key& k);
   core::loop::timer_handle resync_timer_;
   bool prune_posted_ = false;

@@ -36,4 +36,12 @@ inline const fb::Proposal* proposal_of(const std::vector<uint8_t>& bytes) {
   return fb::GetMessage(bytes.data())->body_as_Proposal();
 }
 
+// The top-level service of a proposal (the one the exchange record names); null if none.
+inline const fb::Service* top_level(const fb::Proposal& p) {
+  if (!p.services()) return nullptr;
+  for (const auto* s : *p.services())
+    if (s && s->is_top_level() && s->service()) return s->service();
+  return nullptr;
+}
+
 }  // namespace hmq::agent::engine_internal

@@ -7,22 +7,52 @@
 #include "agent/engine.h"
 #include "agent/engine_internal.h"
 #include "agent/reasons.h"
+#include "core/wire/service_signature.h"
+#include "core/wire/user_input.h"
 #include "exchange_client/ids.h"
 
 namespace hmq::agent {
 using namespace engine_internal;  // the engine files' shared helpers
 namespace {
 
-// The top-level service of a proposal (the one the exchange record names).
-const fb::Service* top_level(const fb::Proposal& p) {
-  if (!p.services()) return nullptr;
-  for (const auto* s : *p.services())
-    if (s && s->is_top_level() && s->service()) return s->service();
+bool same_service(const fb::Service& a, const fb::Service& b) {
+  return str(a.org()) == str(b.org()) && str(a.url()) == str(b.url());
+}
+
+const fb::UserInputDef* declared(const fb::Service& s, std::string_view input) {
+  if (s.user_inputs())
+    for (const auto* d : *s.user_inputs())
+      if (d && d->name() && d->name()->string_view() == input) return d;
   return nullptr;
 }
 
-bool same_service(const fb::Service& a, const fb::Service& b) {
-  return str(a.org()) == str(b.org()) && str(a.url()) == str(b.url());
+// The proposed values of a service's inputs against what its signed definition declares: only
+// declared inputs, each of its declared type, and a value for every input without a default.
+// Anything else (LD_PRELOAD, PATH, a word for an int) is refused: the values become the
+// containers' environment.
+std::optional<std::string> check_inputs(const fb::ProposedService& ps, const fb::Service& s,
+                                        const std::string& name) {
+  if (ps.user_inputs())
+    for (const auto* v : *ps.user_inputs()) {
+      if (!v) continue;
+      const std::string input = str(v->name());
+      const auto* def = declared(s, input);
+      if (!def) return "user input " + input.substr(0, 64) + " is not declared by service " + name;
+      if (auto why = core::wire::typed_value_error(str(def->type()), str(v->value())))
+        return "user input " + input + " of service " + name + " " + *why;
+    }
+  // Every input without a default needs a value.
+  if (s.user_inputs())
+    for (const auto* def : *s.user_inputs()) {
+      if (!def || def->has_default()) continue;
+      bool found = false;
+      if (ps.user_inputs())
+        for (const auto* v : *ps.user_inputs())
+          if (v && v->value() && str(v->name()) == str(def->name())) found = true;
+      if (!found)
+        return "required user input " + str(def->name()) + " of service " + name + " has no value";
+    }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -78,43 +108,84 @@ void engine::on_proposal(const core::wire::opened& m) {
                "node is not registered");
     return;
   }
-  if (pending_proposals_.size() >= opts_.max_pending_proposals) {
+  // The sender must be the agbot it claims to be: its key is the one the exchange holds for it.
+  // A key the exchange confirmed recently is trusted without asking again. Another key is
+  // looked up (the agbot's key may have rotated), but at most once per agbot_key_recheck: a
+  // flood of fresh keys naming a known agbot is dropped here and cannot evict its key.
+  const std::string name = agbot->str();
+  const int64_t now = loop_.time().now_ms();
+  bool known = false;
+  if (auto c = agbot_keys_.find(name); c != agbot_keys_.end()) {
+    known = true;
+    const bool same = crypto::equal(c->second.key, m.sender);
+    if (same && c->second.until_ms > now) return decide(m);
+    if (!same && now - c->second.checked_ms < opts_.agbot_key_recheck.count()) {
+      ++stats_.dropped_bad_agbot;
+      lg()->warn(
+          "agreement {}: dropped proposal, sender is not agbot {} (its key was checked {} s "
+          "ago)",
+          id, name, (now - c->second.checked_ms) / 1000);
+      return;
+    }
+  }
+  look_up_agbot(name, (*reg)->node, m, known || dealt_with(name));
+}
+
+bool engine::dealt_with(const std::string& agbot) const {
+  return std::any_of(agreements_.begin(), agreements_.end(),
+                     [&](const auto& kv) { return kv.second.agbot == agbot; });
+}
+
+void engine::look_up_agbot(const std::string& name, const node_identity& node,
+                           const core::wire::opened& m, bool known) {
+  const std::string id = str(m.message()->body_as_Proposal()->agreement_id());
+  auto it = lookups_.find(name);
+  const bool in_known_lane = it != lookups_.end() ? it->second.known : known;
+  const size_t lane = in_known_lane ? 1 : 0;
+  if (waiting_in_lane_[lane] >= opts_.max_pending_proposals) {
     ++stats_.dropped_busy;  // no Reply: the agbot retries after its reply timeout
-    lg()->warn("agreement {}: dropped proposal, {} lookups in flight", id,
-               pending_proposals_.size());
+    lg()->warn("agreement {}: dropped proposal, {} lookups in flight for {} agbots", id,
+               waiting_in_lane_[lane], in_known_lane ? "known" : "unknown");
     return;
   }
-  // The sender must be the agbot it claims to be: its key is the one the exchange holds for it.
-  // A key the exchange confirmed recently is trusted without asking again; any other sender key
-  // is looked up (the agbot's key may have rotated) and dropped unless the exchange agrees.
-  const std::string name = agbot->str();
-  if (auto c = agbot_keys_.find(name); c != agbot_keys_.end()) {
-    if (c->second.until_ms > loop_.time().now_ms() && crypto::equal(c->second.key, m.sender))
-      return decide(m);
-    agbot_keys_.erase(c);
-  }
   pending_proposals_.insert(id);
+  ++waiting_in_lane_[lane];
+  if (it != lookups_.end()) {  // a lookup for this agbot is in flight: it answers this one too
+    it->second.waiting.push_back(std::make_shared<const core::wire::opened>(m));
+    return;
+  }
+  auto& l = lookups_[name];
+  l.known = in_known_lane;
+  l.waiting.push_back(std::make_shared<const core::wire::opened>(m));
   ++stats_.agbot_key_lookups;
-  auto msg = std::make_shared<core::wire::opened>(m);
-  x_.get_agbot_key((*reg)->node, agbot->org, agbot->name,
-                   [this, msg, id, name, alive = alive_](result<crypto::public_key> k) {
-                     if (!*alive) return;
-                     pending_proposals_.erase(id);
-                     if (k) remember_agbot_key(name, *k);
-                     if (!k) {
-                       ++stats_.dropped_bad_agbot;
-                       lg()->warn("agreement {}: dropped proposal, key of agbot {} unavailable: {}",
-                                  id, name, k.err().message());
-                       return;
-                     }
-                     if (!crypto::equal(*k, msg->sender)) {
-                       ++stats_.dropped_bad_agbot;
-                       lg()->warn("agreement {}: dropped proposal, sender is not agbot {}", id,
-                                  name);
-                       return;
-                     }
-                     decide(*msg);
+  auto agbot = exchange_client::split_qualified(name);
+  x_.get_agbot_key(node, agbot->org, agbot->name,
+                   [this, name, alive = alive_](result<crypto::public_key> k) {
+                     if (*alive) agbot_key_arrived(name, k);
                    });
+}
+
+void engine::agbot_key_arrived(const std::string& name, const result<crypto::public_key>& k) {
+  auto node = lookups_.extract(name);
+  if (node.empty()) return;
+  auto& l = node.mapped();
+  const size_t lane = l.known ? 1 : 0;
+  waiting_in_lane_[lane] -= std::min(waiting_in_lane_[lane], l.waiting.size());
+  if (k) remember_agbot_key(name, *k);
+  for (const auto& msg : l.waiting) {
+    const std::string id = str(msg->message()->body_as_Proposal()->agreement_id());
+    pending_proposals_.erase(id);
+    if (!k) {
+      ++stats_.dropped_bad_agbot;
+      lg()->warn("agreement {}: dropped proposal, key of agbot {} unavailable: {}", id, name,
+                 k.err().message());
+    } else if (!crypto::equal(*k, msg->sender)) {
+      ++stats_.dropped_bad_agbot;
+      lg()->warn("agreement {}: dropped proposal, sender is not agbot {}", id, name);
+    } else {
+      decide(*msg);
+    }
+  }
 }
 
 void engine::remember_agbot_key(const std::string& name, const crypto::public_key& k) {
@@ -128,7 +199,7 @@ void engine::remember_agbot_key(const std::string& name, const crypto::public_ke
           agbot_keys_.begin(), agbot_keys_.end(),
           [](const auto& a, const auto& b) { return a.second.until_ms < b.second.until_ms; }));
   }
-  agbot_keys_[name] = cached_key{k, now + opts_.agbot_key_ttl.count()};
+  agbot_keys_[name] = cached_key{k, now + opts_.agbot_key_ttl.count(), now};
 }
 
 void engine::decide(const core::wire::opened& m) {
@@ -142,14 +213,39 @@ void engine::decide(const core::wire::opened& m) {
                "node is not registered");
     return;
   }
-  if (auto why = evaluate(*p, **reg)) {
+  auto reject = [this, sender = m.sender, id, agbot = str(p->agbot())](const reject_reason& why) {
     ++stats_.rejected;
-    lg()->info("agreement {}: rejected proposal from {}: {} ({}): {}", id, str(p->agbot()),
-               why->first, reason_text(why->first), why->second);
-    events_.add("agreement_rejected", id, "", why->first, why->second);
-    send_reply(m.sender, id, false, why->first, why->second);
-    return;
-  }
+    lg()->info("agreement {}: rejected proposal from {}: {} ({}): {}", id, agbot, why.first,
+               reason_text(why.first), why.second);
+    events_.add("agreement_rejected", id, "", why.first, why.second);
+    send_reply(sender, id, false, why.first, why.second);
+  };
+  // Signatures, inputs and the node's own state first (a forged proposal costs no pattern
+  // read), then the pattern; once the pattern is known, the rest is judged again on the state
+  // of that moment.
+  if (auto why = evaluate(*p, **reg)) return reject(*why);
+  // Held while the pattern is read: a re-delivered copy is a duplicate meanwhile.
+  pending_proposals_.insert(id);
+  auto msg = std::make_shared<const core::wire::opened>(m);
+  check_pattern(
+      *p, **reg, [this, msg, id, reject, alive = alive_](std::optional<reject_reason> why) {
+        if (!*alive) return;
+        pending_proposals_.erase(id);
+        if (agreements_.count(id)) return;
+        if (why) return reject(*why);
+        auto now_reg = store_.registration();
+        if (!now_reg || !*now_reg)
+          return reject(
+              {reason_code(fb::CancelReason::node_pattern_changed), "node is not registered"});
+        const auto* proposal = msg->message()->body_as_Proposal();
+        if (auto bad = evaluate(*proposal, **now_reg)) return reject(*bad);
+        accept(*msg);
+      });
+}
+
+void engine::accept(const core::wire::opened& m) {
+  const auto* p = m.message()->body_as_Proposal();
+  const std::string id = p->agreement_id()->str();
   stored_agreement a;
   a.id = id;
   a.state = agreement_state::accepted;
@@ -216,21 +312,16 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p,
       return reject_reason{reason_code(R::policy_changed),
                            "service " + name + " is built for " + str(s->arch())};
 
-    // Signature over the exact bytes received, by a key this node trusts.
-    if (!s->deployment() || s->deployment()->size() == 0 || !s->deployment_signature() ||
-        !s->publisher_key())
+    // The publisher's signature over everything the agent acts on (identity, sharing, required
+    // services, declared inputs, deployment), by a key this node trusts.
+    if (!s->deployment() || s->deployment()->size() == 0)
       return reject_reason{reason_code(R::image_sig_verif_failure),
                            "service " + name + " has no signed deployment"};
+    if (auto v = core::wire::verify_service(*s); !v)
+      return reject_reason{reason_code(R::image_sig_verif_failure),
+                           "service " + name + " " + v.err().detail};
     std::span<const uint8_t> dep(s->deployment()->data(), s->deployment()->size());
-    std::span<const uint8_t> sig(s->deployment_signature()->data(),
-                                 s->deployment_signature()->size());
     std::span<const uint8_t> pub(s->publisher_key()->data(), s->publisher_key()->size());
-    if (pub.size() != crypto::public_key_size)
-      return reject_reason{reason_code(R::image_sig_verif_failure),
-                           "service " + name + " has a malformed publisher key"};
-    if (auto v = crypto::verify_detached(dep, sig, pub); !v)
-      return reject_reason{reason_code(R::image_sig_verif_failure),
-                           "deployment signature of service " + name + " does not verify"};
     crypto::public_key pk{};
     std::copy(pub.begin(), pub.end(), pk.begin());
     auto trusted = store_.is_trusted(pk);
@@ -256,20 +347,8 @@ std::optional<engine::reject_reason> engine::evaluate(const fb::Proposal& p,
             "service " + name + " is exclusive and already used by another agreement"};
     }
 
-    // Every input without a default needs a value.
-    if (s->user_inputs()) {
-      for (const auto* def : *s->user_inputs()) {
-        if (!def || def->has_default()) continue;
-        bool found = false;
-        if (ps->user_inputs())
-          for (const auto* v : *ps->user_inputs())
-            if (v && v->value() && str(v->name()) == str(def->name())) found = true;
-        if (!found)
-          return reject_reason{
-              reason_code(R::node_userinput_changed),
-              "required user input " + str(def->name()) + " of service " + name + " has no value"};
-      }
-    }
+    if (auto why = check_inputs(*ps, *s, name))
+      return reject_reason{reason_code(R::node_userinput_changed), *why};
   }
   return std::nullopt;
 }

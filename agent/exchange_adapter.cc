@@ -52,4 +52,19 @@ void exchange_adapter::get_agbot_key(const node_identity& n, const std::string& 
                     });
 }
 
+void exchange_adapter::get_pattern(const node_identity& n, const std::string& org,
+                                   const std::string& name,
+                                   std::function<void(result<fb::PatternT>)> cb) {
+  c_.get_resource(
+      creds(n), fb::ResourceKind::pattern, org, name,
+      [cb = std::move(cb)](result<fb::ResourceUnion> r) {
+        if (!r) return cb(r.err());
+        const auto* p = r->AsPattern();
+        if (!p)
+          return cb(core::error{make_error_code(hmq::exchange_client::client_errc::bad_response),
+                                "the exchange answered with another resource than a pattern"});
+        cb(*p);
+      });
+}
+
 }  // namespace hmq::agent

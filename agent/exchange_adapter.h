@@ -14,6 +14,8 @@ class exchange_adapter final : public exchange_api {
   void put_agreement(const node_identity& n, const fb::AgreementRecordT& rec, done_fn cb) override;
   void delete_agreement(const node_identity& n, const std::string& agreement_id,
                         done_fn cb) override;
+  void get_pattern(const node_identity& n, const std::string& org, const std::string& name,
+                   std::function<void(result<fb::PatternT>)> cb) override;
   void get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
                      std::function<void(result<crypto::public_key>)> cb) override;
   void put_node_status(const node_identity& n, const fb::StatusReportT& report,

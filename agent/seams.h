@@ -53,6 +53,10 @@ class exchange_api {
   // The switchboard key of agbot "org/id": proposals are accepted only from that key.
   virtual void get_agbot_key(const node_identity& n, const std::string& org, const std::string& id,
                              std::function<void(result<crypto::public_key>)> cb) = 0;
+  // Pattern "org/name" as the exchange holds it (a node may read the pattern it registered
+  // for): the agent checks that a proposal's top-level service and version are in it.
+  virtual void get_pattern(const node_identity& n, const std::string& org, const std::string& name,
+                           std::function<void(result<fb::PatternT>)> cb) = 0;
   // The node's latest StatusReport (`hmq exchange node status`). Default: nothing to report to
   // (test fakes that do not care).
   virtual void put_node_status(const node_identity& n, const fb::StatusReportT& report,

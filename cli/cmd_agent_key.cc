@@ -11,8 +11,8 @@ void add_key_import(CLI::App& app, const control_context& c) {
   auto file = std::make_shared<std::string>();
   auto name = std::make_shared<std::string>();
   auto* cmd = sub(app, "key", "Keys")
-                  ->add_subcommand(
-                      "import", "Trust a publisher's Ed25519 public key for deployment signatures");
+                  ->add_subcommand("import",
+                                   "Trust a publisher's Ed25519 public key for service signatures");
   cmd->add_option("-k,--key", *file, "Publisher public key file (one line of base64)")
       ->required()
       ->check(CLI::ExistingFile);

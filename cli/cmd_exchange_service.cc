@@ -1,13 +1,15 @@
-// `hmq exchange service ...`: services, published from Horizon service definition files with
-// their deployment signed by the publisher's key.
+// `hmq exchange service ...`: services, published from Horizon service definition files and
+// signed whole by the publisher's key (core/wire/service_signature.h); `verify` checks one.
 #include <algorithm>
 #include <filesystem>
 #include <memory>
 
+#include "cli/commands.h"
 #include "cli/horizon_json.h"
 #include "cli/nouns.h"
 #include "cli/registry.h"
 #include "core/crypto/crypto.h"
+#include "core/wire/service_signature.h"
 #include "exchange_client/ids.h"
 
 namespace hmq::cli {
@@ -83,9 +85,8 @@ void publish(command_context& ctx, const publish_args& args) {
   resolve_digests(parsed.deployment, creds, args.no_resolve, ctx.err());
   auto kp = signing_keypair(args);
   svc.deployment = serialize_deployment(parsed.deployment);
-  auto sig = crypto::sign_detached(svc.deployment, kp.sk);
-  svc.deployment_signature.assign(sig.begin(), sig.end());
-  svc.publisher_key.assign(kp.pk.begin(), kp.pk.end());
+  // The whole definition an agent acts on, not only the deployment (core/wire/service_signature.h).
+  core::wire::sign_service(svc, kp);
   for (const auto& cr : creds) {
     // Only the credentials given with -r travel to nodes, never the local docker login.
     if (std::none_of(args.registries.begin(), args.registries.end(),
@@ -102,6 +103,49 @@ void publish(command_context& ctx, const publish_args& args) {
   fb::ResourceUnion r;
   r.Set(std::move(svc));
   ctx.publish_upsert(r, what);
+}
+
+struct verify_args {
+  std::string id;
+  std::string public_key;  // -K: the key the signature must be made with
+  std::string output = "table";
+};
+
+// `hmq exchange service verify`: is the service in the exchange signed whole by its publisher
+// (and by -K's key)? What an agent checks before it accepts a proposal, checked ahead of time.
+void verify(command_context& ctx, const verify_args& args) {
+  auto key = ctx.qualified(args.id);
+  const std::string org = key.first, name = key.second;
+  auto r = ctx.call<fb::ResourceUnion>([&](auto& c, auto& a, auto cb) {
+    c.get_resource(a, fb::ResourceKind::service, org, name, std::move(cb));
+  });
+  const auto* svc = r.AsService();
+  if (!svc) throw failure{exit_refused, "the exchange answered with another resource kind"};
+  const std::string what = "service " + org + "/" + name;
+  std::string problem;
+  if (auto v = core::wire::verify_service(*svc); !v) problem = v.err().detail;
+  if (problem.empty() && !args.public_key.empty()) {
+    auto want = crypto::read_public_key_file(args.public_key);
+    if (!want) usage_error("public key " + args.public_key + ": " + want.err().message());
+    if (!std::equal(want->begin(), want->end(), svc->publisher_key.begin(),
+                    svc->publisher_key.end()))
+      problem = "is signed by another key than " + args.public_key;
+  }
+  const std::string publisher =
+      svc->publisher_key.empty() ? "" : crypto::to_base64(svc->publisher_key);
+  ctx.json_or_table(
+      args.output,
+      [&] {
+        return nlohmann::json{{"service", org + "/" + name},
+                              {"valid", problem.empty()},
+                              {"publisherKey", publisher},
+                              {"error", problem}};
+      },
+      [&] {
+        if (problem.empty())
+          ctx.out() << what << ": signature valid (publisher key " << publisher << ")\n";
+      });
+  if (!problem.empty()) throw failure{exit_refused, what + " " + problem};
 }
 
 }  // namespace
@@ -126,6 +170,17 @@ void add_exchange_service(CLI::App& exchange, command_context& ctx) {
   c->add_flag("--no-resolve", args->no_resolve,
               "Refuse images without a digest instead of asking the registry");
   ctx.on_run(c, [&ctx, args] { publish(ctx, *args); });
+  auto vargs = std::make_shared<verify_args>();
+  auto* v = service->add_subcommand(
+      "verify",
+      "Check that a service in the exchange is signed whole (identity, sharing, required "
+      "services, user inputs, deployment) by its publisher, as agents check it");
+  v->add_option("id", vargs->id, "Service: [org/]id (id = url_version_arch, as in hzn)")
+      ->required();
+  v->add_option("-K,--public-key-file", vargs->public_key,
+                "The publisher's public key: the signature must be made with it");
+  add_output_option(v, vargs->output);
+  ctx.on_run(v, [&ctx, vargs] { verify(ctx, *vargs); });
   add_resource_verbs(*service, ctx, fb::ResourceKind::service, "service");
 }
 

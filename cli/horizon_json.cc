@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/wire/user_input.h"
+
 namespace hmq::cli {
 
 namespace {
@@ -259,26 +261,10 @@ std::string scalar_text(const json& v) {
   return v.dump();
 }
 
-const std::set<std::string, std::less<>> input_types = {"string",  "int",  "float",
-                                                        "boolean", "bool", "list of strings"};
-
 void check_typed_value(object_reader& r, std::string_view key, const std::string& type,
                        const std::string& value) {
   if (value.empty()) return;
-  if (type == "int") {
-    char* end = nullptr;
-    errno = 0;
-    std::strtoll(value.c_str(), &end, 10);
-    if (errno != 0 || *end != '\0')
-      r.invalid(key, "must be an int for type 'int' (got '" + value + "')");
-  } else if (type == "float") {
-    char* end = nullptr;
-    std::strtod(value.c_str(), &end);
-    if (*end != '\0') r.invalid(key, "must be a number for type 'float' (got '" + value + "')");
-  } else if (type == "boolean" || type == "bool") {
-    if (value != "true" && value != "false")
-      r.invalid(key, "must be true or false for type 'boolean' (got '" + value + "')");
-  }
+  if (auto why = core::wire::typed_value_error(type, value)) r.invalid(key, *why);
 }
 
 std::unique_ptr<fb::ContainerT> parse_container(object_reader& r, const std::string& name) {
@@ -387,7 +373,7 @@ void parse_user_input_def(object_reader& q, fb::UserInputDefT& in) {
   in.name = q.str("name", true);
   in.label = q.str("label", false);
   in.type = q.str("type", true);
-  if (!input_types.count(in.type)) {
+  if (!core::wire::known_input_type(in.type)) {
     q.invalid("type", "must be one of string, int, float, boolean, list of strings (got '" +
                           in.type + "')");
   }

@@ -5,6 +5,7 @@
 #include "cli/format.h"
 #include "cli/horizon_json.h"
 #include "core/crypto/crypto.h"
+#include "core/wire/service_signature.h"
 #include "exchange_client/ids.h"
 
 namespace hmq::cli {
@@ -80,8 +81,9 @@ json to_json(const fb::PatternT& p) {
 }
 
 std::string sig_status(const fb::ServiceT& s) {
-  if (s.deployment_signature.empty()) return "none";
-  auto v = crypto::verify_detached(s.deployment, s.deployment_signature, s.publisher_key);
+  if (s.service_signature.empty() && s.deployment_signature.empty()) return "none";
+  if (s.service_signature.empty()) return "OLD FORMAT (deployment only): re-publish";
+  auto v = core::wire::verify_service(s);
   return v ? "valid (" + key_text(s.publisher_key) + ")" : "INVALID";
 }
 

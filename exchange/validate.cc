@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "core/crypto/crypto.h"
+#include "core/wire/service_signature.h"
+#include "core/wire/user_input.h"
 #include "exchange_client/ids.h"
 
 namespace hmq::exchange {
@@ -181,6 +183,9 @@ step check_deployment(const fb::ServiceT& s) {
     if (!c.network.empty() && c.network != "host")
       return invalid(f + ".network", "must be empty or host");
   }
+  // The whole definition, not only the deployment: agents refuse anything less.
+  if (auto v = core::wire::verify_service(s); !v)
+    return invalid("service_signature", "the service " + v.err().detail);
   return {};
 }
 
@@ -211,10 +216,12 @@ step check_service(const fb::ServiceT& s) {
     const auto& u = *s.user_inputs[i];
     HMQ_CHECK(check_text(f + ".name", u.name, max_name, true));
     HMQ_CHECK(check_text(f + ".label", u.label, max_name));
-    if (u.type != "string" && u.type != "int" && u.type != "float" && u.type != "boolean" &&
-        u.type != "list of strings")
+    if (!core::wire::known_input_type(u.type))
       return invalid(f + ".type", "must be one of string, int, float, boolean, list of strings");
     HMQ_CHECK(check_text(f + ".default_value", u.default_value, max_text));
+    if (u.has_default)
+      if (auto why = core::wire::typed_value_error(u.type, u.default_value))
+        return invalid(f + ".default_value", *why);
   }
   HMQ_CHECK(check_count("dockauths", s.dockauths.size(), 16));
   for (size_t i = 0; i < s.dockauths.size(); ++i) {

@@ -56,6 +56,30 @@ void set_env(std::vector<std::string>& env, const std::string& key, const std::s
   env.push_back(prefix + value);
 }
 
+// The service's declared inputs (the signed definition's list; the agent refused proposals
+// with others): the proposed value, else the default. Never one that the signed deployment
+// sets itself, and never one that is not declared, whatever the proposal carries.
+void add_inputs(std::vector<std::string>& env, const fb::ServiceT& s,
+                const fb::ProposedServiceT& ps) {
+  const size_t signed_vars = env.size();
+  auto set_by_deployment = [&](const std::string& name) {
+    const std::string prefix = name + "=";
+    return std::any_of(
+        env.begin(), env.begin() + static_cast<std::ptrdiff_t>(signed_vars),
+        [&](const std::string& e) { return e.compare(0, prefix.size(), prefix) == 0; });
+  };
+  for (const auto& def : s.user_inputs) {
+    if (!def || def->name.empty() || set_by_deployment(def->name)) continue;
+    const fb::UserInputValueT* value = nullptr;
+    for (const auto& in : ps.user_inputs)
+      if (in && in->name == def->name) value = in.get();
+    if (value)
+      set_env(env, def->name, value->value);
+    else if (def->has_default)
+      set_env(env, def->name, def->default_value);
+  }
+}
+
 std::optional<registry_auth> auth_for(const fb::ServiceT& s, const std::string& registry) {
   for (const auto& a : s.dockauths) {
     if (!a) continue;
@@ -183,8 +207,7 @@ result<docker_runtime::plan> docker_runtime::make_plan(const workload& w,
         if (eq == std::string::npos || eq == 0) continue;
         set_env(sp.env, e.substr(0, eq), e.substr(eq + 1));
       }
-      for (const auto& in : sv.ps->user_inputs)
-        if (in && !in->name.empty()) set_env(sp.env, in->name, in->value);
+      add_inputs(sp.env, s, *sv.ps);
       // A shared instance serves several agreements: it carries none of their ids.
       set_env(sp.env, "HZN_AGREEMENTID", inst.shared ? "" : w.agreement_id);
       set_env(sp.env, "HZN_DEVICE_ID", w.node_id);

@@ -153,8 +153,8 @@ TEST(e2e_agreements, node_rejects_a_deployment_whose_signature_was_tampered_with
     ASSERT_TRUE(blob && *blob) << "service " << id << " not in exchange.db";
     ::hmq::wire::fb::ServiceT svc;
     flatbuffers::GetRoot<::hmq::wire::fb::Service>((*blob)->data())->UnPackTo(&svc);
-    ASSERT_EQ(svc.deployment_signature.size(), 64u);
-    svc.deployment_signature[10] ^= 0x01;
+    ASSERT_EQ(svc.service_signature.size(), 64u);
+    svc.service_signature[10] ^= 0x01;
     ASSERT_TRUE(d->service_put(svc, id, false));
   }
   f.exchange().start();

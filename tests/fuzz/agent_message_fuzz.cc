@@ -17,7 +17,9 @@
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
+#include "core/wire/service_signature.h"
 #include "tests/fuzz/fuzz_message.h"
+#include "tests/support/pattern_listing.h"
 
 namespace {
 
@@ -62,6 +64,10 @@ class quiet_exchange final : public exchange_api {
       if (!known) return cb(core::error{make_error_code(errc::bad_request), "no such agbot"});
       cb(k().agbot.pk);
     });
+  }
+  void get_pattern(const node_identity&, const std::string&, const std::string&,
+                   std::function<void(result<fb::PatternT>)> cb) override {
+    loop_.post([cb = std::move(cb)] { cb(test::gps_pattern()); });
   }
 
  private:
@@ -114,9 +120,13 @@ fb::ProposalT proposal(const std::string& id) {
   s.arch = "amd64";
   s.sharable = fb::Sharing::multiple;
   s.deployment = deployment();
-  auto sig = crypto::sign_detached(s.deployment, k().publisher.sk);
-  s.deployment_signature.assign(sig.begin(), sig.end());
-  s.publisher_key.assign(k().publisher.pk.begin(), k().publisher.pk.end());
+  auto def = std::make_unique<fb::UserInputDefT>();
+  def->name = "POLL";
+  def->type = "int";
+  def->default_value = "5";
+  def->has_default = true;
+  s.user_inputs.push_back(std::move(def));
+  core::wire::sign_service(s, k().publisher);
   auto in = std::make_unique<fb::UserInputValueT>();
   in->name = "POLL";
   in->value = "1";

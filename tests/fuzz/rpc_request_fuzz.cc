@@ -14,6 +14,7 @@
 #include "core/log/log.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
+#include "core/wire/service_signature.h"
 #include "exchange/db.h"
 #include "exchange/service.h"
 
@@ -156,9 +157,7 @@ extern "C" void hmq_fuzz_write_seeds(const char* d) {
     db.Finish(fb::Deployment::Pack(db, &dep));
     s.deployment.assign(db.GetBufferPointer(), db.GetBufferPointer() + db.GetSize());
     auto keys = crypto::sign_keypair::generate();
-    auto sig = crypto::sign_detached(s.deployment, keys.sk);
-    s.deployment_signature.assign(sig.begin(), sig.end());
-    s.publisher_key.assign(keys.pk.begin(), keys.pk.end());
+    core::wire::sign_service(s, keys);
     c.resource.Set(std::move(s));
     r.op.Set(std::move(c));
     seed("create_service", std::move(r));

@@ -13,8 +13,10 @@
 #include "core/bus/messenger.h"
 #include "core/crypto/crypto.h"
 #include "core/wire/codec.h"
+#include "core/wire/service_signature.h"
 #include "tests/support/loop_thread.h"
 #include "tests/support/mosquitto.h"
+#include "tests/support/pattern_listing.h"
 
 // The agent's engine on a real broker: sealed Proposal -> Reply -> ReplyAck through mosquitto,
 // with a scripted agbot and a fake exchange (hmq-exchange and hmq-agbot processes are not used
@@ -98,6 +100,10 @@ class fake_exchange final : public exchange_api {
                      std::function<void(result<crypto::public_key>)> cb) override {
     loop_.post([cb = std::move(cb), k = agbot_] { cb(k); });
   }
+  void get_pattern(const node_identity&, const std::string&, const std::string&,
+                   std::function<void(result<fb::PatternT>)> cb) override {
+    loop_.post([cb = std::move(cb)] { cb(test::gps_pattern()); });
+  }
 
  private:
   void ok(done_fn cb) {
@@ -140,9 +146,7 @@ fb::ProposalT make_proposal(const crypto::sign_keypair& publisher, bool tamper) 
   s.version = "1.0.0";
   s.arch = "amd64";
   s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
-  auto sig = crypto::sign_detached(s.deployment, publisher.sk);
-  s.deployment_signature.assign(sig.begin(), sig.end());
-  s.publisher_key.assign(publisher.pk.begin(), publisher.pk.end());
+  core::wire::sign_service(s, publisher);
   if (tamper) {
     // Change the image name inside the signed bytes; the buffer stays a valid Deployment (a
     // broken one already fails the Message Verifier in the codec and never reaches the agent).

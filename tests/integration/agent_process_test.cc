@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -18,6 +20,7 @@
 #include "core/control/control.h"
 #include "core/crypto/crypto.h"
 #include "core/wire/codec.h"
+#include "core/wire/service_signature.h"
 #include "exchange_client/client.h"
 #include "tests/support/fleet.h"
 #include "tests/support/loop_thread.h"
@@ -153,7 +156,12 @@ TEST_F(agent_process, wrong_token_is_refused_and_keeps_no_registration) {
   EXPECT_EQ(control({{"op", "node_status"}})["registered"], false);
 }
 
-TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_exchange) {
+// A scripted agbot (the exchange knows it as acme/bot1, so its proposals reach the engine) first
+// tries what a malicious serving agbot would (issue 16): a relabelled service, a downgrade to a
+// version the publisher did sign but the pattern does not list, undeclared and mistyped inputs,
+// an old deployment-only signature. Each is refused with its reason code; then its honest
+// proposal is accepted, finalized and recorded in the exchange.
+TEST_F(agent_process, scripted_agbot_forged_proposals_are_refused_and_its_honest_one_recorded) {
   auto publisher = crypto::sign_keypair::generate();
   ASSERT_EQ(
       control(
@@ -179,6 +187,7 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
   std::unique_ptr<exchange_client::client> xc;
   test::waiter w;
   std::optional<fb::ReplyDecision> decision;
+  std::map<std::string, std::pair<fb::ReplyDecision, fb::CancelReason>> forged_replies;
   const std::string id = "aaaabbbbccccddddeeeeffff00001111";
   auto creds = exchange_client::credentials::agbot("acme", "bot1", "bottok");
   auto hello = std::make_shared<std::promise<bool>>();
@@ -193,6 +202,10 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
     xc = std::make_unique<exchange_client::client>(lt.loop(), *m, xkey);
     m->on(fb::Body::Reply, [&](const core::wire::opened& msg) {
       const auto* rep = msg.message()->body_as_Reply();
+      if (rep->agreement_id()->str() != id)
+        return w.update([&] {
+          forged_replies[rep->agreement_id()->str()] = {rep->decision(), rep->reason()};
+        });
       w.update([&] { decision = rep->decision(); });
       fb::ReplyAckT ack;
       ack.agreement_id = id;
@@ -211,38 +224,83 @@ TEST_F(agent_process, scripted_agbot_gets_a_finalized_agreement_recorded_in_the_
   ASSERT_EQ(hf.wait_for(30s), std::future_status::ready);
   ASSERT_TRUE(hf.get());
 
-  lt.call([&] {
-    fb::DeploymentT d;
-    auto c = std::make_unique<fb::ContainerT>();
-    c->name = "gps";
-    c->image = "registry.local/gps:1.0";
-    d.containers.push_back(std::move(c));
-    flatbuffers::FlatBufferBuilder b;
-    b.Finish(fb::Deployment::Pack(b, &d));
-    auto ps = std::make_unique<fb::ProposedServiceT>();
-    ps->is_top_level = true;
-    ps->service = std::make_unique<fb::ServiceT>();
-    auto& s = *ps->service;
-    s.org = "acme";
-    s.url = "https://acme.com/gps";
-    s.version = "1.0.0";
-    s.arch = "amd64";
-    s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
-    auto sig = crypto::sign_detached(s.deployment, publisher.sk);
-    s.deployment_signature.assign(sig.begin(), sig.end());
-    s.publisher_key.assign(publisher.pk.begin(), publisher.pk.end());
-    fb::ProposalT p;
-    p.agreement_id = id;
-    p.pattern = "acme/gps";
-    p.node_org = "acme";
-    p.node_id = "node1";
-    p.arch = "amd64";
-    p.agbot = "acme/bot1";
-    p.services.push_back(std::move(ps));
-    fb::MessageT msg;
-    msg.body.Set(std::move(p));
-    m->send(*node_key, core::wire::build_message(std::move(msg), lt.loop().time()));
+  // The proposal for agreement `aid`; `forge` changes it after the publisher signed.
+  auto propose = [&](const std::string& aid,
+                     const std::function<void(fb::ProposedServiceT&)>& forge) {
+    lt.call([&] {
+      fb::DeploymentT d;
+      auto c = std::make_unique<fb::ContainerT>();
+      c->name = "gps";
+      c->image = "registry.local/gps:1.0";
+      d.containers.push_back(std::move(c));
+      flatbuffers::FlatBufferBuilder b;
+      b.Finish(fb::Deployment::Pack(b, &d));
+      auto ps = std::make_unique<fb::ProposedServiceT>();
+      ps->is_top_level = true;
+      ps->service = std::make_unique<fb::ServiceT>();
+      auto& s = *ps->service;
+      s.org = "acme";
+      s.url = "https://acme.com/gps";
+      s.version = "1.0.0";
+      s.arch = "amd64";
+      s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+      auto def = std::make_unique<fb::UserInputDefT>();
+      def->name = "PORT";
+      def->type = "int";
+      def->default_value = "80";
+      def->has_default = true;
+      s.user_inputs.push_back(std::move(def));
+      core::wire::sign_service(s, publisher);
+      if (forge) forge(*ps);
+      fb::ProposalT p;
+      p.agreement_id = aid;
+      p.pattern = "acme/gps";
+      p.node_org = "acme";
+      p.node_id = "node1";
+      p.arch = "amd64";
+      p.agbot = "acme/bot1";
+      p.services.push_back(std::move(ps));
+      fb::MessageT msg;
+      msg.body.Set(std::move(p));
+      m->send(*node_key, core::wire::build_message(std::move(msg), lt.loop().time()));
+    });
+  };
+  auto input = [](fb::ProposedServiceT& ps, const char* name, const char* value) {
+    ps.user_inputs.push_back(std::make_unique<fb::UserInputValueT>());
+    ps.user_inputs.back()->name = name;
+    ps.user_inputs.back()->value = value;
+  };
+  const std::map<std::string, fb::CancelReason> forged{
+      {"f0000000000000000000000000000001", fb::CancelReason::image_sig_verif_failure},
+      {"f0000000000000000000000000000002", fb::CancelReason::policy_changed},
+      {"f0000000000000000000000000000003", fb::CancelReason::node_userinput_changed},
+      {"f0000000000000000000000000000004", fb::CancelReason::node_userinput_changed},
+      {"f0000000000000000000000000000005", fb::CancelReason::image_sig_verif_failure}};
+  propose("f0000000000000000000000000000001",
+          [](fb::ProposedServiceT& ps) { ps.service->version = "1.0.1"; });  // relabelled
+  propose("f0000000000000000000000000000002", [&](fb::ProposedServiceT& ps) {
+    ps.service->version = "0.9.0";  // a real signature, not in the pattern
+    core::wire::sign_service(*ps.service, publisher);
   });
+  propose("f0000000000000000000000000000003",
+          [&](fb::ProposedServiceT& ps) { input(ps, "LD_PRELOAD", "/tmp/evil.so"); });
+  propose("f0000000000000000000000000000004",
+          [&](fb::ProposedServiceT& ps) { input(ps, "PORT", "80 -v /:/host"); });
+  propose("f0000000000000000000000000000005",
+          [](fb::ProposedServiceT& ps) { ps.service->service_signature.clear(); });
+  ASSERT_TRUE(w.wait([&] { return forged_replies.size() == forged.size(); }))
+      << slurp(dir_ / "agent.log");
+  w.read([&] {
+    for (const auto& [fid, reason] : forged) {
+      EXPECT_EQ(forged_replies.at(fid).first, fb::ReplyDecision::reject) << fid;
+      EXPECT_EQ(forged_replies.at(fid).second, reason) << fid;
+    }
+    return 0;
+  });
+  EXPECT_EQ(control({{"op", "node_status"}})["counters"].value("rejected", 0), 5)
+      << control({{"op", "node_status"}}).dump();
+
+  propose(id, [&](fb::ProposedServiceT& ps) { input(ps, "PORT", "8080"); });
   ASSERT_TRUE(w.wait([&] { return decision.has_value(); })) << slurp(dir_ / "agent.log");
   EXPECT_EQ(*decision, fb::ReplyDecision::accept);
 

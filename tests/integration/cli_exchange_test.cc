@@ -21,6 +21,7 @@
 // compiles to one skipped test instead of breaking the build.
 #if __has_include("tests/support/mosquitto.h")
 #define HMQ_HAVE_FIXTURES 1
+#include "core/crypto/crypto.h"
 #include "tests/support/mosquitto.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -269,6 +270,23 @@ TEST_F(cli_exchange, service_with_required_services_and_user_input_reads_back_eq
   EXPECT_RUN_OK(r);
   EXPECT_NE(r.out.find("signature:"), std::string::npos);
   EXPECT_NE(r.out.find("valid ("), std::string::npos) << r.out;
+  // Signed whole (identity, inputs, deployment): `service verify` checks it as an agent would,
+  // and refuses (exit 2) when it must be another publisher's key.
+  const std::string id = "example.com-services-cpu2evtstreams_1.4.3_amd64";
+  r = admin("myorg", {"service", "verify", id, "-o", "json"});
+  EXPECT_RUN_OK(r);
+  auto v = json::parse(r.out, nullptr, false);
+  EXPECT_EQ(v.value("valid", false), true) << r.out;
+  EXPECT_FALSE(v.value("publisherKey", "").empty()) << r.out;
+  r = admin("myorg", {"service", "verify", id, "-K",
+                      dir_->path().string() + "/.hmq/keys/hmq-signing.public.key"});
+  EXPECT_RUN_OK(r);
+  EXPECT_NE(r.out.find("signature valid"), std::string::npos) << r.out;
+  auto other = core::crypto::sign_keypair::generate();
+  auto other_file = write_file("other.pub", core::crypto::to_base64(other.pk) + "\n");
+  r = admin("myorg", {"service", "verify", id, "-K", other_file});
+  EXPECT_EQ(r.exit, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("signed by another key"), std::string::npos) << r.err;
   // Publishing again replaces it (hzn semantics).
   EXPECT_RUN_OK(admin("myorg", {"service", "publish", "-f", file}));
 }

@@ -25,6 +25,7 @@
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
+#include "core/wire/service_signature.h"
 #include "exchange/db.h"
 #include "tests/support/fleet.h"
 #include "tests/support/mosquitto.h"
@@ -354,9 +355,7 @@ TEST_F(exchange_server, node_registration_reaches_the_serving_agbot_mailbox) {
   s.arch = "amd64";
   s.sharable = fb::Sharing::singleton;
   s.deployment = to_blob<fb::Deployment>(d);
-  auto sig = crypto::sign_detached(s.deployment, signer.sk);
-  s.deployment_signature.assign(sig.begin(), sig.end());
-  s.publisher_key.assign(signer.pk.begin(), signer.pk.end());
+  core::wire::sign_service(s, signer);
   auto r = admin.call(root, create_op(std::move(s)));
   ASSERT_EQ(r.status, RpcStatus::ok) << r.error_message;
   fb::PatternT pat;

@@ -29,6 +29,12 @@ class ok_exchange final : public exchange_api {
       cb(core::error{make_error_code(errc::bad_request), "none"});
     });
   }
+  void get_pattern(const node_identity&, const std::string&, const std::string&,
+                   std::function<void(result<fb::PatternT>)> cb) override {
+    loop_.post([cb = std::move(cb)] {
+      cb(core::error{make_error_code(errc::bad_request), "none"});
+    });
+  }
   std::optional<node_registration> last;
 
  private:

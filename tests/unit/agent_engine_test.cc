@@ -1,16 +1,20 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/engine.h"
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
+#include "core/wire/service_signature.h"
+#include "tests/support/pattern_listing.h"
 
 namespace hmq::agent {
 namespace {
@@ -54,14 +58,41 @@ class fake_exchange final : public exchange_api {
                      std::function<void(result<crypto::public_key>)> cb) override {
     ++key_lookups;
     auto it = agbot_keys.find(org + "/" + id);
-    loop_.post([cb = std::move(cb), found = it != agbot_keys.end(), k = found_key(it)] {
+    auto answer = [cb = std::move(cb), found = it != agbot_keys.end(), k = found_key(it)] {
       if (!found) return cb(core::error{make_error_code(errc::bad_request), "no such agbot"});
       cb(k);
-    });
+    };
+    if (hold_keys) return held_keys.push_back(std::move(answer));
+    loop_.post(std::move(answer));
+  }
+  // With hold_keys the exchange does not answer key lookups until release_keys().
+  bool hold_keys = false;
+  std::vector<std::function<void()>> held_keys;
+  void release_keys() {
+    hold_keys = false;
+    for (auto& a : std::exchange(held_keys, {})) loop_.post(std::move(a));
   }
 
   std::map<std::string, crypto::public_key> agbot_keys;
   int key_lookups = 0;
+  void get_pattern(const node_identity&, const std::string& org, const std::string& name,
+                   std::function<void(result<fb::PatternT>)> cb) override {
+    ++pattern_reads;
+    auto it = patterns.find(org + "/" + name);
+    std::optional<fb::PatternT> p;
+    if (it != patterns.end()) p = it->second;
+    loop_.post([cb = std::move(cb), p = std::move(p)] {
+      if (!p) return cb(core::error{make_error_code(errc::bad_request), "no such pattern"});
+      cb(*p);
+    });
+  }
+  // The pattern lists service org/url at `version` for amd64.
+  void allow(const std::string& pattern, const std::string& org, const std::string& url,
+             const std::string& version) {
+    test::list_in_pattern(patterns[pattern], org, url, version);
+  }
+  std::map<std::string, fb::PatternT> patterns;
+  int pattern_reads = 0;
   std::vector<node_registration> registrations;
   std::map<std::string, fb::AgreementRecordT> records;
   std::vector<std::string> deletes;
@@ -139,6 +170,8 @@ class agent_engine : public ::testing::Test {
         agbot_(crypto::box_keypair::generate()),
         publisher_(crypto::sign_keypair::generate()) {
     x_.agbot_keys["hub/agbot1"] = agbot_.pk;
+    x_.allow("hub/gps", "hub", "https://acme.com/gps", "1.0.0");
+    x_.allow("hub/gps", "hub", "https://acme.com/other", "1.0.0");
     opts_.finalize_timeout = 30s;
   }
 
@@ -187,9 +220,7 @@ class agent_engine : public ::testing::Test {
     s.arch = "amd64";
     s.sharable = sharing;
     s.deployment = deployment_bytes();
-    auto sig = crypto::sign_detached(s.deployment, publisher_.sk);
-    s.deployment_signature.assign(sig.begin(), sig.end());
-    s.publisher_key.assign(publisher_.pk.begin(), publisher_.pk.end());
+    wire::sign_service(s, publisher_);
     return ps;
   }
 
@@ -287,14 +318,160 @@ TEST_F(agent_engine, rejects_tampered_deployment_signature_with_115_and_keeps_no
   EXPECT_TRUE(eng_->agreements().empty());
 }
 
+// ---- issue 16: the agent runs only what the publisher signed, for the pattern it registered for
+
+TEST_F(agent_engine, rejects_a_relabelled_service_with_115) {
+  // A serving agbot changes what the signature covers without the publisher's key: another
+  // version, another sharing mode, another required service, another declared input.
+  std::vector<std::function<void(fb::ServiceT&)>> relabels = {
+      [](fb::ServiceT& s) { s.version = "9.9.9"; }, [](fb::ServiceT& s) { s.org = "evil"; },
+      [](fb::ServiceT& s) { s.sharable = fb::Sharing::singleton; },
+      [](fb::ServiceT& s) {
+        s.required_services.push_back(std::make_unique<fb::ServiceRefT>());
+        s.required_services.back()->org = "evil";
+        s.required_services.back()->url = "miner";
+      },
+      [](fb::ServiceT& s) {
+        s.user_inputs.push_back(std::make_unique<fb::UserInputDefT>());
+        s.user_inputs.back()->name = "LD_PRELOAD";
+        s.user_inputs.back()->type = "string";
+      }};
+  for (size_t i = 0; i < relabels.size(); ++i) {
+    auto p = proposal();
+    relabels[i](*p.services[0]->service);
+    deliver(proposal_msg(std::move(p)));
+    ASSERT_EQ(out_.replies().size(), i + 1);
+    EXPECT_EQ(out_.replies()[i]->decision(), fb::ReplyDecision::reject) << i;
+    EXPECT_EQ(out_.replies()[i]->reason(), fb::CancelReason::image_sig_verif_failure) << i;
+  }
+  EXPECT_EQ(eng_->stats().rejected, relabels.size());
+  EXPECT_TRUE(store_.agreements().value().empty());
+  // The node keeps working: an honest proposal is accepted.
+  deliver(proposal_msg(proposal(agreement_b)));
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
+}
+
+TEST_F(agent_engine, rejects_an_old_deployment_only_signature_saying_to_republish) {
+  auto p = proposal();
+  p.services[0]->service->service_signature.clear();
+  deliver(proposal_msg(std::move(p)));
+  ASSERT_EQ(out_.replies().size(), 1u);
+  EXPECT_EQ(out_.replies()[0]->reason(), fb::CancelReason::image_sig_verif_failure);
+  EXPECT_NE(out_.replies()[0]->message()->str().find("re-publish"), std::string::npos)
+      << out_.replies()[0]->message()->str();
+}
+
+TEST_F(agent_engine, rejects_a_validly_signed_version_the_pattern_does_not_list) {
+  // A downgrade: the publisher did sign 0.9.0 once, but the node's pattern lists 1.0.0 only.
+  auto p = proposal();
+  auto& s = *p.services[0]->service;
+  s.version = "0.9.0";
+  wire::sign_service(s, publisher_);
+  deliver(proposal_msg(std::move(p)));
+  ASSERT_EQ(out_.replies().size(), 1u);
+  EXPECT_EQ(out_.replies()[0]->reason(), fb::CancelReason::policy_changed);
+  EXPECT_NE(out_.replies()[0]->message()->str().find("not in pattern hub/gps"), std::string::npos)
+      << out_.replies()[0]->message()->str();
+  EXPECT_EQ(x_.pattern_reads, 1);
+  // Listed versions pass, without reading the pattern again.
+  deliver(proposal_msg(proposal(agreement_b)));
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
+  EXPECT_EQ(x_.pattern_reads, 1);
+}
+
+TEST_F(agent_engine, a_version_a_rollout_added_is_found_by_reading_the_pattern_again) {
+  deliver(proposal_msg(proposal()));  // reads the pattern: 1.0.0
+  x_.allow("hub/gps", "hub", "https://acme.com/gps", "1.1.0");
+  loop_.advance(5s);
+  auto p = proposal(agreement_b);
+  auto& s = *p.services[0]->service;
+  s.version = "1.1.0";
+  wire::sign_service(s, publisher_);
+  deliver(proposal_msg(std::move(p)));
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
+  EXPECT_EQ(x_.pattern_reads, 2);
+}
+
+TEST_F(agent_engine, rejects_undeclared_and_mistyped_user_inputs_with_120) {
+  auto declare = [](fb::ServiceT& s, const char* name, const char* type) {
+    s.user_inputs.push_back(std::make_unique<fb::UserInputDefT>());
+    s.user_inputs.back()->name = name;
+    s.user_inputs.back()->type = type;
+    s.user_inputs.back()->default_value = "1";
+    s.user_inputs.back()->has_default = true;
+  };
+  auto with_input = [&](const std::string& id, const char* name, const char* value) {
+    auto p = proposal(id);
+    auto& ps = *p.services[0];
+    declare(*ps.service, "PORT", "int");
+    declare(*ps.service, "VERBOSE", "boolean");
+    wire::sign_service(*ps.service, publisher_);
+    ps.user_inputs.push_back(std::make_unique<fb::UserInputValueT>());
+    ps.user_inputs.back()->name = name;
+    ps.user_inputs.back()->value = value;
+    return p;
+  };
+  deliver(proposal_msg(with_input(agreement_a, "LD_PRELOAD", "/tmp/evil.so")));
+  deliver(proposal_msg(with_input(agreement_a, "PATH", "/tmp")));
+  deliver(proposal_msg(with_input(agreement_a, "PORT", "80; rm -rf /")));
+  deliver(proposal_msg(with_input(agreement_a, "VERBOSE", "yes")));
+  ASSERT_EQ(out_.replies().size(), 4u);
+  for (const auto* r : out_.replies()) {
+    EXPECT_EQ(r->decision(), fb::ReplyDecision::reject);
+    EXPECT_EQ(r->reason(), fb::CancelReason::node_userinput_changed) << r->message()->str();
+  }
+  EXPECT_NE(out_.replies()[0]->message()->str().find("LD_PRELOAD is not declared"),
+            std::string::npos);
+  EXPECT_NE(out_.replies()[2]->message()->str().find("must be an int"), std::string::npos);
+  EXPECT_TRUE(store_.agreements().value().empty());
+  deliver(proposal_msg(with_input(agreement_b, "PORT", "8080")));
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
+}
+
+TEST_F(agent_engine, fresh_keys_naming_a_known_agbot_cost_no_lookup_and_keep_its_key) {
+  // A flood from fresh sender keys, each claiming to be the agbot the node already knows: the
+  // cached key answers them all, nothing asks the exchange, and the real agbot goes on.
+  deliver(proposal_msg(proposal(agreement_a)));
+  ASSERT_EQ(x_.key_lookups, 1);
+  for (int i = 0; i < 100; ++i) {
+    char id[33];
+    std::snprintf(id, sizeof id, "%032x", i + 1);
+    deliver(proposal_msg(crypto::box_keypair::generate(), proposal(id)));
+  }
+  EXPECT_EQ(x_.key_lookups, 1);
+  EXPECT_EQ(eng_->stats().dropped_bad_agbot, 100u);
+  deliver(proposal_msg(proposal(agreement_b)));
+  EXPECT_EQ(x_.key_lookups, 1);
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
+}
+
+TEST_F(agent_engine, lookups_for_unknown_agbots_cannot_crowd_out_a_known_one) {
+  deliver(proposal_msg(proposal(agreement_a)));  // hub/agbot1 is known from now on
+  loop_.advance(11min);                          // its cached key expired: a lookup again
+  x_.hold_keys = true;
+  for (int i = 0; i < 40; ++i) {
+    char id[33];
+    std::snprintf(id, sizeof id, "%032x", i + 1);
+    auto p = proposal(id);
+    p.agbot = "evil/bot" + std::to_string(i);  // a fresh name each: no coalescing
+    deliver(proposal_msg(crypto::box_keypair::generate(), std::move(p)));
+  }
+  EXPECT_EQ(eng_->stats().dropped_busy, 8u);     // 32 in flight in the unknown agbots' lane
+  deliver(proposal_msg(proposal(agreement_b)));  // the known agbot's lane is free
+  EXPECT_EQ(eng_->stats().dropped_busy, 8u);
+  x_.release_keys();
+  loop_.run_pending();
+  EXPECT_EQ(eng_->stats().dropped_bad_agbot, 32u);
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
+  EXPECT_EQ(out_.replies().back()->agreement_id()->str(), agreement_b);
+}
+
 TEST_F(agent_engine, rejects_signature_by_untrusted_publisher_key) {
   // Correctly signed, but by a key nobody imported.
   auto stranger = crypto::sign_keypair::generate();
   auto p = proposal();
   auto& s = *p.services[0]->service;
-  auto sig = crypto::sign_detached(s.deployment, stranger.sk);
-  s.deployment_signature.assign(sig.begin(), sig.end());
-  s.publisher_key.assign(stranger.pk.begin(), stranger.pk.end());
+  wire::sign_service(s, stranger);
   deliver(proposal_msg(std::move(p)));
   ASSERT_EQ(out_.replies().size(), 1u);
   EXPECT_EQ(out_.replies()[0]->reason(), fb::CancelReason::image_sig_verif_failure);
@@ -322,8 +499,10 @@ TEST_F(agent_engine, rejects_missing_required_user_input_with_120) {
   auto p = proposal();
   auto def = std::make_unique<fb::UserInputDefT>();
   def->name = "HZN_GPS_PORT";
+  def->type = "int";
   def->has_default = false;
   p.services[0]->service->user_inputs.push_back(std::move(def));
+  wire::sign_service(*p.services[0]->service, publisher_);
   deliver(proposal_msg(std::move(p)));
   ASSERT_EQ(out_.replies().size(), 1u);
   EXPECT_EQ(out_.replies()[0]->reason(), fb::CancelReason::node_userinput_changed);
@@ -332,6 +511,7 @@ TEST_F(agent_engine, rejects_missing_required_user_input_with_120) {
 TEST_F(agent_engine, rejects_second_agreement_for_an_exclusive_service) {
   auto p = proposal();
   p.services[0]->service->sharable = fb::Sharing::exclusive;
+  wire::sign_service(*p.services[0]->service, publisher_);
   deliver(proposal_msg(std::move(p)));
   auto q = proposal(agreement_b);
   deliver(proposal_msg(std::move(q)));
@@ -377,6 +557,9 @@ TEST_F(agent_engine,
     p.services[0] = service(std::string("https://acme.com/s") + id);
     return p;
   };
+  for (const char* n : {"1", "2", "3", "4"})
+    x_.allow("hub/gps", "hub", std::string("https://acme.com/s0000000000000000000000000000000") + n,
+             "1.0.0");
   deliver(proposal_msg(numbered("00000000000000000000000000000001")));
   EXPECT_EQ(x_.key_lookups, 1);
   deliver(proposal_msg(numbered("00000000000000000000000000000002")));
@@ -384,7 +567,9 @@ TEST_F(agent_engine,
   ASSERT_EQ(out_.replies().size(), 2u);
   EXPECT_EQ(out_.replies()[1]->decision(), fb::ReplyDecision::accept);
 
-  // The agbot's key rotates: a proposal from the new key is checked with the exchange again.
+  // The agbot's key rotates: a proposal from the new key is checked with the exchange again
+  // (once agbot_key_recheck has passed since the last lookup for this agbot).
+  loop_.advance(31s);
   auto rotated = crypto::box_keypair::generate();
   x_.agbot_keys["hub/agbot1"] = rotated.pk;
   deliver(proposal_msg(rotated, numbered("00000000000000000000000000000003")));
@@ -393,9 +578,9 @@ TEST_F(agent_engine,
   EXPECT_EQ(out_.messages.back().to, rotated.pk);
   EXPECT_EQ(out_.replies()[2]->decision(), fb::ReplyDecision::accept);
 
-  // The old key is no longer the agbot's: looked up once more, then dropped.
+  // The old key is no longer the agbot's: dropped, without another lookup this soon.
   deliver(proposal_msg(numbered("00000000000000000000000000000004")));
-  EXPECT_EQ(x_.key_lookups, 3);
+  EXPECT_EQ(x_.key_lookups, 2);
   EXPECT_EQ(out_.replies().size(), 3u);
   EXPECT_EQ(eng_->stats().dropped_bad_agbot, 1u);
 }
@@ -645,7 +830,10 @@ TEST_F(agent_engine, prunes_old_cancelled_agreements_beyond_the_kept_history) {
 
 class agent_upgrade : public agent_engine {
  protected:
-  agent_upgrade() { opts_.upgrade_verify_window = 1s; }
+  agent_upgrade() {
+    opts_.upgrade_verify_window = 1s;
+    x_.allow("hub/gps", "hub", "https://acme.com/gps", "1.1.0");  // the rollout's new version
+  }
 
   // agreement_a runs 1.0.0; agreement_b (1.1.0, `env` in its container) supersedes it.
   void run_a() {
@@ -664,8 +852,7 @@ class agent_upgrade : public agent_engine {
     flatbuffers::FlatBufferBuilder b;
     b.Finish(fb::Deployment::Pack(b, &d));
     s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
-    auto sig = crypto::sign_detached(s.deployment, publisher_.sk);
-    s.deployment_signature.assign(sig.begin(), sig.end());
+    wire::sign_service(s, publisher_);
     return p;
   }
   std::vector<const fb::Cancel*> cancels_of(const std::string& id) {
@@ -755,10 +942,12 @@ TEST_F(agent_upgrade, the_superseded_agreement_does_not_block_an_exclusive_servi
   // Property: an upgrade of an exclusive service is not refused as a sharing conflict.
   auto p = proposal();
   p.services[0]->service->sharable = fb::Sharing::exclusive;
+  wire::sign_service(*p.services[0]->service, publisher_);
   deliver(proposal_msg(std::move(p)));
   deliver(reply_ack(agbot_, agreement_a));
   auto up = upgrade_proposal();
   up.services[0]->service->sharable = fb::Sharing::exclusive;
+  wire::sign_service(*up.services[0]->service, publisher_);
   deliver(proposal_msg(std::move(up)));
   ASSERT_EQ(out_.replies().size(), 2u);
   EXPECT_EQ(out_.replies()[1]->decision(), fb::ReplyDecision::accept);

@@ -191,6 +191,39 @@ TEST(docker_plan, refuses_cycles_missing_dependencies_and_unsigned_digests) {
   EXPECT_EQ(cancel_reason_of(u.err(), fb::CancelReason::unspecified), 115);
 }
 
+TEST(docker_plan, inputs_are_declared_ones_only_and_never_replace_the_signed_environment) {
+  // Issue 16: the proposal's values become environment only for inputs the signed definition
+  // declares, and a variable the signed deployment sets keeps its signed value.
+  std::vector<fb::ProposedServiceT> s;
+  s.push_back(svc("gps", true, {}, fb::Sharing::multiple));
+  auto& def = s[0].service->user_inputs;
+  for (auto [name, dflt] : {std::pair{"A", ""}, std::pair{"MODE", ""}, std::pair{"RATE", "5"}}) {
+    def.push_back(std::make_unique<fb::UserInputDefT>());
+    def.back()->name = name;
+    def.back()->type = "string";
+    def.back()->default_value = dflt;
+    def.back()->has_default = *dflt != '\0';
+  }
+  for (auto [name, value] : {std::pair{"A", "overridden"}, std::pair{"MODE", "fast"},
+                             std::pair{"LD_PRELOAD", "/tmp/evil.so"}}) {
+    s[0].user_inputs.push_back(std::make_unique<fb::UserInputValueT>());
+    s[0].user_inputs.back()->name = name;
+    s[0].user_inputs.back()->value = value;
+  }
+  auto p = docker_runtime::make_plan(wl(std::move(s)), {});
+  ASSERT_TRUE(p.ok()) << p.err().message();
+  const auto& env = p->instances.at(0).containers.at(0).spec.env;
+  auto has = [&](const std::string& e) {
+    return std::find(env.begin(), env.end(), e) != env.end();
+  };
+  EXPECT_TRUE(has("A=1"));  // the signed deployment's value
+  EXPECT_FALSE(has("A=overridden"));
+  EXPECT_TRUE(has("MODE=fast"));  // declared, not set by the deployment
+  EXPECT_TRUE(has("RATE=5"));     // declared default
+  EXPECT_FALSE(std::any_of(env.begin(), env.end(),
+                           [](const std::string& e) { return e.rfind("LD_PRELOAD=", 0) == 0; }));
+}
+
 TEST(docker_plan, same_workload_gives_same_deployment_hash) {
   // Reconcile adopts a running container only when its hash label matches: planning must be stable.
   std::vector<fb::ProposedServiceT> a, b;

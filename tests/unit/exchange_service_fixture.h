@@ -10,6 +10,7 @@
 
 #include "core/crypto/crypto.h"
 #include "core/loop/loop.h"
+#include "core/wire/service_signature.h"
 #include "exchange/db.h"
 #include "exchange/service.h"
 #include "exchange_client/ids.h"
@@ -52,9 +53,7 @@ struct publisher {
     s.public_ = pub;
     s.sharable = fb::Sharing::multiple;
     s.deployment = deployment();
-    auto sig = crypto::sign_detached(s.deployment, keys.sk);
-    s.deployment_signature.assign(sig.begin(), sig.end());
-    s.publisher_key.assign(keys.pk.begin(), keys.pk.end());
+    core::wire::sign_service(s, keys);
     return s;
   }
 };

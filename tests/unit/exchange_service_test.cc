@@ -136,6 +136,9 @@ TEST_F(exchange_service, names_the_field_of_each_invalid_value) {
       {[](fb::ServiceT& s) { s.deployment_signature.clear(); }, "deployment_signature"},
       {[](fb::ServiceT& s) { s.deployment_signature[0] ^= 1; }, "deployment_signature"},
       {[](fb::ServiceT& s) { s.publisher_key.resize(5); }, "publisher_key"},
+      // Signed whole: an old deployment-only signature, and a relabelled version.
+      {[](fb::ServiceT& s) { s.service_signature.clear(); }, "service_signature"},
+      {[](fb::ServiceT& s) { s.version = "1.0.1"; }, "service_signature"},
       {[](fb::ServiceT& s) {
          auto r = std::make_unique<fb::ServiceRefT>();
          r->org = "acme";
@@ -427,6 +430,7 @@ TEST_F(exchange_service, agbot_sees_registry_tokens_of_the_dependencies_of_the_s
   ref->version_range = "1.0.0";
   ref->arch = "amd64";
   top.required_services.push_back(std::move(ref));
+  core::wire::sign_service(top, pub_.keys);  // the required service is part of what is signed
   auto created = call(bob_, create_op(top));
   ASSERT_EQ(created.response.status, RpcStatus::ok) << created.response.error_message;
   ASSERT_EQ(call(bob_, create_op(pattern("acme", "p2", "acme", "https://acme.com/top", "1.0.0")))
