@@ -75,14 +75,15 @@ bool engine::fresh_event(const fb::Event& e) {
   save_event_window();
   if (events_seen_.missing() > 0 && !gap_timer_.active()) {
     gap_timer_ = loop_.call_after(gap_grace, guard([this] {
-      const uint64_t n = events_seen_.missing();
-      if (n == 0) return;
-      ++stats_.event_gaps;
-      log_->warn("{} event(s) before {} never arrived; resyncing", n, events_seen_.high());
-      events_seen_.forget_gaps();
-      save_event_window();
-      resync("missing events");
-    }));
+                                    const uint64_t n = events_seen_.missing();
+                                    if (n == 0) return;
+                                    ++stats_.event_gaps;
+                                    log_->warn("{} event(s) before {} never arrived; resyncing", n,
+                                               events_seen_.high());
+                                    events_seen_.forget_gaps();
+                                    save_event_window();
+                                    resync("missing events");
+                                  }));
   }
   return true;
 }
@@ -96,12 +97,13 @@ void engine::resync(const std::string& why) {
   if (resync_timer_.active()) return;  // one is due already
   const int64_t now = loop_.time().now_ms();
   const int64_t wait = std::max<int64_t>(0, last_resync_ms_ + resync_spacing.count() - now);
-  resync_timer_ = loop_.call_after(std::chrono::milliseconds(wait), guard([this, why] {
-    last_resync_ms_ = loop_.time().now_ms();
-    ++stats_.resyncs;
-    log_->info("resync ({}): reading served patterns, patterns and nodes again", why);
-    if (patterns_loaded_) load_agbot();
-  }));
+  resync_timer_ = loop_.call_after(
+      std::chrono::milliseconds(wait), guard([this, why] {
+        last_resync_ms_ = loop_.time().now_ms();
+        ++stats_.resyncs;
+        log_->info("resync ({}): reading served patterns, patterns and nodes again", why);
+        if (patterns_loaded_) load_agbot();
+      }));
 }
 
 void engine::check_event_counter(uint64_t exchange_seq) {

@@ -73,7 +73,8 @@ core::result<void> event_window::save(core::store::database& db,
       "INSERT INTO event_window (exchange_key, high, seen) VALUES (?, ?, ?) ON CONFLICT "
       "(exchange_key) DO UPDATE SET high = excluded.high, seen = excluded.seen");
   if (!st) return st.err();
-  (*st)->bind(1, std::span<const uint8_t>(exchange))
+  (*st)
+      ->bind(1, std::span<const uint8_t>(exchange))
       .bind(2, static_cast<int64_t>(high_))
       .bind(3, std::span<const uint8_t>(bits));
   if (auto r = (*st)->exec(); !r) return r.err();

@@ -53,9 +53,9 @@ void engine::check_pattern(const fb::Proposal& p, const stored_registration& reg
   const std::string key = reg.pattern;
   auto verdict = [key, s](const fb::PatternT& pat) -> std::optional<reject_reason> {
     if (lists(pat, s)) return std::nullopt;
-    return reject_reason{reason_code(fb::CancelReason::policy_changed),
-                         "service " + s.name() + " is not in pattern " + key + ", which " +
-                             listed_versions(pat, s)};
+    return reject_reason{
+        reason_code(fb::CancelReason::policy_changed),
+        "service " + s.name() + " is not in pattern " + key + ", which " + listed_versions(pat, s)};
   };
   const int64_t now = loop_.time().now_ms();
   if (pattern_ && pattern_key_ == key &&
@@ -66,20 +66,19 @@ void engine::check_pattern(const fb::Proposal& p, const stored_registration& reg
     return done(reject_reason{reason_code(fb::CancelReason::node_pattern_changed),
                               "registered pattern " + key + " is not org/name"});
   ++stats_.pattern_reads;
-  x_.get_pattern(reg.node, q->org, q->name,
-                 [this, key, verdict, done = std::move(done),
-                  alive = alive_](result<fb::PatternT> r) {
-                   if (!*alive) return;
-                   if (!r)
-                     return done(reject_reason{
-                         reason_code(fb::CancelReason::policy_changed),
-                         "cannot read pattern " + key + " to check the proposal: " +
-                             r.err().message()});
-                   pattern_ = std::move(*r);
-                   pattern_key_ = key;
-                   pattern_read_ms_ = loop_.time().now_ms();
-                   done(verdict(*pattern_));
-                 });
+  x_.get_pattern(
+      reg.node, q->org, q->name,
+      [this, key, verdict, done = std::move(done), alive = alive_](result<fb::PatternT> r) {
+        if (!*alive) return;
+        if (!r)
+          return done(reject_reason{
+              reason_code(fb::CancelReason::policy_changed),
+              "cannot read pattern " + key + " to check the proposal: " + r.err().message()});
+        pattern_ = std::move(*r);
+        pattern_key_ = key;
+        pattern_read_ms_ = loop_.time().now_ms();
+        done(verdict(*pattern_));
+      });
 }
 
 }  // namespace hmq::agent

@@ -104,7 +104,8 @@ result<void> verify_service(const fb::Service& s) {
   if (s.service_signature()->size() != crypto::signature_size)
     return refuse("has a malformed signature");
   const auto bytes = service_signed_bytes(s);
-  if (!crypto::verify_detached(bytes, {s.service_signature()->data(), s.service_signature()->size()},
+  if (!crypto::verify_detached(bytes,
+                               {s.service_signature()->data(), s.service_signature()->size()},
                                {s.publisher_key()->data(), s.publisher_key()->size()}))
     return refuse(
         "does not match its publisher's signature (its identity, sharing, required services, "

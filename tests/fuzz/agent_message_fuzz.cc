@@ -19,7 +19,7 @@
 #include "core/wire/codec.h"
 #include "core/wire/service_signature.h"
 #include "tests/fuzz/fuzz_message.h"
-#include "tests/support/pattern_listing.h"
+#include "tests/support/proposals.h"
 
 namespace {
 
@@ -90,49 +90,14 @@ class packing_outbox final : public outbox {
 };
 
 std::vector<uint8_t> deployment() {
-  fb::DeploymentT d;
-  auto c = std::make_unique<fb::ContainerT>();
-  c->name = "gps";
-  c->image = "registry.local/gps:1.0";
-  c->image_digest = "sha256:" + std::string(64, 'a');
-  c->environment = {"A=1"};
-  d.containers.push_back(std::move(c));
-  flatbuffers::FlatBufferBuilder b;
-  b.Finish(fb::Deployment::Pack(b, &d));
-  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+  return test::gps_deployment("registry.local/gps:1.0", "sha256:" + std::string(64, 'a'), {"A=1"});
 }
 
 fb::ProposalT proposal(const std::string& id) {
-  fb::ProposalT p;
-  p.agreement_id = id;
-  p.pattern = "hub/gps";
-  p.node_org = "acme";
-  p.node_id = "node1";
-  p.arch = "amd64";
-  p.agbot = "hub/agbot1";
-  auto ps = std::make_unique<fb::ProposedServiceT>();
-  ps->is_top_level = true;
-  ps->service = std::make_unique<fb::ServiceT>();
-  auto& s = *ps->service;
-  s.org = "hub";
-  s.url = "https://acme.com/gps";
-  s.version = "1.0.0";
-  s.arch = "amd64";
-  s.sharable = fb::Sharing::multiple;
-  s.deployment = deployment();
-  auto def = std::make_unique<fb::UserInputDefT>();
-  def->name = "POLL";
-  def->type = "int";
-  def->default_value = "5";
-  def->has_default = true;
-  s.user_inputs.push_back(std::move(def));
-  core::wire::sign_service(s, k().publisher);
-  auto in = std::make_unique<fb::UserInputValueT>();
-  in->name = "POLL";
-  in->value = "1";
-  ps->user_inputs.push_back(std::move(in));
-  p.services.push_back(std::move(ps));
-  return p;
+  auto ps = test::signed_gps("hub", k().publisher, deployment(),
+                             [](fb::ServiceT& s) { test::declare_input(s, "POLL", "int", "5"); });
+  test::give_input(*ps, "POLL", "1");
+  return test::gps_proposal(id, "hub", "hub/agbot1", std::move(ps));
 }
 
 using hmq::fuzz::message;

@@ -16,7 +16,7 @@
 #include "core/wire/service_signature.h"
 #include "tests/support/loop_thread.h"
 #include "tests/support/mosquitto.h"
-#include "tests/support/pattern_listing.h"
+#include "tests/support/proposals.h"
 
 // The agent's engine on a real broker: sealed Proposal -> Reply -> ReplyAck through mosquitto,
 // with a scripted agbot and a fake exchange (hmq-exchange and hmq-agbot processes are not used
@@ -130,39 +130,15 @@ class signalling_runtime final : public runtime {
 };
 
 fb::ProposalT make_proposal(const crypto::sign_keypair& publisher, bool tamper) {
-  fb::DeploymentT d;
-  auto c = std::make_unique<fb::ContainerT>();
-  c->name = "gps";
-  c->image = "registry.local/gps:1.0";
-  d.containers.push_back(std::move(c));
-  flatbuffers::FlatBufferBuilder b;
-  b.Finish(fb::Deployment::Pack(b, &d));
-  auto ps = std::make_unique<fb::ProposedServiceT>();
-  ps->is_top_level = true;
-  ps->service = std::make_unique<fb::ServiceT>();
-  auto& s = *ps->service;
-  s.org = "hub";
-  s.url = "https://acme.com/gps";
-  s.version = "1.0.0";
-  s.arch = "amd64";
-  s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
-  core::wire::sign_service(s, publisher);
+  auto ps = test::signed_gps("hub", publisher, test::gps_deployment());
   if (tamper) {
     // Change the image name inside the signed bytes; the buffer stays a valid Deployment (a
     // broken one already fails the Message Verifier in the codec and never reaches the agent).
-    auto it = std::search(s.deployment.begin(), s.deployment.end(), std::begin("registry"),
-                          std::end("registry") - 1);
+    auto& dep = ps->service->deployment;
+    auto it = std::search(dep.begin(), dep.end(), std::begin("registry"), std::end("registry") - 1);
     *it = 'R';
   }
-  fb::ProposalT p;
-  p.agreement_id = agreement_id;
-  p.pattern = "hub/gps";
-  p.node_org = "acme";
-  p.node_id = "node1";
-  p.arch = "amd64";
-  p.agbot = "hub/agbot1";
-  p.services.push_back(std::move(ps));
-  return p;
+  return test::gps_proposal(agreement_id, "hub", "hub/agbot1", std::move(ps));
 }
 
 // Broker, agent (engine on its messenger) and a scripted agbot that acks every accept.

@@ -26,6 +26,7 @@
 #include "tests/support/loop_thread.h"
 #include "tests/support/mosquitto.h"
 #include "tests/support/process.h"
+#include "tests/support/proposals.h"
 #include "tests/support/temp_dir.h"
 
 namespace hmq::agent {
@@ -228,48 +229,17 @@ TEST_F(agent_process, scripted_agbot_forged_proposals_are_refused_and_its_honest
   auto propose = [&](const std::string& aid,
                      const std::function<void(fb::ProposedServiceT&)>& forge) {
     lt.call([&] {
-      fb::DeploymentT d;
-      auto c = std::make_unique<fb::ContainerT>();
-      c->name = "gps";
-      c->image = "registry.local/gps:1.0";
-      d.containers.push_back(std::move(c));
-      flatbuffers::FlatBufferBuilder b;
-      b.Finish(fb::Deployment::Pack(b, &d));
-      auto ps = std::make_unique<fb::ProposedServiceT>();
-      ps->is_top_level = true;
-      ps->service = std::make_unique<fb::ServiceT>();
-      auto& s = *ps->service;
-      s.org = "acme";
-      s.url = "https://acme.com/gps";
-      s.version = "1.0.0";
-      s.arch = "amd64";
-      s.deployment.assign(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
-      auto def = std::make_unique<fb::UserInputDefT>();
-      def->name = "PORT";
-      def->type = "int";
-      def->default_value = "80";
-      def->has_default = true;
-      s.user_inputs.push_back(std::move(def));
-      core::wire::sign_service(s, publisher);
+      auto ps = test::signed_gps("acme", publisher, test::gps_deployment(), [](fb::ServiceT& s) {
+        test::declare_input(s, "PORT", "int", "80");
+      });
       if (forge) forge(*ps);
-      fb::ProposalT p;
-      p.agreement_id = aid;
-      p.pattern = "acme/gps";
-      p.node_org = "acme";
-      p.node_id = "node1";
-      p.arch = "amd64";
-      p.agbot = "acme/bot1";
-      p.services.push_back(std::move(ps));
+      auto p = test::gps_proposal(aid, "acme", "acme/bot1", std::move(ps));
       fb::MessageT msg;
       msg.body.Set(std::move(p));
       m->send(*node_key, core::wire::build_message(std::move(msg), lt.loop().time()));
     });
   };
-  auto input = [](fb::ProposedServiceT& ps, const char* name, const char* value) {
-    ps.user_inputs.push_back(std::make_unique<fb::UserInputValueT>());
-    ps.user_inputs.back()->name = name;
-    ps.user_inputs.back()->value = value;
-  };
+  const auto input = test::give_input;
   const std::map<std::string, fb::CancelReason> forged{
       {"f0000000000000000000000000000001", fb::CancelReason::image_sig_verif_failure},
       {"f0000000000000000000000000000002", fb::CancelReason::policy_changed},

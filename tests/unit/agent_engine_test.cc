@@ -14,7 +14,7 @@
 #include "core/loop/loop.h"
 #include "core/wire/codec.h"
 #include "core/wire/service_signature.h"
-#include "tests/support/pattern_listing.h"
+#include "tests/support/proposals.h"
 
 namespace hmq::agent {
 namespace {
@@ -196,15 +196,7 @@ class agent_engine : public ::testing::Test {
   }
 
   std::vector<uint8_t> deployment_bytes() {
-    fb::DeploymentT d;
-    auto c = std::make_unique<fb::ContainerT>();
-    c->name = "gps";
-    c->image = "registry.local/gps:1.0";
-    c->image_digest = "sha256:" + std::string(64, 'a');
-    d.containers.push_back(std::move(c));
-    flatbuffers::FlatBufferBuilder b;
-    b.Finish(fb::Deployment::Pack(b, &d));
-    return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+    return test::gps_deployment("registry.local/gps:1.0", "sha256:" + std::string(64, 'a'));
   }
 
   // A valid service signed by the trusted publisher; `tweak` changes it before packing.
