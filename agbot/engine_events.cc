@@ -58,7 +58,9 @@ bool engine::fresh_event(const fb::Event& e) {
   switch (events_seen_.accept(e.seq())) {
     case event_window::verdict::replayed:
       ++stats_.events_replayed;
-      log_->warn("dropped event {} ({}): seen before, a replay", e.seq(),
+      // Also what an exchange that publishes its outbox again after a restart sends: the same
+      // event (same number) in a new message. Acted on once either way.
+      log_->info("dropped event {} ({}): seen before (sent again, or replayed)", e.seq(),
                  fb::EnumNameEventKind(e.kind()));
       return false;
     case event_window::verdict::too_old:

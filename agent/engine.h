@@ -55,6 +55,9 @@ struct engine_options {
   // A proposal for a service version the cached pattern does not list reads the pattern again
   // (a rollout added the version) unless it was read less than this long ago.
   std::chrono::milliseconds pattern_reread{std::chrono::seconds(2)};
+  // A cached pattern is trusted this long; then the next proposal reads it again, so a version
+  // removed from the pattern stops being accepted.
+  std::chrono::milliseconds pattern_ttl{std::chrono::minutes(10)};
   // Agbot keys the exchange confirmed are remembered this long, so a proposal from a known agbot
   // needs no lookup. A proposal from any other key is looked up again (the key may have rotated);
   // the TTL bounds how long a replaced key is still believed when nobody proposes with the new one.

@@ -3,7 +3,8 @@
 // agbot could propose any validly signed version of a pattern's service, an old one with a known
 // flaw included. The pattern is read over the sealed RPC (the exchange's key answers), cached,
 // and read again when a proposal names a version the cached copy does not list (a rollout added
-// it), at most once per engine_options::pattern_reread.
+// it), at most once per engine_options::pattern_reread, and in any case once the copy is older
+// than pattern_ttl (a version removed from the pattern stops passing).
 #include "agent/engine.h"
 #include "agent/engine_internal.h"
 #include "exchange_client/ids.h"
@@ -58,8 +59,10 @@ void engine::check_pattern(const fb::Proposal& p, const stored_registration& reg
         "service " + s.name() + " is not in pattern " + key + ", which " + listed_versions(pat, s)};
   };
   const int64_t now = loop_.time().now_ms();
+  const int64_t age = now - pattern_read_ms_;
   if (pattern_ && pattern_key_ == key &&
-      (lists(*pattern_, s) || now - pattern_read_ms_ < opts_.pattern_reread.count()))
+      ((lists(*pattern_, s) && age < opts_.pattern_ttl.count()) ||
+       age < opts_.pattern_reread.count()))
     return done(verdict(*pattern_));
   auto q = exchange_client::split_qualified(key);
   if (!q)

@@ -384,6 +384,19 @@ TEST_F(agent_engine, a_version_a_rollout_added_is_found_by_reading_the_pattern_a
   EXPECT_EQ(x_.pattern_reads, 2);
 }
 
+TEST_F(agent_engine, a_version_removed_from_the_pattern_stops_passing_after_the_cache_ttl) {
+  deliver(proposal_msg(proposal()));  // reads the pattern: 1.0.0
+  x_.patterns["hub/gps"] = fb::PatternT{};
+  x_.allow("hub/gps", "hub", "https://acme.com/gps", "1.1.0");  // 1.0.0 is gone
+  deliver(proposal_msg(proposal(agreement_b)));  // the cached copy is still trusted
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
+  loop_.advance(11min);
+  deliver(proposal_msg(proposal("11112222333344445555666677778888")));
+  EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::reject);
+  EXPECT_EQ(out_.replies().back()->reason(), fb::CancelReason::policy_changed);
+  EXPECT_EQ(x_.pattern_reads, 2);
+}
+
 TEST_F(agent_engine, rejects_undeclared_and_mistyped_user_inputs_with_120) {
   auto declare = [](fb::ServiceT& s, const char* name, const char* type) {
     s.user_inputs.push_back(std::make_unique<fb::UserInputDefT>());
