@@ -388,7 +388,7 @@ TEST_F(agent_engine, a_version_removed_from_the_pattern_stops_passing_after_the_
   deliver(proposal_msg(proposal()));  // reads the pattern: 1.0.0
   x_.patterns["hub/gps"] = fb::PatternT{};
   x_.allow("hub/gps", "hub", "https://acme.com/gps", "1.1.0");  // 1.0.0 is gone
-  deliver(proposal_msg(proposal(agreement_b)));  // the cached copy is still trusted
+  deliver(proposal_msg(proposal(agreement_b)));                 // the cached copy is still trusted
   EXPECT_EQ(out_.replies().back()->decision(), fb::ReplyDecision::accept);
   loop_.advance(11min);
   deliver(proposal_msg(proposal("11112222333344445555666677778888")));
