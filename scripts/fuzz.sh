@@ -20,7 +20,8 @@ seconds="${2:-60}"
 if [ "$1" = all ]; then
   names=($(targets))
 else
-  targets | grep -qx "$1" || die "no fuzz target '$1' (scripts/fuzz.sh list)"
+  # Not grep -q: it stops reading at the match, and pipefail would count the writer's SIGPIPE.
+  targets | grep -x "$1" >/dev/null || die "no fuzz target '$1' (scripts/fuzz.sh list)"
   names=("$1")
 fi
 
