@@ -120,8 +120,8 @@ void engine::on_proposal(const core::wire::opened& m) {
     const bool same = crypto::equal(c->second.key, m.sender);
     if (same && c->second.until_ms > now) return decide(m);
     if (!same && now - c->second.checked_ms < opts_.agbot_key_recheck.count()) {
-      ++stats_.dropped_bad_agbot;
-      lg()->warn(
+      ++stats_.dropped_bad_agbot;  // debug: fresh keys are free, a flood must not fill the log
+      lg()->debug(
           "agreement {}: dropped proposal, sender is not agbot {} (its key was checked {} s "
           "ago)",
           id, name, (now - c->second.checked_ms) / 1000);
