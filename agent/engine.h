@@ -52,9 +52,6 @@ struct engine_options {
   // key or an agreement) have a lane of their own of the same size, which that flood cannot
   // fill. Proposals naming one agbot share one lookup.
   size_t max_pending_proposals = 32;
-  // A proposal for a service version the cached pattern does not list reads the pattern again
-  // (a rollout added the version) unless it was read less than this long ago.
-  std::chrono::milliseconds pattern_reread{std::chrono::seconds(2)};
   // A cached pattern is trusted this long; then the next proposal reads it again, so a version
   // removed from the pattern stops being accepted.
   std::chrono::milliseconds pattern_ttl{std::chrono::minutes(10)};

@@ -2,9 +2,9 @@
 // Open Horizon's agent accepts only a workload its pattern lists. Without this check a serving
 // agbot could propose any validly signed version of a pattern's service, an old one with a known
 // flaw included. The pattern is read over the sealed RPC (the exchange's key answers), cached,
-// and read again when a proposal names a version the cached copy does not list (a rollout added
-// it), at most once per engine_options::pattern_reread, and in any case once the copy is older
-// than pattern_ttl (a version removed from the pattern stops passing).
+// and read again whenever a proposal names a version the cached copy does not list (a rollout
+// added it), and in any case once the copy is older than engine_options::pattern_ttl (a version
+// removed from the pattern stops passing).
 #include "agent/engine.h"
 #include "agent/engine_internal.h"
 #include "exchange_client/ids.h"
@@ -59,10 +59,11 @@ void engine::check_pattern(const fb::Proposal& p, const stored_registration& reg
         "service " + s.name() + " is not in pattern " + key + ", which " + listed_versions(pat, s)};
   };
   const int64_t now = loop_.time().now_ms();
-  const int64_t age = now - pattern_read_ms_;
-  if (pattern_ && pattern_key_ == key &&
-      ((lists(*pattern_, s) && age < opts_.pattern_ttl.count()) ||
-       age < opts_.pattern_reread.count()))
+  // A listed version passes on the cached copy while it is fresh; an unlisted one always asks
+  // the exchange (a rollout may have added it a moment ago). Only an agbot whose key the
+  // exchange confirmed gets here, at most --mailbox-rate proposals a second.
+  if (pattern_ && pattern_key_ == key && lists(*pattern_, s) &&
+      now - pattern_read_ms_ < opts_.pattern_ttl.count())
     return done(verdict(*pattern_));
   auto q = exchange_client::split_qualified(key);
   if (!q)

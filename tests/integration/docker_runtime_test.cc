@@ -245,6 +245,13 @@ class docker_runtime_test : public ::testing::Test {
     a->username = registry_user;
     a->token = password;
     s.dockauths.push_back(std::move(a));
+    // Declared by the service (signed with it): the agent passes only declared inputs on.
+    auto def = std::make_unique<fb::UserInputDefT>();
+    def->name = "POLL_INTERVAL";
+    def->type = "int";
+    def->default_value = "5";
+    def->has_default = true;
+    s.user_inputs.push_back(std::move(def));
     auto in = std::make_unique<fb::UserInputValueT>();
     in->name = "POLL_INTERVAL";
     in->value = "1";
