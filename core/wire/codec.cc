@@ -266,10 +266,10 @@ codec::seen_key codec::key_of(const crypto::public_key& sender, uint64_t id) {
   return key;
 }
 
+// std::push_heap order of the replay memory: the soonest expiry on top.
+constexpr auto later = [](const auto& a, const auto& b) { return a.expires_ms > b.expires_ms; };
+
 void codec::forget_expired(int64_t now_ms) {
-  const auto later = [](const seen_entry& a, const seen_entry& b) {
-    return a.expires_ms > b.expires_ms;
-  };
   // An entry may go once its message would be too_old: sent_ms < now - max_skew.
   while (!seen_heap_.empty() && seen_heap_.front().expires_ms < now_ms) {
     std::pop_heap(seen_heap_.begin(), seen_heap_.end(), later);
@@ -280,9 +280,6 @@ void codec::forget_expired(int64_t now_ms) {
 
 bool codec::remember(const crypto::public_key& sender, uint64_t id, int64_t sent_ms,
                      int64_t now_ms) {
-  const auto later = [](const seen_entry& a, const seen_entry& b) {
-    return a.expires_ms > b.expires_ms;
-  };
   forget_expired(now_ms);
   const seen_key key = key_of(sender, id);
   if (seen_.contains(key)) return false;

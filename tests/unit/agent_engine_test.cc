@@ -398,22 +398,13 @@ TEST_F(agent_engine, a_version_removed_from_the_pattern_stops_passing_after_the_
 }
 
 TEST_F(agent_engine, rejects_undeclared_and_mistyped_user_inputs_with_120) {
-  auto declare = [](fb::ServiceT& s, const char* name, const char* type) {
-    s.user_inputs.push_back(std::make_unique<fb::UserInputDefT>());
-    s.user_inputs.back()->name = name;
-    s.user_inputs.back()->type = type;
-    s.user_inputs.back()->default_value = "1";
-    s.user_inputs.back()->has_default = true;
-  };
   auto with_input = [&](const std::string& id, const char* name, const char* value) {
     auto p = proposal(id);
     auto& ps = *p.services[0];
-    declare(*ps.service, "PORT", "int");
-    declare(*ps.service, "VERBOSE", "boolean");
+    test::declare_input(*ps.service, "PORT", "int", "1");
+    test::declare_input(*ps.service, "VERBOSE", "boolean", "1");
     wire::sign_service(*ps.service, publisher_);
-    ps.user_inputs.push_back(std::make_unique<fb::UserInputValueT>());
-    ps.user_inputs.back()->name = name;
-    ps.user_inputs.back()->value = value;
+    test::give_input(ps, name, value);
     return p;
   };
   deliver(proposal_msg(with_input(agreement_a, "LD_PRELOAD", "/tmp/evil.so")));
